@@ -1,0 +1,214 @@
+//! The blog's data source: Markdown files with YAML front matter in one folder.
+//!
+//! Every failure to read the folder or to parse a post is an error (the data source is "down"),
+//! never a not-found: ISR then keeps serving the old page.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Env var naming the content folder.
+pub const CONTENT_DIR_ENV: &str = "BLOG_CONTENT_DIR";
+
+/// A parsed post.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Post {
+    pub slug: String,
+    pub title: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub tags: Vec<String>,
+    pub draft: bool,
+    /// The body rendered to HTML.
+    pub html: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    title: String,
+    date: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    draft: bool,
+}
+
+/// The content folder: `BLOG_CONTENT_DIR`, else this example's own `content/` (found whatever
+/// the working directory is).
+pub fn content_dir() -> PathBuf {
+    std::env::var_os(CONTENT_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("content"))
+}
+
+/// Slugs of every `*.md` file (drafts and unparsable posts included: their loader decides).
+pub async fn all_slugs() -> anyhow::Result<Vec<String>> {
+    let dir = content_dir();
+    tokio::task::spawn_blocking(move || list_slugs(&dir)).await?
+}
+
+/// One post, `None` when no file has that slug. Drafts are returned with `draft: true`.
+pub async fn read_post(slug: &str) -> anyhow::Result<Option<Post>> {
+    let dir = content_dir();
+    let slug = slug.to_string();
+    tokio::task::spawn_blocking(move || read_post_in(&dir, &slug)).await?
+}
+
+/// Every published post, newest first (ties by slug); unparsable posts are skipped and logged.
+pub async fn published_posts() -> anyhow::Result<Vec<Post>> {
+    let dir = content_dir();
+    tokio::task::spawn_blocking(move || {
+        let mut posts = Vec::new();
+        for slug in list_slugs(&dir)? {
+            match read_post_in(&dir, &slug) {
+                Ok(Some(post)) if !post.draft => posts.push(post),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(path = %format!("/blog/{slug}"), error = %format!("{error:#}"), "post skipped in the list")
+                }
+            }
+        }
+        posts.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.slug.cmp(&b.slug)));
+        Ok(posts)
+    })
+    .await?
+}
+
+fn list_slugs(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the content folder {}", dir.display()))?;
+    let mut slugs = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|e| e == "md") && path.is_file() {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                if !stem.is_empty() && !stem.starts_with('.') {
+                    slugs.push(stem.to_string());
+                }
+            }
+        }
+    }
+    slugs.sort();
+    Ok(slugs)
+}
+
+fn read_post_in(dir: &Path, slug: &str) -> anyhow::Result<Option<Post>> {
+    // A missing folder is the data source being down, not a missing post.
+    if !dir.is_dir() {
+        bail!("content folder {} is missing", dir.display());
+    }
+    let path = dir.join(format!("{slug}.md"));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    parse_post(slug, &text)
+        .with_context(|| format!("{}", path.display()))
+        .map(Some)
+}
+
+/// Parses `---\n<yaml>\n---\n<markdown>`.
+pub fn parse_post(slug: &str, text: &str) -> anyhow::Result<Post> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Some(rest) = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))
+    else {
+        bail!("front matter missing: the file must start with a `---` line");
+    };
+    let end = rest
+        .find("\n---")
+        .context("front matter is not closed by a `---` line")?;
+    let yaml = &rest[..end];
+    let body = rest[end + 4..]
+        .trim_start_matches(['-', '\r'])
+        .trim_start_matches('\n');
+    let front: FrontMatter =
+        serde_yaml_ng::from_str(yaml).context("front matter does not parse")?;
+    if front.title.trim().is_empty() {
+        bail!("front matter: `title` is empty");
+    }
+    check_date(&front.date)?;
+    Ok(Post {
+        slug: slug.to_string(),
+        title: front.title,
+        date: front.date,
+        tags: front.tags,
+        draft: front.draft,
+        html: markdown_to_html(body),
+    })
+}
+
+fn check_date(date: &str) -> anyhow::Result<()> {
+    let parts: Vec<&str> = date.split('-').collect();
+    let valid = parts.len() == 3
+        && parts[0].len() == 4
+        && parts[1].len() == 2
+        && parts[2].len() == 2
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && (1..=12).contains(&parts[1].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&parts[2].parse::<u32>().unwrap_or(0));
+    if !valid {
+        bail!("front matter: `date` must be YYYY-MM-DD, got {date:?}");
+    }
+    Ok(())
+}
+
+fn markdown_to_html(markdown: &str) -> String {
+    use pulldown_cmark::{html, Options, Parser};
+    let options = Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_HEADING_ATTRIBUTES;
+    let mut out = String::with_capacity(markdown.len() * 3 / 2);
+    html::push_html(&mut out, Parser::new_ext(markdown, options));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_front_matter_and_markdown() {
+        let post = parse_post(
+            "hello",
+            "---\ntitle: Hello\ndate: 2026-01-02\ntags: [a, b]\n---\n# Hi\n\nSome *text*.\n",
+        )
+        .unwrap();
+        assert_eq!(post.title, "Hello");
+        assert_eq!(post.date, "2026-01-02");
+        assert_eq!(post.tags, ["a", "b"]);
+        assert!(!post.draft);
+        assert!(post.html.contains("<h1>Hi</h1>"));
+        assert!(post.html.contains("<em>text</em>"));
+    }
+
+    #[test]
+    fn rejects_bad_front_matter() {
+        for bad in [
+            "no front matter",
+            "---\ntitle: x\n",
+            "---\ntitle: [unclosed\ndate: 2026-01-01\n---\n",
+            "---\ntitle: x\ndate: 01/02/2026\n---\n",
+            "---\ntitle: x\ndate: 2026-13-01\n---\n",
+            "---\ndate: 2026-01-01\n---\n",
+            "---\ntitle: x\ndate: 2026-01-01\nextra: 1\n---\n",
+        ] {
+            assert!(parse_post("s", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn missing_folder_is_an_error_and_missing_file_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_post_in(dir.path(), "nope").unwrap().is_none());
+        assert!(read_post_in(&dir.path().join("gone"), "nope").is_err());
+        assert!(list_slugs(&dir.path().join("gone")).is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! Semantic checks of the parsed arguments against the loader; errors point at the culprit.
+
+use crate::args::{PageArgs, RawRevalidate, WithSpan};
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{ItemFn, LitStr};
+
+/// The longest `revalidate`/`timeout` accepted: one year, in seconds.
+const MAX_SECONDS: i128 = 365 * 24 * 3600;
+
+/// What happens on a request for a dynamic path that was not pre-rendered.
+#[derive(Clone, Copy)]
+pub enum Fallback {
+    /// Render it in the request; concurrent requests share the render.
+    Blocking,
+    /// Answer 404: only the pages `paths` listed exist.
+    NotFound,
+}
+
+/// A validated page declaration, ready for [`crate::expand`].
+pub struct PageSpec {
+    pub loader: ItemFn,
+    pub path: String,
+    /// `None` means `revalidate = false`: on-demand revalidation only.
+    pub revalidate: Option<u64>,
+    pub timeout: Option<u64>,
+    pub view: syn::Path,
+    pub paths: Option<syn::Path>,
+    pub fallback: Fallback,
+    pub tags: Vec<LitStr>,
+    /// Whether the loader takes the route `Params` as its one argument.
+    pub loader_takes_params: bool,
+}
+
+impl PageSpec {
+    /// Checks `args` against each other and against the `loader` they annotate.
+    pub fn new(args: PageArgs, loader: ItemFn) -> syn::Result<Self> {
+        if loader.sig.asyncness.is_none() {
+            return Err(syn::Error::new(
+                loader.sig.fn_token.span(),
+                "#[page] goes on an `async fn` data loader: add `async`",
+            ));
+        }
+        let loader_takes_params = match loader.sig.inputs.len() {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(syn::Error::new(
+                    loader.sig.inputs.span(),
+                    "a page loader takes no arguments or one `isr::Params`",
+                ))
+            }
+        };
+        let Some(path) = args.path else {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "missing `path = \"/...\"` in #[page(...)]",
+            ));
+        };
+        let params = check_path(&path)?;
+        let Some(view) = args.view else {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "missing `view = Component` in #[page(...)]: the leptos component that renders the props",
+            ));
+        };
+        let revalidate =
+            match args.revalidate {
+                None => return Err(syn::Error::new(
+                    Span::call_site(),
+                    "missing `revalidate = <seconds>` (or `revalidate = false`) in #[page(...)]",
+                )),
+                Some(WithSpan {
+                    value: RawRevalidate::Never,
+                    ..
+                }) => None,
+                Some(WithSpan {
+                    value: RawRevalidate::Seconds(n),
+                    span,
+                }) => Some(positive_seconds(n, span, "revalidate")?),
+            };
+        let timeout = args
+            .timeout
+            .map(|t| positive_seconds(t.value, t.span, "timeout"))
+            .transpose()?;
+        let fallback = match args.fallback.as_ref().map(|f| f.value.as_str()) {
+            None | Some("404") => Fallback::NotFound,
+            Some("blocking") => Fallback::Blocking,
+            Some(other) => {
+                return Err(syn::Error::new(
+                    args.fallback
+                        .as_ref()
+                        .map(|f| f.span)
+                        .unwrap_or_else(Span::call_site),
+                    format!("unknown fallback \"{other}\": expected \"blocking\" or \"404\""),
+                ))
+            }
+        };
+        if !params.is_empty() && args.paths.is_none() && args.fallback.is_none() {
+            return Err(syn::Error::new(
+                path.span,
+                format!(
+                    "dynamic path `{}` needs `paths = fn` (pages to pre-render) or `fallback = \"blocking\"` (render on first request)",
+                    path.value
+                ),
+            ));
+        }
+        if params.is_empty() {
+            if let Some(paths) = &args.paths {
+                return Err(syn::Error::new(
+                    paths.span(),
+                    "`paths` is for dynamic paths such as \"/blog/:slug\"; this path has no `:param`",
+                ));
+            }
+        }
+        let tags = args.tags.unwrap_or_default();
+        for tag in &tags {
+            if tag.value().trim().is_empty() {
+                return Err(syn::Error::new(tag.span(), "a tag must not be empty"));
+            }
+        }
+        Ok(PageSpec {
+            loader,
+            path: path.value,
+            revalidate,
+            timeout,
+            view,
+            paths: args.paths,
+            fallback,
+            tags,
+            loader_takes_params,
+        })
+    }
+}
+
+fn positive_seconds(n: i128, span: Span, key: &str) -> syn::Result<u64> {
+    if n <= 0 {
+        let hint = if key == "revalidate" {
+            "; use `revalidate = false` for on-demand revalidation only"
+        } else {
+            ""
+        };
+        return Err(syn::Error::new(
+            span,
+            format!("`{key}` must be at least 1 second{hint}"),
+        ));
+    }
+    if n > MAX_SECONDS {
+        return Err(syn::Error::new(
+            span,
+            format!("`{key}` must be at most {MAX_SECONDS} seconds (one year)"),
+        ));
+    }
+    Ok(n as u64)
+}
+
+/// Checks the route pattern and returns its `:param` names.
+fn check_path(path: &WithSpan<String>) -> syn::Result<Vec<String>> {
+    let err = |msg: String| syn::Error::new(path.span, msg);
+    let p = &path.value;
+    if !p.starts_with('/') {
+        return Err(err(format!("page path must start with `/`: \"/{p}\"")));
+    }
+    if p == "/" {
+        return Ok(Vec::new());
+    }
+    if p.ends_with('/') {
+        return Err(err(format!(
+            "page path must not end with `/`: \"{}\"",
+            p.trim_end_matches('/')
+        )));
+    }
+    let mut params: Vec<String> = Vec::new();
+    for segment in p[1..].split('/') {
+        if segment.is_empty() {
+            return Err(err("page path has an empty segment (`//`)".into()));
+        }
+        if let Some(name) = segment.strip_prefix(':') {
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(err(format!(
+                    "`:{name}` is not a valid parameter: use `:` and a name such as `:slug`"
+                )));
+            }
+            if params.iter().any(|n| n == name) {
+                return Err(err(format!("parameter `:{name}` appears twice")));
+            }
+            params.push(name.to_string());
+        } else if segment == "." || segment == ".." || segment.starts_with('.') {
+            return Err(err(format!(
+                "page path segment `{segment}` must not start with `.`"
+            )));
+        } else if let Some(bad) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-_~".contains(*c)))
+        {
+            return Err(err(format!(
+                "page path segment `{segment}` has `{bad}`: use letters, digits, `-`, `_`, `~` or a `:param`"
+            )));
+        }
+    }
+    Ok(params)
+}

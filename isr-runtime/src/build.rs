@@ -1,0 +1,352 @@
+//! The build: enumerate every page, generate them with bounded concurrency, write the site root,
+//! and summarise.
+
+use crate::engine::{Engine, Outcome};
+use crate::page::{PageDef, Params, Revalidate};
+use crate::store::PageKind;
+use futures::{FutureExt, StreamExt};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashSet;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the build runs.
+///
+/// ```
+/// let options = isr::BuildOptions { jobs: 8, keep_going: false, progress: false };
+/// assert_eq!(options.jobs, 8);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct BuildOptions {
+    /// Pages generated at the same time.
+    pub jobs: usize,
+    /// Report loader errors and go on instead of failing the build.
+    pub keep_going: bool,
+    /// Show a progress bar (it hides itself when stderr is not a terminal).
+    pub progress: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            jobs: default_jobs(),
+            keep_going: false,
+            progress: true,
+        }
+    }
+}
+
+/// Number of CPUs × 4: loaders mostly wait on I/O.
+///
+/// ```
+/// assert!(isr::build::default_jobs() >= 4);
+/// ```
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
+}
+
+/// A page that could not be built.
+///
+/// ```
+/// let f = isr::build::BuildFailure { path: "/blog/x".into(), message: "boom".into() };
+/// assert_eq!(f.to_string(), "/blog/x: boom");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildFailure {
+    /// The page path (or route pattern when its `paths` failed).
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for BuildFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Per-route figures of a build.
+#[derive(Clone, Debug)]
+pub struct RouteSummary {
+    /// The route pattern.
+    pub route: &'static str,
+    /// Its revalidate setting.
+    pub revalidate: Revalidate,
+    /// HTML pages written.
+    pub pages: usize,
+    /// Pages whose loader said not-found or redirected.
+    pub other: usize,
+    /// Bytes of HTML written.
+    pub bytes: u64,
+    /// Time spent generating its pages (summed over concurrent generations).
+    pub time: Duration,
+}
+
+/// What a build did.
+///
+/// ```
+/// # fn demo(report: &isr::BuildReport) { println!("{report}"); }
+/// ```
+#[derive(Clone, Debug)]
+pub struct BuildReport {
+    /// Figures per route, in registration order.
+    pub routes: Vec<RouteSummary>,
+    /// Pages that failed (only with `keep_going`).
+    pub failures: Vec<BuildFailure>,
+    /// Stored pages from earlier builds that no longer exist, removed.
+    pub pruned: usize,
+    /// Wall time of the build.
+    pub elapsed: Duration,
+}
+
+impl BuildReport {
+    /// Total HTML pages written.
+    ///
+    /// ```
+    /// # fn demo(report: &isr::BuildReport) { assert!(report.pages() <= 1_000_000); }
+    /// ```
+    pub fn pages(&self) -> usize {
+        self.routes.iter().map(|r| r.pages).sum()
+    }
+}
+
+impl fmt::Display for BuildReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .routes
+            .iter()
+            .map(|r| r.route.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        writeln!(
+            f,
+            "{:<width$}  {:>7}  {:>10}  {:>10}  {:>9}",
+            "Route", "Pages", "Revalidate", "Size", "Time"
+        )?;
+        for r in &self.routes {
+            let revalidate = match r.revalidate {
+                Revalidate::After(s) => format!("{s} s"),
+                Revalidate::Never => "on demand".into(),
+            };
+            writeln!(
+                f,
+                "{:<width$}  {:>7}  {:>10}  {:>10}  {:>9}",
+                r.route,
+                r.pages,
+                revalidate,
+                human_bytes(r.bytes),
+                format!("{} ms", r.time.as_millis())
+            )?;
+        }
+        let secs = self.elapsed.as_secs_f64();
+        write!(
+            f,
+            "Built {} pages in {:.2} s ({:.0} pages/s)",
+            self.pages(),
+            secs,
+            self.pages() as f64 / secs.max(1e-9)
+        )?;
+        if self.pruned > 0 {
+            write!(f, "; removed {} pages that no longer exist", self.pruned)?;
+        }
+        if !self.failures.is_empty() {
+            write!(f, "; {} failed (--keep-going):", self.failures.len())?;
+            for failure in &self.failures {
+                write!(f, "\n  {failure}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The build failed; nothing was pruned.
+///
+/// ```
+/// let e = isr::BuildError { failures: vec![isr::build::BuildFailure { path: "/a".into(), message: "x".into() }] };
+/// assert!(e.to_string().contains("/a: x"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct BuildError {
+    /// The failures that stopped it.
+    pub failures: Vec<BuildFailure>,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "build failed")?;
+        for failure in &self.failures {
+            write!(f, "\n  {failure}")?;
+        }
+        write!(f, "\n(use --keep-going to build the other pages anyway)")
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+struct Target {
+    def: &'static PageDef,
+    key: String,
+    params: Params,
+}
+
+/// Pre-renders every page: static routes, and each page `paths` lists for dynamic routes.
+///
+/// ```no_run
+/// # async fn demo(engine: std::sync::Arc<isr::Engine>) -> Result<(), isr::BuildError> {
+/// let report = isr::build::build(&engine, isr::BuildOptions::default()).await?;
+/// println!("{report}");
+/// # Ok(()) }
+/// ```
+pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildReport, BuildError> {
+    let started = Instant::now();
+    let (targets, mut failures) = enumerate(engine).await;
+    if !failures.is_empty() && !options.keep_going {
+        return Err(BuildError { failures });
+    }
+    let mut routes: Vec<RouteSummary> = engine
+        .routes()
+        .defs()
+        .iter()
+        .map(|def| RouteSummary {
+            route: def.path,
+            revalidate: def.revalidate,
+            pages: 0,
+            other: 0,
+            bytes: 0,
+            time: Duration::ZERO,
+        })
+        .collect();
+    let progress = if options.progress {
+        ProgressBar::with_draw_target(Some(targets.len() as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} building {bar:30} {pos}/{len} pages {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut built: HashSet<String> = HashSet::with_capacity(targets.len());
+    let mut generations = futures::stream::iter(targets)
+        .map(|target| async move {
+            let started = Instant::now();
+            let outcome = engine
+                .generate(target.def, target.key.clone(), target.params)
+                .await;
+            (target.def, target.key, outcome, started.elapsed())
+        })
+        .buffer_unordered(options.jobs.max(1));
+    while let Some((def, key, outcome, time)) = generations.next().await {
+        progress.inc(1);
+        let summary = routes.iter_mut().find(|r| r.route == def.path);
+        match outcome {
+            Outcome::Generated(page) => {
+                if let Some(summary) = summary {
+                    summary.time += time;
+                    match page.meta.kind {
+                        PageKind::Page { bytes, .. } => {
+                            summary.pages += 1;
+                            summary.bytes += bytes;
+                        }
+                        _ => summary.other += 1,
+                    }
+                }
+                built.insert(key);
+            }
+            Outcome::Failed { kind, message } => {
+                failures.push(BuildFailure {
+                    path: key.clone(),
+                    message: format!("{}: {message}", kind.as_str()),
+                });
+                // keep whatever an earlier build stored for it
+                built.insert(key);
+                if !options.keep_going {
+                    break;
+                }
+            }
+        }
+    }
+    drop(generations);
+    progress.finish_and_clear();
+    if !failures.is_empty() && !options.keep_going {
+        return Err(BuildError { failures });
+    }
+    let pruned = engine.retain(&built).await.map_err(|e| BuildError {
+        failures: vec![BuildFailure {
+            path: "(site root)".into(),
+            message: format!("could not remove old pages: {e}"),
+        }],
+    })?;
+    Ok(BuildReport {
+        routes,
+        failures,
+        pruned,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Lists the pages to build; failures of `paths` functions are reported per route.
+async fn enumerate(engine: &Engine) -> (Vec<Target>, Vec<BuildFailure>) {
+    let routes = engine.routes();
+    let mut targets = Vec::new();
+    let mut failures = Vec::new();
+    let mut seen = HashSet::new();
+    for &def in routes.defs() {
+        let params_list = if !def.is_dynamic() {
+            vec![Params::new()]
+        } else if let Some(paths) = def.paths {
+            let listed =
+                tokio::time::timeout(def.timeout(), AssertUnwindSafe(paths()).catch_unwind()).await;
+            match listed {
+                Ok(Ok(Ok(list))) => list,
+                Ok(Ok(Err(error))) => {
+                    failures.push(BuildFailure {
+                        path: def.path.into(),
+                        message: format!("paths failed: {error:#}"),
+                    });
+                    continue;
+                }
+                Ok(Err(_)) => {
+                    failures.push(BuildFailure {
+                        path: def.path.into(),
+                        message: "paths panicked".into(),
+                    });
+                    continue;
+                }
+                Err(_) => {
+                    failures.push(BuildFailure {
+                        path: def.path.into(),
+                        message: format!("paths timed out after {} s", def.timeout().as_secs()),
+                    });
+                    continue;
+                }
+            }
+        } else {
+            Vec::new() // fallback-only route: pages appear on first request
+        };
+        for params in params_list {
+            match routes.key_for(def, &params) {
+                Ok(key) if seen.insert(key.clone()) => targets.push(Target { def, key, params }),
+                Ok(_) => {}
+                Err(error) => failures.push(BuildFailure {
+                    path: def.path.into(),
+                    message: error.to_string(),
+                }),
+            }
+        }
+    }
+    (targets, failures)
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}

@@ -1,0 +1,316 @@
+//! The command line every app shares: `build`, `serve`, `start` (default), flags with env
+//! fallback, and [`App`], the entry point an app's `main` calls.
+
+use crate::build::{self, BuildOptions};
+use crate::clock::SystemClock;
+use crate::engine::Engine;
+use crate::route::Routes;
+use crate::store::FsStore;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Default listen address (cargo-leptos's default too).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// Exit code for bad configuration (as for a usage error).
+pub const EXIT_BAD_CONFIG: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Build and serve this app's pages with Incremental Static Regeneration",
+    after_help = "Environment: RUST_LOG (log filter, default info), ISR_REVALIDATE_SECRET \
+                  (enables POST /_isr/revalidate with `Authorization: Bearer <secret>`)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Address to listen on
+    #[arg(long, env = "LEPTOS_SITE_ADDR", global = true, value_name = "ADDR")]
+    addr: Option<String>,
+
+    /// Folder of the static export and its metadata
+    #[arg(long, env = "LEPTOS_SITE_ROOT", global = true, value_name = "DIR")]
+    site_root: Option<PathBuf>,
+
+    /// Pages generated at the same time during the build [default: CPUs × 4]
+    #[arg(long, env = "ISR_JOBS", global = true, value_name = "N")]
+    jobs: Option<String>,
+
+    /// Build the pages that work even when some loaders fail
+    #[arg(long, global = true)]
+    keep_going: bool,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    /// Pre-render every page into the site root, then exit
+    Build,
+    /// Serve an existing site root (no rebuild)
+    Serve,
+    /// Build, then serve (the default)
+    Start,
+}
+
+/// Settings resolved from flags, env and the app's defaults.
+#[derive(Debug, Clone)]
+struct Config {
+    command: Command,
+    addr: SocketAddr,
+    site_root: PathBuf,
+    build: BuildOptions,
+    revalidate_secret: Option<String>,
+}
+
+/// An ISR app: what its `main` runs.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     isr::App::new("blog").site_root("target/site/blog").run()
+/// }
+/// ```
+pub struct App {
+    name: String,
+    default_site_root: PathBuf,
+    routes: axum::Router,
+}
+
+impl App {
+    /// An app named `name` (used in messages; the default site root is `target/site/<name>`).
+    ///
+    /// ```
+    /// let app = isr::App::new("shop");
+    /// # let _ = app;
+    /// ```
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        App {
+            default_site_root: PathBuf::from("target/site").join(&name),
+            name,
+            routes: axum::Router::new(),
+        }
+    }
+
+    /// The site root when neither `--site-root` nor `LEPTOS_SITE_ROOT` is given.
+    ///
+    /// ```
+    /// let app = isr::App::new("blog").site_root("target/site/blog");
+    /// # let _ = app;
+    /// ```
+    pub fn site_root(mut self, path: impl Into<PathBuf>) -> Self {
+        self.default_site_root = path.into();
+        self
+    }
+
+    /// Extra axum routes of the app (an admin API, say), served beside the pages.
+    ///
+    /// ```
+    /// use axum::routing::get;
+    /// let app = isr::App::new("shop").routes(axum::Router::new().route("/api/health", get(|| async { "ok" })));
+    /// # let _ = app;
+    /// ```
+    pub fn routes(mut self, routes: axum::Router) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Parses the command line, then builds and/or serves. Returns the process exit code:
+    /// 0 on success (also after SIGINT/SIGTERM), 1 on a failed build or server error,
+    /// 2 on bad configuration.
+    pub fn run(self) -> ExitCode {
+        let cli = match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(error) => {
+                let _ = error.print();
+                return if error.use_stderr() {
+                    ExitCode::from(EXIT_BAD_CONFIG)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+        };
+        init_tracing();
+        let config = match self.config(cli) {
+            Ok(config) => config,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        };
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("error: cannot start the async runtime: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        runtime.block_on(self.execute(config))
+    }
+
+    fn config(&self, cli: Cli) -> Result<Config, String> {
+        let addr_text = cli.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let addr: SocketAddr = addr_text.trim().parse().map_err(|_| {
+            format!("invalid address {addr_text:?} for --addr / LEPTOS_SITE_ADDR: expected IP:PORT, e.g. {DEFAULT_ADDR}")
+        })?;
+        let jobs = match cli.jobs {
+            None => build::default_jobs(),
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(format!(
+                        "invalid value {text:?} for --jobs / ISR_JOBS: expected a whole number ≥ 1"
+                    ))
+                }
+            },
+        };
+        let site_root = cli
+            .site_root
+            .unwrap_or_else(|| self.default_site_root.clone());
+        if site_root.as_os_str().is_empty() {
+            return Err("--site-root / LEPTOS_SITE_ROOT is empty".into());
+        }
+        let revalidate_secret = std::env::var("ISR_REVALIDATE_SECRET")
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        Ok(Config {
+            command: cli.command.unwrap_or(Command::Start),
+            addr,
+            site_root,
+            build: BuildOptions {
+                jobs,
+                keep_going: cli.keep_going,
+                progress: true,
+            },
+            revalidate_secret,
+        })
+    }
+
+    async fn execute(self, config: Config) -> ExitCode {
+        let store = FsStore::new(&config.site_root);
+        if config.command == Command::Serve && !store.is_built_site() {
+            eprintln!(
+                "error: no built site at {} (--site-root / LEPTOS_SITE_ROOT): run `{} build` first",
+                config.site_root.display(),
+                self.name
+            );
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+        let routes = match Routes::new(crate::page::pages().collect()) {
+            Ok(routes) => routes,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let engine = match Engine::open(routes, Arc::new(store), Arc::new(SystemClock)).await {
+            Ok(engine) => engine,
+            Err(error) => {
+                eprintln!(
+                    "error: cannot read the site at {}: {error}",
+                    config.site_root.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        if config.command != Command::Serve {
+            tracing::info!(site_root = %config.site_root.display(), jobs = config.build.jobs, "building");
+            match build::build(&engine, config.build).await {
+                Ok(report) => println!("{report}"),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        if config.command == Command::Build {
+            return ExitCode::SUCCESS;
+        }
+        self.serve(engine, config).await
+    }
+
+    async fn serve(self, engine: Arc<Engine>, config: Config) -> ExitCode {
+        let listener = match tokio::net::TcpListener::bind(config.addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!(
+                    "error: cannot listen on {} (--addr / LEPTOS_SITE_ADDR): {error}",
+                    config.addr
+                );
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        };
+        let addr = listener.local_addr().unwrap_or(config.addr);
+        if config.revalidate_secret.is_none() {
+            tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
+        }
+        crate::revalidate::set_running(engine.clone());
+        let app = crate::server::router(
+            engine.clone(),
+            config.revalidate_secret,
+            crate::metrics::install(),
+        )
+        .merge(self.routes);
+        tracing::info!(
+            "serving {} pages from {} at http://{addr}",
+            engine.page_count(),
+            config.site_root.display()
+        );
+        match crate::server::serve(listener, app).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: server failed: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("app").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        App::new("demo").config(cli)
+    }
+
+    #[test]
+    fn flags_work_before_and_after_the_subcommand() {
+        let before = parse(&["--addr", "127.0.0.1:4000", "serve"]).unwrap();
+        let after = parse(&["serve", "--addr", "127.0.0.1:4000"]).unwrap();
+        assert_eq!(before.addr, after.addr);
+        assert_eq!(after.command, Command::Serve);
+        assert_eq!(parse(&[]).unwrap().command, Command::Start);
+        assert_eq!(
+            parse(&[]).unwrap().site_root,
+            PathBuf::from("target/site/demo")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_env() {
+        let err = parse(&["--addr", "nope"]).unwrap_err();
+        assert!(
+            err.contains("--addr") && err.contains("LEPTOS_SITE_ADDR"),
+            "{err}"
+        );
+        let err = parse(&["build", "--jobs", "0"]).unwrap_err();
+        assert!(err.contains("--jobs"), "{err}");
+    }
+}

@@ -1,0 +1,139 @@
+//! # isr — Incremental Static Regeneration for leptos + axum
+//!
+//! Declare pages with [`page`] on an async data loader; [`App::run`] pre-renders every page to
+//! static HTML (`build`), then serves it (`serve`). A request that finds a page older than its
+//! `revalidate` window gets the old page at once while the page is regenerated in the background;
+//! the next request gets the new one. Pages can also be revalidated on demand by path or tag
+//! (`POST /_isr/revalidate`, [`revalidate_path`], [`revalidate_tag`]). A failed regeneration
+//! (error, panic, timeout) keeps the old page.
+//!
+//! ```ignore
+//! use isr::prelude::*;
+//! use leptos::prelude::*;
+//!
+//! #[derive(Clone, Serialize, Deserialize)]
+//! pub struct HelloProps { name: String }
+//!
+//! #[page(path = "/hello/:name", revalidate = 60, view = Hello, fallback = "blocking")]
+//! async fn hello(params: Params) -> isr::Result<Load<HelloProps>> {
+//!     Ok(Load::props(HelloProps { name: params.get("name")?.to_string() }))
+//! }
+//!
+//! #[component]
+//! fn Hello(props: HelloProps) -> impl IntoView {
+//!     view! { <h1>"Hello, " {props.name}</h1> }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     isr::App::new("hello").run()
+//! }
+//! ```
+//!
+//! Modules follow the lifecycle, data flowing one way: [`server`] → [`route`] → [`engine`] →
+//! ([`store`], [`render`], page loaders). [`build`] drives the engine at build time;
+//! [`revalidate`] drives it on demand; [`cli`] wires everything into [`App`].
+
+/// Declares an ISR page on its async data loader.
+///
+/// Arguments: `path = "/blog/:slug"` (required), `revalidate = <seconds> | false` (required),
+/// `view = Component` (required; a leptos component taking one prop named `props`),
+/// `paths = async_fn` (pages to pre-render for a dynamic path), `fallback = "blocking" | "404"`
+/// (what a never-generated dynamic path gets; default "404"), `tags = ["..."]`,
+/// `timeout = <seconds>` (loader time limit, default 30).
+///
+/// The loader is `async fn(Params) -> isr::Result<Load<Props>>` (or takes no argument for a
+/// static path) and, like the registration, exists only with the app's `ssr` feature.
+///
+/// ```ignore
+/// #[page(path = "/blog", revalidate = 60, view = PostList, tags = ["posts"])]
+/// async fn blog() -> isr::Result<Load<ListProps>> { Ok(Load::props(load_list().await?)) }
+/// ```
+pub use isr_macros::page;
+
+#[cfg(feature = "ssr")]
+pub mod backoff;
+#[cfg(feature = "ssr")]
+pub mod build;
+#[cfg(feature = "ssr")]
+pub mod cli;
+#[cfg(feature = "ssr")]
+pub mod clock;
+#[cfg(feature = "ssr")]
+pub mod engine;
+#[cfg(feature = "ssr")]
+pub mod metrics;
+#[cfg(feature = "ssr")]
+mod page;
+#[cfg(feature = "ssr")]
+pub mod render;
+#[cfg(feature = "ssr")]
+pub mod revalidate;
+#[cfg(feature = "ssr")]
+pub mod route;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+#[cfg(feature = "ssr")]
+pub use {
+    build::{BuildError, BuildOptions, BuildReport},
+    cli::App,
+    engine::{CacheStatus, CachedPage, Engine, FailureKind, Outcome, Served, Trigger},
+    page::{pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS},
+    render::RenderedBody,
+    revalidate::{
+        revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,
+        RevalidationResult,
+    },
+    route::{Resolved, RouteError, Routes},
+};
+
+/// The error type of loaders: any error, with context (`anyhow`).
+///
+/// ```
+/// # #[cfg(feature = "ssr")] {
+/// let err: isr::Error = anyhow::anyhow!("database down");
+/// assert_eq!(err.to_string(), "database down");
+/// # }
+/// ```
+#[cfg(feature = "ssr")]
+pub type Error = anyhow::Error;
+
+/// `Result` with [`Error`].
+///
+/// ```
+/// # #[cfg(feature = "ssr")] {
+/// fn f() -> isr::Result<u8> { Ok(1) }
+/// assert_eq!(f().unwrap(), 1);
+/// # }
+/// ```
+#[cfg(feature = "ssr")]
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a page module needs: `use isr::prelude::*;`.
+///
+/// ```
+/// use isr::prelude::*;
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct Props { title: String }
+/// ```
+pub mod prelude {
+    pub use crate::page;
+    #[cfg(feature = "ssr")]
+    pub use crate::{Load, Params};
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Items used by the code `#[page]` generates. Not a public API.
+#[doc(hidden)]
+#[cfg(feature = "ssr")]
+pub mod __private {
+    pub use crate::page::Generated;
+    pub use crate::render::render_load;
+    pub use futures::future::BoxFuture as BoxFutureOf;
+    pub use inventory;
+
+    /// A boxed, sendable future of a loader.
+    pub type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
+}

@@ -1,0 +1,52 @@
+//! Prometheus metrics: names, labels, and the process-wide recorder.
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Counter of page requests by cache status (`hit`, `stale`, `miss`, `not_found`).
+pub const REQUESTS_TOTAL: &str = "isr_requests_total";
+/// Counter of loader runs after the build, by route, outcome and trigger.
+pub const REGENERATIONS_TOTAL: &str = "isr_regenerations_total";
+/// Histogram of regeneration durations in seconds, by route.
+pub const REGENERATION_SECONDS: &str = "isr_regeneration_duration_seconds";
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+///
+/// ```
+/// let handle = isr::metrics::install();
+/// let text = handle.render();
+/// # let _ = text;
+/// ```
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed by the app; ours then stays empty.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; /_isr/metrics will be empty"
+                );
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Counts one page request.
+pub(crate) fn request(cache: &'static str) {
+    metrics::counter!(REQUESTS_TOTAL, "cache" => cache).increment(1);
+}
+
+/// Counts one loader run.
+pub(crate) fn regeneration(
+    route: &'static str,
+    outcome: &'static str,
+    trigger: &'static str,
+    seconds: f64,
+) {
+    metrics::counter!(REGENERATIONS_TOTAL, "route" => route, "outcome" => outcome, "trigger" => trigger)
+        .increment(1);
+    metrics::histogram!(REGENERATION_SECONDS, "route" => route).record(seconds);
+}

@@ -1,0 +1,245 @@
+//! Rendering: a leptos view with its props → page body (+ `<head>` tags from `leptos_meta`),
+//! and a rendered body → the full HTML document that is stored and served.
+
+use crate::page::{Generated, Load};
+use futures::StreamExt;
+use leptos::prelude::{provide_context, Owner, RenderHtml};
+use leptos_meta::ServerMetaContext;
+use serde::Serialize;
+
+/// The id of the `<script type="application/json">` element holding the serialized props.
+pub const PROPS_ELEMENT_ID: &str = "__isr_props";
+
+/// A rendered page before it is wrapped into a document.
+///
+/// ```
+/// let body = isr::RenderedBody { body: "<p>hi</p>".into(), ..Default::default() };
+/// let html = isr::render::document(&body, "/hello");
+/// assert!(html.starts_with("<!DOCTYPE html>"));
+/// assert!(html.contains("<title>/hello</title>"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RenderedBody {
+    /// The component's HTML.
+    pub body: String,
+    /// `<title>`, `<meta>`, `<link>`… registered with `leptos_meta` while rendering.
+    pub head: String,
+    /// Whether `head` has a `<title>` (otherwise the document gets a default one).
+    pub has_title: bool,
+    /// Attributes set with `leptos_meta::Html`, with a leading space.
+    pub html_attrs: String,
+    /// Attributes set with `leptos_meta::Body`, with a leading space.
+    pub body_attrs: String,
+    /// The props as JSON, embedded in the page for hydration.
+    pub props_json: String,
+    /// Tags the loader added for this generation.
+    pub tags: Vec<String>,
+}
+
+/// Renders a loader's outcome: used by the code `#[page]` generates.
+///
+/// ```
+/// # async fn demo() -> isr::Result<()> {
+/// use leptos::prelude::*;
+/// let load = isr::Load::props("world".to_string());
+/// let generated = isr::__private::render_load(load, |name: String| view! { <p>"Hello " {name}</p> }).await?;
+/// assert!(matches!(generated, isr::__private::Generated::Page(ref b) if b.body.contains("world")));
+/// # Ok(()) }
+/// ```
+pub async fn render_load<P, F, V>(load: Load<P>, view: F) -> crate::Result<Generated>
+where
+    P: Serialize + Send,
+    F: FnOnce(P) -> V + Send,
+    V: RenderHtml,
+{
+    Ok(match load {
+        Load::Props { props, tags } => {
+            let mut body = render_view(props, view).await?;
+            body.tags = tags;
+            Generated::Page(body)
+        }
+        Load::NotFound => Generated::NotFound,
+        Load::Redirect {
+            location,
+            permanent,
+        } => Generated::Redirect {
+            location,
+            permanent,
+        },
+    })
+}
+
+/// Renders `view(props)` to HTML inside a fresh reactive owner, collecting `leptos_meta` tags.
+///
+/// ```
+/// # async fn demo() -> isr::Result<()> {
+/// use leptos::prelude::*;
+/// let body = isr::render::render_view(3u32, |n| view! { <b>{n}</b> }).await?;
+/// assert!(body.body.contains("<b>3</b>"));
+/// assert_eq!(body.props_json, "3");
+/// # Ok(()) }
+/// ```
+pub async fn render_view<P, F, V>(props: P, view: F) -> crate::Result<RenderedBody>
+where
+    P: Serialize + Send,
+    F: FnOnce(P) -> V + Send,
+    V: RenderHtml,
+{
+    // leptos_meta waits a tick of the leptos executor; make sure one exists (idempotent).
+    let _ = any_spawner::Executor::init_tokio();
+    let props_json = serde_json::to_string(&props)?;
+    let (meta_context, meta_output) = ServerMetaContext::new();
+    let body = {
+        let owner = Owner::new();
+        owner.with(|| {
+            leptos_meta::provide_meta_context();
+            provide_context(meta_context);
+            view(props).to_html()
+        })
+    };
+    let shell = futures::stream::iter([String::from("<html><head></head><body>")]);
+    let shell: String = meta_output
+        .inject_meta_context(shell)
+        .await
+        .collect::<Vec<_>>()
+        .await
+        .concat();
+    let html_attrs = between(&shell, "<html", ">").to_string();
+    let head = between(&shell, "<head>", "</head>").to_string();
+    let body_attrs = between(&shell, "<body", ">").to_string();
+    Ok(RenderedBody {
+        body,
+        has_title: head.contains("<title>"),
+        head,
+        html_attrs,
+        body_attrs,
+        props_json,
+        tags: Vec::new(),
+    })
+}
+
+fn between<'a>(haystack: &'a str, start: &str, end: &str) -> &'a str {
+    haystack
+        .find(start)
+        .map(|i| &haystack[i + start.len()..])
+        .and_then(|rest| rest.find(end).map(|j| &rest[..j]))
+        .unwrap_or("")
+}
+
+/// Wraps a rendered body into the full HTML document for the page at `path`.
+///
+/// ```
+/// let body = isr::RenderedBody { body: "<main>x</main>".into(), props_json: "{}".into(), ..Default::default() };
+/// let html = isr::render::document(&body, "/blog");
+/// assert!(html.contains("<body><main>x</main>"));
+/// assert!(html.contains(r#"<script type="application/json" id="__isr_props">{}</script>"#));
+/// ```
+pub fn document(body: &RenderedBody, path: &str) -> String {
+    let mut html = String::with_capacity(body.body.len() + body.props_json.len() + 512);
+    html.push_str("<!DOCTYPE html><html");
+    if !body.html_attrs.contains("lang=") {
+        html.push_str(" lang=\"en\"");
+    }
+    html.push_str(&body.html_attrs);
+    html.push_str(
+        "><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+    );
+    if !body.has_title {
+        html.push_str("<title>");
+        html.push_str(&escape_text(path));
+        html.push_str("</title>");
+    }
+    html.push_str(&body.head);
+    html.push_str("</head><body");
+    html.push_str(&body.body_attrs);
+    html.push('>');
+    html.push_str(&body.body);
+    html.push_str("<script type=\"application/json\" id=\"");
+    html.push_str(PROPS_ELEMENT_ID);
+    html.push_str("\">");
+    html.push_str(&escape_json_for_script(&body.props_json));
+    html.push_str("</script></body></html>");
+    html
+}
+
+/// A plain, self-contained HTML page for status responses (404, 503).
+///
+/// ```
+/// let html = isr::render::status_document(404, "Not found", "No page here.");
+/// assert!(html.contains("<h1>404 Not found</h1>"));
+/// ```
+pub fn status_document(status: u16, title: &str, message: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{status} {title}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}</style></head><body><h1>{status} {title}</h1><p>{message}</p></body></html>",
+        title = escape_text(title),
+        message = escape_text(message),
+    )
+}
+
+/// Escapes text for an HTML text node or attribute value.
+///
+/// ```
+/// assert_eq!(isr::render::escape_text("<a & \"b\">"), "&lt;a &amp; &quot;b&quot;&gt;");
+/// ```
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Makes JSON safe inside `<script>`: no `</script>`, `<!--` or `&` can appear in the output.
+fn escape_json_for_script(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn props_json_cannot_close_the_script_element() {
+        let body = RenderedBody {
+            props_json: serde_json::to_string("</script><script>alert(1)</script>").unwrap(),
+            ..Default::default()
+        };
+        let html = document(&body, "/x");
+        assert_eq!(html.matches("</script>").count(), 1);
+        let start = html.find("id=\"__isr_props\">").unwrap() + "id=\"__isr_props\">".len();
+        let json = &html[start..html.rfind("</script>").unwrap()];
+        let back: String = serde_json::from_str(json).unwrap();
+        assert_eq!(back, "</script><script>alert(1)</script>");
+    }
+
+    #[test]
+    fn default_title_is_escaped_path() {
+        let html = document(&RenderedBody::default(), "/a<b");
+        assert!(html.contains("<title>/a&lt;b</title>"));
+    }
+
+    #[tokio::test]
+    async fn leptos_meta_title_goes_into_head() {
+        use leptos::prelude::*;
+        use leptos_meta::Title;
+        let body = render_view("Hello".to_string(), |t: String| {
+            view! { <Title text=t.clone() /> <h1>{t}</h1> }
+        })
+        .await
+        .unwrap();
+        assert!(body.has_title, "head: {}", body.head);
+        assert!(body.head.contains("<title>Hello</title>"));
+        let html = document(&body, "/x");
+        assert_eq!(html.matches("<title>").count(), 1);
+        assert!(html.contains("<h1>Hello</h1>"));
+    }
+}

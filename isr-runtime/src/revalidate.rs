@@ -1,0 +1,181 @@
+//! On-demand revalidation by path and by tag: the logic behind `POST /_isr/revalidate` and
+//! [`revalidate_path`] / [`revalidate_tag`].
+
+use crate::engine::{Engine, Outcome, Trigger};
+use crate::store::PageKind;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
+
+/// How many pages one on-demand request regenerates at the same time.
+const CONCURRENCY: usize = 8;
+
+/// The JSON body of `POST /_isr/revalidate`.
+///
+/// ```
+/// let req: isr::RevalidateRequest = serde_json::from_str(r#"{"tags":["posts"]}"#).unwrap();
+/// assert_eq!(req.tags, vec!["posts".to_string()]);
+/// assert!(req.paths.is_empty());
+/// ```
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevalidateRequest {
+    /// Page paths to regenerate, e.g. `/blog/hello`.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Tags whose pages to regenerate.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// What happened to one page.
+///
+/// ```
+/// let r = isr::RevalidationResult { path: "/x".into(), outcome: isr::RevalidationOutcome::NoRoute, error: None };
+/// assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"path":"/x","outcome":"no_route"}"#);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevalidationResult {
+    /// The page path.
+    pub path: String,
+    /// What happened.
+    pub outcome: RevalidationOutcome,
+    /// Why it failed (for `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The outcome of revalidating one page.
+///
+/// ```
+/// assert_eq!(serde_json::to_string(&isr::RevalidationOutcome::NotFound).unwrap(), "\"not_found\"");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevalidationOutcome {
+    /// A new version is in place (a page or a redirect).
+    Regenerated,
+    /// The loader says the page does not exist: it answers 404 now.
+    NotFound,
+    /// The loader failed; the old page stays.
+    Error,
+    /// No page route matches the path.
+    NoRoute,
+}
+
+/// Regenerates every page named by `request` (paths, then the pages carrying each tag), at most
+/// [`CONCURRENCY`] at a time, and reports each once, in request order.
+///
+/// ```no_run
+/// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+/// let req = isr::RevalidateRequest { paths: vec!["/blog".into()], tags: vec![] };
+/// for r in isr::revalidate::revalidate(&engine, &req).await { println!("{r:?}"); }
+/// # }
+/// ```
+pub async fn revalidate(
+    engine: &Arc<Engine>,
+    request: &RevalidateRequest,
+) -> Vec<RevalidationResult> {
+    let mut targets: Vec<String> = Vec::new();
+    for path in &request.paths {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let canonical = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
+        if !targets.iter().any(|t| t == canonical) {
+            targets.push(canonical.to_string());
+        }
+    }
+    for tag in &request.tags {
+        for key in engine.keys_with_tag(tag) {
+            if !targets.contains(&key) {
+                targets.push(key);
+            }
+        }
+    }
+    futures::stream::iter(targets)
+        .map(|path| async move {
+            let outcome = engine.regenerate(&path, Trigger::OnDemand).await;
+            result_for(path, outcome)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {
+    let (outcome, error) = match outcome {
+        None => (RevalidationOutcome::NoRoute, None),
+        Some(Outcome::Generated(page)) => match page.meta.kind {
+            PageKind::NotFound => (RevalidationOutcome::NotFound, None),
+            _ => (RevalidationOutcome::Regenerated, None),
+        },
+        Some(Outcome::Failed { kind, message }) => (
+            RevalidationOutcome::Error,
+            Some(format!("{}: {message}", kind.as_str())),
+        ),
+    };
+    RevalidationResult {
+        path,
+        outcome,
+        error,
+    }
+}
+
+static RUNNING: OnceLock<Arc<Engine>> = OnceLock::new();
+
+/// Makes `engine` the target of [`revalidate_path`] and [`revalidate_tag`] (done by `App`).
+pub(crate) fn set_running(engine: Arc<Engine>) {
+    let _ = RUNNING.set(engine);
+}
+
+/// The error of the in-process API when no ISR app is running in this process.
+///
+/// ```
+/// assert!(isr::NotRunning.to_string().contains("not running"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotRunning;
+
+impl std::fmt::Display for NotRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the ISR engine is not running in this process (start the app with isr::App)")
+    }
+}
+
+impl std::error::Error for NotRunning {}
+
+/// Regenerates the page at `path` now and waits for it: for apps that change data themselves.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), isr::NotRunning> {
+/// let result = isr::revalidate_path("/blog/hello").await?;
+/// assert_eq!(result.outcome, isr::RevalidationOutcome::Regenerated);
+/// # Ok(()) }
+/// ```
+pub async fn revalidate_path(path: &str) -> Result<RevalidationResult, NotRunning> {
+    let engine = RUNNING.get().ok_or(NotRunning)?;
+    let request = RevalidateRequest {
+        paths: vec![path.to_string()],
+        tags: Vec::new(),
+    };
+    Ok(revalidate(engine, &request).await.remove(0))
+}
+
+/// Regenerates every page that carries `tag` now and waits for them.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), isr::NotRunning> {
+/// for result in isr::revalidate_tag("products").await? { println!("{result:?}"); }
+/// # Ok(()) }
+/// ```
+pub async fn revalidate_tag(tag: &str) -> Result<Vec<RevalidationResult>, NotRunning> {
+    let engine = RUNNING.get().ok_or(NotRunning)?;
+    let request = RevalidateRequest {
+        paths: Vec::new(),
+        tags: vec![tag.to_string()],
+    };
+    Ok(revalidate(engine, &request).await)
+}

@@ -1,0 +1,326 @@
+//! Routing: request paths → registered pages, with the canonical cache key of each page.
+//!
+//! A key is the decoded path (`/blog/hello`); every segment of it has been checked so that it maps
+//! to exactly one directory under the site root and can never leave it.
+
+use crate::page::{PageDef, Params};
+use percent_encoding::percent_decode_str;
+use std::fmt;
+
+/// The longest path segment accepted, in bytes (a file name limit on common file systems).
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// All page routes of an app.
+///
+/// ```
+/// # fn demo(defs: Vec<&'static isr::PageDef>) -> Result<(), isr::RouteError> {
+/// let routes = isr::Routes::new(defs)?;
+/// match routes.resolve("/blog/hello") {
+///     isr::Resolved::Page { key, .. } => assert_eq!(key, "/blog/hello"),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Routes {
+    router: matchit::Router<usize>,
+    defs: Vec<&'static PageDef>,
+}
+
+/// The result of routing one request path.
+#[derive(Debug)]
+pub enum Resolved {
+    /// A page route matched.
+    Page {
+        def: &'static PageDef,
+        key: String,
+        params: Params,
+    },
+    /// The path has a trailing slash; the page lives at this canonical path (308).
+    Canonical(String),
+    /// No route, or a path that is not acceptable (traversal, control characters, …).
+    NotFound,
+}
+
+/// Two pages that cannot live side by side.
+///
+/// ```
+/// let err = isr::RouteError("`/a` conflicts".into());
+/// assert!(err.to_string().contains("/a"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError(pub String);
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+impl Routes {
+    /// Builds the router; fails when two pages claim the same or an ambiguous path.
+    ///
+    /// ```
+    /// let routes = isr::Routes::new(isr::pages().collect()).unwrap();
+    /// # let _ = routes;
+    /// ```
+    pub fn new(defs: Vec<&'static PageDef>) -> Result<Self, RouteError> {
+        let mut router = matchit::Router::new();
+        for (index, def) in defs.iter().enumerate() {
+            router
+                .insert(matchit_pattern(def.path), index)
+                .map_err(|e| {
+                    RouteError(format!(
+                        "page `{}` ({}) cannot be routed: {e}",
+                        def.path, def.id
+                    ))
+                })?;
+        }
+        Ok(Routes { router, defs })
+    }
+
+    /// The registered pages, in registration order.
+    ///
+    /// ```
+    /// # fn demo(routes: &isr::Routes) {
+    /// for def in routes.defs() { println!("{}", def.path); }
+    /// # }
+    /// ```
+    pub fn defs(&self) -> &[&'static PageDef] {
+        &self.defs
+    }
+
+    /// The page registered for exactly this route pattern.
+    ///
+    /// ```
+    /// # fn demo(routes: &isr::Routes) {
+    /// let blog = routes.def("/blog");
+    /// # let _ = blog; }
+    /// ```
+    pub fn def(&self, pattern: &str) -> Option<&'static PageDef> {
+        self.defs.iter().copied().find(|d| d.path == pattern)
+    }
+
+    /// Routes a raw (percent-encoded) request path; the query string must be stripped already.
+    ///
+    /// ```
+    /// # fn demo(routes: &isr::Routes) {
+    /// assert!(matches!(routes.resolve("/blog/%2e%2e/secret"), isr::Resolved::NotFound));
+    /// # }
+    /// ```
+    pub fn resolve(&self, raw_path: &str) -> Resolved {
+        let Some(segments) = decode_segments(raw_path) else {
+            return Resolved::NotFound;
+        };
+        let key = key_of(&segments);
+        let Ok(matched) = self.router.at(&key) else {
+            return Resolved::NotFound;
+        };
+        if raw_path.len() > 1 && raw_path.ends_with('/') {
+            return Resolved::Canonical(raw_path.trim_end_matches('/').to_string());
+        }
+        let def = self.defs[*matched.value];
+        let params = matched
+            .params
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Resolved::Page { def, key, params }
+    }
+
+    /// The key of `def`'s page for `params` (used for pages enumerated by `paths`).
+    ///
+    /// ```
+    /// # fn demo(routes: &isr::Routes, def: &isr::PageDef) {
+    /// let key = routes.key_for(def, &isr::Params::new().with("slug", "hello"));
+    /// # let _ = key; }
+    /// ```
+    pub fn key_for(&self, def: &PageDef, params: &Params) -> Result<String, RouteError> {
+        let mut key = String::new();
+        for segment in def.path.split('/').filter(|s| !s.is_empty()) {
+            key.push('/');
+            match segment.strip_prefix(':') {
+                Some(name) => {
+                    let value = params
+                        .get(name)
+                        .map_err(|e| RouteError(format!("page `{}`: {e}", def.path)))?;
+                    if !segment_is_acceptable(value) {
+                        return Err(RouteError(format!(
+                            "page `{}`: param `{name}` = {value:?} is not a valid path segment",
+                            def.path
+                        )));
+                    }
+                    key.push_str(value);
+                }
+                None => key.push_str(segment),
+            }
+        }
+        if key.is_empty() {
+            key.push('/');
+        }
+        Ok(key)
+    }
+}
+
+/// `/blog/:slug` → `/blog/{slug}` (matchit syntax).
+fn matchit_pattern(path: &str) -> String {
+    path.split('/')
+        .map(|s| match s.strip_prefix(':') {
+            Some(name) => format!("{{{name}}}"),
+            None => s.replace('{', "{{").replace('}', "}}"),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Splits and percent-decodes a path; `None` if any segment is unacceptable.
+fn decode_segments(raw_path: &str) -> Option<Vec<String>> {
+    let rest = raw_path.strip_prefix('/')?;
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    rest.split('/')
+        .map(|raw| {
+            let decoded = percent_decode_str(raw).decode_utf8().ok()?;
+            segment_is_acceptable(&decoded).then(|| decoded.into_owned())
+        })
+        .collect()
+}
+
+/// Whether a decoded segment can safely name a directory under the site root.
+///
+/// ```
+/// use isr::route::segment_is_acceptable as ok;
+/// assert!(ok("hello-world") && ok("café"));
+/// assert!(!ok("..") && !ok(".isr") && !ok("a/b") && !ok("a\\b") && !ok("a\0b") && !ok(""));
+/// ```
+pub fn segment_is_acceptable(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment.len() <= MAX_SEGMENT_BYTES
+        && !segment.starts_with('.')
+        && !segment
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+fn key_of(segments: &[String]) -> String {
+    if segments.is_empty() {
+        return "/".into();
+    }
+    segments.iter().fold(String::new(), |mut key, s| {
+        key.push('/');
+        key.push_str(s);
+        key
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page::{Fallback, Generated, Revalidate};
+    use futures::future::BoxFuture;
+
+    fn load(_: Params) -> BoxFuture<'static, crate::Result<Generated>> {
+        Box::pin(async { Ok(Generated::NotFound) })
+    }
+
+    fn def(path: &'static str) -> &'static PageDef {
+        Box::leak(Box::new(PageDef {
+            id: path,
+            path,
+            revalidate: Revalidate::After(1),
+            timeout_secs: None,
+            fallback: Fallback::Blocking,
+            tags: &[],
+            load,
+            paths: None,
+        }))
+    }
+
+    fn routes() -> Routes {
+        Routes::new(vec![def("/"), def("/blog"), def("/blog/:slug")]).unwrap()
+    }
+
+    fn key(routes: &Routes, path: &str) -> Option<String> {
+        match routes.resolve(path) {
+            Resolved::Page { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn static_and_dynamic_paths_resolve_to_decoded_keys() {
+        let r = routes();
+        assert_eq!(key(&r, "/").as_deref(), Some("/"));
+        assert_eq!(key(&r, "/blog").as_deref(), Some("/blog"));
+        assert_eq!(key(&r, "/blog/hello").as_deref(), Some("/blog/hello"));
+        assert_eq!(key(&r, "/blog/h%65llo").as_deref(), Some("/blog/hello"));
+        assert_eq!(key(&r, "/blog/caf%C3%A9").as_deref(), Some("/blog/café"));
+        match r.resolve("/blog/x") {
+            Resolved::Page { params, def, .. } => {
+                assert_eq!(params.get("slug").unwrap(), "x");
+                assert_eq!(def.path, "/blog/:slug");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn trailing_slash_redirects_to_canonical_path() {
+        let r = routes();
+        assert!(matches!(r.resolve("/blog/"), Resolved::Canonical(p) if p == "/blog"));
+        assert!(matches!(r.resolve("/blog/a/"), Resolved::Canonical(p) if p == "/blog/a"));
+        assert!(matches!(r.resolve("/nope/"), Resolved::NotFound));
+    }
+
+    #[test]
+    fn traversal_and_odd_segments_are_not_found() {
+        let r = routes();
+        for bad in [
+            "/blog/..",
+            "/blog/%2e%2e",
+            "/blog/%2E%2E/x",
+            "/blog/a%2Fb",
+            "/blog/a%5Cb",
+            "/blog/a%00b",
+            "/blog/%0a",
+            "/blog/.isr",
+            "/.isr",
+            "/.isr/pages",
+            "/blog//x",
+            "//blog",
+            "/blog/%ff",
+            "blog",
+            "/blog/a/b",
+        ] {
+            assert!(matches!(r.resolve(bad), Resolved::NotFound), "{bad}");
+        }
+        let long = format!("/blog/{}", "a".repeat(256));
+        assert!(matches!(r.resolve(&long), Resolved::NotFound));
+        let ok = format!("/blog/{}", "a".repeat(255));
+        assert!(key(&r, &ok).is_some());
+    }
+
+    #[test]
+    fn key_for_checks_param_values() {
+        let r = routes();
+        let post = r.def("/blog/:slug").unwrap();
+        assert_eq!(
+            r.key_for(post, &Params::new().with("slug", "a")).unwrap(),
+            "/blog/a"
+        );
+        assert!(r
+            .key_for(post, &Params::new().with("slug", "../x"))
+            .is_err());
+        assert!(r.key_for(post, &Params::new()).is_err());
+        assert_eq!(r.key_for(r.def("/").unwrap(), &Params::new()).unwrap(), "/");
+    }
+
+    #[test]
+    fn conflicting_routes_are_rejected() {
+        let err = Routes::new(vec![def("/a/:x"), def("/a/:y")]).err().unwrap();
+        assert!(err.0.contains("/a/:y"), "{err}");
+    }
+}

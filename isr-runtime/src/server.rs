@@ -1,0 +1,353 @@
+//! HTTP: the axum router that serves pages, `/_isr/revalidate` and `/_isr/metrics`.
+//!
+//! Nothing below this module knows about HTTP; this module knows nothing about how pages are
+//! generated.
+
+use crate::engine::{Engine, Served};
+use crate::page::Revalidate;
+use crate::render::status_document;
+use crate::revalidate::{revalidate, RevalidateRequest};
+use crate::store::PageKind;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// Largest accepted body of `POST /_isr/revalidate`.
+pub const REVALIDATE_BODY_LIMIT: usize = 64 * 1024;
+
+/// How long caches may keep serving a stale page while they revalidate it (RFC 5861).
+pub const STALE_WHILE_REVALIDATE_SECS: u64 = 31_536_000;
+
+/// The response header that tells how a page response relates to the ISR cache.
+pub const CACHE_STATUS_HEADER: &str = "x-isr-cache";
+
+#[derive(Clone)]
+struct AppState {
+    engine: Arc<Engine>,
+    revalidate_secret: Option<Arc<str>>,
+    metrics: PrometheusHandle,
+}
+
+/// The ISR router: pages (as the fallback), `POST /_isr/revalidate` (only with a secret) and
+/// `GET /_isr/metrics`. Merge app routes into it with [`Router::merge`].
+///
+/// ```no_run
+/// # fn demo(engine: std::sync::Arc<isr::Engine>) {
+/// let app = isr::server::router(engine, Some("s3cret".into()), isr::metrics::install());
+/// # let _ = app; }
+/// ```
+pub fn router(
+    engine: Arc<Engine>,
+    revalidate_secret: Option<String>,
+    metrics: PrometheusHandle,
+) -> Router {
+    let state = AppState {
+        engine,
+        revalidate_secret: revalidate_secret.map(Arc::from),
+        metrics,
+    };
+    Router::new()
+        .route("/_isr/revalidate", any(revalidate_endpoint))
+        .route("/_isr/metrics", get(metrics_endpoint))
+        .fallback(page_endpoint)
+        .with_state(state)
+}
+
+async fn page_endpoint(State(state): State<AppState>, request: Request) -> Response {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = plain_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "Pages answer GET and HEAD.",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let served = state.engine.request(request.uri().path()).await;
+    page_response(served, request.headers(), request.uri().query())
+}
+
+/// Turns the engine's answer into an HTTP response.
+fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str>) -> Response {
+    match served {
+        Served::Stored {
+            page,
+            cache,
+            revalidate,
+        } => {
+            let mut response = match &page.meta.kind {
+                PageKind::Page { etag, .. } => {
+                    if if_none_match(request_headers, etag) {
+                        StatusCode::NOT_MODIFIED.into_response()
+                    } else {
+                        let html = page.html.clone().unwrap_or_default();
+                        html_response(StatusCode::OK, Body::from(html))
+                    }
+                }
+                PageKind::NotFound => not_found(),
+                PageKind::Redirect {
+                    location,
+                    permanent,
+                } => redirect(location, *permanent),
+            };
+            let headers = response.headers_mut();
+            if let PageKind::Page { etag, .. } = &page.meta.kind {
+                if let Ok(value) = HeaderValue::from_str(etag) {
+                    headers.insert(header::ETAG, value);
+                }
+            }
+            let window = match (&page.meta.kind, revalidate) {
+                (PageKind::NotFound, Revalidate::After(s)) => Revalidate::After(s.min(60)),
+                (PageKind::NotFound, Revalidate::Never) => Revalidate::After(60),
+                (_, r) => r,
+            };
+            headers.insert(header::CACHE_CONTROL, cache_control(window));
+            headers.insert(
+                CACHE_STATUS_HEADER,
+                HeaderValue::from_static(cache.as_str()),
+            );
+            response
+        }
+        Served::Canonical(path) => {
+            let location = match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            redirect(&location, true)
+        }
+        Served::NoRoute | Served::NotFound => {
+            let mut response = not_found();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Served::Unavailable { retry_after } => unavailable(retry_after),
+    }
+}
+
+/// `public, s-maxage=<revalidate>, stale-while-revalidate=<seconds>`.
+///
+/// ```
+/// let v = isr::server::cache_control(isr::Revalidate::After(60));
+/// assert_eq!(v, "public, s-maxage=60, stale-while-revalidate=31536000");
+/// ```
+pub fn cache_control(revalidate: Revalidate) -> HeaderValue {
+    let max_age = revalidate.seconds().unwrap_or(STALE_WHILE_REVALIDATE_SECS);
+    HeaderValue::from_str(&format!(
+        "public, s-maxage={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE_SECS}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+}
+
+/// Whether `If-None-Match` matches `etag` (weak comparison, as RFC 9110 requires for it).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|candidate| candidate.trim())
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+fn html_response(status: StatusCode, body: Body) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+fn plain_status(status: StatusCode, title: &str, message: &str) -> Response {
+    html_response(
+        status,
+        Body::from(status_document(status.as_u16(), title, message)),
+    )
+}
+
+fn not_found() -> Response {
+    plain_status(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "This page could not be found.",
+    )
+}
+
+fn unavailable(retry_after: Duration) -> Response {
+    let mut response = plain_status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service unavailable",
+        "This page cannot be generated right now. Please try again shortly.",
+    );
+    let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        headers.insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn redirect(location: &str, permanent: bool) -> Response {
+    let status = if permanent {
+        StatusCode::PERMANENT_REDIRECT
+    } else {
+        StatusCode::TEMPORARY_REDIRECT
+    };
+    match HeaderValue::from_str(location) {
+        Ok(value) => (status, [(header::LOCATION, value)]).into_response(),
+        Err(_) => not_found(),
+    }
+}
+
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+/// `POST /_isr/revalidate`: checks the token (401), then the size (413), then the JSON (400).
+async fn revalidate_endpoint(State(state): State<AppState>, request: Request) -> Response {
+    let Some(secret) = state.revalidate_secret.as_deref() else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable it",
+        );
+    };
+    if request.method() != Method::POST {
+        let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| bool::from(token.trim().as_bytes().ct_eq(secret.as_bytes())));
+    if !authorized {
+        let mut response = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    let body = match read_limited(request.into_body()).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let parsed: RevalidateRequest = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "invalid JSON body (expected {{\"paths\": [..], \"tags\": [..]}}): {error}"
+                ),
+            )
+        }
+    };
+    let results = revalidate(&state.engine, &parsed).await;
+    axum::Json(serde_json::json!({ "results": results })).into_response()
+}
+
+async fn read_limited(body: Body) -> Result<Bytes, Response> {
+    match Limited::new(body, REVALIDATE_BODY_LIMIT).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {REVALIDATE_BODY_LIMIT} bytes"),
+        )),
+        Err(error) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the body: {error}"),
+        )),
+    }
+}
+
+async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Serves `app` on `listener` until SIGINT or SIGTERM, then shuts down gracefully.
+///
+/// ```no_run
+/// # async fn demo(app: axum::Router) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// isr::server::serve(listener, app).await
+/// # }
+/// ```
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        let mut headers = HeaderMap::new();
+        assert!(!if_none_match(&headers, "\"a\""));
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"x\", W/\"a\""),
+        );
+        assert!(if_none_match(&headers, "\"a\""));
+        assert!(!if_none_match(&headers, "\"b\""));
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(if_none_match(&headers, "\"b\""));
+    }
+
+    #[test]
+    fn never_revalidating_pages_get_a_long_shared_max_age() {
+        assert_eq!(
+            cache_control(Revalidate::Never),
+            "public, s-maxage=31536000, stale-while-revalidate=31536000"
+        );
+    }
+}
