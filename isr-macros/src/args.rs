@@ -1,6 +1,7 @@
 //! Parsing of the `#[page(...)]` arguments into spanned values; no semantic checks here.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
+use quote::ToTokens;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -17,11 +18,26 @@ pub const KNOWN_KEYS: &[&str] = &[
     "timeout",
 ];
 
-/// A value with the span of the tokens it came from.
+/// A value with the tokens it came from, so that errors can cover all of them (`-5`, not `-`).
 #[derive(Clone)]
 pub struct WithSpan<T> {
     pub value: T,
-    pub span: Span,
+    pub tokens: TokenStream,
+}
+
+impl<T> WithSpan<T> {
+    /// An error pointing at this value's tokens.
+    pub fn error(&self, message: impl std::fmt::Display) -> syn::Error {
+        syn::Error::new_spanned(&self.tokens, message)
+    }
+
+    /// The same tokens with another value.
+    pub fn map<U>(&self, value: U) -> WithSpan<U> {
+        WithSpan {
+            value,
+            tokens: self.tokens.clone(),
+        }
+    }
 }
 
 /// `revalidate = <seconds>` or `revalidate = false`, before validation.
@@ -66,7 +82,7 @@ impl PageArgs {
                     nv.path.span(),
                     format!(
                         "unknown `#[page]` argument `{}`; expected one of: {}",
-                        quote::ToTokens::to_token_stream(&nv.path),
+                        nv.path.to_token_stream(),
                         KNOWN_KEYS.join(", ")
                     ),
                 ));
@@ -104,7 +120,7 @@ fn string(value: &Expr, key: &str, example: &str) -> syn::Result<WithSpan<String
             lit: Lit::Str(s), ..
         }) => Ok(WithSpan {
             value: s.value(),
-            span: s.span(),
+            tokens: s.to_token_stream(),
         }),
         other => Err(syn::Error::new(
             other.span(),
@@ -129,7 +145,7 @@ fn integer(value: &Expr, key: &str) -> syn::Result<WithSpan<i128>> {
             let n: i128 = i.base10_parse()?;
             Ok(WithSpan {
                 value: if negative { -n } else { n },
-                span: value.span(),
+                tokens: value.to_token_stream(),
             })
         }
         _ => Err(syn::Error::new(
@@ -152,7 +168,7 @@ fn revalidate(value: &Expr) -> syn::Result<WithSpan<RawRevalidate>> {
         }
         return Ok(WithSpan {
             value: RawRevalidate::Never,
-            span: b.span(),
+            tokens: b.to_token_stream(),
         });
     }
     let n = integer(value, "revalidate").map_err(|_| {
@@ -161,10 +177,7 @@ fn revalidate(value: &Expr) -> syn::Result<WithSpan<RawRevalidate>> {
             "`revalidate` expects seconds (`revalidate = 60`) or `false` (on-demand only)",
         )
     })?;
-    Ok(WithSpan {
-        value: RawRevalidate::Seconds(n.value),
-        span: n.span,
-    })
+    Ok(n.map(RawRevalidate::Seconds(n.value)))
 }
 
 fn path(value: &Expr, key: &str, what: &str) -> syn::Result<syn::Path> {

@@ -74,31 +74,29 @@ impl PageSpec {
                     value: RawRevalidate::Never,
                     ..
                 }) => None,
-                Some(WithSpan {
-                    value: RawRevalidate::Seconds(n),
-                    span,
-                }) => Some(positive_seconds(n, span, "revalidate")?),
+                Some(
+                    ref raw @ WithSpan {
+                        value: RawRevalidate::Seconds(n),
+                        ..
+                    },
+                ) => Some(positive_seconds(&raw.map(n), "revalidate")?),
             };
         let timeout = args
             .timeout
-            .map(|t| positive_seconds(t.value, t.span, "timeout"))
+            .map(|t| positive_seconds(&t, "timeout"))
             .transpose()?;
         let fallback = match args.fallback.as_ref().map(|f| f.value.as_str()) {
             None | Some("404") => Fallback::NotFound,
             Some("blocking") => Fallback::Blocking,
             Some(other) => {
-                return Err(syn::Error::new(
-                    args.fallback
-                        .as_ref()
-                        .map(|f| f.span)
-                        .unwrap_or_else(Span::call_site),
-                    format!("unknown fallback \"{other}\": expected \"blocking\" or \"404\""),
-                ))
+                let fallback = args.fallback.as_ref().expect("matched a value");
+                return Err(fallback.error(format!(
+                    "unknown fallback \"{other}\": expected \"blocking\" or \"404\""
+                )));
             }
         };
         if !params.is_empty() && args.paths.is_none() && args.fallback.is_none() {
-            return Err(syn::Error::new(
-                path.span,
+            return Err(path.error(
                 format!(
                     "dynamic path `{}` needs `paths = fn` (pages to pre-render) or `fallback = \"blocking\"` (render on first request)",
                     path.value
@@ -133,30 +131,27 @@ impl PageSpec {
     }
 }
 
-fn positive_seconds(n: i128, span: Span, key: &str) -> syn::Result<u64> {
+fn positive_seconds(seconds: &WithSpan<i128>, key: &str) -> syn::Result<u64> {
+    let n = seconds.value;
     if n <= 0 {
         let hint = if key == "revalidate" {
             "; use `revalidate = false` for on-demand revalidation only"
         } else {
             ""
         };
-        return Err(syn::Error::new(
-            span,
-            format!("`{key}` must be at least 1 second{hint}"),
-        ));
+        return Err(seconds.error(format!("`{key}` must be at least 1 second{hint}")));
     }
     if n > MAX_SECONDS {
-        return Err(syn::Error::new(
-            span,
-            format!("`{key}` must be at most {MAX_SECONDS} seconds (one year)"),
-        ));
+        return Err(seconds.error(format!(
+            "`{key}` must be at most {MAX_SECONDS} seconds (one year)"
+        )));
     }
     Ok(n as u64)
 }
 
 /// Checks the route pattern and returns its `:param` names.
 fn check_path(path: &WithSpan<String>) -> syn::Result<Vec<String>> {
-    let err = |msg: String| syn::Error::new(path.span, msg);
+    let err = |msg: String| path.error(msg);
     let p = &path.value;
     if !p.starts_with('/') {
         return Err(err(format!("page path must start with `/`: \"/{p}\"")));

@@ -43,7 +43,8 @@ mod tests {
         }
         assert_eq!(delay_after(2, 0.0), Duration::from_secs(1));
         assert!(delay_after(1, 0.999) <= Duration::from_secs(2));
-        assert_eq!(delay_after(9, 0.0), MAX_DELAY / 2);
+        assert_eq!(delay_after(9, 0.0), Duration::from_secs(128));
+        assert_eq!(delay_after(10, 0.0), MAX_DELAY / 2);
         assert_eq!(delay_after(u32::MAX, 0.0), MAX_DELAY / 2);
     }
 }

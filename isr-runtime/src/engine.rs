@@ -756,3 +756,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

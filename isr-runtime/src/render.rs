@@ -238,7 +238,7 @@ mod tests {
         .unwrap();
         assert!(body.has_title, "head: {}", body.head);
         assert!(body.head.contains("<title>Hello</title>"));
-        let html = document(&body, "/x");
+        let html = super::document(&body, "/x");
         assert_eq!(html.matches("<title>").count(), 1);
         assert!(html.contains("<h1>Hello</h1>"));
     }

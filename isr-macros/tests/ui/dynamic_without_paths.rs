@@ -1,0 +1,19 @@
+use isr::prelude::*;
+use leptos::prelude::*;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Props {
+    title: String,
+}
+
+#[component]
+pub fn View(props: Props) -> impl IntoView {
+    view! { <p>{props.title}</p> }
+}
+
+#[page(path = "/blog/:slug", revalidate = 60, view = View)]
+pub async fn x(params: Params) -> isr::Result<Load<Props>> {
+    Ok(Load::props(Props { title: params.get("slug")?.to_string() }))
+}
+
+fn main() {}
