@@ -1,6 +1,6 @@
 //! Code generation: the loader (server only) and its `isr::PageDef` registration.
 
-use crate::validate::{Fallback, PageSpec};
+use crate::validate::{hydrate_export_name, Fallback, PageSpec};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -37,6 +37,9 @@ pub fn expand(spec: &PageSpec) -> TokenStream {
         Fallback::NotFound => quote!(::isr::Fallback::NotFound),
     };
     let tags = &spec.tags;
+    let props = &spec.props;
+    let export_name = hydrate_export_name(&spec.path);
+    let hydrate_fn = format_ident!("{}", export_name);
     // The view call carries the span of `view = ...`, so a component that does not take
     // `props` is reported at the attribute argument.
     let render_view = quote_spanned! {view.span()=>
@@ -76,8 +79,21 @@ pub fn expand(spec: &PageSpec) -> TokenStream {
                     tags: &[#(#tags),*],
                     load: #erased_loader,
                     paths: #paths_field,
+                    hydrate_export: #export_name,
                 }
             }
         };
+
+        /// Hydrates this page in the browser: called by the page's own module script.
+        #[cfg(feature = "hydrate")]
+        #[::isr::__private::wasm_bindgen::prelude::wasm_bindgen(
+            wasm_bindgen = ::isr::__private::wasm_bindgen,
+            js_name = #export_name
+        )]
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        pub fn #hydrate_fn() {
+            ::isr::__private::hydrate_page::<#props, _, _>(#render_view);
+        }
     }
 }

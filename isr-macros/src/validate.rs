@@ -30,6 +30,8 @@ pub struct PageSpec {
     pub tags: Vec<LitStr>,
     /// Whether the loader takes the route `Params` as its one argument.
     pub loader_takes_params: bool,
+    /// `P` of the loader's `Load<P>`: the props the view takes (also in the browser).
+    pub props: syn::Type,
 }
 
 impl PageSpec {
@@ -51,6 +53,7 @@ impl PageSpec {
                 ))
             }
         };
+        let props = props_type(&loader)?;
         let Some(path) = args.path else {
             return Err(syn::Error::new(
                 Span::call_site(),
@@ -127,6 +130,7 @@ impl PageSpec {
             fallback,
             tags,
             loader_takes_params,
+            props,
         })
     }
 }
@@ -199,4 +203,54 @@ fn check_path(path: &WithSpan<String>) -> syn::Result<Vec<String>> {
         }
     }
     Ok(params)
+}
+
+/// Finds `P` in the loader's return type `isr::Result<Load<P>>` (any path ending in `Load<P>`).
+fn props_type(loader: &ItemFn) -> syn::Result<syn::Type> {
+    fn find(ty: &syn::Type) -> Option<syn::Type> {
+        let syn::Type::Path(path) = ty else {
+            return None;
+        };
+        let last = path.path.segments.last()?;
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        let mut types = args.args.iter().filter_map(|arg| match arg {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        });
+        if last.ident == "Load" {
+            return types.next().cloned();
+        }
+        types.find_map(find)
+    }
+    let error = |span: proc_macro2::Span| {
+        syn::Error::new(
+            span,
+            "a page loader returns `isr::Result<Load<Props>>`, e.g. `async fn post(params: Params) -> isr::Result<Load<PostProps>>`",
+        )
+    };
+    match &loader.sig.output {
+        syn::ReturnType::Default => Err(error(loader.sig.paren_token.span.close())),
+        syn::ReturnType::Type(_, ty) => find(ty).ok_or_else(|| error(ty.span())),
+    }
+}
+
+/// The name of the page's hydration export in the client bundle, derived from its unique path:
+/// `/blog/:slug` → `isr_hydrate__sblog_s_cslug` (letters and digits kept, other characters
+/// escaped, so two paths never share a name).
+pub fn hydrate_export_name(path: &str) -> String {
+    let mut name = String::from("isr_hydrate_");
+    for c in path.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => name.push(c),
+            '_' => name.push_str("_u"),
+            '/' => name.push_str("_s"),
+            ':' => name.push_str("_c"),
+            '-' => name.push_str("_d"),
+            '~' => name.push_str("_t"),
+            other => name.push_str(&format!("_x{:x}", other as u32)),
+        }
+    }
+    name
 }

@@ -14,7 +14,7 @@ use crate::backoff;
 use crate::clock::Clock;
 use crate::metrics;
 use crate::page::{Fallback, Generated, PageDef, Params, Revalidate};
-use crate::render;
+use crate::render::{self, DocumentShell};
 use crate::route::{Resolved, Routes};
 use crate::store::{PageKind, PageMeta, PageStore};
 use bytes::Bytes;
@@ -223,6 +223,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     pages: RwLock<HashMap<String, PageState>>,
     inflight: Mutex<HashMap<String, SharedGeneration>>,
+    shell: RwLock<Arc<DocumentShell>>,
 }
 
 impl Engine {
@@ -272,13 +273,38 @@ impl Engine {
             clock,
             pages: RwLock::new(pages),
             inflight: Mutex::new(HashMap::new()),
+            shell: RwLock::new(Arc::new(DocumentShell::default())),
         }))
+    }
+
+    /// Sets what every page generated from now on gets besides its body (client bundle, …).
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) {
+    /// engine.set_shell(isr::render::DocumentShell::default());
+    /// # }
+    /// ```
+    pub fn set_shell(&self, shell: DocumentShell) {
+        *self.shell.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(shell);
+    }
+
+    /// The current document shell.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) {
+    /// let hydrates = engine.shell().client.is_some();
+    /// # let _ = hydrates; }
+    /// ```
+    pub fn shell(&self) -> Arc<DocumentShell> {
+        self.shell.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The app's routes.
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { let n = engine.routes().defs().len(); # let _ = n; }
+    /// # fn demo(engine: &isr::Engine) {
+    /// let pages = engine.routes().defs().len();
+    /// # let _ = pages; }
     /// ```
     pub fn routes(&self) -> &Routes {
         &self.routes
@@ -554,6 +580,9 @@ impl Engine {
         if let Some(running) = inflight.get(key) {
             return running.clone();
         }
+        if let Some(outcome) = self.made_unnecessary(key, def, trigger) {
+            return futures::future::ready(outcome).boxed().shared();
+        }
         let engine = self.clone();
         let owned_key = key.to_string();
         let task =
@@ -570,6 +599,33 @@ impl Engine {
         .shared();
         inflight.insert(key.to_string(), generation.clone());
         generation
+    }
+
+    /// Re-checks, under the in-flight lock, why a request wanted a generation: between its look
+    /// at the page and now, another generation may have finished (the page now exists, or is
+    /// fresh again). Then that result is the answer and nothing new starts.
+    fn made_unnecessary(&self, key: &str, def: &PageDef, trigger: Trigger) -> Option<Outcome> {
+        if !matches!(trigger, Trigger::Stale | Trigger::Miss) {
+            return None;
+        }
+        let pages = self.read_pages();
+        let state = pages.get(key)?;
+        let now = self.clock.now_ms();
+        let page = state
+            .current
+            .as_ref()
+            .filter(|p| !p.meta.kind.is_page() || p.html.is_some());
+        match (trigger, page) {
+            (Trigger::Miss, Some(page)) => Some(Outcome::Generated(page.clone())),
+            (Trigger::Stale, Some(page)) if self.is_fresh(page, def, now) => {
+                Some(Outcome::Generated(page.clone()))
+            }
+            (_, _) if now < state.retry_at_ms => Some(Outcome::Failed {
+                kind: FailureKind::Error,
+                message: "backing off after a failed generation".into(),
+            }),
+            _ => None,
+        }
     }
 
     async fn run_generation(
@@ -668,7 +724,12 @@ impl Engine {
                         tags.push(tag.clone());
                     }
                 }
-                let html = Bytes::from(render::document(&body, key));
+                let html = Bytes::from(render::document(
+                    &body,
+                    key,
+                    def.hydrate_export,
+                    &self.shell(),
+                ));
                 let kind = PageKind::Page {
                     etag: etag_of(&html),
                     bytes: html.len() as u64,

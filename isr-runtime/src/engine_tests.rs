@@ -94,6 +94,7 @@ static BLOCKING: PageDef = PageDef {
     tags: &["t"],
     load: scripted_load,
     paths: None,
+    hydrate_export: "isr_hydrate_test",
 };
 
 static ONLY_LISTED: PageDef = PageDef {
@@ -105,6 +106,7 @@ static ONLY_LISTED: PageDef = PageDef {
     tags: &[],
     load: scripted_load,
     paths: None,
+    hydrate_export: "isr_hydrate_test",
 };
 
 const START_MS: u64 = 1_700_000_000_000;

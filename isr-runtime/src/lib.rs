@@ -50,6 +50,9 @@
 /// ```
 pub use isr_macros::page;
 
+/// The id of the `<script type="application/json">` element that holds a page's props.
+pub const PROPS_ELEMENT_ID: &str = "__isr_props";
+
 #[cfg(feature = "ssr")]
 pub mod backoff;
 #[cfg(feature = "ssr")]
@@ -57,9 +60,13 @@ pub mod build;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+pub mod client;
+#[cfg(feature = "ssr")]
 pub mod clock;
 #[cfg(feature = "ssr")]
 pub mod engine;
+#[cfg(feature = "hydrate")]
+pub mod hydrate;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
@@ -131,9 +138,18 @@ pub mod prelude {
 pub mod __private {
     pub use crate::page::Generated;
     pub use crate::render::render_load;
-    pub use futures::future::BoxFuture as BoxFutureOf;
     pub use inventory;
+    #[cfg(feature = "hydrate")]
+    pub use {crate::hydrate::hydrate_page, wasm_bindgen};
 
     /// A boxed, sendable future of a loader.
     pub type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
+}
+
+/// Items used by the browser code `#[page]` generates. Not a public API.
+#[doc(hidden)]
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+pub mod __private {
+    pub use crate::hydrate::hydrate_page;
+    pub use wasm_bindgen;
 }

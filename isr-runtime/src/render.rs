@@ -7,14 +7,29 @@ use leptos::prelude::{provide_context, Owner, RenderHtml};
 use leptos_meta::ServerMetaContext;
 use serde::Serialize;
 
-/// The id of the `<script type="application/json">` element holding the serialized props.
-pub const PROPS_ELEMENT_ID: &str = "__isr_props";
+use crate::client::ClientBundle;
+use crate::PROPS_ELEMENT_ID;
+
+/// What every page document gets besides its own body: the client bundle to hydrate with, and
+/// extra `<head>` HTML (cargo-leptos's live-reload script under `cargo leptos watch`).
+///
+/// ```
+/// let shell = isr::render::DocumentShell::default();
+/// assert!(shell.client.is_none());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DocumentShell {
+    /// The bundle pages load to hydrate; `None` serves them without hydration.
+    pub client: Option<ClientBundle>,
+    /// Raw HTML appended to every `<head>`.
+    pub extra_head: String,
+}
 
 /// A rendered page before it is wrapped into a document.
 ///
 /// ```
 /// let body = isr::RenderedBody { body: "<p>hi</p>".into(), ..Default::default() };
-/// let html = isr::render::document(&body, "/hello");
+/// let html = isr::render::document(&body, "/hello", "isr_hydrate__shello", &Default::default());
 /// assert!(html.starts_with("<!DOCTYPE html>"));
 /// assert!(html.contains("<title>/hello</title>"));
 /// ```
@@ -126,15 +141,30 @@ fn between<'a>(haystack: &'a str, start: &str, end: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// Wraps a rendered body into the full HTML document for the page at `path`.
+/// Wraps a rendered body into the full HTML document for the page at `path`. The body holds
+/// only the view (what hydration walks); props and scripts go into `<head>`.
 ///
 /// ```
+/// use isr::render::{document, DocumentShell};
+/// use isr::client::ClientBundle;
 /// let body = isr::RenderedBody { body: "<main>x</main>".into(), props_json: "{}".into(), ..Default::default() };
-/// let html = isr::render::document(&body, "/blog");
-/// assert!(html.contains("<body><main>x</main>"));
-/// assert!(html.contains(r#"<script type="application/json" id="__isr_props">{}</script>"#));
+/// let plain = document(&body, "/blog", "isr_hydrate__sblog", &DocumentShell::default());
+/// assert!(plain.contains("<body><main>x</main></body>"));
+/// assert!(plain.contains(r#"<script type="application/json" id="__isr_props">{}</script>"#));
+/// assert!(!plain.contains("type=\"module\""));
+/// let shell = DocumentShell {
+///     client: Some(ClientBundle { js: "/pkg/a-1.js".into(), wasm: "/pkg/a-1_bg.wasm".into(), immutable: true }),
+///     ..Default::default()
+/// };
+/// let hydrating = document(&body, "/blog", "isr_hydrate__sblog", &shell);
+/// assert!(hydrating.contains("isr_hydrate__sblog()"));
 /// ```
-pub fn document(body: &RenderedBody, path: &str) -> String {
+pub fn document(
+    body: &RenderedBody,
+    path: &str,
+    hydrate_export: &str,
+    shell: &DocumentShell,
+) -> String {
     let mut html = String::with_capacity(body.body.len() + body.props_json.len() + 512);
     html.push_str("<!DOCTYPE html><html");
     if !body.html_attrs.contains("lang=") {
@@ -150,16 +180,35 @@ pub fn document(body: &RenderedBody, path: &str) -> String {
         html.push_str("</title>");
     }
     html.push_str(&body.head);
-    html.push_str("</head><body");
-    html.push_str(&body.body_attrs);
-    html.push('>');
-    html.push_str(&body.body);
     html.push_str("<script type=\"application/json\" id=\"");
     html.push_str(PROPS_ELEMENT_ID);
     html.push_str("\">");
     html.push_str(&escape_json_for_script(&body.props_json));
-    html.push_str("</script></body></html>");
+    html.push_str("</script>");
+    if let Some(client) = &shell.client {
+        push_hydration_scripts(&mut html, client, hydrate_export);
+    }
+    html.push_str(&shell.extra_head);
+    html.push_str("</head><body");
+    html.push_str(&body.body_attrs);
+    html.push('>');
+    html.push_str(&body.body);
+    html.push_str("</body></html>");
     html
+}
+
+/// Preloads the bundle and calls the page's own hydration export once it is initialised.
+fn push_hydration_scripts(html: &mut String, client: &ClientBundle, hydrate_export: &str) {
+    let js = escape_text(&client.js);
+    let wasm = escape_text(&client.wasm);
+    html.push_str(&format!(
+        "<link rel=\"modulepreload\" href=\"{js}\"><link rel=\"preload\" href=\"{wasm}\" as=\"fetch\" type=\"application/wasm\" crossorigin=\"\">"
+    ));
+    let js_url = escape_json_for_script(&serde_json::to_string(&client.js).unwrap_or_default());
+    let wasm_url = escape_json_for_script(&serde_json::to_string(&client.wasm).unwrap_or_default());
+    html.push_str(&format!(
+        "<script type=\"module\">import init, {{ {hydrate_export} }} from {js_url}; init({{ module_or_path: {wasm_url} }}).then(() => {hydrate_export}());</script>"
+    ));
 }
 
 /// A plain, self-contained HTML page for status responses (404, 503).
@@ -213,7 +262,7 @@ mod tests {
             props_json: serde_json::to_string("</script><script>alert(1)</script>").unwrap(),
             ..Default::default()
         };
-        let html = document(&body, "/x");
+        let html = document(&body, "/x", "e", &DocumentShell::default());
         assert_eq!(html.matches("</script>").count(), 1);
         let start = html.find("id=\"__isr_props\">").unwrap() + "id=\"__isr_props\">".len();
         let json = &html[start..html.rfind("</script>").unwrap()];
@@ -223,7 +272,12 @@ mod tests {
 
     #[test]
     fn default_title_is_escaped_path() {
-        let html = document(&RenderedBody::default(), "/a<b");
+        let html = document(
+            &RenderedBody::default(),
+            "/a<b",
+            "e",
+            &DocumentShell::default(),
+        );
         assert!(html.contains("<title>/a&lt;b</title>"));
     }
 
@@ -238,7 +292,7 @@ mod tests {
         .unwrap();
         assert!(body.has_title, "head: {}", body.head);
         assert!(body.head.contains("<title>Hello</title>"));
-        let html = super::document(&body, "/x");
+        let html = super::document(&body, "/x", "e", &DocumentShell::default());
         assert_eq!(html.matches("<title>").count(), 1);
         assert!(html.contains("<h1>Hello</h1>"));
     }

@@ -10,6 +10,9 @@ use std::fmt;
 /// The longest path segment accepted, in bytes (a file name limit on common file systems).
 pub const MAX_SEGMENT_BYTES: usize = 255;
 
+/// The file name of every page in the static export (`<key>/index.html`).
+pub const PAGE_FILE: &str = "index.html";
+
 /// All page routes of an app.
 ///
 /// ```
@@ -189,15 +192,19 @@ fn decode_segments(raw_path: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-/// Whether a decoded segment can safely name a directory under the site root.
+/// Whether a decoded segment can safely name a directory under the site root. Besides
+/// traversal and odd characters, this rules out [`PAGE_FILE`]: a page's folder can never be
+/// another page's file.
 ///
 /// ```
 /// use isr::route::segment_is_acceptable as ok;
 /// assert!(ok("hello-world") && ok("café"));
 /// assert!(!ok("..") && !ok(".isr") && !ok("a/b") && !ok("a\\b") && !ok("a\0b") && !ok(""));
+/// assert!(!ok("index.html"));
 /// ```
 pub fn segment_is_acceptable(segment: &str) -> bool {
     !segment.is_empty()
+        && segment != PAGE_FILE
         && segment.len() <= MAX_SEGMENT_BYTES
         && !segment.starts_with('.')
         && !segment
@@ -236,6 +243,7 @@ mod tests {
             tags: &[],
             load,
             paths: None,
+            hydrate_export: "isr_hydrate_test",
         }))
     }
 
@@ -294,6 +302,7 @@ mod tests {
             "/blog/%ff",
             "blog",
             "/blog/a/b",
+            "/blog/index.html",
         ] {
             assert!(matches!(r.resolve(bad), Resolved::NotFound), "{bad}");
         }

@@ -104,7 +104,15 @@ fn read_post_in(dir: &Path, slug: &str) -> anyhow::Result<Option<Post>> {
     let path = dir.join(format!("{slug}.md"));
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // No such post: no file, or a slug no file could have (too long for the file system).
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidFilename
+            ) =>
+        {
+            return Ok(None)
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     parse_post(slug, &text)

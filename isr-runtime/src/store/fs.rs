@@ -71,7 +71,7 @@ impl FsStore {
         for segment in key.split('/').filter(|s| !s.is_empty()) {
             path.push(segment);
         }
-        path.push("index.html");
+        path.push(crate::route::PAGE_FILE);
         path
     }
 

@@ -17,8 +17,10 @@ use std::sync::Mutex;
 /// ```
 #[derive(Default)]
 pub struct MemoryStore {
-    pages: Mutex<HashMap<String, (PageMeta, Option<Vec<u8>>)>>,
+    pages: Mutex<HashMap<String, StoredPage>>,
 }
+
+type StoredPage = (PageMeta, Option<Vec<u8>>);
 
 impl PageStore for MemoryStore {
     fn load_index(&self) -> io::Result<Vec<PageMeta>> {
@@ -42,7 +44,7 @@ impl PageStore for MemoryStore {
 }
 
 impl MemoryStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (PageMeta, Option<Vec<u8>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoredPage>> {
         self.pages
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

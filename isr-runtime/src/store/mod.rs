@@ -5,7 +5,7 @@
 mod fs;
 mod memory;
 
-pub use fs::FsStore;
+pub use fs::{FsStore, META_DIR};
 pub use memory::MemoryStore;
 
 use crate::page::Params;

@@ -1,0 +1,347 @@
+//! The client bundle: building the app's `hydrate` library to wasm when it is missing or out of
+//! date, and finding the bundle the pages load.
+//!
+//! `cargo run -p blog` builds `<site-root>/pkg/<app>-<hash>.js` + `_bg.wasm` (content-hashed:
+//! a regenerated page never points at a stale bundle) by invoking cargo for
+//! `wasm32-unknown-unknown` and the `wasm-bindgen` CLI. Under `cargo leptos` (which sets
+//! `LEPTOS_OUTPUT_NAME`) cargo-leptos builds the bundle and this module only finds it. Without a
+//! wasm toolchain the pages are served without hydration, and the build says how to fix it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The `wasm-bindgen` version the client bundle needs (pinned in Cargo.toml; checked by a test
+/// against Cargo.lock). The CLI that processes the bundle must be exactly this version.
+pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+
+/// The wasm target.
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Cargo profile of the client build (see the workspace Cargo.toml).
+pub const CLIENT_PROFILE: &str = "wasm-release";
+
+/// The crate whose `hydrate` library is the client bundle; see [`client_crate!`](crate::client_crate).
+///
+/// ```
+/// let krate = isr::client::ClientCrate { package: "blog", manifest_dir: "/src/examples/blog" };
+/// assert_eq!(krate.package, "blog");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ClientCrate {
+    /// Cargo package name.
+    pub package: &'static str,
+    /// Its folder (where its sources are, at compile time).
+    pub manifest_dir: &'static str,
+}
+
+/// Names the calling crate as the app's client crate.
+///
+/// ```
+/// let krate = isr::client_crate!();
+/// assert_eq!(krate.package, "isr");
+/// ```
+#[macro_export]
+macro_rules! client_crate {
+    () => {
+        $crate::client::ClientCrate {
+            package: ::core::env!("CARGO_PKG_NAME"),
+            manifest_dir: ::core::env!("CARGO_MANIFEST_DIR"),
+        }
+    };
+}
+
+/// The bundle pages load: URL paths of its JS module and wasm file.
+///
+/// ```
+/// let bundle = isr::client::ClientBundle { js: "/pkg/blog-1a.js".into(), wasm: "/pkg/blog-1a_bg.wasm".into(), immutable: true };
+/// assert!(bundle.js.starts_with("/pkg/"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientBundle {
+    /// URL of the JS module (e.g. `/pkg/blog-1a2b3c.js`).
+    pub js: String,
+    /// URL of the wasm file.
+    pub wasm: String,
+    /// Whether the file names are content-hashed (and may be cached forever).
+    #[serde(default)]
+    pub immutable: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    bundle: ClientBundle,
+    /// Hash of the wasm that cargo produced, before wasm-bindgen.
+    source_hash: String,
+}
+
+fn manifest_path(site_root: &Path) -> PathBuf {
+    site_root.join(crate::store::META_DIR).join("client.json")
+}
+
+/// Finds the bundle in `site_root`: ours (`.isr/client.json`), or cargo-leptos's
+/// (`pkg/$LEPTOS_OUTPUT_NAME.js`). `None` when there is none: pages are then not hydrated.
+///
+/// ```
+/// assert!(isr::client::find_bundle(std::path::Path::new("/nonexistent")).is_none());
+/// ```
+pub fn find_bundle(site_root: &Path) -> Option<ClientBundle> {
+    if let Ok(name) = std::env::var("LEPTOS_OUTPUT_NAME") {
+        let pkg_dir = std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into());
+        let js = format!("{pkg_dir}/{name}.js");
+        let wasm = [
+            format!("{pkg_dir}/{name}.wasm"),
+            format!("{pkg_dir}/{name}_bg.wasm"),
+        ]
+        .into_iter()
+        .find(|w| site_root.join(w).is_file())?;
+        return site_root.join(&js).is_file().then(|| ClientBundle {
+            js: format!("/{js}"),
+            wasm: format!("/{wasm}"),
+            immutable: false,
+        });
+    }
+    our_bundle(site_root)
+}
+
+/// How the wasm target can be built here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Toolchain {
+    /// The current rustc has the wasm32 std (`rustup target add wasm32-unknown-unknown`).
+    Rustup,
+    /// Debian's rustc-web builds std from rust-web-src (offline machines; see scripts/setup-wasm.sh).
+    DebianBuildStd,
+}
+
+/// What is missing to build the bundle, with the fix.
+fn detect_toolchain() -> Result<Toolchain, String> {
+    let wasm_bindgen = Command::new("wasm-bindgen").arg("--version").output();
+    match wasm_bindgen {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1) == Some(WASM_BINDGEN_VERSION) => {}
+        Ok(out) => {
+            return Err(format!(
+                "wasm-bindgen CLI is {}, the bundle needs {WASM_BINDGEN_VERSION}: `cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION}`",
+                String::from_utf8_lossy(&out.stdout).trim()
+            ))
+        }
+        Err(_) => {
+            return Err(format!(
+                "wasm-bindgen CLI not found: `cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION}`"
+            ))
+        }
+    }
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let has_target = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .is_some_and(|dir| dir.is_dir());
+    if has_target {
+        return Ok(Toolchain::Rustup);
+    }
+    if Path::new("/usr/bin/rustc").is_file()
+        && Path::new("/usr/lib/rustlib/src/rust/library").is_dir()
+    {
+        return Ok(Toolchain::DebianBuildStd);
+    }
+    Err(format!(
+        "no {WASM_TARGET} target: `rustup target add {WASM_TARGET}` (offline Debian machines: `bash scripts/setup-wasm.sh`)"
+    ))
+}
+
+/// Builds the client bundle of `krate` into `<site_root>/pkg/` when missing or out of date and
+/// returns it. Blocking (runs cargo); call it off the async runtime.
+///
+/// Returns `Ok(None)`-like results as `Err(reason)` when the bundle cannot be built here: the
+/// caller logs the reason once and serves pages without hydration (or with an older bundle).
+pub fn ensure_bundle(
+    krate: &ClientCrate,
+    app_name: &str,
+    site_root: &Path,
+) -> Result<ClientBundle, String> {
+    let toolchain = detect_toolchain()?;
+    let workspace_dir = Path::new(krate.manifest_dir);
+    let mut cargo = match toolchain {
+        Toolchain::Rustup => {
+            let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            c.args(["build", "--target", WASM_TARGET]);
+            c
+        }
+        Toolchain::DebianBuildStd => {
+            let mut c = Command::new("/usr/bin/cargo");
+            c.env("RUSTC", "/usr/bin/rustc")
+                .env("RUSTDOC", "/usr/bin/rustdoc")
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .args([
+                    "build",
+                    "--target",
+                    WASM_TARGET,
+                    "-Zbuild-std=std,panic_abort",
+                ]);
+            c
+        }
+    };
+    cargo
+        .current_dir(workspace_dir)
+        .args([
+            "-p",
+            krate.package,
+            "--lib",
+            "--no-default-features",
+            "--features",
+            "hydrate",
+        ])
+        .args([
+            "--profile",
+            CLIENT_PROFILE,
+            "--message-format=json-render-diagnostics",
+        ])
+        // A variable set for the server build must not leak into the wasm one.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    tracing::info!(package = krate.package, toolchain = ?toolchain, "building the client bundle (cargo, {WASM_TARGET})");
+    let mut child = cargo
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let mut wasm_file = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if message["reason"] == "compiler-artifact"
+                && message["target"]["name"] == krate.package.replace('-', "_")
+            {
+                if let Some(files) = message["filenames"].as_array() {
+                    wasm_file = files
+                        .iter()
+                        .filter_map(|f| f.as_str())
+                        .find(|f| f.ends_with(".wasm"))
+                        .map(PathBuf::from)
+                        .or(wasm_file);
+                }
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cargo did not finish: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "the client build failed ({status}); see cargo's output above"
+        ));
+    }
+    let wasm_file =
+        wasm_file.ok_or("cargo reported no .wasm artifact (is the lib crate-type cdylib?)")?;
+    let wasm = std::fs::read(&wasm_file)
+        .map_err(|e| format!("cannot read {}: {e}", wasm_file.display()))?;
+    let source_hash: String = Sha256::digest(&wasm)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Ok(bytes) = std::fs::read(manifest_path(site_root)) {
+        if let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) {
+            if manifest.source_hash == source_hash && our_bundle(site_root).is_some() {
+                return Ok(manifest.bundle);
+            }
+        }
+    }
+    let out_name = format!("{app_name}-{source_hash}");
+    let pkg_dir = site_root.join("pkg");
+    std::fs::create_dir_all(&pkg_dir)
+        .map_err(|e| format!("cannot create {}: {e}", pkg_dir.display()))?;
+    let status = Command::new("wasm-bindgen")
+        .args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-name",
+            &out_name,
+            "--out-dir",
+        ])
+        .arg(&pkg_dir)
+        .arg(&wasm_file)
+        .status()
+        .map_err(|e| format!("cannot run wasm-bindgen: {e}"))?;
+    if !status.success() {
+        return Err(format!("wasm-bindgen failed ({status})"));
+    }
+    let manifest = Manifest {
+        bundle: ClientBundle {
+            js: format!("/pkg/{out_name}.js"),
+            wasm: format!("/pkg/{out_name}_bg.wasm"),
+            immutable: true,
+        },
+        source_hash,
+    };
+    let path = manifest_path(site_root);
+    std::fs::create_dir_all(path.parent().unwrap_or(site_root)).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(manifest.bundle)
+}
+
+/// The bundle `ensure_bundle` wrote, if its files are all there.
+fn our_bundle(site_root: &Path) -> Option<ClientBundle> {
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(manifest_path(site_root)).ok()?).ok()?;
+    let exists = |url: &str| site_root.join(url.trim_start_matches('/')).is_file();
+    (exists(&manifest.bundle.js) && exists(&manifest.bundle.wasm)).then_some(manifest.bundle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_wasm_bindgen_matches_the_lockfile() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        let entry = lock
+            .split("[[package]]")
+            .find(|p| p.contains("name = \"wasm-bindgen\"\n"))
+            .unwrap();
+        assert!(
+            entry.contains(&format!("version = \"{WASM_BINDGEN_VERSION}\"")),
+            "{entry}"
+        );
+    }
+
+    #[test]
+    fn finds_our_manifest_only_when_the_files_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = Manifest {
+            bundle: ClientBundle {
+                js: "/pkg/a-1.js".into(),
+                wasm: "/pkg/a-1_bg.wasm".into(),
+                immutable: true,
+            },
+            source_hash: "1".into(),
+        };
+        std::fs::create_dir_all(dir.path().join(".isr")).unwrap();
+        std::fs::write(
+            manifest_path(dir.path()),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        assert!(our_bundle(dir.path()).is_none());
+        std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
+        std::fs::write(dir.path().join("pkg/a-1.js"), "").unwrap();
+        std::fs::write(dir.path().join("pkg/a-1_bg.wasm"), "").unwrap();
+        assert_eq!(our_bundle(dir.path()), Some(manifest.bundle));
+    }
+}

@@ -1,0 +1,231 @@
+//! The blog binary's command line: `build` output, flags and env, configuration errors, build
+//! failures, and graceful shutdown on signals.
+
+use isr_tests::{BlogServer, Fixture};
+use std::path::Path;
+
+const TITLE: &str = "What is Incremental Static Regeneration?";
+
+fn assert_built(root: &Path) {
+    let list = std::fs::read_to_string(root.join("blog/index.html"))
+        .unwrap_or_else(|e| panic!("{}/blog/index.html: {e}", root.display()));
+    assert!(list.contains(TITLE), "{list}");
+    let post = std::fs::read_to_string(root.join("blog/what-is-isr/index.html"))
+        .unwrap_or_else(|e| panic!("{}/blog/what-is-isr/index.html: {e}", root.display()));
+    assert!(post.contains(&format!("<h1>{TITLE}</h1>")), "{post}");
+    assert!(root.join(".isr").is_dir(), "no .isr folder");
+    assert!(
+        !root.join("blog/upcoming/index.html").exists(),
+        "a draft was exported"
+    );
+}
+
+#[test]
+fn build_writes_the_static_export_and_prints_a_summary() {
+    let fx = Fixture::new();
+    let root = fx.path().join("out");
+    let out = fx.run(&["build", "--site-root", root.to_str().unwrap()], &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_built(&root);
+    for slug in [
+        "choosing-a-strategy",
+        "failure-modes",
+        "hydration",
+        "on-demand",
+        "revalidate-explained",
+    ] {
+        assert!(
+            root.join(format!("blog/{slug}/index.html")).is_file(),
+            "{slug}"
+        );
+    }
+
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words == ["Route", "Pages", "Revalidate", "Size", "Time"]
+        })
+        .unwrap_or_else(|| panic!("no summary header in:\n{}", out.stdout));
+    let row = |route: &str| {
+        lines[header + 1..]
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(route))
+            .unwrap_or_else(|| panic!("no {route} row in:\n{}", out.stdout))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("/blog")[1], "1", "{}", out.stdout);
+    assert_eq!(row("/blog/:slug")[1], "6", "{}", out.stdout);
+    assert_eq!(&row("/blog/:slug")[2..4], ["5", "s"], "{}", out.stdout);
+    assert!(
+        lines.iter().any(|l| l.starts_with("Built 7 pages in ")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn flags_work_before_the_subcommand() {
+    let fx = Fixture::new();
+    let root = fx.path().join("before");
+    let out = fx.run(&["--site-root", root.to_str().unwrap(), "build"], &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_built(&root);
+}
+
+#[test]
+fn site_root_comes_from_env_and_the_flag_beats_it() {
+    let fx = Fixture::new();
+    let from_env = fx.path().join("from-env");
+    let from_flag = fx.path().join("from-flag");
+    let out = fx.run(
+        &["build"],
+        &[("LEPTOS_SITE_ROOT", from_env.to_str().unwrap())],
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_built(&from_env);
+
+    let other_env = fx.path().join("other-env");
+    let out = fx.run(
+        &["build", "--site-root", from_flag.to_str().unwrap()],
+        &[("LEPTOS_SITE_ROOT", other_env.to_str().unwrap())],
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_built(&from_flag);
+    assert!(!other_env.exists(), "the env site root was used");
+}
+
+#[test]
+fn serve_without_a_built_site_is_a_configuration_error() {
+    let fx = Fixture::new();
+    let empty = fx.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = fx.run(
+        &[
+            "serve",
+            "--site-root",
+            empty.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--site-root"), "{}", out.stderr);
+    assert!(!out.stderr.contains("serving "), "{}", out.stderr);
+    assert!(
+        std::fs::read_dir(&empty).unwrap().next().is_none(),
+        "serve wrote into the site root"
+    );
+}
+
+/// Arguments, extra env, and what stderr must name.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn bad_values_are_configuration_errors_naming_the_flag() {
+    let fx = Fixture::new();
+    let root = fx.path().join("unused");
+    let root = root.to_str().unwrap();
+    let cases: [Case; 4] = [
+        (&["--addr", "nope", "--site-root", root], &[], "--addr"),
+        (
+            &["start", "--site-root", root, "--addr", "nope"],
+            &[],
+            "--addr",
+        ),
+        (
+            &["--site-root", root],
+            &[("LEPTOS_SITE_ADDR", "nope")],
+            "LEPTOS_SITE_ADDR",
+        ),
+        (
+            &["build", "--site-root", root, "--jobs", "0"],
+            &[],
+            "--jobs",
+        ),
+    ];
+    for (args, envs, needle) in cases {
+        let out = fx.run(args, envs);
+        assert_eq!(out.code(), Some(2), "{args:?} {envs:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?} {envs:?}: {needle} not in {}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.lines().filter(|l| !l.trim().is_empty()).count(),
+            1,
+            "a one-line message: {}",
+            out.stderr
+        );
+    }
+    assert!(
+        !Path::new(root).exists(),
+        "a failed configuration built anyway"
+    );
+}
+
+#[tokio::test]
+async fn addr_flag_beats_the_env() {
+    let fx = Fixture::new();
+    // The harness passes --addr 127.0.0.1:0.
+    let server = BlogServer::start(&fx, &[], &[("LEPTOS_SITE_ADDR", "nope")]);
+    assert_eq!(server.get("/blog").await.status, 200);
+}
+
+#[test]
+fn broken_post_fails_the_build_unless_keep_going() {
+    let fx = Fixture::new();
+    fx.write_post(
+        "broken",
+        "---\ntitle: [unclosed\ndate: 2026-11-30\n---\nBroken.\n",
+    );
+    let root = fx.path().join("site-broken");
+    let out = fx.run(&["build", "--site-root", root.to_str().unwrap()], &[]);
+    assert_ne!(out.code(), Some(0), "{}", out.stdout);
+    assert!(out.code().is_some(), "killed by a signal");
+    assert!(
+        out.stderr.contains("/blog/broken"),
+        "the page path is in stderr:\n{}",
+        out.stderr
+    );
+
+    let out = fx.run(
+        &[
+            "build",
+            "--keep-going",
+            "--site-root",
+            root.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_built(&root);
+    assert!(!root.join("blog/broken/index.html").exists());
+    let all = format!("{}\n{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("/blog/broken"),
+        "the failure is reported:\n{all}"
+    );
+    let list = std::fs::read_to_string(root.join("blog/index.html")).unwrap();
+    assert!(!list.contains("data-slug=\"broken\""), "{list}");
+}
+
+#[tokio::test]
+async fn signals_shut_the_server_down_gracefully() {
+    for signal in ["TERM", "INT"] {
+        let fx = Fixture::new();
+        let mut server = BlogServer::start(&fx, &[], &[]);
+        assert_eq!(server.get("/blog").await.status, 200);
+        let status = server.stop_with(signal);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "SIG{signal}: {status}\n{}",
+            server.stderr_text()
+        );
+    }
+}
