@@ -2,8 +2,10 @@
 //! fallback, and [`App`], the entry point an app's `main` calls.
 
 use crate::build::{self, BuildOptions};
+use crate::client::{self, ClientBundle, ClientCrate};
 use crate::clock::SystemClock;
 use crate::engine::Engine;
+use crate::render::DocumentShell;
 use crate::route::Routes;
 use crate::store::FsStore;
 use clap::{Parser, Subcommand};
@@ -76,6 +78,7 @@ pub struct App {
     name: String,
     default_site_root: PathBuf,
     routes: axum::Router,
+    client: Option<ClientCrate>,
 }
 
 impl App {
@@ -91,7 +94,21 @@ impl App {
             default_site_root: PathBuf::from("target/site").join(&name),
             name,
             routes: axum::Router::new(),
+            client: None,
         }
+    }
+
+    /// The crate whose `hydrate` library is the app's client bundle (usually the app itself:
+    /// `isr::client_crate!()`). `build` and `start` then build the bundle when it is missing or
+    /// out of date, unless `ISR_CLIENT_BUILD=off`; pages load it and hydrate.
+    ///
+    /// ```
+    /// let app = isr::App::new("blog").client(isr::client_crate!());
+    /// # let _ = app;
+    /// ```
+    pub fn client(mut self, krate: ClientCrate) -> Self {
+        self.client = Some(krate);
+        self
     }
 
     /// The site root when neither `--site-root` nor `LEPTOS_SITE_ROOT` is given.
@@ -218,6 +235,11 @@ impl App {
                 return ExitCode::FAILURE;
             }
         };
+        let client = self.client_bundle(&config).await;
+        engine.set_shell(DocumentShell {
+            client: client.clone(),
+            extra_head: crate::render::live_reload_script(),
+        });
         if config.command != Command::Serve {
             tracing::info!(site_root = %config.site_root.display(), jobs = config.build.jobs, "building");
             match build::build(&engine, config.build).await {
@@ -231,10 +253,53 @@ impl App {
         if config.command == Command::Build {
             return ExitCode::SUCCESS;
         }
-        self.serve(engine, config).await
+        self.serve(engine, config, client).await
     }
 
-    async fn serve(self, engine: Arc<Engine>, config: Config) -> ExitCode {
+    /// The bundle pages load: built (when this app has a client crate and may build it), else
+    /// whatever the site root already has. Missing toolchains are reported once, with the fix.
+    async fn client_bundle(&self, config: &Config) -> Option<ClientBundle> {
+        let build_allowed = !matches!(
+            std::env::var("ISR_CLIENT_BUILD").as_deref(),
+            Ok("off") | Ok("0") | Ok("false")
+        );
+        let buildable = config.command != Command::Serve
+            && build_allowed
+            && std::env::var_os("LEPTOS_OUTPUT_NAME").is_none()
+            && self
+                .client
+                .is_some_and(|k| std::path::Path::new(k.manifest_dir).is_dir());
+        if buildable {
+            let krate = self.client.expect("checked above");
+            let (name, root) = (self.name.clone(), config.site_root.clone());
+            let started = std::time::Instant::now();
+            let built =
+                tokio::task::spawn_blocking(move || client::ensure_bundle(&krate, &name, &root))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("client build task failed: {e}")));
+            match built {
+                Ok(bundle) => {
+                    tracing::info!(js = %bundle.js, seconds = started.elapsed().as_secs_f64(), "client bundle ready: pages will hydrate");
+                    return Some(bundle);
+                }
+                Err(reason) => tracing::warn!(
+                    "client bundle not built, pages will not hydrate (their content is complete without JS): {reason}"
+                ),
+            }
+        }
+        let found = client::find_bundle(&config.site_root);
+        if found.is_none() && self.client.is_some() {
+            tracing::info!("no client bundle in the site root: pages are served without hydration");
+        }
+        found
+    }
+
+    async fn serve(
+        self,
+        engine: Arc<Engine>,
+        config: Config,
+        client: Option<ClientBundle>,
+    ) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(config.addr).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -250,12 +315,13 @@ impl App {
             tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
         }
         crate::revalidate::set_running(engine.clone());
-        let app = crate::server::router(
-            engine.clone(),
-            config.revalidate_secret,
-            crate::metrics::install(),
-        )
-        .merge(self.routes);
+        let options = crate::server::ServerOptions {
+            revalidate_secret: config.revalidate_secret,
+            assets: Some(config.site_root.join("pkg")),
+            immutable_assets: client.as_ref().is_some_and(|c| c.immutable),
+        };
+        let app = crate::server::router(engine.clone(), options, crate::metrics::install())
+            .merge(self.routes);
         tracing::info!(
             "serving {} pages from {} at http://{addr}",
             engine.page_count(),

@@ -172,13 +172,15 @@ pub fn document(
     }
     html.push_str(&body.html_attrs);
     html.push_str(
-        "><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        "><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><link rel=\"icon\" href=\"data:,\">",
     );
     if !body.has_title {
         html.push_str("<title>");
         html.push_str(&escape_text(path));
         html.push_str("</title>");
     }
+    // leptos_meta hydrates the tags that follow this marker, in order (as `<MetaTags/>` does).
+    html.push_str("<!--HEAD-->");
     html.push_str(&body.head);
     html.push_str("<script type=\"application/json\" id=\"");
     html.push_str(PROPS_ELEMENT_ID);
@@ -209,6 +211,28 @@ fn push_hydration_scripts(html: &mut String, client: &ClientBundle, hydrate_expo
     html.push_str(&format!(
         "<script type=\"module\">import init, {{ {hydrate_export} }} from {js_url}; init({{ module_or_path: {wasm_url} }}).then(() => {hydrate_export}());</script>"
     ));
+}
+
+/// cargo-leptos's live-reload script when running under `cargo leptos watch` (which sets
+/// `LEPTOS_WATCH` and the reload port), else nothing.
+///
+/// ```
+/// if std::env::var_os("LEPTOS_WATCH").is_none() {
+///     assert_eq!(isr::render::live_reload_script(), "");
+/// }
+/// ```
+pub fn live_reload_script() -> String {
+    if std::env::var_os("LEPTOS_WATCH").is_none() {
+        return String::new();
+    }
+    let Ok(conf) = leptos::config::get_configuration(None) else {
+        return String::new();
+    };
+    let options = conf.leptos_options;
+    Owner::new().with(|| {
+        use leptos::prelude::*;
+        view! { <leptos::hydration::AutoReload options=options /> }.to_html()
+    })
 }
 
 /// A plain, self-contained HTML page for status responses (404, 503).

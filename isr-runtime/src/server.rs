@@ -36,29 +36,54 @@ struct AppState {
     metrics: PrometheusHandle,
 }
 
-/// The ISR router: pages (as the fallback), `POST /_isr/revalidate` (only with a secret) and
-/// `GET /_isr/metrics`. Merge app routes into it with [`Router::merge`].
+/// What the router serves besides pages.
+///
+/// ```
+/// let options = isr::server::ServerOptions { revalidate_secret: Some("s3cret".into()), ..Default::default() };
+/// assert!(options.assets.is_none());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// Enables `POST /_isr/revalidate` with `Authorization: Bearer <secret>`.
+    pub revalidate_secret: Option<String>,
+    /// The client bundle folder served at `/pkg` (`<site-root>/pkg`).
+    pub assets: Option<std::path::PathBuf>,
+    /// Whether `/pkg` files are content-hashed and may be cached forever.
+    pub immutable_assets: bool,
+}
+
+/// The ISR router: pages (as the fallback), `/pkg/*` (client bundle), `POST /_isr/revalidate`
+/// (only with a secret) and `GET /_isr/metrics`. Merge app routes into it with [`Router::merge`].
 ///
 /// ```no_run
 /// # fn demo(engine: std::sync::Arc<isr::Engine>) {
-/// let app = isr::server::router(engine, Some("s3cret".into()), isr::metrics::install());
+/// let options = isr::server::ServerOptions { revalidate_secret: Some("s3cret".into()), ..Default::default() };
+/// let app = isr::server::router(engine, options, isr::metrics::install());
 /// # let _ = app; }
 /// ```
-pub fn router(
-    engine: Arc<Engine>,
-    revalidate_secret: Option<String>,
-    metrics: PrometheusHandle,
-) -> Router {
+pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHandle) -> Router {
     let state = AppState {
         engine,
-        revalidate_secret: revalidate_secret.map(Arc::from),
+        revalidate_secret: options.revalidate_secret.map(Arc::from),
         metrics,
     };
-    Router::new()
+    let mut router = Router::new()
         .route("/_isr/revalidate", any(revalidate_endpoint))
-        .route("/_isr/metrics", get(metrics_endpoint))
-        .fallback(page_endpoint)
-        .with_state(state)
+        .route("/_isr/metrics", get(metrics_endpoint));
+    if let Some(assets) = options.assets {
+        let cache = if options.immutable_assets {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        let files = tower_http::set_header::SetResponseHeader::overriding(
+            tower_http::services::ServeDir::new(assets),
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache),
+        );
+        router = router.nest_service("/pkg", files);
+    }
+    router.fallback(page_endpoint).with_state(state)
 }
 
 async fn page_endpoint(State(state): State<AppState>, request: Request) -> Response {

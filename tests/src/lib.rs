@@ -55,6 +55,9 @@ const CONTROLLED_ENV: &[&str] = &[
     "ISR_JOBS",
     "BLOG_CONTENT_DIR",
     "RUST_LOG",
+    "ISR_CLIENT_BUILD",
+    "LEPTOS_OUTPUT_NAME",
+    "LEPTOS_WATCH",
 ];
 
 /// The workspace root (the parent of this crate).
@@ -257,9 +260,20 @@ impl Fixture {
     /// Runs the binary once (`build`, a bad flag, …) with `BLOG_CONTENT_DIR` set to this
     /// fixture's posts, and waits (deadline) for it to exit. No `--site-root` is added.
     pub fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> RunOutput {
+        self.run_with_deadline(args, envs, EXIT_DEADLINE)
+    }
+
+    /// Like [`Fixture::run`] with another deadline (a build that compiles the client bundle
+    /// takes minutes when cold).
+    pub fn run_with_deadline(
+        &self,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        deadline: Duration,
+    ) -> RunOutput {
         let mut command = blog_command(&self.content_dir(), envs);
         command.args(args);
-        run_to_completion(command)
+        run_to_completion(command, deadline)
     }
 }
 
@@ -289,6 +303,8 @@ fn blog_command(content: &Path, envs: &[(&str, &str)]) -> Command {
     command
         .env("BLOG_CONTENT_DIR", content)
         .env("RUST_LOG", "info")
+        // The HTTP tests need no client bundle; the browser tests turn its build back on.
+        .env("ISR_CLIENT_BUILD", "off")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -298,13 +314,13 @@ fn blog_command(content: &Path, envs: &[(&str, &str)]) -> Command {
     command
 }
 
-fn run_to_completion(mut command: Command) -> RunOutput {
+fn run_to_completion(mut command: Command, limit: Duration) -> RunOutput {
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
     let stdout = collect_lines(child.stdout.take().expect("piped stdout"));
     let stderr = collect_lines(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + EXIT_DEADLINE;
+    let deadline = Instant::now() + limit;
     let status = loop {
         match child.try_wait().expect("wait for the child") {
             Some(status) => break status,
@@ -312,7 +328,7 @@ fn run_to_completion(mut command: Command) -> RunOutput {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "{command:?} did not finish within {EXIT_DEADLINE:?}; stderr:\n{}",
+                    "{command:?} did not finish within {limit:?}; stderr:\n{}",
                     stderr.lock().unwrap().join("\n")
                 );
             }

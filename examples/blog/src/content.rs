@@ -3,6 +3,7 @@
 //! Every failure to read the folder or to parse a post is an error (the data source is "down"),
 //! never a not-found: ISR then keeps serving the old page.
 
+use crate::pages::TocEntry;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -19,8 +20,10 @@ pub struct Post {
     pub date: String,
     pub tags: Vec<String>,
     pub draft: bool,
-    /// The body rendered to HTML.
+    /// The body rendered to HTML (headings carry `id`s).
     pub html: String,
+    /// The headings, for a table of contents.
+    pub toc: Vec<TocEntry>,
 }
 
 #[derive(Deserialize)]
@@ -142,13 +145,15 @@ pub fn parse_post(slug: &str, text: &str) -> anyhow::Result<Post> {
         bail!("front matter: `title` is empty");
     }
     check_date(&front.date)?;
+    let (html, toc) = markdown_to_html(body);
     Ok(Post {
         slug: slug.to_string(),
         title: front.title,
         date: front.date,
         tags: front.tags,
         draft: front.draft,
-        html: markdown_to_html(body),
+        html,
+        toc,
     })
 }
 
@@ -167,15 +172,67 @@ fn check_date(date: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn markdown_to_html(markdown: &str) -> String {
-    use pulldown_cmark::{html, Options, Parser};
+/// Renders Markdown, giving every heading an `id` (its own `{#id}` or a slug of its text) and
+/// listing the headings.
+fn markdown_to_html(markdown: &str) -> (String, Vec<TocEntry>) {
+    use pulldown_cmark::{html, Event, Options, Parser, Tag, TagEnd};
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_HEADING_ATTRIBUTES;
+    let mut events: Vec<Event> = Parser::new_ext(markdown, options).collect();
+    let mut toc: Vec<TocEntry> = Vec::new();
+    for start in 0..events.len() {
+        let Event::Start(Tag::Heading { level, id, .. }) = &events[start] else {
+            continue;
+        };
+        let (level, explicit_id) = (*level as u8, id.clone());
+        let text: String = events[start + 1..]
+            .iter()
+            .take_while(|e| !matches!(e, Event::End(TagEnd::Heading(_))))
+            .filter_map(|e| match e {
+                Event::Text(t) | Event::Code(t) => Some(t.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let base = explicit_id
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| slugify(&text));
+        let mut anchor = base.clone();
+        let mut n = 1;
+        while toc.iter().any(|entry| entry.id == anchor) {
+            n += 1;
+            anchor = format!("{base}-{n}");
+        }
+        if let Event::Start(Tag::Heading { id, .. }) = &mut events[start] {
+            *id = Some(anchor.clone().into());
+        }
+        toc.push(TocEntry {
+            level,
+            id: anchor,
+            text,
+        });
+    }
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut out, Parser::new_ext(markdown, options));
-    out
+    html::push_html(&mut out, events.into_iter());
+    (out, toc)
+}
+
+fn slugify(text: &str) -> String {
+    let mut slug = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-').to_string();
+    if slug.is_empty() {
+        "section".into()
+    } else {
+        slug
+    }
 }
 
 #[cfg(test)]
@@ -193,7 +250,15 @@ mod tests {
         assert_eq!(post.date, "2026-01-02");
         assert_eq!(post.tags, ["a", "b"]);
         assert!(!post.draft);
-        assert!(post.html.contains("<h1>Hi</h1>"));
+        assert!(post.html.contains("<h1 id=\"hi\">Hi</h1>"), "{}", post.html);
+        assert_eq!(
+            post.toc,
+            [TocEntry {
+                level: 1,
+                id: "hi".into(),
+                text: "Hi".into()
+            }]
+        );
         assert!(post.html.contains("<em>text</em>"));
     }
 
@@ -218,5 +283,19 @@ mod tests {
         assert!(read_post_in(dir.path(), "nope").unwrap().is_none());
         assert!(read_post_in(&dir.path().join("gone"), "nope").is_err());
         assert!(list_slugs(&dir.path().join("gone")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod toc_tests {
+    use super::*;
+
+    #[test]
+    fn headings_get_unique_ids() {
+        let (html, toc) = markdown_to_html("## Why ISR?\n\n## Why ISR?\n\n### Custom {#mine}\n");
+        let ids: Vec<&str> = toc.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["why-isr", "why-isr-2", "mine"]);
+        assert!(html.contains("<h2 id=\"why-isr-2\">"));
+        assert_eq!(toc[2].level, 3);
     }
 }

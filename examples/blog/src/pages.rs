@@ -1,11 +1,15 @@
 //! The blog's pages: props, loaders (server only) and views (server and browser).
+//!
+//! The views are ordinary leptos components: rendered to static HTML by the build and by
+//! regenerations, then hydrated in the browser, where the like button, the table-of-contents
+//! toggle and the list filter come alive.
 
 use isr::prelude::*;
 use leptos::prelude::*;
-use leptos_meta::Title;
+use leptos_meta::{Style, Title};
 
 /// One entry of the post list.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PostSummary {
     pub slug: String,
     pub title: String,
@@ -18,6 +22,16 @@ pub struct ListProps {
     pub posts: Vec<PostSummary>,
 }
 
+/// A heading of a post, for its table of contents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TocEntry {
+    /// 1 for `#`, 2 for `##`, …
+    pub level: u8,
+    /// The heading's `id` (anchor).
+    pub id: String,
+    pub text: String,
+}
+
 /// Props of `/blog/:slug`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PostProps {
@@ -27,6 +41,7 @@ pub struct PostProps {
     pub tags: Vec<String>,
     /// The Markdown body, rendered to HTML on the server.
     pub html: String,
+    pub toc: Vec<TocEntry>,
 }
 
 #[page(path = "/blog", revalidate = 60, view = PostList, tags = ["posts"])]
@@ -60,6 +75,7 @@ async fn post(params: Params) -> isr::Result<Load<PostProps>> {
             date: post.date,
             tags: post.tags,
             html: post.html,
+            toc: post.toc,
         })
         .tag(format!("post:{slug}"))),
         _ => Ok(Load::NotFound),
@@ -75,10 +91,19 @@ async fn all_post_params() -> isr::Result<Vec<Params>> {
         .collect())
 }
 
+const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;max-width:44rem;margin:0 auto;padding:1rem;\
+color:#222;line-height:1.55}header.site,footer.site{color:#666;font-size:.9rem}\
+header.site a{color:inherit;font-weight:600;text-decoration:none}ul.posts{padding-left:1.2rem}\
+time{color:#777;font-size:.9rem}.tag{color:#0a6;font-size:.85rem}input.filter{width:100%;\
+padding:.4rem;font-size:1rem}button{font-size:1rem;margin-right:.5rem}nav.toc{background:#f6f6f6;\
+padding:.2rem .8rem;margin:.6rem 0}";
+
 /// The page frame shared by every page.
 #[component]
 fn Frame(children: Children) -> impl IntoView {
     view! {
+        <Style>{STYLE}</Style>
         <header class="site">
             <a href="/blog">"The ISR blog"</a>
         </header>
@@ -87,35 +112,55 @@ fn Frame(children: Children) -> impl IntoView {
     }
 }
 
-/// `/blog`: every published post, newest first.
+/// `/blog`: every published post, newest first, with a filter box (works once hydrated).
 #[component]
 pub fn PostList(props: ListProps) -> impl IntoView {
-    let count = props.posts.len();
+    let query = RwSignal::new(String::new());
+    let posts = props.posts;
+    let total = posts.len();
+    let matching = move |post: &PostSummary| {
+        let query = query.get().to_lowercase();
+        query.is_empty() || post.title.to_lowercase().contains(query.trim())
+    };
+    let shown = {
+        let posts = posts.clone();
+        move || posts.iter().filter(|p| matching(p)).count()
+    };
     view! {
         <Title text="Blog" />
         <Frame>
             <h1>"Blog"</h1>
-            <p class="count">{format!("{count} posts")}</p>
+            <input
+                type="search"
+                class="filter"
+                placeholder="Filter posts by title"
+                aria-label="Filter posts by title"
+                prop:value=query
+                on:input=move |event| query.set(event_target_value(&event))
+            />
+            <p class="count">{move || format!("{} of {total} posts", shown())}</p>
             <ul class="posts">
-                {props
-                    .posts
-                    .into_iter()
-                    .map(|post| {
-                        view! {
-                            <li data-slug=post.slug.clone()>
-                                <a href=format!("/blog/{}", post.slug)>{post.title}</a>
-                                " "
-                                <time datetime=post.date.clone()>{post.date.clone()}</time>
-                            </li>
-                        }
-                    })
-                    .collect_view()}
+                {move || {
+                    posts
+                        .iter()
+                        .filter(|p| matching(p))
+                        .map(|post| {
+                            view! {
+                                <li data-slug=post.slug.clone()>
+                                    <a href=format!("/blog/{}", post.slug)>{post.title.clone()}</a>
+                                    " "
+                                    <time datetime=post.date.clone()>{post.date.clone()}</time>
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
             </ul>
         </Frame>
     }
 }
 
-/// `/blog/:slug`: one post.
+/// `/blog/:slug`: one post, with a like button and a table-of-contents toggle.
 #[component]
 pub fn PostView(props: PostProps) -> impl IntoView {
     view! {
@@ -131,9 +176,59 @@ pub fn PostView(props: PostProps) -> impl IntoView {
                         .map(|tag| view! { " " <span class="tag">{format!("#{tag}")}</span> })
                         .collect_view()}
                 </p>
+                // A <div>, not a <p>: the browser would close a <p> before the <nav> inside it,
+                // and hydration would then find another DOM than the server rendered.
+                <div class="actions">
+                    <LikeButton />
+                    <TableOfContents entries=props.toc />
+                </div>
                 <div class="body" inner_html=props.html></div>
             </article>
-            <p><a href="/blog">"← All posts"</a></p>
+            <p>
+                <a href="/blog">"← All posts"</a>
+            </p>
         </Frame>
     }
+}
+
+/// Counts likes in the browser (client-side state).
+#[component]
+fn LikeButton() -> impl IntoView {
+    let likes = RwSignal::new(0u32);
+    view! {
+        <button class="like" on:click=move |_| likes.update(|n| *n += 1)>
+            "👍 like " <span class="likes">{move || likes.get()}</span>
+        </button>
+    }
+}
+
+/// A button that shows or hides the post's headings.
+#[component]
+fn TableOfContents(entries: Vec<TocEntry>) -> impl IntoView {
+    let open = RwSignal::new(false);
+    (!entries.is_empty()).then(|| {
+        view! {
+            <button
+                class="toc-toggle"
+                aria-expanded=move || open.get().to_string()
+                on:click=move |_| open.update(|o| *o = !*o)
+            >
+                {move || if open.get() { "Hide contents" } else { "Show contents" }}
+            </button>
+            <nav class="toc" style:display=move || if open.get() { "block" } else { "none" }>
+                <ul>
+                    {entries
+                        .into_iter()
+                        .map(|entry| {
+                            view! {
+                                <li class=format!("level-{}", entry.level)>
+                                    <a href=format!("#{}", entry.id)>{entry.text}</a>
+                                </li>
+                            }
+                        })
+                        .collect_view()}
+                </ul>
+            </nav>
+        }
+    })
 }

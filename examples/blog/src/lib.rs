@@ -1,0 +1,22 @@
+//! A Markdown blog served with Incremental Static Regeneration.
+//!
+//! Posts are Markdown files with YAML front matter in `BLOG_CONTENT_DIR` (default: this
+//! example's `content/` folder). `/blog` lists them (revalidate 60 s), `/blog/:slug` shows one
+//! (revalidate 5 s, rendered on first request when the file is new). The same crate is the
+//! server (`ssr`: loaders + the `blog` binary) and the browser bundle (`hydrate`: the views).
+
+#[cfg(feature = "ssr")]
+pub mod content;
+pub mod pages;
+
+/// The blog app: its pages (registered by `#[page]`), site root and client bundle.
+///
+/// ```no_run
+/// std::process::exit(match blog::app().run() { c if c == std::process::ExitCode::SUCCESS => 0, _ => 1 });
+/// ```
+#[cfg(feature = "ssr")]
+pub fn app() -> isr::App {
+    isr::App::new("blog")
+        .site_root("target/site/blog")
+        .client(isr::client_crate!())
+}

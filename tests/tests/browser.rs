@@ -1,0 +1,315 @@
+//! Hydration in a real browser: Debian's chromium driven through chromedriver (WebDriver).
+//!
+//! The blog is built WITH its client bundle (wasm), served, and a post and the list are used
+//! like a person would: the like button counts, the table of contents opens, the filter box
+//! filters. Then the post is edited and revalidated on demand, the page reloaded: new content,
+//! still hydrated. Any console error fails the test.
+//!
+//! Chromium and chromedriver are required; a machine without them fails this test unless
+//! `ISR_SKIP_BROWSER_TESTS=1` is set (CI does not set it).
+
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
+use serde_json::json;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A cold client build compiles leptos for wasm32 (minutes on 2 cores).
+const CLIENT_BUILD_DEADLINE: Duration = Duration::from_secs(25 * 60);
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    async fn browser(&self, user_data_dir: &std::path::Path) -> Client {
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,800",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", user_data_dir.display())])
+        .collect::<Vec<_>>();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:loggingPrefs": { "browser": "ALL" },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("open a chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log {"type": "browser"}`: console messages so far.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+async fn console_errors(browser: &Client) -> Vec<String> {
+    let entries = browser
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("read the browser log");
+    entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn text(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("find {css}: {e}"))
+        .text()
+        .await
+        .expect("element text")
+}
+
+/// Clicks the like button until the page is hydrated (the count moves), then returns it. On
+/// timeout the failure shows the browser console, where hydration errors land.
+async fn wait_for_hydration(browser: &Client) -> u32 {
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
+        if let Ok(button) = browser.find(Locator::Css("button.like")).await {
+            let _ = button.click().await;
+            if let Ok(likes) = text(browser, "span.likes").await.trim().parse::<u32>() {
+                if likes > 0 {
+                    return likes;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let log = browser.issue_cmd(BrowserLog).await;
+            panic!("the like button never reacted (no hydration); browser console: {log:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
+    let browsers_missing =
+        !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists();
+    if browsers_missing {
+        assert!(
+            std::env::var("ISR_SKIP_BROWSER_TESTS").as_deref() == Ok("1"),
+            "chromium/chromedriver missing: run `bash scripts/setup-wasm.sh` (or set ISR_SKIP_BROWSER_TESTS=1 to skip)"
+        );
+        eprintln!("skipping: ISR_SKIP_BROWSER_TESTS=1 and no chromium");
+        return;
+    }
+    let fx = Fixture::new();
+    let root = fx.site_root();
+    let root_arg = root.to_str().expect("utf-8 temp path");
+    let build = fx.run_with_deadline(
+        &["build", "--site-root", root_arg],
+        &[("ISR_CLIENT_BUILD", "auto")],
+        CLIENT_BUILD_DEADLINE,
+    );
+    assert_eq!(build.code(), Some(0), "build failed:\n{}", build.stderr);
+    assert!(
+        build.stderr.contains("client bundle ready"),
+        "the build must produce the client bundle:\n{}",
+        build.stderr
+    );
+    let server = BlogServer::start(&fx, &["serve"], &[]);
+
+    // The page loads a content-hashed bundle that is served with long-lived cache headers.
+    let page = server.get("/blog/what-is-isr").await;
+    let js = page
+        .body
+        .split("from \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page imports its bundle")
+        .to_string();
+    assert!(js.starts_with("/pkg/blog-") && js.ends_with(".js"), "{js}");
+    let bundle = server.get(&js).await;
+    assert_eq!(bundle.status, 200);
+    assert_eq!(
+        bundle.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("browser profile dir");
+    let browser = driver.browser(profile.path()).await;
+
+    // A post: like ×3, table of contents toggles.
+    browser
+        .goto(&server.url("/blog/what-is-isr"))
+        .await
+        .expect("open the post");
+    assert_eq!(
+        browser.title().await.unwrap(),
+        "What is Incremental Static Regeneration?"
+    );
+    let first = wait_for_hydration(&browser).await;
+    for _ in first..3 {
+        browser
+            .find(Locator::Css("button.like"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    poll_until("three likes", POLL_DEADLINE, || async {
+        (text(&browser, "span.likes").await == "3").then_some(())
+    })
+    .await;
+    let toc = browser.find(Locator::Css("nav.toc")).await.unwrap();
+    assert!(!toc.is_displayed().await.unwrap(), "contents start hidden");
+    browser
+        .find(Locator::Css("button.toc-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    poll_until("the toggle to show the contents", POLL_DEADLINE, || async {
+        toc.is_displayed().await.ok()?.then_some(())
+    })
+    .await;
+    assert!(text(&browser, "nav.toc")
+        .await
+        .contains("How a request is served"));
+    let screenshot = browser.screenshot().await.expect("screenshot");
+    assert!(screenshot.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::write(fx.path().join("post.png"), &screenshot).unwrap();
+
+    // The list: typing filters it.
+    browser
+        .goto(&server.url("/blog"))
+        .await
+        .expect("open the list");
+    let all = browser
+        .find_all(Locator::Css("ul.posts li"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(all, 6, "six published posts");
+    let filter = browser.find(Locator::Css("input.filter")).await.unwrap();
+    let shown = poll_until("the list to filter", POLL_DEADLINE, || async {
+        filter.clear().await.ok()?;
+        filter.send_keys("regenerat").await.ok()?;
+        let shown = browser
+            .find_all(Locator::Css("ul.posts li"))
+            .await
+            .ok()?
+            .len();
+        (shown < all).then_some(shown)
+    })
+    .await;
+    assert_eq!(shown, 2, "two titles mention regeneration");
+    poll_until("the count to follow the filter", POLL_DEADLINE, || async {
+        text(&browser, "p.count")
+            .await
+            .starts_with("2 of 6")
+            .then_some(())
+    })
+    .await;
+
+    // Edit → on-demand revalidation → reload: new content, and still hydrated.
+    fx.edit_post(
+        "what-is-isr",
+        "## When to use it",
+        "## When to reach for it",
+    );
+    let answer = server
+        .revalidate(&json!({"paths": ["/blog/what-is-isr"]}))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["results"][0]["outcome"], "regenerated");
+    browser
+        .goto(&server.url("/blog/what-is-isr"))
+        .await
+        .unwrap();
+    assert!(browser
+        .source()
+        .await
+        .unwrap()
+        .contains("When to reach for it"));
+    assert_eq!(
+        wait_for_hydration(&browser).await,
+        1,
+        "a fresh page starts at 0 likes"
+    );
+
+    let errors = console_errors(&browser).await;
+    assert!(errors.is_empty(), "browser console: {errors:#?}");
+    browser.close().await.unwrap();
+}
