@@ -231,6 +231,8 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut built: HashSet<String> = HashSet::with_capacity(targets.len());
+    // One file-system sync at the end (in `retain`) instead of two fsyncs per page.
+    engine.store().defer_sync(true);
     let mut generations = futures::stream::iter(targets)
         .map(|target| async move {
             let started = Instant::now();
@@ -272,7 +274,10 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
     }
     drop(generations);
     progress.finish_and_clear();
+    engine.store().defer_sync(false);
     if !failures.is_empty() && !options.keep_going {
+        let store = engine.store().clone();
+        let _ = tokio::task::spawn_blocking(move || store.sync()).await;
         return Err(BuildError { failures });
     }
     let pruned = engine.retain(&built).await.map_err(|e| BuildError {

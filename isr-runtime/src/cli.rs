@@ -79,6 +79,13 @@ pub struct App {
     default_site_root: PathBuf,
     routes: axum::Router,
     client: Option<ClientCrate>,
+    commands: Vec<AppCommand>,
+}
+
+/// A subcommand an app adds to the shared CLI (e.g. `shop seed`).
+struct AppCommand {
+    command: clap::Command,
+    run: Box<dyn FnOnce(&clap::ArgMatches) -> ExitCode>,
 }
 
 impl App {
@@ -95,7 +102,31 @@ impl App {
             name,
             routes: axum::Router::new(),
             client: None,
+            commands: Vec::new(),
         }
+    }
+
+    /// Adds an app-specific subcommand; `run` gets its matches (global flags included) and
+    /// returns the exit code. Logging is set up before it runs.
+    ///
+    /// ```
+    /// use std::process::ExitCode;
+    /// let app = isr::App::new("shop").command(
+    ///     clap::Command::new("seed").about("Fill the database"),
+    ///     |_matches| ExitCode::SUCCESS,
+    /// );
+    /// # let _ = app;
+    /// ```
+    pub fn command(
+        mut self,
+        command: clap::Command,
+        run: impl FnOnce(&clap::ArgMatches) -> ExitCode + 'static,
+    ) -> Self {
+        self.commands.push(AppCommand {
+            command,
+            run: Box::new(run),
+        });
+        self
     }
 
     /// The crate whose `hydrate` library is the app's client bundle (usually the app itself:
@@ -137,9 +168,30 @@ impl App {
     /// Parses the command line, then builds and/or serves. Returns the process exit code:
     /// 0 on success (also after SIGINT/SIGTERM), 1 on a failed build or server error,
     /// 2 on bad configuration.
-    pub fn run(self) -> ExitCode {
-        let cli = match Cli::try_parse() {
-            Ok(cli) => cli,
+    pub fn run(mut self) -> ExitCode {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = self.commands.iter().fold(Cli::command(), |cli, extra| {
+            cli.subcommand(extra.command.clone())
+        });
+        let parsed = command.try_get_matches().and_then(|matches| {
+            let extra = matches.subcommand_name().and_then(|name| {
+                self.commands
+                    .iter()
+                    .position(|c| c.command.get_name() == name)
+            });
+            match extra {
+                Some(index) => Ok(Err((index, matches))),
+                None => Cli::from_arg_matches(&matches).map(Ok),
+            }
+        });
+        let cli = match parsed {
+            Ok(Ok(cli)) => cli,
+            Ok(Err((index, matches))) => {
+                init_tracing();
+                let extra = self.commands.swap_remove(index);
+                let (_, sub_matches) = matches.subcommand().expect("matched a subcommand");
+                return (extra.run)(sub_matches);
+            }
             Err(error) => {
                 let _ = error.print();
                 return if error.use_stderr() {

@@ -464,6 +464,11 @@ impl Engine {
         keys
     }
 
+    /// The persistent tier.
+    pub(crate) fn store(&self) -> &Arc<dyn PageStore> {
+        &self.store
+    }
+
     /// Forgets every page whose key is not in `keep` (after a build: pages no longer listed).
     pub(crate) async fn retain(&self, keep: &HashSet<String>) -> std::io::Result<usize> {
         let removed: Vec<String> = {

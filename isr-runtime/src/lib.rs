@@ -82,6 +82,10 @@ pub mod server;
 #[cfg(feature = "ssr")]
 pub mod store;
 
+/// Re-exported so that apps add routes and subcommands with the versions isr uses.
+#[cfg(feature = "ssr")]
+pub use {axum, clap};
+
 #[cfg(feature = "ssr")]
 pub use {
     build::{BuildError, BuildOptions, BuildReport},

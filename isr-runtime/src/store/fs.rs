@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The folder under the site root that holds metadata; never served.
 pub const META_DIR: &str = ".isr";
@@ -27,6 +28,7 @@ pub const META_DIR: &str = ".isr";
 /// ```
 pub struct FsStore {
     root: PathBuf,
+    deferred_sync: AtomicBool,
 }
 
 impl FsStore {
@@ -37,7 +39,10 @@ impl FsStore {
     /// assert_eq!(store.root(), std::path::Path::new("/tmp/site"));
     /// ```
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsStore { root: root.into() }
+        FsStore {
+            root: root.into(),
+            deferred_sync: AtomicBool::new(false),
+        }
     }
 
     /// The site root.
@@ -132,12 +137,15 @@ impl PageStore for FsStore {
     }
 
     fn write(&self, meta: &PageMeta, html: Option<&[u8]>) -> io::Result<()> {
+        let fsync = !self.deferred_sync.load(Ordering::Relaxed);
         match (html, &meta.kind) {
-            (Some(html), PageKind::Page { .. }) => write_atomic(&self.html_path(&meta.key), html)?,
+            (Some(html), PageKind::Page { .. }) => {
+                write_atomic(&self.html_path(&meta.key), html, fsync)?
+            }
             _ => remove_if_exists(&self.html_path(&meta.key))?,
         }
         let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
-        write_atomic(&self.meta_path(&meta.key), &json)
+        write_atomic(&self.meta_path(&meta.key), &json, fsync)
     }
 
     fn remove(&self, key: &str) -> io::Result<()> {
@@ -157,8 +165,13 @@ impl PageStore for FsStore {
     }
 
     fn sync(&self) -> io::Result<()> {
-        // Directory entries of renames become durable with an fsync of their directory.
-        File::open(self.meta_dir())?.sync_all()
+        // One syncfs flushes every file and directory entry the build wrote.
+        let root = File::open(&self.root)?;
+        rustix::fs::syncfs(&root).map_err(io::Error::from)
+    }
+
+    fn defer_sync(&self, deferred: bool) {
+        self.deferred_sync.store(deferred, Ordering::Relaxed);
     }
 }
 
@@ -170,8 +183,9 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `bytes` to `path` via a fsynced temporary file in the same directory and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` via a temporary file in the same directory (fsynced unless the
+/// caller syncs later) and a rename.
+fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("page path has no parent directory"))?;
@@ -181,7 +195,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if fsync {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     if result.is_err() {

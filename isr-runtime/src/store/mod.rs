@@ -93,4 +93,9 @@ pub trait PageStore: Send + Sync + 'static {
     fn sync(&self) -> io::Result<()> {
         Ok(())
     }
+
+    /// While on, writes skip their per-file fsync (still atomic: temp file + rename); the
+    /// caller makes them durable at once with [`PageStore::sync`]. The build uses this: one
+    /// file-system sync instead of one fsync per page.
+    fn defer_sync(&self, _deferred: bool) {}
 }
