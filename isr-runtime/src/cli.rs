@@ -45,6 +45,10 @@ struct Cli {
     /// Build the pages that work even when some loaders fail
     #[arg(long, global = true)]
     keep_going: bool,
+
+    /// Memory for page HTML, in MiB; least recently loaded pages are re-read from disk [default: 128]
+    #[arg(long, env = "ISR_HOT_CACHE_MB", global = true, value_name = "MIB")]
+    hot_cache_mb: Option<String>,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,7 @@ struct Config {
     site_root: PathBuf,
     build: BuildOptions,
     revalidate_secret: Option<String>,
+    hot_cache_bytes: u64,
 }
 
 /// An ISR app: what its `main` runs.
@@ -238,6 +243,17 @@ impl App {
                 }
             },
         };
+        let hot_cache_bytes = match cli.hot_cache_mb {
+            None => crate::hot_cache::DEFAULT_BUDGET_BYTES,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(mib) if mib >= 1 => mib.saturating_mul(1024 * 1024),
+                _ => {
+                    return Err(format!(
+                        "invalid value {text:?} for --hot-cache-mb / ISR_HOT_CACHE_MB: expected a whole number of MiB ≥ 1"
+                    ))
+                }
+            },
+        };
         let site_root = cli
             .site_root
             .unwrap_or_else(|| self.default_site_root.clone());
@@ -257,6 +273,7 @@ impl App {
                 progress: true,
             },
             revalidate_secret,
+            hot_cache_bytes,
         })
     }
 
@@ -287,6 +304,7 @@ impl App {
                 return ExitCode::FAILURE;
             }
         };
+        engine.set_hot_cache_budget(config.hot_cache_bytes);
         let client = self.client_bundle(&config).await;
         engine.set_shell(DocumentShell {
             client: client.clone(),

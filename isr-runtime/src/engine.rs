@@ -12,6 +12,7 @@
 
 use crate::backoff;
 use crate::clock::Clock;
+use crate::hot_cache::{HotCache, DEFAULT_BUDGET_BYTES};
 use crate::metrics;
 use crate::page::{Fallback, Generated, PageDef, Params, Revalidate};
 use crate::render::{self, DocumentShell};
@@ -224,6 +225,7 @@ pub struct Engine {
     pages: RwLock<HashMap<String, PageState>>,
     inflight: Mutex<HashMap<String, SharedGeneration>>,
     shell: RwLock<Arc<DocumentShell>>,
+    hot: HotCache,
 }
 
 impl Engine {
@@ -274,6 +276,7 @@ impl Engine {
             pages: RwLock::new(pages),
             inflight: Mutex::new(HashMap::new()),
             shell: RwLock::new(Arc::new(DocumentShell::default())),
+            hot: HotCache::new(DEFAULT_BUDGET_BYTES),
         }))
     }
 
@@ -479,7 +482,13 @@ impl Engine {
                 .cloned()
                 .collect();
             for key in &removed {
-                pages.remove(key);
+                if let Some(html) = pages
+                    .remove(key)
+                    .and_then(|state| state.current)
+                    .and_then(|page| page.html.clone())
+                {
+                    self.hot.released(html.len() as u64);
+                }
             }
             removed
         };
@@ -555,6 +564,7 @@ impl Engine {
                 meta.generated_at_ms = 0;
             }
         }
+        let resident = html.len() as u64;
         let loaded = Arc::new(CachedPage {
             meta,
             html: Some(Bytes::from(html)),
@@ -562,15 +572,72 @@ impl Engine {
         let mut pages = self.write_pages();
         let state = pages.entry(key.to_string()).or_default();
         match &state.current {
-            // A newer generation landed meanwhile: serve and keep that one.
-            Some(current) if !Arc::ptr_eq(current, &page) && current.html.is_some() => {
-                Some(current.clone())
-            }
-            _ => {
+            Some(current) if Arc::ptr_eq(current, &page) => {
                 state.current = Some(loaded.clone());
+                drop(pages);
+                self.hot.admit(key, resident, 0);
+                self.evict_over_budget();
                 Some(loaded)
             }
+            // Another generation landed meanwhile: serve it when it is in memory; otherwise
+            // serve what was just read (disk always holds the latest write) without keeping it.
+            Some(current) if current.html.is_some() => Some(current.clone()),
+            _ => Some(loaded),
         }
+    }
+
+    /// Drops the HTML of the pages that became resident longest ago until the resident bytes
+    /// fit the hot-cache budget; their next request reads them from the store again.
+    fn evict_over_budget(&self) {
+        // Each round drains a batch from the queue, so this ends when the queue is empty.
+        loop {
+            let victims = self.hot.victims();
+            if victims.is_empty() {
+                return;
+            }
+            self.evict(victims);
+        }
+    }
+
+    fn evict(&self, victims: Vec<String>) {
+        let mut pages = self.write_pages();
+        for key in victims {
+            let Some(state) = pages.get_mut(&key) else {
+                continue;
+            };
+            let Some(page) = &state.current else {
+                continue;
+            };
+            if let Some(html) = &page.html {
+                let bytes = html.len() as u64;
+                state.current = Some(Arc::new(CachedPage {
+                    meta: page.meta.clone(),
+                    html: None,
+                }));
+                self.hot.released(bytes);
+            }
+        }
+    }
+
+    /// Sets the byte budget of page HTML kept in memory.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) {
+    /// engine.set_hot_cache_budget(64 * 1024 * 1024);
+    /// # }
+    /// ```
+    pub fn set_hot_cache_budget(&self, bytes: u64) {
+        self.hot.set_budget(bytes);
+        self.evict_over_budget();
+    }
+
+    /// Bytes of page HTML held in memory now.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { assert!(engine.hot_cache_bytes() <= 1 << 40); }
+    /// ```
+    pub fn hot_cache_bytes(&self) -> u64 {
+        self.hot.resident()
     }
 
     /// Joins the running generation of `key`, or starts one in its own task.
@@ -676,9 +743,18 @@ impl Engine {
                 tracing::debug!(path = %key, route = def.path, trigger = trigger.as_str(), outcome = label, seconds, "generated");
                 let mut pages = self.write_pages();
                 let state = pages.entry(key.clone()).or_default();
+                let replaced = state
+                    .current
+                    .as_ref()
+                    .and_then(|c| c.html.as_ref())
+                    .map_or(0, |h| h.len() as u64);
                 state.current = Some(page.clone());
                 state.failures = 0;
                 state.retry_at_ms = 0;
+                drop(pages);
+                let added = page.html.as_ref().map_or(0, |h| h.len() as u64);
+                self.hot.admit(&key, added, replaced);
+                self.evict_over_budget();
                 Outcome::Generated(page)
             }
             Err((kind, message)) => {

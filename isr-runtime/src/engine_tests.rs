@@ -463,3 +463,31 @@ async fn routing_outcomes() {
     assert_eq!(h.get("/t/%2e%2e").await.1, "404");
     assert_eq!(h.get("/nothing").await.1, "404");
 }
+
+#[tokio::test]
+async fn hot_cache_stays_within_its_budget_and_evicted_pages_still_serve() {
+    let h = harness().await;
+    let names: Vec<String> = (0..20).map(|i| format!("hot{i}")).collect();
+    for name in &names {
+        script(name, Mode::Page("some page body"));
+    }
+    let one_page = {
+        h.get("/t/hot0").await;
+        h.engine.hot_cache_bytes()
+    };
+    h.engine.set_hot_cache_budget(one_page * 3);
+    for name in &names {
+        h.get(&format!("/t/{name}")).await;
+        assert!(
+            h.engine.hot_cache_bytes() <= one_page * 3,
+            "{} > {}",
+            h.engine.hot_cache_bytes(),
+            one_page * 3
+        );
+    }
+    // The first pages lost their HTML in memory, not their content.
+    let (cache, body) = h.get("/t/hot0").await;
+    assert_eq!(cache, Some(CacheStatus::Hit));
+    assert!(body.contains("some page body"));
+    assert!(h.engine.hot_cache_bytes() <= one_page * 3);
+}

@@ -65,6 +65,8 @@ pub mod client;
 pub mod clock;
 #[cfg(feature = "ssr")]
 pub mod engine;
+#[cfg(feature = "ssr")]
+pub mod hot_cache;
 #[cfg(feature = "hydrate")]
 pub mod hydrate;
 #[cfg(feature = "ssr")]

@@ -1,0 +1,82 @@
+//! The benchmark app (see `bench/run`). Tunable with env vars:
+//!
+//! | env | default | meaning |
+//! |---|---|---|
+//! | `BENCH_PAGES` | 1000 | pages of `/items/:id` pre-rendered at build |
+//! | `BENCH_PAGE_BYTES` | 10240 | approximate HTML size of every page |
+//! | `BENCH_SLOW_MS` | 2000 | loader delay of `/slow` (revalidate 1 s) |
+//! | `BENCH_COLD_MS` | 500 | loader delay of `/cold/:id` (never pre-rendered) |
+//!
+//! Routes: `/page` (static, revalidate 1 h: the HIT path), `/items/:id` (dynamic, pre-rendered),
+//! `/slow` (stale every second, slow loader), `/cold/:id` (fallback blocking).
+
+use isr::prelude::*;
+use leptos::prelude::*;
+use std::time::Duration;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct BenchProps {
+    title: String,
+    paragraphs: Vec<String>,
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Props whose rendered page is about `BENCH_PAGE_BYTES` long (the props JSON is embedded too,
+/// so the text is half of it).
+fn props(title: String) -> BenchProps {
+    let target = env_number("BENCH_PAGE_BYTES", 10_240) as usize / 2;
+    let sentence = "Incremental static regeneration keeps static speed and fresh content. ";
+    let paragraph: String = sentence.repeat(4);
+    let count = (target / paragraph.len()).max(1);
+    BenchProps {
+        title,
+        paragraphs: vec![paragraph; count],
+    }
+}
+
+#[page(path = "/page", revalidate = 3600, view = BenchView)]
+async fn static_page() -> isr::Result<Load<BenchProps>> {
+    Ok(Load::props(props("Static page".into())))
+}
+
+#[page(path = "/items/:id", revalidate = 3600, view = BenchView, paths = all_items, fallback = "blocking")]
+async fn item(params: Params) -> isr::Result<Load<BenchProps>> {
+    let id = params.get("id")?;
+    Ok(Load::props(props(format!("Item {id}"))))
+}
+
+async fn all_items() -> isr::Result<Vec<Params>> {
+    Ok((0..env_number("BENCH_PAGES", 1000))
+        .map(|i| Params::new().with("id", i.to_string()))
+        .collect())
+}
+
+#[page(path = "/slow", revalidate = 1, view = BenchView, timeout = 60)]
+async fn slow() -> isr::Result<Load<BenchProps>> {
+    tokio::time::sleep(Duration::from_millis(env_number("BENCH_SLOW_MS", 2000))).await;
+    Ok(Load::props(props("Slow page".into())))
+}
+
+#[page(path = "/cold/:id", revalidate = 3600, view = BenchView, fallback = "blocking", timeout = 60)]
+async fn cold(params: Params) -> isr::Result<Load<BenchProps>> {
+    tokio::time::sleep(Duration::from_millis(env_number("BENCH_COLD_MS", 500))).await;
+    Ok(Load::props(props(format!("Cold {}", params.get("id")?))))
+}
+
+#[component]
+fn BenchView(props: BenchProps) -> impl IntoView {
+    view! {
+        <h1>{props.title}</h1>
+        {props.paragraphs.into_iter().map(|p| view! { <p>{p}</p> }).collect_view()}
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    isr::App::new("bench").run()
+}
