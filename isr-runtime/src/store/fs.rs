@@ -80,14 +80,48 @@ impl FsStore {
         path
     }
 
+    /// Reads the metadata files in `paths`, skipping (and logging) what cannot be trusted.
+    fn read_metas(&self, paths: &[PathBuf]) -> Vec<PageMeta> {
+        let mut pages = Vec::with_capacity(paths.len());
+        for path in paths {
+            if path.extension().is_none_or(|ext| ext != "json") {
+                continue; // a temporary file left by a crash
+            }
+            let meta: PageMeta = match fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+            {
+                Ok(meta) => meta,
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "ignoring unreadable page metadata");
+                    continue;
+                }
+            };
+            if *path != self.meta_path(&meta.key) {
+                tracing::warn!(file = %path.display(), key = %meta.key, "ignoring misplaced page metadata");
+                continue;
+            }
+            if meta.kind.is_page() && !self.html_path(&meta.key).is_file() {
+                tracing::warn!(key = %meta.key, "metadata without its HTML file: page dropped");
+                continue;
+            }
+            pages.push(meta);
+        }
+        pages
+    }
+
     fn meta_dir(&self) -> PathBuf {
         self.root.join(META_DIR).join("pages")
     }
 
+    /// `.isr/pages/<2 hex>/<30 hex>.json`: 256 folders keep each folder small, so creating and
+    /// renaming files stays cheap (and uncontended) with 100,000 pages.
     fn meta_path(&self, key: &str) -> PathBuf {
         let digest = Sha256::digest(key.as_bytes());
         let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.meta_dir().join(format!("{name}.json"))
+        self.meta_dir()
+            .join(&name[..2])
+            .join(format!("{}.json", &name[2..]))
     }
 }
 
@@ -99,32 +133,29 @@ impl PageStore for FsStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut pages = Vec::new();
+        let mut files = Vec::new();
         for entry in entries {
-            let path = entry?.path();
-            if path.extension().is_none_or(|ext| ext != "json") {
-                continue; // a temporary file left by a crash
-            }
-            let meta: PageMeta = match fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-            {
-                Ok(meta) => meta,
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "ignoring unreadable page metadata");
-                    continue;
+            let shard = entry?.path();
+            if shard.is_dir() {
+                for file in fs::read_dir(&shard)? {
+                    files.push(file?.path());
                 }
-            };
-            if path != self.meta_path(&meta.key) {
-                tracing::warn!(file = %path.display(), key = %meta.key, "ignoring misplaced page metadata");
-                continue;
             }
-            if meta.kind.is_page() && !self.html_path(&meta.key).is_file() {
-                tracing::warn!(key = %meta.key, "metadata without its HTML file: page dropped");
-                continue;
-            }
-            pages.push(meta);
         }
+        // Reading and parsing 100,000 small files dominates a cold start: spread it over the
+        // cores (each file is independent).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = files.len().div_ceil(threads).max(1);
+        let pages = std::thread::scope(|scope| {
+            let workers: Vec<_> = files
+                .chunks(chunk)
+                .map(|paths| scope.spawn(move || self.read_metas(paths)))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
         Ok(pages)
     }
 
@@ -293,7 +324,8 @@ mod tests {
             .write(&meta("/blog/b", page_kind()), Some(b"y"))
             .unwrap();
         fs::remove_file(dir.path().join("blog/a/index.html")).unwrap();
-        fs::write(store.meta_dir().join("garbage.json"), b"{not json").unwrap();
+        fs::create_dir_all(store.meta_dir().join("00")).unwrap();
+        fs::write(store.meta_dir().join("00/garbage.json"), b"{not json").unwrap();
         let index = store.load_index().unwrap();
         assert_eq!(index.len(), 1);
         assert_eq!(index[0].key, "/blog/b");
