@@ -85,6 +85,24 @@ pub struct App {
     routes: axum::Router,
     client: Option<ClientCrate>,
     commands: Vec<AppCommand>,
+    before_pages: Option<BeforePages>,
+}
+
+type BeforePages = Box<dyn FnOnce(PageCommand) -> Result<(), String>>;
+
+/// The shared subcommands that build or serve pages, as told to [`App::before_pages`].
+///
+/// ```
+/// assert_ne!(isr::cli::PageCommand::Build, isr::cli::PageCommand::Serve);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageCommand {
+    /// `build`
+    Build,
+    /// `serve`
+    Serve,
+    /// `start` (also when no subcommand is given)
+    Start,
 }
 
 /// A subcommand an app adds to the shared CLI (e.g. `shop seed`).
@@ -108,7 +126,27 @@ impl App {
             routes: axum::Router::new(),
             client: None,
             commands: Vec::new(),
+            before_pages: None,
         }
+    }
+
+    /// Runs `prepare` after the command line is parsed and logging is set up, before
+    /// `build`, `serve` or `start` touch any page (not for `--help` or an app subcommand):
+    /// the place to open or migrate a database. An `Err` is printed and the app exits with 1.
+    ///
+    /// ```
+    /// let app = isr::App::new("shop").before_pages(|command| {
+    ///     println!("about to {command:?}");
+    ///     Ok(())
+    /// });
+    /// # let _ = app;
+    /// ```
+    pub fn before_pages(
+        mut self,
+        prepare: impl FnOnce(PageCommand) -> Result<(), String> + 'static,
+    ) -> Self {
+        self.before_pages = Some(Box::new(prepare));
+        self
     }
 
     /// Adds an app-specific subcommand; `run` gets its matches (global flags included) and
@@ -214,6 +252,17 @@ impl App {
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };
+        if let Some(prepare) = self.before_pages.take() {
+            let command = match config.command {
+                Command::Build => PageCommand::Build,
+                Command::Serve => PageCommand::Serve,
+                Command::Start => PageCommand::Start,
+            };
+            if let Err(message) = prepare(command) {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

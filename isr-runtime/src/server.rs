@@ -77,7 +77,7 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
             "no-cache"
         };
         let files = tower_http::set_header::SetResponseHeader::overriding(
-            tower_http::services::ServeDir::new(assets),
+            tower_http::services::ServeDir::new(assets).precompressed_gzip(),
             header::CACHE_CONTROL,
             HeaderValue::from_static(cache),
         );

@@ -25,6 +25,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod browser;
+pub mod shop;
+
 /// The bearer token the harness gives the server (`ISR_REVALIDATE_SECRET`) unless told not to.
 pub const SECRET: &str = "test-secret";
 
@@ -73,33 +76,43 @@ pub fn workspace_root() -> PathBuf {
 /// guessed).
 pub fn blog_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(&cargo)
-            .args(["build", "-p", "blog", "--message-format=json"])
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cargo:?} build -p blog: {e}"));
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "`cargo build -p blog` failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let executable = stdout
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "blog")
-            .filter_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .next_back()
-            .unwrap_or_else(|| {
-                panic!("`cargo build -p blog` reported no `blog` executable:\n{stdout}")
-            });
-        assert!(executable.is_file(), "{} is missing", executable.display());
-        executable
-    })
+    BINARY.get_or_init(|| cargo_build_binary("blog"))
+}
+
+/// Builds the binary of workspace package `package` (the binary has the package's name) with
+/// `$CARGO build -p <package> --message-format=json` and returns its path as cargo reports it.
+/// Callers cache it (see [`blog_binary`]).
+///
+/// ```no_run
+/// let shop = isr_tests::cargo_build_binary("shop");
+/// assert!(shop.ends_with("shop"));
+/// ```
+pub fn cargo_build_binary(package: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["build", "-p", package, "--message-format=json"])
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} build -p {package}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "`cargo build -p {package}` failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let executable = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == package)
+        .filter_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .unwrap_or_else(|| {
+            panic!("`cargo build -p {package}` reported no `{package}` executable:\n{stdout}")
+        });
+    assert!(executable.is_file(), "{} is missing", executable.display());
+    executable
 }
 
 /// The blog's own posts folder (`examples/blog/content`).
@@ -314,7 +327,17 @@ fn blog_command(content: &Path, envs: &[(&str, &str)]) -> Command {
     command
 }
 
-fn run_to_completion(mut command: Command, limit: Duration) -> RunOutput {
+/// Runs `command` (stdout and stderr piped) to completion, at most `limit` (then it is killed
+/// and the test fails), and collects its output.
+///
+/// ```no_run
+/// use std::process::{Command, Stdio};
+/// let mut command = Command::new(isr_tests::blog_binary());
+/// command.arg("--help").stdout(Stdio::piped()).stderr(Stdio::piped());
+/// let out = isr_tests::run_to_completion(command, std::time::Duration::from_secs(20));
+/// assert_eq!(out.code(), Some(0));
+/// ```
+pub fn run_to_completion(mut command: Command, limit: Duration) -> RunOutput {
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
@@ -429,6 +452,26 @@ impl BlogServer {
             .arg("--site-root")
             .arg(fixture.site_root())
             .args(["--addr", "127.0.0.1:0"]);
+        Self::spawn(command)
+    }
+
+    /// Spawns `command` (any app binary, fully configured: args, env, `--addr 127.0.0.1:0`,
+    /// piped stdout and stderr) and waits (deadline) for its "serving N pages from DIR at URL"
+    /// line.
+    ///
+    /// ```no_run
+    /// use std::process::{Command, Stdio};
+    /// let mut command = Command::new(isr_tests::shop::shop_binary());
+    /// command.args(["--addr", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    /// let server = isr_tests::BlogServer::spawn(command);
+    /// println!("{}", server.base_url());
+    /// ```
+    pub fn spawn(command: Command) -> BlogServer {
+        Self::spawn_with_deadline(command, START_DEADLINE)
+    }
+
+    /// Like [`BlogServer::spawn`], waiting at most `deadline` for the "serving" line.
+    pub fn spawn_with_deadline(mut command: Command, deadline: Duration) -> BlogServer {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
@@ -448,7 +491,8 @@ impl BlogServer {
             exited: None,
         };
         // From here on a panic drops `server`, which kills the child.
-        let deadline = Instant::now() + START_DEADLINE;
+        let limit = deadline;
+        let deadline = Instant::now() + limit;
         loop {
             let found = server
                 .stderr
@@ -470,7 +514,7 @@ impl BlogServer {
             }
             assert!(
                 Instant::now() < deadline,
-                "no `serving … at http://…` line within {START_DEADLINE:?}; stderr:\n{}",
+                "no `serving … at http://…` line within {limit:?}; stderr:\n{}",
                 server.stderr_text()
             );
             std::thread::sleep(Duration::from_millis(50));

@@ -8,135 +8,13 @@
 //! Chromium and chromedriver are required; a machine without them fails this test unless
 //! `ISR_SKIP_BROWSER_TESTS=1` is set (CI does not set it).
 
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use isr_tests::browser::{
+    browsers_available, console_errors, text, BrowserLog, Driver, CLIENT_BUILD_DEADLINE,
+};
 use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
 use serde_json::json;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// A cold client build compiles leptos for wasm32 (minutes on 2 cores).
-const CLIENT_BUILD_DEADLINE: Duration = Duration::from_secs(25 * 60);
-
-/// chromedriver on a free loopback port, killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let driver = Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        driver
-    }
-
-    async fn browser(&self, user_data_dir: &std::path::Path) -> Client {
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=1000,800",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .chain([format!("--user-data-dir={}", user_data_dir.display())])
-        .collect::<Vec<_>>();
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
-            "goog:loggingPrefs": { "browser": "ALL" },
-        });
-        let serde_json::Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await
-            .expect("open a chromium session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// chromedriver's `POST /session/{id}/se/log {"type": "browser"}`: console messages so far.
-#[derive(Debug)]
-struct BrowserLog;
-
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({"type": "browser"}).to_string()),
-        )
-    }
-}
-
-async fn console_errors(browser: &Client) -> Vec<String> {
-    let entries = browser
-        .issue_cmd(BrowserLog)
-        .await
-        .expect("read the browser log");
-    entries
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
-        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-async fn text(browser: &Client, css: &str) -> String {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("find {css}: {e}"))
-        .text()
-        .await
-        .expect("element text")
-}
 
 /// Clicks the like button until the page is hydrated (the count moves), then returns it. On
 /// timeout the failure shows the browser console, where hydration errors land.
@@ -161,14 +39,7 @@ async fn wait_for_hydration(browser: &Client) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
-    let browsers_missing =
-        !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists();
-    if browsers_missing {
-        assert!(
-            std::env::var("ISR_SKIP_BROWSER_TESTS").as_deref() == Ok("1"),
-            "chromium/chromedriver missing: run `bash scripts/setup-wasm.sh` (or set ISR_SKIP_BROWSER_TESTS=1 to skip)"
-        );
-        eprintln!("skipping: ISR_SKIP_BROWSER_TESTS=1 and no chromium");
+    if !browsers_available() {
         return;
     }
     let fx = Fixture::new();
@@ -202,6 +73,20 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     assert_eq!(
         bundle.header("cache-control"),
         Some("public, max-age=31536000, immutable")
+    );
+    let wasm = js.replace(".js", "_bg.wasm");
+    let gzipped = server
+        .send(
+            server
+                .request(reqwest::Method::GET, &wasm)
+                .header("accept-encoding", "gzip"),
+        )
+        .await;
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(
+        gzipped.header("content-encoding"),
+        Some("gzip"),
+        "the wasm is served precompressed"
     );
 
     let driver = Driver::start();

@@ -1,0 +1,278 @@
+//! The shop's pages: props, loaders (server only) and views (server and browser).
+//!
+//! Loaders read SQLite through [`crate::db::with_db`]: a database that cannot be opened or read
+//! is an error (ISR keeps the old page), an id that is not there is `Load::NotFound`. Every page
+//! is tagged with `product:<id>` for each product it shows, so changing one product revalidates
+//! exactly the pages that show it.
+
+use crate::cart::{AddToCart, CartBadge, CartProvider};
+use crate::format;
+use isr::prelude::*;
+use leptos::prelude::*;
+use leptos_meta::{Style, Title};
+
+/// A product, as stored (and as the admin API returns it); the props of `/products/:id`.
+///
+/// ```
+/// let p = shop::pages::Product {
+///     id: 7, name: "Teapot".into(), description: "Round.".into(), category: "Kitchen".into(),
+///     price_cents: 1299, stock: 3, updated_at: "2026-01-01T00:07:00Z".into(),
+/// };
+/// assert_eq!(serde_json::to_value(&p).unwrap()["price_cents"], 1299);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    /// `2026-01-31T12:00:00Z` (UTC).
+    pub updated_at: String,
+}
+
+/// One line of a catalogue page.
+///
+/// ```
+/// let line = shop::pages::ProductSummary {
+///     id: 7, name: "Teapot".into(), category: "Kitchen".into(), price_cents: 1299, stock: 0,
+/// };
+/// assert_eq!(shop::format::stock(line.stock), "out of stock");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSummary {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// Props of `/products` and `/products/page/:n`.
+///
+/// ```
+/// let props = shop::pages::CatalogueProps { page: 1, pages: 1, total: 0, products: vec![] };
+/// assert!(props.products.is_empty());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueProps {
+    /// This page's number (1-based).
+    pub page: i64,
+    /// How many pages the catalogue has.
+    pub pages: i64,
+    /// How many products the catalogue has.
+    pub total: i64,
+    pub products: Vec<ProductSummary>,
+}
+
+#[page(
+    path = "/products",
+    revalidate = 60,
+    view = CatalogueView,
+    tags = ["products", "catalogue"]
+)]
+async fn catalogue_first() -> isr::Result<Load<CatalogueProps>> {
+    load_catalogue_page(1).await
+}
+
+#[page(
+    path = "/products/page/:n",
+    revalidate = 60,
+    view = CatalogueView,
+    paths = all_catalogue_pages,
+    fallback = "blocking",
+    tags = ["products", "catalogue"]
+)]
+async fn catalogue_page(params: Params) -> isr::Result<Load<CatalogueProps>> {
+    match format::parse_positive(params.get("n")?) {
+        Some(n) => load_catalogue_page(n).await,
+        None => Ok(Load::NotFound),
+    }
+}
+
+/// Page `n` of the catalogue: `NotFound` past the last page (page 1 always exists).
+#[cfg(feature = "ssr")]
+async fn load_catalogue_page(n: i64) -> isr::Result<Load<CatalogueProps>> {
+    let (total, products) = crate::db::with_db(move |conn| {
+        let total = crate::db::count(conn)?;
+        let products = crate::db::catalogue_page(conn, n)?;
+        Ok((total, products))
+    })
+    .await?;
+    if products.is_empty() && n > 1 {
+        return Ok(Load::NotFound);
+    }
+    let tags: Vec<String> = products
+        .iter()
+        .map(|p| format!("product:{}", p.id))
+        .collect();
+    let props = CatalogueProps {
+        page: n,
+        pages: crate::db::page_count(total),
+        total,
+        products,
+    };
+    Ok(tags
+        .into_iter()
+        .fold(Load::props(props), |load, tag| load.tag(tag)))
+}
+
+#[cfg(feature = "ssr")]
+async fn all_catalogue_pages() -> isr::Result<Vec<Params>> {
+    let total = crate::db::with_db(|conn| crate::db::count(conn)).await?;
+    Ok((1..=crate::db::page_count(total))
+        .map(|n| Params::new().with("n", n.to_string()))
+        .collect())
+}
+
+#[page(
+    path = "/products/:id",
+    revalidate = 300,
+    view = ProductView,
+    paths = all_product_ids,
+    fallback = "blocking",
+    tags = ["products"]
+)]
+async fn product(params: Params) -> isr::Result<Load<Product>> {
+    let Some(id) = format::parse_positive(params.get("id")?) else {
+        return Ok(Load::NotFound);
+    };
+    match crate::db::with_db(move |conn| crate::db::product(conn, id)).await? {
+        Some(product) => Ok(Load::props(product).tag(format!("product:{id}"))),
+        None => Ok(Load::NotFound),
+    }
+}
+
+#[cfg(feature = "ssr")]
+async fn all_product_ids() -> isr::Result<Vec<Params>> {
+    let ids = crate::db::with_db(|conn| crate::db::all_ids(conn)).await?;
+    Ok(ids
+        .into_iter()
+        .map(|id| Params::new().with("id", id.to_string()))
+        .collect())
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:52rem;margin:0 auto;\
+padding:1rem;color:#222;line-height:1.5}header.site{display:flex;justify-content:space-between;\
+align-items:center;border-bottom:1px solid #ddd;padding-bottom:.5rem}header.site a.home{\
+font-weight:700;color:inherit;text-decoration:none}.cart{font-size:.95rem}.cart-count{\
+display:inline-block;min-width:1.4rem;text-align:center;background:#0a6;color:#fff;\
+border-radius:.7rem;padding:0 .35rem}ul.products{list-style:none;padding:0}ul.products li{\
+display:flex;gap:1rem;padding:.3rem 0;border-bottom:1px solid #f0f0f0}ul.products .name{\
+flex:1}.price{font-weight:600}.stock,.category{color:#666}.out .stock{color:#b00}nav.pager{\
+display:flex;justify-content:space-between;margin:1rem 0}button.add-to-cart{font-size:1rem;\
+padding:.4rem .9rem}footer.site{color:#666;font-size:.9rem;margin-top:2rem}";
+
+/// The page frame shared by every page: header with the cart badge, main, footer.
+#[component]
+fn Frame(children: Children) -> impl IntoView {
+    view! {
+        <Style>{STYLE}</Style>
+        <CartProvider>
+            <header class="site">
+                <a class="home" href="/products">
+                    "ISR shop"
+                </a>
+                <CartBadge />
+            </header>
+            <main>{children()}</main>
+        </CartProvider>
+        <footer class="site">"Statically generated, regenerated incrementally."</footer>
+    }
+}
+
+/// `/products` and `/products/page/:n`: 50 products with prev/next links.
+///
+/// ```ignore
+/// view! { <CatalogueView props=CatalogueProps { page: 1, pages: 1, total: 0, products: vec![] } /> }
+/// ```
+#[component]
+pub fn CatalogueView(props: CatalogueProps) -> impl IntoView {
+    let CatalogueProps {
+        page,
+        pages,
+        total,
+        products,
+    } = props;
+    let title = if page == 1 {
+        "Products — ISR shop".to_string()
+    } else {
+        format!("Products, page {page} — ISR shop")
+    };
+    view! {
+        <Title text=title />
+        <Frame>
+            <h1>"Products"</h1>
+            <p class="summary">{format!("Page {page} of {pages} · {total} products")}</p>
+            <ul class="products">
+                {products
+                    .into_iter()
+                    .map(|p| {
+                        let class = (p.stock == 0).then_some("out");
+                        view! {
+                            <li data-id=p.id.to_string() class=class>
+                                <a class="name" href=format::product_path(p.id)>
+                                    {p.name}
+                                </a>
+                                <span class="category">{p.category}</span>
+                                <span class="price">{format::price(p.price_cents)}</span>
+                                <span class="stock">{format::stock(p.stock)}</span>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+            <nav class="pager">
+                {(page > 1)
+                    .then(|| {
+                        view! {
+                            <a rel="prev" class="prev" href=format::catalogue_path(page - 1)>
+                                "← Previous"
+                            </a>
+                        }
+                    })}
+                {(page < pages)
+                    .then(|| {
+                        view! {
+                            <a rel="next" class="next" href=format::catalogue_path(page + 1)>
+                                "Next →"
+                            </a>
+                        }
+                    })}
+            </nav>
+        </Frame>
+    }
+}
+
+/// `/products/:id`: one product with its "Add to cart" button.
+///
+/// ```ignore
+/// view! { <ProductView props=product /> }
+/// ```
+#[component]
+pub fn ProductView(props: Product) -> impl IntoView {
+    let in_stock = props.stock > 0;
+    view! {
+        <Title text=format!("{} — ISR shop", props.name) />
+        <Frame>
+            <article class="product" data-id=props.id.to_string()>
+                <h1>{props.name}</h1>
+                <p class="price">{format::price(props.price_cents)}</p>
+                <p class="stock">{format::stock(props.stock)}</p>
+                <p class="category">"Category: " {props.category}</p>
+                // Blocks go in <div>s, never in a <p>: the browser would move them out of the
+                // paragraph, and hydration would then find another DOM than the server rendered.
+                <div class="actions">
+                    <AddToCart id=props.id enabled=in_stock />
+                </div>
+                <div class="description">
+                    <p>{props.description}</p>
+                </div>
+            </article>
+            <p>
+                <a href="/products">"← All products"</a>
+            </p>
+        </Frame>
+    }
+}

@@ -1,0 +1,179 @@
+//! WebDriver helpers shared by the browser tests: Debian's chromium driven through chromedriver,
+//! both on loopback, killed on drop.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use isr_tests::browser::{browsers_available, Driver};
+//! if browsers_available() {
+//!     let driver = Driver::start();
+//!     let profile = tempfile::tempdir().unwrap();
+//!     let browser = driver.browser(profile.path()).await;
+//!     browser.goto("http://127.0.0.1:3000/").await.unwrap();
+//! }
+//! # }
+//! ```
+
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's chromium.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Debian's chromedriver.
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A cold client build compiles leptos for wasm32 (minutes on 2 cores).
+pub const CLIENT_BUILD_DEADLINE: Duration = Duration::from_secs(25 * 60);
+
+/// Whether chromium and chromedriver are installed. When they are not, a browser test fails
+/// unless `ISR_SKIP_BROWSER_TESTS=1` is set (then it returns `false` and the test skips).
+///
+/// ```no_run
+/// if !isr_tests::browser::browsers_available() { return; }
+/// ```
+pub fn browsers_available() -> bool {
+    let missing =
+        !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists();
+    if missing {
+        assert!(
+            std::env::var("ISR_SKIP_BROWSER_TESTS").as_deref() == Ok("1"),
+            "chromium/chromedriver missing: run `bash scripts/setup-wasm.sh` (or set ISR_SKIP_BROWSER_TESTS=1 to skip)"
+        );
+        eprintln!("skipping: ISR_SKIP_BROWSER_TESTS=1 and no chromium");
+    }
+    !missing
+}
+
+/// chromedriver on a free loopback port, killed on drop.
+///
+/// ```no_run
+/// # async fn demo() {
+/// let driver = isr_tests::browser::Driver::start();
+/// let profile = tempfile::tempdir().unwrap();
+/// let browser = driver.browser(profile.path()).await;
+/// assert!(isr_tests::browser::console_errors(&browser).await.is_empty());
+/// # }
+/// ```
+pub struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    /// Starts chromedriver and waits (deadline) until it listens.
+    pub fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    /// A headless chromium session with its profile in `user_data_dir` and the console log on.
+    pub async fn browser(&self, user_data_dir: &std::path::Path) -> Client {
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,800",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", user_data_dir.display())])
+        .collect::<Vec<_>>();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:loggingPrefs": { "browser": "ALL" },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("open a chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log {"type": "browser"}`: console messages so far
+/// (each read empties the log).
+#[derive(Debug)]
+pub struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+/// Console errors and warnings logged since the last read.
+pub async fn console_errors(browser: &Client) -> Vec<String> {
+    let entries = browser
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("read the browser log");
+    entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The text of the first element matching `css` (panics when there is none).
+pub async fn text(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("find {css}: {e}"))
+        .text()
+        .await
+        .expect("element text")
+}
