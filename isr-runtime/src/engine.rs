@@ -343,10 +343,7 @@ impl Engine {
         };
         let served = self.serve_page(def, key, params).await;
         metrics::request(match &served {
-            Served::Stored { cache, page, .. } if page.meta.kind.is_page() => cache.metric_label(),
-            Served::Stored { cache, page, .. }
-                if matches!(page.meta.kind, PageKind::Redirect { .. }) =>
-            {
+            Served::Stored { cache, page, .. } if page.meta.kind != PageKind::NotFound => {
                 cache.metric_label()
             }
             Served::Unavailable { .. } => "unavailable",
@@ -506,17 +503,15 @@ impl Engine {
     }
 
     fn is_fresh(&self, page: &CachedPage, def: &PageDef, now_ms: u64) -> bool {
-        let window = match (&page.meta.kind, def.revalidate) {
-            (PageKind::NotFound, Revalidate::After(s)) => {
-                Duration::from_secs(s).min(NOT_FOUND_RECHECK)
-            }
-            (PageKind::NotFound, Revalidate::Never) => NOT_FOUND_RECHECK,
-            (_, Revalidate::After(s)) => Duration::from_secs(s),
-            (_, Revalidate::Never) => return page.meta.generated_at_ms != 0,
-        };
-        // Stale when age ≥ window; an unknown generation time (0) is always stale.
-        page.meta.generated_at_ms != 0
-            && now_ms.saturating_sub(page.meta.generated_at_ms) < window.as_millis() as u64
+        // An unknown generation time (0) is always stale.
+        if page.meta.generated_at_ms == 0 {
+            return false;
+        }
+        match effective_revalidate(&page.meta.kind, def.revalidate) {
+            Revalidate::Never => true,
+            // Stale when age ≥ window.
+            Revalidate::After(s) => now_ms.saturating_sub(page.meta.generated_at_ms) < s * 1000,
+        }
     }
 
     /// Makes sure a page's HTML is in memory, reading it from the store on first use.
@@ -869,6 +864,24 @@ struct InflightGuard<'a> {
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         self.engine.lock_inflight().remove(self.key);
+    }
+}
+
+/// How long a stored outcome stays fresh: the page's `revalidate`, except that a remembered
+/// not-found is checked again after at most [`NOT_FOUND_RECHECK`].
+///
+/// ```
+/// use isr::{Revalidate, store::PageKind, engine::effective_revalidate};
+/// assert_eq!(effective_revalidate(&PageKind::NotFound, Revalidate::After(300)), Revalidate::After(60));
+/// assert_eq!(effective_revalidate(&PageKind::NotFound, Revalidate::After(5)), Revalidate::After(5));
+/// assert_eq!(effective_revalidate(&PageKind::NotFound, Revalidate::Never), Revalidate::After(60));
+/// ```
+pub fn effective_revalidate(kind: &PageKind, revalidate: Revalidate) -> Revalidate {
+    let recheck = NOT_FOUND_RECHECK.as_secs();
+    match (kind, revalidate) {
+        (PageKind::NotFound, Revalidate::After(s)) => Revalidate::After(s.min(recheck)),
+        (PageKind::NotFound, Revalidate::Never) => Revalidate::After(recheck),
+        (_, revalidate) => revalidate,
     }
 }
 

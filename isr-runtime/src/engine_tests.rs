@@ -162,7 +162,11 @@ impl Harness {
     }
 
     async fn wait_idle(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.wait_idle_within(Duration::from_secs(5)).await;
+    }
+
+    async fn wait_idle_within(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
         while !self.engine.lock_inflight().is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -243,22 +247,13 @@ async fn stale_page_regenerates_once_and_requests_never_wait() {
     assert!(results
         .iter()
         .all(|(c, b)| *c == Some(CacheStatus::Stale) && b.contains("v1")));
-    h.wait_idle_long().await;
+    h.wait_idle_within(Duration::from_secs(10)).await;
     assert_eq!(
         s.calls(),
         2,
         "exactly one regeneration for the stale window"
     );
     assert!(h.get("/t/single").await.1.contains("v2"));
-}
-
-impl Harness {
-    async fn wait_idle_long(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.engine.lock_inflight().is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 #[tokio::test]

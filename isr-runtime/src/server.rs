@@ -131,11 +131,7 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
                     headers.insert(header::ETAG, value);
                 }
             }
-            let window = match (&page.meta.kind, revalidate) {
-                (PageKind::NotFound, Revalidate::After(s)) => Revalidate::After(s.min(60)),
-                (PageKind::NotFound, Revalidate::Never) => Revalidate::After(60),
-                (_, r) => r,
-            };
+            let window = crate::engine::effective_revalidate(&page.meta.kind, revalidate);
             headers.insert(header::CACHE_CONTROL, cache_control(window));
             headers.insert(
                 CACHE_STATUS_HEADER,
