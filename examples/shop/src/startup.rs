@@ -8,7 +8,9 @@ use isr::cli::PageCommand;
 /// [`crate::DEFAULT_PRODUCTS`] products when new) and logs the admin API's state.
 ///
 /// ```no_run
-/// shop::startup::prepare(isr::cli::PageCommand::Build, false).unwrap();
+/// // `shop::app` wires it: `.before_pages(move |command| startup::prepare(command, api_on))`.
+/// let app = shop::app(None);
+/// # let _ = app;
 /// ```
 pub fn prepare(command: PageCommand, admin_api_on: bool) -> Result<(), String> {
     let path = crate::db::db_path();
