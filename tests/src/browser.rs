@@ -29,6 +29,26 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// A cold client build compiles leptos for wasm32 (minutes on 2 cores).
 pub const CLIENT_BUILD_DEADLINE: Duration = Duration::from_secs(25 * 60);
 
+/// Runs `<app> build --site-root <site_root>` with the client build on (`run` is the fixture's
+/// `run_with_deadline`) and asserts that it succeeded and produced the client bundle.
+pub fn build_with_client(
+    site_root: &std::path::Path,
+    run: impl FnOnce(&[&str], &[(&str, &str)], Duration) -> crate::RunOutput,
+) {
+    let root = site_root.to_str().expect("utf-8 temp path");
+    let build = run(
+        &["build", "--site-root", root],
+        &[("ISR_CLIENT_BUILD", "auto")],
+        CLIENT_BUILD_DEADLINE,
+    );
+    assert_eq!(build.code(), Some(0), "build failed:\n{}", build.stderr);
+    assert!(
+        build.stderr.contains("client bundle ready"),
+        "the build must produce the client bundle:\n{}",
+        build.stderr
+    );
+}
+
 /// Whether chromium and chromedriver are installed. When they are not, a browser test fails
 /// unless `ISR_SKIP_BROWSER_TESTS=1` is set (then it returns `false` and the test skips).
 ///

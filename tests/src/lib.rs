@@ -413,6 +413,30 @@ pub fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// Adds `envs`, then `args --site-root <site_root> --addr 127.0.0.1:0` to an app command.
+///
+/// ```
+/// let mut command = std::process::Command::new("blog");
+/// isr_tests::serving_on_a_free_port(&mut command, &["serve"], &[("A", "1")], std::path::Path::new("/s"));
+/// let args: Vec<_> = command.get_args().collect();
+/// assert_eq!(args, ["serve", "--site-root", "/s", "--addr", "127.0.0.1:0"]);
+/// ```
+pub fn serving_on_a_free_port(
+    command: &mut Command,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    site_root: &Path,
+) {
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command
+        .args(args)
+        .arg("--site-root")
+        .arg(site_root)
+        .args(["--addr", "127.0.0.1:0"]);
+}
+
 /// A running `blog` server on a free loopback port; killed on drop.
 pub struct BlogServer {
     child: Child,
@@ -444,14 +468,7 @@ impl BlogServer {
         if let Some(secret) = secret {
             command.env("ISR_REVALIDATE_SECRET", secret);
         }
-        for (key, value) in envs {
-            command.env(key, value);
-        }
-        command
-            .args(args)
-            .arg("--site-root")
-            .arg(fixture.site_root())
-            .args(["--addr", "127.0.0.1:0"]);
+        serving_on_a_free_port(&mut command, args, envs, &fixture.site_root());
         Self::spawn(command)
     }
 

@@ -225,14 +225,7 @@ impl ShopServer {
         if let Some(token) = token {
             command.env("SHOP_ADMIN_TOKEN", token);
         }
-        for (key, value) in envs {
-            command.env(key, value);
-        }
-        command
-            .args(args)
-            .arg("--site-root")
-            .arg(fixture.site_root())
-            .args(["--addr", "127.0.0.1:0"]);
+        crate::serving_on_a_free_port(&mut command, args, envs, &fixture.site_root());
         ShopServer {
             server: BlogServer::spawn_with_deadline(command, SHOP_START_DEADLINE),
         }

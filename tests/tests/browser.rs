@@ -10,7 +10,7 @@
 
 use fantoccini::{Client, Locator};
 use isr_tests::browser::{
-    browsers_available, console_errors, text, BrowserLog, Driver, CLIENT_BUILD_DEADLINE,
+    browsers_available, build_with_client, console_errors, text, BrowserLog, Driver,
 };
 use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
 use serde_json::json;
@@ -43,19 +43,9 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
         return;
     }
     let fx = Fixture::new();
-    let root = fx.site_root();
-    let root_arg = root.to_str().expect("utf-8 temp path");
-    let build = fx.run_with_deadline(
-        &["build", "--site-root", root_arg],
-        &[("ISR_CLIENT_BUILD", "auto")],
-        CLIENT_BUILD_DEADLINE,
-    );
-    assert_eq!(build.code(), Some(0), "build failed:\n{}", build.stderr);
-    assert!(
-        build.stderr.contains("client bundle ready"),
-        "the build must produce the client bundle:\n{}",
-        build.stderr
-    );
+    build_with_client(&fx.site_root(), |args, envs, deadline| {
+        fx.run_with_deadline(args, envs, deadline)
+    });
     let server = BlogServer::start(&fx, &["serve"], &[]);
 
     // The page loads a content-hashed bundle that is served with long-lived cache headers.

@@ -9,7 +9,7 @@
 
 use fantoccini::{Client, Locator};
 use isr_tests::browser::{
-    browsers_available, console_errors, text, BrowserLog, Driver, CLIENT_BUILD_DEADLINE,
+    browsers_available, build_with_client, console_errors, text, BrowserLog, Driver,
 };
 use isr_tests::shop::{ShopFixture, ShopServer, TEST_PRODUCTS};
 use isr_tests::{poll_until, POLL_DEADLINE};
@@ -55,22 +55,9 @@ async fn the_cart_counts_in_the_browser_and_survives_a_reload() {
         return;
     }
     let fx = ShopFixture::seeded(TEST_PRODUCTS);
-    let root = fx.site_root();
-    let build = fx.run_with_deadline(
-        &[
-            "build",
-            "--site-root",
-            root.to_str().expect("utf-8 temp path"),
-        ],
-        &[("ISR_CLIENT_BUILD", "auto")],
-        CLIENT_BUILD_DEADLINE,
-    );
-    assert_eq!(build.code(), Some(0), "build failed:\n{}", build.stderr);
-    assert!(
-        build.stderr.contains("client bundle ready"),
-        "the build must produce the client bundle:\n{}",
-        build.stderr
-    );
+    build_with_client(&fx.site_root(), |args, envs, deadline| {
+        fx.run_with_deadline(args, envs, deadline)
+    });
     let server = ShopServer::start(&fx, &["serve"], &[]);
 
     // A product in stock (its button is enabled).
