@@ -3,6 +3,7 @@
 
 use crate::engine::{Engine, Outcome};
 use crate::page::{PageDef, Params, Revalidate};
+use crate::route::PageKey;
 use crate::store::PageKind;
 use futures::{FutureExt, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -188,7 +189,7 @@ impl std::error::Error for BuildError {}
 
 struct Target {
     def: &'static PageDef,
-    key: String,
+    key: PageKey,
     params: Params,
 }
 
@@ -230,8 +231,8 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut built: HashSet<String> = HashSet::with_capacity(targets.len());
-    // One file-system sync at the end (in `retain`) instead of two fsyncs per page.
+    let mut built: HashSet<PageKey> = HashSet::with_capacity(targets.len());
+    // One file-system sync at the end (in `retain`) instead of an fsync per page.
     engine.store().defer_sync(true);
     let mut generations = futures::stream::iter(targets)
         .map(|target| async move {
@@ -261,7 +262,7 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
             }
             Outcome::Failed { kind, message } => {
                 failures.push(BuildFailure {
-                    path: key.clone(),
+                    path: key.to_string(),
                     message: format!("{}: {message}", kind.as_str()),
                 });
                 // keep whatever an earlier build stored for it
@@ -276,8 +277,7 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
     progress.finish_and_clear();
     engine.store().defer_sync(false);
     if !failures.is_empty() && !options.keep_going {
-        let store = engine.store().clone();
-        let _ = tokio::task::spawn_blocking(move || store.sync()).await;
+        let _ = engine.store().sync().await;
         return Err(BuildError { failures });
     }
     let pruned = engine.retain(&built).await.map_err(|e| BuildError {

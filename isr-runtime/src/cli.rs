@@ -4,18 +4,23 @@
 use crate::build::{self, BuildOptions};
 use crate::client::{self, ClientBundle, ClientCrate};
 use crate::clock::SystemClock;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineOptions};
 use crate::render::DocumentShell;
 use crate::route::Routes;
+use crate::server::ConnectionLimits;
 use crate::store::FsStore;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Default listen address (cargo-leptos's default too).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// How long running generations may take to finish after SIGINT/SIGTERM, by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Exit code for bad configuration (as for a usage error).
 pub const EXIT_BAD_CONFIG: u8 = 2;
@@ -24,7 +29,8 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 #[command(
     about = "Build and serve this app's pages with Incremental Static Regeneration",
     after_help = "Environment: RUST_LOG (log filter, default info), ISR_REVALIDATE_SECRET \
-                  (enables POST /_isr/revalidate with `Authorization: Bearer <secret>`)."
+                  (enables POST /_isr/revalidate with `Authorization: Bearer <secret>`), \
+                  ISR_METRICS_TOKEN (GET /_isr/metrics then needs `Authorization: Bearer <token>`)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -46,9 +52,38 @@ struct Cli {
     #[arg(long, global = true)]
     keep_going: bool,
 
-    /// Memory for page HTML, in MiB; least recently loaded pages are re-read from disk [default: 128]
+    /// Memory for page HTML, in MiB; pages evicted from it are re-read from disk [default: 128]
     #[arg(long, env = "ISR_HOT_CACHE_MB", global = true, value_name = "MIB")]
     hot_cache_mb: Option<String>,
+
+    /// Seconds a client may take to send a request's headers; then its connection is closed [default: 10]
+    #[arg(long, env = "ISR_HEADER_TIMEOUT", global = true, value_name = "SECS")]
+    header_timeout: Option<String>,
+
+    /// Seconds a keep-alive connection may wait for its next request; then it is closed [default: 60]
+    #[arg(long, env = "ISR_IDLE_TIMEOUT", global = true, value_name = "SECS")]
+    idle_timeout: Option<String>,
+
+    /// Seconds a request body may pause before the request fails with 408 [default: 10]
+    #[arg(long, env = "ISR_BODY_TIMEOUT", global = true, value_name = "SECS")]
+    body_timeout: Option<String>,
+
+    /// Open connections at most; more get 503 and are closed [default: 10000, fewer under a low open-file limit]
+    #[arg(long, env = "ISR_MAX_CONNECTIONS", global = true, value_name = "N")]
+    max_connections: Option<String>,
+
+    /// Page generations running at once while serving [default: CPUs × 4]
+    #[arg(long, env = "ISR_MAX_REGENERATIONS", global = true, value_name = "N")]
+    max_regenerations: Option<String>,
+
+    /// Seconds to let running generations finish after SIGINT/SIGTERM [default: 10]
+    #[arg(
+        long,
+        env = "ISR_SHUTDOWN_TIMEOUT",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    shutdown_timeout: Option<String>,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +104,10 @@ struct Config {
     site_root: PathBuf,
     build: BuildOptions,
     revalidate_secret: Option<String>,
-    hot_cache_bytes: u64,
+    metrics_token: Option<String>,
+    connection_limits: ConnectionLimits,
+    engine: EngineOptions,
+    shutdown_timeout: Duration,
 }
 
 /// An ISR app: what its `main` runs.
@@ -292,6 +330,28 @@ impl App {
                 }
             },
         };
+        let max_regenerations = match cli.max_regenerations {
+            None => crate::engine::default_max_regenerations(),
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(format!(
+                        "invalid value {text:?} for --max-regenerations / ISR_MAX_REGENERATIONS: expected a whole number ≥ 1"
+                    ))
+                }
+            },
+        };
+        let shutdown_timeout = match cli.shutdown_timeout {
+            None => DEFAULT_SHUTDOWN_TIMEOUT,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(seconds) => Duration::from_secs(seconds),
+                _ => {
+                    return Err(format!(
+                        "invalid value {text:?} for --shutdown-timeout / ISR_SHUTDOWN_TIMEOUT: expected whole seconds ≥ 0"
+                    ))
+                }
+            },
+        };
         let hot_cache_bytes = match cli.hot_cache_mb {
             None => crate::hot_cache::DEFAULT_BUDGET_BYTES,
             Some(text) => match text.trim().parse::<u64>() {
@@ -312,6 +372,30 @@ impl App {
         let revalidate_secret = std::env::var("ISR_REVALIDATE_SECRET")
             .ok()
             .filter(|s| !s.trim().is_empty());
+        let metrics_token = std::env::var("ISR_METRICS_TOKEN")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let defaults = ConnectionLimits::default();
+        let connection_limits = ConnectionLimits {
+            header_timeout: seconds(cli.header_timeout, "--header-timeout / ISR_HEADER_TIMEOUT")?
+                .unwrap_or(defaults.header_timeout),
+            idle_timeout: seconds(cli.idle_timeout, "--idle-timeout / ISR_IDLE_TIMEOUT")?
+                .unwrap_or(defaults.idle_timeout),
+            body_timeout: seconds(cli.body_timeout, "--body-timeout / ISR_BODY_TIMEOUT")?
+                .unwrap_or(defaults.body_timeout),
+            max_connections: match cli.max_connections {
+                None => defaults.max_connections,
+                Some(text) => match text.trim().parse::<usize>() {
+                    Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "invalid value {text:?} for --max-connections / ISR_MAX_CONNECTIONS: expected a whole number from 1 to {MAX_CONNECTIONS_LIMIT}"
+                        ))
+                    }
+                },
+            },
+        };
         Ok(Config {
             command: cli.command.unwrap_or(Command::Start),
             addr,
@@ -322,7 +406,14 @@ impl App {
                 progress: true,
             },
             revalidate_secret,
-            hot_cache_bytes,
+            metrics_token,
+            connection_limits,
+            engine: EngineOptions {
+                max_regenerations,
+                hot_cache_bytes,
+                ..EngineOptions::default()
+            },
+            shutdown_timeout,
         })
     }
 
@@ -343,7 +434,14 @@ impl App {
                 return ExitCode::FAILURE;
             }
         };
-        let engine = match Engine::open(routes, Arc::new(store), Arc::new(SystemClock)).await {
+        let engine = match Engine::open_with(
+            routes,
+            Arc::new(store),
+            Arc::new(SystemClock),
+            config.engine,
+        )
+        .await
+        {
             Ok(engine) => engine,
             Err(error) => {
                 eprintln!(
@@ -353,7 +451,6 @@ impl App {
                 return ExitCode::FAILURE;
             }
         };
-        engine.set_hot_cache_budget(config.hot_cache_bytes);
         let client = self.client_bundle(&config).await;
         engine.set_shell(DocumentShell {
             client: client.clone(),
@@ -438,6 +535,7 @@ impl App {
             revalidate_secret: config.revalidate_secret,
             assets: Some(config.site_root.join("pkg")),
             immutable_assets: client.as_ref().is_some_and(|c| c.immutable),
+            metrics_token: config.metrics_token,
         };
         let app = crate::server::router(engine.clone(), options, crate::metrics::install())
             .merge(self.routes);
@@ -446,13 +544,50 @@ impl App {
             engine.page_count(),
             config.site_root.display()
         );
-        match crate::server::serve(listener, app).await {
+        let limits = config.connection_limits;
+        tracing::info!(
+            header_timeout_s = limits.header_timeout.as_secs(),
+            idle_timeout_s = limits.idle_timeout.as_secs(),
+            body_timeout_s = limits.body_timeout.as_secs(),
+            max_connections = limits.max_connections,
+            "connection limits"
+        );
+        let served = crate::server::serve(listener, app, limits).await;
+        // The listener is closed and requests are answered: let running generations finish
+        // (their writes are atomic, so one cut off leaves the old page).
+        let running = engine.running_generations();
+        if !engine.shutdown(config.shutdown_timeout).await {
+            tracing::warn!(
+                running,
+                timeout_s = config.shutdown_timeout.as_secs(),
+                "generations still running at the shutdown deadline; their pages keep the previous version"
+            );
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: server failed: {error}");
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Largest accepted value of the connection timeout flags, in seconds (a day).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// Largest accepted `--max-connections`.
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
+/// A connection timeout flag's value: whole seconds from 1 to [`MAX_TIMEOUT_SECS`]; `names` is
+/// `--flag / ENV` for the error message.
+fn seconds(text: Option<String>, names: &str) -> Result<Option<Duration>, String> {
+    let Some(text) = text else { return Ok(None) };
+    match text.trim().parse::<u64>() {
+        Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Ok(Some(Duration::from_secs(secs))),
+        _ => Err(format!(
+            "invalid value {text:?} for {names}: expected a whole number of seconds from 1 to {MAX_TIMEOUT_SECS}"
+        )),
     }
 }
 
@@ -498,5 +633,49 @@ mod tests {
         );
         let err = parse(&["build", "--jobs", "0"]).unwrap_err();
         assert!(err.contains("--jobs"), "{err}");
+        for (flag, env) in [
+            ("--header-timeout", "ISR_HEADER_TIMEOUT"),
+            ("--idle-timeout", "ISR_IDLE_TIMEOUT"),
+            ("--body-timeout", "ISR_BODY_TIMEOUT"),
+            ("--max-connections", "ISR_MAX_CONNECTIONS"),
+            ("--max-regenerations", "ISR_MAX_REGENERATIONS"),
+        ] {
+            for bad in ["0", "-1", "1.5", "nope"] {
+                let err = parse(&["serve", &format!("{flag}={bad}")]).unwrap_err();
+                assert!(err.contains(flag) && err.contains(env), "{err}");
+            }
+        }
+        for bad in ["-1", "1.5", "nope"] {
+            let err = parse(&["serve", &format!("--shutdown-timeout={bad}")]).unwrap_err();
+            assert!(err.contains("ISR_SHUTDOWN_TIMEOUT"), "{err}");
+        }
+        let config = parse(&["--shutdown-timeout", "0", "--max-regenerations", "3"]).unwrap();
+        assert_eq!(config.shutdown_timeout, Duration::ZERO);
+        assert_eq!(config.engine.max_regenerations, 3);
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_flags() {
+        let config = parse(&[
+            "--header-timeout",
+            "3",
+            "serve",
+            "--idle-timeout",
+            "4",
+            "--body-timeout",
+            "5",
+            "--max-connections",
+            "6",
+        ])
+        .unwrap();
+        let limits = config.connection_limits;
+        assert_eq!(limits.header_timeout, Duration::from_secs(3));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(4));
+        assert_eq!(limits.body_timeout, Duration::from_secs(5));
+        assert_eq!(limits.max_connections, 6);
+        assert_eq!(
+            parse(&[]).unwrap().connection_limits,
+            ConnectionLimits::default()
+        );
     }
 }

@@ -1,162 +1,123 @@
-//! Accounting of the page HTML held in memory, bounded by a byte budget.
+//! The page bytes held in memory, bounded by a byte budget.
 //!
-//! The engine keeps every page's metadata in memory but only some pages' HTML. This module
-//! decides which: HTML becomes resident when a page is generated or read from disk, and the
-//! pages that became resident longest ago lose their HTML (it is read from disk again on their
-//! next request) once the total passes the budget. First-in first-out is cheap and keeps memory
-//! bounded; hot pages simply come back on their next request.
+//! The engine keeps every page's metadata in its page table but only some pages' bytes. This is
+//! a weighted [`quick_cache`] cache (S3-FIFO eviction: a page read once is dropped before pages
+//! read again and again), weighted by the bytes each resident page holds. quick_cache over
+//! moka: lookups are synchronous and lock-sharded with no background maintenance threads, its
+//! weighted capacity is exactly the byte budget we need, and its dependency tree is small. The
+//! cache's own accounting is the only count (no separate counter that could drift): an evicted
+//! page is read from the store again on its next request.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use crate::engine::CachedPage;
+use crate::route::PageKey;
+use std::sync::Arc;
 
-/// Default budget: 128 MiB of HTML.
+/// Default budget: 128 MiB of page bytes.
 pub const DEFAULT_BUDGET_BYTES: u64 = 128 * 1024 * 1024;
 
-/// Resident HTML bytes and the order pages became resident in.
+/// What a resident page costs besides its bytes (its metadata and the cache's bookkeeping).
+const PAGE_OVERHEAD_BYTES: u64 = 256;
+
+/// Resident pages, weighted by their bytes.
 ///
 /// ```
-/// let hot = isr::hot_cache::HotCache::new(100);
-/// hot.admit("/a", 60, 0);
-/// hot.admit("/b", 60, 0);
-/// assert_eq!(hot.victims(), vec!["/a".to_string()]);
+/// let hot = isr::hot_cache::HotCache::new(1 << 20);
+/// assert_eq!(hot.resident(), 0);
+/// assert_eq!(hot.budget(), 1 << 20);
 /// ```
-#[derive(Debug)]
 pub struct HotCache {
-    budget: AtomicU64,
-    resident: AtomicU64,
-    order: Mutex<VecDeque<String>>,
+    cache: quick_cache::sync::Cache<PageKey, Arc<CachedPage>, PageWeighter>,
+}
+
+#[derive(Clone, Copy)]
+struct PageWeighter;
+
+impl quick_cache::Weighter<PageKey, Arc<CachedPage>> for PageWeighter {
+    fn weight(&self, key: &PageKey, page: &Arc<CachedPage>) -> u64 {
+        weight_of(key, page)
+    }
+}
+
+fn weight_of(key: &PageKey, page: &CachedPage) -> u64 {
+    let body = page.html.as_ref().map_or(0, |h| h.len() as u64);
+    body + key.as_str().len() as u64 + PAGE_OVERHEAD_BYTES
 }
 
 impl HotCache {
-    /// A cache allowed `budget` bytes of HTML.
+    /// A cache allowed `budget` bytes.
     ///
     /// ```
-    /// assert_eq!(isr::hot_cache::HotCache::new(5).budget(), 5);
+    /// assert_eq!(isr::hot_cache::HotCache::new(5000).budget(), 5000);
     /// ```
     pub fn new(budget: u64) -> Self {
+        // quick_cache splits the budget over shards; the item estimate only sizes the tables.
+        let estimated_items = (budget / 8192).clamp(16, 1 << 20) as usize;
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(estimated_items)
+            .weight_capacity(budget)
+            .shards(shards_for(budget))
+            .build()
+            .expect("valid cache options");
         HotCache {
-            budget: AtomicU64::new(budget),
-            resident: AtomicU64::new(0),
-            order: Mutex::new(VecDeque::new()),
+            cache: quick_cache::sync::Cache::with_options(
+                options,
+                PageWeighter,
+                Default::default(),
+                Default::default(),
+            ),
         }
     }
 
     /// The budget in bytes.
     ///
     /// ```
-    /// assert!(isr::hot_cache::HotCache::new(1).budget() == 1);
+    /// assert_eq!(isr::hot_cache::HotCache::new(1 << 16).budget(), 1 << 16);
     /// ```
     pub fn budget(&self) -> u64 {
-        self.budget.load(Ordering::Relaxed)
+        self.cache.capacity()
     }
 
-    /// Changes the budget (takes effect at the next admission).
+    /// Changes the budget; pages are evicted at once when the cache is over it.
     ///
     /// ```
-    /// let hot = isr::hot_cache::HotCache::new(1);
-    /// hot.set_budget(2);
-    /// assert_eq!(hot.budget(), 2);
+    /// let hot = isr::hot_cache::HotCache::new(1 << 16);
+    /// hot.set_budget(1 << 17);
+    /// assert_eq!(hot.budget(), 1 << 17);
     /// ```
     pub fn set_budget(&self, budget: u64) {
-        self.budget.store(budget, Ordering::Relaxed);
+        self.cache.set_capacity(budget);
     }
 
-    /// Bytes of HTML resident now.
+    /// Bytes held now (page bytes plus a fixed overhead per page); never above the budget.
     ///
     /// ```
-    /// let hot = isr::hot_cache::HotCache::new(10);
-    /// hot.admit("/a", 4, 0);
-    /// assert_eq!(hot.resident(), 4);
+    /// assert_eq!(isr::hot_cache::HotCache::new(1 << 16).resident(), 0);
     /// ```
     pub fn resident(&self) -> u64 {
-        self.resident.load(Ordering::Relaxed)
+        self.cache.weight()
     }
 
-    /// `key`'s HTML became resident (`added` bytes), replacing `replaced` resident bytes.
-    ///
-    /// ```
-    /// let hot = isr::hot_cache::HotCache::new(10);
-    /// hot.admit("/a", 4, 0);
-    /// hot.admit("/a", 6, 4);
-    /// assert_eq!(hot.resident(), 6);
-    /// ```
-    pub fn admit(&self, key: &str, added: u64, replaced: u64) {
-        self.resident.fetch_add(added, Ordering::Relaxed);
-        self.resident
-            .fetch_sub(replaced.min(self.resident()), Ordering::Relaxed);
-        let mut order = self.lock();
-        order.push_back(key.to_string());
-        // A page regenerated often appears many times; keep the queue proportional to pages.
-        // Checked at powers of two only, so the cost stays amortised O(1) per admission.
-        if order.len() > 1024 && order.len().is_power_of_two() && order.len() > 4 * distinct(&order)
-        {
-            let mut seen = HashSet::new();
-            let compacted: VecDeque<String> = order
-                .iter()
-                .rev()
-                .filter(|k| seen.insert(k.as_str()))
-                .cloned()
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            *order = compacted;
-        }
+    /// The resident page at `key`, if any.
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<CachedPage>> {
+        self.cache.get(key)
     }
 
-    /// `bytes` of resident HTML were dropped (evicted or forgotten).
-    ///
-    /// ```
-    /// let hot = isr::hot_cache::HotCache::new(10);
-    /// hot.admit("/a", 4, 0);
-    /// hot.released(4);
-    /// assert_eq!(hot.resident(), 0);
-    /// ```
-    pub fn released(&self, bytes: u64) {
-        self.resident
-            .fetch_sub(bytes.min(self.resident()), Ordering::Relaxed);
+    /// Makes `page` the resident version of `key` (a page larger than the cache's shard is
+    /// simply not kept).
+    pub(crate) fn insert(&self, key: PageKey, page: Arc<CachedPage>) {
+        self.cache.insert(key, page);
     }
 
-    /// Keys to evict, oldest first, so that the resident bytes fit the budget again (the
-    /// caller drops their HTML and calls [`HotCache::released`]). A key may already have no
-    /// resident HTML; the caller skips it.
-    ///
-    /// ```
-    /// let hot = isr::hot_cache::HotCache::new(10);
-    /// hot.admit("/a", 8, 0);
-    /// assert!(hot.victims().is_empty());
-    /// ```
-    pub fn victims(&self) -> Vec<String> {
-        let over = self.resident().saturating_sub(self.budget());
-        if over == 0 {
-            return Vec::new();
-        }
-        // Take a batch: callers re-check; an estimate of one page per 4 KiB over is plenty.
-        let mut order = self.lock();
-        let count = ((over / 4096) as usize + 1).min(order.len());
-        order.drain(..count).collect()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
-        self.order.lock().unwrap_or_else(|p| p.into_inner())
+    /// Drops `key`'s resident version.
+    pub(crate) fn remove(&self, key: &str) {
+        self.cache.remove(key);
     }
 }
 
-fn distinct(order: &VecDeque<String>) -> usize {
-    order.iter().collect::<HashSet<_>>().len()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn queue_of_a_hot_key_is_compacted() {
-        let hot = HotCache::new(u64::MAX);
-        for _ in 0..10_000 {
-            hot.admit("/same", 1, 1);
-        }
-        assert!(hot.lock().len() <= 2048, "{}", hot.lock().len());
-    }
+/// Few shards for small budgets (each shard holds budget / shards, and a page must fit in one),
+/// more for large ones (less lock contention).
+fn shards_for(budget: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_budget = (budget / (4 * 1024 * 1024)).max(1) as usize;
+    (cores * 4).min(by_budget).next_power_of_two().max(1)
 }

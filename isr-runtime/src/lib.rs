@@ -92,14 +92,16 @@ pub use {axum, clap};
 pub use {
     build::{BuildError, BuildOptions, BuildReport},
     cli::App,
-    engine::{CacheStatus, CachedPage, Engine, FailureKind, Outcome, Served, Trigger},
+    engine::{
+        CacheStatus, CachedPage, Engine, EngineOptions, FailureKind, Outcome, Served, Trigger,
+    },
     page::{pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS},
     render::RenderedBody,
     revalidate::{
         revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,
         RevalidationResult,
     },
-    route::{Resolved, RouteError, Routes},
+    route::{PageKey, Resolved, RouteError, Routes},
 };
 
 /// The error type of loaders: any error, with context (`anyhow`).

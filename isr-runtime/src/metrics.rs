@@ -9,6 +9,8 @@ pub const REQUESTS_TOTAL: &str = "isr_requests_total";
 pub const REGENERATIONS_TOTAL: &str = "isr_regenerations_total";
 /// Histogram of regeneration durations in seconds, by route.
 pub const REGENERATION_SECONDS: &str = "isr_regeneration_duration_seconds";
+/// Counter of `POST /_isr/revalidate` requests refused for a missing or wrong bearer token.
+pub const REVALIDATE_AUTH_FAILURES_TOTAL: &str = "isr_revalidate_auth_failures_total";
 
 /// Installs the Prometheus recorder once per process and returns its handle.
 ///
@@ -49,4 +51,14 @@ pub(crate) fn regeneration(
     metrics::counter!(REGENERATIONS_TOTAL, "route" => route, "outcome" => outcome, "trigger" => trigger)
         .increment(1);
     metrics::histogram!(REGENERATION_SECONDS, "route" => route).record(seconds);
+}
+
+/// Makes [`REVALIDATE_AUTH_FAILURES_TOTAL`] appear (at 0) before the first failure.
+pub(crate) fn register_revalidate_auth_failures() {
+    metrics::counter!(REVALIDATE_AUTH_FAILURES_TOTAL).increment(0);
+}
+
+/// Counts one webhook request refused for its token.
+pub(crate) fn revalidate_auth_failure() {
+    metrics::counter!(REVALIDATE_AUTH_FAILURES_TOTAL).increment(1);
 }

@@ -2,9 +2,11 @@
 //! [`revalidate_path`] / [`revalidate_tag`].
 
 use crate::engine::{Engine, Outcome, Trigger};
+use crate::route::{PageKey, Resolved};
 use crate::store::PageKind;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 /// How many pages one on-demand request regenerates at the same time.
@@ -63,8 +65,72 @@ pub enum RevalidationOutcome {
     NoRoute,
 }
 
-/// Regenerates every page named by `request` (paths, then the pages carrying each tag), at most
-/// [`CONCURRENCY`] at a time, and reports each once, in request order.
+/// A request naming more pages than this is answered `202 Accepted` at once and finishes in
+/// the background.
+pub const MAX_AWAITED_PAGES: usize = 1_000;
+
+/// What an on-demand request got.
+///
+/// ```
+/// let done = isr::revalidate::Revalidation::Accepted { accepted: 5_000 };
+/// assert!(matches!(done, isr::revalidate::Revalidation::Accepted { accepted: 5_000 }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revalidation {
+    /// Every page was regenerated before answering: one result per page, in request order.
+    Done(Vec<RevalidationResult>),
+    /// More than [`MAX_AWAITED_PAGES`] pages: this many are being regenerated in the background.
+    Accepted { accepted: usize },
+}
+
+/// One page to regenerate: a requested path (routed like a request) or a key of the tag index
+/// (already decoded: never decoded again).
+enum Target {
+    Key(PageKey),
+    NoRoute(String),
+}
+
+/// The pages `request` names, each once: paths first, then the pages carrying each tag now.
+/// Runs on the blocking pool (a tag may name 100,000 pages).
+async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Target> {
+    let engine = engine.clone();
+    let request = request.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut seen: HashSet<PageKey> = HashSet::new();
+        let mut targets = Vec::new();
+        for path in &request.paths {
+            let path = path.split(['?', '#']).next().unwrap_or_default();
+            let canonical = if path.len() > 1 {
+                path.trim_end_matches('/')
+            } else {
+                path
+            };
+            match engine.routes().resolve(canonical) {
+                Resolved::Page { key, .. } => {
+                    if seen.insert(key.clone()) {
+                        targets.push(Target::Key(key));
+                    }
+                }
+                _ => targets.push(Target::NoRoute(canonical.to_string())),
+            }
+        }
+        let mut seen_tags: HashSet<&str> = HashSet::new();
+        for tag in request.tags.iter().filter(|t| seen_tags.insert(t.as_str())) {
+            for key in engine.keys_with_tag(tag) {
+                if seen.insert(key.clone()) {
+                    targets.push(Target::Key(key));
+                }
+            }
+        }
+        targets
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Regenerates every page named by `request` (paths, then the pages carrying each tag), each
+/// once, at most [`CONCURRENCY`] at a time, and reports each once, in request order. The work
+/// runs as tracked background work: it finishes even when the caller stops waiting.
 ///
 /// ```no_run
 /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
@@ -76,33 +142,55 @@ pub async fn revalidate(
     engine: &Arc<Engine>,
     request: &RevalidateRequest,
 ) -> Vec<RevalidationResult> {
-    let mut targets: Vec<String> = Vec::new();
-    for path in &request.paths {
-        let path = path.split(['?', '#']).next().unwrap_or_default();
-        let canonical = if path.len() > 1 {
-            path.trim_end_matches('/')
-        } else {
-            path
-        };
-        if !targets.iter().any(|t| t == canonical) {
-            targets.push(canonical.to_string());
-        }
+    match start(engine, request, usize::MAX).await {
+        Revalidation::Done(results) => results,
+        Revalidation::Accepted { .. } => Vec::new(),
     }
-    for tag in &request.tags {
-        for key in engine.keys_with_tag(tag) {
-            if !targets.contains(&key) {
-                targets.push(key);
-            }
-        }
+}
+
+/// Like [`revalidate`], but answers [`Revalidation::Accepted`] without waiting when the request
+/// names more than `max_awaited` pages (the webhook uses [`MAX_AWAITED_PAGES`]).
+///
+/// ```no_run
+/// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+/// let req = isr::RevalidateRequest { paths: vec![], tags: vec!["posts".into()] };
+/// let answer = isr::revalidate::start(&engine, &req, isr::revalidate::MAX_AWAITED_PAGES).await;
+/// # let _ = answer; }
+/// ```
+pub async fn start(
+    engine: &Arc<Engine>,
+    request: &RevalidateRequest,
+    max_awaited: usize,
+) -> Revalidation {
+    let targets = targets(engine, request).await;
+    let count = targets.len();
+    let worker = engine.clone();
+    let work = engine.spawn_tracked(async move {
+        futures::stream::iter(targets)
+            .map(|target| {
+                let engine = worker.clone();
+                async move {
+                    match target {
+                        Target::NoRoute(path) => result_for(path, None),
+                        Target::Key(key) => {
+                            let outcome = engine.regenerate_key(&key, Trigger::OnDemand).await;
+                            result_for(key.to_string(), outcome)
+                        }
+                    }
+                }
+            })
+            .buffered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+    });
+    if count > max_awaited {
+        tracing::info!(
+            pages = count,
+            "on-demand revalidation accepted; regenerating in the background"
+        );
+        return Revalidation::Accepted { accepted: count };
     }
-    futures::stream::iter(targets)
-        .map(|path| async move {
-            let outcome = engine.regenerate(&path, Trigger::OnDemand).await;
-            result_for(path, outcome)
-        })
-        .buffered(CONCURRENCY)
-        .collect()
-        .await
+    Revalidation::Done(work.await.unwrap_or_default())
 }
 
 fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {

@@ -5,13 +5,82 @@
 
 use crate::page::{PageDef, Params};
 use percent_encoding::percent_decode_str;
+use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Arc;
 
 /// The longest path segment accepted, in bytes (a file name limit on common file systems).
 pub const MAX_SEGMENT_BYTES: usize = 255;
 
 /// The file name of every page in the static export (`<key>/index.html`).
 pub const PAGE_FILE: &str = "index.html";
+
+/// The canonical, decoded path of one page (`/blog/hello`): the cache key of every tier.
+///
+/// Only the router makes one ([`Routes::resolve`], [`Routes::resolve_key`], [`Routes::key_for`]),
+/// so a `PageKey` always names a path whose every segment passed [`segment_is_acceptable`]: it
+/// maps to exactly one folder under the site root and can never leave it. Cloning is a
+/// reference-count increment (the text is shared by the page table, the tag index and the caches).
+///
+/// ```
+/// # fn demo(routes: &isr::Routes) {
+/// if let isr::Resolved::Page { key, .. } = routes.resolve("/blog/h%C3%A9llo") {
+///     assert_eq!(key.as_str(), "/blog/héllo");
+/// }
+/// # }
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PageKey(Arc<str>);
+
+impl PageKey {
+    /// Only for paths whose segments were checked (the router's own constructors).
+    fn checked(path: String) -> Self {
+        PageKey(Arc::from(path))
+    }
+
+    /// The decoded path.
+    ///
+    /// ```
+    /// # fn demo(key: &isr::PageKey) { assert!(key.as_str().starts_with('/')); }
+    /// ```
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path's segments (none for `/`).
+    ///
+    /// ```
+    /// # fn demo(key: &isr::PageKey) { assert!(key.segments().all(|s| !s.is_empty())); }
+    /// ```
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/').filter(|s| !s.is_empty())
+    }
+}
+
+impl Borrow<str> for PageKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// A key for unit tests of the tiers below the router (the path must be canonical).
+#[cfg(test)]
+pub(crate) fn test_key(path: &str) -> PageKey {
+    assert!(path == "/" || path[1..].split('/').all(segment_is_acceptable));
+    PageKey::checked(path.to_string())
+}
 
 /// All page routes of an app.
 ///
@@ -35,7 +104,7 @@ pub enum Resolved {
     /// A page route matched.
     Page {
         def: &'static PageDef,
-        key: String,
+        key: PageKey,
         params: Params,
     },
     /// The path has a trailing slash; the page lives at this canonical path (308).
@@ -117,19 +186,53 @@ impl Routes {
             return Resolved::NotFound;
         };
         let key = key_of(&segments);
-        let Ok(matched) = self.router.at(&key) else {
+        if self.router.at(&key).is_err() {
             return Resolved::NotFound;
-        };
+        }
         if raw_path.len() > 1 && raw_path.ends_with('/') {
             return Resolved::Canonical(raw_path.trim_end_matches('/').to_string());
         }
+        self.route_checked(key)
+    }
+
+    /// Routes an already decoded key (from the store, the tag index or an operator): nothing is
+    /// percent-decoded again, so `/blog/sale%2520now` stays that page and never becomes
+    /// `/blog/sale%20now`. `None` when the text is not a canonical key of a page route.
+    ///
+    /// ```
+    /// # fn demo(routes: &isr::Routes) {
+    /// assert!(routes.resolve_key("/blog/../x").is_none());
+    /// assert!(routes.resolve_key("/blog/").is_none());
+    /// # }
+    /// ```
+    pub fn resolve_key(&self, key: &str) -> Option<(&'static PageDef, PageKey, Params)> {
+        let canonical =
+            key == "/" || (key.starts_with('/') && key[1..].split('/').all(segment_is_acceptable));
+        if !canonical {
+            return None;
+        }
+        match self.route_checked(key.to_string()) {
+            Resolved::Page { def, key, params } => Some((def, key, params)),
+            _ => None,
+        }
+    }
+
+    /// Matches a key whose segments were checked.
+    fn route_checked(&self, key: String) -> Resolved {
+        let Ok(matched) = self.router.at(&key) else {
+            return Resolved::NotFound;
+        };
         let def = self.defs[*matched.value];
         let params = matched
             .params
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
-        Resolved::Page { def, key, params }
+        Resolved::Page {
+            def,
+            key: PageKey::checked(key),
+            params,
+        }
     }
 
     /// The key of `def`'s page for `params` (used for pages enumerated by `paths`).
@@ -139,7 +242,7 @@ impl Routes {
     /// let key = routes.key_for(def, &isr::Params::new().with("slug", "hello"));
     /// # let _ = key; }
     /// ```
-    pub fn key_for(&self, def: &PageDef, params: &Params) -> Result<String, RouteError> {
+    pub fn key_for(&self, def: &PageDef, params: &Params) -> Result<PageKey, RouteError> {
         let mut key = String::new();
         for segment in def.path.split('/').filter(|s| !s.is_empty()) {
             key.push('/');
@@ -162,7 +265,7 @@ impl Routes {
         if key.is_empty() {
             key.push('/');
         }
-        Ok(key)
+        Ok(PageKey::checked(key))
     }
 }
 
@@ -253,7 +356,7 @@ mod tests {
 
     fn key(routes: &Routes, path: &str) -> Option<String> {
         match routes.resolve(path) {
-            Resolved::Page { key, .. } => Some(key),
+            Resolved::Page { key, .. } => Some(key.to_string()),
             _ => None,
         }
     }
@@ -317,14 +420,47 @@ mod tests {
         let r = routes();
         let post = r.def("/blog/:slug").unwrap();
         assert_eq!(
-            r.key_for(post, &Params::new().with("slug", "a")).unwrap(),
+            r.key_for(post, &Params::new().with("slug", "a"))
+                .unwrap()
+                .as_str(),
             "/blog/a"
         );
         assert!(r
             .key_for(post, &Params::new().with("slug", "../x"))
             .is_err());
         assert!(r.key_for(post, &Params::new()).is_err());
-        assert_eq!(r.key_for(r.def("/").unwrap(), &Params::new()).unwrap(), "/");
+        assert_eq!(
+            r.key_for(r.def("/").unwrap(), &Params::new())
+                .unwrap()
+                .as_str(),
+            "/"
+        );
+    }
+
+    #[test]
+    fn decoded_keys_are_never_decoded_again() {
+        let r = routes();
+        let (def, page, params) = r.resolve_key("/blog/sale%20now").unwrap();
+        assert_eq!(def.path, "/blog/:slug");
+        assert_eq!(page.as_str(), "/blog/sale%20now");
+        assert_eq!(params.get("slug").unwrap(), "sale%20now");
+        // the raw path that names this page encodes the `%`
+        assert_eq!(
+            key(&r, "/blog/sale%2520now").as_deref(),
+            Some("/blog/sale%20now")
+        );
+        for bad in [
+            "",
+            "blog",
+            "/blog/",
+            "/blog//x",
+            "/blog/..",
+            "/blog/.isr",
+            "/nope",
+        ] {
+            assert!(r.resolve_key(bad).is_none(), "{bad}");
+        }
+        assert_eq!(r.resolve_key("/").unwrap().1.as_str(), "/");
     }
 
     #[test]

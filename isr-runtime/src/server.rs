@@ -6,7 +6,7 @@
 use crate::engine::{Engine, Served};
 use crate::page::Revalidate;
 use crate::render::status_document;
-use crate::revalidate::{revalidate, RevalidateRequest};
+use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
 use crate::store::PageKind;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -19,6 +19,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+
+pub mod listener;
+pub use listener::ConnectionLimits;
 
 /// Largest accepted body of `POST /_isr/revalidate`.
 pub const REVALIDATE_BODY_LIMIT: usize = 64 * 1024;
@@ -33,6 +36,7 @@ pub const CACHE_STATUS_HEADER: &str = "x-isr-cache";
 struct AppState {
     engine: Arc<Engine>,
     revalidate_secret: Option<Arc<str>>,
+    metrics_token: Option<Arc<str>>,
     metrics: PrometheusHandle,
 }
 
@@ -50,6 +54,9 @@ pub struct ServerOptions {
     pub assets: Option<std::path::PathBuf>,
     /// Whether `/pkg` files are content-hashed and may be cached forever.
     pub immutable_assets: bool,
+    /// When set, `GET /_isr/metrics` needs `Authorization: Bearer <token>` (else `401`);
+    /// when unset it is open.
+    pub metrics_token: Option<String>,
 }
 
 /// The ISR router: pages (as the fallback), `/pkg/*` (client bundle), `POST /_isr/revalidate`
@@ -65,8 +72,10 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
     let state = AppState {
         engine,
         revalidate_secret: options.revalidate_secret.map(Arc::from),
+        metrics_token: options.metrics_token.map(Arc::from),
         metrics,
     };
+    crate::metrics::register_revalidate_auth_failures();
     let mut router = Router::new()
         .route("/_isr/revalidate", any(revalidate_endpoint))
         .route("/_isr/metrics", get(metrics_endpoint));
@@ -111,8 +120,8 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
             revalidate,
         } => {
             let mut response = match &page.meta.kind {
-                PageKind::Page { etag, .. } => {
-                    if if_none_match(request_headers, etag) {
+                PageKind::Page { .. } => {
+                    if if_none_match(request_headers, page.etag()) {
                         StatusCode::NOT_MODIFIED.into_response()
                     } else {
                         let html = page.html.clone().unwrap_or_default();
@@ -126,8 +135,8 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
                 } => redirect(location, *permanent),
             };
             let headers = response.headers_mut();
-            if let PageKind::Page { etag, .. } = &page.meta.kind {
-                if let Ok(value) = HeaderValue::from_str(etag) {
+            if page.meta.kind.is_page() {
+                if let Ok(value) = HeaderValue::from_str(page.etag()) {
                     headers.insert(header::ETAG, value);
                 }
             }
@@ -256,18 +265,23 @@ async fn revalidate_endpoint(State(state): State<AppState>, request: Request) ->
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let authorized = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| bool::from(token.trim().as_bytes().ct_eq(secret.as_bytes())));
-    if !authorized {
+    if !bearer_matches(request.headers(), secret) {
+        auth_failure(&request);
         let mut response = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
+    }
+    // Before the body is read: a client that sent `Expect: 100-continue` gets the 413 instead
+    // of `100 Continue` (hyper sends that only when the body is first read).
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > REVALIDATE_BODY_LIMIT as u64) {
+        return too_large();
     }
     let body = match read_limited(request.into_body()).await {
         Ok(body) => body,
@@ -284,16 +298,25 @@ async fn revalidate_endpoint(State(state): State<AppState>, request: Request) ->
             )
         }
     };
-    let results = revalidate(&state.engine, &parsed).await;
-    axum::Json(serde_json::json!({ "results": results })).into_response()
+    match crate::revalidate::start(&state.engine, &parsed, MAX_AWAITED_PAGES).await {
+        Revalidation::Done(results) => {
+            axum::Json(serde_json::json!({ "results": results })).into_response()
+        }
+        Revalidation::Accepted { accepted } => (
+            StatusCode::ACCEPTED,
+            axum::Json(serde_json::json!({ "accepted": accepted })),
+        )
+            .into_response(),
+    }
 }
 
 async fn read_limited(body: Body) -> Result<Bytes, Response> {
     match Limited::new(body, REVALIDATE_BODY_LIMIT).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body larger than {REVALIDATE_BODY_LIMIT} bytes"),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) if is_body_timeout(&*error) => Err(json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body stopped arriving (--body-timeout / ISR_BODY_TIMEOUT)",
         )),
         Err(error) => Err(json_error(
             StatusCode::BAD_REQUEST,
@@ -302,7 +325,77 @@ async fn read_limited(body: Body) -> Result<Bytes, Response> {
     }
 }
 
-async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+fn too_large() -> Response {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("body larger than {REVALIDATE_BODY_LIMIT} bytes"),
+    )
+}
+
+/// Whether `error` or one of its sources is the body timeout of [`listener`].
+fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source())
+        .any(|e| e.is::<tower_http::timeout::TimeoutError>())
+}
+
+/// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110).
+///
+/// ```
+/// use isr::axum::http::{header, HeaderMap, HeaderValue};
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(isr::server::bearer_token(&headers), None);
+/// for value in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret "] {
+///     headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+///     assert_eq!(isr::server::bearer_token(&headers), Some("s3cret"));
+/// }
+/// headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic czNjcmV0"));
+/// assert_eq!(isr::server::bearer_token(&headers), None);
+/// ```
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// Whether the bearer token equals `expected` (compared in constant time).
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    bearer_token(headers)
+        .is_some_and(|token| bool::from(token.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// Counts a failed webhook authentication and logs it, at most once per 10 s.
+fn auth_failure(request: &Request) {
+    static LOG: listener::LogLimiter = listener::LogLimiter::new(Duration::from_secs(10));
+    crate::metrics::revalidate_auth_failure();
+    if let Some(suppressed) = LOG.allow() {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.to_string())
+            .unwrap_or_default();
+        tracing::warn!(
+            %peer,
+            suppressed,
+            "POST /_isr/revalidate with a missing or wrong bearer token (answered 401; counted in {})",
+            crate::metrics::REVALIDATE_AUTH_FAILURES_TOTAL
+        );
+    }
+}
+
+async fn metrics_endpoint(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = state.metrics_token.as_deref() {
+        if !bearer_matches(&headers, token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "missing or wrong bearer token (ISR_METRICS_TOKEN)\n",
+            )
+                .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -313,18 +406,22 @@ async fn metrics_endpoint(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Serves `app` on `listener` until SIGINT or SIGTERM, then shuts down gracefully.
+/// Serves `app` on `listener` within `limits` until SIGINT or SIGTERM, then shuts down
+/// gracefully: stops accepting, lets in-flight requests finish, and returns once every
+/// connection is closed (see [`listener::serve_until`], which takes any shutdown future).
 ///
 /// ```no_run
 /// # async fn demo(app: axum::Router) -> std::io::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// isr::server::serve(listener, app).await
+/// isr::server::serve(listener, app, isr::server::ConnectionLimits::default()).await
 /// # }
 /// ```
-pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    listener::serve_until(listener, app, limits, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -61,6 +61,11 @@ const CONTROLLED_ENV: &[&str] = &[
     "ISR_CLIENT_BUILD",
     "LEPTOS_OUTPUT_NAME",
     "LEPTOS_WATCH",
+    "ISR_METRICS_TOKEN",
+    "ISR_HEADER_TIMEOUT",
+    "ISR_IDLE_TIMEOUT",
+    "ISR_BODY_TIMEOUT",
+    "ISR_MAX_CONNECTIONS",
 ];
 
 /// The workspace root (the parent of this crate).

@@ -230,16 +230,12 @@ async fn drafts_and_unknown_pages_are_404_and_counted_as_not_found() {
 async fn traversal_and_odd_paths_are_404() {
     let fx = Fixture::new();
     let server = BlogServer::start(&fx, &[], &[]);
-    let meta_file = std::fs::read_dir(fx.site_root().join(".isr/pages"))
-        .expect("the build wrote .isr/pages")
-        .next()
-        .expect("a metadata file")
-        .unwrap()
-        .file_name()
-        .into_string()
-        .unwrap();
+    assert!(
+        fx.site_root().join(".isr/index.sqlite").is_file(),
+        "the build wrote the page index"
+    );
     let long = format!("/blog/{}", "a".repeat(256));
-    let meta_path = format!("/.isr/pages/{meta_file}");
+    let meta_path = "/.isr/index.sqlite";
     let targets = [
         "/blog/..%2f..%2fetc%2fpasswd",
         "/blog/..%2F..%2F..%2FCargo.toml",
@@ -252,7 +248,8 @@ async fn traversal_and_odd_paths_are_404() {
         "/blog/%2e",
         "/.isr/pages",
         "/.isr",
-        meta_path.as_str(),
+        meta_path,
+        "/.isr/index.sqlite-wal",
         "/blog/.isr",
         "/blog/a%2Fb",
         "/blog/a%5Cb",
@@ -273,6 +270,7 @@ async fn traversal_and_odd_paths_are_404() {
             "[workspace]",
             "[package]",
             "\"generated_at",
+            "SQLite format",
             POST_TITLE,
         ] {
             assert!(!resp.body.contains(leak), "GET {target} leaked {leak:?}");
@@ -898,4 +896,53 @@ async fn restart_serves_the_stored_pages_without_regenerating() {
         "`serve` does not build:\n{}",
         second.stdout_text()
     );
+}
+
+fn files_under(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                folders.push(entry.path());
+            } else {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// Random slugs on a `fallback = "blocking"` route run the loader (bounded), answer 404, and
+/// leave no file behind: a crawler cannot fill the disk or slow the next start.
+#[tokio::test]
+async fn random_slugs_are_404_and_leave_the_site_root_as_it_was() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    assert_eq!(server.get(POST).await.status, 200);
+    // the index is a SQLite file with its WAL: count files after the server settled
+    let before = files_under(&fx.site_root());
+    let mut rng_state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut slugs = Vec::new();
+    for _ in 0..5_000 {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        slugs.push(format!("/blog/r{rng_state:016x}"));
+    }
+    for chunk in slugs.chunks(50) {
+        let answers = futures::future::join_all(chunk.iter().map(|path| server.get(path))).await;
+        for (path, resp) in chunk.iter().zip(answers) {
+            assert_eq!(resp.status, 404, "{path}");
+        }
+    }
+    let after = files_under(&fx.site_root());
+    assert!(
+        after <= before + 2,
+        "site root grew from {before} to {after} files"
+    );
+    let post = server.get(POST).await;
+    assert_eq!(post.status, 200);
+    assert!(matches!(post.cache(), "HIT" | "STALE"), "{}", post.cache());
 }

@@ -1,34 +1,60 @@
-//! The default [`PageStore`]: a plain static export on disk plus metadata under `.isr/`.
+//! The default [`PageStore`]: a plain static export on disk plus one metadata index.
 //!
 //! ```text
 //! <root>/blog/index.html          the page, servable by any static file server
 //! <root>/blog/hello/index.html
-//! <root>/.isr/pages/<hash>.json   metadata per page (key, route, params, time, etag, tags)
+//! <root>/.isr/index.sqlite        metadata of every page (key, route, time, etag, length, tags)
 //! ```
-//! Every file is written to a temporary file in its final directory, fsynced, then renamed over
-//! the old one, so a reader (or a crash) sees a whole old file or a whole new one.
+//! A body is written to a temporary file in its final folder, fsynced, renamed over the old one,
+//! and the folder is fsynced, so a reader (or a crash) sees a whole old file or a whole new one;
+//! only then is its index row written. A crash between the two leaves a body the index does not
+//! describe: the engine sees the length or hash disagree and regenerates the page instead of
+//! serving it. Temporary files a crash left behind are removed by [`PageStore::sweep`].
 
-use super::{PageKind, PageMeta, PageStore};
-use sha2::{Digest, Sha256};
+use super::index::Index;
+use super::{PageKind, PageMeta, PageStore, StoreFuture};
+use crate::route::PageKey;
+use bytes::Bytes;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 /// The folder under the site root that holds metadata; never served.
 pub const META_DIR: &str = ".isr";
 
+/// File name of the index inside [`META_DIR`].
+const INDEX_FILE: &str = "index.sqlite";
+
+/// Temporary files are stray when older than the store by at least this much.
+const SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Suffix of temporary files (`.index.html.<random>.tmp`).
+const TEMP_SUFFIX: &str = ".tmp";
+
 /// Pages stored under a site root directory.
 ///
 /// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
 /// use isr::store::{FsStore, PageStore};
 /// let store = FsStore::new("target/site/blog");
-/// let pages = store.load_index().unwrap();
-/// # let _ = pages;
+/// let pages = store.load().await?;
+/// # let _ = pages; Ok(()) }
 /// ```
+#[derive(Clone)]
 pub struct FsStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     root: PathBuf,
+    /// Opened on first use (the root may not exist before the first write).
+    index: Mutex<Option<Arc<Index>>>,
     deferred_sync: AtomicBool,
+    /// Temporary files older than this were left by an earlier process.
+    opened_at: SystemTime,
 }
 
 impl FsStore {
@@ -40,8 +66,12 @@ impl FsStore {
     /// ```
     pub fn new(root: impl Into<PathBuf>) -> Self {
         FsStore {
-            root: root.into(),
-            deferred_sync: AtomicBool::new(false),
+            inner: Arc::new(Inner {
+                root: root.into(),
+                index: Mutex::new(None),
+                deferred_sync: AtomicBool::new(false),
+                opened_at: SystemTime::now(),
+            }),
         }
     }
 
@@ -51,16 +81,16 @@ impl FsStore {
     /// assert!(isr::store::FsStore::new("x").root().ends_with("x"));
     /// ```
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.inner.root
     }
 
-    /// Whether `root` holds a site written by a build (its metadata folder exists).
+    /// Whether `root` holds a site written by a build (its index exists).
     ///
     /// ```
     /// assert!(!isr::store::FsStore::new("/nonexistent/site").is_built_site());
     /// ```
     pub fn is_built_site(&self) -> bool {
-        self.meta_dir().is_dir()
+        self.inner.index_path().is_file()
     }
 
     /// Path of the HTML file of the page at `key`.
@@ -71,8 +101,57 @@ impl FsStore {
     /// assert_eq!(store.html_path("/"), std::path::Path::new("/srv/index.html"));
     /// ```
     pub fn html_path(&self, key: &str) -> PathBuf {
+        self.inner.html_path(key)
+    }
+
+    /// Runs blocking store work on tokio's blocking pool.
+    fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> io::Result<T> + Send + 'static,
+    ) -> StoreFuture<T> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || work(&inner))
+                .await
+                .map_err(io::Error::other)?
+        })
+    }
+}
+
+impl Inner {
+    fn meta_dir(&self) -> PathBuf {
+        self.root.join(META_DIR)
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.meta_dir().join(INDEX_FILE)
+    }
+
+    /// The index, opened (and the metadata folder created) on first use. `create`: whether a
+    /// missing index may be created (reads of a site that was never written find nothing).
+    fn index(&self, create: bool) -> io::Result<Option<Arc<Index>>> {
+        let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(index) = slot.as_ref() {
+            return Ok(Some(index.clone()));
+        }
+        if !create && !self.index_path().is_file() {
+            return Ok(None);
+        }
+        fs::create_dir_all(self.meta_dir())?;
+        let index = Arc::new(Index::open(&self.index_path())?);
+        index.set_deferred(self.deferred_sync.load(Ordering::Relaxed))?;
+        *slot = Some(index.clone());
+        Ok(Some(index))
+    }
+
+    fn writable_index(&self) -> io::Result<Arc<Index>> {
+        self.index(true)?
+            .ok_or_else(|| io::Error::other("page index could not be created"))
+    }
+
+    fn html_path(&self, key: &str) -> PathBuf {
         let mut path = self.root.clone();
-        // Keys come from `route`, whose segments cannot be `..`, start with `.` or hold `/`.
+        // Keys are `PageKey`s: their segments cannot be `..`, start with `.` or hold `/`.
         for segment in key.split('/').filter(|s| !s.is_empty()) {
             path.push(segment);
         }
@@ -80,129 +159,141 @@ impl FsStore {
         path
     }
 
-    /// Reads the metadata files in `paths`, skipping (and logging) what cannot be trusted.
-    fn read_metas(&self, paths: &[PathBuf]) -> Vec<PageMeta> {
-        let mut pages = Vec::with_capacity(paths.len());
-        for path in paths {
-            if path.extension().is_none_or(|ext| ext != "json") {
-                continue; // a temporary file left by a crash
-            }
-            let meta: PageMeta = match fs::read(path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-            {
-                Ok(meta) => meta,
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "ignoring unreadable page metadata");
-                    continue;
-                }
+    fn fsync(&self) -> bool {
+        !self.deferred_sync.load(Ordering::Relaxed)
+    }
+
+    /// Removes temporary files older than this store (left by a crash), except under `.isr`.
+    fn sweep(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        let mut folders = vec![self.root.clone()];
+        while let Some(folder) = folders.pop() {
+            let entries = match fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
             };
-            if *path != self.meta_path(&meta.key) {
-                tracing::warn!(file = %path.display(), key = %meta.key, "ignoring misplaced page metadata");
-                continue;
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let file_type = entry.file_type()?;
+                if file_type.is_dir() {
+                    if folder != self.root || name != META_DIR {
+                        folders.push(entry.path());
+                    }
+                } else if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                    // File times are coarse (a clock tick behind): leave a margin so that a file
+                    // this process is writing right now is never taken for a stray one.
+                    let before = self.opened_at - SWEEP_MARGIN;
+                    let old = entry.metadata()?.modified().is_ok_and(|m| m < before);
+                    if old && fs::remove_file(entry.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
             }
-            if meta.kind.is_page() && !self.html_path(&meta.key).is_file() {
-                tracing::warn!(key = %meta.key, "metadata without its HTML file: page dropped");
-                continue;
-            }
-            pages.push(meta);
         }
-        pages
-    }
-
-    fn meta_dir(&self) -> PathBuf {
-        self.root.join(META_DIR).join("pages")
-    }
-
-    /// `.isr/pages/<2 hex>/<30 hex>.json`: 256 folders keep each folder small, so creating and
-    /// renaming files stays cheap (and uncontended) with 100,000 pages.
-    fn meta_path(&self, key: &str) -> PathBuf {
-        let digest = Sha256::digest(key.as_bytes());
-        let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.meta_dir()
-            .join(&name[..2])
-            .join(format!("{}.json", &name[2..]))
+        Ok(removed)
     }
 }
 
 impl PageStore for FsStore {
-    fn load_index(&self) -> io::Result<Vec<PageMeta>> {
-        let dir = self.meta_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut files = Vec::new();
-        for entry in entries {
-            let shard = entry?.path();
-            if shard.is_dir() {
-                for file in fs::read_dir(&shard)? {
-                    files.push(file?.path());
-                }
-            }
-        }
-        // Reading and parsing 100,000 small files dominates a cold start: spread it over the
-        // cores (each file is independent).
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = files.len().div_ceil(threads).max(1);
-        let pages = std::thread::scope(|scope| {
-            let workers: Vec<_> = files
-                .chunks(chunk)
-                .map(|paths| scope.spawn(move || self.read_metas(paths)))
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
-        Ok(pages)
+    fn load(&self) -> StoreFuture<Vec<PageMeta>> {
+        self.blocking(|inner| match inner.index(false)? {
+            Some(index) => index.load(),
+            None => Ok(Vec::new()),
+        })
     }
 
-    fn read_html(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.html_path(key)) {
-            Ok(bytes) => Ok(Some(bytes)),
+    fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>> {
+        let key = key.clone();
+        self.blocking(move |inner| match inner.index(false)? {
+            Some(index) => index.get(key.as_str()),
+            None => Ok(None),
+        })
+    }
+
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>> {
+        let key = key.clone();
+        self.blocking(move |inner| match fs::read(inner.html_path(key.as_str())) {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
-        }
+        })
     }
 
-    fn write(&self, meta: &PageMeta, html: Option<&[u8]>) -> io::Result<()> {
-        let fsync = !self.deferred_sync.load(Ordering::Relaxed);
-        match (html, &meta.kind) {
-            (Some(html), PageKind::Page { .. }) => {
-                write_atomic(&self.html_path(&meta.key), html, fsync)?
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()> {
+        let key = key.clone();
+        self.blocking(move |inner| {
+            let html = inner.html_path(key.as_str());
+            let fsync = inner.fsync();
+            match (body, &meta.kind) {
+                (Some(body), PageKind::Page { .. }) => {
+                    write_atomic(&inner.root, &html, &body, fsync)?
+                }
+                _ => remove_if_exists(&html)?,
             }
-            _ => remove_if_exists(&self.html_path(&meta.key))?,
-        }
-        let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
-        write_atomic(&self.meta_path(&meta.key), &json, fsync)
+            inner.writable_index()?.put(meta)
+        })
     }
 
-    fn remove(&self, key: &str) -> io::Result<()> {
-        remove_if_exists(&self.meta_path(key))?;
-        let html = self.html_path(key);
-        remove_if_exists(&html)?;
-        // Tidy empty page folders up to (not including) the root; a folder that still holds
-        // child pages stays.
-        let mut dir = html.parent();
-        while let Some(d) = dir {
-            if d == self.root || fs::remove_dir(d).is_err() {
-                break;
+    fn remove(&self, key: &PageKey) -> StoreFuture<()> {
+        let key = key.clone();
+        self.blocking(move |inner| {
+            if let Some(index) = inner.index(false)? {
+                index.remove(key.as_str())?;
             }
-            dir = d.parent();
-        }
-        Ok(())
+            let html = inner.html_path(key.as_str());
+            remove_if_exists(&html)?;
+            // Tidy empty page folders up to (not including) the root; a folder that still holds
+            // child pages stays.
+            let mut dir = html.parent();
+            while let Some(d) = dir {
+                if d == inner.root || fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
     }
 
-    fn sync(&self) -> io::Result<()> {
-        // One syncfs flushes every file and directory entry the build wrote.
-        let root = File::open(&self.root)?;
-        rustix::fs::syncfs(&root).map_err(io::Error::from)
+    fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>> {
+        let tag = tag.to_string();
+        self.blocking(move |inner| match inner.index(false)? {
+            Some(index) => index.keys_with_tag(&tag),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    fn sync(&self) -> StoreFuture<()> {
+        self.blocking(|inner| {
+            if let Some(index) = inner.index(false)? {
+                index.sync()?;
+            }
+            // One syncfs flushes every file and directory entry the build wrote.
+            let root = File::open(&inner.root)?;
+            rustix::fs::syncfs(&root).map_err(io::Error::from)
+        })
     }
 
     fn defer_sync(&self, deferred: bool) {
-        self.deferred_sync.store(deferred, Ordering::Relaxed);
+        self.inner.deferred_sync.store(deferred, Ordering::Relaxed);
+        let opened = self
+            .inner
+            .index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(index) = opened {
+            if let Err(error) = index.set_deferred(deferred) {
+                tracing::warn!(%error, "could not change the page index's durability mode");
+            }
+        }
+    }
+
+    fn sweep(&self) -> StoreFuture<usize> {
+        self.blocking(|inner| inner.sweep())
     }
 }
 
@@ -214,22 +305,35 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same directory (fsynced unless the
-/// caller syncs later) and a rename.
-fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
+/// Writes `bytes` to `path` via a temporary file in the same directory and a rename; with
+/// `fsync`, the file and then its directory (and every directory created for it) are fsynced,
+/// so the new name survives a power loss.
+fn write_atomic(root: &Path, path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("page path has no parent directory"))?;
-    fs::create_dir_all(dir)?;
+    let created = create_dirs(root, dir)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("page");
-    let tmp = dir.join(format!(".{file_name}.{:016x}.tmp", fastrand::u64(..)));
+    let tmp = dir.join(format!(
+        ".{file_name}.{:016x}{TEMP_SUFFIX}",
+        fastrand::u64(..)
+    ));
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         if fsync {
             file.sync_all()?;
         }
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        if fsync {
+            File::open(dir)?.sync_all()?;
+            for created in &created {
+                if let Some(parent) = created.parent() {
+                    File::open(parent)?.sync_all()?;
+                }
+            }
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -237,39 +341,71 @@ fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
     result
 }
 
+/// Creates `dir` and its missing ancestors below `root`; returns the folders it created.
+fn create_dirs(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    if dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut missing = Vec::new();
+    let mut current = Some(dir);
+    while let Some(d) = current {
+        if d.is_dir() || d == root.parent().unwrap_or(root) {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        current = d.parent();
+    }
+    fs::create_dir_all(dir)?;
+    Ok(missing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::Params;
+    use crate::store::Etag;
+
+    fn key(path: &str) -> PageKey {
+        crate::route::test_key(path)
+    }
 
     fn meta(key: &str, kind: PageKind) -> PageMeta {
         PageMeta {
             key: key.into(),
             route: "/blog/:slug".into(),
-            params: Params::new(),
             generated_at_ms: 42,
             kind,
-            tags: vec!["posts".into()],
+            tags: vec!["posts".into(), format!("post:{key}")],
         }
     }
 
-    fn page_kind() -> PageKind {
+    fn page_kind(body: &[u8]) -> PageKind {
         PageKind::Page {
-            etag: "\"e\"".into(),
-            bytes: 5,
+            etag: Etag::of(body),
+            bytes: body.len() as u64,
         }
     }
 
-    #[test]
-    fn round_trip_through_disk() {
+    #[tokio::test]
+    async fn round_trip_through_disk() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::new(dir.path());
         assert!(!store.is_built_site());
+        assert!(store.load().await.unwrap().is_empty());
         store
-            .write(&meta("/blog/a", page_kind()), Some(b"<p>a</p>"))
+            .put(
+                &key("/blog/a"),
+                meta("/blog/a", page_kind(b"<p>a</p>")),
+                Some(Bytes::from_static(b"<p>a</p>")),
+            )
+            .await
             .unwrap();
         store
-            .write(&meta("/blog/gone", PageKind::NotFound), None)
+            .put(
+                &key("/blog/gone"),
+                meta("/blog/gone", PageKind::NotFound),
+                None,
+            )
+            .await
             .unwrap();
         assert!(store.is_built_site());
         assert_eq!(
@@ -278,16 +414,31 @@ mod tests {
         );
 
         let reopened = FsStore::new(dir.path());
-        let mut index = reopened.load_index().unwrap();
+        let mut index = reopened.load().await.unwrap();
         index.sort_by(|a, b| a.key.cmp(&b.key));
         assert_eq!(
             index,
             vec![
-                meta("/blog/a", page_kind()),
+                meta("/blog/a", page_kind(b"<p>a</p>")),
                 meta("/blog/gone", PageKind::NotFound)
             ]
         );
-        assert_eq!(reopened.read_html("/blog/a").unwrap().unwrap(), b"<p>a</p>");
+        assert_eq!(
+            reopened.meta(&key("/blog/a")).await.unwrap(),
+            Some(meta("/blog/a", page_kind(b"<p>a</p>")))
+        );
+        assert_eq!(
+            &reopened.body(&key("/blog/a")).await.unwrap().unwrap()[..],
+            b"<p>a</p>"
+        );
+        assert_eq!(
+            reopened.keys_with_tag("posts").await.unwrap(),
+            ["/blog/a", "/blog/gone"]
+        );
+        assert_eq!(
+            reopened.keys_with_tag("post:/blog/a").await.unwrap(),
+            ["/blog/a"]
+        );
         // no temporary files are left behind
         let leftovers: Vec<_> = walk(dir.path())
             .into_iter()
@@ -296,39 +447,83 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
-    #[test]
-    fn not_found_removes_the_html_and_remove_forgets_the_page() {
+    #[tokio::test]
+    async fn retagging_replaces_the_tag_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        let mut m = meta("/blog/a", PageKind::NotFound);
+        store.put(&key("/blog/a"), m.clone(), None).await.unwrap();
+        m.tags = vec!["other".into()];
+        store.put(&key("/blog/a"), m, None).await.unwrap();
+        assert!(store.keys_with_tag("posts").await.unwrap().is_empty());
+        assert_eq!(store.keys_with_tag("other").await.unwrap(), ["/blog/a"]);
+    }
+
+    #[tokio::test]
+    async fn not_found_removes_the_html_and_remove_forgets_the_page() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::new(dir.path());
         store
-            .write(&meta("/blog/a", page_kind()), Some(b"x"))
+            .put(
+                &key("/blog/a"),
+                meta("/blog/a", page_kind(b"x")),
+                Some(Bytes::from_static(b"x")),
+            )
+            .await
             .unwrap();
         store
-            .write(&meta("/blog/a", PageKind::NotFound), None)
+            .put(&key("/blog/a"), meta("/blog/a", PageKind::NotFound), None)
+            .await
             .unwrap();
         assert!(!dir.path().join("blog/a/index.html").exists());
-        assert_eq!(store.load_index().unwrap()[0].kind, PageKind::NotFound);
-        store.remove("/blog/a").unwrap();
-        assert!(store.load_index().unwrap().is_empty());
+        assert_eq!(store.load().await.unwrap()[0].kind, PageKind::NotFound);
+        store.remove(&key("/blog/a")).await.unwrap();
+        assert!(store.load().await.unwrap().is_empty());
+        assert!(store.keys_with_tag("posts").await.unwrap().is_empty());
         assert!(!dir.path().join("blog/a").exists());
     }
 
-    #[test]
-    fn metadata_without_html_or_corrupt_is_ignored() {
+    #[tokio::test]
+    async fn deferred_writes_are_batched_and_made_durable_by_sync() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::new(dir.path());
-        store
-            .write(&meta("/blog/a", page_kind()), Some(b"x"))
+        store.defer_sync(true);
+        for i in 0..2_500 {
+            let k = format!("/blog/p{i}");
+            store
+                .put(&key(&k), meta(&k, PageKind::NotFound), None)
+                .await
+                .unwrap();
+        }
+        store.defer_sync(false);
+        store.sync().await.unwrap();
+        assert_eq!(FsStore::new(dir.path()).load().await.unwrap().len(), 2_500);
+    }
+
+    #[tokio::test]
+    async fn sweep_removes_only_temporary_files_left_by_an_earlier_process() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("blog/a")).unwrap();
+        let stray = dir.path().join("blog/a/.index.html.0123456789abcdef.tmp");
+        fs::write(&stray, b"half a page").unwrap();
+        fs::write(dir.path().join("blog/a/index.html"), b"page").unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&stray)
+            .unwrap()
+            .set_modified(old)
             .unwrap();
-        store
-            .write(&meta("/blog/b", page_kind()), Some(b"y"))
-            .unwrap();
-        fs::remove_file(dir.path().join("blog/a/index.html")).unwrap();
-        fs::create_dir_all(store.meta_dir().join("00")).unwrap();
-        fs::write(store.meta_dir().join("00/garbage.json"), b"{not json").unwrap();
-        let index = store.load_index().unwrap();
-        assert_eq!(index.len(), 1);
-        assert_eq!(index[0].key, "/blog/b");
+        let store = FsStore::new(dir.path());
+        let fresh = dir.path().join("blog/.index.html.fedcba9876543210.tmp");
+        fs::write(&fresh, b"being written now").unwrap();
+        assert_eq!(store.sweep().await.unwrap(), 1);
+        assert!(!stray.exists());
+        assert!(
+            fresh.exists(),
+            "a temp file of this process may be renamed any moment"
+        );
+        assert!(dir.path().join("blog/a/index.html").exists());
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

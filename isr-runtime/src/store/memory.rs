@@ -1,45 +1,65 @@
 //! An in-memory [`PageStore`] for tests and throwaway servers.
 
-use super::{PageMeta, PageStore};
+use super::{PageMeta, PageStore, StoreFuture};
+use crate::route::PageKey;
+use bytes::Bytes;
 use std::collections::HashMap;
-use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Keeps pages in a map; nothing survives the process.
 ///
 /// ```
-/// use isr::store::{MemoryStore, PageStore, PageMeta, PageKind};
+/// # async fn demo(key: isr::PageKey) -> std::io::Result<()> {
+/// use isr::store::{MemoryStore, PageStore, PageMeta, PageKind, Etag};
 /// let store = MemoryStore::default();
-/// let meta = PageMeta { key: "/a".into(), route: "/a".into(), params: isr::Params::new(),
-///     generated_at_ms: 1, kind: PageKind::Page { etag: "\"e\"".into(), bytes: 2 }, tags: vec![] };
-/// store.write(&meta, Some(b"hi")).unwrap();
-/// assert_eq!(store.read_html("/a").unwrap().as_deref(), Some(&b"hi"[..]));
+/// let meta = PageMeta { key: key.to_string(), route: key.to_string(), generated_at_ms: 1,
+///     kind: PageKind::Page { etag: Etag::of(b"hi"), bytes: 2 }, tags: vec![] };
+/// store.put(&key, meta, Some("hi".into())).await?;
+/// assert_eq!(store.body(&key).await?.as_deref(), Some(&b"hi"[..]));
+/// # Ok(()) }
 /// ```
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct MemoryStore {
-    pages: Mutex<HashMap<String, StoredPage>>,
+    pages: Arc<Mutex<HashMap<String, StoredPage>>>,
 }
 
-type StoredPage = (PageMeta, Option<Vec<u8>>);
+type StoredPage = (PageMeta, Option<Bytes>);
 
 impl PageStore for MemoryStore {
-    fn load_index(&self) -> io::Result<Vec<PageMeta>> {
-        Ok(self.lock().values().map(|(m, _)| m.clone()).collect())
+    fn load(&self) -> StoreFuture<Vec<PageMeta>> {
+        let metas = self.lock().values().map(|(m, _)| m.clone()).collect();
+        Box::pin(async move { Ok(metas) })
     }
 
-    fn read_html(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.lock().get(key).and_then(|(_, html)| html.clone()))
+    fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>> {
+        let meta = self.lock().get(key.as_str()).map(|(m, _)| m.clone());
+        Box::pin(async move { Ok(meta) })
     }
 
-    fn write(&self, meta: &PageMeta, html: Option<&[u8]>) -> io::Result<()> {
-        self.lock()
-            .insert(meta.key.clone(), (meta.clone(), html.map(|h| h.to_vec())));
-        Ok(())
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>> {
+        let body = self.lock().get(key.as_str()).and_then(|(_, b)| b.clone());
+        Box::pin(async move { Ok(body) })
     }
 
-    fn remove(&self, key: &str) -> io::Result<()> {
-        self.lock().remove(key);
-        Ok(())
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()> {
+        self.lock().insert(key.to_string(), (meta, body));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn remove(&self, key: &PageKey) -> StoreFuture<()> {
+        self.lock().remove(key.as_str());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>> {
+        let mut keys: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, (meta, _))| meta.tags.iter().any(|t| t == tag))
+            .map(|(key, _)| key.clone())
+            .collect();
+        keys.sort();
+        Box::pin(async move { Ok(keys) })
     }
 }
 

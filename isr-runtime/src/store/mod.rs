@@ -1,14 +1,22 @@
 //! Persistence of generated pages: the [`PageStore`] trait and what it stores.
 //!
-//! The engine keeps hot pages in memory; a store is the tier that survives a restart.
+//! The engine keeps every page's metadata in its page table and some pages' bytes in its hot
+//! cache; a store is the tier that survives a restart (and, later, the tier several instances
+//! share). The interface is async and per key, so a networked store can implement it; the
+//! bundled stores run their blocking work on tokio's blocking pool, never on the async workers.
 
+mod etag;
 mod fs;
+mod index;
 mod memory;
 
+pub use etag::Etag;
 pub use fs::{FsStore, META_DIR};
 pub use memory::MemoryStore;
 
-use crate::page::Params;
+use crate::route::PageKey;
+use bytes::Bytes;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::io;
 
@@ -21,9 +29,9 @@ use std::io;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PageKind {
-    /// An HTML page; `etag` is the strong validator of its bytes.
-    Page { etag: String, bytes: u64 },
-    /// The loader said the page does not exist.
+    /// An HTML page of `bytes` bytes whose SHA-256 starts with `etag`.
+    Page { etag: Etag, bytes: u64 },
+    /// The loader said the page does not exist (a tombstone of a page that existed).
     NotFound,
     /// The loader redirected.
     Redirect { location: String, permanent: bool },
@@ -33,7 +41,7 @@ impl PageKind {
     /// Whether there is HTML for this page.
     ///
     /// ```
-    /// let kind = isr::store::PageKind::Page { etag: "\"x\"".into(), bytes: 1 };
+    /// let kind = isr::store::PageKind::Page { etag: isr::store::Etag::of(b"x"), bytes: 1 };
     /// assert!(kind.is_page());
     /// ```
     pub fn is_page(&self) -> bool {
@@ -41,24 +49,25 @@ impl PageKind {
     }
 }
 
-/// Everything known about one generated page except its HTML.
+/// Everything known about one generated page except its bytes (a row of the index).
+///
+/// The route params are not stored: the router derives them from the key.
 ///
 /// ```
 /// let meta = isr::store::PageMeta {
-///     key: "/blog".into(), route: "/blog".into(), params: isr::Params::new(),
-///     generated_at_ms: 0, kind: isr::store::PageKind::NotFound, tags: vec!["posts".into()],
+///     key: "/blog".into(), route: "/blog".into(), generated_at_ms: 0,
+///     kind: isr::store::PageKind::NotFound, tags: vec!["posts".into()],
 /// };
 /// assert!(meta.tags.contains(&"posts".to_string()));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageMeta {
-    /// The page's canonical path.
+    /// The page's canonical (decoded) path.
     pub key: String,
     /// The route pattern it belongs to (`/blog/:slug`).
     pub route: String,
-    /// The route params it was generated with.
-    pub params: Params,
-    /// When its generation finished, in milliseconds since the Unix epoch.
+    /// When its generation finished, in milliseconds since the Unix epoch (wall clock: it is
+    /// persisted and compared across restarts).
     pub generated_at_ms: u64,
     /// Page, not-found or redirect.
     #[serde(flatten)]
@@ -67,35 +76,57 @@ pub struct PageMeta {
     pub tags: Vec<String>,
 }
 
-/// A persistent home for generated pages. Methods block: call them off the async runtime.
+/// A future returned by a store.
+pub type StoreFuture<T> = BoxFuture<'static, io::Result<T>>;
+
+/// A persistent, per-key home for generated pages.
+///
+/// Contract every implementation keeps:
+/// - [`put`](PageStore::put) is atomic per page: a reader (or a crash) sees the old page or the
+///   new one, never a mix; the body is written before the metadata that describes it.
+/// - [`body`](PageStore::body) returns the stored bytes as they are; the engine checks them
+///   against the metadata (length and hash) before serving them.
+/// - Errors are reported, never hidden: a transient read error is an `Err`, not `Ok(None)`.
 ///
 /// ```
+/// # async fn demo() -> std::io::Result<()> {
 /// use isr::store::{PageStore, MemoryStore};
 /// let store = MemoryStore::default();
-/// assert!(store.load_index().unwrap().is_empty());
+/// assert!(store.load().await?.is_empty());
+/// # Ok(()) }
 /// ```
 pub trait PageStore: Send + Sync + 'static {
-    /// Metadata of every stored page (called once at start-up). Entries whose HTML is missing
-    /// are dropped here.
-    fn load_index(&self) -> io::Result<Vec<PageMeta>>;
+    /// Metadata of every stored page (read once at start-up).
+    fn load(&self) -> StoreFuture<Vec<PageMeta>>;
 
-    /// The HTML of a page, if any is stored.
-    fn read_html(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
+    /// The metadata of one page.
+    fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>>;
 
-    /// Stores a page atomically: HTML first (or its removal when `html` is `None`), then its
-    /// metadata. A reader sees the old page or the new one, never a mix of the two.
-    fn write(&self, meta: &PageMeta, html: Option<&[u8]>) -> io::Result<()>;
+    /// The bytes of a page, if any are stored.
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>>;
 
-    /// Forgets a page entirely (HTML and metadata).
-    fn remove(&self, key: &str) -> io::Result<()>;
+    /// Stores a page atomically: its body (or the body's removal when `body` is `None`), then
+    /// its metadata.
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()>;
 
-    /// Makes everything written so far durable (used after a build).
-    fn sync(&self) -> io::Result<()> {
-        Ok(())
+    /// Forgets a page entirely (body and metadata).
+    fn remove(&self, key: &PageKey) -> StoreFuture<()>;
+
+    /// Keys of the stored pages that carry `tag` (an indexed lookup, not a scan).
+    fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>>;
+
+    /// Makes everything written so far durable (after a build).
+    fn sync(&self) -> StoreFuture<()> {
+        Box::pin(async { Ok(()) })
     }
 
-    /// While on, writes skip their per-file fsync (still atomic: temp file + rename); the
-    /// caller makes them durable at once with [`PageStore::sync`]. The build uses this: one
-    /// file-system sync instead of one fsync per page.
+    /// While on, writes may skip their per-write durability (still atomic); the caller makes
+    /// them durable at once with [`PageStore::sync`]. The build uses this.
     fn defer_sync(&self, _deferred: bool) {}
+
+    /// Start-up housekeeping: removes what a crash left behind (temporary files). Returns how
+    /// many files it removed. The engine runs it in the background after opening.
+    fn sweep(&self) -> StoreFuture<usize> {
+        Box::pin(async { Ok(0) })
+    }
 }

@@ -1,0 +1,52 @@
+//! Freshness: pure functions of a page's metadata, its route's window and the wall clock.
+
+use crate::page::Revalidate;
+use crate::store::PageKind;
+use std::time::Duration;
+
+/// How long a remembered "not found" is trusted before it is checked again, at most.
+pub const NOT_FOUND_RECHECK: Duration = Duration::from_secs(60);
+
+/// How long a stored outcome stays fresh: the page's `revalidate`, except that a remembered
+/// not-found is checked again after at most [`NOT_FOUND_RECHECK`].
+///
+/// ```
+/// use isr::{Revalidate, store::PageKind, engine::effective_revalidate};
+/// assert_eq!(effective_revalidate(&PageKind::NotFound, Revalidate::After(300)), Revalidate::After(60));
+/// assert_eq!(effective_revalidate(&PageKind::NotFound, Revalidate::After(5)), Revalidate::After(5));
+/// assert_eq!(effective_revalidate(&PageKind::NotFound, Revalidate::Never), Revalidate::After(60));
+/// ```
+pub fn effective_revalidate(kind: &PageKind, revalidate: Revalidate) -> Revalidate {
+    let recheck = NOT_FOUND_RECHECK.as_secs();
+    match (kind, revalidate) {
+        (PageKind::NotFound, Revalidate::After(s)) => Revalidate::After(s.min(recheck)),
+        (PageKind::NotFound, Revalidate::Never) => Revalidate::After(recheck),
+        (_, revalidate) => revalidate,
+    }
+}
+
+/// Whether a page generated at `generated_at_ms` is fresh at `now_ms` (wall clock). An unknown
+/// generation time (0) is always stale; age ≥ window is stale.
+///
+/// ```
+/// use isr::{Revalidate, store::PageKind, engine::is_fresh};
+/// let page = PageKind::Page { etag: isr::store::Etag::of(b""), bytes: 0 };
+/// assert!(is_fresh(&page, 1_000, Revalidate::After(5), 5_999));
+/// assert!(!is_fresh(&page, 1_000, Revalidate::After(5), 6_000));
+/// assert!(!is_fresh(&page, 0, Revalidate::Never, 1));
+/// assert!(is_fresh(&page, 1, Revalidate::Never, u64::MAX));
+/// ```
+pub fn is_fresh(
+    kind: &PageKind,
+    generated_at_ms: u64,
+    revalidate: Revalidate,
+    now_ms: u64,
+) -> bool {
+    if generated_at_ms == 0 {
+        return false;
+    }
+    match effective_revalidate(kind, revalidate) {
+        Revalidate::Never => true,
+        Revalidate::After(s) => now_ms.saturating_sub(generated_at_ms) < s.saturating_mul(1000),
+    }
+}

@@ -1,0 +1,324 @@
+//! One generation of one page: single-flight start, scheduler slot, then loader → render →
+//! store write → commit to the page table and hot cache, all under the page's timeout, with
+//! any panic caught. Failures back off (monotonic clock) and never replace the old page.
+
+use super::negative::Remembered;
+use super::scheduler::Slot;
+use super::{CachedPage, Engine, FailureKind, Outcome, StartSlot, Trigger, NOT_FOUND_RECHECK};
+use crate::backoff;
+use crate::metrics;
+use crate::page::{Generated, PageDef, Params};
+use crate::render;
+use crate::route::PageKey;
+use crate::store::{Etag, PageKind, PageMeta};
+use bytes::Bytes;
+use futures::future::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Failure = (FailureKind, String);
+
+impl Engine {
+    /// Joins the running generation of `key`, or starts one that waits for a scheduler slot.
+    pub(super) fn join_or_start(
+        self: &Arc<Self>,
+        key: &PageKey,
+        def: &'static PageDef,
+        params: Params,
+        trigger: Trigger,
+        unknown_route: Option<&'static str>,
+    ) -> super::SharedGeneration {
+        self.start(key, def, params, trigger, StartSlot::Wait { unknown_route })
+    }
+
+    /// Joins the running generation of `key`, or starts one in its own tracked task.
+    pub(super) fn start(
+        self: &Arc<Self>,
+        key: &PageKey,
+        def: &'static PageDef,
+        params: Params,
+        trigger: Trigger,
+        slot: StartSlot,
+    ) -> super::SharedGeneration {
+        let mut inflight = self.lock_inflight();
+        if let Some(running) = inflight.get(key.as_str()) {
+            return running.clone();
+        }
+        if let Some(outcome) = self.made_unnecessary(key, def, trigger) {
+            return futures::future::ready(outcome).boxed().shared();
+        }
+        let engine = self.clone();
+        let owned_key = key.clone();
+        let task = self.tasks.spawn(async move {
+            // Whatever happens below, the next request may start a new generation.
+            let _inflight = InflightGuard {
+                engine: &engine,
+                key: &owned_key,
+            };
+            let slot = match slot {
+                StartSlot::Held(slot) => slot,
+                StartSlot::Unlimited => Slot::unlimited(),
+                StartSlot::Wait { unknown_route } => match engine.scheduler.slot(unknown_route).await {
+                    Some(slot) => slot,
+                    None => {
+                        tracing::warn!(path = %owned_key, "no generation slot free in time; answering 503");
+                        metrics::regeneration(def.path, FailureKind::Busy.as_str(), trigger.as_str(), 0.0);
+                        return Outcome::Failed {
+                            kind: FailureKind::Busy,
+                            message: "too many generations running".into(),
+                        };
+                    }
+                },
+            };
+            let outcome = engine.run(&owned_key, def, params, trigger).await;
+            drop(slot);
+            outcome
+        });
+        let generation = async move {
+            task.await.unwrap_or_else(|join_error| Outcome::Failed {
+                kind: FailureKind::Panic,
+                message: format!("generation task failed: {join_error}"),
+            })
+        }
+        .boxed()
+        .shared();
+        inflight.insert(key.clone(), generation.clone());
+        generation
+    }
+
+    /// Re-checks, under the in-flight lock, why a request wanted a generation: between its look
+    /// at the page and now, another generation may have finished (the page now exists, or is
+    /// fresh again). Then that result is the answer and nothing new starts.
+    fn made_unnecessary(
+        &self,
+        key: &PageKey,
+        def: &'static PageDef,
+        trigger: Trigger,
+    ) -> Option<Outcome> {
+        if !matches!(trigger, Trigger::Stale | Trigger::Miss) {
+            return None;
+        }
+        let mono = self.clock.monotonic_ms();
+        let Some(snapshot) = self.table.snapshot(key.as_str()) else {
+            return match self.negative.get(key.as_str(), mono) {
+                Some(Remembered::NotFound {
+                    generated_at_ms, ..
+                }) => Some(Outcome::Generated(Arc::new(super::not_found_page(
+                    key,
+                    def,
+                    generated_at_ms,
+                )))),
+                Some(Remembered::Failing { retry_at_ms, .. }) if mono < retry_at_ms => {
+                    Some(backing_off())
+                }
+                _ => None,
+            };
+        };
+        let resident = self
+            .hot
+            .get(key.as_str())
+            .filter(|page| page.version == snapshot.version);
+        let fresh = super::is_fresh(
+            &snapshot.kind,
+            snapshot.generated_at_ms,
+            def.revalidate,
+            self.clock.now_ms(),
+        );
+        match (trigger, resident) {
+            (Trigger::Miss, Some(page)) => Some(Outcome::Generated(page)),
+            (Trigger::Stale, Some(page)) if fresh => Some(Outcome::Generated(page)),
+            _ if mono < snapshot.retry_at_ms => Some(backing_off()),
+            _ => None,
+        }
+    }
+
+    /// Runs one generation under the page's timeout and records its outcome.
+    async fn run(
+        self: &Arc<Self>,
+        key: &PageKey,
+        def: &'static PageDef,
+        params: Params,
+        trigger: Trigger,
+    ) -> Outcome {
+        let started = Instant::now();
+        let attempt =
+            AssertUnwindSafe(self.generate_and_commit(key, def, params, trigger)).catch_unwind();
+        let result = match tokio::time::timeout(def.timeout(), attempt).await {
+            Err(_) => Err((
+                FailureKind::Timeout,
+                format!(
+                    "generation (loader, render and store write) timed out after {} s",
+                    def.timeout().as_secs()
+                ),
+            )),
+            Ok(Err(panic)) => Err((
+                FailureKind::Panic,
+                format!("panicked: {}", panic_message(&*panic)),
+            )),
+            Ok(Ok(result)) => result,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(page) => {
+                let label = match page.meta.kind {
+                    PageKind::NotFound => "not_found",
+                    _ => "ok",
+                };
+                if trigger != Trigger::Build {
+                    metrics::regeneration(def.path, label, trigger.as_str(), seconds);
+                }
+                tracing::debug!(path = %key, route = def.path, trigger = trigger.as_str(), outcome = label, seconds, "generated");
+                Outcome::Generated(page)
+            }
+            Err((kind, message)) => {
+                if trigger != Trigger::Build {
+                    metrics::regeneration(def.path, kind.as_str(), trigger.as_str(), seconds);
+                }
+                let retry_in = self.record_failure(key);
+                tracing::warn!(
+                    path = %key,
+                    route = def.path,
+                    trigger = trigger.as_str(),
+                    failure = kind.as_str(),
+                    error = %message,
+                    retry_in_ms = retry_in.as_millis() as u64,
+                    "page generation failed; the previous version (if any) stays in place"
+                );
+                Outcome::Failed { kind, message }
+            }
+        }
+    }
+
+    /// Backs `key` off after a failure; returns the delay.
+    fn record_failure(&self, key: &PageKey) -> Duration {
+        let mono = self.clock.monotonic_ms();
+        let jitter = fastrand::f64();
+        let mut delay = Duration::ZERO;
+        let retry_at = |failures: u32| {
+            delay = backoff::delay_after(failures, jitter);
+            mono + delay.as_millis() as u64
+        };
+        if self.table.record_failure(key.as_str(), retry_at).is_none() {
+            let failures = self.negative.failures(key.as_str()).saturating_add(1);
+            delay = backoff::delay_after(failures, jitter);
+            self.negative.insert(
+                key.clone(),
+                Remembered::Failing {
+                    failures,
+                    retry_at_ms: mono + delay.as_millis() as u64,
+                },
+            );
+        }
+        delay
+    }
+
+    /// Loader → render → store → page table and hot cache.
+    async fn generate_and_commit(
+        &self,
+        key: &PageKey,
+        def: &'static PageDef,
+        params: Params,
+        trigger: Trigger,
+    ) -> Result<Arc<CachedPage>, Failure> {
+        let generated = (def.load)(params)
+            .await
+            .map_err(|error| (FailureKind::Error, format!("{error:#}")))?;
+        let mut tags: Vec<String> = def.tags.iter().map(|t| t.to_string()).collect();
+        let (kind, html) = match generated {
+            Generated::Page(body) => {
+                for tag in &body.tags {
+                    if !tags.contains(tag) {
+                        tags.push(tag.clone());
+                    }
+                }
+                let html = Bytes::from(render::document(
+                    &body,
+                    key.as_str(),
+                    def.hydrate_export,
+                    &self.shell(),
+                ));
+                let kind = PageKind::Page {
+                    etag: Etag::of(&html),
+                    bytes: html.len() as u64,
+                };
+                (kind, Some(html))
+            }
+            Generated::NotFound => (PageKind::NotFound, None),
+            Generated::Redirect {
+                location,
+                permanent,
+            } => (
+                PageKind::Redirect {
+                    location,
+                    permanent,
+                },
+                None,
+            ),
+        };
+        let generated_at_ms = self.clock.now_ms().max(1);
+        let listed = trigger == Trigger::Build;
+        if kind == PageKind::NotFound && !listed && !self.table.contains(key.as_str()) {
+            // A path that never existed: remembered in bounded memory, never written to disk.
+            // (A path the app's own `paths` listed is stored: the app bounds that list.)
+            let recheck = super::effective_revalidate(&kind, def.revalidate)
+                .seconds()
+                .map_or(NOT_FOUND_RECHECK, Duration::from_secs);
+            self.negative.insert(
+                key.clone(),
+                Remembered::NotFound {
+                    until_ms: self.clock.monotonic_ms() + recheck.as_millis() as u64,
+                    generated_at_ms,
+                },
+            );
+            return Ok(Arc::new(super::not_found_page(key, def, generated_at_ms)));
+        }
+        let meta = PageMeta {
+            key: key.to_string(),
+            route: def.path.to_string(),
+            generated_at_ms,
+            kind,
+            tags,
+        };
+        self.store
+            .put(key, meta.clone(), html.clone())
+            .await
+            .map_err(|e| {
+                (
+                    FailureKind::StoreError,
+                    format!("could not store the page: {e}"),
+                )
+            })?;
+        let version = self.table.commit(key, def, &meta);
+        self.negative.remove(key.as_str());
+        let page = Arc::new(CachedPage::new(meta, html, version));
+        self.hot.insert(key.clone(), page.clone());
+        Ok(page)
+    }
+}
+
+fn backing_off() -> Outcome {
+    Outcome::Failed {
+        kind: FailureKind::Error,
+        message: "backing off after a failed generation".into(),
+    }
+}
+
+struct InflightGuard<'a> {
+    engine: &'a Engine,
+    key: &'a PageKey,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.engine.lock_inflight().remove(self.key.as_str());
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}

@@ -1,0 +1,624 @@
+//! The ISR state machine: freshness, single-flight generation, background regeneration,
+//! scheduling, backoff, timeouts, panic capture, and the hot cache in front of the store.
+//!
+//! ```text
+//! request → route → page table?  fresh → HIT
+//!                                stale → STALE (served now) + regenerate in the background
+//!                                body unreadable → 503 for this request (page kept)
+//!                                body missing / disagrees with the index → as a miss
+//!                   not stored:  remembered not-found → 404 · backing off → 503
+//!                                blocking fallback (or static page) → generate once, share → MISS
+//!                                404 fallback → 404
+//! ```
+//! Rules: a request never waits on the regeneration of a page that exists; at most one
+//! generation per page runs at a time; a failed generation never replaces a good page; a page is
+//! dropped only by its loader (not found), never by an I/O error; paths that never existed are
+//! never written to disk and are remembered only in bounded memory.
+//!
+//! Seams: [`freshness`] (pure functions), `table` (page table + tag index), `negative` (bounded
+//! memory of non-pages), `scheduler` (slots), `generation` (loader → render → commit under one
+//! timeout), [`outcome`] (public answer types).
+
+pub mod freshness;
+mod generation;
+mod negative;
+pub mod outcome;
+mod scheduler;
+mod table;
+
+pub use freshness::{effective_revalidate, is_fresh, NOT_FOUND_RECHECK};
+pub use negative::NEGATIVE_CAPACITY;
+pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger};
+pub use scheduler::default_max_regenerations;
+
+use crate::clock::Clock;
+use crate::hot_cache::{HotCache, DEFAULT_BUDGET_BYTES};
+use crate::metrics;
+use crate::page::{Fallback, PageDef, Params};
+use crate::render::DocumentShell;
+use crate::route::{PageKey, Resolved, Routes};
+use crate::store::{Etag, PageKind, PageStore};
+use futures::future::{BoxFuture, Shared};
+use negative::{NegativeMemory, Remembered};
+use scheduler::Scheduler;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use table::{PageTable, Snapshot};
+use tokio_util::task::TaskTracker;
+
+/// How long a request that waits for a page may queue for a generation slot.
+pub const MAX_SLOT_WAIT: Duration = Duration::from_secs(10);
+
+/// Retry-After of a request whose page could not be read this time.
+const READ_ERROR_RETRY: Duration = Duration::from_secs(1);
+
+/// Limits of an engine.
+///
+/// ```
+/// let options = isr::engine::EngineOptions { max_regenerations: 2, ..Default::default() };
+/// assert_eq!(options.max_regenerations, 2);
+/// assert_eq!(options.not_found_capacity, isr::engine::NEGATIVE_CAPACITY);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct EngineOptions {
+    /// Generations running at once after the build (misses, stale, on-demand).
+    pub max_regenerations: usize,
+    /// Bytes of page bodies kept in memory.
+    pub hot_cache_bytes: u64,
+    /// Paths that are not pages (not found, failing) remembered at most.
+    pub not_found_capacity: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_regenerations: default_max_regenerations(),
+            hot_cache_bytes: DEFAULT_BUDGET_BYTES,
+            not_found_capacity: NEGATIVE_CAPACITY,
+        }
+    }
+}
+
+type SharedGeneration = Shared<BoxFuture<'static, Outcome>>;
+
+/// The ISR engine: one per app.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use std::sync::Arc;
+/// let routes = isr::Routes::new(isr::pages().collect()).unwrap();
+/// let store = Arc::new(isr::store::FsStore::new("target/site/blog"));
+/// let engine = isr::Engine::open(routes, store, Arc::new(isr::clock::SystemClock)).await?;
+/// let served = engine.request("/blog").await;
+/// # let _ = served; Ok(()) }
+/// ```
+pub struct Engine {
+    routes: Routes,
+    store: Arc<dyn PageStore>,
+    clock: Arc<dyn Clock>,
+    table: PageTable,
+    negative: NegativeMemory,
+    inflight: Mutex<HashMap<PageKey, SharedGeneration>>,
+    scheduler: Scheduler,
+    shell: RwLock<Arc<DocumentShell>>,
+    hot: HotCache,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Opens the engine over what `store` holds, with default limits (nothing is generated).
+    ///
+    /// ```no_run
+    /// # async fn demo(routes: isr::Routes) -> std::io::Result<()> {
+    /// use std::sync::Arc;
+    /// let engine = isr::Engine::open(routes, Arc::new(isr::store::MemoryStore::default()),
+    ///     Arc::new(isr::clock::SystemClock)).await?;
+    /// assert_eq!(engine.page_count(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn open(
+        routes: Routes,
+        store: Arc<dyn PageStore>,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Arc<Engine>> {
+        Self::open_with(routes, store, clock, EngineOptions::default()).await
+    }
+
+    /// Opens the engine with `options`. Stored pages whose route no longer exists are ignored;
+    /// stray temporary files are swept in the background.
+    pub async fn open_with(
+        routes: Routes,
+        store: Arc<dyn PageStore>,
+        clock: Arc<dyn Clock>,
+        options: EngineOptions,
+    ) -> std::io::Result<Arc<Engine>> {
+        let index = store.load().await?;
+        let table = PageTable::default();
+        for meta in index {
+            match routes.resolve_key(&meta.key) {
+                Some((def, key, _)) if def.path == meta.route => {
+                    table.commit(&key, def, &meta);
+                }
+                _ => {
+                    tracing::info!(key = %meta.key, route = %meta.route, "stored page has no route any more; ignored")
+                }
+            }
+        }
+        let sweep = store.sweep();
+        tokio::spawn(async move {
+            match sweep.await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed temporary files left by a crash"),
+                Err(error) => tracing::warn!(%error, "could not sweep temporary files"),
+            }
+        });
+        let scheduler = Scheduler::new(
+            options.max_regenerations,
+            routes.defs().iter().map(|d| d.path),
+            MAX_SLOT_WAIT,
+        );
+        Ok(Arc::new(Engine {
+            routes,
+            store,
+            clock,
+            table,
+            negative: NegativeMemory::new(options.not_found_capacity),
+            inflight: Mutex::new(HashMap::new()),
+            scheduler,
+            shell: RwLock::new(Arc::new(DocumentShell::default())),
+            hot: HotCache::new(options.hot_cache_bytes),
+            tasks: TaskTracker::new(),
+        }))
+    }
+
+    /// Sets what every page generated from now on gets besides its body (client bundle, …).
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) {
+    /// engine.set_shell(isr::render::DocumentShell::default());
+    /// # }
+    /// ```
+    pub fn set_shell(&self, shell: DocumentShell) {
+        *self.shell.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(shell);
+    }
+
+    /// The current document shell.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) {
+    /// let hydrates = engine.shell().client.is_some();
+    /// # let _ = hydrates; }
+    /// ```
+    pub fn shell(&self) -> Arc<DocumentShell> {
+        self.shell.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The app's routes.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) {
+    /// let pages = engine.routes().defs().len();
+    /// # let _ = pages; }
+    /// ```
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// How many stored pages (incl. tombstones and redirects) the engine knows.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { println!("{} pages", engine.page_count()); }
+    /// ```
+    pub fn page_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// How many paths that are not stored pages are remembered (bounded by
+    /// [`EngineOptions::not_found_capacity`]).
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { assert!(engine.remembered_non_pages() <= isr::engine::NEGATIVE_CAPACITY); }
+    /// ```
+    pub fn remembered_non_pages(&self) -> usize {
+        self.negative.len()
+    }
+
+    /// Answers a request for the raw (percent-encoded) `path`, without its query string.
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+    /// match engine.request("/blog/hello").await {
+    ///     isr::Served::Stored { cache, .. } => println!("{}", cache.as_str()),
+    ///     other => println!("{other:?}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn request(self: &Arc<Self>, path: &str) -> Served {
+        let (def, key, params) = match self.routes.resolve(path) {
+            Resolved::Page { def, key, params } => (def, key, params),
+            Resolved::Canonical(location) => return Served::Canonical(location),
+            Resolved::NotFound => {
+                metrics::request("not_found");
+                return Served::NoRoute;
+            }
+        };
+        let served = self.serve_page(def, key, params).await;
+        metrics::request(match &served {
+            Served::Stored { cache, page, .. } if page.meta.kind != PageKind::NotFound => {
+                cache.metric_label()
+            }
+            Served::Unavailable { .. } => "unavailable",
+            _ => "not_found",
+        });
+        served
+    }
+
+    async fn serve_page(
+        self: &Arc<Self>,
+        def: &'static PageDef,
+        key: PageKey,
+        params: Params,
+    ) -> Served {
+        let mono = self.clock.monotonic_ms();
+        if let Some(snapshot) = self.table.snapshot(key.as_str()) {
+            match self.resident_or_read(&key, snapshot).await {
+                Ok(Some((page, snapshot))) => {
+                    let now = self.clock.now_ms();
+                    let cache = if is_fresh(
+                        &snapshot.kind,
+                        snapshot.generated_at_ms,
+                        def.revalidate,
+                        now,
+                    ) {
+                        CacheStatus::Hit
+                    } else {
+                        if mono >= snapshot.retry_at_ms {
+                            self.regenerate_in_background(&key, def, params);
+                        }
+                        CacheStatus::Stale
+                    };
+                    return Served::Stored {
+                        page,
+                        cache,
+                        revalidate: def.revalidate,
+                    };
+                }
+                Ok(None) => {
+                    // No usable body for a stored page: a miss (whatever the fallback), so the
+                    // page is regenerated instead of dropped.
+                    if let Some(snapshot) = self.table.snapshot(key.as_str()) {
+                        if mono < snapshot.retry_at_ms {
+                            return Served::Unavailable {
+                                retry_after: Duration::from_millis(snapshot.retry_at_ms - mono),
+                            };
+                        }
+                    }
+                    return self.generate_for_request(def, key, params, false).await;
+                }
+                Err(error) => {
+                    tracing::warn!(path = %key, %error, "could not read the stored page; answering 503 this time, the page is kept");
+                    return Served::Unavailable {
+                        retry_after: READ_ERROR_RETRY,
+                    };
+                }
+            }
+        }
+        match self.negative.get(key.as_str(), mono) {
+            Some(Remembered::NotFound {
+                generated_at_ms, ..
+            }) => {
+                return Served::Stored {
+                    page: Arc::new(not_found_page(&key, def, generated_at_ms)),
+                    cache: CacheStatus::Hit,
+                    revalidate: def.revalidate,
+                }
+            }
+            Some(Remembered::Failing { retry_at_ms, .. }) if mono < retry_at_ms => {
+                return Served::Unavailable {
+                    retry_after: Duration::from_millis(retry_at_ms - mono),
+                }
+            }
+            _ => {}
+        }
+        if def.is_dynamic() && def.fallback == Fallback::NotFound {
+            return Served::NotFound;
+        }
+        self.generate_for_request(def, key, params, true).await
+    }
+
+    /// A request waits for a generation of a page it has nothing to serve for.
+    async fn generate_for_request(
+        self: &Arc<Self>,
+        def: &'static PageDef,
+        key: PageKey,
+        params: Params,
+        unknown: bool,
+    ) -> Served {
+        let unknown_route = unknown.then_some(def.path);
+        match self
+            .join_or_start(&key, def, params, Trigger::Miss, unknown_route)
+            .await
+        {
+            Outcome::Generated(page) => Served::Stored {
+                page,
+                cache: CacheStatus::Miss,
+                revalidate: def.revalidate,
+            },
+            Outcome::Failed { kind, .. } => {
+                let mono = self.clock.monotonic_ms();
+                let retry_at_ms = match (kind, self.table.snapshot(key.as_str())) {
+                    (FailureKind::Busy, _) => 0,
+                    (_, Some(snapshot)) => snapshot.retry_at_ms,
+                    (_, None) => match self.negative.get(key.as_str(), mono) {
+                        Some(Remembered::Failing { retry_at_ms, .. }) => retry_at_ms,
+                        _ => 0,
+                    },
+                };
+                Served::Unavailable {
+                    retry_after: Duration::from_millis(retry_at_ms.saturating_sub(mono))
+                        .max(Duration::from_secs(1)),
+                }
+            }
+        }
+    }
+
+    /// The page's servable version: resident, or read from the store and checked against the
+    /// index (length, then hash). `Ok(None)`: the store has no body, or one that disagrees.
+    async fn resident_or_read(
+        &self,
+        key: &PageKey,
+        mut snapshot: Snapshot,
+    ) -> std::io::Result<Option<(Arc<CachedPage>, Snapshot)>> {
+        // Two rounds: a commit may land between the snapshot and the read.
+        for _ in 0..2 {
+            if let Some(page) = self.hot.get(key.as_str()) {
+                if page.version == snapshot.version {
+                    return Ok(Some((page, snapshot)));
+                }
+            }
+            let (etag, bytes) = match snapshot.kind {
+                PageKind::Page { etag, bytes } => (etag, bytes),
+                _ => {
+                    let meta = snapshot.meta(key, self.table.tags(key.as_str()));
+                    let page = Arc::new(CachedPage::new(meta, None, snapshot.version));
+                    self.keep_resident(key, &page);
+                    return Ok(Some((page, snapshot)));
+                }
+            };
+            let body = self.store.body(key).await?;
+            let agrees = body
+                .as_ref()
+                .is_some_and(|b| b.len() as u64 == bytes && Etag::of(b) == etag);
+            if agrees {
+                let meta = snapshot.meta(key, self.table.tags(key.as_str()));
+                let page = Arc::new(CachedPage::new(meta, body, snapshot.version));
+                self.keep_resident(key, &page);
+                return Ok(Some((page, snapshot)));
+            }
+            match self.table.snapshot(key.as_str()) {
+                Some(newer) if newer.version != snapshot.version => snapshot = newer,
+                _ => {
+                    tracing::warn!(
+                        path = %key,
+                        found = body.as_ref().map(|b| b.len()),
+                        expected = bytes,
+                        "stored body is missing or disagrees with the index (length or hash); regenerating it"
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes `page` resident if the table still describes it.
+    fn keep_resident(&self, key: &PageKey, page: &Arc<CachedPage>) {
+        if self.table.version(key.as_str()) == Some(page.version) {
+            self.hot.insert(key.clone(), page.clone());
+        }
+    }
+
+    /// Starts a stale regeneration if a scheduler slot is free now; otherwise the page stays
+    /// stale and a later request tries again.
+    fn regenerate_in_background(
+        self: &Arc<Self>,
+        key: &PageKey,
+        def: &'static PageDef,
+        params: Params,
+    ) {
+        if self.lock_inflight().contains_key(key.as_str()) {
+            return;
+        }
+        match self.scheduler.try_slot() {
+            Some(slot) => drop(self.start(key, def, params, Trigger::Stale, StartSlot::Held(slot))),
+            None => {
+                tracing::debug!(path = %key, "scheduler full: stale page left for a later request")
+            }
+        }
+    }
+
+    /// Regenerates the page at raw path `path` now, bypassing freshness and backoff, and waits
+    /// for it. A generation already running is awaited first (its data may predate the
+    /// caller's change). `None` when no page route matches.
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+    /// let outcome = engine.regenerate("/blog/hello", isr::Trigger::OnDemand).await;
+    /// # let _ = outcome; }
+    /// ```
+    pub async fn regenerate(self: &Arc<Self>, path: &str, trigger: Trigger) -> Option<Outcome> {
+        let Resolved::Page { def, key, params } = self.routes.resolve(path) else {
+            return None;
+        };
+        Some(self.regenerate_resolved(def, key, params, trigger).await)
+    }
+
+    /// Like [`Engine::regenerate`] for a decoded key (from the tag index): never decoded again.
+    pub async fn regenerate_key(
+        self: &Arc<Self>,
+        key: &PageKey,
+        trigger: Trigger,
+    ) -> Option<Outcome> {
+        let (def, key, params) = self.routes.resolve_key(key.as_str())?;
+        Some(self.regenerate_resolved(def, key, params, trigger).await)
+    }
+
+    async fn regenerate_resolved(
+        self: &Arc<Self>,
+        def: &'static PageDef,
+        key: PageKey,
+        params: Params,
+        trigger: Trigger,
+    ) -> Outcome {
+        let running = self.lock_inflight().get(key.as_str()).cloned();
+        if let Some(running) = running {
+            running.await;
+        }
+        let unknown = (!self.table.contains(key.as_str())).then_some(def.path);
+        self.join_or_start(&key, def, params, trigger, unknown)
+            .await
+    }
+
+    /// Generates a page enumerated by the build (no scheduler slot: the build bounds itself).
+    pub(crate) async fn generate(
+        self: &Arc<Self>,
+        def: &'static PageDef,
+        key: PageKey,
+        params: Params,
+    ) -> Outcome {
+        self.start(&key, def, params, Trigger::Build, StartSlot::Unlimited)
+            .await
+    }
+
+    /// Keys of the pages that carry `tag` now, sorted (from the tag index).
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { for key in engine.keys_with_tag("posts") { println!("{key}"); } }
+    /// ```
+    pub fn keys_with_tag(&self, tag: &str) -> Vec<PageKey> {
+        self.table.keys_with_tag(tag)
+    }
+
+    /// The persistent tier.
+    pub(crate) fn store(&self) -> &Arc<dyn PageStore> {
+        &self.store
+    }
+
+    /// Forgets every page whose key is not in `keep` (after a build: pages no longer listed).
+    pub(crate) async fn retain(&self, keep: &HashSet<PageKey>) -> std::io::Result<usize> {
+        let removed: Vec<PageKey> = self
+            .table
+            .keys()
+            .into_iter()
+            .filter(|k| !keep.contains(k))
+            .collect();
+        for key in &removed {
+            self.table.remove(key.as_str());
+            self.hot.remove(key.as_str());
+            self.store.remove(key).await?;
+        }
+        self.store.sync().await?;
+        Ok(removed.len())
+    }
+
+    /// Sets the byte budget of page bodies kept in memory.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) {
+    /// engine.set_hot_cache_budget(64 * 1024 * 1024);
+    /// # }
+    /// ```
+    pub fn set_hot_cache_budget(&self, bytes: u64) {
+        self.hot.set_budget(bytes);
+    }
+
+    /// Bytes of page bodies (plus a fixed overhead per page) held in memory now.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { assert!(engine.hot_cache_bytes() <= 1 << 40); }
+    /// ```
+    pub fn hot_cache_bytes(&self) -> u64 {
+        self.hot.resident()
+    }
+
+    /// Generations running now.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { assert!(engine.running_generations() < 1_000_000); }
+    /// ```
+    pub fn running_generations(&self) -> usize {
+        self.lock_inflight().len()
+    }
+
+    /// Stops starting generations and waits up to `deadline` for the running ones (and
+    /// background on-demand work) to finish. Returns whether everything finished. A
+    /// generation cut off by the deadline leaves the old page on disk (writes are atomic).
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+    /// let finished = engine.shutdown(std::time::Duration::from_secs(10)).await;
+    /// # let _ = finished; }
+    /// ```
+    pub async fn shutdown(&self, deadline: Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Runs `work` as tracked background work: it goes on when the caller stops waiting (a
+    /// client that disconnects), and [`Engine::shutdown`] waits for it.
+    pub(crate) fn spawn_tracked<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tasks.spawn(work)
+    }
+
+    fn lock_inflight(&self) -> std::sync::MutexGuard<'_, HashMap<PageKey, SharedGeneration>> {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The page a remembered not-found of a never-stored path is served as.
+fn not_found_page(key: &PageKey, def: &'static PageDef, generated_at_ms: u64) -> CachedPage {
+    CachedPage::new(
+        crate::store::PageMeta {
+            key: key.to_string(),
+            route: def.path.to_string(),
+            generated_at_ms,
+            kind: PageKind::NotFound,
+            tags: Vec::new(),
+        },
+        None,
+        0,
+    )
+}
+
+/// How a generation gets its scheduler slot.
+enum StartSlot {
+    /// Already taken (stale regenerations take one only when free).
+    Held(scheduler::Slot),
+    /// Wait for one inside the generation; for a path that is not a stored page, also one of
+    /// its route's slots.
+    Wait { unknown_route: Option<&'static str> },
+    /// None needed (the build).
+    Unlimited,
+}
+
+/// The strong etag of some bytes (the `ETag` header value).
+///
+/// ```
+/// let etag = isr::engine::etag_of(b"hello");
+/// assert_eq!(etag.len(), 34);
+/// assert_eq!(etag, isr::engine::etag_of(b"hello"));
+/// assert_ne!(etag, isr::engine::etag_of(b"hello!"));
+/// ```
+pub fn etag_of(bytes: &[u8]) -> String {
+    Etag::of(bytes).to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,65 @@
+//! Bounded memory of paths that are not stored pages: "the loader said not found" and "its
+//! generation failed, back off", for paths that never existed.
+//!
+//! Nothing here is persisted and the number of entries is capped (oldest-used are forgotten
+//! first), so a crawler or an attacker requesting random URLs cannot grow memory or disk. A
+//! forgotten entry only costs one more loader run.
+
+use crate::route::PageKey;
+
+/// Entries kept at most (about 100 bytes each).
+pub const NEGATIVE_CAPACITY: usize = 10_000;
+
+/// What is remembered about a path that is not a stored page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Remembered {
+    /// The loader said not found; trusted until this monotonic time (ms).
+    NotFound { until_ms: u64, generated_at_ms: u64 },
+    /// Its generation failed `failures` times in a row; no new attempt before `retry_at_ms`.
+    Failing { failures: u32, retry_at_ms: u64 },
+}
+
+pub(crate) struct NegativeMemory {
+    cache: quick_cache::sync::Cache<PageKey, Remembered>,
+}
+
+impl NegativeMemory {
+    pub fn new(capacity: usize) -> Self {
+        NegativeMemory {
+            cache: quick_cache::sync::Cache::new(capacity.max(1)),
+        }
+    }
+
+    /// What is remembered about `key` at monotonic time `now_ms` (expired entries are dropped).
+    pub fn get(&self, key: &str, now_ms: u64) -> Option<Remembered> {
+        let remembered = self.cache.get(key)?;
+        match remembered {
+            Remembered::NotFound { until_ms, .. } if now_ms >= until_ms => {
+                self.cache.remove(key);
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    pub fn insert(&self, key: PageKey, remembered: Remembered) {
+        self.cache.insert(key, remembered);
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.cache.remove(key);
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Failures in a row remembered for `key` (0 when none).
+    pub fn failures(&self, key: &str) -> u32 {
+        match self.cache.get(key) {
+            Some(Remembered::Failing { failures, .. }) => failures,
+            _ => 0,
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The engine's public answers: how a response relates to the cache, what a generation did,
+//! and what a request gets.
+
+use crate::page::Revalidate;
+use crate::store::{PageKind, PageMeta};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a response relates to the cache (the `x-isr-cache` header).
+///
+/// ```
+/// assert_eq!(isr::CacheStatus::Stale.as_str(), "STALE");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Served from cache, fresh.
+    Hit,
+    /// Served from cache, past its window; a regeneration was started (or is queued for a
+    /// later request when the scheduler is full).
+    Stale,
+    /// Generated for this request.
+    Miss,
+}
+
+impl CacheStatus {
+    /// The header value.
+    ///
+    /// ```
+    /// assert_eq!(isr::CacheStatus::Hit.as_str(), "HIT");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Miss => "MISS",
+        }
+    }
+
+    pub(crate) fn metric_label(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Stale => "stale",
+            CacheStatus::Miss => "miss",
+        }
+    }
+}
+
+/// What started a generation (the `trigger` label of the regeneration metric).
+///
+/// ```
+/// assert_eq!(isr::Trigger::OnDemand.as_str(), "on_demand");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The pre-render of `build`.
+    Build,
+    /// A request found the page stale.
+    Stale,
+    /// A request found no page (fallback blocking).
+    Miss,
+    /// `POST /_isr/revalidate` or `isr::revalidate_*`.
+    OnDemand,
+}
+
+impl Trigger {
+    /// The metric label.
+    ///
+    /// ```
+    /// assert_eq!(isr::Trigger::Miss.as_str(), "miss");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Build => "build",
+            Trigger::Stale => "stale",
+            Trigger::Miss => "miss",
+            Trigger::OnDemand => "on_demand",
+        }
+    }
+}
+
+/// A generated page as served: its metadata and, for HTML pages, its bytes.
+///
+/// ```
+/// # fn demo(page: &isr::CachedPage) {
+/// if let Some(html) = &page.html { println!("{} bytes, etag {}", html.len(), page.etag()); }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct CachedPage {
+    /// Its metadata, as stored.
+    pub meta: PageMeta,
+    /// The HTML (pages only; `None` for not-found and redirects).
+    pub html: Option<Bytes>,
+    /// The `ETag` header value (empty for non-pages), formatted once.
+    etag: String,
+    /// Which commit of the page table this is (a resident copy is served only while the table
+    /// still describes this commit).
+    pub(crate) version: u64,
+}
+
+impl CachedPage {
+    pub(crate) fn new(meta: PageMeta, html: Option<Bytes>, version: u64) -> Self {
+        let etag = match &meta.kind {
+            PageKind::Page { etag, .. } => etag.to_string(),
+            _ => String::new(),
+        };
+        CachedPage {
+            meta,
+            html,
+            etag,
+            version,
+        }
+    }
+
+    /// The strong etag of the HTML (empty for non-pages).
+    ///
+    /// ```
+    /// # fn demo(page: &isr::CachedPage) { assert!(page.etag().is_empty() || page.etag().starts_with('"')); }
+    /// ```
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+}
+
+/// How a generation failed.
+///
+/// ```
+/// assert_eq!(isr::FailureKind::StoreError.as_str(), "store_error");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The loader returned an error.
+    Error,
+    /// The loader, the view or the commit panicked.
+    Panic,
+    /// Loader + render + store write ran past the page's timeout.
+    Timeout,
+    /// The page could not be stored (disk full, read-only, I/O error).
+    StoreError,
+    /// The scheduler had no free slot in time (nothing ran; no backoff).
+    Busy,
+}
+
+impl FailureKind {
+    /// The metric label.
+    ///
+    /// ```
+    /// assert_eq!(isr::FailureKind::Panic.as_str(), "panic");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Error => "error",
+            FailureKind::Panic => "panic",
+            FailureKind::Timeout => "timeout",
+            FailureKind::StoreError => "store_error",
+            FailureKind::Busy => "busy",
+        }
+    }
+}
+
+/// The result of one generation.
+///
+/// ```
+/// # fn demo(outcome: isr::Outcome) {
+/// match outcome {
+///     isr::Outcome::Generated(page) => println!("now {:?}", page.meta.kind),
+///     isr::Outcome::Failed { kind, message } => eprintln!("{}: {message}", kind.as_str()),
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Stored and swapped in (a page, a not-found or a redirect).
+    Generated(Arc<CachedPage>),
+    /// Nothing changed; the old page (if any) is still served.
+    Failed { kind: FailureKind, message: String },
+}
+
+/// The engine's answer to a page request; the server turns it into HTTP.
+#[derive(Debug)]
+pub enum Served {
+    /// A stored outcome: an HTML page, a remembered not-found, or a redirect.
+    Stored {
+        page: Arc<CachedPage>,
+        cache: CacheStatus,
+        revalidate: Revalidate,
+    },
+    /// The path has a trailing slash: redirect (308) to this canonical path.
+    Canonical(String),
+    /// No page route matches the path.
+    NoRoute,
+    /// A dynamic page that does not exist (fallback "404").
+    NotFound,
+    /// The page cannot be served right now (never generated and its generation failed, or its
+    /// stored bytes could not be read): 503, retry after this. The page itself is kept.
+    Unavailable { retry_after: Duration },
+}

@@ -1,0 +1,717 @@
+//! The accept loop: HTTP/1 connections bounded in time and in number.
+//!
+//! `axum::serve` runs hyper without a timer: a client that sends half a request head, or a body
+//! shorter than it declared, holds its connection (and a file descriptor) forever, and nothing
+//! bounds how many connections are open. [`serve_until`] accepts connections itself and holds
+//! each one to the [`ConnectionLimits`]:
+//!
+//! | phase of a connection | bound | past it |
+//! |---|---|---|
+//! | accepted, request head not complete | [`header_timeout`](ConnectionLimits::header_timeout) from the accept | closed, no answer |
+//! | response sent, no byte of a next request | [`idle_timeout`](ConnectionLimits::idle_timeout) from the end of the response | closed (FIN) |
+//! | first byte of a next request arrived, head not complete | `header_timeout` from that byte | closed, no answer |
+//! | a handler reads the request body | [`body_timeout`](ConnectionLimits::body_timeout) between two chunks | the read fails (the webhook answers `408`) |
+//! | a handler runs, the response is written | not bounded here (loaders have their own timeout) | |
+//! | more than [`max_connections`](ConnectionLimits::max_connections) open | | a new connection gets `503` and is closed at once |
+//!
+//! hyper 1.x has `header_read_timeout`, but it runs from the moment hyper starts waiting for a
+//! head: on a keep-alive connection that is the end of the previous response, so it bounds the
+//! idle gap and the next head *together*. That is why the phases above are tracked here (a
+//! socket wrapper sees the first byte of a request, a service wrapper sees when a request starts
+//! and when its response body is finished); hyper's own timer stays on as a backstop set to
+//! `header_timeout + idle_timeout`, which the phases above never exceed.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper::service::Service;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
+use tower_http::timeout::TimeoutBody;
+
+/// [`ConnectionLimits::max_connections`] when the open-file limit allows it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// File descriptors kept free for everything but connections (site files, the listener, logs)
+/// when [`default_max_connections`] derives the cap from the open-file limit.
+pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
+
+/// How long the accept loop waits after an accept error that is not about one connection
+/// (`EMFILE`, `ENFILE`, `ENOBUFS`, …) before it tries again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What one connection may cost the server: how long it may take to send a request head, stay
+/// idle, or pause while sending a body, and how many connections may be open at once.
+///
+/// ```
+/// use std::time::Duration;
+/// let limits = isr::server::ConnectionLimits::default();
+/// assert_eq!(limits.header_timeout, Duration::from_secs(10));
+/// assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+/// assert_eq!(limits.body_timeout, Duration::from_secs(10));
+/// assert!((1..=isr::server::listener::DEFAULT_MAX_CONNECTIONS).contains(&limits.max_connections));
+///
+/// let strict = isr::server::ConnectionLimits { header_timeout: Duration::from_secs(2), ..limits };
+/// assert_eq!(strict.idle_timeout, Duration::from_secs(60));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest time from the accept (or from the first byte of a later request on a keep-alive
+    /// connection) to the end of the request head. Sending the head slowly, byte by byte, does
+    /// not extend it. Past it the connection is closed without an answer.
+    pub header_timeout: Duration,
+    /// Longest time a keep-alive connection stays open after a response with no byte of a next
+    /// request. Past it the connection is closed. A request in flight is never cut by it.
+    pub idle_timeout: Duration,
+    /// Longest pause while a handler reads a request body: the wait for each next chunk is
+    /// bounded, not the whole body. Past it the read fails (`POST /_isr/revalidate` answers
+    /// `408`) and the connection is closed after the answer. Bodies nobody reads are not
+    /// waited for.
+    pub body_timeout: Duration,
+    /// Open connections at most. Above it a new connection is accepted, answered `503` with
+    /// `retry-after: 1` and closed at once (never left waiting in the kernel's backlog); this is
+    /// logged at most once per 10 s.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(10),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// [`DEFAULT_MAX_CONNECTIONS`], or fewer when the process's open-file limit (soft
+/// `RLIMIT_NOFILE`) minus [`RESERVED_FILE_DESCRIPTORS`] is lower, so that the cap is reached
+/// before `EMFILE`. At least 1.
+///
+/// ```
+/// let cap = isr::server::listener::default_max_connections();
+/// assert!((1..=isr::server::listener::DEFAULT_MAX_CONNECTIONS).contains(&cap));
+/// ```
+pub fn default_max_connections() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    match soft {
+        Some(limit) => limit
+            .saturating_sub(RESERVED_FILE_DESCRIPTORS)
+            .clamp(1, DEFAULT_MAX_CONNECTIONS as u64) as usize,
+        None => DEFAULT_MAX_CONNECTIONS,
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then stops
+/// accepting (the listening socket is closed), lets every open connection finish the request
+/// it is in (idle ones are closed at once, ones still sending a head get their header
+/// timeout), and returns when all are closed. Whatever the caller does after this returns
+/// runs with no request left in flight.
+///
+/// Errors of single connections are logged at `debug` and never end the loop; accept errors
+/// such as `EMFILE` are logged (at most once per 10 s) and retried after [`ACCEPT_BACKOFF`].
+/// The peer address is in each request's extensions as axum's
+/// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use std::io::{Read, Write};
+/// let app = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let limits = isr::server::ConnectionLimits::default();
+/// let server = tokio::spawn(isr::server::listener::serve_until(listener, app, limits, async {
+///     let _ = stopped.await;
+/// }));
+///
+/// let answer = tokio::task::spawn_blocking(move || {
+///     let mut stream = std::net::TcpStream::connect(addr)?;
+///     stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")?;
+///     let mut answer = String::new();
+///     stream.read_to_string(&mut answer)?;
+///     Ok::<_, std::io::Error>(answer)
+/// })
+/// .await
+/// .unwrap()?;
+/// assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+/// assert!(answer.ends_with("\r\n\r\nhi"), "{answer}");
+///
+/// stop.send(()).unwrap();
+/// server.await.unwrap()?; // returns once every connection is closed
+/// assert!(std::net::TcpStream::connect(addr).is_err(), "no longer listening");
+/// # Ok(())
+/// # }
+/// ```
+pub async fn serve_until(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(Duration::from_secs(10));
+    // `acquire_many` below takes a u32.
+    let max = limits.max_connections.min(u32::MAX as usize);
+    let slots = Arc::new(Semaphore::new(max));
+    // Dropped at shutdown: every connection's receiver then sees the channel closed.
+    let (stop, stopped) = watch::channel(());
+    let app = TowerToHyperService::new(app);
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) if is_connection_error(&error) => continue,
+            Err(error) => {
+                if let Some(suppressed) = ACCEPT_ERRORS.allow() {
+                    tracing::error!(%error, suppressed, "cannot accept connections; retrying");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                let connection =
+                    serve_connection(stream, peer, app.clone(), limits, stopped.clone());
+                tokio::spawn(async move {
+                    connection.await;
+                    drop(slot);
+                });
+            }
+            Err(_) => refuse(stream, max),
+        }
+    }
+    drop(listener);
+    drop(stop);
+    let open = max - slots.available_permits();
+    if open > 0 {
+        tracing::info!(open, "waiting for open connections to finish");
+    }
+    // Every connection holds one slot until it is closed.
+    let _all_closed = slots.acquire_many(max as u32).await;
+    Ok(())
+}
+
+/// Errors about one connection that went away before it was accepted: accept the next one.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// What a connection over the cap gets before it is closed.
+const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\
+    retry-after: 1\r\ncache-control: no-store\r\nconnection: close\r\n\r\n";
+
+/// Answers `503` without waiting (a fresh socket's send buffer is empty, so one non-blocking
+/// write takes the whole answer) and closes the connection.
+fn refuse(stream: TcpStream, max: usize) {
+    static REFUSED: LogLimiter = LogLimiter::new(Duration::from_secs(10));
+    if let Some(suppressed) = REFUSED.allow() {
+        tracing::warn!(
+            max_connections = max,
+            suppressed,
+            "connection limit reached: new connections get 503 and are closed (--max-connections / ISR_MAX_CONNECTIONS)"
+        );
+    }
+    let _ = stream.try_write(BUSY_RESPONSE);
+}
+
+/// Serves one connection until it closes, the watchdog closes it, or shutdown drains it.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: TowerToHyperService<Router>,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<()>,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: activity.clone(),
+    });
+    let service = ConnectionService {
+        app,
+        activity: activity.clone(),
+        body_timeout: limits.body_timeout,
+        peer,
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(hyper_backstop(&limits));
+    let mut connection = pin!(builder.serve_connection(io, service).with_upgrades());
+    let mut draining = false;
+    let mut idle_closed = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopped.changed(), if !draining => {
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            expired = activity.expired(&limits, !idle_closed) => match expired {
+                Expired::Idle => {
+                    // No byte of a next request: hyper closes the connection at once.
+                    idle_closed = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                Expired::Head => {
+                    tracing::debug!(%peer, "closing a connection whose request head took longer than the header timeout");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// hyper's own header timer: it runs from the end of one response to the end of the next
+/// head, which the watchdog bounds by `idle_timeout + header_timeout`. `None` (off) when that
+/// is too far away to add to an instant.
+fn hyper_backstop(limits: &ConnectionLimits) -> Option<Duration> {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    limits
+        .header_timeout
+        .checked_add(limits.idle_timeout)
+        .filter(|backstop| *backstop <= YEAR)
+}
+
+/// The axum app as hyper's service for one connection: bounds request bodies, adds the peer
+/// address, and tells [`Activity`] when an exchange starts and ends.
+struct ConnectionService {
+    app: TowerToHyperService<Router>,
+    activity: Arc<Activity>,
+    body_timeout: Duration,
+    peer: SocketAddr,
+}
+
+impl Service<Request<Incoming>> for ConnectionService {
+    type Response = Response<ExchangeBody>;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let exchange = Exchange::begin(&self.activity);
+        let mut request = request.map(|body| Body::new(TimeoutBody::new(self.body_timeout, body)));
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let response = self.app.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| ExchangeBody {
+                body,
+                _exchange: exchange,
+            }))
+        })
+    }
+}
+
+/// A response body that ends its exchange when hyper drops it (written, or connection gone).
+struct ExchangeBody {
+    body: Body,
+    _exchange: Exchange,
+}
+
+impl HttpBody for ExchangeBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// One request from its parsed head to the end of its response body.
+struct Exchange(Arc<Activity>);
+
+impl Exchange {
+    fn begin(activity: &Arc<Activity>) -> Exchange {
+        activity.begin_exchange();
+        Exchange(activity.clone())
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.0.end_exchange();
+    }
+}
+
+/// The socket, telling [`Activity`] when bytes arrive.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Where a connection is between requests, and since when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// A request head is being received; it began at `since` (the accept, or its first byte).
+    Head { since: Instant },
+    /// A response was finished at `since` and no byte of a next request has arrived.
+    Idle { since: Instant },
+    /// Requests whose head was parsed and whose response body is not finished yet.
+    Busy { exchanges: usize },
+}
+
+/// Which bound a connection went past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expired {
+    Head,
+    Idle,
+}
+
+/// The phase of one connection, shared by its socket, its service and its watchdog.
+struct Activity {
+    /// Set while the connection is [`Phase::Idle`], so that a socket read takes the lock only
+    /// for the first byte after an idle gap.
+    idle: AtomicBool,
+    phase: Mutex<Phase>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            idle: AtomicBool::new(false),
+            phase: Mutex::new(Phase::Head {
+                since: Instant::now(),
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn bytes_arrived(&self) {
+        if self.idle.load(Ordering::Acquire) && self.idle.swap(false, Ordering::AcqRel) {
+            self.update(|phase| {
+                if let Phase::Idle { .. } = phase {
+                    *phase = Phase::Head {
+                        since: Instant::now(),
+                    };
+                }
+            });
+        }
+    }
+
+    fn begin_exchange(&self) {
+        self.update(|phase| {
+            self.idle.store(false, Ordering::Release);
+            *phase = match *phase {
+                Phase::Busy { exchanges } => Phase::Busy {
+                    exchanges: exchanges + 1,
+                },
+                Phase::Head { .. } | Phase::Idle { .. } => Phase::Busy { exchanges: 1 },
+            };
+        });
+    }
+
+    fn end_exchange(&self) {
+        self.update(|phase| match *phase {
+            Phase::Busy { exchanges } if exchanges > 1 => {
+                *phase = Phase::Busy {
+                    exchanges: exchanges - 1,
+                };
+            }
+            _ => {
+                *phase = Phase::Idle {
+                    since: Instant::now(),
+                };
+                self.idle.store(true, Ordering::Release);
+            }
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Phase)) {
+        change(&mut self.phase.lock().unwrap_or_else(|e| e.into_inner()));
+        self.changed.notify_waiters();
+    }
+
+    /// When the current phase runs out, if it does (`watch_idle`: whether idleness counts).
+    fn deadline(&self, limits: &ConnectionLimits, watch_idle: bool) -> Option<(Instant, Expired)> {
+        match *self.phase.lock().unwrap_or_else(|e| e.into_inner()) {
+            Phase::Busy { .. } => None,
+            Phase::Head { since } => since
+                .checked_add(limits.header_timeout)
+                .map(|at| (at, Expired::Head)),
+            Phase::Idle { since } if watch_idle => since
+                .checked_add(limits.idle_timeout)
+                .map(|at| (at, Expired::Idle)),
+            Phase::Idle { .. } => None,
+        }
+    }
+
+    /// Completes when the connection goes past its header timeout, or past its idle timeout
+    /// when `watch_idle`.
+    async fn expired(&self, limits: &ConnectionLimits, watch_idle: bool) -> Expired {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = pin!(changed);
+            // Registered before the phase is read, so that no change is missed.
+            changed.as_mut().enable();
+            match self.deadline(limits, watch_idle) {
+                None => changed.await,
+                Some((at, what)) => tokio::select! {
+                    () = tokio::time::sleep_until(at) => {
+                        // Still the same phase (a change may have raced the timer)?
+                        if self.deadline(limits, watch_idle) == Some((at, what)) {
+                            return what;
+                        }
+                    }
+                    () = changed => {}
+                },
+            }
+        }
+    }
+}
+
+/// At most one log line per period, with the number of events left unlogged since the last
+/// one (lock-free: an atomic timestamp).
+pub(crate) struct LogLimiter {
+    period_ms: u64,
+    next_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimiter {
+    /// A limiter allowing one line per `period`; the first event is always logged.
+    pub(crate) const fn new(period: Duration) -> LogLimiter {
+        LogLimiter {
+            period_ms: period.as_millis() as u64,
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(suppressed)` when this event may be logged (`suppressed`: events not logged since
+    /// the last logged one), `None` when it is counted and not logged.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        let now = START.get_or_init(std::time::Instant::now).elapsed();
+        self.allow_at(now.as_millis() as u64)
+    }
+
+    /// [`LogLimiter::allow`] at `now` milliseconds after a fixed start.
+    fn allow_at(&self, now: u64) -> Option<u64> {
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now.saturating_add(self.period_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ConnectionLimits = ConnectionLimits {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(10),
+        max_connections: 1,
+    };
+
+    /// Whether `phase` is still running after an hour (time is paused: nothing really waits).
+    async fn still_running_after_an_hour(activity: &Activity, watch_idle: bool) -> bool {
+        let hour = Duration::from_secs(3600);
+        tokio::time::timeout(hour, activity.expired(&LIMITS, watch_idle))
+            .await
+            .is_err()
+    }
+
+    async fn expires_after(activity: &Activity, watch_idle: bool) -> (Expired, Duration) {
+        let started = Instant::now();
+        let expired = activity.expired(&LIMITS, watch_idle).await;
+        (expired, started.elapsed())
+    }
+
+    fn about(elapsed: Duration, expected: Duration) -> bool {
+        elapsed >= expected && elapsed < expected + Duration::from_secs(1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn phases_run_out_after_their_own_timeout() {
+        let activity = Activity::new();
+        let (expired, elapsed) = expires_after(&activity, true).await;
+        assert_eq!(
+            expired,
+            Expired::Head,
+            "a new connection waits for its head"
+        );
+        assert!(about(elapsed, LIMITS.header_timeout), "{elapsed:?}");
+
+        activity.begin_exchange();
+        assert!(still_running_after_an_hour(&activity, true).await, "busy");
+        activity.end_exchange();
+        let (expired, elapsed) = expires_after(&activity, true).await;
+        assert_eq!(expired, Expired::Idle);
+        assert!(about(elapsed, LIMITS.idle_timeout), "{elapsed:?}");
+        assert!(
+            still_running_after_an_hour(&activity, false).await,
+            "idleness is not watched"
+        );
+
+        activity.bytes_arrived();
+        let (expired, elapsed) = expires_after(&activity, true).await;
+        assert_eq!(expired, Expired::Head, "a next request's head has begun");
+        assert!(about(elapsed, LIMITS.header_timeout), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_while_waiting_moves_the_deadline() {
+        let activity = Arc::new(Activity::new());
+        activity.begin_exchange();
+        activity.end_exchange();
+        let started = Instant::now();
+        let waiter = tokio::spawn({
+            let activity = activity.clone();
+            async move { activity.expired(&LIMITS, true).await }
+        });
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        activity.bytes_arrived(); // idle → head, 30 s after the response
+        assert_eq!(waiter.await.unwrap(), Expired::Head);
+        let expected = Duration::from_secs(30) + LIMITS.header_timeout;
+        assert!(
+            about(started.elapsed(), expected),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn the_log_limiter_logs_once_per_period_and_counts_the_rest() {
+        let limiter = LogLimiter::new(Duration::from_secs(10));
+        assert_eq!(limiter.allow_at(0), Some(0));
+        assert_eq!(limiter.allow_at(5_000), None);
+        assert_eq!(limiter.allow_at(9_999), None);
+        assert_eq!(limiter.allow_at(10_000), Some(2));
+        assert_eq!(limiter.allow_at(10_001), None);
+        assert_eq!(limiter.allow_at(60_000), Some(1));
+    }
+
+    #[test]
+    fn backstop_covers_an_idle_gap_and_a_head() {
+        assert_eq!(hyper_backstop(&LIMITS), Some(Duration::from_secs(70)));
+        let endless = ConnectionLimits {
+            idle_timeout: Duration::MAX,
+            ..LIMITS
+        };
+        assert_eq!(hyper_backstop(&endless), None);
+    }
+
+    #[test]
+    fn serve_until_can_be_spawned() {
+        fn spawnable<F: Future + Send + 'static>(_: F) {}
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let listener = TcpListener::from_std(listener).unwrap();
+        spawnable(serve_until(listener, Router::new(), LIMITS, async {}));
+    }
+}
