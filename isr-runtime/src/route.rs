@@ -88,7 +88,7 @@ pub(crate) fn test_key(path: &str) -> PageKey {
 /// # fn demo(defs: Vec<&'static isr::PageDef>) -> Result<(), isr::RouteError> {
 /// let routes = isr::Routes::new(defs)?;
 /// match routes.resolve("/blog/hello") {
-///     isr::Resolved::Page { key, .. } => assert_eq!(key, "/blog/hello"),
+///     isr::Resolved::Page { key, .. } => assert_eq!(key.as_str(), "/blog/hello"),
 ///     _ => {}
 /// }
 /// # Ok(()) }
