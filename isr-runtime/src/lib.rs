@@ -66,6 +66,8 @@ pub mod clock;
 #[cfg(feature = "ssr")]
 pub mod engine;
 #[cfg(feature = "ssr")]
+mod generated;
+#[cfg(feature = "ssr")]
 pub mod hot_cache;
 #[cfg(feature = "hydrate")]
 pub mod hydrate;

@@ -1,6 +1,7 @@
 //! What an app declares: page definitions (registered by `#[page]`), route params, and the
 //! outcome of a data loader.
 
+pub use crate::generated::Generated;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -295,20 +296,4 @@ impl<P> Load<P> {
             permanent: true,
         }
     }
-}
-
-/// A loader's outcome with the props already rendered: what the engine stores.
-///
-/// ```
-/// let gone = isr::__private::Generated::NotFound;
-/// # let _ = gone;
-/// ```
-#[derive(Clone, Debug)]
-pub enum Generated {
-    /// The rendered page.
-    Page(crate::render::RenderedBody),
-    /// See [`Load::NotFound`].
-    NotFound,
-    /// See [`Load::Redirect`].
-    Redirect { location: String, permanent: bool },
 }

@@ -1,7 +1,9 @@
 //! Rendering: a leptos view with its props → page body (+ `<head>` tags from `leptos_meta`),
 //! and a rendered body → the full HTML document that is stored and served.
 
-use crate::page::{Generated, Load};
+use crate::generated::Generated;
+pub use crate::generated::RenderedBody;
+use crate::page::Load;
 use futures::StreamExt;
 use leptos::prelude::{provide_context, Owner, RenderHtml};
 use leptos_meta::ServerMetaContext;
@@ -23,32 +25,6 @@ pub struct DocumentShell {
     pub client: Option<ClientBundle>,
     /// Raw HTML appended to every `<head>`.
     pub extra_head: String,
-}
-
-/// A rendered page before it is wrapped into a document.
-///
-/// ```
-/// let body = isr::RenderedBody { body: "<p>hi</p>".into(), ..Default::default() };
-/// let html = isr::render::document(&body, "/hello", "isr_hydrate__shello", &Default::default());
-/// assert!(html.starts_with("<!DOCTYPE html>"));
-/// assert!(html.contains("<title>/hello</title>"));
-/// ```
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RenderedBody {
-    /// The component's HTML.
-    pub body: String,
-    /// `<title>`, `<meta>`, `<link>`… registered with `leptos_meta` while rendering.
-    pub head: String,
-    /// Whether `head` has a `<title>` (otherwise the document gets a default one).
-    pub has_title: bool,
-    /// Attributes set with `leptos_meta::Html`, with a leading space.
-    pub html_attrs: String,
-    /// Attributes set with `leptos_meta::Body`, with a leading space.
-    pub body_attrs: String,
-    /// The props as JSON, embedded in the page for hydration.
-    pub props_json: String,
-    /// Tags the loader added for this generation.
-    pub tags: Vec<String>,
 }
 
 /// Renders a loader's outcome: used by the code `#[page]` generates.

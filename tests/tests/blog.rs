@@ -946,3 +946,47 @@ async fn random_slugs_are_404_and_leave_the_site_root_as_it_was() {
     assert_eq!(post.status, 200);
     assert!(matches!(post.cache(), "HIT" | "STALE"), "{}", post.cache());
 }
+
+/// A webhook naming more than 1,000 pages is answered `202` at once; the pages are regenerated
+/// in the background (tracked work), each once however often it is named.
+#[tokio::test]
+async fn revalidating_more_than_a_thousand_pages_is_accepted_and_finishes_in_the_background() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    fx.edit_post(POST_SLUG, POST_OLD_TEXT, "Regenerated in the background.");
+    let mut paths: Vec<String> = (0..1_100)
+        .map(|i| format!("/blog/not-a-post-{i}"))
+        .collect();
+    paths.push(POST.to_string());
+    paths.push(POST.to_string()); // named twice: regenerated once
+    let before = server.metrics().await;
+    let resp = server.revalidate(&json!({ "paths": paths })).await;
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    let body: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+    assert_eq!(body["accepted"], 1_101);
+    let s = &server;
+    poll_until(
+        "the background revalidation",
+        POLL_DEADLINE,
+        || async move {
+            let m = s.metrics().await;
+            let done = m.regenerations(SLUG_ROUTE, "not_found", "on_demand")
+                + m.regenerations(SLUG_ROUTE, "ok", "on_demand");
+            (done >= 1_101.0).then_some(())
+        },
+    )
+    .await;
+    let after = server.metrics().await;
+    assert_eq!(
+        after.regenerations(SLUG_ROUTE, "ok", "on_demand")
+            - before.regenerations(SLUG_ROUTE, "ok", "on_demand"),
+        1.0,
+        "the post named twice ran once"
+    );
+    let post = server.get(POST).await;
+    assert!(post.body.contains("Regenerated in the background."));
+    assert!(
+        !fx.page_file("/blog/not-a-post-7").exists(),
+        "unknown paths are not written"
+    );
+}

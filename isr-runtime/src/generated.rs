@@ -1,0 +1,45 @@
+//! What a loader produced once its view is rendered: the data the engine stores. Plain data
+//! between the page definitions (`page`), which name it in their loader type, and the renderer
+//! (`render`), which makes it: neither of the two depends on the other for it.
+
+/// A rendered page before it is wrapped into a document.
+///
+/// ```
+/// let body = isr::RenderedBody { body: "<p>hi</p>".into(), ..Default::default() };
+/// let html = isr::render::document(&body, "/hello", "isr_hydrate__shello", &Default::default());
+/// assert!(html.starts_with("<!DOCTYPE html>"));
+/// assert!(html.contains("<title>/hello</title>"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RenderedBody {
+    /// The component's HTML.
+    pub body: String,
+    /// `<title>`, `<meta>`, `<link>`… registered with `leptos_meta` while rendering.
+    pub head: String,
+    /// Whether `head` has a `<title>` (otherwise the document gets a default one).
+    pub has_title: bool,
+    /// Attributes set with `leptos_meta::Html`, with a leading space.
+    pub html_attrs: String,
+    /// Attributes set with `leptos_meta::Body`, with a leading space.
+    pub body_attrs: String,
+    /// The props as JSON, embedded in the page for hydration.
+    pub props_json: String,
+    /// Tags the loader added for this generation.
+    pub tags: Vec<String>,
+}
+
+/// A loader's outcome with the props already rendered: what the engine stores.
+///
+/// ```
+/// let gone = isr::__private::Generated::NotFound;
+/// # let _ = gone;
+/// ```
+#[derive(Clone, Debug)]
+pub enum Generated {
+    /// The rendered page.
+    Page(RenderedBody),
+    /// See [`Load::NotFound`].
+    NotFound,
+    /// See [`Load::Redirect`].
+    Redirect { location: String, permanent: bool },
+}
