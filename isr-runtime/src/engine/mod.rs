@@ -134,7 +134,7 @@ impl Engine {
         options: EngineOptions,
     ) -> std::io::Result<Arc<Engine>> {
         let index = store.load().await?;
-        let table = PageTable::default();
+        let table = PageTable::new(routes.defs());
         for meta in index {
             match routes.resolve_key(&meta.key) {
                 Some((def, key, _)) if def.path == meta.route => {
@@ -145,6 +145,7 @@ impl Engine {
                 }
             }
         }
+        table.shrink_to_fit();
         let sweep = store.sweep();
         tokio::spawn(async move {
             match sweep.await {

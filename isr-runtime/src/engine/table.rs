@@ -1,33 +1,141 @@
 //! The page table: what the engine knows about every stored page, and the inverted tag index.
 //!
-//! One owner for both, under one lock, so the tag index never disagrees with the pages. Memory
-//! per page: the key (shared with the tag index and the caches), a compact entry (route, kind
-//! with a 16-byte etag, generation time, failure state, the loader's own tags) and one shared
-//! key per tag in the tag index. Route tags (`tags = [..]` in `#[page]`) are not copied into
-//! each entry: they are the route's.
+//! One owner for both, under one lock, so the tag index never disagrees with the pages.
+//!
+//! Memory per page (measured by `benches/index_memory.rs`): the key text (shared with every
+//! tier), one dense entry in an [`IndexMap`] (route index, kind, 16-byte etag, length,
+//! generation time, version, the ids of the loader's own tags inline) and, for each tag only
+//! this page carries (`post:<slug>`, `product:<id>`), one tag-index entry holding the key
+//! inline. Rarely needed fields live in side maps that only hold the pages that need them:
+//! failure state (pages backing off) and redirect targets. Route tags (`tags = [..]` in
+//! `#[page]`) are not indexed per page: a lookup of a route tag walks that route's entries,
+//! which is proportional to its answer anyway.
 //!
 //! Only pages that exist in the store are here (pages, redirects and tombstones of pages that
 //! existed); paths that never existed live in the bounded negative memory instead.
+//!
+//! [`IndexMap`] (entries in one vector, an index table of `usize`) over `HashMap`: a `HashMap`
+//! slot holds the whole entry, and at 1,000,000 pages hashbrown runs at ~48 % load, so empty
+//! slots would cost as much as the entries; here empty slots cost 8 bytes.
 
 use crate::page::PageDef;
 use crate::route::PageKey;
-use crate::store::{PageKind, PageMeta};
+use crate::store::{Etag, PageKind, PageMeta};
+use indexmap::IndexMap;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    Page,
+    NotFound,
+    Redirect,
+}
+
+/// Ids (positions in the tag index) of the tags a page's loader added; one tag stays inline.
+#[derive(Clone)]
+enum TagIds {
+    None,
+    One(u32),
+    Many(Box<[u32]>),
+}
+
+impl TagIds {
+    fn from_vec(ids: Vec<u32>) -> Self {
+        match ids.as_slice() {
+            [] => TagIds::None,
+            [one] => TagIds::One(*one),
+            _ => TagIds::Many(ids.into_boxed_slice()),
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u32> {
+        match self {
+            TagIds::None => Vec::new(),
+            TagIds::One(one) => vec![*one],
+            TagIds::Many(ids) => ids.to_vec(),
+        }
+    }
+
+    /// The tag at position `from` moved to `to`.
+    fn moved(&mut self, from: u32, to: u32) {
+        match self {
+            TagIds::None => {}
+            TagIds::One(one) => {
+                if *one == from {
+                    *one = to;
+                }
+            }
+            TagIds::Many(ids) => ids
+                .iter_mut()
+                .filter(|id| **id == from)
+                .for_each(|id| *id = to),
+        }
+    }
+}
 
 /// One stored page.
 struct Entry {
-    def: &'static PageDef,
-    kind: PageKind,
+    /// Pages only (zero otherwise).
+    etag: Etag,
     generated_at_ms: u64,
-    /// Tags the loader added (besides the route's), shared with the tag index.
-    loader_tags: Box<[Arc<str>]>,
-    /// Consecutive failed generations.
-    failures: u32,
-    /// No new attempt (other than on-demand) before this monotonic time (ms); 0: none.
-    retry_at_ms: u64,
     /// Bumped on every commit.
     version: u64,
+    loader_tags: TagIds,
+    /// Body length (pages only; bodies over 4 GiB are not supported).
+    bytes: u32,
+    /// Position of the route in the table's route list.
+    route: u16,
+    kind: Kind,
+}
+
+/// Consecutive failures of a stored page and when it may be tried again.
+#[derive(Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    /// Monotonic ms.
+    retry_at_ms: u64,
+}
+
+/// The keys carrying one tag: one key inline (the common case), or a set. The set is boxed on
+/// purpose: it keeps this enum (one per tag in the index) at 24 bytes instead of 56.
+#[allow(clippy::box_collection)]
+enum TagKeys {
+    One(PageKey),
+    Many(Box<HashSet<PageKey>>),
+}
+
+impl TagKeys {
+    fn insert(&mut self, key: &PageKey) {
+        match self {
+            TagKeys::One(one) if one == key => {}
+            TagKeys::One(one) => {
+                *self = TagKeys::Many(Box::new(HashSet::from([one.clone(), key.clone()])));
+            }
+            TagKeys::Many(keys) => {
+                keys.insert(key.clone());
+            }
+        }
+    }
+
+    /// Removes `key`; returns whether no key is left.
+    fn remove(&mut self, key: &str) -> bool {
+        match self {
+            TagKeys::One(one) => one.as_str() == key,
+            TagKeys::Many(keys) => {
+                keys.remove(key);
+                keys.is_empty()
+            }
+        }
+    }
+
+    fn keys(&self) -> Vec<PageKey> {
+        match self {
+            TagKeys::One(one) => vec![one.clone()],
+            TagKeys::Many(keys) => keys.iter().cloned().collect(),
+        }
+    }
 }
 
 /// A copy of what a request needs to know about a page.
@@ -53,64 +161,36 @@ impl Snapshot {
     }
 }
 
-/// The keys carrying one tag. Most tags name one page (`post:<slug>`, `product:<id>`): those
-/// hold the key inline instead of a one-element set (a set costs ~80 bytes more).
-enum TagKeys {
-    /// No key yet (only while a commit is indexing).
-    Empty,
-    One(PageKey),
-    Many(HashSet<PageKey>),
-}
-
-impl TagKeys {
-    fn insert(&mut self, key: &PageKey) {
-        match self {
-            TagKeys::Empty => *self = TagKeys::One(key.clone()),
-            TagKeys::One(one) if one == key => {}
-            TagKeys::One(one) => {
-                *self = TagKeys::Many(HashSet::from([one.clone(), key.clone()]));
-            }
-            TagKeys::Many(keys) => {
-                keys.insert(key.clone());
-            }
-        }
-    }
-
-    /// Removes `key`; returns whether no key is left.
-    fn remove(&mut self, key: &str) -> bool {
-        match self {
-            TagKeys::Empty => true,
-            TagKeys::One(one) => one.as_str() == key,
-            TagKeys::Many(keys) => {
-                keys.remove(key);
-                keys.is_empty()
-            }
-        }
-    }
-
-    fn keys(&self) -> Vec<PageKey> {
-        match self {
-            TagKeys::Empty => Vec::new(),
-            TagKeys::One(one) => vec![one.clone()],
-            TagKeys::Many(keys) => keys.iter().cloned().collect(),
-        }
-    }
-}
-
-#[derive(Default)]
 struct Inner {
-    entries: HashMap<PageKey, Entry>,
-    tags: HashMap<Arc<str>, TagKeys>,
+    defs: Vec<&'static PageDef>,
+    entries: IndexMap<PageKey, Entry>,
+    /// Loader tags → keys.
+    tags: IndexMap<Box<str>, TagKeys>,
+    failing: HashMap<PageKey, Backoff>,
+    redirects: HashMap<PageKey, (Box<str>, bool)>,
     next_version: u64,
 }
 
 /// The page table (see the module docs).
-#[derive(Default)]
 pub(crate) struct PageTable {
     inner: RwLock<Inner>,
 }
 
 impl PageTable {
+    /// An empty table for pages of `defs`.
+    pub fn new(defs: &[&'static PageDef]) -> Self {
+        PageTable {
+            inner: RwLock::new(Inner {
+                defs: defs.to_vec(),
+                entries: IndexMap::new(),
+                tags: IndexMap::new(),
+                failing: HashMap::new(),
+                redirects: HashMap::new(),
+                next_version: 0,
+            }),
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -127,14 +207,38 @@ impl PageTable {
         self.read().entries.contains_key(key)
     }
 
+    /// Releases spare capacity (after loading the index at start-up).
+    pub fn shrink_to_fit(&self) {
+        let mut inner = self.write();
+        inner.entries.shrink_to_fit();
+        inner.tags.shrink_to_fit();
+    }
+
     pub fn snapshot(&self, key: &str) -> Option<Snapshot> {
         let inner = self.read();
         let entry = inner.entries.get(key)?;
+        let kind = match entry.kind {
+            Kind::Page => PageKind::Page {
+                etag: entry.etag,
+                bytes: u64::from(entry.bytes),
+            },
+            Kind::NotFound => PageKind::NotFound,
+            Kind::Redirect => {
+                let (location, permanent) = inner
+                    .redirects
+                    .get(key)
+                    .map_or(("/", false), |(l, p)| (&**l, *p));
+                PageKind::Redirect {
+                    location: location.to_string(),
+                    permanent,
+                }
+            }
+        };
         Some(Snapshot {
-            def: entry.def,
-            kind: entry.kind.clone(),
+            def: inner.defs[usize::from(entry.route)],
+            kind,
             generated_at_ms: entry.generated_at_ms,
-            retry_at_ms: entry.retry_at_ms,
+            retry_at_ms: inner.failing.get(key).map_or(0, |b| b.retry_at_ms),
             version: entry.version,
         })
     }
@@ -142,7 +246,9 @@ impl PageTable {
     /// Consecutive failures of `key`'s generations.
     #[cfg(test)]
     pub fn failures(&self, key: &str) -> Option<u32> {
-        self.read().entries.get(key).map(|e| e.failures)
+        let inner = self.read();
+        inner.entries.get(key)?;
+        Some(inner.failing.get(key).map_or(0, |b| b.failures))
     }
 
     /// The version the table holds for `key` now.
@@ -153,43 +259,85 @@ impl PageTable {
     /// Every tag of `key` (route's, then loader's).
     pub fn tags(&self, key: &str) -> Vec<String> {
         let inner = self.read();
-        match inner.entries.get(key) {
-            Some(entry) => all_tags(entry).map(str::to_string).collect(),
-            None => Vec::new(),
+        let Some(entry) = inner.entries.get(key) else {
+            return Vec::new();
+        };
+        let def = inner.defs[usize::from(entry.route)];
+        let mut tags: Vec<String> = def.tags.iter().map(|t| t.to_string()).collect();
+        for id in entry.loader_tags.to_vec() {
+            if let Some((tag, _)) = inner.tags.get_index(id as usize) {
+                tags.push(tag.to_string());
+            }
         }
+        tags
     }
 
     /// Records a committed generation (or a page loaded at start-up): replaces the entry,
-    /// resets its failures, moves its tags in the index. Returns the new version.
+    /// clears its failures, moves its tags in the index. Returns the new version.
     pub fn commit(&self, key: &PageKey, def: &'static PageDef, meta: &PageMeta) -> u64 {
         let mut inner = self.write();
         let inner = &mut *inner;
-        if let Some(old) = inner.entries.remove(key) {
-            unindex(&mut inner.tags, key, &old);
+        let route = inner.route_of(def);
+        if let Some(old) = inner.entries.get_mut(key.as_str()) {
+            let old_tags = std::mem::replace(&mut old.loader_tags, TagIds::None).to_vec();
+            inner.untag_all(key, old_tags);
+        }
+        let mut ids: Vec<u32> = Vec::new();
+        for tag in &meta.tags {
+            if def.tags.contains(&tag.as_str()) {
+                continue;
+            }
+            let id = match inner.tags.get_full_mut(tag.as_str()) {
+                Some((id, _, keys)) => {
+                    keys.insert(key);
+                    id
+                }
+                None => {
+                    inner
+                        .tags
+                        .insert_full(tag.as_str().into(), TagKeys::One(key.clone()))
+                        .0
+                }
+            } as u32;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
         }
         inner.next_version += 1;
         let version = inner.next_version;
-        let mut loader_tags: Vec<Arc<str>> = Vec::new();
-        for tag in &meta.tags {
-            if def.tags.contains(&tag.as_str()) || loader_tags.iter().any(|t| **t == **tag) {
-                continue;
+        let (kind, etag, bytes) = match &meta.kind {
+            PageKind::Page { etag, bytes } => {
+                (Kind::Page, *etag, u32::try_from(*bytes).unwrap_or(u32::MAX))
             }
-            loader_tags.push(interned(&mut inner.tags, tag));
-        }
-        let entry = Entry {
-            def,
-            kind: meta.kind.clone(),
-            generated_at_ms: meta.generated_at_ms,
-            loader_tags: loader_tags.into_boxed_slice(),
-            failures: 0,
-            retry_at_ms: 0,
-            version,
+            PageKind::NotFound => (Kind::NotFound, Etag::from_bytes([0; 16]), 0),
+            PageKind::Redirect { .. } => (Kind::Redirect, Etag::from_bytes([0; 16]), 0),
         };
-        for tag in all_tags(&entry) {
-            let tag = interned(&mut inner.tags, tag);
-            inner.tags.entry(tag).or_insert(TagKeys::Empty).insert(key);
+        match &meta.kind {
+            PageKind::Redirect {
+                location,
+                permanent,
+            } => {
+                inner
+                    .redirects
+                    .insert(key.clone(), (location.as_str().into(), *permanent));
+            }
+            _ => {
+                inner.redirects.remove(key.as_str());
+            }
         }
-        inner.entries.insert(key.clone(), entry);
+        inner.failing.remove(key.as_str());
+        inner.entries.insert(
+            key.clone(),
+            Entry {
+                etag,
+                generated_at_ms: meta.generated_at_ms,
+                version,
+                loader_tags: TagIds::from_vec(ids),
+                bytes,
+                route,
+                kind,
+            },
+        );
         version
     }
 
@@ -197,34 +345,53 @@ impl PageTable {
     /// (`retry_at(failures)` gives it); `None` when the page is not in the table.
     pub fn record_failure(&self, key: &str, retry_at: impl FnOnce(u32) -> u64) -> Option<u32> {
         let mut inner = self.write();
-        let entry = inner.entries.get_mut(key)?;
-        entry.failures = entry.failures.saturating_add(1);
-        entry.retry_at_ms = retry_at(entry.failures);
-        Some(entry.failures)
+        let inner = &mut *inner;
+        let (stored, _) = inner.entries.get_key_value(key)?;
+        let backoff = inner.failing.entry(stored.clone()).or_insert(Backoff {
+            failures: 0,
+            retry_at_ms: 0,
+        });
+        backoff.failures = backoff.failures.saturating_add(1);
+        backoff.retry_at_ms = retry_at(backoff.failures);
+        Some(backoff.failures)
     }
 
     /// Forgets `key`; returns whether it was there.
     pub fn remove(&self, key: &str) -> bool {
         let mut inner = self.write();
         let inner = &mut *inner;
-        match inner.entries.remove_entry(key) {
-            Some((key, old)) => {
-                unindex(&mut inner.tags, &key, &old);
-                true
-            }
-            None => false,
-        }
+        let Some((stored, entry)) = inner.entries.swap_remove_entry(key) else {
+            return false;
+        };
+        inner.untag_all(&stored, entry.loader_tags.to_vec());
+        inner.failing.remove(key);
+        inner.redirects.remove(key);
+        true
     }
 
-    /// Keys of the pages that carry `tag` now, sorted (an index lookup).
+    /// Keys of the pages that carry `tag` now, sorted (index lookups; a route tag walks the
+    /// entries once).
     pub fn keys_with_tag(&self, tag: &str) -> Vec<PageKey> {
-        let mut keys: Vec<PageKey> = self
-            .read()
-            .tags
-            .get(tag)
-            .map(TagKeys::keys)
-            .unwrap_or_default();
+        let inner = self.read();
+        let routes: Vec<u16> = (0..inner.defs.len())
+            .filter(|&i| inner.defs[i].tags.contains(&tag))
+            .map(|i| i as u16)
+            .collect();
+        let mut keys: Vec<PageKey> = Vec::new();
+        if !routes.is_empty() {
+            keys.extend(
+                inner
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| routes.contains(&e.route))
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        if let Some(tagged) = inner.tags.get(tag) {
+            keys.extend(tagged.keys());
+        }
         keys.sort();
+        keys.dedup();
         keys
     }
 
@@ -234,33 +401,164 @@ impl PageTable {
     }
 }
 
-fn all_tags(entry: &Entry) -> impl Iterator<Item = &str> {
-    entry
-        .def
-        .tags
-        .iter()
-        .copied()
-        .chain(entry.loader_tags.iter().map(|t| &**t))
-}
+impl Inner {
+    fn route_of(&self, def: &'static PageDef) -> u16 {
+        self.defs
+            .iter()
+            .position(|d| std::ptr::eq(*d, def) || d.path == def.path)
+            .map_or(0, |i| i as u16)
+    }
 
-/// The shared copy of `tag`'s text (one allocation per distinct tag).
-fn interned(tags: &mut HashMap<Arc<str>, TagKeys>, tag: &str) -> Arc<str> {
-    match tags.get_key_value(tag) {
-        Some((shared, _)) => shared.clone(),
-        None => {
-            let shared: Arc<str> = Arc::from(tag);
-            tags.insert(shared.clone(), TagKeys::Empty);
-            shared
+    /// Removes `key` from the tags at positions `ids`. A tag left without keys is dropped;
+    /// the last tag then moves into its position, and every id that named it is updated
+    /// (in the entries that carry it and in the ids still to remove).
+    fn untag_all(&mut self, key: &PageKey, mut ids: Vec<u32>) {
+        while let Some(id) = ids.pop() {
+            let Some((_, keys)) = self.tags.get_index_mut(id as usize) else {
+                continue;
+            };
+            if !keys.remove(key.as_str()) {
+                continue;
+            }
+            let last = (self.tags.len() - 1) as u32;
+            self.tags.swap_remove_index(id as usize);
+            if id == last {
+                continue;
+            }
+            ids.iter_mut().filter(|i| **i == last).for_each(|i| *i = id);
+            let carriers = self
+                .tags
+                .get_index(id as usize)
+                .map(|(_, keys)| keys.keys())
+                .unwrap_or_default();
+            for carrier in carriers {
+                if let Some(entry) = self.entries.get_mut(carrier.as_str()) {
+                    entry.loader_tags.moved(last, id);
+                }
+            }
         }
     }
 }
 
-fn unindex(tags: &mut HashMap<Arc<str>, TagKeys>, key: &PageKey, old: &Entry) {
-    for tag in all_tags(old) {
-        if let Some(keys) = tags.get_mut(tag) {
-            if keys.remove(key.as_str()) {
-                tags.remove(tag);
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page::{Fallback, Generated, Params, Revalidate};
+    use futures::future::BoxFuture;
+
+    fn load(_: Params) -> BoxFuture<'static, crate::Result<Generated>> {
+        Box::pin(async { Ok(Generated::NotFound) })
+    }
+
+    static POSTS: PageDef = PageDef {
+        id: "table::posts",
+        path: "/p/:slug",
+        revalidate: Revalidate::After(1),
+        timeout_secs: None,
+        fallback: Fallback::Blocking,
+        tags: &["posts"],
+        load,
+        paths: None,
+        hydrate_export: "isr_hydrate_test",
+    };
+
+    fn meta(key: &str, tags: &[&str]) -> PageMeta {
+        PageMeta {
+            key: key.into(),
+            route: POSTS.path.into(),
+            generated_at_ms: 1,
+            kind: PageKind::NotFound,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
         }
+    }
+
+    fn keys(table: &PageTable, tag: &str) -> Vec<String> {
+        table
+            .keys_with_tag(tag)
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    /// Pages come and go and change tags in every order; the tag index always answers exactly
+    /// what a scan of the pages would (checked against a plain model after every step).
+    #[test]
+    fn the_tag_index_matches_a_model_through_random_changes() {
+        let table = PageTable::new(&[&POSTS]);
+        let mut model: HashMap<String, Vec<String>> = HashMap::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..3_000 {
+            let key = format!("/p/k{}", rng.usize(..40));
+            if rng.u8(..4) == 0 {
+                table.remove(&key);
+                model.remove(&key);
+            } else {
+                let mut tags: Vec<String> = (0..rng.usize(..4))
+                    .map(|_| format!("t{}", rng.usize(..12)))
+                    .collect();
+                if rng.bool() {
+                    tags.push(format!("own:{key}"));
+                }
+                let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+                table.commit(
+                    &crate::route::test_key(&key),
+                    &POSTS,
+                    &meta(&key, &tag_refs),
+                );
+                model.insert(key.clone(), tags);
+            }
+            for tag in (0..12).map(|t| format!("t{t}")).chain(["own:/p/k3".into()]) {
+                let mut expected: Vec<String> = model
+                    .iter()
+                    .filter(|(_, tags)| tags.contains(&tag))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                expected.sort();
+                assert_eq!(keys(&table, &tag), expected, "tag {tag}");
+            }
+            let mut all: Vec<String> = model.keys().cloned().collect();
+            all.sort();
+            assert_eq!(keys(&table, "posts"), all, "route tag");
+        }
+        for (key, tags) in &model {
+            let mut got = table.tags(key);
+            let mut want: Vec<String> = std::iter::once("posts".to_string())
+                .chain(tags.iter().cloned())
+                .collect();
+            got.sort();
+            want.sort();
+            want.dedup();
+            assert_eq!(got, want, "{key}");
+        }
+    }
+
+    #[test]
+    fn failures_and_redirects_live_beside_the_entry_and_go_with_a_commit() {
+        let table = PageTable::new(&[&POSTS]);
+        let key = crate::route::test_key("/p/a");
+        let mut m = meta("/p/a", &[]);
+        m.kind = PageKind::Redirect {
+            location: "/elsewhere".into(),
+            permanent: true,
+        };
+        table.commit(&key, &POSTS, &m);
+        assert_eq!(table.snapshot("/p/a").unwrap().kind, m.kind);
+        assert_eq!(
+            table.record_failure("/p/a", |n| u64::from(n) * 100),
+            Some(1)
+        );
+        assert_eq!(
+            table.record_failure("/p/a", |n| u64::from(n) * 100),
+            Some(2)
+        );
+        assert_eq!(table.snapshot("/p/a").unwrap().retry_at_ms, 200);
+        assert_eq!(table.record_failure("/p/nope", |_| 1), None);
+        table.commit(&key, &POSTS, &meta("/p/a", &[]));
+        let snapshot = table.snapshot("/p/a").unwrap();
+        assert_eq!(
+            (snapshot.kind, snapshot.retry_at_ms),
+            (PageKind::NotFound, 0)
+        );
+        assert_eq!(table.failures("/p/a"), Some(0));
     }
 }

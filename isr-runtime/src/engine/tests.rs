@@ -1027,3 +1027,51 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
         }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_cache_accounting_holds_under_concurrent_requests_and_regenerations() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness_with(
+        Arc::new(FsStore::new(dir.path())),
+        Arc::new(ManualClock::new(START_MS)),
+    )
+    .await;
+    let budget = 32 * 1024;
+    h.engine.set_hot_cache_budget(budget);
+    let names: Vec<String> = (0..60).map(|i| format!("conc{i}")).collect();
+    for name in &names {
+        script(
+            name,
+            Mode::Page("a page body that is a few hundred bytes long once rendered"),
+        );
+    }
+    let engine = h.engine.clone();
+    let workers = (0..8).map(|worker| {
+        let engine = engine.clone();
+        let names = names.clone();
+        tokio::spawn(async move {
+            for round in 0..30 {
+                let name = &names[(worker * 7 + round * 13) % names.len()];
+                if round % 5 == 0 {
+                    engine
+                        .regenerate(&format!("/t/{name}"), Trigger::OnDemand)
+                        .await;
+                } else {
+                    let served = engine.request(&format!("/t/{name}")).await;
+                    assert!(matches!(served, Served::Stored { .. }), "{served:?}");
+                }
+                assert!(engine.hot_cache_bytes() <= budget);
+            }
+        })
+    });
+    for worker in futures::future::join_all(workers).await {
+        worker.unwrap();
+    }
+    h.wait_idle().await;
+    assert!(h.engine.hot_cache_bytes() <= budget);
+    assert!(h.engine.hot_cache_bytes() > 0, "pages are resident");
+    for name in &names {
+        let (_, body) = h.get(&format!("/t/{name}")).await;
+        assert!(body.contains("a page body"), "{name}: {body}");
+    }
+}
