@@ -206,15 +206,28 @@ impl Routes {
     /// # }
     /// ```
     pub fn resolve_key(&self, key: &str) -> Option<(&'static PageDef, PageKey, Params)> {
-        let canonical =
-            key == "/" || (key.starts_with('/') && key[1..].split('/').all(segment_is_acceptable));
-        if !canonical {
+        if !is_canonical_key(key) {
             return None;
         }
         match self.route_checked(key.to_string()) {
             Resolved::Page { def, key, params } => Some((def, key, params)),
             _ => None,
         }
+    }
+
+    /// Like [`Routes::resolve_key`] without the params (start-up routes every stored key).
+    ///
+    /// ```
+    /// # fn demo(routes: &isr::Routes) {
+    /// assert!(routes.page_of_key("/blog/../x").is_none());
+    /// # }
+    /// ```
+    pub fn page_of_key(&self, key: &str) -> Option<(&'static PageDef, PageKey)> {
+        if !is_canonical_key(key) {
+            return None;
+        }
+        let matched = self.router.at(key).ok()?;
+        Some((self.defs[*matched.value], PageKey::checked(key.to_string())))
     }
 
     /// Matches a key whose segments were checked.
@@ -267,6 +280,12 @@ impl Routes {
         }
         Ok(PageKey::checked(key))
     }
+}
+
+/// Whether `key` is a decoded path the router could have made: `/`, or `/`-separated
+/// acceptable segments.
+fn is_canonical_key(key: &str) -> bool {
+    key == "/" || (key.starts_with('/') && key[1..].split('/').all(segment_is_acceptable))
 }
 
 /// `/blog/:slug` → `/blog/{slug}` (matchit syntax).

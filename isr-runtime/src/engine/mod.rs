@@ -39,6 +39,7 @@ use crate::render::DocumentShell;
 use crate::route::{PageKey, Resolved, Routes};
 use crate::store::{Etag, PageKind, PageStore};
 use futures::future::{BoxFuture, Shared};
+use futures::StreamExt;
 use negative::{NegativeMemory, Remembered};
 use scheduler::Scheduler;
 use std::collections::{HashMap, HashSet};
@@ -133,19 +134,36 @@ impl Engine {
         clock: Arc<dyn Clock>,
         options: EngineOptions,
     ) -> std::io::Result<Arc<Engine>> {
-        let index = store.load().await?;
+        // Filling the table overlaps reading the store (batches through a channel).
+        let started = std::time::Instant::now();
         let table = PageTable::new(routes.defs());
-        for meta in index {
-            match routes.resolve_key(&meta.key) {
-                Some((def, key, _)) if def.path == meta.route => {
-                    table.commit(&key, def, &meta);
-                }
-                _ => {
-                    tracing::info!(key = %meta.key, route = %meta.route, "stored page has no route any more; ignored")
+        let mut ignored = 0usize;
+        let mut batches = store.load_batches();
+        while let Some(batch) = batches.next().await {
+            for meta in batch? {
+                match routes.page_of_key(&meta.key) {
+                    Some((def, key)) if def.path == meta.route => {
+                        table.commit(&key, def, &meta);
+                    }
+                    _ => {
+                        ignored += 1;
+                        tracing::debug!(key = %meta.key, route = %meta.route, "stored page has no route any more; ignored");
+                    }
                 }
             }
         }
         table.shrink_to_fit();
+        if ignored > 0 {
+            tracing::info!(
+                ignored,
+                "stored pages whose route no longer exists were ignored"
+            );
+        }
+        tracing::info!(
+            pages = table.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "page index loaded"
+        );
         let sweep = store.sweep();
         tokio::spawn(async move {
             match sweep.await {

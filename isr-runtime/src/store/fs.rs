@@ -15,6 +15,7 @@ use super::index::Index;
 use super::{PageKind, PageMeta, PageStore, StoreFuture};
 use crate::route::PageKey;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,9 @@ const INDEX_FILE: &str = "index.sqlite";
 
 /// Temporary files are stray when older than the store by at least this much.
 const SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Rows per batch of [`PageStore::load_batches`].
+const LOAD_BATCH: usize = 8192;
 
 /// Suffix of temporary files (`.index.html.<random>.tmp`).
 const TEMP_SUFFIX: &str = ".tmp";
@@ -203,6 +207,30 @@ impl PageStore for FsStore {
             Some(index) => index.load(),
             None => Ok(Vec::new()),
         })
+    }
+
+    fn load_batches(&self) -> BoxStream<'static, io::Result<Vec<PageMeta>>> {
+        let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Vec<PageMeta>>>(4);
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let index = match inner.index(false) {
+                Ok(Some(index)) => index,
+                Ok(None) => return,
+                Err(error) => {
+                    let _ = sender.blocking_send(Err(error));
+                    return;
+                }
+            };
+            let sent =
+                index.load_batches(LOAD_BATCH, |batch| sender.blocking_send(Ok(batch)).is_ok());
+            if let Err(error) = sent {
+                let _ = sender.blocking_send(Err(error));
+            }
+        });
+        Box::pin(futures::stream::unfold(
+            receiver,
+            |mut receiver| async move { receiver.recv().await.map(|batch| (batch, receiver)) },
+        ))
     }
 
     fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>> {

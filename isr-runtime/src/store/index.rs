@@ -103,6 +103,21 @@ impl Index {
 
     /// Every row.
     pub(super) fn load(&self) -> io::Result<Vec<PageMeta>> {
+        let mut metas = Vec::new();
+        self.load_batches(usize::MAX, |batch| {
+            metas.extend(batch);
+            true
+        })?;
+        Ok(metas)
+    }
+
+    /// Every row, handed to `send` in batches of at most `batch` rows as they are read; stops
+    /// early when `send` returns false.
+    pub(super) fn load_batches(
+        &self,
+        batch: usize,
+        mut send: impl FnMut(Vec<PageMeta>) -> bool,
+    ) -> io::Result<()> {
         self.flush()?;
         let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         let mut statement = reader
@@ -111,15 +126,21 @@ impl Index {
             )
             .map_err(sql_error)?;
         let rows = statement.query_map([], row_to_meta).map_err(sql_error)?;
-        let mut metas = Vec::new();
+        let mut metas = Vec::with_capacity(batch.min(8192));
         for row in rows {
             match row {
                 Ok(Ok(meta)) => metas.push(meta),
                 Ok(Err(error)) => tracing::warn!(%error, "ignoring an unreadable page index row"),
                 Err(error) => return Err(sql_error(error)),
             }
+            if metas.len() >= batch && !send(std::mem::take(&mut metas)) {
+                return Ok(());
+            }
         }
-        Ok(metas)
+        if !metas.is_empty() {
+            send(metas);
+        }
+        Ok(())
     }
 
     /// One row.

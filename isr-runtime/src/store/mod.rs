@@ -17,6 +17,7 @@ pub use memory::MemoryStore;
 use crate::route::PageKey;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use std::io;
 
@@ -96,8 +97,15 @@ pub type StoreFuture<T> = BoxFuture<'static, io::Result<T>>;
 /// # Ok(()) }
 /// ```
 pub trait PageStore: Send + Sync + 'static {
-    /// Metadata of every stored page (read once at start-up).
+    /// Metadata of every stored page.
     fn load(&self) -> StoreFuture<Vec<PageMeta>>;
+
+    /// Metadata of every stored page in batches, as they are read: start-up fills the page
+    /// table while the store is still reading. The default yields [`PageStore::load`] as one
+    /// batch.
+    fn load_batches(&self) -> BoxStream<'static, io::Result<Vec<PageMeta>>> {
+        Box::pin(futures::stream::once(self.load()))
+    }
 
     /// The metadata of one page.
     fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>>;
