@@ -2,7 +2,7 @@
 //!
 //! | env | default | meaning |
 //! |---|---|---|
-//! | `BENCH_PAGES` | 1000 | pages of `/items/:id` pre-rendered at build |
+//! | `BENCH_PAGES` | 1000 | pages of `/items/:id` pre-rendered at build (other ids are not found) |
 //! | `BENCH_PAGE_BYTES` | 10240 | approximate HTML size of every page |
 //! | `BENCH_SLOW_MS` | 2000 | loader delay of `/slow` (revalidate 1 s) |
 //! | `BENCH_COLD_MS` | 500 | loader delay of `/cold/:id` (never pre-rendered) |
@@ -48,7 +48,13 @@ async fn static_page() -> isr::Result<Load<BenchProps>> {
 #[page(path = "/items/:id", revalidate = 3600, view = BenchView, paths = all_items, fallback = "blocking")]
 async fn item(params: Params) -> isr::Result<Load<BenchProps>> {
     let id = params.get("id")?;
-    Ok(Load::props(props(format!("Item {id}"))))
+    // Only the listed ids exist: anything else (a flood of random slugs) is not found.
+    match id.parse::<u64>() {
+        Ok(n) if n < env_number("BENCH_PAGES", 1000) && n.to_string() == id => {
+            Ok(Load::props(props(format!("Item {id}"))))
+        }
+        _ => Ok(Load::NotFound),
+    }
 }
 
 async fn all_items() -> isr::Result<Vec<Params>> {
