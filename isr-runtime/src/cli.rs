@@ -319,50 +319,36 @@ impl App {
         let addr: SocketAddr = addr_text.trim().parse().map_err(|_| {
             format!("invalid address {addr_text:?} for --addr / LEPTOS_SITE_ADDR: expected IP:PORT, e.g. {DEFAULT_ADDR}")
         })?;
-        let jobs = match cli.jobs {
-            None => build::default_jobs(),
-            Some(text) => match text.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => {
-                    return Err(format!(
-                        "invalid value {text:?} for --jobs / ISR_JOBS: expected a whole number ≥ 1"
-                    ))
-                }
-            },
-        };
-        let max_regenerations = match cli.max_regenerations {
-            None => crate::engine::default_max_regenerations(),
-            Some(text) => match text.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => {
-                    return Err(format!(
-                        "invalid value {text:?} for --max-regenerations / ISR_MAX_REGENERATIONS: expected a whole number ≥ 1"
-                    ))
-                }
-            },
-        };
-        let shutdown_timeout = match cli.shutdown_timeout {
-            None => DEFAULT_SHUTDOWN_TIMEOUT,
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(seconds) => Duration::from_secs(seconds),
-                _ => {
-                    return Err(format!(
-                        "invalid value {text:?} for --shutdown-timeout / ISR_SHUTDOWN_TIMEOUT: expected whole seconds ≥ 0"
-                    ))
-                }
-            },
-        };
-        let hot_cache_bytes = match cli.hot_cache_mb {
-            None => crate::hot_cache::DEFAULT_BUDGET_BYTES,
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(mib) if mib >= 1 => mib.saturating_mul(1024 * 1024),
-                _ => {
-                    return Err(format!(
-                        "invalid value {text:?} for --hot-cache-mb / ISR_HOT_CACHE_MB: expected a whole number of MiB ≥ 1"
-                    ))
-                }
-            },
-        };
+        let jobs = whole_number(
+            cli.jobs,
+            "--jobs / ISR_JOBS",
+            1..=u64::MAX,
+            "a whole number ≥ 1",
+        )?
+        .map_or_else(build::default_jobs, |n| n as usize);
+        let max_regenerations = whole_number(
+            cli.max_regenerations,
+            "--max-regenerations / ISR_MAX_REGENERATIONS",
+            1..=u64::MAX,
+            "a whole number ≥ 1",
+        )?
+        .map_or_else(crate::engine::default_max_regenerations, |n| n as usize);
+        let shutdown_timeout = whole_number(
+            cli.shutdown_timeout,
+            "--shutdown-timeout / ISR_SHUTDOWN_TIMEOUT",
+            0..=u64::MAX,
+            "whole seconds ≥ 0",
+        )?
+        .map_or(DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_secs);
+        let hot_cache_bytes = whole_number(
+            cli.hot_cache_mb,
+            "--hot-cache-mb / ISR_HOT_CACHE_MB",
+            1..=u64::MAX,
+            "a whole number of MiB ≥ 1",
+        )?
+        .map_or(crate::hot_cache::DEFAULT_BUDGET_BYTES, |mib| {
+            mib.saturating_mul(1024 * 1024)
+        });
         let site_root = cli
             .site_root
             .unwrap_or_else(|| self.default_site_root.clone());
@@ -384,17 +370,13 @@ impl App {
                 .unwrap_or(defaults.idle_timeout),
             body_timeout: seconds(cli.body_timeout, "--body-timeout / ISR_BODY_TIMEOUT")?
                 .unwrap_or(defaults.body_timeout),
-            max_connections: match cli.max_connections {
-                None => defaults.max_connections,
-                Some(text) => match text.trim().parse::<usize>() {
-                    Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => n,
-                    _ => {
-                        return Err(format!(
-                            "invalid value {text:?} for --max-connections / ISR_MAX_CONNECTIONS: expected a whole number from 1 to {MAX_CONNECTIONS_LIMIT}"
-                        ))
-                    }
-                },
-            },
+            max_connections: whole_number(
+                cli.max_connections,
+                "--max-connections / ISR_MAX_CONNECTIONS",
+                1..=MAX_CONNECTIONS_LIMIT as u64,
+                &format!("a whole number from 1 to {MAX_CONNECTIONS_LIMIT}"),
+            )?
+            .map_or(defaults.max_connections, |n| n as usize),
         };
         Ok(Config {
             command: cli.command.unwrap_or(Command::Start),
@@ -582,11 +564,23 @@ const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// A connection timeout flag's value: whole seconds from 1 to [`MAX_TIMEOUT_SECS`]; `names` is
 /// `--flag / ENV` for the error message.
 fn seconds(text: Option<String>, names: &str) -> Result<Option<Duration>, String> {
+    let expected = format!("a whole number of seconds from 1 to {MAX_TIMEOUT_SECS}");
+    Ok(whole_number(text, names, 1..=MAX_TIMEOUT_SECS, &expected)?.map(Duration::from_secs))
+}
+
+/// A whole-number flag value in `range` (`None` when the flag and env are unset); the error is
+/// one line naming the flag and env (`names`) and saying what was `expected`.
+fn whole_number(
+    text: Option<String>,
+    names: &str,
+    range: std::ops::RangeInclusive<u64>,
+    expected: &str,
+) -> Result<Option<u64>, String> {
     let Some(text) = text else { return Ok(None) };
     match text.trim().parse::<u64>() {
-        Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Ok(Some(Duration::from_secs(secs))),
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
         _ => Err(format!(
-            "invalid value {text:?} for {names}: expected a whole number of seconds from 1 to {MAX_TIMEOUT_SECS}"
+            "invalid value {text:?} for {names}: expected {expected}"
         )),
     }
 }

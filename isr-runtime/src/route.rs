@@ -78,7 +78,7 @@ impl fmt::Debug for PageKey {
 /// A key for unit tests of the tiers below the router (the path must be canonical).
 #[cfg(test)]
 pub(crate) fn test_key(path: &str) -> PageKey {
-    assert!(path == "/" || path[1..].split('/').all(segment_is_acceptable));
+    assert!(is_canonical_key(path), "{path:?} is not a canonical key");
     PageKey::checked(path.to_string())
 }
 

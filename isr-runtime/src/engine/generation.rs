@@ -20,18 +20,6 @@ use std::time::{Duration, Instant};
 type Failure = (FailureKind, String);
 
 impl Engine {
-    /// Joins the running generation of `key`, or starts one that waits for a scheduler slot.
-    pub(super) fn join_or_start(
-        self: &Arc<Self>,
-        key: &PageKey,
-        def: &'static PageDef,
-        params: Params,
-        trigger: Trigger,
-        unknown_route: Option<&'static str>,
-    ) -> super::SharedGeneration {
-        self.start(key, def, params, trigger, StartSlot::Wait { unknown_route })
-    }
-
     /// Joins the running generation of `key`, or starts one in its own tracked task.
     pub(super) fn start(
         self: &Arc<Self>,

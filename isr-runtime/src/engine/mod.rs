@@ -305,14 +305,7 @@ impl Engine {
                 }
                 Ok(None) => {
                     // No usable body for a stored page: a miss (whatever the fallback), so the
-                    // page is regenerated instead of dropped.
-                    if let Some(snapshot) = self.table.snapshot(key.as_str()) {
-                        if mono < snapshot.retry_at_ms {
-                            return Served::Unavailable {
-                                retry_after: Duration::from_millis(snapshot.retry_at_ms - mono),
-                            };
-                        }
-                    }
+                    // page is regenerated instead of dropped (inside its backoff: 503).
                     return self.generate_for_request(def, key, params, false).await;
                 }
                 Err(error) => {
@@ -356,7 +349,13 @@ impl Engine {
     ) -> Served {
         let unknown_route = unknown.then_some(def.path);
         match self
-            .join_or_start(&key, def, params, Trigger::Miss, unknown_route)
+            .start(
+                &key,
+                def,
+                params,
+                Trigger::Miss,
+                StartSlot::Wait { unknown_route },
+            )
             .await
         {
             Outcome::Generated(page) => Served::Stored {
@@ -495,8 +494,10 @@ impl Engine {
             running.await;
         }
         let unknown = (!self.table.contains(key.as_str())).then_some(def.path);
-        self.join_or_start(&key, def, params, trigger, unknown)
-            .await
+        let slot = StartSlot::Wait {
+            unknown_route: unknown,
+        };
+        self.start(&key, def, params, trigger, slot).await
     }
 
     /// Generates a page enumerated by the build (no scheduler slot: the build bounds itself).

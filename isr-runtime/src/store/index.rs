@@ -239,11 +239,11 @@ impl Writer {
             match op {
                 Op::Put(meta) => write_row(&transaction, meta)?,
                 Op::Remove(key) => {
-                    transaction
-                        .execute("DELETE FROM pages WHERE key = ?1", [key])
+                    cached(&transaction, "DELETE FROM pages WHERE key = ?1")?
+                        .execute([key])
                         .map_err(sql_error)?;
-                    transaction
-                        .execute("DELETE FROM page_tags WHERE key = ?1", [key])
+                    cached(&transaction, DELETE_TAGS)?
+                        .execute([key])
                         .map_err(sql_error)?;
                 }
             }
@@ -252,6 +252,13 @@ impl Writer {
         self.pending.clear();
         Ok(())
     }
+}
+
+const DELETE_TAGS: &str = "DELETE FROM page_tags WHERE key = ?1";
+
+/// A statement parsed once per connection (every row of a build reuses it).
+fn cached<'c>(connection: &'c Connection, sql: &str) -> io::Result<rusqlite::CachedStatement<'c>> {
+    connection.prepare_cached(sql).map_err(sql_error)
 }
 
 fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
@@ -270,10 +277,12 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
         } => (2, None, None, Some(location.as_str()), Some(*permanent)),
     };
     let tags = serde_json::to_string(&meta.tags).map_err(io::Error::other)?;
-    connection
+    cached(
+        connection,
+        "INSERT OR REPLACE INTO pages (key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
         .execute(
-            "INSERT OR REPLACE INTO pages (key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 meta.key,
                 meta.route,
@@ -287,12 +296,13 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
             ],
         )
         .map_err(sql_error)?;
-    connection
-        .execute("DELETE FROM page_tags WHERE key = ?1", [&meta.key])
+    cached(connection, DELETE_TAGS)?
+        .execute([&meta.key])
         .map_err(sql_error)?;
-    let mut insert = connection
-        .prepare_cached("INSERT OR IGNORE INTO page_tags (tag, key) VALUES (?1, ?2)")
-        .map_err(sql_error)?;
+    let mut insert = cached(
+        connection,
+        "INSERT OR IGNORE INTO page_tags (tag, key) VALUES (?1, ?2)",
+    )?;
     for tag in &meta.tags {
         insert.execute([tag, &meta.key]).map_err(sql_error)?;
     }
