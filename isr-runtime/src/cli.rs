@@ -68,6 +68,10 @@ struct Cli {
     #[arg(long, env = "ISR_BODY_TIMEOUT", global = true, value_name = "SECS")]
     body_timeout: Option<String>,
 
+    /// Seconds a response may wait for a client that reads nothing; then the connection is closed [default: 30]
+    #[arg(long, env = "ISR_SEND_TIMEOUT", global = true, value_name = "SECS")]
+    send_timeout: Option<String>,
+
     /// Open connections at most; more get 503 and are closed [default: 10000, fewer under a low open-file limit]
     #[arg(long, env = "ISR_MAX_CONNECTIONS", global = true, value_name = "N")]
     max_connections: Option<String>,
@@ -370,6 +374,8 @@ impl App {
                 .unwrap_or(defaults.idle_timeout),
             body_timeout: seconds(cli.body_timeout, "--body-timeout / ISR_BODY_TIMEOUT")?
                 .unwrap_or(defaults.body_timeout),
+            send_timeout: seconds(cli.send_timeout, "--send-timeout / ISR_SEND_TIMEOUT")?
+                .unwrap_or(defaults.send_timeout),
             max_connections: whole_number(
                 cli.max_connections,
                 "--max-connections / ISR_MAX_CONNECTIONS",
@@ -378,8 +384,9 @@ impl App {
             )?
             .map_or(defaults.max_connections, |n| n as usize),
         };
+        let command = cli.command.unwrap_or(Command::Start);
         Ok(Config {
-            command: cli.command.unwrap_or(Command::Start),
+            command,
             addr,
             site_root,
             build: BuildOptions {
@@ -393,6 +400,8 @@ impl App {
             engine: EngineOptions {
                 max_regenerations,
                 hot_cache_bytes,
+                // `serve` answers while the page table fills; `build` and `start` need it whole.
+                serve_while_loading: command == Command::Serve,
                 ..EngineOptions::default()
             },
             shutdown_timeout,
@@ -521,16 +530,24 @@ impl App {
         };
         let app = crate::server::router(engine.clone(), options, crate::metrics::install())
             .merge(self.routes);
-        tracing::info!(
-            "serving {} pages from {} at http://{addr}",
-            engine.page_count(),
-            config.site_root.display()
-        );
+        if engine.is_loaded() {
+            tracing::info!(
+                "serving {} pages from {} at http://{addr}",
+                engine.page_count(),
+                config.site_root.display()
+            );
+        } else {
+            tracing::info!(
+                "serving pages from {} at http://{addr} (the page index is still loading; pages not loaded yet are looked up one by one)",
+                config.site_root.display()
+            );
+        }
         let limits = config.connection_limits;
         tracing::info!(
             header_timeout_s = limits.header_timeout.as_secs(),
             idle_timeout_s = limits.idle_timeout.as_secs(),
             body_timeout_s = limits.body_timeout.as_secs(),
+            send_timeout_s = limits.send_timeout.as_secs(),
             max_connections = limits.max_connections,
             "connection limits"
         );
@@ -658,6 +675,8 @@ mod tests {
             "4",
             "--body-timeout",
             "5",
+            "--send-timeout",
+            "7",
             "--max-connections",
             "6",
         ])
@@ -666,6 +685,7 @@ mod tests {
         assert_eq!(limits.header_timeout, Duration::from_secs(3));
         assert_eq!(limits.idle_timeout, Duration::from_secs(4));
         assert_eq!(limits.body_timeout, Duration::from_secs(5));
+        assert_eq!(limits.send_timeout, Duration::from_secs(7));
         assert_eq!(limits.max_connections, 6);
         assert_eq!(
             parse(&[]).unwrap().connection_limits,

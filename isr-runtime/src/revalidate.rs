@@ -6,7 +6,7 @@ use crate::route::{PageKey, Resolved};
 use crate::store::PageKind;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 /// How many pages one on-demand request regenerates at the same time.
@@ -93,6 +93,21 @@ enum Target {
 /// The pages `request` names, each once: paths first, then the pages carrying each tag now.
 /// Runs on the blocking pool (a tag may name 100,000 pages).
 async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Target> {
+    // While the page table still fills at start-up, the store's tag index names the pages not
+    // loaded yet.
+    let mut stored: HashMap<String, Vec<PageKey>> = HashMap::new();
+    if !engine.is_loaded() {
+        for tag in &request.tags {
+            if stored.contains_key(tag) {
+                continue;
+            }
+            let keys = engine.stored_keys_with_tag(tag).await.unwrap_or_else(|error| {
+                tracing::warn!(%tag, %error, "could not read the store's tag index; revalidating the pages loaded so far");
+                Vec::new()
+            });
+            stored.insert(tag.clone(), keys);
+        }
+    }
     let engine = engine.clone();
     let request = request.clone();
     tokio::task::spawn_blocking(move || {
@@ -116,7 +131,8 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
         }
         let mut seen_tags: HashSet<&str> = HashSet::new();
         for tag in request.tags.iter().filter(|t| seen_tags.insert(t.as_str())) {
-            for key in engine.keys_with_tag(tag) {
+            let from_store = stored.remove(tag.as_str()).unwrap_or_default();
+            for key in engine.keys_with_tag(tag).into_iter().chain(from_store) {
                 if seen.insert(key.clone()) {
                     targets.push(Target::Key(key));
                 }

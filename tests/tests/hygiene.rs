@@ -408,7 +408,8 @@ fn bad_connection_limits_are_configuration_errors_naming_flag_and_env() {
     let idle = ["--idle-timeout", "ISR_IDLE_TIMEOUT"];
     let body = ["--body-timeout", "ISR_BODY_TIMEOUT"];
     let max = ["--max-connections", "ISR_MAX_CONNECTIONS"];
-    let cases: [Case; 8] = [
+    let send = ["--send-timeout", "ISR_SEND_TIMEOUT"];
+    let cases: [Case; 10] = [
         (
             &["serve", "--site-root", root, "--header-timeout", "0"],
             &[],
@@ -443,6 +444,16 @@ fn bad_connection_limits_are_configuration_errors_naming_flag_and_env() {
             &["serve", "--site-root", root],
             &[("ISR_MAX_CONNECTIONS", "many")],
             max,
+        ),
+        (
+            &["serve", "--site-root", root, "--send-timeout", "0"],
+            &[],
+            send,
+        ),
+        (
+            &["serve", "--site-root", root],
+            &[("ISR_SEND_TIMEOUT", "2 minutes")],
+            send,
         ),
         // The flag beats the env: its bad value is an error even with a good env value.
         (

@@ -21,6 +21,7 @@
 
 pub mod freshness;
 mod generation;
+mod loading;
 mod negative;
 pub mod outcome;
 mod scheduler;
@@ -40,6 +41,7 @@ use crate::route::{PageKey, Resolved, Routes};
 use crate::store::{Etag, PageKind, PageStore};
 use futures::future::{BoxFuture, Shared};
 use futures::StreamExt;
+use loading::LoadState;
 use negative::{NegativeMemory, Remembered};
 use scheduler::Scheduler;
 use std::collections::{HashMap, HashSet};
@@ -69,6 +71,10 @@ pub struct EngineOptions {
     pub hot_cache_bytes: u64,
     /// Paths that are not pages (not found, failing) remembered at most.
     pub not_found_capacity: usize,
+    /// Return from [`Engine::open_with`] after the first batch of stored pages and fill the
+    /// page table while requests are served (a request for a page not loaded yet looks its
+    /// key up in the store). Off: the table is complete when the engine opens.
+    pub serve_while_loading: bool,
 }
 
 impl Default for EngineOptions {
@@ -77,6 +83,7 @@ impl Default for EngineOptions {
             max_regenerations: default_max_regenerations(),
             hot_cache_bytes: DEFAULT_BUDGET_BYTES,
             not_found_capacity: NEGATIVE_CAPACITY,
+            serve_while_loading: false,
         }
     }
 }
@@ -105,6 +112,8 @@ pub struct Engine {
     shell: RwLock<Arc<DocumentShell>>,
     hot: HotCache,
     tasks: TaskTracker,
+    /// Whether the page table holds every stored page yet (see [`loading`]).
+    loading: LoadState,
 }
 
 impl Engine {
@@ -137,33 +146,23 @@ impl Engine {
         // Filling the table overlaps reading the store (batches through a channel).
         let started = std::time::Instant::now();
         let table = PageTable::new(routes.defs());
-        let mut ignored = 0usize;
         let mut batches = store.load_batches();
-        while let Some(batch) = batches.next().await {
-            for meta in batch? {
-                match routes.page_of_key(&meta.key) {
-                    Some((def, key)) if def.path == meta.route => {
-                        table.commit(&key, def, &meta);
-                    }
-                    _ => {
-                        ignored += 1;
-                        tracing::debug!(key = %meta.key, route = %meta.route, "stored page has no route any more; ignored");
-                    }
-                }
+        let loading = if options.serve_while_loading {
+            // The first batch is read now, so a store that cannot be read at all fails the
+            // start; the rest fills the table while requests are served.
+            if let Some(first) = batches.next().await {
+                let rows: Vec<_> = first?
+                    .into_iter()
+                    .filter_map(|meta| loading::routed_row(&routes, meta))
+                    .collect();
+                table.fill(&rows);
             }
-        }
-        table.shrink_to_fit();
-        if ignored > 0 {
-            tracing::info!(
-                ignored,
-                "stored pages whose route no longer exists were ignored"
-            );
-        }
-        tracing::info!(
-            pages = table.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "page index loaded"
-        );
+            LoadState::loading()
+        } else {
+            loading::load_all(&table, &routes, batches).await?;
+            batches = Box::pin(futures::stream::empty());
+            LoadState::complete()
+        };
         let sweep = store.sweep();
         tokio::spawn(async move {
             match sweep.await {
@@ -177,7 +176,7 @@ impl Engine {
             routes.defs().iter().map(|d| d.path),
             MAX_SLOT_WAIT,
         );
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
             routes,
             store,
             clock,
@@ -188,7 +187,12 @@ impl Engine {
             shell: RwLock::new(Arc::new(DocumentShell::default())),
             hot: HotCache::new(options.hot_cache_bytes),
             tasks: TaskTracker::new(),
-        }))
+            loading,
+        });
+        if !engine.loading.is_complete() {
+            loading::fill_in_background(&engine, batches, started);
+        }
+        Ok(engine)
     }
 
     /// Sets what every page generated from now on gets besides its body (client bundle, …).
@@ -224,7 +228,8 @@ impl Engine {
         &self.routes
     }
 
-    /// How many stored pages (incl. tombstones and redirects) the engine knows.
+    /// How many stored pages (incl. tombstones and redirects) the engine knows (while the table
+    /// fills at start-up, those loaded so far: see [`Engine::is_loaded`]).
     ///
     /// ```
     /// # fn demo(engine: &isr::Engine) { println!("{} pages", engine.page_count()); }
@@ -280,6 +285,12 @@ impl Engine {
         params: Params,
     ) -> Served {
         let mono = self.clock.monotonic_ms();
+        if let Err(error) = self.look_up_while_loading(&key).await {
+            tracing::warn!(path = %key, %error, "could not look the page up in the store; answering 503 this time");
+            return Served::Unavailable {
+                retry_after: READ_ERROR_RETRY,
+            };
+        }
         if let Some(snapshot) = self.table.snapshot(key.as_str()) {
             match self.resident_or_read(&key, snapshot).await {
                 Ok(Some((page, snapshot))) => {
@@ -430,6 +441,30 @@ impl Engine {
         Ok(None)
     }
 
+    /// While the page table is still filling, adds `key`'s stored row to it (if the store has
+    /// one and the table does not yet), so the page is served as stored, not as unknown.
+    async fn look_up_while_loading(&self, key: &PageKey) -> std::io::Result<()> {
+        if self.loading.is_complete() || self.table.contains(key.as_str()) {
+            return Ok(());
+        }
+        if let Some(meta) = self.store.meta(key).await? {
+            if let Some(row) = loading::routed_row(&self.routes, meta) {
+                self.table.fill(std::slice::from_ref(&row));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the page table holds every stored page (false while it fills in the background
+    /// after [`EngineOptions::serve_while_loading`], or after that load failed).
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { if !engine.is_loaded() { println!("still loading"); } }
+    /// ```
+    pub fn is_loaded(&self) -> bool {
+        self.loading.is_complete()
+    }
+
     /// Makes `page` resident if the table still describes it.
     fn keep_resident(&self, key: &PageKey, page: &Arc<CachedPage>) {
         if self.table.version(key.as_str()) == Some(page.version) {
@@ -493,6 +528,9 @@ impl Engine {
         if let Some(running) = running {
             running.await;
         }
+        if let Err(error) = self.look_up_while_loading(&key).await {
+            tracing::warn!(path = %key, %error, "could not look the page up in the store before regenerating it");
+        }
         let unknown = (!self.table.contains(key.as_str())).then_some(def.path);
         let slot = StartSlot::Wait {
             unknown_route: unknown,
@@ -518,6 +556,16 @@ impl Engine {
     /// ```
     pub fn keys_with_tag(&self, tag: &str) -> Vec<PageKey> {
         self.table.keys_with_tag(tag)
+    }
+
+    /// Keys the store's own tag index lists for `tag` (routed; rows of removed routes left
+    /// out): what tag revalidation adds while the page table is not complete.
+    pub(crate) async fn stored_keys_with_tag(&self, tag: &str) -> std::io::Result<Vec<PageKey>> {
+        let keys = self.store.keys_with_tag(tag).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|key| self.routes.page_of_key(key).map(|(_, key)| key))
+            .collect())
     }
 
     /// The persistent tier.

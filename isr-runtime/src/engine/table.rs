@@ -275,70 +275,22 @@ impl PageTable {
     /// Records a committed generation (or a page loaded at start-up): replaces the entry,
     /// clears its failures, moves its tags in the index. Returns the new version.
     pub fn commit(&self, key: &PageKey, def: &'static PageDef, meta: &PageMeta) -> u64 {
+        self.write().commit(key, def, meta)
+    }
+
+    /// Adds pages read from the store at start-up, under one lock, skipping every key the
+    /// table already holds: an entry committed (or looked up) while the index was still being
+    /// read is at least as new as the row read. Returns how many were added.
+    pub fn fill(&self, rows: &[(PageKey, &'static PageDef, PageMeta)]) -> usize {
         let mut inner = self.write();
-        let inner = &mut *inner;
-        let route = inner.route_of(def);
-        if let Some(old) = inner.entries.get_mut(key.as_str()) {
-            let old_tags = std::mem::replace(&mut old.loader_tags, TagIds::None).to_vec();
-            inner.untag_all(key, old_tags);
-        }
-        let mut ids: Vec<u32> = Vec::new();
-        for tag in &meta.tags {
-            if def.tags.contains(&tag.as_str()) {
-                continue;
-            }
-            let id = match inner.tags.get_full_mut(tag.as_str()) {
-                Some((id, _, keys)) => {
-                    keys.insert(key);
-                    id
-                }
-                None => {
-                    inner
-                        .tags
-                        .insert_full(tag.as_str().into(), TagKeys::One(key.clone()))
-                        .0
-                }
-            } as u32;
-            if !ids.contains(&id) {
-                ids.push(id);
+        let mut added = 0;
+        for (key, def, meta) in rows {
+            if !inner.entries.contains_key(key.as_str()) {
+                inner.commit(key, def, meta);
+                added += 1;
             }
         }
-        inner.next_version += 1;
-        let version = inner.next_version;
-        let (kind, etag, bytes) = match &meta.kind {
-            PageKind::Page { etag, bytes } => {
-                (Kind::Page, *etag, u32::try_from(*bytes).unwrap_or(u32::MAX))
-            }
-            PageKind::NotFound => (Kind::NotFound, Etag::from_bytes([0; 16]), 0),
-            PageKind::Redirect { .. } => (Kind::Redirect, Etag::from_bytes([0; 16]), 0),
-        };
-        match &meta.kind {
-            PageKind::Redirect {
-                location,
-                permanent,
-            } => {
-                inner
-                    .redirects
-                    .insert(key.clone(), (location.as_str().into(), *permanent));
-            }
-            _ => {
-                inner.redirects.remove(key.as_str());
-            }
-        }
-        inner.failing.remove(key.as_str());
-        inner.entries.insert(
-            key.clone(),
-            Entry {
-                etag,
-                generated_at_ms: meta.generated_at_ms,
-                version,
-                loader_tags: TagIds::from_vec(ids),
-                bytes,
-                route,
-                kind,
-            },
-        );
-        version
+        added
     }
 
     /// Counts a failed generation of a stored page and sets its retry deadline
@@ -402,6 +354,70 @@ impl PageTable {
 }
 
 impl Inner {
+    /// See [`PageTable::commit`].
+    fn commit(&mut self, key: &PageKey, def: &'static PageDef, meta: &PageMeta) -> u64 {
+        let route = self.route_of(def);
+        if let Some(old) = self.entries.get_mut(key.as_str()) {
+            let old_tags = std::mem::replace(&mut old.loader_tags, TagIds::None).to_vec();
+            self.untag_all(key, old_tags);
+        }
+        let mut ids: Vec<u32> = Vec::new();
+        for tag in &meta.tags {
+            if def.tags.contains(&tag.as_str()) {
+                continue;
+            }
+            let id = match self.tags.get_full_mut(tag.as_str()) {
+                Some((id, _, keys)) => {
+                    keys.insert(key);
+                    id
+                }
+                None => {
+                    self.tags
+                        .insert_full(tag.as_str().into(), TagKeys::One(key.clone()))
+                        .0
+                }
+            } as u32;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        self.next_version += 1;
+        let version = self.next_version;
+        let (kind, etag, bytes) = match &meta.kind {
+            PageKind::Page { etag, bytes } => {
+                (Kind::Page, *etag, u32::try_from(*bytes).unwrap_or(u32::MAX))
+            }
+            PageKind::NotFound => (Kind::NotFound, Etag::from_bytes([0; 16]), 0),
+            PageKind::Redirect { .. } => (Kind::Redirect, Etag::from_bytes([0; 16]), 0),
+        };
+        match &meta.kind {
+            PageKind::Redirect {
+                location,
+                permanent,
+            } => {
+                self.redirects
+                    .insert(key.clone(), (location.as_str().into(), *permanent));
+            }
+            _ => {
+                self.redirects.remove(key.as_str());
+            }
+        }
+        self.failing.remove(key.as_str());
+        self.entries.insert(
+            key.clone(),
+            Entry {
+                etag,
+                generated_at_ms: meta.generated_at_ms,
+                version,
+                loader_tags: TagIds::from_vec(ids),
+                bytes,
+                route,
+                kind,
+            },
+        );
+        version
+    }
+
     fn route_of(&self, def: &'static PageDef) -> u16 {
         self.defs
             .iter()

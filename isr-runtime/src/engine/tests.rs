@@ -1075,3 +1075,202 @@ async fn hot_cache_accounting_holds_under_concurrent_requests_and_regenerations(
         assert!(body.contains("a page body"), "{name}: {body}");
     }
 }
+
+/// A store test double whose start-up read pauses: the first row comes at once, every later
+/// row only when the test releases it (a real index cannot be paused half-way on demand).
+#[derive(Clone)]
+struct SlowLoadStore {
+    inner: MemoryStore,
+    released: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for SlowLoadStore {
+    fn default() -> Self {
+        SlowLoadStore {
+            inner: MemoryStore::default(),
+            released: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+}
+
+impl SlowLoadStore {
+    /// Stores a page of `/listed/<case>` carrying `tags`, as a build would have.
+    async fn stored(&self, case: &str, text: &str, tags: &[&str]) {
+        let routes = Routes::new(vec![&ONLY_LISTED]).unwrap();
+        let (_, key) = routes.page_of_key(&format!("/listed/{case}")).unwrap();
+        let body = Bytes::from(format!("<p>{text}</p>"));
+        let meta = PageMeta {
+            key: key.to_string(),
+            route: ONLY_LISTED.path.into(),
+            generated_at_ms: START_MS,
+            kind: PageKind::Page {
+                etag: Etag::of(&body),
+                bytes: body.len() as u64,
+            },
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        self.inner.put(&key, meta, Some(body)).await.unwrap();
+    }
+}
+
+impl PageStore for SlowLoadStore {
+    fn load(&self) -> StoreFuture<Vec<PageMeta>> {
+        self.inner.load()
+    }
+    fn load_batches(&self) -> futures::stream::BoxStream<'static, std::io::Result<Vec<PageMeta>>> {
+        let inner = self.inner.clone();
+        let released = self.released.clone();
+        Box::pin(
+            futures::stream::once(async move {
+                let mut rows = inner.load().await.unwrap();
+                rows.sort_by(|a, b| a.key.cmp(&b.key));
+                futures::stream::iter(rows.into_iter().enumerate())
+            })
+            .flatten()
+            .then(move |(i, row)| {
+                let released = released.clone();
+                async move {
+                    if i > 0 {
+                        released.acquire().await.unwrap().forget();
+                    }
+                    Ok(vec![row])
+                }
+            }),
+        )
+    }
+    fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>> {
+        self.inner.meta(key)
+    }
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>> {
+        self.inner.body(key)
+    }
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()> {
+        self.inner.put(key, meta, body)
+    }
+    fn remove(&self, key: &PageKey) -> StoreFuture<()> {
+        self.inner.remove(key)
+    }
+    fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>> {
+        self.inner.keys_with_tag(tag)
+    }
+}
+
+async fn serving_while_loading(store: &SlowLoadStore) -> Harness {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let routes = Routes::new(vec![&BLOCKING, &ONLY_LISTED]).unwrap();
+    let options = EngineOptions {
+        serve_while_loading: true,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open_with(routes, Arc::new(store.clone()), clock.clone(), options)
+        .await
+        .unwrap();
+    Harness { engine, clock }
+}
+
+#[tokio::test]
+async fn pages_not_loaded_yet_are_served_from_the_store_and_never_overwritten_by_the_load() {
+    let store = SlowLoadStore::default();
+    for case in ["bg-a", "bg-b", "bg-c"] {
+        store.stored(case, &format!("{case} built"), &[]).await;
+    }
+    let h = serving_while_loading(&store).await;
+    assert!(!h.engine.is_loaded());
+    assert_eq!(
+        h.engine.page_count(),
+        1,
+        "only the first row is read before opening"
+    );
+
+    // `/listed/…` answers 404 for pages it does not know: these are found in the store.
+    assert_eq!(
+        h.get("/listed/bg-c").await,
+        (Some(CacheStatus::Hit), "<p>bg-c built</p>".into())
+    );
+    assert_eq!(h.get("/listed/bg-none").await, (None, "404".into()));
+
+    // A page regenerated while its old row is still to come keeps the new version.
+    let b = script("bg-b", Mode::Page("bg-b regenerated"));
+    let outcome = h.engine.regenerate("/listed/bg-b", Trigger::OnDemand).await;
+    assert!(
+        matches!(outcome, Some(Outcome::Generated(_))),
+        "{outcome:?}"
+    );
+    store.released.add_permits(2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.engine.is_loaded() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(h.engine.is_loaded(), "the table filled");
+    assert_eq!(h.engine.page_count(), 3);
+    let (cache, body) = h.get("/listed/bg-b").await;
+    assert_eq!(cache, Some(CacheStatus::Hit));
+    assert!(body.contains("bg-b regenerated"), "{body}");
+    assert_eq!(b.calls(), 1);
+    assert!(h.get("/listed/bg-a").await.1.contains("bg-a built"));
+}
+
+#[tokio::test]
+async fn tag_revalidation_while_loading_covers_pages_not_loaded_yet() {
+    let store = SlowLoadStore::default();
+    let scripts: Vec<_> = ["tl-a", "tl-b", "tl-c"]
+        .iter()
+        .map(|case| script(case, Mode::Page("after the edit")))
+        .collect();
+    for case in ["tl-a", "tl-b", "tl-c"] {
+        store.stored(case, "before the edit", &["edited"]).await;
+    }
+    let h = serving_while_loading(&store).await;
+    assert!(!h.engine.is_loaded());
+    let request = crate::RevalidateRequest {
+        paths: vec![],
+        tags: vec!["edited".into()],
+    };
+    let results = crate::revalidate::revalidate(&h.engine, &request).await;
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert!(results
+        .iter()
+        .all(|r| r.outcome == crate::RevalidationOutcome::Regenerated));
+    assert!(scripts.iter().all(|s| s.calls() == 1));
+    assert!(!h.engine.is_loaded(), "answered before the table filled");
+    for case in ["tl-a", "tl-b", "tl-c"] {
+        assert!(h
+            .get(&format!("/listed/{case}"))
+            .await
+            .1
+            .contains("after the edit"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_work_finishes_when_the_caller_goes_away() {
+    let h = harness().await;
+    let s = script("gone", Mode::Page("v1"));
+    h.get("/t/gone").await;
+    s.set(Mode::Page("v2"));
+    s.delay(Duration::from_millis(300));
+    let engine = h.engine.clone();
+    // The webhook's handler future, dropped as hyper drops it when the CMS disconnects.
+    let caller = tokio::spawn(async move {
+        let request = crate::RevalidateRequest {
+            paths: vec!["/t/gone".into()],
+            tags: vec![],
+        };
+        crate::revalidate::start(&engine, &request, usize::MAX).await
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.engine.running_generations() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(
+        h.engine.running_generations(),
+        1,
+        "the regeneration started"
+    );
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    let (cache, body) = h.eventually_contains("/t/gone", "v2").await;
+    assert!(body.contains("v2"), "the regeneration went on: {body}");
+    assert_eq!(cache, Some(CacheStatus::Hit));
+    assert_eq!(s.calls(), 2);
+}

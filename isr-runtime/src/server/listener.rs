@@ -11,7 +11,8 @@
 //! | response sent, no byte of a next request | [`idle_timeout`](ConnectionLimits::idle_timeout) from the end of the response | closed (FIN) |
 //! | first byte of a next request arrived, head not complete | `header_timeout` from that byte | closed, no answer |
 //! | a handler reads the request body | [`body_timeout`](ConnectionLimits::body_timeout) between two chunks | the read fails (the webhook answers `408`) |
-//! | a handler runs, the response is written | not bounded here (loaders have their own timeout) | |
+//! | a handler runs | not bounded here (loaders have their own timeout) | |
+//! | the response is written and the client does not read it | [`send_timeout`](ConnectionLimits::send_timeout) without any byte taken by the socket | closed |
 //! | more than [`max_connections`](ConnectionLimits::max_connections) open | | a new connection gets `503` and is closed at once |
 //!
 //! hyper 1.x has `header_read_timeout`, but it runs from the moment hyper starts waiting for a
@@ -65,6 +66,7 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// assert_eq!(limits.header_timeout, Duration::from_secs(10));
 /// assert_eq!(limits.idle_timeout, Duration::from_secs(60));
 /// assert_eq!(limits.body_timeout, Duration::from_secs(10));
+/// assert_eq!(limits.send_timeout, Duration::from_secs(30));
 /// assert!((1..=isr::server::listener::DEFAULT_MAX_CONNECTIONS).contains(&limits.max_connections));
 ///
 /// let strict = isr::server::ConnectionLimits { header_timeout: Duration::from_secs(2), ..limits };
@@ -84,6 +86,10 @@ pub struct ConnectionLimits {
     /// `408`) and the connection is closed after the answer. Bodies nobody reads are not
     /// waited for.
     pub body_timeout: Duration,
+    /// Longest time a response write may make no progress (the client stopped reading and
+    /// the socket's buffers are full). Past it the connection is closed. A slow client that
+    /// keeps reading is never cut.
+    pub send_timeout: Duration,
     /// Open connections at most. Above it a new connection is accepted, answered `503` with
     /// `retry-after: 1` and closed at once (never left waiting in the kernel's backlog); this is
     /// logged at most once per 10 s.
@@ -96,6 +102,7 @@ impl Default for ConnectionLimits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
             max_connections: default_max_connections(),
         }
     }
@@ -257,6 +264,8 @@ async fn serve_connection(
     let io = TokioIo::new(Watched {
         stream,
         activity: activity.clone(),
+        send_timeout: limits.send_timeout,
+        send_stalled: None,
     });
     let service = ConnectionService {
         app,
@@ -381,10 +390,39 @@ impl Drop for Exchange {
     }
 }
 
-/// The socket, telling [`Activity`] when bytes arrive.
+/// The socket, telling [`Activity`] when bytes arrive, and failing a write that makes no
+/// progress for `send_timeout` (hyper then closes the connection).
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
+    send_timeout: Duration,
+    /// Armed when a write finds the socket full; dropped when a write goes through.
+    send_stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Watched {
+    /// Passes a write's result on, timing how long the socket has stayed full.
+    fn bounded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if written.is_ready() {
+            self.send_stalled = None;
+            return written;
+        }
+        let timeout = self.send_timeout;
+        let stalled = self
+            .send_stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for the send timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -409,7 +447,8 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.bounded(cx, written)
     }
 
     fn poll_write_vectored(
@@ -417,7 +456,8 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.bounded(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -610,6 +650,7 @@ mod tests {
         header_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
         body_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(30),
         max_connections: 1,
     };
 
@@ -699,6 +740,73 @@ mod tests {
             ..LIMITS
         };
         assert_eq!(hyper_backstop(&endless), None);
+    }
+
+    /// Status of `GET path` on a new connection (`None`: no answer within 5 s).
+    async fn fresh_status(addr: SocketAddr, path: &str) -> Option<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let exchange = async {
+            let mut stream = TcpStream::connect(addr).await.ok()?;
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).await.ok()?;
+            std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+        };
+        tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_reads_nothing_is_cut_at_the_send_timeout() {
+        use tokio::io::AsyncWriteExt;
+        const BIG: usize = 64 << 20; // far more than the loopback socket buffers hold
+        let app = Router::new()
+            .route("/big", axum::routing::get(|| async { vec![b'x'; BIG] }))
+            .route("/small", axum::routing::get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ConnectionLimits {
+            send_timeout: Duration::from_secs(1),
+            max_connections: 1,
+            ..LIMITS
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_until(listener, app, limits, async {
+            let _ = stopped.await;
+        }));
+
+        let mut reader_of_nothing = TcpStream::connect(addr).await.unwrap();
+        reader_of_nothing
+            .write_all(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(10);
+        // It holds the only connection slot while its response is stuck…
+        let mut refused = false;
+        while !refused && Instant::now() < deadline {
+            refused = fresh_status(addr, "/small").await == Some(503);
+        }
+        assert!(refused, "the stuck response held its connection");
+        // …until the send timeout closes it.
+        let mut served = false;
+        while !served && Instant::now() < deadline {
+            served = fresh_status(addr, "/small").await == Some(200);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(served, "the stuck connection was closed");
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        drop(reader_of_nothing);
     }
 
     #[test]

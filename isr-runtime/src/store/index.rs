@@ -10,9 +10,9 @@
 //! blocking pool.
 
 use super::{Etag, PageKind, PageMeta};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Schema version kept in SQLite's `user_version`.
@@ -46,8 +46,10 @@ enum Op {
     Remove(String),
 }
 
-/// The open index: one writer connection, one reader connection (WAL lets them run together).
+/// The open index: one writer connection, one reader connection (WAL lets them run together);
+/// a full load opens a connection of its own, so point reads go on while it runs.
 pub(super) struct Index {
+    path: PathBuf,
     writer: Mutex<Writer>,
     reader: Mutex<Connection>,
 }
@@ -92,6 +94,7 @@ impl Index {
             .execute_batch("PRAGMA busy_timeout = 5000;")
             .map_err(sql_error)?;
         Ok(Index {
+            path: path.to_path_buf(),
             writer: Mutex::new(Writer {
                 connection: writer,
                 pending: Vec::new(),
@@ -119,7 +122,13 @@ impl Index {
         mut send: impl FnMut(Vec<PageMeta>) -> bool,
     ) -> io::Result<()> {
         self.flush()?;
-        let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        // A connection of its own: the one shared reader stays free for point reads (requests
+        // served while the page table fills). WAL gives this one a consistent snapshot.
+        let reader = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql_error)?;
         let mut statement = reader
             .prepare(
                 "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags FROM pages",
