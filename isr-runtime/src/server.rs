@@ -4,7 +4,6 @@
 //! generated.
 
 use crate::engine::{Engine, Served};
-use crate::page::Revalidate;
 use crate::render::status_document;
 use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
 use crate::store::PageKind;
@@ -20,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
+mod cache_headers;
 pub mod listener;
+pub use cache_headers::{age, cache_control, cache_status, not_found_cache_control};
 pub use listener::ConnectionLimits;
 
 /// Largest accepted body of `POST /_isr/revalidate`.
@@ -118,6 +119,7 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
             page,
             cache,
             revalidate,
+            age,
         } => {
             let mut response = match &page.meta.kind {
                 PageKind::Page { .. } => {
@@ -141,7 +143,16 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
                 }
             }
             let window = crate::engine::effective_revalidate(&page.meta.kind, revalidate);
-            headers.insert(header::CACHE_CONTROL, cache_control(window));
+            let cache_control = match page.meta.kind {
+                PageKind::NotFound => not_found_cache_control(window),
+                _ => cache_control(window),
+            };
+            headers.insert(header::CACHE_CONTROL, cache_control);
+            headers.insert(header::AGE, cache_headers::age(age));
+            headers.insert(
+                "cache-status",
+                cache_status(cache, window, age, page.version != 0),
+            );
             headers.insert(
                 CACHE_STATUS_HEADER,
                 HeaderValue::from_static(cache.as_str()),
@@ -164,20 +175,6 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
         }
         Served::Unavailable { retry_after } => unavailable(retry_after),
     }
-}
-
-/// `public, s-maxage=<revalidate>, stale-while-revalidate=<seconds>`.
-///
-/// ```
-/// let v = isr::server::cache_control(isr::Revalidate::After(60));
-/// assert_eq!(v, "public, s-maxage=60, stale-while-revalidate=31536000");
-/// ```
-pub fn cache_control(revalidate: Revalidate) -> HeaderValue {
-    let max_age = revalidate.seconds().unwrap_or(STALE_WHILE_REVALIDATE_SECS);
-    HeaderValue::from_str(&format!(
-        "public, s-maxage={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE_SECS}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
 }
 
 /// Whether `If-None-Match` matches `etag` (weak comparison, as RFC 9110 requires for it).
@@ -459,13 +456,5 @@ mod tests {
         assert!(!if_none_match(&headers, "\"b\""));
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(if_none_match(&headers, "\"b\""));
-    }
-
-    #[test]
-    fn never_revalidating_pages_get_a_long_shared_max_age() {
-        assert_eq!(
-            cache_control(Revalidate::Never),
-            "public, s-maxage=31536000, stale-while-revalidate=31536000"
-        );
     }
 }

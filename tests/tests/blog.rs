@@ -13,8 +13,8 @@ const POST_TITLE: &str = "What is Incremental Static Regeneration?";
 /// A sentence of `what-is-isr.md` that the tests replace.
 const POST_OLD_TEXT: &str = "No content frozen forever.";
 const SLUG_ROUTE: &str = "/blog/:slug";
-const POST_CACHE_CONTROL: &str = "public, s-maxage=5, stale-while-revalidate=31536000";
-const LIST_CACHE_CONTROL: &str = "public, s-maxage=60, stale-while-revalidate=31536000";
+const POST_CACHE_CONTROL: &str = "s-maxage=5, stale-while-revalidate=31536000";
+const LIST_CACHE_CONTROL: &str = "s-maxage=60, stale-while-revalidate=31536000";
 
 /// The published posts, as `/blog` must list them: newest first, ties by slug.
 const PUBLISHED_IN_ORDER: [&str; 6] = [
@@ -52,6 +52,32 @@ fn assert_isr_page(resp: &Resp, cache_control: &str) {
         etag.len() > 2 && etag.starts_with('"') && etag.ends_with('"'),
         "not a strong, quoted etag: {etag}"
     );
+    age_of(resp);
+    let status = resp.header("cache-status").expect("a cache-status");
+    let expected = match resp.cache() {
+        "HIT" => "isr; hit; ttl=",
+        "STALE" => "isr; fwd=stale; ttl=",
+        _ => "isr; fwd=miss; stored; ttl=",
+    };
+    assert!(
+        status.starts_with(expected),
+        "cache-status {status:?} for {}",
+        resp.cache()
+    );
+}
+
+/// The `age` header, whole seconds (required).
+fn age_of(resp: &Resp) -> u64 {
+    let age = resp.header("age").expect("an age header");
+    age.parse()
+        .unwrap_or_else(|_| panic!("age {age:?} is not whole seconds"))
+}
+
+/// The `ttl` of a `cache-status` header.
+fn ttl_of(resp: &Resp) -> i64 {
+    let status = resp.header("cache-status").expect("a cache-status");
+    let ttl = status.rsplit("ttl=").next().unwrap();
+    ttl.parse().unwrap_or_else(|_| panic!("ttl in {status:?}"))
 }
 
 fn h1(title: &str) -> String {
@@ -342,6 +368,13 @@ async fn edited_post_is_served_stale_once_then_regenerated() {
     let stale = server.get(POST).await;
     assert_isr_page(&stale, POST_CACHE_CONTROL);
     assert_eq!(stale.cache(), "STALE", "first request after the window");
+    // Stale downstream as well: its age is past the window.
+    assert!(
+        age_of(&stale) >= POST_REVALIDATE.as_secs(),
+        "age {}",
+        age_of(&stale)
+    );
+    assert!(ttl_of(&stale) <= 0, "ttl {}", ttl_of(&stale));
     assert!(stale.body.contains(POST_OLD_TEXT), "the old page, at once");
     assert!(!stale.body.contains("Edited marker 7f3a."));
     assert_eq!(stale.header("etag"), Some(old_etag.as_str()));
@@ -355,6 +388,15 @@ async fn edited_post_is_served_stale_once_then_regenerated() {
     .await;
     assert_isr_page(&fresh, POST_CACHE_CONTROL);
     assert_eq!(fresh.cache(), "HIT");
+    assert!(
+        age_of(&fresh) <= 3,
+        "a page regenerated just now, age {}",
+        age_of(&fresh)
+    );
+    assert_eq!(
+        ttl_of(&fresh),
+        POST_REVALIDATE.as_secs() as i64 - age_of(&fresh) as i64
+    );
     assert!(!fresh.body.contains(POST_OLD_TEXT));
     assert!(fresh.body.contains(&h1(POST_TITLE)));
     assert_ne!(fresh.header("etag"), Some(old_etag.as_str()));
@@ -545,6 +587,9 @@ async fn deleted_post_becomes_404_once_regenerated() {
         let resp = server.get("/blog/hydration").await;
         assert_eq!(resp.status, 404);
         assert!(!resp.body.contains("ISR pages still hydrate"));
+        // Kept downstream only until isr checks it again; never served stale.
+        assert_eq!(resp.header("cache-control"), Some("s-maxage=5"));
+        assert!(age_of(&resp) <= 5);
     }
     // Other posts are unaffected.
     assert_eq!(server.get(POST).await.status, 200);

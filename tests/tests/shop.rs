@@ -8,8 +8,8 @@ use isr_tests::Resp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::json;
 
-const PRODUCT_CACHE_CONTROL: &str = "public, s-maxage=300, stale-while-revalidate=31536000";
-const CATALOGUE_CACHE_CONTROL: &str = "public, s-maxage=60, stale-while-revalidate=31536000";
+const PRODUCT_CACHE_CONTROL: &str = "s-maxage=300, stale-while-revalidate=31536000";
+const CATALOGUE_CACHE_CONTROL: &str = "s-maxage=60, stale-while-revalidate=31536000";
 
 /// A product row as stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -308,11 +308,7 @@ impl Engine {
                         }
                         CacheStatus::Stale
                     };
-                    return Served::Stored {
-                        page,
-                        cache,
-                        revalidate: def.revalidate,
-                    };
+                    return self.stored(page, cache, def);
                 }
                 Ok(None) => {
                     // No usable body for a stored page: a miss (whatever the fallback), so the
@@ -331,11 +327,8 @@ impl Engine {
             Some(Remembered::NotFound {
                 generated_at_ms, ..
             }) => {
-                return Served::Stored {
-                    page: Arc::new(not_found_page(&key, def, generated_at_ms)),
-                    cache: CacheStatus::Hit,
-                    revalidate: def.revalidate,
-                }
+                let page = Arc::new(not_found_page(&key, def, generated_at_ms));
+                return self.stored(page, CacheStatus::Hit, def);
             }
             Some(Remembered::Failing { retry_at_ms, .. }) if mono < retry_at_ms => {
                 return Served::Unavailable {
@@ -348,6 +341,20 @@ impl Engine {
             return Served::NotFound;
         }
         self.generate_for_request(def, key, params, true).await
+    }
+
+    /// The answer for a stored outcome, with its age on the engine's clock.
+    fn stored(&self, page: Arc<CachedPage>, cache: CacheStatus, def: &PageDef) -> Served {
+        let age_ms = self
+            .clock
+            .now_ms()
+            .saturating_sub(page.meta.generated_at_ms);
+        Served::Stored {
+            page,
+            cache,
+            revalidate: def.revalidate,
+            age: Duration::from_millis(age_ms),
+        }
     }
 
     /// A request waits for a generation of a page it has nothing to serve for.
@@ -369,11 +376,7 @@ impl Engine {
             )
             .await
         {
-            Outcome::Generated(page) => Served::Stored {
-                page,
-                cache: CacheStatus::Miss,
-                revalidate: def.revalidate,
-            },
+            Outcome::Generated(page) => self.stored(page, CacheStatus::Miss, def),
             Outcome::Failed { kind, .. } => {
                 let mono = self.clock.monotonic_ms();
                 let retry_at_ms = match (kind, self.table.snapshot(key.as_str())) {

@@ -184,7 +184,10 @@ pub enum Served {
     Stored {
         page: Arc<CachedPage>,
         cache: CacheStatus,
+        /// The page's route's window (see `effective_revalidate` for not-found pages).
         revalidate: Revalidate,
+        /// Time since its generation finished (wall clock; zero for one generated just now).
+        age: Duration,
     },
     /// The path has a trailing slash: redirect (308) to this canonical path.
     Canonical(String),

@@ -1,0 +1,103 @@
+//! The caching headers of a page response: `cache-control`, `age` and `cache-status`.
+//!
+//! They tell a downstream shared cache (a CDN, Varnish) exactly what isr knows: a page is fresh
+//! for its `revalidate` window counted from the end of its generation, so the response carries
+//! its `age` (RFC 9111 §5.1) and the downstream cache keeps it for `s-maxage − age` more, not a
+//! whole window more; a page served stale arrives already stale. `cache-status` (RFC 9211)
+//! says how isr answered. Why no `public`: a response to a request without `Authorization` is
+//! storable by shared caches anyway (RFC 9111 §3), so `public` would add nothing but bytes.
+//! Browsers see no `max-age` and no `last-modified`, so they revalidate every time (with the
+//! `etag`: a cheap `304`).
+
+use crate::engine::CacheStatus;
+use crate::page::Revalidate;
+use crate::server::STALE_WHILE_REVALIDATE_SECS;
+use axum::http::HeaderValue;
+use std::time::Duration;
+
+/// `cache-control` of a stored page or redirect whose window is `revalidate`:
+/// `s-maxage=<window>, stale-while-revalidate=<a year>` (RFC 5861).
+///
+/// ```
+/// let v = isr::server::cache_control(isr::Revalidate::After(60));
+/// assert_eq!(v, "s-maxage=60, stale-while-revalidate=31536000");
+/// assert_eq!(isr::server::cache_control(isr::Revalidate::Never), "s-maxage=31536000, stale-while-revalidate=31536000");
+/// ```
+pub fn cache_control(revalidate: Revalidate) -> HeaderValue {
+    let max_age = revalidate.seconds().unwrap_or(STALE_WHILE_REVALIDATE_SECS);
+    header_value(format!(
+        "s-maxage={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE_SECS}"
+    ))
+}
+
+/// `cache-control` of a loader's not-found (`recheck`: its effective window): kept downstream
+/// only until isr would check it again, never served stale, so that a page created later is
+/// not hidden behind an old 404.
+///
+/// ```
+/// let v = isr::server::not_found_cache_control(isr::Revalidate::After(5));
+/// assert_eq!(v, "s-maxage=5");
+/// ```
+pub fn not_found_cache_control(recheck: Revalidate) -> HeaderValue {
+    let max_age = recheck.seconds().unwrap_or(0);
+    header_value(format!("s-maxage={max_age}"))
+}
+
+/// `age`: whole seconds since the generation finished (RFC 9111 §5.1), rounded up, so that a
+/// downstream cache's `s-maxage − age` never reaches past isr's own window.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(isr::server::age(Duration::from_millis(2_001)), "3");
+/// assert_eq!(isr::server::age(Duration::from_secs(2)), "2");
+/// assert_eq!(isr::server::age(Duration::ZERO), "0");
+/// ```
+pub fn age(age: Duration) -> HeaderValue {
+    HeaderValue::from(whole_seconds(age))
+}
+
+fn whole_seconds(age: Duration) -> u64 {
+    age.as_millis().div_ceil(1000).min(u128::from(u64::MAX)) as u64
+}
+
+/// `cache-status` (RFC 9211) of an answer: `isr; hit; ttl=3`, `isr; fwd=stale; ttl=-2`,
+/// `isr; fwd=miss; stored; ttl=60`. `ttl` is the window left (negative once stale), absent for
+/// pages that never expire; `stored` says a generated outcome was kept (a path that never
+/// existed is remembered in memory only).
+///
+/// ```
+/// use std::time::Duration;
+/// use isr::{CacheStatus, Revalidate};
+/// let hit = isr::server::cache_status(CacheStatus::Hit, Revalidate::After(5), Duration::from_secs(2), true);
+/// assert_eq!(hit, "isr; hit; ttl=3");
+/// let stale = isr::server::cache_status(CacheStatus::Stale, Revalidate::After(5), Duration::from_secs(7), true);
+/// assert_eq!(stale, "isr; fwd=stale; ttl=-2");
+/// let miss = isr::server::cache_status(CacheStatus::Miss, Revalidate::After(60), Duration::ZERO, true);
+/// assert_eq!(miss, "isr; fwd=miss; stored; ttl=60");
+/// let never = isr::server::cache_status(CacheStatus::Hit, Revalidate::Never, Duration::from_secs(9), true);
+/// assert_eq!(never, "isr; hit");
+/// ```
+pub fn cache_status(
+    cache: CacheStatus,
+    window: Revalidate,
+    age: Duration,
+    stored: bool,
+) -> HeaderValue {
+    let mut value = String::from(match cache {
+        CacheStatus::Hit => "isr; hit",
+        CacheStatus::Stale => "isr; fwd=stale",
+        CacheStatus::Miss => "isr; fwd=miss",
+    });
+    if cache == CacheStatus::Miss && stored {
+        value.push_str("; stored");
+    }
+    if let Some(window) = window.seconds() {
+        let ttl = i128::from(window) - i128::from(whole_seconds(age));
+        value.push_str(&format!("; ttl={ttl}"));
+    }
+    header_value(value)
+}
+
+fn header_value(value: String) -> HeaderValue {
+    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+}
