@@ -39,7 +39,7 @@ impl quick_cache::Weighter<PageKey, Arc<CachedPage>> for PageWeighter {
 }
 
 fn weight_of(key: &PageKey, page: &CachedPage) -> u64 {
-    let body = page.html.as_ref().map_or(0, |h| h.len() as u64);
+    let body = page.body_bytes();
     body + key.as_str().len() as u64 + PAGE_OVERHEAD_BYTES
 }
 

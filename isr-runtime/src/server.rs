@@ -3,6 +3,7 @@
 //! Nothing below this module knows about HTTP; this module knows nothing about how pages are
 //! generated.
 
+use crate::encoding::Encoding;
 use crate::engine::{Engine, Served};
 use crate::render::status_document;
 use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
@@ -21,8 +22,10 @@ use subtle::ConstantTimeEq;
 
 mod cache_headers;
 pub mod listener;
+mod negotiate;
 pub use cache_headers::{age, cache_control, cache_status, not_found_cache_control};
 pub use listener::ConnectionLimits;
+pub use negotiate::preferred_encoding;
 
 /// Largest accepted body of `POST /_isr/revalidate`.
 pub const REVALIDATE_BODY_LIMIT: usize = 64 * 1024;
@@ -121,14 +124,30 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
             revalidate,
             age,
         } => {
+            let mut etag = None;
             let mut response = match &page.meta.kind {
                 PageKind::Page { .. } => {
-                    if if_none_match(request_headers, page.etag()) {
+                    let encoding =
+                        preferred_encoding(request_headers, |e| page.representation(e).is_some());
+                    let (bytes, tag) = page
+                        .representation(encoding)
+                        .or_else(|| page.representation(Encoding::Identity))
+                        .map_or((Bytes::new(), ""), |(b, t)| (b.clone(), t));
+                    etag = Some(tag);
+                    let mut response = if if_none_match(request_headers, tag) {
                         StatusCode::NOT_MODIFIED.into_response()
                     } else {
-                        let html = page.html.clone().unwrap_or_default();
-                        html_response(StatusCode::OK, Body::from(html))
+                        html_response(StatusCode::OK, Body::from(bytes))
+                    };
+                    let headers = response.headers_mut();
+                    if encoding != Encoding::Identity {
+                        headers.insert(
+                            header::CONTENT_ENCODING,
+                            HeaderValue::from_static(encoding.token()),
+                        );
                     }
+                    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+                    response
                 }
                 PageKind::NotFound => not_found(),
                 PageKind::Redirect {
@@ -137,10 +156,8 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
                 } => redirect(location, *permanent),
             };
             let headers = response.headers_mut();
-            if page.meta.kind.is_page() {
-                if let Ok(value) = HeaderValue::from_str(page.etag()) {
-                    headers.insert(header::ETAG, value);
-                }
+            if let Some(Ok(value)) = etag.map(HeaderValue::from_str) {
+                headers.insert(header::ETAG, value);
             }
             let window = crate::engine::effective_revalidate(&page.meta.kind, revalidate);
             let cache_control = match page.meta.kind {

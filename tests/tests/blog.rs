@@ -80,6 +80,19 @@ fn ttl_of(resp: &Resp) -> i64 {
     ttl.parse().unwrap_or_else(|_| panic!("ttl in {status:?}"))
 }
 
+/// Decompresses a body sent with `content-encoding: encoding`.
+fn decoded(encoding: &str, body: &[u8]) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    match encoding {
+        "br" => brotli::Decompressor::new(body, 4096).read_to_string(&mut text),
+        "gzip" => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
+        other => panic!("unexpected encoding {other}"),
+    }
+    .unwrap_or_else(|e| panic!("{encoding} body does not decompress: {e}"));
+    text
+}
+
 fn h1(title: &str) -> String {
     format!("<h1>{title}</h1>")
 }
@@ -1034,4 +1047,114 @@ async fn revalidating_more_than_a_thousand_pages_is_accepted_and_finishes_in_the
         !fx.page_file("/blog/not-a-post-7").exists(),
         "unknown paths are not written"
     );
+}
+
+#[tokio::test]
+async fn pages_are_served_precompressed_by_accept_encoding() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    let client = reqwest::Client::new();
+    let get = |accept: Option<&'static str>, if_none_match: Option<String>| {
+        let mut request = client.get(server.url(POST));
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        if let Some(etag) = if_none_match {
+            request = request.header("if-none-match", etag);
+        }
+        async move { request.send().await.expect("GET") }
+    };
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+
+    let plain = get(None, None).await;
+    assert_eq!(header(&plain, "content-encoding"), None);
+    assert_eq!(header(&plain, "vary").as_deref(), Some("accept-encoding"));
+    let identity_etag = header(&plain, "etag").unwrap();
+    let html = plain.text().await.unwrap();
+    assert!(html.contains(&h1(POST_TITLE)));
+
+    let mut etags = vec![identity_etag.clone()];
+    for (accept, encoding) in [
+        ("gzip, deflate, br", "br"),
+        ("br;q=0.1, gzip;q=0.5", "gzip"),
+        ("gzip", "gzip"),
+    ] {
+        let response = get(Some(accept), None).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            header(&response, "content-encoding").as_deref(),
+            Some(encoding),
+            "{accept}"
+        );
+        assert_eq!(
+            header(&response, "vary").as_deref(),
+            Some("accept-encoding")
+        );
+        let etag = header(&response, "etag").unwrap();
+        let length: usize = header(&response, "content-length")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = response.bytes().await.unwrap();
+        assert_eq!(body.len(), length);
+        assert!(
+            body.len() * 2 < html.len(),
+            "{encoding}: {} of {} bytes",
+            body.len(),
+            html.len()
+        );
+        assert_eq!(
+            decoded(encoding, &body),
+            html,
+            "{encoding} is the same page"
+        );
+
+        // 304 for this encoding's own etag; another encoding's etag gets the full answer.
+        let not_modified = get(Some(accept), Some(etag.clone())).await;
+        assert_eq!(not_modified.status(), 304, "{accept}");
+        assert_eq!(header(&not_modified, "etag"), Some(etag.clone()));
+        assert_eq!(
+            header(&not_modified, "vary").as_deref(),
+            Some("accept-encoding")
+        );
+        let other = get(Some(accept), Some(identity_etag.clone())).await;
+        assert_eq!(
+            other.status(),
+            200,
+            "the identity etag does not validate {encoding}"
+        );
+        etags.push(etag);
+
+        // HEAD: the same head, no body.
+        let head = client
+            .head(server.url(POST))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(header(&head, "content-length"), Some(length.to_string()));
+        assert_eq!(header(&head, "content-encoding").as_deref(), Some(encoding));
+        assert!(head.bytes().await.unwrap().is_empty());
+    }
+    etags.sort();
+    etags.dedup();
+    assert_eq!(etags.len(), 3, "one strong etag per encoding: {etags:?}");
+
+    // Refused or unknown codings get the HTML as it is.
+    for accept in ["br;q=0, gzip;q=0", "deflate", "identity"] {
+        let response = get(Some(accept), None).await;
+        assert_eq!(header(&response, "content-encoding"), None, "{accept}");
+        assert_eq!(response.text().await.unwrap(), html);
+    }
+
+    // The static export has the variants where nginx's gzip_static / brotli_static look.
+    let file = fx.page_file(POST);
+    let gz = std::fs::read(format!("{}.gz", file.display())).unwrap();
+    let br = std::fs::read(format!("{}.br", file.display())).unwrap();
+    assert_eq!(decoded("gzip", &gz), html);
+    assert_eq!(decoded("br", &br), html);
 }

@@ -6,6 +6,7 @@ use super::negative::Remembered;
 use super::scheduler::Slot;
 use super::{CachedPage, Engine, FailureKind, Outcome, StartSlot, Trigger, NOT_FOUND_RECHECK};
 use crate::backoff;
+use crate::encoding::Variants;
 use crate::metrics;
 use crate::page::{Generated, PageDef, Params};
 use crate::render;
@@ -226,11 +227,17 @@ impl Engine {
                     def.hydrate_export,
                     &self.shell(),
                 ));
+                // Hashing and compressing are CPU work: off the async workers.
+                let (etag, variants) = tokio::task::spawn_blocking(move || {
+                    (Etag::of(&html), Variants::compress(html))
+                })
+                .await
+                .map_err(|e| (FailureKind::Panic, format!("compressing the page: {e}")))?;
                 let kind = PageKind::Page {
-                    etag: Etag::of(&html),
-                    bytes: html.len() as u64,
+                    etag,
+                    bytes: variants.identity.len() as u64,
                 };
-                (kind, Some(html))
+                (kind, Some(variants))
             }
             Generated::NotFound => (PageKind::NotFound, None),
             Generated::Redirect {

@@ -33,6 +33,7 @@ pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger
 pub use scheduler::default_max_regenerations;
 
 use crate::clock::Clock;
+use crate::encoding::Variants;
 use crate::hot_cache::{HotCache, DEFAULT_BUDGET_BYTES};
 use crate::metrics;
 use crate::page::{Fallback, PageDef, Params};
@@ -396,7 +397,7 @@ impl Engine {
     }
 
     /// The page's servable version: resident, or read from the store and checked against the
-    /// index (length, then hash). `Ok(None)`: the store has no body, or one that disagrees.
+    /// index (see [`check_body`]). `Ok(None)`: the store has no body, or one that disagrees.
     async fn resident_or_read(
         &self,
         key: &PageKey,
@@ -419,23 +420,26 @@ impl Engine {
                 }
             };
             let body = self.store.body(key).await?;
-            let agrees = body
-                .as_ref()
-                .is_some_and(|b| b.len() as u64 == bytes && Etag::of(b) == etag);
-            if agrees {
-                let meta = snapshot.meta(key, self.table.tags(key.as_str()));
-                let page = Arc::new(CachedPage::new(meta, body, snapshot.version));
-                self.keep_resident(key, &page);
-                return Ok(Some((page, snapshot)));
-            }
+            // Hashing and decompressing are CPU work: off the async workers.
+            let checked = tokio::task::spawn_blocking(move || check_body(body, etag, bytes))
+                .await
+                .map_err(std::io::Error::other)?;
+            let problem = match checked {
+                Ok(body) => {
+                    let meta = snapshot.meta(key, self.table.tags(key.as_str()));
+                    let page = Arc::new(CachedPage::new(meta, Some(body), snapshot.version));
+                    self.keep_resident(key, &page);
+                    return Ok(Some((page, snapshot)));
+                }
+                Err(problem) => problem,
+            };
             match self.table.snapshot(key.as_str()) {
                 Some(newer) if newer.version != snapshot.version => snapshot = newer,
                 _ => {
                     tracing::warn!(
                         path = %key,
-                        found = body.as_ref().map(|b| b.len()),
-                        expected = bytes,
-                        "stored body is missing or disagrees with the index (length or hash); regenerating it"
+                        %problem,
+                        "stored body disagrees with the index; regenerating it"
                     );
                     return Ok(None);
                 }
@@ -651,6 +655,25 @@ impl Engine {
     fn lock_inflight(&self) -> std::sync::MutexGuard<'_, HashMap<PageKey, SharedGeneration>> {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// `body` if it is what the index row says: the HTML's length, then its hash, then every
+/// compressed variant decompresses to exactly the HTML. Otherwise what is wrong.
+fn check_body(body: Option<Variants>, etag: Etag, bytes: u64) -> Result<Variants, String> {
+    let body = body.ok_or_else(|| "no HTML stored".to_string())?;
+    let found = body.identity.len() as u64;
+    if found != bytes {
+        return Err(format!("HTML of {found} bytes, the index says {bytes}"));
+    }
+    if Etag::of(&body.identity) != etag {
+        return Err("HTML hash differs from the index".into());
+    }
+    body.verified().map_err(|encoding| {
+        format!(
+            "{} variant does not decompress to the HTML",
+            encoding.token()
+        )
+    })
 }
 
 /// The page a remembered not-found of a never-stored path is served as.

@@ -1,6 +1,7 @@
 //! The engine's public answers: how a response relates to the cache, what a generation did,
 //! and what a request gets.
 
+use crate::encoding::{Encoding, Variants};
 use crate::page::Revalidate;
 use crate::store::{PageKind, PageMeta};
 use bytes::Bytes;
@@ -79,38 +80,63 @@ impl Trigger {
     }
 }
 
-/// A generated page as served: its metadata and, for HTML pages, its bytes.
+/// A generated page as served: its metadata and, for HTML pages, its bytes in every encoding.
 ///
 /// ```
 /// # fn demo(page: &isr::CachedPage) {
-/// if let Some(html) = &page.html { println!("{} bytes, etag {}", html.len(), page.etag()); }
+/// use isr::encoding::Encoding;
+/// if let Some(html) = page.html() { println!("{} bytes, etag {}", html.len(), page.etag()); }
+/// if let Some((br, etag)) = page.representation(Encoding::Brotli) {
+///     assert!(etag.ends_with("-br\""));
+///     println!("{} bytes as brotli", br.len());
+/// }
 /// # }
 /// ```
 #[derive(Debug)]
 pub struct CachedPage {
     /// Its metadata, as stored.
     pub meta: PageMeta,
-    /// The HTML (pages only; `None` for not-found and redirects).
-    pub html: Option<Bytes>,
-    /// The `ETag` header value (empty for non-pages), formatted once.
-    etag: String,
+    /// The bytes (pages only; `None` for not-found and redirects).
+    pub body: Option<Variants>,
+    /// The `ETag` value of each encoding (identity, gzip, brotli; empty when absent),
+    /// formatted once.
+    etags: [String; 3],
     /// Which commit of the page table this is (a resident copy is served only while the table
     /// still describes this commit).
     pub(crate) version: u64,
 }
 
+fn etag_slot(encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::Identity => 0,
+        Encoding::Gzip => 1,
+        Encoding::Brotli => 2,
+    }
+}
+
 impl CachedPage {
-    pub(crate) fn new(meta: PageMeta, html: Option<Bytes>, version: u64) -> Self {
-        let etag = match &meta.kind {
-            PageKind::Page { etag, .. } => etag.to_string(),
-            _ => String::new(),
-        };
+    pub(crate) fn new(meta: PageMeta, body: Option<Variants>, version: u64) -> Self {
+        let mut etags: [String; 3] = Default::default();
+        if let (PageKind::Page { etag, .. }, Some(body)) = (&meta.kind, &body) {
+            let quoted = etag.to_string();
+            let hash = quoted.trim_matches('"');
+            for encoding in Encoding::PREFERENCE {
+                if body.get(encoding).is_some() {
+                    etags[etag_slot(encoding)] = format!("\"{hash}{}\"", encoding.etag_suffix());
+                }
+            }
+        }
         CachedPage {
             meta,
-            html,
-            etag,
+            body,
+            etags,
             version,
         }
+    }
+
+    /// The HTML as rendered (pages only).
+    pub fn html(&self) -> Option<&Bytes> {
+        self.body.as_ref().map(|b| &b.identity)
     }
 
     /// The strong etag of the HTML (empty for non-pages).
@@ -119,7 +145,18 @@ impl CachedPage {
     /// # fn demo(page: &isr::CachedPage) { assert!(page.etag().is_empty() || page.etag().starts_with('"')); }
     /// ```
     pub fn etag(&self) -> &str {
-        &self.etag
+        &self.etags[0]
+    }
+
+    /// The bytes of `encoding` and their strong etag, if that encoding is stored.
+    pub fn representation(&self, encoding: Encoding) -> Option<(&Bytes, &str)> {
+        let bytes = self.body.as_ref()?.get(encoding)?;
+        Some((bytes, &self.etags[etag_slot(encoding)]))
+    }
+
+    /// Bytes held in all encodings.
+    pub fn body_bytes(&self) -> u64 {
+        self.body.as_ref().map_or(0, Variants::total_len)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::encoding::Variants;
 use crate::page::{Generated, PageDef, Revalidate};
 use crate::render::RenderedBody;
 use crate::route::PageKey;
@@ -140,7 +141,7 @@ impl Harness {
             Served::Stored { page, cache, .. } => {
                 let body = match &page.meta.kind {
                     PageKind::Page { .. } => {
-                        String::from_utf8(page.html.clone().unwrap().to_vec()).unwrap()
+                        String::from_utf8(page.html().unwrap().to_vec()).unwrap()
                     }
                     PageKind::NotFound => "404".into(),
                     PageKind::Redirect { location, .. } => format!("-> {location}"),
@@ -464,6 +465,26 @@ async fn restart_serves_from_disk_without_generating() {
         assert!(body.contains("regenerated"), "{body}");
         assert_eq!(h.get("/t/disk").await.0, Some(CacheStatus::Hit));
     }
+
+    // A compressed variant of other bytes (a crash between renames, or an edit) is never
+    // served either: the page is regenerated and its variants rewritten.
+    for (variant, decode) in [("index.html.br", "br"), ("index.html.gz", "gzip")] {
+        let path = dir.path().join("t/disk").join(variant);
+        let other = Variants::compress(Bytes::from_static(b"<p>some other page</p>"));
+        let stale = if decode == "br" { other.brotli } else { other.gzip };
+        std::fs::write(&path, stale.unwrap()).unwrap();
+        let h = harness_with(Arc::new(FsStore::new(dir.path())), clock.clone()).await;
+        s.set(Mode::Page(if decode == "br" { "fixed br" } else { "fixed gzip" }));
+        let (cache, body) = h.get("/t/disk").await;
+        assert_eq!(cache, Some(CacheStatus::Miss), "{variant}");
+        let stored = FsStore::new(dir.path())
+            .body(&h.engine.routes().page_of_key("/t/disk").unwrap().1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.identity, body.as_bytes());
+        assert!(stored.verified().is_ok(), "{variant} rewritten");
+    }
 }
 
 #[tokio::test]
@@ -524,13 +545,13 @@ impl PageStore for FaultyStore {
     fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>> {
         self.inner.meta(key)
     }
-    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>> {
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Variants>> {
         if self.fail_reads.load(Ordering::SeqCst) {
             return Box::pin(async { Err(std::io::Error::other("EIO: injected read error")) });
         }
         self.inner.body(key)
     }
-    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()> {
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()> {
         let fault = *self.fail_writes.lock().unwrap();
         let delay = *self.slow_writes.lock().unwrap();
         let inner = self.inner.clone();
@@ -1109,7 +1130,10 @@ impl SlowLoadStore {
             },
             tags: tags.iter().map(|t| t.to_string()).collect(),
         };
-        self.inner.put(&key, meta, Some(body)).await.unwrap();
+        self.inner
+            .put(&key, meta, Some(Variants::compress(body)))
+            .await
+            .unwrap();
     }
 }
 
@@ -1141,10 +1165,10 @@ impl PageStore for SlowLoadStore {
     fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>> {
         self.inner.meta(key)
     }
-    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>> {
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Variants>> {
         self.inner.body(key)
     }
-    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()> {
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()> {
         self.inner.put(key, meta, body)
     }
     fn remove(&self, key: &PageKey) -> StoreFuture<()> {

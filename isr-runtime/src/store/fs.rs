@@ -2,17 +2,23 @@
 //!
 //! ```text
 //! <root>/blog/index.html          the page, servable by any static file server
-//! <root>/blog/hello/index.html
+//! <root>/blog/index.html.gz       its gzip and brotli variants (nginx `gzip_static` /
+//! <root>/blog/index.html.br       `brotli_static` serve them as they are)
+//! <root>/blog/hello/index.html    (and .gz, .br)
 //! <root>/.isr/index.sqlite        metadata of every page (key, route, time, etag, length, tags)
 //! ```
-//! A body is written to a temporary file in its final folder, fsynced, renamed over the old one,
-//! and the folder is fsynced, so a reader (or a crash) sees a whole old file or a whole new one;
-//! only then is its index row written. A crash between the two leaves a body the index does not
+//! Each file of a body is written to a temporary file in its final folder and fsynced; the
+//! compressed variants are renamed over the old ones first, the HTML last, then the folder is
+//! fsynced, so a reader (or a crash) sees whole old or whole new files; only then is the index
+//! row written. A crash in between leaves files the row does not describe: the HTML fails the
+//! row's length or hash, a variant fails to decompress to the HTML, and the page is
+//! regenerated. A crash between the two leaves a body the index does not
 //! describe: the engine sees the length or hash disagree and regenerates the page instead of
 //! serving it. Temporary files a crash left behind are removed by [`PageStore::sweep`].
 
 use super::index::Index;
 use super::{PageKind, PageMeta, PageStore, StoreFuture};
+use crate::encoding::{Encoding, Variants};
 use crate::route::PageKey;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -241,25 +247,31 @@ impl PageStore for FsStore {
         })
     }
 
-    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>> {
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Variants>> {
         let key = key.clone();
-        self.blocking(move |inner| match fs::read(inner.html_path(key.as_str())) {
-            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        self.blocking(move |inner| {
+            let html = inner.html_path(key.as_str());
+            let Some(identity) = read_if_exists(&html)? else {
+                return Ok(None);
+            };
+            Ok(Some(Variants {
+                identity,
+                gzip: read_if_exists(&variant_path(&html, Encoding::Gzip))?,
+                brotli: read_if_exists(&variant_path(&html, Encoding::Brotli))?,
+            }))
         })
     }
 
-    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()> {
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()> {
         let key = key.clone();
         self.blocking(move |inner| {
             let html = inner.html_path(key.as_str());
             let fsync = inner.fsync();
             match (body, &meta.kind) {
                 (Some(body), PageKind::Page { .. }) => {
-                    write_atomic(&inner.root, &html, &body, fsync)?
+                    write_page_files(&inner.root, &html, &body, fsync)?
                 }
-                _ => remove_if_exists(&html)?,
+                _ => remove_page_files(&html)?,
             }
             inner.writable_index()?.put(meta)
         })
@@ -272,7 +284,7 @@ impl PageStore for FsStore {
                 index.remove(key.as_str())?;
             }
             let html = inner.html_path(key.as_str());
-            remove_if_exists(&html)?;
+            remove_page_files(&html)?;
             // Tidy empty page folders up to (not including) the root; a folder that still holds
             // child pages stays.
             let mut dir = html.parent();
@@ -333,26 +345,65 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same directory and a rename; with
-/// `fsync`, the file and then its directory (and every directory created for it) are fsynced,
-/// so the new name survives a power loss.
-fn write_atomic(root: &Path, path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
-    let dir = path
+/// Where the static export keeps `encoding`'s variant of the page whose HTML is at `html`.
+fn variant_path(html: &Path, encoding: Encoding) -> PathBuf {
+    let mut name = html.as_os_str().to_owned();
+    name.push(encoding.file_suffix());
+    PathBuf::from(name)
+}
+
+fn read_if_exists(path: &Path) -> io::Result<Option<Bytes>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a page's HTML and its variants.
+fn remove_page_files(html: &Path) -> io::Result<()> {
+    remove_if_exists(html)?;
+    remove_if_exists(&variant_path(html, Encoding::Gzip))?;
+    remove_if_exists(&variant_path(html, Encoding::Brotli))
+}
+
+/// Writes a page's files at `html` (and beside it, its variants) via temporary files in the same
+/// directory and renames, the HTML last; a variant not given is removed. With `fsync`, each
+/// file and then the directory (and every directory created for it) are fsynced, so the new
+/// names survive a power loss.
+fn write_page_files(root: &Path, html: &Path, body: &Variants, fsync: bool) -> io::Result<()> {
+    let dir = html
         .parent()
         .ok_or_else(|| io::Error::other("page path has no parent directory"))?;
     let created = create_dirs(root, dir)?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("page");
-    let tmp = dir.join(format!(
-        ".{file_name}.{:016x}{TEMP_SUFFIX}",
-        fastrand::u64(..)
-    ));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        if fsync {
-            file.sync_all()?;
+    // Variants first, so that new HTML never sits beside old variants without a row saying so.
+    let mut files: Vec<(PathBuf, &Bytes)> = Vec::with_capacity(3);
+    for encoding in [Encoding::Gzip, Encoding::Brotli] {
+        let path = variant_path(html, encoding);
+        match body.get(encoding) {
+            Some(bytes) => files.push((path, bytes)),
+            None => remove_if_exists(&path)?,
         }
-        fs::rename(&tmp, path)?;
+    }
+    files.push((html.to_path_buf(), &body.identity));
+    let mut temporaries: Vec<(PathBuf, &Path)> = Vec::with_capacity(files.len());
+    let result = (|| {
+        for (path, bytes) in &files {
+            let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("page");
+            let tmp = dir.join(format!(
+                ".{file_name}.{:016x}{TEMP_SUFFIX}",
+                fastrand::u64(..)
+            ));
+            temporaries.push((tmp.clone(), path));
+            let mut file = File::create(&tmp)?;
+            file.write_all(bytes)?;
+            if fsync {
+                file.sync_all()?;
+            }
+        }
+        for (tmp, path) in &temporaries {
+            fs::rename(tmp, path)?;
+        }
         if fsync {
             File::open(dir)?.sync_all()?;
             for created in &created {
@@ -364,7 +415,9 @@ fn write_atomic(root: &Path, path: &Path, bytes: &[u8], fsync: bool) -> io::Resu
         Ok(())
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        for (tmp, _) in &temporaries {
+            let _ = fs::remove_file(tmp);
+        }
     }
     result
 }
@@ -423,7 +476,7 @@ mod tests {
             .put(
                 &key("/blog/a"),
                 meta("/blog/a", page_kind(b"<p>a</p>")),
-                Some(Bytes::from_static(b"<p>a</p>")),
+                Some(Variants::compress(Bytes::from_static(b"<p>a</p>"))),
             )
             .await
             .unwrap();
@@ -440,6 +493,13 @@ mod tests {
             fs::read(dir.path().join("blog/a/index.html")).unwrap(),
             b"<p>a</p>"
         );
+        // The static export has the variants beside the HTML, under the names nginx looks for.
+        let mut gunzipped = String::new();
+        let gz = fs::read(dir.path().join("blog/a/index.html.gz")).unwrap();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut gunzipped)
+            .unwrap();
+        assert_eq!(gunzipped, "<p>a</p>");
+        assert!(dir.path().join("blog/a/index.html.br").is_file());
 
         let reopened = FsStore::new(dir.path());
         let mut index = reopened.load().await.unwrap();
@@ -455,9 +515,11 @@ mod tests {
             reopened.meta(&key("/blog/a")).await.unwrap(),
             Some(meta("/blog/a", page_kind(b"<p>a</p>")))
         );
+        let body = reopened.body(&key("/blog/a")).await.unwrap().unwrap();
+        assert_eq!(&body.identity[..], b"<p>a</p>");
         assert_eq!(
-            &reopened.body(&key("/blog/a")).await.unwrap().unwrap()[..],
-            b"<p>a</p>"
+            body.verified(),
+            Ok(Variants::compress(Bytes::from_static(b"<p>a</p>")))
         );
         assert_eq!(
             reopened.keys_with_tag("posts").await.unwrap(),
@@ -495,7 +557,7 @@ mod tests {
             .put(
                 &key("/blog/a"),
                 meta("/blog/a", page_kind(b"x")),
-                Some(Bytes::from_static(b"x")),
+                Some(Variants::compress(Bytes::from_static(b"x"))),
             )
             .await
             .unwrap();
@@ -504,6 +566,8 @@ mod tests {
             .await
             .unwrap();
         assert!(!dir.path().join("blog/a/index.html").exists());
+        assert!(!dir.path().join("blog/a/index.html.gz").exists());
+        assert!(!dir.path().join("blog/a/index.html.br").exists());
         assert_eq!(store.load().await.unwrap()[0].kind, PageKind::NotFound);
         store.remove(&key("/blog/a")).await.unwrap();
         assert!(store.load().await.unwrap().is_empty());

@@ -1,8 +1,8 @@
 //! An in-memory [`PageStore`] for tests and throwaway servers.
 
 use super::{PageMeta, PageStore, StoreFuture};
+use crate::encoding::Variants;
 use crate::route::PageKey;
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 /// let store = MemoryStore::default();
 /// let meta = PageMeta { key: key.to_string(), route: key.to_string(), generated_at_ms: 1,
 ///     kind: PageKind::Page { etag: Etag::of(b"hi"), bytes: 2 }, tags: vec![] };
-/// store.put(&key, meta, Some("hi".into())).await?;
-/// assert_eq!(store.body(&key).await?.as_deref(), Some(&b"hi"[..]));
+/// let body = isr::encoding::Variants::identity_only("hi".into());
+/// store.put(&key, meta, Some(body.clone())).await?;
+/// assert_eq!(store.body(&key).await?, Some(body));
 /// # Ok(()) }
 /// ```
 #[derive(Default, Clone)]
@@ -23,7 +24,7 @@ pub struct MemoryStore {
     pages: Arc<Mutex<HashMap<String, StoredPage>>>,
 }
 
-type StoredPage = (PageMeta, Option<Bytes>);
+type StoredPage = (PageMeta, Option<Variants>);
 
 impl PageStore for MemoryStore {
     fn load(&self) -> StoreFuture<Vec<PageMeta>> {
@@ -36,12 +37,12 @@ impl PageStore for MemoryStore {
         Box::pin(async move { Ok(meta) })
     }
 
-    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>> {
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Variants>> {
         let body = self.lock().get(key.as_str()).and_then(|(_, b)| b.clone());
         Box::pin(async move { Ok(body) })
     }
 
-    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()> {
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()> {
         self.lock().insert(key.to_string(), (meta, body));
         Box::pin(async { Ok(()) })
     }

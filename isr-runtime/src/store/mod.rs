@@ -14,8 +14,8 @@ pub use etag::Etag;
 pub use fs::{FsStore, META_DIR};
 pub use memory::MemoryStore;
 
+use crate::encoding::Variants;
 use crate::route::PageKey;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,8 @@ pub type StoreFuture<T> = BoxFuture<'static, io::Result<T>>;
 /// - [`put`](PageStore::put) is atomic per page: a reader (or a crash) sees the old page or the
 ///   new one, never a mix; the body is written before the metadata that describes it.
 /// - [`body`](PageStore::body) returns the stored bytes as they are; the engine checks them
-///   against the metadata (length and hash) before serving them.
+///   against the metadata (length and hash, and the compressed variants against the HTML)
+///   before serving them.
 /// - Errors are reported, never hidden: a transient read error is an `Err`, not `Ok(None)`.
 ///
 /// ```
@@ -110,12 +111,12 @@ pub trait PageStore: Send + Sync + 'static {
     /// The metadata of one page.
     fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>>;
 
-    /// The bytes of a page, if any are stored.
-    fn body(&self, key: &PageKey) -> StoreFuture<Option<Bytes>>;
+    /// The bytes of a page in every encoding stored, if its HTML is stored.
+    fn body(&self, key: &PageKey) -> StoreFuture<Option<Variants>>;
 
-    /// Stores a page atomically: its body (or the body's removal when `body` is `None`), then
-    /// its metadata.
-    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Bytes>) -> StoreFuture<()>;
+    /// Stores a page atomically: its body in every encoding given (or the body's removal when
+    /// `body` is `None`), then its metadata.
+    fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()>;
 
     /// Forgets a page entirely (body and metadata).
     fn remove(&self, key: &PageKey) -> StoreFuture<()>;
