@@ -137,5 +137,50 @@ fn render(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, route_match, cache_lookup, headers, render);
+/// The typical post of `render`, as a document (what generation compresses).
+fn typical_document() -> bytes::Bytes {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let paragraphs: Vec<String> = (0..25)
+        .map(|i| format!("Paragraph {i}: incremental static regeneration keeps static speed while pages change; a loader runs once per window, never per request. "))
+        .collect();
+    let body = runtime
+        .block_on(isr::render::render_view(paragraphs, |p: Vec<String>| {
+            view! { <article>{p.into_iter().map(|t| view! { <p>{t}</p> }).collect_view()}</article> }
+        }))
+        .expect("render");
+    isr::render::document(&body, "/blog/post", "isr_hydrate_x", &Default::default()).into()
+}
+
+fn compression(c: &mut Criterion) {
+    use isr::encoding::{Encoding, Variants};
+    let html = typical_document();
+    let variants = Variants::compress(html.clone());
+    // Parsed by bench/run.
+    println!(
+        "compressed sizes: identity {} B, gzip {} B, br {} B",
+        html.len(),
+        variants.get(Encoding::Gzip).map_or(0, |b| b.len()),
+        variants.get(Encoding::Brotli).map_or(0, |b| b.len()),
+    );
+    c.bench_function(
+        "compress a typical page: gzip 9 + brotli 5 (at generation)",
+        |b| b.iter(|| black_box(Variants::compress(black_box(html.clone())))),
+    );
+    c.bench_function(
+        "verify stored variants of a typical page (first read)",
+        |b| b.iter(|| black_box(variants.clone().verified().is_ok())),
+    );
+}
+
+criterion_group!(
+    benches,
+    route_match,
+    cache_lookup,
+    headers,
+    render,
+    compression
+);
 criterion_main!(benches);

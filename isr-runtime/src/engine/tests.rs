@@ -471,10 +471,18 @@ async fn restart_serves_from_disk_without_generating() {
     for (variant, decode) in [("index.html.br", "br"), ("index.html.gz", "gzip")] {
         let path = dir.path().join("t/disk").join(variant);
         let other = Variants::compress(Bytes::from_static(b"<p>some other page</p>"));
-        let stale = if decode == "br" { other.brotli } else { other.gzip };
+        let stale = if decode == "br" {
+            other.brotli
+        } else {
+            other.gzip
+        };
         std::fs::write(&path, stale.unwrap()).unwrap();
         let h = harness_with(Arc::new(FsStore::new(dir.path())), clock.clone()).await;
-        s.set(Mode::Page(if decode == "br" { "fixed br" } else { "fixed gzip" }));
+        s.set(Mode::Page(if decode == "br" {
+            "fixed br"
+        } else {
+            "fixed gzip"
+        }));
         let (cache, body) = h.get("/t/disk").await;
         assert_eq!(cache, Some(CacheStatus::Miss), "{variant}");
         let stored = FsStore::new(dir.path())
