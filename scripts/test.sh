@@ -7,6 +7,19 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 bash scripts/setup-wasm.sh
+# Varnish and nginx for the CDN tests (tests/tests/cdn.rs start their own on free ports). A
+# policy-rc.d keeps the packages from starting system-wide services.
+if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null; then
+  echo "[test] apt-get install varnish nginx"
+  created_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish nginx >/dev/null
+  if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -52,6 +52,14 @@ struct Cli {
     #[arg(long, global = true)]
     keep_going: bool,
 
+    /// CDN endpoints to send `PURGE <path>` to when a page changes (comma-separated http://host[:port])
+    #[arg(long, env = "ISR_CDN_PURGE", global = true, value_name = "URLS")]
+    cdn_purge: Option<String>,
+
+    /// Host header of CDN purges (the site's public host, e.g. www.example.com) [default: the endpoint's]
+    #[arg(long, env = "ISR_PUBLIC_HOST", global = true, value_name = "HOST")]
+    public_host: Option<String>,
+
     /// Memory for page HTML, in MiB; pages evicted from it are re-read from disk [default: 128]
     #[arg(long, env = "ISR_HOT_CACHE_MB", global = true, value_name = "MIB")]
     hot_cache_mb: Option<String>,
@@ -109,6 +117,7 @@ struct Config {
     build: BuildOptions,
     revalidate_secret: Option<String>,
     metrics_token: Option<String>,
+    cdn_purge: Option<crate::cdn::PurgeTargets>,
     connection_limits: ConnectionLimits,
     engine: EngineOptions,
     shutdown_timeout: Duration,
@@ -366,6 +375,19 @@ impl App {
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
+        let cdn_purge =
+            match (&cli.cdn_purge, &cli.public_host) {
+                (Some(endpoints), host) => Some(
+                    crate::cdn::PurgeTargets::parse(endpoints, host.as_deref()).map_err(|e| {
+                        format!("--cdn-purge / ISR_CDN_PURGE, --public-host / ISR_PUBLIC_HOST: {e}")
+                    })?,
+                ),
+                (None, Some(_)) => return Err(
+                    "--public-host / ISR_PUBLIC_HOST is set without --cdn-purge / ISR_CDN_PURGE"
+                        .into(),
+                ),
+                (None, None) => None,
+            };
         let defaults = ConnectionLimits::default();
         let connection_limits = ConnectionLimits {
             header_timeout: seconds(cli.header_timeout, "--header-timeout / ISR_HEADER_TIMEOUT")?
@@ -396,6 +418,7 @@ impl App {
             },
             revalidate_secret,
             metrics_token,
+            cdn_purge,
             connection_limits,
             engine: EngineOptions {
                 max_regenerations,
@@ -518,6 +541,10 @@ impl App {
             }
         };
         let addr = listener.local_addr().unwrap_or(config.addr);
+        if let Some(targets) = config.cdn_purge.clone() {
+            tracing::info!(endpoints = ?targets.endpoints(), "CDN purging on: changed pages are purged at these endpoints");
+            engine.set_page_changes(crate::cdn::CdnPurger::start(targets));
+        }
         if config.revalidate_secret.is_none() {
             tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
         }

@@ -58,6 +58,8 @@ pub mod backoff;
 #[cfg(feature = "ssr")]
 pub mod build;
 #[cfg(feature = "ssr")]
+pub mod cdn;
+#[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod client;

@@ -9,6 +9,9 @@ pub const REQUESTS_TOTAL: &str = "isr_requests_total";
 pub const REGENERATIONS_TOTAL: &str = "isr_regenerations_total";
 /// Histogram of regeneration durations in seconds, by route.
 pub const REGENERATION_SECONDS: &str = "isr_regeneration_duration_seconds";
+/// Counter of CDN purge requests by outcome (`ok`, `error` per endpoint request; `gave_up`
+/// per page whose retries ran out; `dropped` per page when the purge queue was full).
+pub const CDN_PURGES_TOTAL: &str = "isr_cdn_purges_total";
 /// Counter of `POST /_isr/revalidate` requests refused for a missing or wrong bearer token.
 pub const REVALIDATE_AUTH_FAILURES_TOTAL: &str = "isr_revalidate_auth_failures_total";
 
@@ -61,4 +64,9 @@ pub(crate) fn register_revalidate_auth_failures() {
 /// Counts one webhook request refused for its token.
 pub(crate) fn revalidate_auth_failure() {
     metrics::counter!(REVALIDATE_AUTH_FAILURES_TOTAL).increment(1);
+}
+
+/// Counts CDN purge requests (or pages) with `outcome`.
+pub(crate) fn cdn_purges(outcome: &'static str, count: u64) {
+    metrics::counter!(CDN_PURGES_TOTAL, "outcome" => outcome).increment(count);
 }

@@ -33,8 +33,10 @@ pub struct RevalidateRequest {
 /// What happened to one page.
 ///
 /// ```
-/// let r = isr::RevalidationResult { path: "/x".into(), outcome: isr::RevalidationOutcome::NoRoute, error: None };
+/// let r = isr::RevalidationResult { path: "/x".into(), outcome: isr::RevalidationOutcome::NoRoute, error: None, purged: None };
 /// assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"path":"/x","outcome":"no_route"}"#);
+/// let r = isr::RevalidationResult { outcome: isr::RevalidationOutcome::Regenerated, purged: Some(true), ..r };
+/// assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"path":"/x","outcome":"regenerated","purged":true}"#);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevalidationResult {
@@ -45,6 +47,11 @@ pub struct RevalidationResult {
     /// Why it failed (for `error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// With CDN purging on (`--cdn-purge`), whether every purge endpoint confirmed the purge of
+    /// this page before the answer (`false`: the first attempt failed; it is retried in the
+    /// background). Absent without CDN purging or when nothing changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged: Option<bool>,
 }
 
 /// The outcome of revalidating one page.
@@ -190,7 +197,18 @@ pub async fn start(
                         Target::NoRoute(path) => result_for(path, None),
                         Target::Key(key) => {
                             let outcome = engine.regenerate_key(&key, Trigger::OnDemand).await;
-                            result_for(key.to_string(), outcome)
+                            // The new version is in place: now the CDN may fetch it.
+                            let purged = match &outcome {
+                                Some(Outcome::Generated(_)) => match engine.announce_change(&key) {
+                                    Some(delivered) => Some(delivered.await),
+                                    None => None,
+                                },
+                                _ => None,
+                            };
+                            RevalidationResult {
+                                purged,
+                                ..result_for(key.to_string(), outcome)
+                            }
                         }
                     }
                 }
@@ -225,6 +243,7 @@ fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {
         path,
         outcome,
         error,
+        purged: None,
     }
 }
 

@@ -55,7 +55,51 @@ impl PageKey {
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.0.split('/').filter(|s| !s.is_empty())
     }
+
+    /// The path as a URL path: each segment percent-encoded where RFC 3986 requires it, so
+    /// that routing it gives this key back (what a CDN is told to purge): the key
+    /// `/blog/sale%20now` (requested as `/blog/sale%2520now`) is `/blog/sale%2520now` again.
+    pub fn to_url_path(&self) -> String {
+        url_path(self.as_str())
+    }
 }
+
+/// [`PageKey::to_url_path`] of a key's text (a stored key).
+pub(crate) fn url_path(key: &str) -> String {
+    let mut path = String::with_capacity(key.len() + 8);
+    for segment in key.split('/').filter(|s| !s.is_empty()) {
+        path.push('/');
+        path.extend(percent_encoding::utf8_percent_encode(
+            segment,
+            SEGMENT_ESCAPES,
+        ));
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    path
+}
+
+/// Bytes a path segment cannot hold as they are (everything but RFC 3986 `pchar`: unreserved,
+/// sub-delims, `:` and `@`).
+const SEGMENT_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
 
 impl Borrow<str> for PageKey {
     fn borrow(&self) -> &str {
@@ -377,6 +421,28 @@ mod tests {
         match routes.resolve(path) {
             Resolved::Page { key, .. } => Some(key.to_string()),
             _ => None,
+        }
+    }
+
+    #[test]
+    fn url_paths_of_keys_route_back_to_the_same_keys() {
+        let r = routes();
+        for (request, url_path) in [
+            ("/", "/"),
+            ("/blog", "/blog"),
+            ("/blog/caf%C3%A9", "/blog/caf%C3%A9"),
+            ("/blog/sale%2520now", "/blog/sale%2520now"),
+            ("/blog/a%20b%3Fc%23d", "/blog/a%20b%3Fc%23d"),
+            ("/blog/x:y@z,1;2=3", "/blog/x:y@z,1;2=3"),
+        ] {
+            let Resolved::Page { key, .. } = r.resolve(request) else {
+                panic!("{request} routes");
+            };
+            assert_eq!(key.to_url_path(), url_path, "{request}");
+            let Resolved::Page { key: again, .. } = r.resolve(&key.to_url_path()) else {
+                panic!("{url_path} routes");
+            };
+            assert_eq!(again, key);
         }
     }
 

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 mod cache_headers;
 pub mod listener;
 mod negotiate;
-pub use cache_headers::{age, cache_control, cache_status, not_found_cache_control};
+pub use cache_headers::{age, cache_control, cache_status, not_found_cache_control, surrogate_key};
 pub use listener::ConnectionLimits;
 pub use negotiate::preferred_encoding;
 
@@ -166,6 +166,10 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
             };
             headers.insert(header::CACHE_CONTROL, cache_control);
             headers.insert(header::AGE, cache_headers::age(age));
+            headers.insert(
+                "surrogate-key",
+                surrogate_key(&page.meta.tags, &page.meta.key),
+            );
             headers.insert(
                 "cache-status",
                 cache_status(cache, window, age, page.version != 0),

@@ -27,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod browser;
 pub mod shop;
+pub mod varnish;
 
 /// The bearer token the harness gives the server (`ISR_REVALIDATE_SECRET`) unless told not to.
 pub const SECRET: &str = "test-secret";

@@ -129,8 +129,34 @@ fn bad_values_are_configuration_errors_naming_the_flag() {
     let fx = Fixture::new();
     let root = fx.path().join("unused");
     let root = root.to_str().unwrap();
-    let cases: [Case; 4] = [
+    let cases: [Case; 8] = [
         (&["--addr", "nope", "--site-root", root], &[], "--addr"),
+        (
+            &[
+                "serve",
+                "--site-root",
+                root,
+                "--cdn-purge",
+                "ftp://127.0.0.1",
+            ],
+            &[],
+            "--cdn-purge",
+        ),
+        (
+            &["--site-root", root],
+            &[("ISR_CDN_PURGE", "http://127.0.0.1:1/purge")],
+            "ISR_CDN_PURGE",
+        ),
+        (
+            &["--site-root", root, "--cdn-purge", "http://127.0.0.1:1"],
+            &[("ISR_PUBLIC_HOST", "not a host")],
+            "ISR_PUBLIC_HOST",
+        ),
+        (
+            &["--site-root", root, "--public-host", "www.example.com"],
+            &[],
+            "--public-host",
+        ),
         (
             &["start", "--site-root", root, "--addr", "nope"],
             &[],

@@ -284,8 +284,15 @@ impl Engine {
                     format!("could not store the page: {e}"),
                 )
             })?;
+        let before = self.table.snapshot(key.as_str()).map(|s| s.kind);
         let version = self.table.commit(key, def, &meta);
         self.negative.remove(key.as_str());
+        // On-demand revalidation announces its pages itself (and waits for the news to go
+        // out); the build runs before anything is in front of the server.
+        let announced = matches!(trigger, Trigger::Stale | Trigger::Miss);
+        if announced && before.as_ref() != Some(&meta.kind) {
+            drop(self.announce_change(key));
+        }
         let page = Arc::new(CachedPage::new(meta, html, version));
         self.hot.insert(key.clone(), page.clone());
         Ok(page)

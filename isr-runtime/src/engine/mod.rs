@@ -19,6 +19,7 @@
 //! memory of non-pages), `scheduler` (slots), `generation` (loader → render → commit under one
 //! timeout), [`outcome`] (public answer types).
 
+mod changes;
 pub mod freshness;
 mod generation;
 mod loading;
@@ -27,6 +28,7 @@ pub mod outcome;
 mod scheduler;
 mod table;
 
+pub use changes::PageChanges;
 pub use freshness::{effective_revalidate, is_fresh, NOT_FOUND_RECHECK};
 pub use negative::NEGATIVE_CAPACITY;
 pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger};
@@ -115,6 +117,8 @@ pub struct Engine {
     tasks: TaskTracker,
     /// Whether the page table holds every stored page yet (see [`loading`]).
     loading: LoadState,
+    /// Told when a page's content changed (a CDN purger), if any.
+    changes: RwLock<Option<Arc<dyn PageChanges>>>,
 }
 
 impl Engine {
@@ -189,6 +193,7 @@ impl Engine {
             hot: HotCache::new(options.hot_cache_bytes),
             tasks: TaskTracker::new(),
             loading,
+            changes: RwLock::new(None),
         });
         if !engine.loading.is_complete() {
             loading::fill_in_background(&engine, batches, started);
@@ -205,6 +210,28 @@ impl Engine {
     /// ```
     pub fn set_shell(&self, shell: DocumentShell) {
         *self.shell.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(shell);
+    }
+
+    /// Sets who is told when a page's content changes (see [`PageChanges`]).
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine, purger: std::sync::Arc<dyn isr::engine::PageChanges>) {
+    /// engine.set_page_changes(purger);
+    /// # }
+    /// ```
+    pub fn set_page_changes(&self, changes: Arc<dyn PageChanges>) {
+        *self.changes.write().unwrap_or_else(|p| p.into_inner()) = Some(changes);
+    }
+
+    /// Announces that `key` changed; `None` when nobody listens. The future says whether the
+    /// first delivery succeeded.
+    pub(crate) fn announce_change(&self, key: &PageKey) -> Option<BoxFuture<'static, bool>> {
+        let changes = self
+            .changes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        changes.map(|changes| changes.changed(key))
     }
 
     /// The current document shell.

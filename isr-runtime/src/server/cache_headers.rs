@@ -98,6 +98,32 @@ pub fn cache_status(
     header_value(value)
 }
 
+/// `surrogate-key`: the page's tags and its URL path, space-separated (the Fastly convention;
+/// a CDN that purges by tag uses it). A space, comma, `%` or non-ASCII byte inside a tag is
+/// percent-encoded, so every tag stays one token.
+///
+/// ```
+/// let tags = vec!["posts".to_string(), "post:hello world".to_string()];
+/// let v = isr::server::surrogate_key(&tags, "/blog/hello world");
+/// assert_eq!(v, "posts post:hello%20world /blog/hello%20world");
+/// ```
+pub fn surrogate_key(tags: &[String], key: &str) -> HeaderValue {
+    let mut value = String::new();
+    for tag in tags {
+        value.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
+        value.push(' ');
+    }
+    value.push_str(&crate::route::url_path(key));
+    header_value(value)
+}
+
+/// Bytes a surrogate key cannot hold as they are.
+const TAG_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b',')
+    .add(b'%')
+    .add(b'"');
+
 fn header_value(value: String) -> HeaderValue {
     HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
 }

@@ -1,0 +1,104 @@
+vcl 4.1;
+
+# Varnish 7 in front of isr.
+#
+# - Keeps a page as long as isr says: `s-maxage` minus `age` (Varnish does the arithmetic),
+#   then serves it stale for `stale-while-revalidate` while it fetches the new one in the
+#   background — the same ISR rule, one tier further out.
+# - isr compresses pages itself (gzip and brotli): this file keeps one object per page and
+#   encoding (`br`, `gzip`, none) and passes the choice to isr, whatever `http_gzip_support` is.
+# - isr purges a page the moment it changes: `PURGE <path>` from an address in `purgers`
+#   removes every encoding of it. Point `--cdn-purge http://<varnish>` at this server and set
+#   `--public-host` to the Host your users use.
+# - A loader's 404 is kept only for isr's recheck window (no grace); 5xx are never cached.
+#
+# Replace the backend address with isr's (`--addr`).
+
+import std;
+
+backend isr {
+    .host = "127.0.0.1";
+    .port = "3000";
+}
+
+acl purgers {
+    "127.0.0.1";
+    "::1";
+}
+
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (client.ip !~ purgers) {
+            return (synth(403, "Forbidden"));
+        }
+        return (purge);
+    }
+    if (req.method != "GET" && req.method != "HEAD") {
+        return (pass);
+    }
+    # isr's own endpoints (webhook, metrics) are never cached.
+    if (req.url ~ "^/_isr(/|$)") {
+        return (pass);
+    }
+    # Pages ignore query strings: one object per page, so that a purge of the path reaches it.
+    if (req.url !~ "^/pkg/") {
+        set req.url = regsub(req.url, "\?.*$", "");
+    }
+    # Pages are the same for every user.
+    unset req.http.Cookie;
+    # The encoding isr will answer with (it prefers br, then gzip).
+    if (req.http.Accept-Encoding ~ "(?i)\bbr\b") {
+        set req.http.X-ISR-Encoding = "br";
+    } elsif (req.http.Accept-Encoding ~ "(?i)\bgzip\b") {
+        set req.http.X-ISR-Encoding = "gzip";
+    } else {
+        set req.http.X-ISR-Encoding = "identity";
+    }
+    return (hash);
+}
+
+sub vcl_backend_fetch {
+    # Varnish rewrites Accept-Encoding to gzip on a miss when http_gzip_support is on: ask isr
+    # for the encoding this object is for.
+    if (bereq.http.X-ISR-Encoding == "identity") {
+        unset bereq.http.Accept-Encoding;
+    } else {
+        set bereq.http.Accept-Encoding = bereq.http.X-ISR-Encoding;
+    }
+    # X-ISR-Encoding stays: Varnish stores each variant under the value the fetch had.
+}
+
+sub vcl_backend_response {
+    if (beresp.status >= 500) {
+        set beresp.uncacheable = true;
+        set beresp.ttl = 0s;
+        return (deliver);
+    }
+    if (beresp.http.Cache-Control ~ "s-maxage=") {
+        # Objects vary by the encoding chosen above (Accept-Encoding itself is rewritten by
+        # Varnish); vcl_deliver shows clients isr's own `vary`.
+        if (beresp.http.Vary ~ "(?i)accept-encoding") {
+            set beresp.http.Vary = "X-ISR-Encoding";
+        }
+        if (beresp.http.Cache-Control ~ "stale-while-revalidate=[0-9]+") {
+            set beresp.grace = std.duration(
+                regsub(beresp.http.Cache-Control, ".*stale-while-revalidate=([0-9]+).*", "\1s"),
+                0s);
+        } else {
+            set beresp.grace = 0s;
+        }
+        # A page answered stale by isr arrives already stale (its age is past s-maxage): keep
+        # it for grace only, and fetch again on the next request.
+        if (beresp.ttl < 0s) {
+            set beresp.ttl = 0s;
+        }
+        set beresp.keep = 0s;
+        return (deliver);
+    }
+}
+
+sub vcl_deliver {
+    if (resp.http.Vary ~ "X-ISR-Encoding") {
+        set resp.http.Vary = "accept-encoding";
+    }
+}
