@@ -60,6 +60,10 @@ struct Cli {
     #[arg(long, env = "ISR_PUBLIC_HOST", global = true, value_name = "HOST")]
     public_host: Option<String>,
 
+    /// Also send `cache-tag` (tags and path, comma-separated) for CDNs that purge by it
+    #[arg(long, env = "ISR_CACHE_TAG", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    cache_tag: bool,
+
     /// Memory for page HTML, in MiB; pages evicted from it are re-read from disk [default: 128]
     #[arg(long, env = "ISR_HOT_CACHE_MB", global = true, value_name = "MIB")]
     hot_cache_mb: Option<String>,
@@ -118,6 +122,7 @@ struct Config {
     revalidate_secret: Option<String>,
     metrics_token: Option<String>,
     cdn_purge: Option<crate::cdn::PurgeTargets>,
+    cache_tag: bool,
     connection_limits: ConnectionLimits,
     engine: EngineOptions,
     shutdown_timeout: Duration,
@@ -419,6 +424,7 @@ impl App {
             revalidate_secret,
             metrics_token,
             cdn_purge,
+            cache_tag: cli.cache_tag,
             connection_limits,
             engine: EngineOptions {
                 max_regenerations,
@@ -554,6 +560,7 @@ impl App {
             assets: Some(config.site_root.join("pkg")),
             immutable_assets: client.as_ref().is_some_and(|c| c.immutable),
             metrics_token: config.metrics_token,
+            cache_tag: config.cache_tag,
         };
         let app = crate::server::router(engine.clone(), options, crate::metrics::install())
             .merge(self.routes);

@@ -4,7 +4,7 @@
 //! generated.
 
 use crate::encoding::Encoding;
-use crate::engine::{Engine, Served};
+use crate::engine::{CachedPage, Engine, Served};
 use crate::render::status_document;
 use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
 use crate::store::PageKind;
@@ -23,7 +23,9 @@ use subtle::ConstantTimeEq;
 mod cache_headers;
 pub mod listener;
 mod negotiate;
-pub use cache_headers::{age, cache_control, cache_status, not_found_cache_control, surrogate_key};
+pub use cache_headers::{
+    age, cache_control, cache_status, cache_tag, not_found_cache_control, surrogate_key,
+};
 pub use listener::ConnectionLimits;
 pub use negotiate::preferred_encoding;
 
@@ -42,6 +44,7 @@ struct AppState {
     revalidate_secret: Option<Arc<str>>,
     metrics_token: Option<Arc<str>>,
     metrics: PrometheusHandle,
+    cache_tag: bool,
 }
 
 /// What the router serves besides pages.
@@ -61,6 +64,9 @@ pub struct ServerOptions {
     /// When set, `GET /_isr/metrics` needs `Authorization: Bearer <token>` (else `401`);
     /// when unset it is open.
     pub metrics_token: Option<String>,
+    /// Also send `cache-tag` (the page's tags and path, comma-separated: the header CDNs
+    /// such as Cloudflare purge by) besides `surrogate-key`.
+    pub cache_tag: bool,
 }
 
 /// The ISR router: pages (as the fallback), `/pkg/*` (client bundle), `POST /_isr/revalidate`
@@ -78,6 +84,7 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
         revalidate_secret: options.revalidate_secret.map(Arc::from),
         metrics_token: options.metrics_token.map(Arc::from),
         metrics,
+        cache_tag: options.cache_tag,
     };
     crate::metrics::register_revalidate_auth_failures();
     let mut router = Router::new()
@@ -112,11 +119,21 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
         return response;
     }
     let served = state.engine.request(request.uri().path()).await;
-    page_response(served, request.headers(), request.uri().query())
+    page_response(
+        served,
+        request.headers(),
+        request.uri().query(),
+        state.cache_tag,
+    )
 }
 
 /// Turns the engine's answer into an HTTP response.
-fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str>) -> Response {
+fn page_response(
+    served: Served,
+    request_headers: &HeaderMap,
+    query: Option<&str>,
+    cache_tag: bool,
+) -> Response {
     match served {
         Served::Stored {
             page,
@@ -124,36 +141,13 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
             revalidate,
             age,
         } => {
-            let mut etag = None;
-            let mut response = match &page.meta.kind {
-                PageKind::Page { .. } => {
-                    let encoding =
-                        preferred_encoding(request_headers, |e| page.representation(e).is_some());
-                    let (bytes, tag) = page
-                        .representation(encoding)
-                        .or_else(|| page.representation(Encoding::Identity))
-                        .map_or((Bytes::new(), ""), |(b, t)| (b.clone(), t));
-                    etag = Some(tag);
-                    let mut response = if if_none_match(request_headers, tag) {
-                        StatusCode::NOT_MODIFIED.into_response()
-                    } else {
-                        html_response(StatusCode::OK, Body::from(bytes))
-                    };
-                    let headers = response.headers_mut();
-                    if encoding != Encoding::Identity {
-                        headers.insert(
-                            header::CONTENT_ENCODING,
-                            HeaderValue::from_static(encoding.token()),
-                        );
-                    }
-                    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-                    response
-                }
-                PageKind::NotFound => not_found(),
+            let (mut response, etag) = match &page.meta.kind {
+                PageKind::Page { .. } => page_body_response(&page, request_headers),
+                PageKind::NotFound => (not_found(), None),
                 PageKind::Redirect {
                     location,
                     permanent,
-                } => redirect(location, *permanent),
+                } => (redirect(location, *permanent), None),
             };
             let headers = response.headers_mut();
             if let Some(Ok(value)) = etag.map(HeaderValue::from_str) {
@@ -170,6 +164,12 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
                 "surrogate-key",
                 surrogate_key(&page.meta.tags, &page.meta.key),
             );
+            if cache_tag {
+                headers.insert(
+                    "cache-tag",
+                    cache_headers::cache_tag(&page.meta.tags, &page.meta.key),
+                );
+            }
             headers.insert(
                 "cache-status",
                 cache_status(cache, window, age, page.version != 0),
@@ -196,6 +196,33 @@ fn page_response(served: Served, request_headers: &HeaderMap, query: Option<&str
         }
         Served::Unavailable { retry_after } => unavailable(retry_after),
     }
+}
+
+/// The body of an HTML page in the encoding the request prefers (or `304` when its etag
+/// matches), with `content-encoding` and `vary`; and that representation's etag.
+fn page_body_response<'p>(
+    page: &'p CachedPage,
+    request_headers: &HeaderMap,
+) -> (Response, Option<&'p str>) {
+    let encoding = preferred_encoding(request_headers, |e| page.representation(e).is_some());
+    let (bytes, etag) = page
+        .representation(encoding)
+        .or_else(|| page.representation(Encoding::Identity))
+        .map_or((Bytes::new(), ""), |(b, t)| (b.clone(), t));
+    let mut response = if if_none_match(request_headers, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        html_response(StatusCode::OK, Body::from(bytes))
+    };
+    let headers = response.headers_mut();
+    if encoding != Encoding::Identity {
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(encoding.token()),
+        );
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    (response, Some(etag))
 }
 
 /// Whether `If-None-Match` matches `etag` (weak comparison, as RFC 9110 requires for it).

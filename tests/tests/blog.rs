@@ -1158,3 +1158,29 @@ async fn pages_are_served_precompressed_by_accept_encoding() {
     assert_eq!(decoded("gzip", &gz), html);
     assert_eq!(decoded("br", &br), html);
 }
+
+#[tokio::test]
+async fn pages_carry_surrogate_keys_and_cache_tags_when_asked() {
+    let fx = Fixture::new();
+    let plain = BlogServer::start(&fx, &[], &[]);
+    let page = plain.get(POST).await;
+    assert_eq!(
+        page.header("surrogate-key"),
+        Some("posts post:what-is-isr /blog/what-is-isr")
+    );
+    assert_eq!(page.header("cache-tag"), None, "off unless asked");
+    drop(plain);
+
+    let tagged = BlogServer::start(&fx, &["serve"], &[("ISR_CACHE_TAG", "true")]);
+    let page = tagged.get(POST).await;
+    assert_eq!(
+        page.header("cache-tag"),
+        Some("posts,post:what-is-isr,/blog/what-is-isr")
+    );
+    let list = tagged.get("/blog").await;
+    assert!(
+        list.header("surrogate-key").unwrap().ends_with(" /blog"),
+        "{:?}",
+        list.header("surrogate-key")
+    );
+}

@@ -117,6 +117,23 @@ pub fn surrogate_key(tags: &[String], key: &str) -> HeaderValue {
     header_value(value)
 }
 
+/// `cache-tag`: the same keys as [`surrogate_key`], comma-separated (the Cloudflare
+/// convention).
+///
+/// ```
+/// let v = isr::server::cache_tag(&["posts".to_string()], "/blog/a");
+/// assert_eq!(v, "posts,/blog/a");
+/// ```
+pub fn cache_tag(tags: &[String], key: &str) -> HeaderValue {
+    let mut value = String::new();
+    for tag in tags {
+        value.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
+        value.push(',');
+    }
+    value.push_str(&crate::route::url_path(key));
+    header_value(value)
+}
+
 /// Bytes a surrogate key cannot hold as they are.
 const TAG_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
