@@ -139,6 +139,26 @@ pub fn post_markdown(title: &str, date: &str, body: &str) -> String {
     )
 }
 
+/// Decompresses a body sent with `content-encoding: encoding` (`br` or `gzip`); panics when it
+/// does not decompress.
+///
+/// ```
+/// use std::io::Write;
+/// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+/// gz.write_all(b"<p>hi</p>").unwrap();
+/// assert_eq!(isr_tests::decompressed("gzip", &gz.finish().unwrap()), "<p>hi</p>");
+/// ```
+pub fn decompressed(encoding: &str, body: &[u8]) -> String {
+    let mut text = String::new();
+    match encoding {
+        "br" => brotli::Decompressor::new(body, 4096).read_to_string(&mut text),
+        "gzip" => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
+        other => panic!("unexpected encoding {other}"),
+    }
+    .unwrap_or_else(|e| panic!("{encoding} body does not decompress: {e}"));
+    text
+}
+
 /// One test's private world: a copy of the blog's posts and an empty site root, both inside
 /// one temporary folder removed on drop.
 pub struct Fixture {

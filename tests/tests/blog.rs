@@ -80,19 +80,6 @@ fn ttl_of(resp: &Resp) -> i64 {
     ttl.parse().unwrap_or_else(|_| panic!("ttl in {status:?}"))
 }
 
-/// Decompresses a body sent with `content-encoding: encoding`.
-fn decoded(encoding: &str, body: &[u8]) -> String {
-    use std::io::Read;
-    let mut text = String::new();
-    match encoding {
-        "br" => brotli::Decompressor::new(body, 4096).read_to_string(&mut text),
-        "gzip" => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
-        other => panic!("unexpected encoding {other}"),
-    }
-    .unwrap_or_else(|e| panic!("{encoding} body does not decompress: {e}"));
-    text
-}
-
 fn h1(title: &str) -> String {
     format!("<h1>{title}</h1>")
 }
@@ -1108,7 +1095,7 @@ async fn pages_are_served_precompressed_by_accept_encoding() {
             html.len()
         );
         assert_eq!(
-            decoded(encoding, &body),
+            isr_tests::decompressed(encoding, &body),
             html,
             "{encoding} is the same page"
         );
@@ -1155,8 +1142,8 @@ async fn pages_are_served_precompressed_by_accept_encoding() {
     let file = fx.page_file(POST);
     let gz = std::fs::read(format!("{}.gz", file.display())).unwrap();
     let br = std::fs::read(format!("{}.br", file.display())).unwrap();
-    assert_eq!(decoded("gzip", &gz), html);
-    assert_eq!(decoded("br", &br), html);
+    assert_eq!(isr_tests::decompressed("gzip", &gz), html);
+    assert_eq!(isr_tests::decompressed("br", &br), html);
 }
 
 #[tokio::test]

@@ -171,7 +171,7 @@ async fn on_demand_revalidation_purges_the_edge_before_it_answers() {
         );
         let bytes = response.bytes().await.unwrap();
         assert_eq!(
-            decoded(encoding, &bytes),
+            isr_tests::decompressed(encoding, &bytes),
             edge.body,
             "{encoding} purged too"
         );
@@ -250,7 +250,7 @@ async fn compressed_variants_through_the_edge() {
             assert_eq!(headers["vary"].to_str().unwrap(), "accept-encoding");
             let bytes = response.bytes().await.unwrap();
             assert_eq!(
-                decoded(encoding, &bytes),
+                isr_tests::decompressed(encoding, &bytes),
                 identity.body,
                 "{encoding} round {round}"
             );
@@ -345,19 +345,6 @@ async fn a_503_is_never_cached_at_the_edge() {
     assert!(edge.body.contains("Here at last."));
 }
 
-/// Decompresses a body sent with `content-encoding: encoding`.
-fn decoded(encoding: &str, body: &[u8]) -> String {
-    use std::io::Read;
-    let mut text = String::new();
-    match encoding {
-        "br" => brotli::Decompressor::new(body, 4096).read_to_string(&mut text),
-        "gzip" => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
-        other => panic!("unexpected encoding {other}"),
-    }
-    .unwrap_or_else(|e| panic!("{encoding} body does not decompress: {e}"));
-    text
-}
-
 #[tokio::test]
 async fn nginx_serves_the_export_and_never_its_metadata() {
     let nginx = std::process::Command::new("nginx").arg("-v").output();
@@ -438,7 +425,10 @@ async fn nginx_serves_the_export_and_never_its_metadata() {
         .await
         .unwrap();
     assert_eq!(gzipped.headers()["content-encoding"], "gzip");
-    assert_eq!(decoded("gzip", &gzipped.bytes().await.unwrap()), page);
+    assert_eq!(
+        isr_tests::decompressed("gzip", &gzipped.bytes().await.unwrap()),
+        page
+    );
     for hidden in ["/.isr/index.sqlite", "/.isr/", "/blog/.x.tmp"] {
         let response = client.get(format!("{base}{hidden}")).send().await.unwrap();
         assert_eq!(response.status(), 404, "{hidden} must not be served");

@@ -108,13 +108,7 @@ pub fn cache_status(
 /// assert_eq!(v, "posts post:hello%20world /blog/hello%20world");
 /// ```
 pub fn surrogate_key(tags: &[String], key: &str) -> HeaderValue {
-    let mut value = String::new();
-    for tag in tags {
-        value.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
-        value.push(' ');
-    }
-    value.push_str(&crate::route::url_path(key));
-    header_value(value)
+    purge_keys(tags, key, ' ')
 }
 
 /// `cache-tag`: the same keys as [`surrogate_key`], comma-separated (the Cloudflare
@@ -125,10 +119,15 @@ pub fn surrogate_key(tags: &[String], key: &str) -> HeaderValue {
 /// assert_eq!(v, "posts,/blog/a");
 /// ```
 pub fn cache_tag(tags: &[String], key: &str) -> HeaderValue {
+    purge_keys(tags, key, ',')
+}
+
+/// The page's tags (escaped) and its URL path, joined by `separator`.
+fn purge_keys(tags: &[String], key: &str, separator: char) -> HeaderValue {
     let mut value = String::new();
     for tag in tags {
         value.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
-        value.push(',');
+        value.push(separator);
     }
     value.push_str(&crate::route::url_path(key));
     header_value(value)
