@@ -78,10 +78,10 @@ struct Manifest {
 }
 
 fn manifest_path(site_root: &Path) -> PathBuf {
-    site_root.join(crate::store::META_DIR).join("client.json")
+    crate::store::meta_dir_of(site_root).join("client.json")
 }
 
-/// Finds the bundle in `site_root`: ours (`.isr/client.json`), or cargo-leptos's
+/// Finds the bundle in `site_root`: ours (`<site_root>.isr/client.json`), or cargo-leptos's
 /// (`pkg/$LEPTOS_OUTPUT_NAME.js`). `None` when there is none: pages are then not hydrated.
 ///
 /// ```
@@ -340,6 +340,7 @@ mod tests {
     #[test]
     fn finds_our_manifest_only_when_the_files_exist() {
         let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("site");
         let manifest = Manifest {
             bundle: ClientBundle {
                 js: "/pkg/a-1.js".into(),
@@ -348,16 +349,12 @@ mod tests {
             },
             source_hash: "1".into(),
         };
-        std::fs::create_dir_all(dir.path().join(".isr")).unwrap();
-        std::fs::write(
-            manifest_path(dir.path()),
-            serde_json::to_vec(&manifest).unwrap(),
-        )
-        .unwrap();
-        assert!(our_bundle(dir.path()).is_none());
-        std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
-        std::fs::write(dir.path().join("pkg/a-1.js"), "").unwrap();
-        std::fs::write(dir.path().join("pkg/a-1_bg.wasm"), "").unwrap();
-        assert_eq!(our_bundle(dir.path()), Some(manifest.bundle));
+        std::fs::create_dir_all(dir.path().join("site.isr")).unwrap();
+        std::fs::write(manifest_path(&root), serde_json::to_vec(&manifest).unwrap()).unwrap();
+        assert!(our_bundle(&root).is_none());
+        std::fs::create_dir_all(root.join("pkg")).unwrap();
+        std::fs::write(root.join("pkg/a-1.js"), "").unwrap();
+        std::fs::write(root.join("pkg/a-1_bg.wasm"), "").unwrap();
+        assert_eq!(our_bundle(&root), Some(manifest.bundle));
     }
 }

@@ -256,9 +256,16 @@ async fn drafts_and_unknown_pages_are_404_and_counted_as_not_found() {
 async fn traversal_and_odd_paths_are_404() {
     let fx = Fixture::new();
     let server = BlogServer::start(&fx, &[], &[]);
+    let meta_dir = format!("{}.isr", fx.site_root().display());
     assert!(
-        fx.site_root().join(".isr/index.sqlite").is_file(),
-        "the build wrote the page index"
+        std::path::Path::new(&meta_dir)
+            .join("index.sqlite")
+            .is_file(),
+        "the build wrote the page index beside the export"
+    );
+    assert!(
+        !fx.site_root().join(".isr").exists(),
+        "nothing of isr's inside the export"
     );
     let long = format!("/blog/{}", "a".repeat(256));
     let meta_path = "/.isr/index.sqlite";

@@ -13,7 +13,12 @@ fn assert_built(root: &Path) {
     let post = std::fs::read_to_string(root.join("blog/what-is-isr/index.html"))
         .unwrap_or_else(|e| panic!("{}/blog/what-is-isr/index.html: {e}", root.display()));
     assert!(post.contains(&format!("<h1>{TITLE}</h1>")), "{post}");
-    assert!(root.join(".isr").is_dir(), "no .isr folder");
+    let meta_dir = format!("{}.isr", root.display());
+    assert!(
+        Path::new(&meta_dir).join("index.sqlite").is_file(),
+        "no page index beside the export"
+    );
+    assert!(!root.join(".isr").exists(), "metadata inside the export");
     assert!(
         !root.join("blog/upcoming/index.html").exists(),
         "a draft was exported"

@@ -439,10 +439,18 @@ async fn restart_serves_from_disk_without_generating() {
     let clock = Arc::new(ManualClock::new(START_MS));
     let s = script("disk", Mode::Page("persisted"));
     {
-        let h = harness_with(Arc::new(FsStore::new(dir.path())), clock.clone()).await;
+        let h = harness_with(
+            Arc::new(FsStore::new(dir.path().join("site"))),
+            clock.clone(),
+        )
+        .await;
         h.get("/t/disk").await;
     }
-    let h = harness_with(Arc::new(FsStore::new(dir.path())), clock.clone()).await;
+    let h = harness_with(
+        Arc::new(FsStore::new(dir.path().join("site"))),
+        clock.clone(),
+    )
+    .await;
     let (cache, body) = h.get("/t/disk").await;
     assert_eq!(cache, Some(CacheStatus::Hit));
     assert!(body.contains("persisted"));
@@ -450,7 +458,7 @@ async fn restart_serves_from_disk_without_generating() {
 
     // HTML replaced behind the index's back (or truncated): never served; regenerated as a miss.
     for tampered in ["<p>edited on disk</p>", ""] {
-        let html = dir.path().join("t/disk/index.html");
+        let html = dir.path().join("site/t/disk/index.html");
         let whole = std::fs::read(&html).unwrap();
         let replaced = if tampered.is_empty() {
             whole[..whole.len() / 2].to_vec()
@@ -458,7 +466,11 @@ async fn restart_serves_from_disk_without_generating() {
             tampered.as_bytes().to_vec()
         };
         std::fs::write(&html, replaced).unwrap();
-        let h = harness_with(Arc::new(FsStore::new(dir.path())), clock.clone()).await;
+        let h = harness_with(
+            Arc::new(FsStore::new(dir.path().join("site"))),
+            clock.clone(),
+        )
+        .await;
         s.set(Mode::Page("regenerated"));
         let (cache, body) = h.get("/t/disk").await;
         assert_eq!(cache, Some(CacheStatus::Miss), "{tampered:?}");
@@ -469,7 +481,7 @@ async fn restart_serves_from_disk_without_generating() {
     // A compressed variant of other bytes (a crash between renames, or an edit) is never
     // served either: the page is regenerated and its variants rewritten.
     for (variant, decode) in [("index.html.br", "br"), ("index.html.gz", "gzip")] {
-        let path = dir.path().join("t/disk").join(variant);
+        let path = dir.path().join("site/t/disk").join(variant);
         let other = Variants::compress(Bytes::from_static(b"<p>some other page</p>"));
         let stale = if decode == "br" {
             other.brotli
@@ -477,7 +489,11 @@ async fn restart_serves_from_disk_without_generating() {
             other.gzip
         };
         std::fs::write(&path, stale.unwrap()).unwrap();
-        let h = harness_with(Arc::new(FsStore::new(dir.path())), clock.clone()).await;
+        let h = harness_with(
+            Arc::new(FsStore::new(dir.path().join("site"))),
+            clock.clone(),
+        )
+        .await;
         s.set(Mode::Page(if decode == "br" {
             "fixed br"
         } else {
@@ -485,7 +501,7 @@ async fn restart_serves_from_disk_without_generating() {
         }));
         let (cache, body) = h.get("/t/disk").await;
         assert_eq!(cache, Some(CacheStatus::Miss), "{variant}");
-        let stored = FsStore::new(dir.path())
+        let stored = FsStore::new(dir.path().join("site"))
             .body(&h.engine.routes().page_of_key("/t/disk").unwrap().1)
             .await
             .unwrap()
@@ -507,7 +523,7 @@ async fn routing_outcomes() {
 async fn hot_cache_stays_within_its_budget_and_evicted_pages_still_serve() {
     let dir = tempfile::tempdir().unwrap();
     let h = harness_with(
-        Arc::new(FsStore::new(dir.path())),
+        Arc::new(FsStore::new(dir.path().join("site"))),
         Arc::new(ManualClock::new(START_MS)),
     )
     .await;
@@ -862,7 +878,7 @@ async fn a_never_generated_page_backs_off_on_the_monotonic_clock() {
 async fn shutdown_waits_for_a_running_generation() {
     let dir = tempfile::tempdir().unwrap();
     let h = harness_with(
-        Arc::new(FsStore::new(dir.path())),
+        Arc::new(FsStore::new(dir.path().join("site"))),
         Arc::new(ManualClock::new(START_MS)),
     )
     .await;
@@ -878,7 +894,7 @@ async fn shutdown_waits_for_a_running_generation() {
         "finished within the deadline"
     );
     assert_eq!(h.engine.running_generations(), 0);
-    let html = std::fs::read_to_string(dir.path().join("t/inflight/index.html")).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("site/t/inflight/index.html")).unwrap();
     assert!(
         html.contains("v2"),
         "the generation completed and was written whole"
@@ -1007,7 +1023,7 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
     let routes = Routes::new(vec![&RANDOM, &REAL]).unwrap();
     let engine = Engine::open(
         routes,
-        Arc::new(FsStore::new(dir.path())),
+        Arc::new(FsStore::new(dir.path().join("site"))),
         Arc::new(ManualClock::new(START_MS)),
     )
     .await
@@ -1061,7 +1077,7 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
 async fn hot_cache_accounting_holds_under_concurrent_requests_and_regenerations() {
     let dir = tempfile::tempdir().unwrap();
     let h = harness_with(
-        Arc::new(FsStore::new(dir.path())),
+        Arc::new(FsStore::new(dir.path().join("site"))),
         Arc::new(ManualClock::new(START_MS)),
     )
     .await;

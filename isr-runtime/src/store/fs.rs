@@ -5,7 +5,8 @@
 //! <root>/blog/index.html.gz       its gzip and brotli variants (nginx `gzip_static` /
 //! <root>/blog/index.html.br       `brotli_static` serve them as they are)
 //! <root>/blog/hello/index.html    (and .gz, .br)
-//! <root>/.isr/index.sqlite        metadata of every page (key, route, time, etag, length, tags)
+//! <root>.isr/index.sqlite         metadata of every page (key, route, time, etag, length, tags),
+//!                                 beside the export, never inside it
 //! ```
 //! Each file of a body is written to a temporary file in its final folder and fsynced; the
 //! compressed variants are renamed over the old ones first, the HTML last, then the folder is
@@ -24,16 +25,44 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// The folder under the site root that holds metadata; never served.
-pub const META_DIR: &str = ".isr";
+/// The folder inside the site root where sites written before the metadata moved out of the
+/// export kept it; adopted (renamed to [`meta_dir_of`]) on first use.
+pub const LEGACY_META_DIR: &str = ".isr";
 
-/// File name of the index inside [`META_DIR`].
+/// What [`meta_dir_of`] appends to the site root's name.
+pub const META_DIR_SUFFIX: &str = ".isr";
+
+/// File name of the index inside the metadata folder.
 const INDEX_FILE: &str = "index.sqlite";
+
+/// The metadata folder of the site root `site_root`: beside it, never inside it, so that no
+/// file server pointed at the export can serve the index (`target/site/blog` →
+/// `target/site/blog.isr`).
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(isr::store::meta_dir_of(Path::new("/srv/site")), Path::new("/srv/site.isr"));
+/// assert_eq!(isr::store::meta_dir_of(Path::new("target/site/blog/")), Path::new("target/site/blog.isr"));
+/// ```
+pub fn meta_dir_of(site_root: &Path) -> PathBuf {
+    // `.`, `..` or `/` name no folder of their own: use the folder they stand for.
+    let named = match site_root.file_name() {
+        Some(_) => site_root.to_path_buf(),
+        None => fs::canonicalize(site_root).unwrap_or_else(|_| site_root.to_path_buf()),
+    };
+    let mut name = named
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "site".into());
+    name.push(META_DIR_SUFFIX);
+    named.with_file_name(name)
+}
 
 /// Temporary files are stray when older than the store by at least this much.
 const SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -60,6 +89,8 @@ pub struct FsStore {
 
 struct Inner {
     root: PathBuf,
+    /// The metadata folder ([`meta_dir_of`] the root).
+    meta: PathBuf,
     /// Opened on first use (the root may not exist before the first write).
     index: Mutex<Option<Arc<Index>>>,
     deferred_sync: AtomicBool,
@@ -68,16 +99,20 @@ struct Inner {
 }
 
 impl FsStore {
-    /// A store rooted at `root` (created on first write).
+    /// A store rooted at `root` (created on first write), its metadata in
+    /// [`meta_dir_of`] `root`.
     ///
     /// ```
     /// let store = isr::store::FsStore::new("/tmp/site");
     /// assert_eq!(store.root(), std::path::Path::new("/tmp/site"));
+    /// assert_eq!(store.meta_dir(), std::path::Path::new("/tmp/site.isr"));
     /// ```
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         FsStore {
             inner: Arc::new(Inner {
-                root: root.into(),
+                meta: meta_dir_of(&root),
+                root,
                 index: Mutex::new(None),
                 deferred_sync: AtomicBool::new(false),
                 opened_at: SystemTime::now(),
@@ -94,13 +129,19 @@ impl FsStore {
         &self.inner.root
     }
 
-    /// Whether `root` holds a site written by a build (its index exists).
+    /// The metadata folder (the page index, the client bundle's manifest).
+    pub fn meta_dir(&self) -> &Path {
+        &self.inner.meta
+    }
+
+    /// Whether `root` holds a site written by a build (its index exists, here or in the
+    /// legacy place inside the root).
     ///
     /// ```
     /// assert!(!isr::store::FsStore::new("/nonexistent/site").is_built_site());
     /// ```
     pub fn is_built_site(&self) -> bool {
-        self.inner.index_path().is_file()
+        self.inner.index_path().is_file() || self.inner.legacy_index_path().is_file()
     }
 
     /// Path of the HTML file of the page at `key`.
@@ -129,12 +170,28 @@ impl FsStore {
 }
 
 impl Inner {
-    fn meta_dir(&self) -> PathBuf {
-        self.root.join(META_DIR)
+    fn index_path(&self) -> PathBuf {
+        self.meta.join(INDEX_FILE)
     }
 
-    fn index_path(&self) -> PathBuf {
-        self.meta_dir().join(INDEX_FILE)
+    fn legacy_index_path(&self) -> PathBuf {
+        self.root.join(LEGACY_META_DIR).join(INDEX_FILE)
+    }
+
+    /// Moves a metadata folder left inside the root by an earlier isr to its place beside the
+    /// root (once; nothing to do when there is none or the new place is taken).
+    fn adopt_legacy_meta_dir(&self) -> io::Result<()> {
+        let legacy = self.root.join(LEGACY_META_DIR);
+        if !self.legacy_index_path().is_file() || self.meta.exists() {
+            return Ok(());
+        }
+        fs::rename(&legacy, &self.meta)?;
+        if let Some(parent) = self.meta.parent() {
+            File::open(parent)?.sync_all()?;
+        }
+        File::open(&self.root)?.sync_all()?;
+        tracing::info!(from = %legacy.display(), to = %self.meta.display(), "moved the page index out of the static export");
+        Ok(())
     }
 
     /// The index, opened (and the metadata folder created) on first use. `create`: whether a
@@ -144,10 +201,11 @@ impl Inner {
         if let Some(index) = slot.as_ref() {
             return Ok(Some(index.clone()));
         }
+        self.adopt_legacy_meta_dir()?;
         if !create && !self.index_path().is_file() {
             return Ok(None);
         }
-        fs::create_dir_all(self.meta_dir())?;
+        fs::create_dir_all(&self.meta)?;
         let index = Arc::new(Index::open(&self.index_path())?);
         index.set_deferred(self.deferred_sync.load(Ordering::Relaxed))?;
         *slot = Some(index.clone());
@@ -189,7 +247,7 @@ impl Inner {
                 let name = name.to_string_lossy();
                 let file_type = entry.file_type()?;
                 if file_type.is_dir() {
-                    if folder != self.root || name != META_DIR {
+                    if folder != self.root || name != LEGACY_META_DIR {
                         folders.push(entry.path());
                     }
                 } else if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
@@ -311,9 +369,22 @@ impl PageStore for FsStore {
             if let Some(index) = inner.index(false)? {
                 index.sync()?;
             }
-            // One syncfs flushes every file and directory entry the build wrote.
-            let root = File::open(&inner.root)?;
-            rustix::fs::syncfs(&root).map_err(io::Error::from)
+            // One syncfs flushes every file and directory entry the build wrote (a second one
+            // when the metadata folder is on another file system, e.g. the root is a mount).
+            let mut synced = Vec::with_capacity(2);
+            for folder in [&inner.root, &inner.meta] {
+                let file = match File::open(folder) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let device = file.metadata()?.dev();
+                if !synced.contains(&device) {
+                    rustix::fs::syncfs(&file).map_err(io::Error::from)?;
+                    synced.push(device);
+                }
+            }
+            Ok(())
         })
     }
 
@@ -469,7 +540,7 @@ mod tests {
     #[tokio::test]
     async fn round_trip_through_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::new(dir.path());
+        let store = FsStore::new(dir.path().join("site"));
         assert!(!store.is_built_site());
         assert!(store.load().await.unwrap().is_empty());
         store
@@ -490,18 +561,18 @@ mod tests {
             .unwrap();
         assert!(store.is_built_site());
         assert_eq!(
-            fs::read(dir.path().join("blog/a/index.html")).unwrap(),
+            fs::read(dir.path().join("site/blog/a/index.html")).unwrap(),
             b"<p>a</p>"
         );
         // The static export has the variants beside the HTML, under the names nginx looks for.
         let mut gunzipped = String::new();
-        let gz = fs::read(dir.path().join("blog/a/index.html.gz")).unwrap();
+        let gz = fs::read(dir.path().join("site/blog/a/index.html.gz")).unwrap();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut gunzipped)
             .unwrap();
         assert_eq!(gunzipped, "<p>a</p>");
-        assert!(dir.path().join("blog/a/index.html.br").is_file());
+        assert!(dir.path().join("site/blog/a/index.html.br").is_file());
 
-        let reopened = FsStore::new(dir.path());
+        let reopened = FsStore::new(dir.path().join("site"));
         let mut index = reopened.load().await.unwrap();
         index.sort_by(|a, b| a.key.cmp(&b.key));
         assert_eq!(
@@ -540,7 +611,7 @@ mod tests {
     #[tokio::test]
     async fn retagging_replaces_the_tag_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::new(dir.path());
+        let store = FsStore::new(dir.path().join("site"));
         let mut m = meta("/blog/a", PageKind::NotFound);
         store.put(&key("/blog/a"), m.clone(), None).await.unwrap();
         m.tags = vec!["other".into()];
@@ -552,7 +623,7 @@ mod tests {
     #[tokio::test]
     async fn not_found_removes_the_html_and_remove_forgets_the_page() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::new(dir.path());
+        let store = FsStore::new(dir.path().join("site"));
         store
             .put(
                 &key("/blog/a"),
@@ -565,20 +636,20 @@ mod tests {
             .put(&key("/blog/a"), meta("/blog/a", PageKind::NotFound), None)
             .await
             .unwrap();
-        assert!(!dir.path().join("blog/a/index.html").exists());
-        assert!(!dir.path().join("blog/a/index.html.gz").exists());
-        assert!(!dir.path().join("blog/a/index.html.br").exists());
+        assert!(!dir.path().join("site/blog/a/index.html").exists());
+        assert!(!dir.path().join("site/blog/a/index.html.gz").exists());
+        assert!(!dir.path().join("site/blog/a/index.html.br").exists());
         assert_eq!(store.load().await.unwrap()[0].kind, PageKind::NotFound);
         store.remove(&key("/blog/a")).await.unwrap();
         assert!(store.load().await.unwrap().is_empty());
         assert!(store.keys_with_tag("posts").await.unwrap().is_empty());
-        assert!(!dir.path().join("blog/a").exists());
+        assert!(!dir.path().join("site/blog/a").exists());
     }
 
     #[tokio::test]
     async fn deferred_writes_are_batched_and_made_durable_by_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::new(dir.path());
+        let store = FsStore::new(dir.path().join("site"));
         store.defer_sync(true);
         for i in 0..2_500 {
             let k = format!("/blog/p{i}");
@@ -589,16 +660,25 @@ mod tests {
         }
         store.defer_sync(false);
         store.sync().await.unwrap();
-        assert_eq!(FsStore::new(dir.path()).load().await.unwrap().len(), 2_500);
+        assert_eq!(
+            FsStore::new(dir.path().join("site"))
+                .load()
+                .await
+                .unwrap()
+                .len(),
+            2_500
+        );
     }
 
     #[tokio::test]
     async fn sweep_removes_only_temporary_files_left_by_an_earlier_process() {
         let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("blog/a")).unwrap();
-        let stray = dir.path().join("blog/a/.index.html.0123456789abcdef.tmp");
+        fs::create_dir_all(dir.path().join("site/blog/a")).unwrap();
+        let stray = dir
+            .path()
+            .join("site/blog/a/.index.html.0123456789abcdef.tmp");
         fs::write(&stray, b"half a page").unwrap();
-        fs::write(dir.path().join("blog/a/index.html"), b"page").unwrap();
+        fs::write(dir.path().join("site/blog/a/index.html"), b"page").unwrap();
         let old = SystemTime::now() - std::time::Duration::from_secs(60);
         File::options()
             .write(true)
@@ -606,8 +686,10 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        let store = FsStore::new(dir.path());
-        let fresh = dir.path().join("blog/.index.html.fedcba9876543210.tmp");
+        let store = FsStore::new(dir.path().join("site"));
+        let fresh = dir
+            .path()
+            .join("site/blog/.index.html.fedcba9876543210.tmp");
         fs::write(&fresh, b"being written now").unwrap();
         assert_eq!(store.sweep().await.unwrap(), 1);
         assert!(!stray.exists());
@@ -615,7 +697,44 @@ mod tests {
             fresh.exists(),
             "a temp file of this process may be renamed any moment"
         );
-        assert!(dir.path().join("blog/a/index.html").exists());
+        assert!(dir.path().join("site/blog/a/index.html").exists());
+    }
+
+    #[tokio::test]
+    async fn metadata_lives_beside_the_export_and_a_legacy_folder_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("site");
+        let store = FsStore::new(&root);
+        let body = Variants::compress(Bytes::from_static(b"<p>a</p>"));
+        let stored = meta("/blog/a", page_kind(b"<p>a</p>"));
+        store
+            .put(&key("/blog/a"), stored.clone(), Some(body))
+            .await
+            .unwrap();
+        // A file server pointed at the root finds pages and nothing else.
+        let mut inside: Vec<String> = walk(&root)
+            .iter()
+            .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+            .collect();
+        inside.sort();
+        assert_eq!(
+            inside,
+            [
+                "blog/a/index.html",
+                "blog/a/index.html.br",
+                "blog/a/index.html.gz"
+            ]
+        );
+        assert!(dir.path().join("site.isr/index.sqlite").is_file());
+        drop(store);
+
+        // A site written when the index lived inside the root: moved out on first use.
+        fs::rename(dir.path().join("site.isr"), root.join(LEGACY_META_DIR)).unwrap();
+        let reopened = FsStore::new(&root);
+        assert!(reopened.is_built_site());
+        assert_eq!(reopened.load().await.unwrap(), vec![stored]);
+        assert!(!root.join(LEGACY_META_DIR).exists());
+        assert!(dir.path().join("site.isr/index.sqlite").is_file());
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -1,4 +1,4 @@
-//! The metadata index of a site root: one SQLite file (`.isr/index.sqlite`, WAL mode).
+//! The metadata index of a site root: one SQLite file (`<root>.isr/index.sqlite`, WAL mode).
 //!
 //! Why SQLite: one crash-safe file instead of one JSON file per page (which cost an inode, a
 //! rename and an fsync per page and made a cold start read 100,000 files); transactions make a

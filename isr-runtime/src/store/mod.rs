@@ -11,7 +11,7 @@ mod index;
 mod memory;
 
 pub use etag::Etag;
-pub use fs::{FsStore, META_DIR};
+pub use fs::{meta_dir_of, FsStore, LEGACY_META_DIR, META_DIR_SUFFIX};
 pub use memory::MemoryStore;
 
 use crate::encoding::Variants;
