@@ -49,7 +49,8 @@ pub struct RevalidationResult {
     pub error: Option<String>,
     /// With CDN purging on (`--cdn-purge`), whether every purge endpoint confirmed the purge of
     /// this page before the answer (`false`: the first attempt failed; it is retried in the
-    /// background). Absent without CDN purging or when nothing changed.
+    /// background). Absent without CDN purging, and when the page was not regenerated (an
+    /// error or no route: the CDN keeps the page isr keeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purged: Option<bool>,
 }
