@@ -78,15 +78,15 @@ async fn an_edit_reaches_cdn_users_within_one_window_not_two() {
     let fx = Fixture::new();
     let (server, varnish) = blog_behind_varnish(&fx, false);
     // Let the page age at the origin, then let the edge fetch it late in its window: without
-    // `age` the edge would keep it for a whole window more. `age` is rounded up, so the moment
-    // it turns 4 the page is 3 s old (polled every 20 ms).
+    // `age` the edge would keep it for a whole window more. `age` is rounded up.
     let deadline = Instant::now() + POLL_DEADLINE;
     let generated = loop {
         let page = server.get(POST).await;
         let age: u64 = page.header("age").expect("age").parse().unwrap();
         if age >= 4 {
-            assert_eq!(age, 4, "polled too slowly to see the age turn 4");
-            break Instant::now() - Duration::from_secs(3);
+            // Seen the moment it turns 4 (polled every 20 ms), the page is 3 s old; a slow
+            // poll that sees a later value only makes the estimate later (more lenient).
+            break Instant::now() - Duration::from_secs(age - 1);
         }
         assert!(Instant::now() < deadline, "the page did not age");
         tokio::time::sleep(Duration::from_millis(20)).await;

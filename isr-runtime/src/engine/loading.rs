@@ -51,12 +51,12 @@ impl LoadState {
 
 /// Stored rows routed to their page definitions; rows of routes that no longer exist are
 /// counted in `ignored`.
-struct Router<'a> {
+struct RowRouter<'a> {
     routes: &'a Routes,
     ignored: usize,
 }
 
-impl Router<'_> {
+impl RowRouter<'_> {
     fn route(&mut self, batch: Vec<PageMeta>) -> Vec<(PageKey, &'static PageDef, PageMeta)> {
         let mut routed = Vec::with_capacity(batch.len());
         for meta in batch {
@@ -105,7 +105,7 @@ pub(super) async fn load_all(
     mut batches: BoxStream<'static, io::Result<Vec<PageMeta>>>,
 ) -> io::Result<()> {
     let started = Instant::now();
-    let mut router = Router { routes, ignored: 0 };
+    let mut router = RowRouter { routes, ignored: 0 };
     while let Some(batch) = batches.next().await {
         table.fill(&router.route(batch?));
     }
@@ -137,7 +137,7 @@ pub(super) fn fill_in_background(
                     return;
                 }
             };
-            let mut router = Router {
+            let mut router = RowRouter {
                 routes: &engine.routes,
                 ignored: 0,
             };
