@@ -159,6 +159,18 @@ pub fn decompressed(encoding: &str, body: &[u8]) -> String {
     text
 }
 
+/// A free loopback port (bound, then released for the process that will listen on it).
+///
+/// ```
+/// assert_ne!(isr_tests::free_port(), 0);
+/// ```
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// One test's private world: a copy of the blog's posts and an empty site root, both inside
 /// one temporary folder removed on drop.
 pub struct Fixture {

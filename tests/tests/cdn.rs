@@ -3,8 +3,10 @@
 //! (and retries when the purge endpoint is down), compressed variants and 404s through the
 //! edge, and 503s never cached. Each test has its own blog server and its own Varnish.
 
-use isr_tests::varnish::{free_port, varnish_available, Varnish};
-use isr_tests::{poll_until, post_markdown, BlogServer, Fixture, POLL_DEADLINE, POST_REVALIDATE};
+use isr_tests::varnish::{varnish_available, Varnish};
+use isr_tests::{
+    free_port, poll_until, post_markdown, BlogServer, Fixture, POLL_DEADLINE, POST_REVALIDATE,
+};
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -12,10 +12,9 @@
 //! compressed variants are renamed over the old ones first, the HTML last, then the folder is
 //! fsynced, so a reader (or a crash) sees whole old or whole new files; only then is the index
 //! row written. A crash in between leaves files the row does not describe: the HTML fails the
-//! row's length or hash, a variant fails to decompress to the HTML, and the page is
-//! regenerated. A crash between the two leaves a body the index does not
-//! describe: the engine sees the length or hash disagree and regenerates the page instead of
-//! serving it. Temporary files a crash left behind are removed by [`PageStore::sweep`].
+//! row's length or hash, a variant fails to decompress to the HTML, and the engine regenerates
+//! the page instead of serving it. Temporary files a crash left behind are removed by
+//! [`PageStore::sweep`].
 
 use super::index::Index;
 use super::{PageKind, PageMeta, PageStore, StoreFuture};
