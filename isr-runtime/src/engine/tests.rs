@@ -41,10 +41,13 @@ fn script(case: &str, mode: Mode) -> Arc<Script> {
         mode: Mutex::new(mode),
         delay: Mutex::new(Duration::ZERO),
     });
-    scripts()
+    let earlier = scripts()
         .lock()
         .unwrap()
         .insert(case.into(), script.clone());
+    // Tests run in parallel and share this registry: a second test with the same case
+    // name would change the first one's loader under it.
+    assert!(earlier.is_none(), "two tests use the case name {case:?}");
     script
 }
 
@@ -626,9 +629,10 @@ async fn unknown_paths_are_never_stored_and_their_memory_is_bounded() {
     .unwrap();
     let s = script("missing", Mode::NotFound);
     let _ = s;
+    let mut last = None;
     for i in 0..1_000 {
         let case = format!("random{i}");
-        script(&case, Mode::NotFound);
+        last = Some(script(&case, Mode::NotFound));
         match engine.request(&format!("/t/{case}")).await {
             Served::Stored {
                 page,
@@ -649,7 +653,7 @@ async fn unknown_paths_are_never_stored_and_their_memory_is_bounded() {
         engine.remembered_non_pages()
     );
     // a remembered one answers without its loader
-    let last = script("random999", Mode::NotFound);
+    let last = last.expect("the loop ran");
     let calls = last.calls();
     assert!(matches!(
         engine.request("/t/random999").await,
@@ -1293,15 +1297,15 @@ async fn tag_revalidation_while_loading_covers_pages_not_loaded_yet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_work_finishes_when_the_caller_goes_away() {
     let h = harness().await;
-    let s = script("gone", Mode::Page("v1"));
-    h.get("/t/gone").await;
+    let s = script("abandoned", Mode::Page("v1"));
+    h.get("/t/abandoned").await;
     s.set(Mode::Page("v2"));
     s.delay(Duration::from_millis(300));
     let engine = h.engine.clone();
     // The webhook's handler future, dropped as hyper drops it when the CMS disconnects.
     let caller = tokio::spawn(async move {
         let request = crate::RevalidateRequest {
-            paths: vec!["/t/gone".into()],
+            paths: vec!["/t/abandoned".into()],
             tags: vec![],
         };
         crate::revalidate::start(&engine, &request, usize::MAX).await
@@ -1317,7 +1321,7 @@ async fn on_demand_work_finishes_when_the_caller_goes_away() {
     );
     caller.abort();
     assert!(caller.await.unwrap_err().is_cancelled());
-    let (cache, body) = h.eventually_contains("/t/gone", "v2").await;
+    let (cache, body) = h.eventually_contains("/t/abandoned", "v2").await;
     assert!(body.contains("v2"), "the regeneration went on: {body}");
     assert_eq!(cache, Some(CacheStatus::Hit));
     assert_eq!(s.calls(), 2);
