@@ -7,17 +7,18 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 bash scripts/setup-wasm.sh
-# Varnish and nginx for the CDN tests (tests/tests/cdn.rs start their own on free ports). A
-# policy-rc.d keeps the packages from starting system-wide services.
-if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null; then
-  echo "[test] apt-get install varnish nginx"
+# Varnish and nginx for the CDN tests (tests/tests/cdn.rs), redis-server for the shared-tier
+# tests (tests/tests/shared.rs); the tests start their own on free ports. A policy-rc.d keeps
+# the packages from starting system-wide services.
+if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null || ! command -v redis-server >/dev/null; then
+  echo "[test] apt-get install varnish nginx redis-server"
   created_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     created_policy=1
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish nginx >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish nginx redis-server >/dev/null
   if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 cargo fmt --all --check

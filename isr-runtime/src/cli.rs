@@ -64,6 +64,23 @@ struct Cli {
     #[arg(long, env = "ISR_CACHE_TAG", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     cache_tag: bool,
 
+    /// Redis to share pages, leases and invalidations with other instances (redis://[user:pass@]host:port[/db])
+    #[arg(
+        long = "redis",
+        env = "ISR_REDIS_URL",
+        global = true,
+        value_name = "URL"
+    )]
+    redis_url: Option<String>,
+
+    /// Prefix of every Redis key, so several sites can share one Redis [default: the app's name]
+    #[arg(long, env = "ISR_REDIS_PREFIX", global = true, value_name = "PREFIX")]
+    redis_prefix: Option<String>,
+
+    /// Seconds a page lease lives unless its holder renews it (a dead holder is replaced after it) [default: 8]
+    #[arg(long, env = "ISR_REDIS_LEASE_TTL", global = true, value_name = "SECS")]
+    redis_lease_ttl: Option<String>,
+
     /// Memory for page HTML, in MiB; pages evicted from it are re-read from disk [default: 128]
     #[arg(long, env = "ISR_HOT_CACHE_MB", global = true, value_name = "MIB")]
     hot_cache_mb: Option<String>,
@@ -126,6 +143,7 @@ struct Config {
     connection_limits: ConnectionLimits,
     engine: EngineOptions,
     shutdown_timeout: Duration,
+    shared: Option<crate::shared::SharedOptions>,
 }
 
 /// An ISR app: what its `main` runs.
@@ -411,6 +429,7 @@ impl App {
             )?
             .map_or(defaults.max_connections, |n| n as usize),
         };
+        let shared = self.shared_options(cli.redis_url, cli.redis_prefix, cli.redis_lease_ttl)?;
         let command = cli.command.unwrap_or(Command::Start);
         Ok(Config {
             command,
@@ -434,12 +453,57 @@ impl App {
                 ..EngineOptions::default()
             },
             shutdown_timeout,
+            shared,
         })
+    }
+
+    /// The shared tier's settings, when `--redis` is given.
+    fn shared_options(
+        &self,
+        url: Option<String>,
+        prefix: Option<String>,
+        lease_ttl: Option<String>,
+    ) -> Result<Option<crate::shared::SharedOptions>, String> {
+        let lease_ttl = whole_number(
+            lease_ttl,
+            "--redis-lease-ttl / ISR_REDIS_LEASE_TTL",
+            1..=600,
+            "a whole number of seconds from 1 to 600",
+        )?
+        .map_or(crate::shared::DEFAULT_LEASE_TTL, Duration::from_secs);
+        let Some(url) = url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()) else {
+            if prefix.is_some() {
+                return Err(
+                    "--redis-prefix / ISR_REDIS_PREFIX is set without --redis / ISR_REDIS_URL"
+                        .into(),
+                );
+            }
+            return Ok(None);
+        };
+        if !(url.starts_with("redis://") || url.starts_with("unix://")) {
+            return Err(format!(
+                "invalid --redis / ISR_REDIS_URL {url:?}: expected redis://host:port[/db]"
+            ));
+        }
+        redis::Client::open(url.as_str())
+            .map_err(|e| format!("invalid --redis / ISR_REDIS_URL {url:?}: {e}"))?;
+        let prefix = prefix.unwrap_or_else(|| self.name.clone());
+        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "invalid --redis-prefix / ISR_REDIS_PREFIX {prefix:?}: expected a non-empty name without spaces"
+            ));
+        }
+        Ok(Some(crate::shared::SharedOptions {
+            url,
+            prefix,
+            lease_ttl,
+        }))
     }
 
     async fn execute(self, config: Config) -> ExitCode {
         let store = FsStore::new(&config.site_root);
-        if config.command == Command::Serve && !store.is_built_site() {
+        // With Redis, an instance may start empty: pages come from the shared tier.
+        if config.command == Command::Serve && config.shared.is_none() && !store.is_built_site() {
             eprintln!(
                 "error: no built site at {} (--site-root / LEPTOS_SITE_ROOT): run `{} build` first",
                 config.site_root.display(),
@@ -471,6 +535,18 @@ impl App {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(options) = config.shared.clone() {
+            match crate::shared::SharedTier::connect(options.clone()) {
+                Ok(tier) => {
+                    tracing::info!(prefix = %options.prefix, lease_ttl_s = options.lease_ttl.as_secs(), "shared tier on: pages, leases and changes are shared through Redis");
+                    engine.join_shared(tier);
+                }
+                Err(error) => {
+                    eprintln!("error: --redis / ISR_REDIS_URL: {error}");
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+            }
+        }
         let client = self.client_bundle(&config).await;
         engine.set_shell(DocumentShell {
             client: client.clone(),

@@ -88,6 +88,8 @@ pub mod route;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
+pub mod shared;
+#[cfg(feature = "ssr")]
 pub mod store;
 
 /// Re-exported so that apps add routes and subcommands with the versions isr uses.

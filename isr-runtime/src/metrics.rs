@@ -15,6 +15,22 @@ pub const CDN_PURGES_TOTAL: &str = "isr_cdn_purges_total";
 /// Counter of `POST /_isr/revalidate` requests refused for a missing or wrong bearer token.
 pub const REVALIDATE_AUTH_FAILURES_TOTAL: &str = "isr_revalidate_auth_failures_total";
 
+/// Gauge: 1 while Redis (the shared tier, `--redis`) answers, 0 while it does not.
+pub const REDIS_UP: &str = "isr_redis_up";
+/// Counter of failed Redis calls (errors and timeouts), by operation.
+pub const REDIS_ERRORS_TOTAL: &str = "isr_redis_errors_total";
+/// Counter of page lease outcomes: `acquired`, `held` (another instance has it), `fenced`
+/// (a commit refused for an old token), `lost` (expired while its loader ran).
+pub const REDIS_LEASES_TOTAL: &str = "isr_redis_leases_total";
+/// Counter of other instances' commits read from the event stream.
+pub const REDIS_EVENTS_TOTAL: &str = "isr_redis_events_total";
+/// Counter of pages copied from Redis into the local tiers, by reason (`event`, `request`,
+/// `resync`, `fenced`).
+pub const SHARED_PULLS_TOTAL: &str = "isr_shared_pulls_total";
+/// Counter of pages generated while Redis was down and written back later, by outcome
+/// (`written`, `superseded`: Redis had a newer generation).
+pub const REDIS_WRITE_BACKS_TOTAL: &str = "isr_redis_write_backs_total";
+
 /// Installs the Prometheus recorder once per process and returns its handle.
 ///
 /// ```
@@ -69,4 +85,34 @@ pub(crate) fn revalidate_auth_failure() {
 /// Counts CDN purge requests (or pages) with `outcome`.
 pub(crate) fn cdn_purges(outcome: &'static str, count: u64) {
     metrics::counter!(CDN_PURGES_TOTAL, "outcome" => outcome).increment(count);
+}
+
+/// Sets [`REDIS_UP`].
+pub(crate) fn redis_up(up: bool) {
+    metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Counts one failed Redis call.
+pub(crate) fn redis_error(op: &'static str) {
+    metrics::counter!(REDIS_ERRORS_TOTAL, "op" => op).increment(1);
+}
+
+/// Counts one lease outcome.
+pub(crate) fn redis_lease(outcome: &'static str) {
+    metrics::counter!(REDIS_LEASES_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// Counts one event read from another instance.
+pub(crate) fn redis_event_applied() {
+    metrics::counter!(REDIS_EVENTS_TOTAL).increment(1);
+}
+
+/// Counts one page pulled from Redis.
+pub(crate) fn shared_pull(reason: &'static str) {
+    metrics::counter!(SHARED_PULLS_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Counts one write-back.
+pub(crate) fn redis_write_back(outcome: &'static str) {
+    metrics::counter!(REDIS_WRITE_BACKS_TOTAL, "outcome" => outcome).increment(1);
 }

@@ -33,7 +33,7 @@ pub struct RevalidateRequest {
 /// What happened to one page.
 ///
 /// ```
-/// let r = isr::RevalidationResult { path: "/x".into(), outcome: isr::RevalidationOutcome::NoRoute, error: None, purged: None };
+/// let r = isr::RevalidationResult { path: "/x".into(), outcome: isr::RevalidationOutcome::NoRoute, error: None, purged: None, shared: None };
 /// assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"path":"/x","outcome":"no_route"}"#);
 /// let r = isr::RevalidationResult { outcome: isr::RevalidationOutcome::Regenerated, purged: Some(true), ..r };
 /// assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"path":"/x","outcome":"regenerated","purged":true}"#);
@@ -53,6 +53,11 @@ pub struct RevalidationResult {
     /// error or no route: the CDN keeps the page isr keeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purged: Option<bool>,
+    /// With the shared tier (`--redis`), whether the new version reached Redis, so the other
+    /// instances serve it too (`false`: Redis was unreachable; it is written back when Redis
+    /// answers again). Absent without the shared tier, and when the page was not regenerated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
 }
 
 /// The outcome of revalidating one page.
@@ -114,6 +119,15 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
                 Vec::new()
             });
             stored.insert(tag.clone(), keys);
+        }
+    }
+    // With the shared tier, Redis's tag sets name the pages other instances committed.
+    for tag in &request.tags {
+        match engine.shared_keys_with_tag(tag).await {
+            Ok(keys) => stored.entry(tag.clone()).or_default().extend(keys),
+            Err(error) => {
+                tracing::warn!(%tag, %error, "could not read Redis's tag index; revalidating the pages this instance knows")
+            }
         }
     }
     let engine = engine.clone();
@@ -206,8 +220,15 @@ pub async fn start(
                                 },
                                 _ => None,
                             };
+                            let shared = match &outcome {
+                                Some(Outcome::Generated(_)) if engine.has_shared_tier() => {
+                                    Some(!engine.is_pending_write_back(&key))
+                                }
+                                _ => None,
+                            };
                             RevalidationResult {
                                 purged,
+                                shared,
                                 ..result_for(key.to_string(), outcome)
                             }
                         }
@@ -245,6 +266,7 @@ fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {
         outcome,
         error,
         purged: None,
+        shared: None,
     }
 }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod browser;
+pub mod redis;
 pub mod shop;
 pub mod varnish;
 

@@ -4,11 +4,13 @@
 //! |---|---|---|
 //! | `BENCH_PAGES` | 1000 | pages of `/items/:id` pre-rendered at build (other ids are not found) |
 //! | `BENCH_PAGE_BYTES` | 10240 | approximate HTML size of every page |
-//! | `BENCH_SLOW_MS` | 2000 | loader delay of `/slow` (revalidate 1 s) |
+//! | `BENCH_SLOW_MS` | 2000 | loader delay of `/slow` (revalidate 1 s) and `/slow3` (3 s) |
 //! | `BENCH_COLD_MS` | 500 | loader delay of `/cold/:id` (never pre-rendered) |
+//! | `BENCH_INSTANCE` | (none) | a name `/slow` and `/cold/:id` show (" from <name>"): which instance rendered them |
 //!
 //! Routes: `/page` (static, revalidate 1 h: the HIT path), `/items/:id` (dynamic, pre-rendered),
-//! `/slow` (stale every second, slow loader), `/cold/:id` (fallback blocking).
+//! `/slow` (stale every second, slow loader), `/slow3` (the same, stale every 3 s),
+//! `/cold/:id` (fallback blocking).
 
 use isr::prelude::*;
 use leptos::prelude::*;
@@ -25,6 +27,13 @@ fn env_number(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// " from <BENCH_INSTANCE>", or nothing.
+fn rendered_by() -> String {
+    std::env::var("BENCH_INSTANCE")
+        .map(|name| format!(" from {name}"))
+        .unwrap_or_default()
 }
 
 /// Props whose rendered page is about `BENCH_PAGE_BYTES` long (the props JSON is embedded too,
@@ -66,13 +75,25 @@ async fn all_items() -> isr::Result<Vec<Params>> {
 #[page(path = "/slow", revalidate = 1, view = BenchView, timeout = 60)]
 async fn slow() -> isr::Result<Load<BenchProps>> {
     tokio::time::sleep(Duration::from_millis(env_number("BENCH_SLOW_MS", 2000))).await;
-    Ok(Load::props(props("Slow page".into())))
+    Ok(Load::props(props(format!("Slow page{}", rendered_by()))))
+}
+
+/// Like `/slow` with a longer window, so a burst of requests fits in one (the shared-tier
+/// tests).
+#[page(path = "/slow3", revalidate = 3, view = BenchView, timeout = 60)]
+async fn slow3() -> isr::Result<Load<BenchProps>> {
+    tokio::time::sleep(Duration::from_millis(env_number("BENCH_SLOW_MS", 2000))).await;
+    Ok(Load::props(props(format!("Slow page{}", rendered_by()))))
 }
 
 #[page(path = "/cold/:id", revalidate = 3600, view = BenchView, fallback = "blocking", timeout = 60)]
 async fn cold(params: Params) -> isr::Result<Load<BenchProps>> {
     tokio::time::sleep(Duration::from_millis(env_number("BENCH_COLD_MS", 500))).await;
-    Ok(Load::props(props(format!("Cold {}", params.get("id")?))))
+    Ok(Load::props(props(format!(
+        "Cold {}{}",
+        params.get("id")?,
+        rendered_by()
+    ))))
 }
 
 #[component]

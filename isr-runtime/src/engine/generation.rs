@@ -4,6 +4,7 @@
 
 use super::negative::Remembered;
 use super::scheduler::Slot;
+use super::shared::Coordination;
 use super::{CachedPage, Engine, FailureKind, Outcome, StartSlot, Trigger, NOT_FOUND_RECHECK};
 use crate::backoff;
 use crate::encoding::Variants;
@@ -51,8 +52,7 @@ impl Engine {
                 StartSlot::Wait { unknown_route } => match engine.scheduler.slot(unknown_route).await {
                     Some(slot) => slot,
                     None => {
-                        tracing::warn!(path = %owned_key, "no generation slot free in time; answering 503");
-                        metrics::regeneration(def.path, FailureKind::Busy.as_str(), trigger.as_str(), 0.0);
+                        tracing::warn!(path = %owned_key, route = def.path, "no generation slot free in time; answering 503");
                         return Outcome::Failed {
                             kind: FailureKind::Busy,
                             message: "too many generations running".into(),
@@ -149,7 +149,11 @@ impl Engine {
         };
         let seconds = started.elapsed().as_secs_f64();
         match result {
-            Ok(page) => {
+            Ok(Made::Pulled(page)) => {
+                tracing::debug!(path = %key, route = def.path, trigger = trigger.as_str(), "another instance's version is in place");
+                Outcome::Generated(page)
+            }
+            Ok(Made::Generated(page)) => {
                 let label = match page.meta.kind {
                     PageKind::NotFound => "not_found",
                     _ => "ok",
@@ -202,14 +206,23 @@ impl Engine {
         delay
     }
 
-    /// Loader → render → store → page table and hot cache.
+    /// Lease (with the shared tier) → loader → render → Redis → store → page table and hot
+    /// cache.
     async fn generate_and_commit(
-        &self,
+        self: &Arc<Self>,
         key: &PageKey,
         def: &'static PageDef,
         params: Params,
         trigger: Trigger,
-    ) -> Result<Arc<CachedPage>, Failure> {
+    ) -> Result<Made, Failure> {
+        let lease = match self.shared_tier().cloned() {
+            None => None,
+            Some(tier) => match self.coordinate(&tier, key, def, trigger).await {
+                Coordination::Pulled(page) => return Ok(Made::Pulled(page)),
+                Coordination::Lead(lease) => Some(lease),
+                Coordination::Alone => None,
+            },
+        };
         let generated = (def.load)(params)
             .await
             .map_err(|error| (FailureKind::Error, format!("{error:#}")))?;
@@ -251,7 +264,11 @@ impl Engine {
                 None,
             ),
         };
-        let generated_at_ms = self.clock.now_ms().max(1);
+        // Generations of a page only grow (a clock set back must not make a page older).
+        let generated_at_ms = self
+            .clock
+            .now_ms()
+            .max(self.table.generation(key.as_str()) + 1);
         let listed = trigger == Trigger::Build;
         if kind == PageKind::NotFound && !listed && !self.table.contains(key.as_str()) {
             // A path that never existed: remembered in bounded memory, never written to disk.
@@ -266,7 +283,11 @@ impl Engine {
                     generated_at_ms,
                 },
             );
-            return Ok(Arc::new(super::not_found_page(key, def, generated_at_ms)));
+            return Ok(Made::Generated(Arc::new(super::not_found_page(
+                key,
+                def,
+                generated_at_ms,
+            ))));
         }
         let meta = PageMeta {
             key: key.to_string(),
@@ -274,6 +295,14 @@ impl Engine {
             generated_at_ms,
             kind,
             tags,
+        };
+        let meta = match self
+            .commit_shared(key, def, lease, meta, html.as_ref(), trigger)
+            .await
+        {
+            Ok(meta) => meta,
+            // Fenced: another instance's newer version is in place.
+            Err(newer) => return Ok(Made::Pulled(newer)),
         };
         self.store
             .put(key, meta.clone(), html.clone())
@@ -295,8 +324,17 @@ impl Engine {
         }
         let page = Arc::new(CachedPage::new(meta, html, version));
         self.hot.insert(key.clone(), page.clone());
-        Ok(page)
+        self.caught_up(key);
+        Ok(Made::Generated(page))
     }
+}
+
+/// Where a generation's page came from.
+enum Made {
+    /// This instance ran the loader.
+    Generated(Arc<CachedPage>),
+    /// Another instance's commit (pulled from the shared tier): no loader ran here.
+    Pulled(Arc<CachedPage>),
 }
 
 fn backing_off() -> Outcome {
@@ -306,9 +344,9 @@ fn backing_off() -> Outcome {
     }
 }
 
-struct InflightGuard<'a> {
-    engine: &'a Engine,
-    key: &'a PageKey,
+pub(super) struct InflightGuard<'a> {
+    pub engine: &'a Engine,
+    pub key: &'a PageKey,
 }
 
 impl Drop for InflightGuard<'_> {

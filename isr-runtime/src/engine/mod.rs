@@ -26,6 +26,7 @@ mod loading;
 mod negative;
 pub mod outcome;
 mod scheduler;
+mod shared;
 mod table;
 
 pub use changes::PageChanges;
@@ -33,6 +34,7 @@ pub use freshness::{effective_revalidate, is_fresh, NOT_FOUND_RECHECK};
 pub use negative::NEGATIVE_CAPACITY;
 pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger};
 pub use scheduler::default_max_regenerations;
+pub use shared::CATCH_UP_WAIT;
 
 use crate::clock::Clock;
 use crate::encoding::Variants;
@@ -119,6 +121,8 @@ pub struct Engine {
     loading: LoadState,
     /// Told when a page's content changed (a CDN purger), if any.
     changes: RwLock<Option<Arc<dyn PageChanges>>>,
+    /// The shared tier, once joined (see [`shared`]).
+    shared: shared::SharedState,
 }
 
 impl Engine {
@@ -194,6 +198,7 @@ impl Engine {
             tasks: TaskTracker::new(),
             loading,
             changes: RwLock::new(None),
+            shared: shared::SharedState::default(),
         });
         if !engine.loading.is_complete() {
             loading::fill_in_background(&engine, batches, started);
@@ -319,6 +324,7 @@ impl Engine {
                 retry_after: READ_ERROR_RETRY,
             };
         }
+        self.catch_up(&key, def).await;
         if let Some(snapshot) = self.table.snapshot(key.as_str()) {
             match self.resident_or_read(&key, snapshot).await {
                 Ok(Some((page, snapshot))) => {
@@ -366,6 +372,10 @@ impl Engine {
             _ => {}
         }
         if def.is_dynamic() && def.fallback == Fallback::NotFound {
+            // Another instance may have committed it (a new page it learnt of first).
+            if let Some(page) = self.pull_unknown(&key, def).await {
+                return self.stored(page, CacheStatus::Miss, def);
+            }
             return Served::NotFound;
         }
         self.generate_for_request(def, key, params, true).await

@@ -251,6 +251,19 @@ impl PageTable {
         Some(inner.failing.get(key).map_or(0, |b| b.failures))
     }
 
+    /// The generation (`generated_at_ms`) the table holds for `key`; 0 when it holds none.
+    pub fn generation(&self, key: &str) -> u64 {
+        self.read()
+            .entries
+            .get(key)
+            .map_or(0, |e| e.generated_at_ms)
+    }
+
+    /// The version the next commit gets: every entry committed before now has a lower one.
+    pub fn next_version(&self) -> u64 {
+        self.read().next_version + 1
+    }
+
     /// The version the table holds for `key` now.
     pub fn version(&self, key: &str) -> Option<u64> {
         self.read().entries.get(key).map(|e| e.version)

@@ -1,0 +1,589 @@
+//! The engine's side of the shared tier ([`crate::shared`]): a generation coordinated with the
+//! other instances (lease, wait for the holder, or pull its page), the commit to Redis, other
+//! instances' commits applied from the event stream, local pages re-checked after a gap, and
+//! write-backs of pages generated while Redis was down.
+//!
+//! A fresh HIT makes no Redis call, except while this instance knows it may be behind: a page
+//! an event announced a newer generation of (the request waits up to
+//! [`CATCH_UP_WAIT`] for the pull), or any page committed before a gap in the events that the
+//! re-check has not reached yet (one `HGET`, under [`crate::shared::REQUEST_TIMEOUT`]).
+
+use super::generation::InflightGuard;
+use super::{check_body, CachedPage, Engine, FailureKind, Outcome, SharedGeneration, Trigger};
+use crate::metrics;
+use crate::page::PageDef;
+use crate::route::PageKey;
+use crate::shared::{Acquired, Commit, EventSink, Lease, SharedTier, REQUEST_TIMEOUT};
+use crate::store::PageMeta;
+use futures::future::FutureExt;
+use futures::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long a request for a page known to be behind waits for its pull before it is served
+/// from the local tiers.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(1);
+/// How often a generation waiting for another instance's lease looks at it again.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+/// Pages whose newer generation is announced but not pulled yet, at most; more start a full
+/// re-check instead.
+const MAX_BEHIND: usize = 100_000;
+/// Keys per pipelined generation check of the re-check.
+const RESYNC_CHUNK: usize = 256;
+/// Pause of the re-check while Redis does not answer.
+const RECHECK_RETRY: Duration = Duration::from_secs(1);
+/// Pulls running at once for events and re-checks.
+const PULLS_AT_ONCE: usize = 8;
+
+/// What the engine tracks about its place in the shared tier.
+#[derive(Default)]
+pub(super) struct SharedState {
+    tier: OnceLock<Arc<SharedTier>>,
+    /// Keys with an announced generation newer than the local one.
+    behind: Mutex<HashMap<PageKey, u64>>,
+    behind_count: AtomicUsize,
+    /// A re-check after a gap: entries below this version (committed before the gap) are
+    /// checked before they are served as HIT. 0: none running.
+    recheck_below: AtomicU64,
+    rechecked: Mutex<HashSet<PageKey>>,
+    recheck_round: AtomicU64,
+    /// Pages committed only locally (Redis was down), to write back.
+    pending: Mutex<HashSet<PageKey>>,
+    writing_back: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How a generation goes on after asking the other instances.
+pub(super) enum Coordination {
+    /// This instance holds the lease: run the loader, commit with its token.
+    Lead(Lease),
+    /// Redis is unreachable: run the loader with local single-flight, write back later.
+    Alone,
+    /// Another instance's page serves: it is in the local tiers now.
+    Pulled(Arc<CachedPage>),
+}
+
+impl Engine {
+    /// Joins the shared tier: from now on generations coordinate through it and other
+    /// instances' commits are applied. Call before the build or serving.
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+    /// let options = isr::shared::SharedOptions::new("redis://127.0.0.1:6379/0", "blog");
+    /// engine.join_shared(isr::shared::SharedTier::connect(options).unwrap());
+    /// # }
+    /// ```
+    pub fn join_shared(self: &Arc<Self>, tier: Arc<SharedTier>) {
+        if self.shared.tier.set(tier.clone()).is_ok() {
+            let sink: Arc<dyn EventSink> = self.clone();
+            tier.follow_events(Arc::downgrade(&sink));
+        }
+    }
+
+    pub(super) fn shared_tier(&self) -> Option<&Arc<SharedTier>> {
+        self.shared.tier.get()
+    }
+
+    /// Whether this engine has joined a shared tier.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { if engine.has_shared_tier() { println!("with Redis"); } }
+    /// ```
+    pub fn has_shared_tier(&self) -> bool {
+        self.shared.tier.get().is_some()
+    }
+
+    /// Whether `key`'s last commit is only local (Redis was unreachable); it is written back
+    /// when Redis answers again.
+    pub fn is_pending_write_back(&self, key: &PageKey) -> bool {
+        lock(&self.shared.pending).contains(key)
+    }
+
+    /// Asks the other instances before running `key`'s loader (see [`Coordination`]).
+    /// `OnDemand` and `Build` want new data: they wait for a running holder, then regenerate
+    /// themselves; `Stale` and `Miss` use a page another instance committed.
+    pub(super) async fn coordinate(
+        self: &Arc<Self>,
+        tier: &Arc<SharedTier>,
+        key: &PageKey,
+        def: &'static PageDef,
+        trigger: Trigger,
+    ) -> Coordination {
+        let wants_new_data = matches!(trigger, Trigger::OnDemand | Trigger::Build);
+        loop {
+            let local = self.table.generation(key.as_str());
+            let (lease, stored) = match tier.acquire(key).await {
+                Err(error) => {
+                    tracing::debug!(path = %key, %error, "no lease (Redis unreachable): generating with local single-flight");
+                    return Coordination::Alone;
+                }
+                Ok(Acquired::Lead {
+                    lease,
+                    stored_generation,
+                }) => (Some(lease), stored_generation),
+                Ok(Acquired::Held { stored_generation }) => (None, stored_generation),
+            };
+            if !wants_new_data && stored > local {
+                if let Some(page) = self.pull_usable(key, def, trigger).await {
+                    return Coordination::Pulled(page);
+                }
+            }
+            match lease {
+                Some(lease) => return Coordination::Lead(lease),
+                None => self.wait_for_holder(tier, key, stored).await,
+            }
+        }
+    }
+
+    /// Waits until the lease holder of `key` commits (a generation above `stored`) or its
+    /// lease ends (released, or expired with its holder).
+    async fn wait_for_holder(&self, tier: &SharedTier, key: &PageKey, stored: u64) {
+        loop {
+            tokio::time::sleep(WAIT_POLL).await;
+            match tier.watch(key).await {
+                Ok((generation, held)) if generation <= stored && held => continue,
+                _ => return,
+            }
+        }
+    }
+
+    /// Pulls `key`; the page if it answers `trigger` (a miss takes any, a stale regeneration
+    /// only a fresh one).
+    async fn pull_usable(
+        &self,
+        key: &PageKey,
+        def: &'static PageDef,
+        trigger: Trigger,
+    ) -> Option<Arc<CachedPage>> {
+        let page = match self.pull_and_commit(key, def, "request").await {
+            Ok(page) => page?,
+            Err(error) => {
+                tracing::debug!(path = %key, %error, "could not pull the page from Redis");
+                return None;
+            }
+        };
+        let fresh = super::is_fresh(
+            &page.meta.kind,
+            page.meta.generated_at_ms,
+            def.revalidate,
+            self.clock.now_ms(),
+        );
+        (trigger == Trigger::Miss || fresh).then_some(page)
+    }
+
+    /// Copies `key` from Redis into the store, page table and hot cache when Redis holds a
+    /// newer generation than the table. `Ok(None)`: Redis holds none, or none newer.
+    pub(super) async fn pull_and_commit(
+        &self,
+        key: &PageKey,
+        def: &'static PageDef,
+        reason: &'static str,
+    ) -> std::io::Result<Option<Arc<CachedPage>>> {
+        let Some(tier) = self.shared_tier() else {
+            return Ok(None);
+        };
+        let Some(shared) = tier.pull(key).await? else {
+            return Ok(None);
+        };
+        let mut meta = shared.meta;
+        if meta.generated_at_ms <= self.table.generation(key.as_str()) {
+            return Ok(None);
+        }
+        meta.key = key.to_string();
+        meta.route = def.path.to_string();
+        let body = match &meta.kind {
+            crate::store::PageKind::Page { etag, bytes } => {
+                let (etag, bytes, body) = (*etag, *bytes, shared.body);
+                let checked = tokio::task::spawn_blocking(move || check_body(body, etag, bytes))
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Some(checked.map_err(|problem| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("the shared page disagrees with its metadata: {problem}"),
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        self.store.put(key, meta.clone(), body.clone()).await?;
+        let version = self.table.commit(key, def, &meta);
+        self.negative.remove(key.as_str());
+        let page = Arc::new(CachedPage::new(meta, body, version));
+        self.hot.insert(key.clone(), page.clone());
+        self.caught_up(key);
+        metrics::shared_pull(reason);
+        Ok(Some(page))
+    }
+
+    /// Commits a generated page to Redis; returns the metadata to keep locally (with the
+    /// generation Redis gave it), or the page another instance committed meanwhile.
+    pub(super) async fn commit_shared(
+        &self,
+        key: &PageKey,
+        def: &'static PageDef,
+        lease: Option<Lease>,
+        mut meta: PageMeta,
+        body: Option<&crate::encoding::Variants>,
+        trigger: Trigger,
+    ) -> Result<PageMeta, Arc<CachedPage>> {
+        let Some(tier) = self.shared_tier() else {
+            return Ok(meta);
+        };
+        let Some(lease) = lease else {
+            lock(&self.shared.pending).insert(key.clone());
+            return Ok(meta);
+        };
+        match tier
+            .commit(lease.token(), &meta, body, trigger == Trigger::Build)
+            .await
+        {
+            Ok(Commit::Written { generation }) => {
+                lease.released_by_commit();
+                lock(&self.shared.pending).remove(key);
+                meta.generated_at_ms = generation;
+                Ok(meta)
+            }
+            Ok(Commit::Unchanged { stored_generation }) => {
+                lease.released_by_commit();
+                lock(&self.shared.pending).remove(key);
+                meta.generated_at_ms = stored_generation;
+                Ok(meta)
+            }
+            Ok(Commit::Rejected { stored_generation }) => {
+                drop(lease);
+                tracing::warn!(path = %key, stored_generation, "commit refused: another instance committed a newer version while this one's lease had expired; keeping the newer version");
+                match self.pull_and_commit(key, def, "fenced").await {
+                    Ok(Some(page)) => Err(page),
+                    // Nothing newer to pull (this instance already has it): keep the table's.
+                    _ => match self.hot.get(key.as_str()) {
+                        Some(page) => Err(page),
+                        None => Ok(meta),
+                    },
+                }
+            }
+            Err(error) => {
+                drop(lease);
+                tracing::warn!(path = %key, %error, "could not write the page to Redis; serving it from this instance and writing it back when Redis answers");
+                lock(&self.shared.pending).insert(key.clone());
+                Ok(meta)
+            }
+        }
+    }
+
+    /// Starts pulling `key` as its in-flight generation (so a local generation and a pull of
+    /// the same page never overlap). `None` when a generation of `key` is already running.
+    fn start_pull(
+        self: &Arc<Self>,
+        key: &PageKey,
+        def: &'static PageDef,
+        reason: &'static str,
+    ) -> Option<SharedGeneration> {
+        let mut inflight = self.lock_inflight();
+        if inflight.contains_key(key.as_str()) {
+            return None;
+        }
+        let engine = self.clone();
+        let owned_key = key.clone();
+        let task = tokio::spawn(async move {
+            let _inflight = InflightGuard {
+                engine: &engine,
+                key: &owned_key,
+            };
+            match engine.pull_and_commit(&owned_key, def, reason).await {
+                Ok(Some(page)) => Outcome::Generated(page),
+                Ok(None) => {
+                    engine.forget_behind(&owned_key);
+                    Outcome::Failed {
+                        kind: FailureKind::Error,
+                        message: "Redis holds no newer version".into(),
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(path = %owned_key, %error, "could not pull the page from Redis");
+                    Outcome::Failed {
+                        kind: FailureKind::StoreError,
+                        message: error.to_string(),
+                    }
+                }
+            }
+        });
+        let pull = async move {
+            task.await.unwrap_or_else(|join_error| Outcome::Failed {
+                kind: FailureKind::Panic,
+                message: format!("pull task failed: {join_error}"),
+            })
+        }
+        .boxed()
+        .shared();
+        inflight.insert(key.clone(), pull.clone());
+        Some(pull)
+    }
+
+    /// For a path this instance has no page for and would answer 404: the page another
+    /// instance committed, if any.
+    pub(super) async fn pull_unknown(
+        self: &Arc<Self>,
+        key: &PageKey,
+        def: &'static PageDef,
+    ) -> Option<Arc<CachedPage>> {
+        self.shared_tier()?;
+        let running = self.lock_inflight().get(key.as_str()).cloned();
+        let pull = running.or_else(|| self.start_pull(key, def, "request"))?;
+        match pull.await {
+            Outcome::Generated(page) => Some(page),
+            Outcome::Failed { .. } => None,
+        }
+    }
+
+    /// Before a stored page is served: if this instance may be behind on it (an announced
+    /// newer generation, or a re-check after a gap that has not reached it), catch up first,
+    /// within [`CATCH_UP_WAIT`]; on any failure the local version is served.
+    pub(super) async fn catch_up(self: &Arc<Self>, key: &PageKey, def: &'static PageDef) {
+        let Some(tier) = self.shared_tier() else {
+            return;
+        };
+        let behind = self.shared.behind_count.load(Ordering::Acquire) > 0
+            && lock(&self.shared.behind).contains_key(key);
+        let recheck_below = self.shared.recheck_below.load(Ordering::Acquire);
+        let must_check = !behind
+            && recheck_below > 0
+            && self
+                .table
+                .version(key.as_str())
+                .is_some_and(|v| v < recheck_below)
+            && !lock(&self.shared.rechecked).contains(key);
+        if !behind && !must_check {
+            return;
+        }
+        if must_check {
+            let newer = match tier
+                .generations(std::slice::from_ref(key), REQUEST_TIMEOUT)
+                .await
+            {
+                Ok(found) => found[0] > self.table.generation(key.as_str()),
+                Err(_) => return,
+            };
+            lock(&self.shared.rechecked).insert(key.clone());
+            if !newer {
+                return;
+            }
+        }
+        let running = self.lock_inflight().get(key.as_str()).cloned();
+        if let Some(pull) = running.or_else(|| self.start_pull(key, def, "request")) {
+            let _ = tokio::time::timeout(CATCH_UP_WAIT, pull).await;
+        }
+    }
+
+    /// Forgets that `key` is behind (Redis holds nothing newer than the table).
+    fn forget_behind(&self, key: &PageKey) {
+        if self.shared.behind_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut behind = lock(&self.shared.behind);
+        behind.remove(key);
+        self.shared
+            .behind_count
+            .store(behind.len(), Ordering::Release);
+    }
+
+    /// Forgets that `key` is behind once the table has the announced generation.
+    pub(super) fn caught_up(&self, key: &PageKey) {
+        if self.shared.behind_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut behind = lock(&self.shared.behind);
+        if let Some(&announced) = behind.get(key) {
+            if self.table.generation(key.as_str()) >= announced {
+                behind.remove(key);
+                self.shared
+                    .behind_count
+                    .store(behind.len(), Ordering::Release);
+            }
+        }
+    }
+
+    /// Re-checks every local page against Redis in pipelined chunks, pulling the ones Redis
+    /// holds a newer generation of. Until it finishes, a request checks its page first.
+    fn start_recheck(self: &Arc<Self>) {
+        let Some(tier) = self.shared_tier().cloned() else {
+            return;
+        };
+        let round = self.shared.recheck_round.fetch_add(1, Ordering::AcqRel) + 1;
+        lock(&self.shared.rechecked).clear();
+        self.shared
+            .recheck_below
+            .store(self.table.next_version(), Ordering::Release);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let keys = engine.table.keys();
+            let total = keys.len();
+            let mut pulled = 0usize;
+            let mut chunks = keys.chunks(RESYNC_CHUNK);
+            let mut next = chunks.next();
+            while let Some(chunk) = next {
+                if engine.shared.recheck_round.load(Ordering::Acquire) != round {
+                    return;
+                }
+                let generations = match tier
+                    .generations(chunk, crate::shared::TRANSFER_TIMEOUT)
+                    .await
+                {
+                    Ok(generations) => generations,
+                    Err(error) => {
+                        // Until Redis answers, requests check their page themselves (and
+                        // are served from the local tiers when that fails).
+                        tracing::debug!(%error, "re-check of local pages waits for Redis");
+                        tokio::time::sleep(RECHECK_RETRY).await;
+                        continue;
+                    }
+                };
+                next = chunks.next();
+                let newer: Vec<(&PageKey, &'static PageDef)> = chunk
+                    .iter()
+                    .zip(generations)
+                    .filter(|(key, generation)| *generation > engine.table.generation(key.as_str()))
+                    .filter_map(|(key, _)| {
+                        engine
+                            .routes
+                            .page_of_key(key.as_str())
+                            .map(|(def, _)| (key, def))
+                    })
+                    .collect();
+                pulled += newer.len();
+                futures::stream::iter(newer)
+                    .for_each_concurrent(PULLS_AT_ONCE, |(key, def)| {
+                        let engine = engine.clone();
+                        async move {
+                            if let Some(pull) = engine.start_pull(key, def, "resync") {
+                                pull.await;
+                            }
+                        }
+                    })
+                    .await;
+            }
+            if engine
+                .shared
+                .recheck_round
+                .compare_exchange(round, round, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                engine.shared.recheck_below.store(0, Ordering::Release);
+                lock(&engine.shared.rechecked).clear();
+                if total > 0 {
+                    tracing::info!(
+                        pages = total,
+                        pulled,
+                        "local pages re-checked against Redis"
+                    );
+                }
+            }
+        });
+    }
+
+    /// Writes back the pages committed only locally while Redis was down; a page Redis holds
+    /// a newer generation of is pulled instead.
+    fn write_back(self: &Arc<Self>) {
+        let Some(tier) = self.shared_tier().cloned() else {
+            return;
+        };
+        if self.shared.writing_back.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let keys: Vec<PageKey> = lock(&self.shared.pending).drain().collect();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut left = keys.into_iter();
+            while let Some(key) = left.next() {
+                let Some((def, _)) = engine.routes.page_of_key(key.as_str()) else {
+                    continue;
+                };
+                let Some(snapshot) = engine.table.snapshot(key.as_str()) else {
+                    continue;
+                };
+                let meta = snapshot.meta(&key, engine.table.tags(key.as_str()));
+                let body = if meta.kind.is_page() {
+                    match engine.store.body(&key).await {
+                        Ok(body) => body,
+                        Err(error) => {
+                            tracing::warn!(path = %key, %error, "could not read the page to write it back to Redis");
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                match tier.commit(0, &meta, body.as_ref(), false).await {
+                    Ok(Commit::Written { .. }) => metrics::redis_write_back("written"),
+                    Ok(_) => {
+                        metrics::redis_write_back("superseded");
+                        if let Some(pull) = engine.start_pull(&key, def, "superseded") {
+                            pull.await;
+                        }
+                    }
+                    Err(_) => {
+                        let mut pending = lock(&engine.shared.pending);
+                        pending.insert(key);
+                        pending.extend(left);
+                        break;
+                    }
+                }
+            }
+            engine.shared.writing_back.store(false, Ordering::Release);
+        });
+    }
+
+    /// Keys Redis lists for `tag` (pages any instance committed), routed.
+    pub(crate) async fn shared_keys_with_tag(&self, tag: &str) -> std::io::Result<Vec<PageKey>> {
+        let Some(tier) = self.shared_tier() else {
+            return Ok(Vec::new());
+        };
+        let keys = tier.keys_with_tag(tag, usize::MAX).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|key| self.routes.page_of_key(key).map(|(_, key)| key))
+            .collect())
+    }
+}
+
+impl EventSink for Engine {
+    fn page_changed(self: Arc<Self>, key: &str, generation: u64) {
+        let Some((def, key)) = self.routes.page_of_key(key) else {
+            return;
+        };
+        if self.table.generation(key.as_str()) >= generation {
+            return;
+        }
+        {
+            let mut behind = lock(&self.shared.behind);
+            if behind.len() >= MAX_BEHIND {
+                drop(behind);
+                self.start_recheck();
+                return;
+            }
+            let known = behind.entry(key.clone()).or_insert(0);
+            *known = (*known).max(generation);
+            self.shared
+                .behind_count
+                .store(behind.len(), Ordering::Release);
+        }
+        // A generation running here ends with a commit or a pull of the newer page; otherwise
+        // pull now, so the next request finds it local.
+        if let Some(pull) = self.start_pull(&key, def, "event") {
+            tokio::spawn(pull);
+        }
+    }
+
+    fn resync(self: Arc<Self>) {
+        self.start_recheck();
+    }
+
+    fn reconnected(self: Arc<Self>) {
+        self.write_back();
+    }
+}

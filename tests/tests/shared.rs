@@ -1,0 +1,395 @@
+//! Several instances on one Redis (`--redis`): a real `redis-server` on a free loopback port,
+//! three `isr-bench` processes with their own site roots, requests spread over them.
+
+use futures::StreamExt;
+use isr_tests::redis::{redis_available, Redis};
+use isr_tests::{cargo_build_binary, serving_on_a_free_port, BlogServer, Resp, SECRET};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Lease TTL of the test instances (seconds): short, so a dead holder is replaced quickly.
+const LEASE_TTL_S: u64 = 2;
+/// How long a change may take to reach every instance before a test fails.
+const PROPAGATION_DEADLINE: Duration = Duration::from_secs(10);
+
+fn bench_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| cargo_build_binary("isr-bench"))
+}
+
+/// One instance named `name` on its own site root: `start` (build, then serve) with the shared
+/// tier on `redis`; `envs` tune the bench app (loader delays).
+fn instance(redis: &Redis, root: &Path, name: &str, envs: &[(&str, &str)]) -> BlogServer {
+    let mut command = Command::new(bench_binary());
+    command
+        .env("RUST_LOG", "info,isr=debug")
+        .env("ISR_REVALIDATE_SECRET", SECRET)
+        .env("BENCH_PAGES", "20")
+        .env("BENCH_PAGE_BYTES", "2048")
+        .env("BENCH_SLOW_MS", "200")
+        .env("BENCH_COLD_MS", "300")
+        .env("BENCH_INSTANCE", name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    serving_on_a_free_port(&mut command, &["start"], envs, &root.join(name));
+    command
+        .args(["--redis", &redis.url()])
+        .args(["--redis-lease-ttl", &LEASE_TTL_S.to_string()]);
+    BlogServer::spawn_with_deadline(command, Duration::from_secs(120))
+}
+
+/// Redis and three instances `a`, `b`, `c` started one after the other (each builds).
+struct Cluster {
+    instances: Vec<BlogServer>,
+    redis: Redis,
+    _roots: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(envs: &[(&str, &[(&str, &str)])]) -> Option<Cluster> {
+        if !redis_available() {
+            eprintln!("skipped: redis-server is not installed (scripts/test.sh installs it)");
+            return None;
+        }
+        let redis = Redis::start();
+        let roots = tempfile::tempdir().unwrap();
+        let instances = ["a", "b", "c"]
+            .iter()
+            .map(|name| {
+                let own = envs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(&[][..], |(_, e)| *e);
+                instance(&redis, roots.path(), name, own)
+            })
+            .collect();
+        Some(Cluster {
+            instances,
+            redis,
+            _roots: roots,
+        })
+    }
+
+    fn get(&self, name: &str) -> &BlogServer {
+        let index = ["a", "b", "c"].iter().position(|n| *n == name).unwrap();
+        &self.instances[index]
+    }
+
+    /// `GET path` on every instance in turn, `count` requests, `at_once` in flight.
+    async fn spread(&self, path: &str, count: usize, at_once: usize) -> Vec<Resp> {
+        futures::stream::iter(0..count)
+            .map(|i| self.instances[i % self.instances.len()].get(path))
+            .buffer_unordered(at_once)
+            .collect()
+            .await
+    }
+
+    /// Loader runs of `route` after the build, summed over the instances.
+    async fn loader_runs(&self, route: &str) -> f64 {
+        let mut total = 0.0;
+        for server in &self.instances {
+            total += server
+                .metrics()
+                .await
+                .sum("isr_regenerations_total", &[("route", route)]);
+        }
+        total
+    }
+
+    /// Polls every instance until `path` shows `text` on all of them; how long it took.
+    async fn everywhere(&self, path: &str, text: &str) -> Duration {
+        let started = Instant::now();
+        let deadline = started + PROPAGATION_DEADLINE;
+        for server in &self.instances {
+            loop {
+                let resp = server.get(path).await;
+                if resp.status == 200 && resp.body.contains(text) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{path} on {} never showed {text:?}; last: {} {}",
+                    server.base_url(),
+                    resp.status,
+                    title_of(&resp.body)
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        started.elapsed()
+    }
+}
+
+fn title_of(body: &str) -> &str {
+    body.split("<h1>")
+        .nth(1)
+        .and_then(|rest| rest.split("</h1>").next())
+        .unwrap_or("(no h1)")
+}
+
+/// Waits until `/slow3` is past its 3 s window everywhere: until every instance holds the
+/// generation Redis holds (the last build's), then until that generation is 3 s old.
+async fn until_slow3_is_stale(cluster: &Cluster) {
+    let newest = cluster.redis.command("HGET bench:page:/slow3 gen").unwrap();
+    let generation: u64 = newest.parse().unwrap_or_else(|_| panic!("{newest}"));
+    let by = title_of(&cluster.get("c").get("/slow3").await.body).to_string();
+    cluster.everywhere("/slow3", &by).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let stale_at = generation + 3_300;
+    tokio::time::sleep(Duration::from_millis(stale_at.saturating_sub(now_ms))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_loader_for_a_stale_page_and_for_a_new_page_across_three_instances() {
+    let Some(cluster) = Cluster::start(&[]) else {
+        return;
+    };
+    // The later builds found the same content in Redis: its generation was not bumped.
+    let built = cluster.redis.command("HGET bench:page:/page gen").unwrap();
+    assert!(built.parse::<u64>().is_ok(), "{built}");
+    let a_built_it = cluster.get("a").get("/page").await;
+    let c_serves = cluster.get("c").get("/page").await;
+    assert_eq!(a_built_it.header("etag"), c_serves.header("etag"));
+    assert_eq!(
+        cluster.redis.command("HGET bench:page:/page gen").unwrap(),
+        built
+    );
+
+    // 500 concurrent requests for a stale page, spread over the instances.
+    until_slow3_is_stale(&cluster).await;
+    let before = cluster.loader_runs("/slow3").await;
+    let answers = cluster.spread("/slow3", 500, 100).await;
+    assert!(answers.iter().all(|r| r.status == 200));
+    let deadline = Instant::now() + PROPAGATION_DEADLINE;
+    while cluster.loader_runs("/slow3").await < before + 1.0 {
+        assert!(Instant::now() < deadline, "no regeneration of /slow3");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let regenerated = cluster.redis.command("HGET bench:page:/slow3 gen").unwrap();
+    for server in &cluster.instances {
+        // Every instance ends up with the one new version (pulled, not regenerated).
+        let deadline = Instant::now() + PROPAGATION_DEADLINE;
+        loop {
+            let resp = server.get("/slow3").await;
+            if resp.header("x-isr-cache") == Some("HIT") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never fresh again",
+                server.base_url()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(
+        cluster.loader_runs("/slow3").await - before,
+        1.0,
+        "exactly one loader run for 500 stale requests on three instances"
+    );
+    assert_eq!(
+        cluster.redis.command("HGET bench:page:/slow3 gen").unwrap(),
+        regenerated
+    );
+
+    // 300 concurrent first requests for a page no instance has (fallback blocking).
+    let answers = cluster.spread("/cold/new", 300, 150).await;
+    assert!(answers.iter().all(|r| r.status == 200), "all 200");
+    let first = title_of(&answers[0].body).to_string();
+    assert!(first.starts_with("Cold new from "), "{first}");
+    assert!(
+        answers.iter().all(|r| title_of(&r.body) == first),
+        "every instance answers with the same body"
+    );
+    assert_eq!(cluster.loader_runs("/cold/:id").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_demand_on_one_instance_reaches_the_others() {
+    let Some(cluster) = Cluster::start(&[]) else {
+        return;
+    };
+    let first = cluster.get("a").get("/cold/od").await;
+    assert!(first.body.contains("Cold od from a"), "{}", first.body);
+    cluster.everywhere("/cold/od", "Cold od from a").await;
+    let answer = cluster
+        .get("b")
+        .revalidate(&serde_json::json!({ "paths": ["/cold/od"] }))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let results: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(results["results"][0]["outcome"], "regenerated", "{results}");
+    assert_eq!(
+        results["results"][0]["shared"], true,
+        "reached Redis: {results}"
+    );
+    let took = cluster.everywhere("/cold/od", "Cold od from b").await;
+    eprintln!("on-demand on b reached a and c in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_lease_holder_is_fenced_and_a_killed_one_is_replaced() {
+    let slow_a: &[(&str, &str)] = &[("BENCH_SLOW_MS", "2500"), ("BENCH_COLD_MS", "20000")];
+    let Some(cluster) = Cluster::start(&[("a", slow_a)]) else {
+        return;
+    };
+    // A paused holder: `a` starts regenerating /slow3 (2.5 s loader), is stopped past its
+    // lease, `b` regenerates meanwhile; `a` resumes and its commit is refused.
+    until_slow3_is_stale(&cluster).await;
+    assert_eq!(
+        cluster.get("a").get("/slow3").await.header("x-isr-cache"),
+        Some("STALE")
+    );
+    wait_for_redis(&cluster.redis, "EXISTS bench:lease:/slow3", ":1").await;
+    cluster.get("a").signal("STOP");
+    wait_for_redis(&cluster.redis, "EXISTS bench:lease:/slow3", ":0").await;
+    assert_eq!(
+        cluster.get("b").get("/slow3").await.header("x-isr-cache"),
+        Some("STALE")
+    );
+    let deadline = Instant::now() + PROPAGATION_DEADLINE;
+    while !cluster
+        .get("b")
+        .get("/slow3")
+        .await
+        .body
+        .contains("Slow page from b")
+    {
+        assert!(Instant::now() < deadline, "b never regenerated /slow3");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.get("a").signal("CONT");
+    let deadline = Instant::now() + PROPAGATION_DEADLINE;
+    while cluster
+        .get("a")
+        .metrics()
+        .await
+        .counter("isr_redis_leases_total", &[("outcome", "fenced")])
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "a's late commit was not fenced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.everywhere("/slow3", "Slow page from b").await;
+
+    // A killed holder: `a` takes the lease of a new page (20 s loader) and is killed; the
+    // requests waiting on `b` and `c` are answered by one of them after the lease expires.
+    let a_url = cluster.get("a").url("/cold/orphan");
+    let doomed = tokio::spawn(async move { reqwest::get(a_url).await.map(|r| r.status()) });
+    wait_for_redis(&cluster.redis, "EXISTS bench:lease:/cold/orphan", ":1").await;
+    let waiting = {
+        let (b, c) = (cluster.get("b"), cluster.get("c"));
+        futures::future::join_all(
+            (0..10)
+                .map(|i| if i % 2 == 0 { b } else { c })
+                .map(|s| s.get("/cold/orphan")),
+        )
+    };
+    let killed_at = Instant::now();
+    let (answers, ()) = tokio::join!(waiting, async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cluster.get("a").signal("KILL");
+    });
+    let took = killed_at.elapsed();
+    assert!(doomed.await.unwrap().is_err(), "a died mid-request");
+    assert!(
+        answers.iter().all(|r| r.status == 200),
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let body = title_of(&answers[0].body).to_string();
+    assert!(
+        body == "Cold orphan from b" || body == "Cold orphan from c",
+        "{body}"
+    );
+    assert!(answers.iter().all(|r| title_of(&r.body) == body));
+    let runs = cluster
+        .get("b")
+        .metrics()
+        .await
+        .sum("isr_regenerations_total", &[("route", "/cold/:id")])
+        + cluster
+            .get("c")
+            .metrics()
+            .await
+            .sum("isr_regenerations_total", &[("route", "/cold/:id")]);
+    assert_eq!(runs, 1.0, "one instance took over");
+    eprintln!("the killed holder was replaced and its waiters answered {took:?} after the kill");
+    assert!(
+        took < Duration::from_secs(LEASE_TTL_S + 1) + Duration::from_millis(300 + 1_500),
+        "took over within the lease TTL + 1 s (+ the 300 ms loader and slack): {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_down_serves_every_page_and_coherence_resumes_after_an_empty_restart() {
+    let Some(mut cluster) = Cluster::start(&[]) else {
+        return;
+    };
+    until_slow3_is_stale(&cluster).await;
+    cluster.redis.stop();
+    let paths = ["/page", "/items/3", "/slow3", "/cold/x"];
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        for path in paths {
+            let answers = cluster.spread(path, 6, 6).await;
+            for resp in &answers {
+                assert_eq!(
+                    resp.status, 200,
+                    "{path} while Redis is down: {}",
+                    resp.body
+                );
+            }
+            answered += answers.len();
+        }
+    }
+    eprintln!("{answered} requests answered 200 while Redis was down");
+
+    cluster.redis.start_again();
+    // Fan-out resumes: the readers reconnect to the empty Redis (a new epoch).
+    let deadline = Instant::now() + PROPAGATION_DEADLINE;
+    loop {
+        let answer = cluster
+            .get("b")
+            .revalidate(&serde_json::json!({ "paths": ["/cold/after"] }))
+            .await;
+        let results: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        if results["results"][0]["shared"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b never reached Redis again: {results}\n{}",
+            cluster.get("b").stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.everywhere("/cold/after", "Cold after from b").await;
+    // Single-flight holds again.
+    let before = cluster.loader_runs("/cold/:id").await;
+    let answers = cluster.spread("/cold/again", 60, 60).await;
+    assert!(answers.iter().all(|r| r.status == 200));
+    assert_eq!(cluster.loader_runs("/cold/:id").await - before, 1.0);
+}
+
+/// Polls Redis until `command` answers `expected`.
+async fn wait_for_redis(redis: &Redis, command: &str, expected: &str) {
+    let deadline = Instant::now() + PROPAGATION_DEADLINE;
+    loop {
+        let answer = redis.command(command).unwrap();
+        if answer == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{command} never answered {expected} (last {answer})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
