@@ -10,7 +10,7 @@
 //!
 //! Routes: `/page` (static, revalidate 1 h: the HIT path), `/items/:id` (dynamic, pre-rendered),
 //! `/slow` (stale every second, slow loader), `/slow3` (the same, stale every 3 s),
-//! `/cold/:id` (fallback blocking).
+//! `/cold/:id` (fallback blocking, tag `cold`).
 
 use isr::prelude::*;
 use leptos::prelude::*;
@@ -86,7 +86,7 @@ async fn slow3() -> isr::Result<Load<BenchProps>> {
     Ok(Load::props(props(format!("Slow page{}", rendered_by()))))
 }
 
-#[page(path = "/cold/:id", revalidate = 3600, view = BenchView, fallback = "blocking", timeout = 60)]
+#[page(path = "/cold/:id", revalidate = 3600, view = BenchView, fallback = "blocking", timeout = 60, tags = ["cold"])]
 async fn cold(params: Params) -> isr::Result<Load<BenchProps>> {
     tokio::time::sleep(Duration::from_millis(env_number("BENCH_COLD_MS", 500))).await;
     Ok(Load::props(props(format!(

@@ -490,3 +490,6 @@ fn parse_generation(text: &[u8]) -> io::Result<u64> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests;
