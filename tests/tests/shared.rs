@@ -22,6 +22,17 @@ fn bench_binary() -> &'static Path {
 /// One instance named `name` on its own site root: `start` (build, then serve) with the shared
 /// tier on `redis`; `envs` tune the bench app (loader delays).
 fn instance(redis: &Redis, root: &Path, name: &str, envs: &[(&str, &str)]) -> BlogServer {
+    instance_running(redis, root, name, "start", envs)
+}
+
+/// Like [`instance`], with `subcommand` (`start` or `serve`).
+fn instance_running(
+    redis: &Redis,
+    root: &Path,
+    name: &str,
+    subcommand: &str,
+    envs: &[(&str, &str)],
+) -> BlogServer {
     let mut command = Command::new(bench_binary());
     command
         .env("RUST_LOG", "info,isr=debug")
@@ -33,7 +44,7 @@ fn instance(redis: &Redis, root: &Path, name: &str, envs: &[(&str, &str)]) -> Bl
         .env("BENCH_INSTANCE", name)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    serving_on_a_free_port(&mut command, &["start"], envs, &root.join(name));
+    serving_on_a_free_port(&mut command, &[subcommand], envs, &root.join(name));
     command
         .args(["--redis", &redis.url()])
         .args(["--redis-lease-ttl", &LEASE_TTL_S.to_string()]);
@@ -363,6 +374,8 @@ async fn redis_down_serves_every_page_and_coherence_resumes_after_an_empty_resta
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     cluster.everywhere("/cold/after", "Cold after from b").await;
+    // What was generated while Redis was down was written back.
+    wait_for_redis(&cluster.redis, "EXISTS bench:page:/cold/x", ":1").await;
     // Single-flight holds again.
     let before = cluster.loader_runs("/cold/:id").await;
     let answers = cluster.spread("/cold/again", 60, 60).await;
@@ -399,6 +412,29 @@ async fn tag_revalidation_on_any_instance_covers_pages_another_generated() {
     );
     cluster.everywhere("/cold/t1", "Cold t1 from d").await;
     cluster.everywhere("/cold/t2", "Cold t2 from d").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_started_later_on_an_empty_root_serves_the_published_pages() {
+    let cluster = Cluster::start(&[]);
+    let late = instance_running(&cluster.redis, cluster.roots.path(), "late", "serve", &[]);
+    for path in ["/page", "/items/3"] {
+        let built = cluster.get("a").get(path).await;
+        let served = late.get(path).await;
+        assert_eq!(served.status, 200, "{path}");
+        assert_eq!(
+            served.header("etag"),
+            built.header("etag"),
+            "{path}: the published page"
+        );
+    }
+    let metrics = late.metrics().await;
+    assert_eq!(
+        metrics.sum("isr_regenerations_total", &[]),
+        0.0,
+        "no loader ran"
+    );
+    assert_eq!(metrics.sum("isr_shared_pulls_total", &[]), 2.0);
 }
 
 /// Polls Redis until `command` answers `expected`.

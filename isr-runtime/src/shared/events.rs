@@ -105,6 +105,8 @@ pub(super) fn spawn_reader(tier: Arc<SharedTier>, sink: Weak<dyn EventSink>) {
                     Ok(()) => reader.healthy = true,
                     Err(error) => {
                         tracing::debug!(%error, "event reader cannot reach Redis");
+                        // Pages generated meanwhile are written back once it answers.
+                        reader.failed_since_healthy = true;
                         drop(sink);
                         tokio::time::sleep(RETRY_AFTER).await;
                         continue;
