@@ -4,7 +4,7 @@
 
 use super::negative::Remembered;
 use super::scheduler::Slot;
-use super::shared::Coordination;
+use super::shared::{Coordination, Superseded};
 use super::{CachedPage, Engine, FailureKind, Outcome, StartSlot, Trigger, NOT_FOUND_RECHECK};
 use crate::backoff;
 use crate::encoding::Variants;
@@ -302,7 +302,14 @@ impl Engine {
         {
             Ok(meta) => meta,
             // Fenced: another instance's newer version is in place.
-            Err(newer) => return Ok(Made::Pulled(newer)),
+            Err(Superseded::By(newer)) => return Ok(Made::Pulled(newer)),
+            Err(Superseded::Kept) => return self.current(key).await.map(Made::Pulled),
+            Err(Superseded::Unreadable(error)) => {
+                return Err((
+                    FailureKind::StoreError,
+                    format!("a newer version is in Redis but could not be read: {error}"),
+                ))
+            }
         };
         self.store
             .put(key, meta.clone(), html.clone())
@@ -326,6 +333,22 @@ impl Engine {
         self.hot.insert(key.clone(), page.clone());
         self.caught_up(key);
         Ok(Made::Generated(page))
+    }
+}
+
+impl Engine {
+    /// The version the page table holds of `key` (after a fenced commit found it newer).
+    async fn current(&self, key: &PageKey) -> Result<Arc<CachedPage>, Failure> {
+        let unreadable = |why: String| (FailureKind::StoreError, why);
+        let snapshot = self
+            .table
+            .snapshot(key.as_str())
+            .ok_or_else(|| unreadable("the newer version left the page table".into()))?;
+        match self.resident_or_read(key, snapshot).await {
+            Ok(Some((page, _))) => Ok(page),
+            Ok(None) => Err(unreadable("the newer version's body is missing".into())),
+            Err(error) => Err(unreadable(format!("reading the newer version: {error}"))),
+        }
     }
 }
 

@@ -58,6 +58,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Why a generated page is not committed: a newer version is stored (the commit was fenced).
+pub(super) enum Superseded {
+    /// Pulled into the local tiers: serve it.
+    By(Arc<CachedPage>),
+    /// The page table already holds it.
+    Kept,
+    /// It could not be pulled (the generation fails; the table's version stays).
+    Unreadable(std::io::Error),
+}
+
 /// How a generation goes on after asking the other instances.
 pub(super) enum Coordination {
     /// This instance holds the lease: run the loader, commit with its token.
@@ -231,7 +241,7 @@ impl Engine {
         mut meta: PageMeta,
         body: Option<&crate::encoding::Variants>,
         trigger: Trigger,
-    ) -> Result<PageMeta, Arc<CachedPage>> {
+    ) -> Result<PageMeta, Superseded> {
         let Some(tier) = self.shared_tier() else {
             return Ok(meta);
         };
@@ -259,12 +269,10 @@ impl Engine {
                 drop(lease);
                 tracing::warn!(path = %key, stored_generation, "commit refused: another instance committed a newer version while this one's lease had expired; keeping the newer version");
                 match self.pull_and_commit(key, def, "fenced").await {
-                    Ok(Some(page)) => Err(page),
-                    // Nothing newer to pull (this instance already has it): keep the table's.
-                    _ => match self.hot.get(key.as_str()) {
-                        Some(page) => Err(page),
-                        None => Ok(meta),
-                    },
+                    Ok(Some(page)) => Err(Superseded::By(page)),
+                    // Nothing newer than the table's: this instance has the newer version.
+                    Ok(None) => Err(Superseded::Kept),
+                    Err(error) => Err(Superseded::Unreadable(error)),
                 }
             }
             Err(error) => {
@@ -467,12 +475,7 @@ impl Engine {
                     })
                     .await;
             }
-            if engine
-                .shared
-                .recheck_round
-                .compare_exchange(round, round, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
+            if engine.shared.recheck_round.load(Ordering::Acquire) == round {
                 engine.shared.recheck_below.store(0, Ordering::Release);
                 lock(&engine.shared.rechecked).clear();
                 if total > 0 {
@@ -573,10 +576,8 @@ impl EventSink for Engine {
                 .store(behind.len(), Ordering::Release);
         }
         // A generation running here ends with a commit or a pull of the newer page; otherwise
-        // pull now, so the next request finds it local.
-        if let Some(pull) = self.start_pull(&key, def, "event") {
-            tokio::spawn(pull);
-        }
+        // pull now (its own task), so the next request finds it local.
+        let _ = self.start_pull(&key, def, "event");
     }
 
     fn resync(self: Arc<Self>) {
