@@ -437,6 +437,59 @@ async fn an_instance_started_later_on_an_empty_root_serves_the_published_pages()
     assert_eq!(metrics.sum("isr_shared_pulls_total", &[]), 2.0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn missed_events_are_detected_and_local_pages_rechecked() {
+    let cluster = Cluster::start(&[]);
+    cluster.get("a").get("/cold/gap").await;
+    cluster.everywhere("/cold/gap", "Cold gap from a").await;
+    let b = cluster.get("b");
+    let before = b.metrics().await;
+    b.signal("STOP");
+    // b's waiting XREAD (1 s) ends while it is stopped: it is sent nothing of what follows.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let answer = cluster
+        .get("c")
+        .revalidate(&serde_json::json!({ "paths": ["/cold/gap"] }))
+        .await;
+    assert!(answer.body.contains(r#""shared":true"#), "{}", answer.body);
+    let trimmed = cluster
+        .redis
+        .command("XTRIM bench:events MAXLEN 0")
+        .unwrap();
+    assert_ne!(trimmed, ":0", "the event was in the stream");
+    b.signal("CONT");
+    let resumed = Instant::now();
+    let deadline = resumed + PROPAGATION_DEADLINE;
+    while !b.get("/cold/gap").await.body.contains("Cold gap from c") {
+        assert!(
+            Instant::now() < deadline,
+            "b never caught up after the gap:\n{}",
+            b.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("b caught up {:?} after it resumed", resumed.elapsed());
+    let after = b.metrics().await;
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    assert_eq!(
+        delta("isr_redis_events_total", &[]),
+        0.0,
+        "b never read the event"
+    );
+    assert!(
+        delta("isr_shared_pulls_total", &[("reason", "resync")])
+            + delta("isr_shared_pulls_total", &[("reason", "request")])
+            >= 1.0,
+        "the re-check pulled it"
+    );
+    assert_eq!(
+        delta("isr_regenerations_total", &[]),
+        0.0,
+        "pulled, not regenerated"
+    );
+}
+
 /// Polls Redis until `command` answers `expected`.
 async fn wait_for_redis(redis: &Redis, command: &str, expected: &str) {
     let deadline = Instant::now() + PROPAGATION_DEADLINE;

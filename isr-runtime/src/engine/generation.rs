@@ -64,14 +64,7 @@ impl Engine {
             drop(slot);
             outcome
         });
-        let generation = async move {
-            task.await.unwrap_or_else(|join_error| Outcome::Failed {
-                kind: FailureKind::Panic,
-                message: format!("generation task failed: {join_error}"),
-            })
-        }
-        .boxed()
-        .shared();
+        let generation = shared_outcome(task, "generation");
         inflight.insert(key.clone(), generation.clone());
         generation
     }
@@ -358,6 +351,22 @@ enum Made {
     Generated(Arc<CachedPage>),
     /// Another instance's commit (pulled from the shared tier): no loader ran here.
     Pulled(Arc<CachedPage>),
+}
+
+/// The outcome of `task` (a generation or a pull), for every request that joins it; a task
+/// that panicked outside its own catch is a failed generation.
+pub(super) fn shared_outcome(
+    task: tokio::task::JoinHandle<Outcome>,
+    what: &'static str,
+) -> super::SharedGeneration {
+    async move {
+        task.await.unwrap_or_else(|join_error| Outcome::Failed {
+            kind: FailureKind::Panic,
+            message: format!("{what} task failed: {join_error}"),
+        })
+    }
+    .boxed()
+    .shared()
 }
 
 fn backing_off() -> Outcome {

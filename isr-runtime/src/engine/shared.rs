@@ -8,14 +8,13 @@
 //! [`CATCH_UP_WAIT`] for the pull), or any page committed before a gap in the events that the
 //! re-check has not reached yet (one `HGET`, under [`crate::shared::REQUEST_TIMEOUT`]).
 
-use super::generation::InflightGuard;
+use super::generation::{shared_outcome, InflightGuard};
 use super::{check_body, CachedPage, Engine, FailureKind, Outcome, SharedGeneration, Trigger};
 use crate::metrics;
 use crate::page::PageDef;
 use crate::route::PageKey;
 use crate::shared::{Acquired, Commit, EventSink, Lease, SharedTier, REQUEST_TIMEOUT};
 use crate::store::PageMeta;
-use futures::future::FutureExt;
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -321,14 +320,7 @@ impl Engine {
                 }
             }
         });
-        let pull = async move {
-            task.await.unwrap_or_else(|join_error| Outcome::Failed {
-                kind: FailureKind::Panic,
-                message: format!("pull task failed: {join_error}"),
-            })
-        }
-        .boxed()
-        .shared();
+        let pull = shared_outcome(task, "pull");
         inflight.insert(key.clone(), pull.clone());
         Some(pull)
     }

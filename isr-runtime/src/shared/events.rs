@@ -12,8 +12,8 @@ use std::time::Duration;
 
 /// How long one `XREAD` waits for new events.
 const BLOCK: Duration = Duration::from_secs(1);
-/// Reads between two epoch checks (a data set flushed without a reconnect).
-const EPOCH_CHECK_EVERY: u32 = 5;
+/// Reads between two gap checks (a data set flushed, or entries trimmed, without a reconnect).
+const GAP_CHECK_EVERY: u32 = 5;
 /// Pause after a failed read.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 
@@ -67,10 +67,38 @@ impl std::fmt::Display for StreamId {
     }
 }
 
-/// Where the reader is: its last entry and the epoch it read under.
+/// Where the reader is: its last entry, the epoch it reads under, and how many entries it has
+/// read since the stream had `added_before` entries (to tell trimmed-away unread entries).
 struct Position {
     last: StreamId,
     epoch: String,
+    added_before: u64,
+    read: u64,
+}
+
+impl Position {
+    /// Whether entries this reader never read are gone from the stream. Trimming removes the
+    /// oldest entries: when the stream still holds an entry at or before `last`, everything
+    /// after it is there; otherwise every entry left is unread, and fewer than were added
+    /// since means some were trimmed.
+    fn missed_entries(&self, info: &StreamInfo) -> bool {
+        let unread = info
+            .entries_added
+            .saturating_sub(self.added_before + self.read);
+        match info.first_entry {
+            Some(first) if first <= self.last => false,
+            _ => unread > info.length,
+        }
+    }
+}
+
+/// What `XINFO STREAM` says (all zero and `None` when there is no stream yet).
+#[derive(Default)]
+struct StreamInfo {
+    last_generated: StreamId,
+    entries_added: u64,
+    length: u64,
+    first_entry: Option<StreamId>,
 }
 
 pub(super) fn spawn_reader(tier: Arc<SharedTier>, sink: Weak<dyn EventSink>) {
@@ -114,8 +142,8 @@ pub(super) fn spawn_reader(tier: Arc<SharedTier>, sink: Weak<dyn EventSink>) {
                 }
             }
             reads = reads.wrapping_add(1);
-            let result = if reads.is_multiple_of(EPOCH_CHECK_EVERY) {
-                reader.check_epoch(&sink).await
+            let result = if reads.is_multiple_of(GAP_CHECK_EVERY) {
+                reader.check_for_gap(&sink).await
             } else {
                 Ok(())
             };
@@ -148,6 +176,7 @@ impl Reader {
     /// have been lost meanwhile.
     async fn position(&mut self, sink: &Arc<dyn EventSink>) -> std::io::Result<()> {
         let epoch = self.epoch().await?;
+        let info = self.stream_info().await?;
         let gap = match &self.position {
             // First start: local pages may predate commits made while this instance was off.
             None => true,
@@ -155,14 +184,19 @@ impl Reader {
                 tracing::warn!("Redis lost its data (new epoch): re-checking every local page");
                 true
             }
-            Some(position) => self.trimmed_past(position.last).await?,
+            Some(position) if position.missed_entries(&info) => {
+                tracing::warn!("events this instance did not read were trimmed from the stream: re-checking every local page");
+                true
+            }
+            Some(_) => false,
         };
-        let last = match &self.position {
-            Some(position) if position.epoch == epoch && !gap => position.last,
-            _ => self.newest_entry().await?,
-        };
-        self.position = Some(Position { last, epoch });
         if gap {
+            self.position = Some(Position {
+                last: info.last_generated,
+                epoch,
+                added_before: info.entries_added,
+                read: 0,
+            });
             sink.clone().resync();
         }
         if std::mem::take(&mut self.failed_since_healthy) {
@@ -193,45 +227,26 @@ impl Reader {
         Ok(epoch)
     }
 
-    async fn check_epoch(&mut self, sink: &Arc<dyn EventSink>) -> std::io::Result<()> {
+    /// Between reads: a data set replaced without a reconnect (a new epoch) or entries this
+    /// reader never read trimmed away are gaps too; repositions and reports them.
+    async fn check_for_gap(&mut self, sink: &Arc<dyn EventSink>) -> std::io::Result<()> {
+        let Some(known) = self.position.as_ref().map(|p| p.epoch.clone()) else {
+            return Ok(());
+        };
         let epoch = self.epoch().await?;
-        if self.position.as_ref().is_some_and(|p| p.epoch != epoch) {
-            // Repositions and reports the gap.
+        let info = self.stream_info().await?;
+        let missed = self
+            .position
+            .as_ref()
+            .is_some_and(|p| p.missed_entries(&info));
+        if epoch != known || missed {
             self.position(sink).await?;
         }
         Ok(())
     }
 
-    /// The id of the stream's newest entry (`0-0` when empty).
-    async fn newest_entry(&mut self) -> std::io::Result<StreamId> {
-        let mut connection = self.connection.clone();
-        let events = self.tier.keys().events();
-        let newest: Value = self
-            .tier
-            .call("newest_event", super::REQUEST_TIMEOUT, async {
-                redis::cmd("XREVRANGE")
-                    .arg(&events)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
-        let id = match newest {
-            Value::Array(entries) => entries.into_iter().next().and_then(|entry| match entry {
-                Value::Array(parts) => parts.into_iter().next().and_then(text_of),
-                _ => None,
-            }),
-            _ => None,
-        };
-        Ok(id.and_then(|id| id.parse().ok()).unwrap_or_default())
-    }
-
-    /// Whether the stream dropped entries newer than `last` (trimmed while this reader was
-    /// away).
-    async fn trimmed_past(&mut self, last: StreamId) -> std::io::Result<bool> {
+    /// The stream's counters (`XINFO STREAM`).
+    async fn stream_info(&mut self) -> std::io::Result<StreamInfo> {
         let mut connection = self.connection.clone();
         let events = self.tier.keys().events();
         let info: redis::RedisResult<Value> = self
@@ -244,13 +259,28 @@ impl Reader {
                     .await)
             })
             .await?;
-        // No stream yet: nothing was trimmed.
-        let Ok(info) = info else { return Ok(false) };
-        let deleted = field(&info, "max-deleted-entry-id")
-            .and_then(text_of)
-            .and_then(|id| id.parse::<StreamId>().ok())
-            .unwrap_or_default();
-        Ok(deleted > last)
+        // No stream yet.
+        let Ok(info) = info else {
+            return Ok(StreamInfo::default());
+        };
+        let id = |value: Option<Value>| value.and_then(text_of).and_then(|t| t.parse().ok());
+        let number = |value: Option<Value>| match value {
+            Some(Value::Int(n)) => u64::try_from(n).unwrap_or(0),
+            other => other
+                .and_then(text_of)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0),
+        };
+        let first_entry = match field(&info, "first-entry") {
+            Some(Value::Array(parts)) => id(parts.into_iter().next()),
+            _ => None,
+        };
+        Ok(StreamInfo {
+            last_generated: id(field(&info, "last-generated-id")).unwrap_or_default(),
+            entries_added: number(field(&info, "entries-added")),
+            length: number(field(&info, "length")),
+            first_entry,
+        })
     }
 
     /// Reads and applies the next events (waits up to [`BLOCK`] for some).
@@ -278,8 +308,10 @@ impl Reader {
             .await?;
         let Some(reply) = reply else { return Ok(()) };
         let mut newest = None;
+        let mut count = 0u64;
         for stream in reply.keys {
             for entry in stream.ids {
+                count += 1;
                 newest = entry.id.parse::<StreamId>().ok().or(newest);
                 let origin: Option<String> = entry.get("o");
                 if origin.as_deref() == Some(self.tier.instance()) {
@@ -294,8 +326,11 @@ impl Reader {
                 sink.clone().page_changed(&key, generation);
             }
         }
-        if let (Some(newest), Some(position)) = (newest, &mut self.position) {
-            position.last = position.last.max(newest);
+        if let Some(position) = &mut self.position {
+            position.read += count;
+            if let Some(newest) = newest {
+                position.last = position.last.max(newest);
+            }
         }
         Ok(())
     }
@@ -321,5 +356,48 @@ fn field(reply: &Value, name: &str) -> Option<Value> {
             .find(|pair| text_of(pair[0].clone()).as_deref() == Some(name))
             .and_then(|pair| pair.get(1).cloned()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(text: &str) -> StreamId {
+        text.parse().unwrap()
+    }
+
+    fn at(last: &str, added_before: u64, read: u64) -> Position {
+        Position {
+            last: id(last),
+            epoch: "e".into(),
+            added_before,
+            read,
+        }
+    }
+
+    fn info(entries_added: u64, length: u64, first: Option<&str>) -> StreamInfo {
+        StreamInfo {
+            last_generated: StreamId::default(),
+            entries_added,
+            length,
+            first_entry: first.map(id),
+        }
+    }
+
+    #[test]
+    fn unread_entries_trimmed_away_are_missed_and_read_ones_are_not() {
+        // Positioned at 10 entries, read 2 since (the last one 5-0).
+        let position = at("5-0", 10, 2);
+        // 3 added after those, all still there (the stream still starts at or before 5-0).
+        assert!(!position.missed_entries(&info(15, 12, Some("1-0"))));
+        // The read ones were trimmed: everything left (3 entries) is unread, none lost.
+        assert!(!position.missed_entries(&info(15, 3, Some("6-0"))));
+        // Trimmed to 2 of the 3 unread: one was lost.
+        assert!(position.missed_entries(&info(15, 2, Some("7-0"))));
+        // Emptied after an unread entry was added.
+        assert!(position.missed_entries(&info(13, 0, None)));
+        // Emptied with nothing unread.
+        assert!(!position.missed_entries(&info(12, 0, None)));
     }
 }
