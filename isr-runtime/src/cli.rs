@@ -776,6 +776,44 @@ mod tests {
     }
 
     #[test]
+    fn redis_flags_are_checked_and_default_to_the_app_name() {
+        for bad in ["http://127.0.0.1:6379", "redis://", "nope"] {
+            let err = parse(&["serve", &format!("--redis={bad}")]).unwrap_err();
+            assert!(
+                err.contains("--redis") && err.contains("ISR_REDIS_URL"),
+                "{err}"
+            );
+        }
+        let err = parse(&["--redis-prefix", "blog"]).unwrap_err();
+        assert!(err.contains("without --redis"), "{err}");
+        let err = parse(&["--redis=redis://127.0.0.1:1/0", "--redis-prefix=a b"]).unwrap_err();
+        assert!(err.contains("ISR_REDIS_PREFIX"), "{err}");
+        for bad in ["0", "601", "x"] {
+            let err = parse(&[
+                "--redis=redis://127.0.0.1:1/0",
+                &format!("--redis-lease-ttl={bad}"),
+            ])
+            .unwrap_err();
+            assert!(err.contains("ISR_REDIS_LEASE_TTL"), "{err}");
+        }
+        assert!(
+            parse(&["serve"]).unwrap().shared.is_none(),
+            "off by default"
+        );
+        let shared = parse(&[
+            "--redis",
+            "redis://127.0.0.1:6379/2",
+            "--redis-lease-ttl",
+            "3",
+        ])
+        .unwrap()
+        .shared
+        .unwrap();
+        assert_eq!(shared.prefix, "demo", "the app's name");
+        assert_eq!(shared.lease_ttl, Duration::from_secs(3));
+    }
+
+    #[test]
     fn connection_limits_come_from_the_flags() {
         let config = parse(&[
             "--header-timeout",
