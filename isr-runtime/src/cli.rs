@@ -30,7 +30,8 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
     about = "Build and serve this app's pages with Incremental Static Regeneration",
     after_help = "Environment: RUST_LOG (log filter, default info), ISR_REVALIDATE_SECRET \
                   (enables POST /_isr/revalidate with `Authorization: Bearer <secret>`), \
-                  ISR_METRICS_TOKEN (GET /_isr/metrics then needs `Authorization: Bearer <token>`)."
+                  ISR_ADMIN_TOKEN (enables the operator API /_isr/api and the status, pages and \
+                  revalidate subcommands), ISR_METRICS_TOKEN (GET /_isr/metrics then needs `Authorization: Bearer <token>`)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -137,6 +138,7 @@ struct Config {
     site_root: PathBuf,
     build: BuildOptions,
     revalidate_secret: Option<String>,
+    admin_token: Option<String>,
     metrics_token: Option<String>,
     cdn_purge: Option<crate::cdn::PurgeTargets>,
     cache_tag: bool,
@@ -394,6 +396,10 @@ impl App {
         let revalidate_secret = std::env::var("ISR_REVALIDATE_SECRET")
             .ok()
             .filter(|s| !s.trim().is_empty());
+        let admin_token = std::env::var("ISR_ADMIN_TOKEN")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         let metrics_token = std::env::var("ISR_METRICS_TOKEN")
             .ok()
             .map(|s| s.trim().to_string())
@@ -441,6 +447,7 @@ impl App {
                 progress: true,
             },
             revalidate_secret,
+            admin_token,
             metrics_token,
             cdn_purge,
             cache_tag: cli.cache_tag,
@@ -630,6 +637,9 @@ impl App {
         if config.revalidate_secret.is_none() {
             tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
         }
+        if config.admin_token.is_none() {
+            tracing::info!("the operator API is off: set ISR_ADMIN_TOKEN to enable /_isr/api");
+        }
         crate::revalidate::set_running(engine.clone());
         let options = crate::server::ServerOptions {
             revalidate_secret: config.revalidate_secret,
@@ -637,6 +647,7 @@ impl App {
             immutable_assets: client.as_ref().is_some_and(|c| c.immutable),
             metrics_token: config.metrics_token,
             cache_tag: config.cache_tag,
+            admin_token: config.admin_token,
         };
         let app = crate::server::router(engine.clone(), options, crate::metrics::install())
             .merge(self.routes);

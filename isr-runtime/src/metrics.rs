@@ -31,6 +31,14 @@ pub const SHARED_PULLS_TOTAL: &str = "isr_shared_pulls_total";
 /// (`written`, `superseded`: Redis had a newer generation).
 pub const REDIS_WRITE_BACKS_TOTAL: &str = "isr_redis_write_backs_total";
 
+/// Gauge of stored pages by route and state (`fresh`, `stale`, `regenerating`,
+/// `backing_off`, `not_found`, `missing`), computed at each scrape.
+pub const PAGES: &str = "isr_pages";
+/// Gauge of pages whose generations are failing (backing off or missing).
+pub const PAGES_FAILING: &str = "isr_pages_failing";
+/// Gauge: age in seconds of the oldest stale page (0 when none is stale).
+pub const OLDEST_STALE_SECONDS: &str = "isr_oldest_stale_seconds";
+
 /// Installs the Prometheus recorder once per process and returns its handle.
 ///
 /// ```
@@ -115,4 +123,17 @@ pub(crate) fn shared_pull(reason: &'static str) {
 /// Counts one write-back.
 pub(crate) fn redis_write_back(outcome: &'static str) {
     metrics::counter!(REDIS_WRITE_BACKS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// Sets the page-state gauges from a summary (at each scrape of `/_isr/metrics`).
+pub(crate) fn page_states(summary: &crate::engine::Summary) {
+    for route in &summary.routes {
+        for state in crate::engine::PageState::ALL {
+            let count = route.states.get(state.as_str()).copied().unwrap_or(0);
+            metrics::gauge!(PAGES, "route" => route.route, "state" => state.as_str())
+                .set(count as f64);
+        }
+    }
+    metrics::gauge!(PAGES_FAILING).set(summary.failing_total as f64);
+    metrics::gauge!(OLDEST_STALE_SECONDS).set(summary.oldest_stale_s.unwrap_or(0) as f64);
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
+pub mod admin;
 mod cache_headers;
 pub mod listener;
 mod negotiate;
@@ -42,6 +43,7 @@ pub const CACHE_STATUS_HEADER: &str = "x-isr-cache";
 struct AppState {
     engine: Arc<Engine>,
     revalidate_secret: Option<Arc<str>>,
+    admin_token: Option<Arc<str>>,
     metrics_token: Option<Arc<str>>,
     metrics: PrometheusHandle,
     cache_tag: bool,
@@ -67,6 +69,9 @@ pub struct ServerOptions {
     /// Also send `cache-tag` (the page's tags and path, comma-separated: the header CDNs
     /// such as Cloudflare purge by) besides `surrogate-key`.
     pub cache_tag: bool,
+    /// Enables the operator API (`/_isr/api/…`, see [`admin`]) for `Authorization: Bearer
+    /// <token>`; without it the API answers `404`.
+    pub admin_token: Option<String>,
 }
 
 /// The ISR router: pages (as the fallback), `/pkg/*` (client bundle), `POST /_isr/revalidate`
@@ -82,6 +87,7 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
     let state = AppState {
         engine,
         revalidate_secret: options.revalidate_secret.map(Arc::from),
+        admin_token: options.admin_token.map(Arc::from),
         metrics_token: options.metrics_token.map(Arc::from),
         metrics,
         cache_tag: options.cache_tag,
@@ -89,7 +95,8 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
     crate::metrics::register_revalidate_auth_failures();
     let mut router = Router::new()
         .route("/_isr/revalidate", any(revalidate_endpoint))
-        .route("/_isr/metrics", get(metrics_endpoint));
+        .route("/_isr/metrics", get(metrics_endpoint))
+        .merge(admin::routes());
     if let Some(assets) = options.assets {
         let cache = if options.immutable_assets {
             "public, max-age=31536000, immutable"
@@ -312,12 +319,22 @@ async fn revalidate_endpoint(State(state): State<AppState>, request: Request) ->
     }
     if !bearer_matches(request.headers(), secret) {
         auth_failure(&request);
-        let mut response = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
+        return unauthorized();
     }
+    revalidate_request(&state.engine, request).await
+}
+
+fn unauthorized() -> Response {
+    let mut response = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// The body of an authorised revalidation request: checks the size (413), then the JSON
+/// (400), then revalidates (200 with the results, or 202 over [`MAX_AWAITED_PAGES`]).
+async fn revalidate_request(engine: &Arc<Engine>, request: Request) -> Response {
     // Before the body is read: a client that sent `Expect: 100-continue` gets the 413 instead
     // of `100 Continue` (hyper sends that only when the body is first read).
     let declared = request
@@ -343,7 +360,7 @@ async fn revalidate_endpoint(State(state): State<AppState>, request: Request) ->
             )
         }
     };
-    match crate::revalidate::start(&state.engine, &parsed, MAX_AWAITED_PAGES).await {
+    match crate::revalidate::start(engine, &parsed, MAX_AWAITED_PAGES).await {
         Revalidation::Done(results) => {
             axum::Json(serde_json::json!({ "results": results })).into_response()
         }
@@ -441,6 +458,7 @@ async fn metrics_endpoint(State(state): State<AppState>, headers: HeaderMap) -> 
                 .into_response();
         }
     }
+    crate::metrics::page_states(&state.engine.summary());
     (
         [(
             header::CONTENT_TYPE,

@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 type Failure = (FailureKind, String);
 
+/// How long a request waited for a slot before giving up (the run time of a `busy` outcome).
+const MAX_SLOT_WAIT_SECS: f64 = super::MAX_SLOT_WAIT.as_secs_f64();
+
 impl Engine {
     /// Joins the running generation of `key`, or starts one in its own tracked task.
     pub(super) fn start(
@@ -53,6 +56,7 @@ impl Engine {
                     Some(slot) => slot,
                     None => {
                         tracing::warn!(path = %owned_key, route = def.path, "no generation slot free in time; answering 503");
+                        engine.record_run(&owned_key, FailureKind::Busy.as_str(), Some("no generation slot free in time".into()), trigger, MAX_SLOT_WAIT_SECS);
                         return Outcome::Failed {
                             kind: FailureKind::Busy,
                             message: "too many generations running".into(),
@@ -144,6 +148,7 @@ impl Engine {
         match result {
             Ok(Made::Pulled(page)) => {
                 tracing::debug!(path = %key, route = def.path, trigger = trigger.as_str(), "another instance's version is in place");
+                self.record_run(key, "pulled", None, trigger, seconds);
                 Outcome::Generated(page)
             }
             Ok(Made::Generated(page)) => {
@@ -155,6 +160,7 @@ impl Engine {
                     metrics::regeneration(def.path, label, trigger.as_str(), seconds);
                 }
                 tracing::debug!(path = %key, route = def.path, trigger = trigger.as_str(), outcome = label, seconds, "generated");
+                self.record_run(key, label, None, trigger, seconds);
                 Outcome::Generated(page)
             }
             Err((kind, message)) => {
@@ -162,6 +168,7 @@ impl Engine {
                     metrics::regeneration(def.path, kind.as_str(), trigger.as_str(), seconds);
                 }
                 let retry_in = self.record_failure(key);
+                self.record_run(key, kind.as_str(), Some(message.clone()), trigger, seconds);
                 tracing::warn!(
                     path = %key,
                     route = def.path,
@@ -174,6 +181,19 @@ impl Engine {
                 Outcome::Failed { kind, message }
             }
         }
+    }
+
+    /// Remembers how `key`'s generation ended (for the operator API).
+    fn record_run(
+        &self,
+        key: &PageKey,
+        outcome: &'static str,
+        error: Option<String>,
+        trigger: Trigger,
+        seconds: f64,
+    ) {
+        let run = super::LastRun::new(outcome, error, self.clock.now_ms(), trigger, seconds);
+        self.runs.record(key, run);
     }
 
     /// Backs `key` off after a failure; returns the delay.

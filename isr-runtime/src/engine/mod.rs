@@ -22,17 +22,21 @@
 mod changes;
 pub mod freshness;
 mod generation;
+pub mod inspect;
 mod loading;
 mod negative;
 pub mod outcome;
+mod runs;
 mod scheduler;
 mod shared;
 mod table;
 
 pub use changes::PageChanges;
 pub use freshness::{effective_revalidate, is_fresh, NOT_FOUND_RECHECK};
+pub use inspect::{PageList, PageQuery, PageState, PageStatus, Summary, MAX_LIST_LIMIT};
 pub use negative::NEGATIVE_CAPACITY;
 pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger};
+pub use runs::{LastRun, RUNS_KEPT};
 pub use scheduler::default_max_regenerations;
 pub use shared::CATCH_UP_WAIT;
 
@@ -123,6 +127,8 @@ pub struct Engine {
     changes: RwLock<Option<Arc<dyn PageChanges>>>,
     /// The shared tier, once joined (see [`shared`]).
     shared: shared::SharedState,
+    /// The last run of recently generated pages (bounded; see [`runs`]).
+    runs: runs::RunLog,
 }
 
 impl Engine {
@@ -199,6 +205,7 @@ impl Engine {
             loading,
             changes: RwLock::new(None),
             shared: shared::SharedState::default(),
+            runs: runs::RunLog::new(),
         });
         if !engine.loading.is_complete() {
             loading::fill_in_background(&engine, batches, started);

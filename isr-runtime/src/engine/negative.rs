@@ -55,6 +55,21 @@ impl NegativeMemory {
         self.cache.len()
     }
 
+    /// The paths whose generation is failing (never stored), with their failures and retry
+    /// time: at most the capacity.
+    pub fn failing(&self) -> Vec<(PageKey, u32, u64)> {
+        self.cache
+            .iter()
+            .filter_map(|(key, remembered)| match remembered {
+                Remembered::Failing {
+                    failures,
+                    retry_at_ms,
+                } => Some((key, failures, retry_at_ms)),
+                Remembered::NotFound { .. } => None,
+            })
+            .collect()
+    }
+
     /// Failures in a row remembered for `key` (0 when none).
     pub fn failures(&self, key: &str) -> u32 {
         match self.cache.get(key) {

@@ -145,6 +145,8 @@ pub(crate) struct Snapshot {
     pub kind: PageKind,
     pub generated_at_ms: u64,
     pub retry_at_ms: u64,
+    /// Failed generations in a row (0 when the last one succeeded).
+    pub failures: u32,
     pub version: u64,
 }
 
@@ -234,13 +236,35 @@ impl PageTable {
                 }
             }
         };
+        let backoff = inner.failing.get(key);
         Some(Snapshot {
             def: inner.defs[usize::from(entry.route)],
             kind,
             generated_at_ms: entry.generated_at_ms,
-            retry_at_ms: inner.failing.get(key).map_or(0, |b| b.retry_at_ms),
+            retry_at_ms: backoff.map_or(0, |b| b.retry_at_ms),
+            failures: backoff.map_or(0, |b| b.failures),
             version: entry.version,
         })
+    }
+
+    /// Keys after `after` (in key order) whose route and key pass `wanted`, sorted; one pass
+    /// under the read lock, cloning only the matching keys.
+    pub fn keys_where(
+        &self,
+        after: Option<&str>,
+        wanted: impl Fn(&str, &'static PageDef) -> bool,
+    ) -> Vec<PageKey> {
+        let inner = self.read();
+        let mut keys: Vec<PageKey> = inner
+            .entries
+            .iter()
+            .filter(|(key, _)| after.is_none_or(|after| key.as_str() > after))
+            .filter(|(key, entry)| wanted(key.as_str(), inner.defs[usize::from(entry.route)]))
+            .map(|(key, _)| key.clone())
+            .collect();
+        drop(inner);
+        keys.sort_unstable();
+        keys
     }
 
     /// Consecutive failures of `key`'s generations.

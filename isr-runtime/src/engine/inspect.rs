@@ -1,0 +1,413 @@
+//! What an operator sees of the engine: every page's state (fresh, stale, regenerating,
+//! backing off, not found, missing), its last run, a filtered and paginated listing, and a
+//! summary per route. Read-only: nothing here changes a page.
+//!
+//! Listing cost: one pass over the page table under its read lock (cloning only the matching
+//! keys), then one snapshot per returned page; pages are ordered by key, and the cursor is the
+//! last key returned, so a page regenerated between two calls never moves in the order.
+
+use super::runs::LastRun;
+use super::table::Snapshot;
+use super::Engine;
+use crate::page::{PageDef, Revalidate};
+use crate::route::PageKey;
+use crate::store::PageKind;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// Pages one listing returns at most.
+pub const MAX_LIST_LIMIT: usize = 500;
+/// Failing pages a summary lists at most.
+pub const SUMMARY_FAILING: usize = 100;
+
+/// Where a page stands now.
+///
+/// ```
+/// use isr::engine::PageState;
+/// assert_eq!(PageState::parse("backing_off"), Some(PageState::BackingOff));
+/// assert_eq!(PageState::BackingOff.as_str(), "backing_off");
+/// assert_eq!(PageState::parse("nope"), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageState {
+    /// Within its window.
+    Fresh,
+    /// Past its window (served as STALE; the next request regenerates it).
+    Stale,
+    /// A generation of it is running now.
+    Regenerating,
+    /// Its last generations failed; no new attempt before `next_regeneration_ms`.
+    BackingOff,
+    /// Its loader said it does not exist (answered 404).
+    NotFound,
+    /// Never stored: its generations fail (answered 503).
+    Missing,
+}
+
+impl PageState {
+    /// Every state, in display order.
+    pub const ALL: [PageState; 6] = [
+        PageState::Fresh,
+        PageState::Stale,
+        PageState::Regenerating,
+        PageState::BackingOff,
+        PageState::NotFound,
+        PageState::Missing,
+    ];
+
+    /// The name used in the API, the CLI and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageState::Fresh => "fresh",
+            PageState::Stale => "stale",
+            PageState::Regenerating => "regenerating",
+            PageState::BackingOff => "backing_off",
+            PageState::NotFound => "not_found",
+            PageState::Missing => "missing",
+        }
+    }
+
+    /// The state named `name`.
+    pub fn parse(name: &str) -> Option<PageState> {
+        PageState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// Bytes of a page in each stored encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodedBytes {
+    pub identity: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub br: Option<u64>,
+}
+
+/// Everything known about one page.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PageStatus {
+    /// The URL path (percent-encoded where needed).
+    pub path: String,
+    /// The page's key (its decoded path).
+    pub key: String,
+    /// Its route pattern.
+    pub route: &'static str,
+    /// `page`, `not_found`, `redirect`, or `none` (never stored).
+    pub kind: &'static str,
+    pub state: PageState,
+    /// When its stored version was generated (ms since the Unix epoch); also its generation
+    /// number (with `--redis`, the shared one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_s: Option<u64>,
+    /// Its window (`None`: never revalidated by time).
+    pub revalidate_s: Option<u64>,
+    /// Backing off: the earliest time (ms since the Unix epoch) a new attempt may start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_regeneration_ms: Option<u64>,
+    /// Failed generations in a row.
+    pub failures: u32,
+    /// Its last generation, when still remembered (see [`crate::engine::RUNS_KEPT`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastRun>,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The HTML's length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Bytes per stored encoding (a single page's details only: it reads the body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encodings: Option<EncodedBytes>,
+    /// A redirect's target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// A listing's filters (all optional) and position.
+///
+/// ```
+/// let query = isr::engine::PageQuery { state: Some(isr::engine::PageState::Stale), ..Default::default() };
+/// assert_eq!(query.limit, 0);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct PageQuery {
+    /// Only pages of this route pattern.
+    pub route: Option<String>,
+    pub state: Option<PageState>,
+    /// Only pages carrying this tag.
+    pub tag: Option<String>,
+    /// Only pages whose key contains this text.
+    pub text: Option<String>,
+    /// Only pages after this key (the previous listing's `next`).
+    pub after: Option<String>,
+    /// Pages to return: 1 to [`MAX_LIST_LIMIT`] (0 or more is clamped).
+    pub limit: usize,
+}
+
+/// One listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct PageList {
+    pub pages: Vec<PageStatus>,
+    /// Pass as `after` for the next pages; `None` on the last.
+    pub next: Option<String>,
+    /// Pages after `after` that match the filters (this listing's and the following ones).
+    pub matched: usize,
+}
+
+/// One route's pages by state.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RouteSummary {
+    pub route: &'static str,
+    pub pages: usize,
+    pub states: BTreeMap<&'static str, usize>,
+    /// HTML bytes of its stored pages.
+    pub bytes: u64,
+}
+
+/// The whole site at a glance.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Stored pages (pages, tombstones, redirects).
+    pub pages: usize,
+    pub routes: Vec<RouteSummary>,
+    /// Failing pages (backing off, or missing), most failures first, at most
+    /// [`SUMMARY_FAILING`].
+    pub failing: Vec<PageStatus>,
+    /// How many pages are failing (all of them, not only those listed).
+    pub failing_total: usize,
+    /// Age of the oldest stale page.
+    pub oldest_stale_s: Option<u64>,
+    /// Whether the page table holds every stored page yet.
+    pub loaded: bool,
+}
+
+impl Engine {
+    /// The state of `key`'s page now: stored, or failing without a stored version.
+    pub fn page_status(&self, key: &PageKey) -> Option<PageStatus> {
+        let (def, _) = self.routes.page_of_key(key.as_str())?;
+        match self.table.snapshot(key.as_str()) {
+            Some(snapshot) => Some(self.status_of(key, &snapshot)),
+            None => self
+                .negative
+                .failing()
+                .into_iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(k, failures, retry_at)| self.missing_status(&k, def, failures, retry_at)),
+        }
+    }
+
+    /// Like [`Engine::page_status`], with the bytes of every stored encoding (reads the body
+    /// when it is not in memory).
+    pub async fn page_details(&self, key: &PageKey) -> Option<PageStatus> {
+        let mut status = self.page_status(key)?;
+        if status.kind == "page" {
+            let body = match self.hot.get(key.as_str()) {
+                Some(page) => page.body.clone(),
+                None => self.store.body(key).await.ok().flatten(),
+            };
+            status.encodings = body.map(|body| EncodedBytes {
+                identity: body.identity.len() as u64,
+                gzip: body.gzip.map(|b| b.len() as u64),
+                br: body.brotli.map(|b| b.len() as u64),
+            });
+        }
+        Some(status)
+    }
+
+    /// Pages matching `query`, in key order, from `query.after` on.
+    pub fn list_pages(&self, query: &PageQuery) -> PageList {
+        let limit = query.limit.clamp(1, MAX_LIST_LIMIT);
+        let tagged: Option<HashSet<PageKey>> = query
+            .tag
+            .as_deref()
+            .map(|tag| self.table.keys_with_tag(tag).into_iter().collect());
+        let wanted = |key: &str, def: &'static PageDef| {
+            query.route.as_deref().is_none_or(|r| def.path == r)
+                && query.text.as_deref().is_none_or(|t| key.contains(t))
+                && tagged.as_ref().is_none_or(|set| set.contains(key))
+        };
+        let mut statuses: Vec<PageStatus> = Vec::new();
+        if query.state != Some(PageState::Missing) {
+            let keys = self.table.keys_where(query.after.as_deref(), wanted);
+            for key in keys {
+                let Some(snapshot) = self.table.snapshot(key.as_str()) else {
+                    continue;
+                };
+                let status = self.status_of(&key, &snapshot);
+                if query.state.is_none_or(|s| s == status.state) {
+                    statuses.push(status);
+                }
+            }
+        }
+        if query.state.is_none_or(|s| s == PageState::Missing) && query.tag.is_none() {
+            for (key, failures, retry_at) in self.negative.failing() {
+                let Some((def, _)) = self.routes.page_of_key(key.as_str()) else {
+                    continue;
+                };
+                let after = query.after.as_deref().is_none_or(|a| key.as_str() > a);
+                if after && wanted(key.as_str(), def) {
+                    statuses.push(self.missing_status(&key, def, failures, retry_at));
+                }
+            }
+            statuses.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        let matched = statuses.len();
+        statuses.truncate(limit);
+        let next = (matched > limit)
+            .then(|| statuses.last().map(|s| s.key.clone()))
+            .flatten();
+        PageList {
+            pages: statuses,
+            next,
+            matched,
+        }
+    }
+
+    /// Pages per route and state, the failing pages, the oldest stale age.
+    pub fn summary(&self) -> Summary {
+        let mut routes: BTreeMap<&'static str, RouteSummary> = self
+            .routes
+            .defs()
+            .iter()
+            .map(|def| {
+                let summary = RouteSummary {
+                    route: def.path,
+                    ..RouteSummary::default()
+                };
+                (def.path, summary)
+            })
+            .collect();
+        let mut failing = Vec::new();
+        let mut oldest_stale_s: Option<u64> = None;
+        for key in self.table.keys_where(None, |_, _| true) {
+            let Some(snapshot) = self.table.snapshot(key.as_str()) else {
+                continue;
+            };
+            let status = self.status_of(&key, &snapshot);
+            let route = routes.entry(status.route).or_default();
+            route.route = status.route;
+            route.pages += 1;
+            *route.states.entry(status.state.as_str()).or_default() += 1;
+            route.bytes += status.bytes.unwrap_or(0);
+            if status.state == PageState::Stale {
+                oldest_stale_s = oldest_stale_s.max(status.age_s);
+            }
+            if status.failures > 0 {
+                failing.push(status);
+            }
+        }
+        for (key, failures, retry_at) in self.negative.failing() {
+            if let Some((def, _)) = self.routes.page_of_key(key.as_str()) {
+                let status = self.missing_status(&key, def, failures, retry_at);
+                *routes
+                    .entry(def.path)
+                    .or_default()
+                    .states
+                    .entry(status.state.as_str())
+                    .or_default() += 1;
+                failing.push(status);
+            }
+        }
+        failing.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.key.cmp(&b.key)));
+        let failing_total = failing.len();
+        failing.truncate(SUMMARY_FAILING);
+        Summary {
+            pages: self.table.len(),
+            routes: routes.into_values().collect(),
+            failing,
+            failing_total,
+            oldest_stale_s,
+            loaded: self.is_loaded(),
+        }
+    }
+
+    fn status_of(&self, key: &PageKey, snapshot: &Snapshot) -> PageStatus {
+        let now = self.clock.now_ms();
+        let mono = self.clock.monotonic_ms();
+        let fresh = super::is_fresh(
+            &snapshot.kind,
+            snapshot.generated_at_ms,
+            snapshot.def.revalidate,
+            now,
+        );
+        let backing_off = mono < snapshot.retry_at_ms;
+        let state = if self.lock_inflight().contains_key(key.as_str()) {
+            PageState::Regenerating
+        } else if backing_off {
+            PageState::BackingOff
+        } else if snapshot.kind == PageKind::NotFound {
+            PageState::NotFound
+        } else if fresh {
+            PageState::Fresh
+        } else {
+            PageState::Stale
+        };
+        let (kind, etag, bytes, location) = match &snapshot.kind {
+            PageKind::Page { etag, bytes } => ("page", Some(etag.to_string()), Some(*bytes), None),
+            PageKind::NotFound => ("not_found", None, None, None),
+            PageKind::Redirect { location, .. } => ("redirect", None, None, Some(location.clone())),
+        };
+        PageStatus {
+            path: key.to_url_path(),
+            key: key.to_string(),
+            route: snapshot.def.path,
+            kind,
+            state,
+            generated_at_ms: Some(snapshot.generated_at_ms),
+            age_s: Some(now.saturating_sub(snapshot.generated_at_ms) / 1000),
+            revalidate_s: window_of(snapshot.def),
+            next_regeneration_ms: backing_off.then(|| now + (snapshot.retry_at_ms - mono)),
+            failures: snapshot.failures,
+            last: self.runs.last(key.as_str()),
+            tags: self.table.tags(key.as_str()),
+            etag,
+            bytes,
+            encodings: None,
+            location,
+        }
+    }
+
+    fn missing_status(
+        &self,
+        key: &PageKey,
+        def: &'static PageDef,
+        failures: u32,
+        retry_at_ms: u64,
+    ) -> PageStatus {
+        let now = self.clock.now_ms();
+        let mono = self.clock.monotonic_ms();
+        let state = if self.lock_inflight().contains_key(key.as_str()) {
+            PageState::Regenerating
+        } else {
+            PageState::Missing
+        };
+        PageStatus {
+            path: key.to_url_path(),
+            key: key.to_string(),
+            route: def.path,
+            kind: "none",
+            state,
+            generated_at_ms: None,
+            age_s: None,
+            revalidate_s: window_of(def),
+            next_regeneration_ms: (mono < retry_at_ms).then(|| now + (retry_at_ms - mono)),
+            failures,
+            last: self.runs.last(key.as_str()),
+            tags: def.tags.iter().map(|t| t.to_string()).collect(),
+            etag: None,
+            bytes: None,
+            encodings: None,
+            location: None,
+        }
+    }
+}
+
+fn window_of(def: &PageDef) -> Option<u64> {
+    match def.revalidate {
+        Revalidate::After(seconds) => Some(seconds),
+        Revalidate::Never => None,
+    }
+}

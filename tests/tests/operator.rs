@@ -1,0 +1,226 @@
+//! The operator API (`/_isr/api/…`, `ISR_ADMIN_TOKEN`) over HTTP against the blog.
+
+use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "operator-token";
+const POST: &str = "/blog/what-is-isr";
+const SLUG_ROUTE: &str = "/blog/:slug";
+
+fn with_api(fx: &Fixture) -> BlogServer {
+    BlogServer::start(fx, &[], &[("ISR_ADMIN_TOKEN", TOKEN)])
+}
+
+async fn api(server: &BlogServer, method: Method, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = server.request(method, path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let resp = server.send(request).await;
+    let body = serde_json::from_str(&resp.body)
+        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", resp.body));
+    (resp.status, body)
+}
+
+async fn get(server: &BlogServer, path: &str) -> Value {
+    let (status, body) = api(server, Method::GET, path, Some(TOKEN)).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+fn keys(list: &Value) -> Vec<String> {
+    list["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn without_a_token_the_api_is_off_and_with_one_it_needs_it() {
+    let fx = Fixture::new();
+    let off = BlogServer::start(&fx, &[], &[]);
+    let (status, body) = api(&off, Method::GET, "/_isr/api/pages", Some(TOKEN)).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("ISR_ADMIN_TOKEN"));
+    assert!(off.stderr_text().contains("the operator API is off"));
+    drop(off);
+
+    let server = with_api(&fx);
+    for path in [
+        "/_isr/api/pages",
+        "/_isr/api/summary",
+        &format!("/_isr/api/pages{POST}"),
+    ] {
+        assert_eq!(api(&server, Method::GET, path, None).await.0, 401, "{path}");
+        assert_eq!(
+            api(&server, Method::GET, path, Some("wrong")).await.0,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            api(&server, Method::GET, path, Some(TOKEN)).await.0,
+            200,
+            "{path}"
+        );
+    }
+    let (status, _) = api(&server, Method::POST, "/_isr/api/revalidate", Some("wrong")).await;
+    assert_eq!(status, 401);
+    let (status, _) = api(&server, Method::GET, "/_isr/api/nope", Some(TOKEN)).await;
+    assert_eq!(status, 404);
+    let (status, body) = api(
+        &server,
+        Method::GET,
+        "/_isr/api/pages?state=odd",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = api(&server, Method::GET, "/_isr/api/pages?limit=x", Some(TOKEN)).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn listing_filters_and_paginates_in_a_stable_order_while_pages_regenerate() {
+    let fx = Fixture::new();
+    let server = with_api(&fx);
+    let all = get(&server, "/_isr/api/pages?limit=500").await;
+    let every = keys(&all);
+    assert!(every.contains(&"/blog".to_string()) && every.contains(&POST.to_string()));
+    let mut sorted = every.clone();
+    sorted.sort();
+    assert_eq!(every, sorted, "key order");
+    assert_eq!(all["matched"], every.len());
+    assert!(all["next"].is_null());
+
+    let posts = keys(
+        &get(
+            &server,
+            &format!("/_isr/api/pages?route={SLUG_ROUTE}&limit=500"),
+        )
+        .await,
+    );
+    assert_eq!(posts.len(), every.len() - 1, "every page but the list");
+    assert!(posts.iter().all(|k| k.starts_with("/blog/")));
+    let tagged = keys(&get(&server, "/_isr/api/pages?tag=posts&limit=500").await);
+    assert_eq!(tagged, every, "the list and every post carry `posts`");
+    assert_eq!(
+        keys(&get(&server, "/_isr/api/pages?q=what-is").await),
+        [POST]
+    );
+    let fresh = get(&server, "/_isr/api/pages?state=fresh&limit=500").await;
+    assert!(fresh["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["state"] == "fresh"));
+
+    // One page at a time while every post is being regenerated: each key once, in order.
+    let regenerating = {
+        let server = &server;
+        async move {
+            for _ in 0..5 {
+                let resp = server.revalidate(&json!({ "tags": ["posts"] })).await;
+                assert_eq!(resp.status, 200, "{}", resp.body);
+            }
+        }
+    };
+    let paginating = async {
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let list = get(&server, &format!("/_isr/api/pages?limit=1&after={after}")).await;
+            seen.extend(keys(&list));
+            match list["next"].as_str() {
+                Some(next) => after = next.to_string(),
+                None => return seen,
+            }
+        }
+    };
+    let ((), seen) = tokio::join!(regenerating, paginating);
+    assert_eq!(seen, every);
+}
+
+#[tokio::test]
+async fn a_failing_loader_shows_its_error_and_next_attempt() {
+    let fx = Fixture::new();
+    let server = with_api(&fx);
+    let before = get(&server, &format!("/_isr/api/pages{POST}")).await;
+    assert_eq!(before["state"], "fresh", "{before}");
+    assert_eq!(before["kind"], "page");
+    assert_eq!(before["failures"], 0);
+    assert_eq!(before["tags"], json!(["posts", "post:what-is-isr"]));
+    let encodings = &before["encodings"];
+    assert_eq!(encodings["identity"], before["bytes"]);
+    assert!(encodings["gzip"].as_u64().unwrap() < encodings["identity"].as_u64().unwrap());
+    assert!(encodings["br"].as_u64().unwrap() > 0);
+
+    fx.hide_content();
+    let (status, answer) = api(&server, Method::POST, "/_isr/api/revalidate", Some(TOKEN)).await;
+    assert_eq!(status, 400, "an empty body is not JSON: {answer}");
+    let resp = server
+        .send(
+            server
+                .request(Method::POST, "/_isr/api/revalidate")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(json!({ "paths": [POST] }).to_string()),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(resp.body.contains(r#""outcome":"error""#), "{}", resp.body);
+
+    let page = get(&server, &format!("/_isr/api/pages{POST}")).await;
+    assert_eq!(page["state"], "backing_off", "{page}");
+    assert_eq!(page["failures"], 1);
+    assert_eq!(page["last"]["outcome"], "error");
+    assert_eq!(page["last"]["trigger"], "on_demand");
+    assert!(
+        !page["last"]["error"].as_str().unwrap().is_empty(),
+        "{page}"
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        page["next_regeneration_ms"].as_u64().unwrap() > now_ms - 1_000,
+        "{page}"
+    );
+    assert_eq!(
+        page["generated_at_ms"], before["generated_at_ms"],
+        "the old version stays"
+    );
+
+    let summary = get(&server, "/_isr/api/summary").await;
+    assert_eq!(summary["failing_total"], 1, "{summary}");
+    assert_eq!(summary["failing"][0]["key"], POST);
+    let posts = summary["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == SLUG_ROUTE)
+        .unwrap();
+    assert_eq!(posts["states"]["backing_off"], 1, "{posts}");
+    let failing = keys(&get(&server, "/_isr/api/pages?state=backing_off").await);
+    assert_eq!(failing, [POST]);
+
+    let s = &server;
+    let metrics = poll_until("the page-state gauges", POLL_DEADLINE, || async move {
+        let m = s.metrics().await;
+        (m.counter("isr_pages_failing", &[]) == 1.0).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metrics.counter(
+            "isr_pages",
+            &[("route", SLUG_ROUTE), ("state", "backing_off")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.counter("isr_pages", &[("route", "/blog"), ("state", "fresh")]),
+        1.0
+    );
+}
