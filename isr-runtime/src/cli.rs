@@ -35,7 +35,7 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Option<Invocation>,
 
     /// Address to listen on
     #[arg(long, env = "LEPTOS_SITE_ADDR", global = true, value_name = "ADDR")]
@@ -120,13 +120,67 @@ struct Cli {
     shutdown_timeout: Option<String>,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
-enum Command {
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+enum Invocation {
     /// Pre-render every page into the site root, then exit
     Build,
     /// Serve an existing site root (no rebuild)
     Serve,
     /// Build, then serve (the default)
+    Start,
+    /// A running site at a glance: pages per route and state, failing pages (needs ISR_ADMIN_TOKEN)
+    Status {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List a running site's pages with their state, age and last run (needs ISR_ADMIN_TOKEN)
+    Pages {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Only pages in this state: fresh, stale, regenerating, backing_off, not_found, missing
+        #[arg(long)]
+        state: Option<String>,
+        /// Only pages of this route pattern (e.g. /blog/:slug)
+        #[arg(long)]
+        route: Option<String>,
+        /// Only pages carrying this tag
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only pages whose path contains this text
+        #[arg(long)]
+        search: Option<String>,
+        /// How many pages to show (1–500) [default: 50]
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Regenerate pages of a running site now, by path and by tag (needs ISR_ADMIN_TOKEN)
+    Revalidate {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Page paths, e.g. /blog/hello
+        paths: Vec<String>,
+        /// Also every page carrying this tag (repeatable)
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+}
+
+/// Where the running site is, for the operator subcommands.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+struct RemoteArgs {
+    /// URL of the running site [default: http://<--addr>]
+    #[arg(long, env = "ISR_URL", value_name = "URL")]
+    url: Option<String>,
+    /// Print the API's JSON instead of tables
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the engine is asked to do (the page subcommands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Build,
+    Serve,
     Start,
 }
 
@@ -320,6 +374,15 @@ impl App {
                 };
             }
         };
+        if let Some((remote, command)) = remote_command(&cli) {
+            return match self.remote(&cli, remote) {
+                Ok(remote) => crate::remote::run(remote, command),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(EXIT_BAD_CONFIG)
+                }
+            };
+        }
         init_tracing();
         let config = match self.config(cli) {
             Ok(config) => config,
@@ -350,6 +413,36 @@ impl App {
             }
         };
         runtime.block_on(self.execute(config))
+    }
+
+    /// Where an operator subcommand goes: `--url`, else this app's `--addr`; the token from
+    /// `ISR_ADMIN_TOKEN`.
+    fn remote(&self, cli: &Cli, args: &RemoteArgs) -> Result<crate::remote::Remote, String> {
+        let base = match &args.url {
+            Some(url) => url.trim().trim_end_matches('/').to_string(),
+            None => {
+                let addr = cli.addr.clone().unwrap_or_else(|| DEFAULT_ADDR.to_string());
+                format!("http://{}", addr.trim())
+            }
+        };
+        let valid = base
+            .strip_prefix("http://")
+            .is_some_and(|rest| !rest.is_empty() && base.parse::<axum::http::Uri>().is_ok());
+        if !valid {
+            return Err(format!(
+                "invalid --url / ISR_URL {base:?}: expected http://host:port (the instance itself; https is not supported here)"
+            ));
+        }
+        let token = std::env::var("ISR_ADMIN_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or("ISR_ADMIN_TOKEN is not set: the operator subcommands send it to the site")?;
+        Ok(crate::remote::Remote {
+            base,
+            token,
+            json: args.json,
+        })
     }
 
     fn config(&self, cli: Cli) -> Result<Config, String> {
@@ -436,7 +529,11 @@ impl App {
             .map_or(defaults.max_connections, |n| n as usize),
         };
         let shared = self.shared_options(cli.redis_url, cli.redis_prefix, cli.redis_lease_ttl)?;
-        let command = cli.command.unwrap_or(Command::Start);
+        let command = match cli.command {
+            Some(Invocation::Build) => Command::Build,
+            Some(Invocation::Serve) => Command::Serve,
+            _ => Command::Start,
+        };
         Ok(Config {
             command,
             addr,
@@ -690,6 +787,43 @@ impl App {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// The operator subcommand `cli` names, if any.
+fn remote_command(cli: &Cli) -> Option<(&RemoteArgs, crate::remote::RemoteCommand)> {
+    use crate::remote::RemoteCommand;
+    match cli.command.as_ref()? {
+        Invocation::Status { remote } => Some((remote, RemoteCommand::Status)),
+        Invocation::Pages {
+            remote,
+            state,
+            route,
+            tag,
+            search,
+            limit,
+        } => Some((
+            remote,
+            RemoteCommand::Pages {
+                state: state.clone(),
+                route: route.clone(),
+                tag: tag.clone(),
+                search: search.clone(),
+                limit: *limit,
+            },
+        )),
+        Invocation::Revalidate {
+            remote,
+            paths,
+            tags,
+        } => Some((
+            remote,
+            RemoteCommand::Revalidate {
+                paths: paths.clone(),
+                tags: tags.clone(),
+            },
+        )),
+        Invocation::Build | Invocation::Serve | Invocation::Start => None,
     }
 }
 

@@ -224,3 +224,97 @@ async fn a_failing_loader_shows_its_error_and_next_attempt() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn the_cli_shows_status_and_pages_and_revalidates_a_running_site() {
+    let fx = Fixture::new();
+    let server = with_api(&fx);
+    let url = server.base_url();
+    let token = [("ISR_ADMIN_TOKEN", TOKEN)];
+
+    let status = fx.run(&["status", "--url", &url], &token);
+    assert_eq!(status.code(), Some(0), "{}", status.stderr);
+    assert!(
+        status.stdout.contains(" pages, 0 failing"),
+        "{}",
+        status.stdout
+    );
+    let posts_row = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("/blog/:slug "))
+        .unwrap_or_else(|| panic!("{}", status.stdout));
+    assert!(
+        posts_row
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|n| n.parse::<u32>().unwrap() >= 6),
+        "{posts_row}"
+    );
+
+    let pages = fx.run(
+        &["pages", "--url", &url, "--route", SLUG_ROUTE, "--json"],
+        &token,
+    );
+    assert_eq!(pages.code(), Some(0), "{}", pages.stderr);
+    let list: Value = serde_json::from_str(&pages.stdout).unwrap();
+    assert!(keys(&list).contains(&POST.to_string()));
+    assert!(keys(&list).iter().all(|k| k.starts_with("/blog/")));
+
+    let done = fx.run(
+        &["revalidate", "--url", &url, POST, "--tag", "posts"],
+        &token,
+    );
+    assert_eq!(done.code(), Some(0), "{}", done.stderr);
+    assert!(
+        done.stdout
+            .lines()
+            .any(|l| l.starts_with(POST) && l.contains("regenerated")),
+        "{}",
+        done.stdout
+    );
+
+    fx.hide_content();
+    let failed = fx.run(&["revalidate", "--url", &url, POST], &token);
+    assert_eq!(
+        failed.code(),
+        Some(1),
+        "a failed page: exit 1\n{}",
+        failed.stdout
+    );
+    assert!(failed.stdout.contains("error"), "{}", failed.stdout);
+    let failing = fx.run(&["pages", "--url", &url, "--state", "backing_off"], &token);
+    assert!(
+        failing
+            .stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(POST)),
+        "{}",
+        failing.stdout
+    );
+    let status = fx.run(&["status", "--url", &url], &token);
+    assert!(
+        status.stdout.contains("1 failing") && status.stdout.contains("failing pages"),
+        "{}",
+        status.stdout
+    );
+
+    let no_token = fx.run(&["status", "--url", &url], &[]);
+    assert_eq!(no_token.code(), Some(2));
+    assert!(
+        no_token.stderr.contains("ISR_ADMIN_TOKEN"),
+        "{}",
+        no_token.stderr
+    );
+    let wrong = fx.run(&["status", "--url", &url], &[("ISR_ADMIN_TOKEN", "wrong")]);
+    assert_eq!(wrong.code(), Some(2));
+    assert!(wrong.stderr.contains("401"), "{}", wrong.stderr);
+    let bad_url = fx.run(&["status", "--url", "ftp://x"], &token);
+    assert_eq!(bad_url.code(), Some(2));
+    assert!(
+        bad_url.stderr.contains("--url / ISR_URL"),
+        "{}",
+        bad_url.stderr
+    );
+}
