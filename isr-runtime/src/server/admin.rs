@@ -35,24 +35,20 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/_isr/api/{*rest}", get(no_such_call).post(no_such_call))
 }
 
-/// `Err` with the response when the API is off (404) or the token is wrong (401).
-fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal when the API is off (404) or the token is wrong (401); `None`: go on.
+fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = state.admin_token.as_deref() else {
-        return Err(json_error(
+        return Some(json_error(
             StatusCode::NOT_FOUND,
             "the operator API is off: set ISR_ADMIN_TOKEN to enable it",
         ));
     };
-    if bearer_matches(headers, token) {
-        Ok(())
-    } else {
-        Err(unauthorized())
-    }
+    (!bearer_matches(headers, token)).then(unauthorized)
 }
 
 async fn summary(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(response) = authorise(&state, &headers) {
-        return response;
+    if let Some(refusal) = refusal(&state, &headers) {
+        return refusal;
     }
     let engine = state.engine.clone();
     // A pass over every page: off the async workers.
@@ -79,8 +75,8 @@ async fn list(
     headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(response) = authorise(&state, &headers) {
-        return response;
+    if let Some(refusal) = refusal(&state, &headers) {
+        return refusal;
     }
     let Query(params) = match params {
         Ok(params) => params,
@@ -119,8 +115,8 @@ async fn list(
 }
 
 async fn details(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(response) = authorise(&state, request.headers()) {
-        return response;
+    if let Some(refusal) = refusal(&state, request.headers()) {
+        return refusal;
     }
     let tail = request
         .uri()
@@ -146,15 +142,15 @@ async fn details(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn revalidate(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(response) = authorise(&state, request.headers()) {
-        return response;
+    if let Some(refusal) = refusal(&state, request.headers()) {
+        return refusal;
     }
     super::revalidate_request(&state.engine, request).await
 }
 
 async fn no_such_call(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(response) = authorise(&state, &headers) {
-        return response;
+    if let Some(refusal) = refusal(&state, &headers) {
+        return refusal;
     }
     json_error(StatusCode::NOT_FOUND, "no such operator API call")
 }
