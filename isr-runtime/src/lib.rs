@@ -65,6 +65,8 @@ pub mod cli;
 pub mod client;
 #[cfg(feature = "ssr")]
 pub mod clock;
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
+pub mod dashboard;
 #[cfg(feature = "ssr")]
 pub mod encoding;
 #[cfg(feature = "ssr")]

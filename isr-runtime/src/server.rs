@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq;
 
 pub mod admin;
 mod cache_headers;
+pub mod dashboard;
 pub mod listener;
 mod negotiate;
 pub use cache_headers::{
@@ -96,7 +97,8 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
     let mut router = Router::new()
         .route("/_isr/revalidate", any(revalidate_endpoint))
         .route("/_isr/metrics", get(metrics_endpoint))
-        .merge(admin::routes());
+        .merge(admin::routes())
+        .merge(dashboard::routes());
     if let Some(assets) = options.assets {
         let cache = if options.immutable_assets {
             "public, max-age=31536000, immutable"

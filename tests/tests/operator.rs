@@ -318,3 +318,137 @@ async fn the_cli_shows_status_and_pages_and_revalidates_a_running_site() {
         bad_url.stderr
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_logs_in_with_a_cookie_and_refuses_cross_site_changes() {
+    let fx = Fixture::new();
+    let off = BlogServer::start(&fx, &[], &[]);
+    assert_eq!(off.get("/_isr/").await.status, 404);
+    drop(off);
+    let server = with_api(&fx);
+    let login_form = server.get("/_isr/").await;
+    assert_eq!(login_form.status, 200);
+    assert!(
+        login_form.body.contains("action=\"/_isr/login\""),
+        "{}",
+        login_form.body
+    );
+    assert_eq!(login_form.header("cache-control"), Some("no-store"));
+
+    let login = |token: &str, origin: Option<&str>| {
+        let mut request = server
+            .request(Method::POST, "/_isr/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        server.send(request)
+    };
+    assert_eq!(login("wrong", None).await.status, 401);
+    assert_eq!(login(TOKEN, Some("http://evil.example")).await.status, 403);
+    let own = server.base_url();
+    let ok = login(TOKEN, Some(&own)).await;
+    assert_eq!(ok.status, 303);
+    let cookie_header = ok.header("set-cookie").unwrap().to_string();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/_isr"] {
+        assert!(cookie_header.contains(part), "{cookie_header}");
+    }
+    assert!(
+        !cookie_header.contains(TOKEN),
+        "the cookie never holds the token"
+    );
+    let cookie = cookie_header.split(';').next().unwrap().to_string();
+
+    // The page itself, rendered on the server with the pages table.
+    let page = server
+        .send(
+            server
+                .request(Method::GET, "/_isr/?q=what-is")
+                .header("cookie", &cookie),
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&format!("data-key=\"{POST}\"")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"isr-routes\""));
+    // Reading the API with the cookie works; changing needs the dashboard's own origin.
+    let read = server
+        .send(
+            server
+                .request(Method::GET, "/_isr/api/summary")
+                .header("cookie", &cookie),
+        )
+        .await;
+    assert_eq!(read.status, 200);
+    let revalidate = |extra: Option<(&'static str, String)>| {
+        let mut request = server
+            .request(Method::POST, "/_isr/api/revalidate")
+            .header("cookie", &cookie)
+            .body(json!({ "paths": [POST] }).to_string());
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        server.send(request)
+    };
+    assert_eq!(revalidate(None).await.status, 401, "cookie alone");
+    assert_eq!(
+        revalidate(Some(("origin", "http://evil.example".into())))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        revalidate(Some(("x-isr-dashboard", "1".into())))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(revalidate(Some(("origin", own.clone()))).await.status, 200);
+
+    // The page's forms work without JavaScript.
+    let action = |origin: Option<&str>| {
+        let mut request = server
+            .request(Method::POST, "/_isr/actions/revalidate")
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("path={POST}"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        server.send(request)
+    };
+    assert_eq!(action(None).await.status, 403);
+    let done = action(Some(&own)).await;
+    assert_eq!(done.status, 303);
+    assert!(
+        done.header("location")
+            .unwrap()
+            .starts_with("/_isr/?notice="),
+        "{:?}",
+        done.headers
+    );
+    let by_tag = server
+        .send(
+            server
+                .request(Method::POST, "/_isr/actions/revalidate")
+                .header("cookie", &cookie)
+                .header("origin", &own)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("tag=posts"),
+        )
+        .await;
+    let location = by_tag.header("location").unwrap();
+    assert!(location.contains("posts%3A%20"), "{location}");
+    let logout = server
+        .send(
+            server
+                .request(Method::POST, "/_isr/logout")
+                .header("cookie", &cookie),
+        )
+        .await;
+    assert!(logout.header("set-cookie").unwrap().contains("Max-Age=0"));
+}

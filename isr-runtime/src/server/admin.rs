@@ -8,11 +8,12 @@
 //! | `GET /_isr/api/pages/<path>` | one page, with its bytes per encoding (the root page: `/_isr/api/pages/`) |
 //! | `POST /_isr/api/revalidate` | the webhook's body and answer (`{"paths": [..], "tags": [..]}`) |
 //!
-//! Every route needs `Authorization: Bearer <ISR_ADMIN_TOKEN>` (`401` without it). Without
-//! `ISR_ADMIN_TOKEN` they all answer `404`. A bearer token in a header is never sent by a
-//! browser on its own, so the mutating call is not open to cross-site requests.
+//! Every route needs `Authorization: Bearer <ISR_ADMIN_TOKEN>` or the dashboard's session
+//! cookie (`401` without either; with the cookie, `POST` also needs to come from the
+//! dashboard itself, see [`super::dashboard`]). Without `ISR_ADMIN_TOKEN` they all answer
+//! `404`.
 
-use super::{bearer_matches, json_error, unauthorized, AppState};
+use super::{json_error, unauthorized, AppState};
 use crate::engine::{PageQuery, PageState};
 use crate::route::Resolved;
 use axum::extract::{Query, Request, State};
@@ -35,19 +36,26 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/_isr/api/{*rest}", get(no_such_call).post(no_such_call))
 }
 
-/// The refusal when the API is off (404) or the token is wrong (401); `None`: go on.
-fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+/// The refusal when the API is off (404) or the caller is not authorised (401); `None`: go
+/// on. Reading takes the bearer token or the dashboard's session cookie; changing takes the
+/// token, or the cookie from the dashboard itself (see [`super::dashboard`]).
+fn refusal(state: &AppState, headers: &HeaderMap, changes: bool) -> Option<Response> {
     let Some(token) = state.admin_token.as_deref() else {
         return Some(json_error(
             StatusCode::NOT_FOUND,
             "the operator API is off: set ISR_ADMIN_TOKEN to enable it",
         ));
     };
-    (!bearer_matches(headers, token)).then(unauthorized)
+    let allowed = if changes {
+        super::dashboard::may_change(token, headers)
+    } else {
+        super::dashboard::may_read(token, headers)
+    };
+    (!allowed).then(unauthorized)
 }
 
 async fn summary(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refusal(&state, &headers) {
+    if let Some(refusal) = refusal(&state, &headers, false) {
         return refusal;
     }
     let engine = state.engine.clone();
@@ -75,7 +83,7 @@ async fn list(
     headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(refusal) = refusal(&state, &headers) {
+    if let Some(refusal) = refusal(&state, &headers, false) {
         return refusal;
     }
     let Query(params) = match params {
@@ -115,7 +123,7 @@ async fn list(
 }
 
 async fn details(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(refusal) = refusal(&state, request.headers()) {
+    if let Some(refusal) = refusal(&state, request.headers(), false) {
         return refusal;
     }
     let tail = request
@@ -142,14 +150,14 @@ async fn details(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn revalidate(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(refusal) = refusal(&state, request.headers()) {
+    if let Some(refusal) = refusal(&state, request.headers(), true) {
         return refusal;
     }
     super::revalidate_request(&state.engine, request).await
 }
 
 async fn no_such_call(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refusal(&state, &headers) {
+    if let Some(refusal) = refusal(&state, &headers, false) {
         return refusal;
     }
     json_error(StatusCode::NOT_FOUND, "no such operator API call")

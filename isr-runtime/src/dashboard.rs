@@ -1,0 +1,449 @@
+//! The operator dashboard at `/_isr/`: a leptos page rendered on the server from the engine's
+//! state and hydrated in the browser with the app's own client bundle (this module is
+//! compiled into both). Without JavaScript (or without a bundle) its forms still work: the
+//! filters are a GET form, the revalidate buttons POST forms. Hydrated, it refreshes itself
+//! every second from the operator API and revalidates a page without leaving it.
+//!
+//! The types here mirror the API's JSON (`/_isr/api/summary`, `/_isr/api/pages`) with the
+//! fields the page shows; unknown fields are ignored, so the API may grow.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The name of the bundle export that hydrates the dashboard.
+pub const HYDRATE_EXPORT: &str = "isr_hydrate_dashboard";
+
+/// How often the hydrated dashboard refreshes, in milliseconds.
+pub const REFRESH_MS: u64 = 1_000;
+
+/// One route's line of the summary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteRow {
+    pub route: String,
+    pub pages: u64,
+    #[serde(default)]
+    pub states: BTreeMap<String, u64>,
+    pub bytes: u64,
+}
+
+/// The summary the dashboard shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryView {
+    pub pages: u64,
+    pub failing_total: u64,
+    pub oldest_stale_s: Option<u64>,
+    pub routes: Vec<RouteRow>,
+}
+
+/// A page's last run, as shown.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub outcome: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub trigger: String,
+    pub at_ms: u64,
+}
+
+/// One page's line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageRow {
+    pub path: String,
+    pub key: String,
+    pub route: String,
+    pub state: String,
+    #[serde(default)]
+    pub generated_at_ms: Option<u64>,
+    #[serde(default)]
+    pub age_s: Option<u64>,
+    pub failures: u32,
+    #[serde(default)]
+    pub next_regeneration_ms: Option<u64>,
+    #[serde(default)]
+    pub last: Option<RunView>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub bytes: Option<u64>,
+}
+
+/// One listing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListView {
+    pub pages: Vec<PageRow>,
+    pub next: Option<String>,
+    pub matched: u64,
+}
+
+/// The filters in the page's URL (`/_isr/?q=&state=&route=&tag=&after=`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Filters {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub route: String,
+    #[serde(default)]
+    pub tag: String,
+    #[serde(default)]
+    pub after: String,
+}
+
+impl Filters {
+    /// The API query of these filters (`q=…&state=…`), percent-encoded, empty ones left out.
+    ///
+    /// ```
+    /// let filters = isr::dashboard::Filters { q: "a b".into(), state: "stale".into(), ..Default::default() };
+    /// assert_eq!(filters.query(), "q=a%20b&state=stale");
+    /// ```
+    pub fn query(&self) -> String {
+        [
+            ("q", &self.q),
+            ("state", &self.state),
+            ("route", &self.route),
+            ("tag", &self.tag),
+            ("after", &self.after),
+        ]
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| format!("{name}={}", encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// Everything the dashboard renders from (embedded in the page for hydration).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DashboardData {
+    pub summary: SummaryView,
+    pub list: ListView,
+    pub filters: Filters,
+    /// A message after a form action (e.g. "3 pages regenerated").
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+/// The states a page can be in (the filter's options).
+pub const STATES: [&str; 6] = [
+    "fresh",
+    "stale",
+    "regenerating",
+    "backing_off",
+    "not_found",
+    "missing",
+];
+
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// A wall time (ms since the Unix epoch) as `YYYY-MM-DD HH:MM:SS` UTC.
+///
+/// ```
+/// assert_eq!(isr::dashboard::utc(0), "1970-01-01 00:00:00");
+/// assert_eq!(isr::dashboard::utc(1_796_181_352_133), "2026-12-02 03:15:52");
+/// assert_eq!(isr::dashboard::utc(951_782_400_000), "2000-02-29 00:00:00");
+/// ```
+pub fn utc(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1a1a1a}\
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}\
+th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}\
+th{background:#f4f4f4}.state-backing_off,.state-missing{color:#a00;font-weight:600}\
+.state-stale{color:#8a5a00}.state-regenerating{color:#0054a6}.error{color:#a00;max-width:32rem}\
+form.inline{display:inline}input,select,button{font:inherit;margin-right:.4rem}\
+.notice{background:#eef7ee;padding:.5rem .8rem}";
+
+/// The dashboard (see the module docs).
+#[component]
+pub fn Dashboard(data: DashboardData) -> impl IntoView {
+    let DashboardData {
+        summary,
+        list,
+        filters,
+        notice,
+    } = data;
+    let summary = RwSignal::new(summary);
+    let list = RwSignal::new(list);
+    let notice = RwSignal::new(notice);
+    #[cfg(feature = "hydrate")]
+    client::refresh_every_second(filters.query(), summary, list);
+    let next_link = {
+        let filters = filters.clone();
+        move || {
+            list.get().next.map(|after| {
+                let query = Filters {
+                    after,
+                    ..filters.clone()
+                }
+                .query();
+                view! { <a id="isr-next" href=format!("/_isr/?{query}")>"next pages →"</a> }
+            })
+        }
+    };
+    view! {
+        <style>{STYLE}</style>
+        <main id="isr-dashboard">
+            <h1>"Pages"</h1>
+            <form method="post" action="/_isr/logout" class="inline">
+                <button type="submit">"Log out"</button>
+            </form>
+            {move || notice.get().map(|n| view! { <p class="notice" id="isr-notice">{n}</p> })}
+            <p id="isr-summary">
+                {move || {
+                    let s = summary.get();
+                    let oldest = s
+                        .oldest_stale_s
+                        .map_or("none".to_string(), |a| format!("{a} s"));
+                    format!("{} pages, {} failing, oldest stale page: {oldest}", s.pages, s.failing_total)
+                }}
+            </p>
+            <table id="isr-routes">
+                <thead>
+                    <tr>
+                        <th>"route"</th>
+                        <th>"pages"</th>
+                        {STATES.iter().map(|s| view! { <th>{s.replace('_', " ")}</th> }).collect_view()}
+                        <th>"bytes"</th>
+                        <th></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=move || summary.get().routes
+                        key=|r| (r.route.clone(), r.pages, r.states.clone(), r.bytes)
+                        children=move |r| {
+                            let route = r.route.clone();
+                            view! {
+                                <tr>
+                                    <td>{r.route.clone()}</td>
+                                    <td>{r.pages}</td>
+                                    {STATES
+                                        .iter()
+                                        .map(|s| view! { <td>{r.states.get(*s).copied().unwrap_or(0)}</td> })
+                                        .collect_view()}
+                                    <td>{r.bytes}</td>
+                                    <td>
+                                        <form method="post" action="/_isr/actions/revalidate" class="inline">
+                                            <input type="hidden" name="route" value=route />
+                                            <button type="submit">"Revalidate route"</button>
+                                        </form>
+                                    </td>
+                                </tr>
+                            }
+                        }
+                    />
+                </tbody>
+            </table>
+            <form method="get" action="/_isr/" id="isr-filter">
+                <input type="search" name="q" placeholder="path contains" value=filters.q.clone() />
+                <select name="state">
+                    <option value="" selected=filters.state.is_empty()>"any state"</option>
+                    {STATES
+                        .iter()
+                        .map(|s| view! { <option value=*s selected=filters.state == *s>{s.replace('_', " ")}</option> })
+                        .collect_view()}
+                </select>
+                <input type="text" name="route" placeholder="route" value=filters.route.clone() />
+                <input type="text" name="tag" placeholder="tag" value=filters.tag.clone() />
+                <button type="submit">"Filter"</button>
+            </form>
+            <form method="post" action="/_isr/actions/revalidate" id="isr-revalidate-tag">
+                <input type="text" name="tag" placeholder="tag" required=true />
+                <button type="submit">"Revalidate tag"</button>
+            </form>
+            <p id="isr-matched">{move || format!("{} matching pages", list.get().matched)}</p>
+            <table id="isr-pages">
+                <thead>
+                    <tr>
+                        <th>"path"</th>
+                        <th>"state"</th>
+                        <th>"generated (UTC)"</th>
+                        <th>"age"</th>
+                        <th>"failures"</th>
+                        <th>"last run"</th>
+                        <th>"last error"</th>
+                        <th>"tags"</th>
+                        <th></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=move || list.get().pages
+                        key=|p| (p.key.clone(), p.state.clone(), p.generated_at_ms, p.failures, p.age_s)
+                        children=move |p| page_row(p, notice)
+                    />
+                </tbody>
+            </table>
+            {next_link}
+        </main>
+    }
+}
+
+fn page_row(page: PageRow, notice: RwSignal<Option<String>>) -> impl IntoView {
+    let last = page.last.clone().unwrap_or_default();
+    let path = page.path.clone();
+    let state_class = format!("state state-{}", page.state);
+    let generated = page.generated_at_ms.map(utc).unwrap_or_else(|| "-".into());
+    let age = page
+        .age_s
+        .map(|a| format!("{a} s"))
+        .unwrap_or_else(|| "-".into());
+    let error = last.error.clone().unwrap_or_default();
+    let run = if last.outcome.is_empty() {
+        "-".to_string()
+    } else {
+        format!("{} ({})", last.outcome, last.trigger)
+    };
+    let on_submit = move |event: leptos::ev::SubmitEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            event.prevent_default();
+            client::revalidate(path.clone(), notice);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (&event, &path, notice);
+    };
+    view! {
+        <tr data-key=page.key.clone()>
+            <td class="path"><a href=page.path.clone()>{page.path.clone()}</a></td>
+            <td class=state_class>{page.state.replace('_', " ")}</td>
+            <td class="generated" data-ms=page.generated_at_ms.unwrap_or(0)>{generated}</td>
+            <td>{age}</td>
+            <td>{page.failures}</td>
+            <td>{run}</td>
+            <td class="error">{error}</td>
+            <td>{page.tags.join(" ")}</td>
+            <td>
+                <form method="post" action="/_isr/actions/revalidate" class="inline revalidate" on:submit=on_submit>
+                    <input type="hidden" name="path" value=page.path.clone() />
+                    <button type="submit">"Revalidate"</button>
+                </form>
+            </td>
+        </tr>
+    }
+}
+
+/// The browser side: refreshing from the API, and revalidating without leaving the page.
+#[cfg(feature = "hydrate")]
+mod client {
+    use super::{ListView, SummaryView};
+    use leptos::prelude::*;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    /// GETs or POSTs `url` with the session cookie and the dashboard's header (the server
+    /// accepts a cookie only with it, or from the same origin); its JSON answer.
+    async fn call(
+        method: &str,
+        url: &str,
+        body: Option<String>,
+    ) -> Result<serde_json::Value, String> {
+        let text = |e: JsValue| format!("{e:?}");
+        let init = web_sys::RequestInit::new();
+        init.set_method(method);
+        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+        if let Some(body) = body {
+            init.set_body(&JsValue::from_str(&body));
+        }
+        let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(text)?;
+        let headers = request.headers();
+        headers
+            .set("content-type", "application/json")
+            .map_err(text)?;
+        headers.set("x-isr-dashboard", "1").map_err(text)?;
+        let window = web_sys::window().ok_or("no window")?;
+        let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+            .await
+            .map_err(text)?
+            .dyn_into()
+            .map_err(text)?;
+        let body = JsFuture::from(response.text().map_err(text)?)
+            .await
+            .map_err(text)?
+            .as_string()
+            .unwrap_or_default();
+        if !response.ok() {
+            return Err(format!("{} {body}", response.status()));
+        }
+        serde_json::from_str(&body).map_err(|e| e.to_string())
+    }
+
+    pub fn refresh_every_second(
+        query: String,
+        summary: RwSignal<SummaryView>,
+        list: RwSignal<ListView>,
+    ) {
+        let refresh = move || {
+            let query = query.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(value) = call("GET", "/_isr/api/summary", None).await {
+                    if let Ok(new) = serde_json::from_value::<SummaryView>(value) {
+                        summary.set(new);
+                    }
+                }
+                let url = format!("/_isr/api/pages?{query}");
+                if let Ok(value) = call("GET", &url, None).await {
+                    if let Ok(new) = serde_json::from_value::<ListView>(value) {
+                        list.set(new);
+                    }
+                }
+            });
+        };
+        set_interval(refresh, std::time::Duration::from_millis(super::REFRESH_MS));
+    }
+
+    pub fn revalidate(path: String, notice: RwSignal<Option<String>>) {
+        leptos::task::spawn_local(async move {
+            let body = serde_json::json!({ "paths": [path] }).to_string();
+            let message = match call("POST", "/_isr/api/revalidate", Some(body)).await {
+                Ok(answer) => {
+                    let result = &answer["results"][0];
+                    match result["error"].as_str() {
+                        Some(error) => format!("{path}: {error}"),
+                        None => format!("{path}: {}", result["outcome"].as_str().unwrap_or("?")),
+                    }
+                }
+                Err(error) => format!("{path}: could not revalidate ({error})"),
+            };
+            notice.set(Some(message));
+        });
+    }
+}
+
+/// Hydrates the dashboard page (called by the page's script from the app's bundle).
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn isr_hydrate_dashboard() {
+    crate::hydrate::hydrate_page::<DashboardData, _, _>(|props| view! { <Dashboard data=props /> });
+}
