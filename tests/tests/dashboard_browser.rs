@@ -144,6 +144,24 @@ async fn log_in_search_revalidate_and_watch_the_page_change_without_a_reload() {
     .await;
     assert!(notice.as_str().unwrap().contains("regenerated"), "{notice}");
 
+    // `ISR_DASHBOARD_SCREENSHOT=docs/dashboard.png` saves the README's screenshot.
+    if let Some(path) = std::env::var_os("ISR_DASHBOARD_SCREENSHOT") {
+        browser.goto(&server.url("/_isr/")).await.unwrap();
+        until(
+            &browser,
+            "the full dashboard",
+            "return document.querySelector('#isr-pages') ? true : null",
+        )
+        .await;
+        std::fs::write(path, browser.screenshot().await.unwrap()).unwrap();
+        browser.goto(&server.url("/_isr/?q=what-is")).await.unwrap();
+        browser
+            .execute("window.__stayed = true; return true;", vec![])
+            .await
+            .unwrap();
+        until(&browser, "the row again", &row("return true;")).await;
+    }
+
     // A failing page shows its error.
     fx.hide_content();
     browser
