@@ -44,6 +44,9 @@ pub struct RunView {
     pub error: Option<String>,
     pub trigger: String,
     pub at_ms: u64,
+    /// With the shared tier: the instance that generated the version in place.
+    #[serde(default)]
+    pub instance: Option<String>,
 }
 
 /// One page's line.
@@ -320,10 +323,10 @@ fn page_row(page: PageRow, notice: RwSignal<Option<String>>) -> impl IntoView {
         .map(|a| format!("{a} s"))
         .unwrap_or_else(|| "-".into());
     let error = last.error.clone().unwrap_or_default();
-    let run = if last.outcome.is_empty() {
-        "-".to_string()
-    } else {
-        format!("{} ({})", last.outcome, last.trigger)
+    let run = match (&last.outcome[..], &last.instance) {
+        ("", _) => "-".to_string(),
+        (outcome, Some(instance)) => format!("{outcome} ({}) by {instance}", last.trigger),
+        (outcome, None) => format!("{outcome} ({})", last.trigger),
     };
     let on_submit = move |event: leptos::ev::SubmitEvent| {
         #[cfg(feature = "hydrate")]

@@ -37,6 +37,7 @@ fn instance_running(
     command
         .env("RUST_LOG", "info,isr=debug")
         .env("ISR_REVALIDATE_SECRET", SECRET)
+        .env("ISR_ADMIN_TOKEN", SECRET)
         .env("BENCH_PAGES", "20")
         .env("BENCH_PAGE_BYTES", "2048")
         .env("BENCH_SLOW_MS", "200")
@@ -245,6 +246,31 @@ async fn on_demand_on_one_instance_reaches_the_others() {
     );
     let took = cluster.everywhere("/cold/od", "Cold od from b").await;
     eprintln!("on-demand on b reached a and c in {took:?}");
+    // The operator API of a and c says whose version they serve, and its shared generation.
+    let generation = cluster
+        .redis
+        .command("HGET bench:page:/cold/od gen")
+        .unwrap();
+    let b_pid = cluster.get("b").pid();
+    for name in ["a", "c"] {
+        let server = cluster.get(name);
+        let resp = server
+            .send(
+                server
+                    .request(reqwest::Method::GET, "/_isr/api/pages/cold/od")
+                    .header("authorization", format!("Bearer {SECRET}")),
+            )
+            .await;
+        let page: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+        assert_eq!(page["last"]["outcome"], "pulled", "{page}");
+        let by = page["last"]["instance"].as_str().unwrap_or_default();
+        assert!(by.contains(&format!(":{b_pid}:")), "pulled from b: {page}");
+        assert_eq!(
+            page["generated_at_ms"].to_string(),
+            generation,
+            "the shared generation"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

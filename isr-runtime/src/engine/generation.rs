@@ -147,8 +147,8 @@ impl Engine {
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(Made::Pulled(page)) => {
+                // Recorded by the pull, with the instance it came from.
                 tracing::debug!(path = %key, route = def.path, trigger = trigger.as_str(), "another instance's version is in place");
-                self.record_run(key, "pulled", None, trigger, seconds);
                 Outcome::Generated(page)
             }
             Ok(Made::Generated(page)) => {
@@ -192,8 +192,9 @@ impl Engine {
         trigger: Trigger,
         seconds: f64,
     ) {
+        let instance = self.shared_tier().map(|tier| tier.instance());
         let run = super::LastRun::new(outcome, error, self.clock.now_ms(), trigger, seconds);
-        self.runs.record(key, run);
+        self.runs.record(key, run.by(instance));
     }
 
     /// Backs `key` off after a failure; returns the delay.

@@ -227,6 +227,8 @@ impl Engine {
         self.hot.insert(key.clone(), page.clone());
         self.caught_up(key);
         metrics::shared_pull(reason);
+        let run = super::LastRun::pulled(shared.origin, self.clock.now_ms(), reason);
+        self.runs.record(key, run);
         Ok(Some(page))
     }
 

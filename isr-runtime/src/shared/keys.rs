@@ -1,7 +1,7 @@
 //! The names of everything isr keeps in Redis, under one prefix.
 //!
 //! ```text
-//! <prefix>:page:<key>   hash   gen, fence, etag, meta (JSON), identity, gzip, br
+//! <prefix>:page:<key>   hash   gen, fence, etag, meta (JSON), origin, identity, gzip, br
 //! <prefix>:lease:<key>  string fencing token of the instance regenerating the page (PX ttl)
 //! <prefix>:tag:<tag>    set    keys of the pages that carry the tag
 //! <prefix>:fence        string the last fencing token handed out (INCR)

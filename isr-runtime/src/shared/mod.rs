@@ -109,6 +109,8 @@ pub enum Commit {
 pub struct SharedPage {
     pub meta: PageMeta,
     pub body: Option<Variants>,
+    /// The instance that committed it (see [`SharedTier::instance`]).
+    pub origin: Option<String>,
 }
 
 /// The connection to the shared tier (see the module docs).
@@ -142,11 +144,12 @@ impl SharedTier {
             connection,
             breaker: Breaker::default(),
             lease_ttl: options.lease_ttl,
-            instance: format!("{:016x}", fastrand::u64(..)),
+            instance: instance_name(),
         }))
     }
 
-    /// This instance's id in events (its own events are not applied again).
+    /// This instance's name in events and page records (`<host>:<pid>:<random>`; its own
+    /// events are not applied again).
     pub fn instance(&self) -> &str {
         &self.instance
     }
@@ -381,7 +384,7 @@ impl SharedTier {
             .call("pull", TRANSFER_TIMEOUT, async {
                 redis::cmd("HMGET")
                     .arg(self.keys.page(key.as_str()))
-                    .arg(&["gen", "meta", "identity", "gzip", "br"])
+                    .arg(&["gen", "meta", "identity", "gzip", "br", "origin"])
                     .query_async(&mut connection)
                     .await
             })
@@ -395,18 +398,20 @@ impl SharedTier {
         let mut meta: PageMeta = serde_json::from_slice(&meta)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         meta.generated_at_ms = generation;
-        let body = next().map(|identity| Variants {
+        let (identity, gzip, brotli, origin) = (next(), next(), next(), next());
+        let body = identity.map(|identity| Variants {
             identity: Bytes::from(identity),
-            gzip: next().filter(|b| !b.is_empty()).map(Bytes::from),
-            brotli: next().filter(|b| !b.is_empty()).map(Bytes::from),
+            gzip: gzip.filter(|b| !b.is_empty()).map(Bytes::from),
+            brotli: brotli.filter(|b| !b.is_empty()).map(Bytes::from),
         });
+        let origin = origin.map(|o| String::from_utf8_lossy(&o).into_owned());
         if meta.kind.is_page() && body.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "a shared page without its HTML",
             ));
         }
-        Ok(Some(SharedPage { meta, body }))
+        Ok(Some(SharedPage { meta, body, origin }))
     }
 
     /// The generation Redis holds of each of `keys` (0: none), in one round trip.
@@ -469,6 +474,16 @@ impl SharedTier {
     pub(crate) fn client(&self) -> &redis::Client {
         &self.client
     }
+}
+
+/// This process's name in events and page records: `<host>:<pid>:<random>` (readable for an
+/// operator, unique even for two containers with the same host name and pid).
+fn instance_name() -> String {
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    format!("{host}:{}:{:04x}", std::process::id(), fastrand::u16(..))
 }
 
 fn manager_config() -> ConnectionManagerConfig {

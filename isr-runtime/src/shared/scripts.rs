@@ -72,7 +72,7 @@ if stored[4] then
 end
 for tag, _ in pairs(new_tags) do redis.call('SADD', ARGV[5] .. tag, ARGV[8]) end
 local gen_text = string.format('%.0f', gen)
-redis.call('HSET', KEYS[1], 'gen', gen_text, 'etag', ARGV[3], 'meta', ARGV[4])
+redis.call('HSET', KEYS[1], 'gen', gen_text, 'etag', ARGV[3], 'meta', ARGV[4], 'origin', ARGV[6])
 if token > 0 then redis.call('HSET', KEYS[1], 'fence', ARGV[1]) end
 if ARGV[9] == '1' then
   redis.call('HSET', KEYS[1], 'identity', ARGV[10])
