@@ -138,7 +138,12 @@ pub const STATES: [&str; 6] = [
     "missing",
 ];
 
-fn encode(value: &str) -> String {
+/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
+///
+/// ```
+/// assert_eq!(isr::dashboard::encode("a b/ü"), "a%20b%2F%C3%BC");
+/// ```
+pub fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {

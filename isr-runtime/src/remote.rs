@@ -5,6 +5,7 @@
 //! The tables are formatted here (a few lines) rather than with a table crate: the columns are
 //! plain text and the widths are all that is needed.
 
+use crate::dashboard::encode;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -194,11 +195,6 @@ async fn call(
             code: if (400..500).contains(&code) { 2 } else { 1 },
         }),
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn json_text(value: &Value) -> String {

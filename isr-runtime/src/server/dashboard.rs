@@ -9,7 +9,7 @@
 //! `ISR_ADMIN_TOKEN` every route here answers `404`.
 
 use super::{bearer_matches, plain_status, AppState};
-use crate::dashboard::{Dashboard, DashboardData, Filters, HYDRATE_EXPORT};
+use crate::dashboard::{encode, Dashboard, DashboardData, Filters, HYDRATE_EXPORT};
 use crate::engine::{PageQuery, PageState};
 use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
 use axum::extract::{Query, State};
@@ -343,8 +343,4 @@ async fn action_revalidate(
     };
     let location = format!("/_isr/?notice={}", encode(&notice));
     Redirect::to(&location).into_response()
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
