@@ -229,32 +229,44 @@ impl Engine {
                 && query.text.as_deref().is_none_or(|t| key.contains(t))
                 && tagged.as_ref().is_none_or(|set| set.contains(key))
         };
+        // Full statuses only for the pages returned; the rest only count.
+        let clocks = self.clocks();
         let mut statuses: Vec<PageStatus> = Vec::new();
+        let mut matched = 0usize;
         if query.state != Some(PageState::Missing) {
-            let keys = self.table.keys_where(query.after.as_deref(), wanted);
-            for key in keys {
+            for key in self.table.keys_where(query.after.as_deref(), wanted) {
                 let Some(snapshot) = self.table.snapshot(key.as_str()) else {
                     continue;
                 };
-                let status = self.status_of(&key, &snapshot);
-                if query.state.is_none_or(|s| s == status.state) {
-                    statuses.push(status);
+                if query
+                    .state
+                    .is_none_or(|s| s == self.state_of(&key, &snapshot, &clocks))
+                {
+                    matched += 1;
+                    if statuses.len() < limit {
+                        statuses.push(self.status_of(&key, &snapshot));
+                    }
                 }
             }
         }
         if query.state.is_none_or(|s| s == PageState::Missing) && query.tag.is_none() {
+            let mut missing: Vec<PageStatus> = Vec::new();
             for (key, failures, retry_at) in self.negative.failing() {
                 let Some((def, _)) = self.routes.page_of_key(key.as_str()) else {
                     continue;
                 };
                 let after = query.after.as_deref().is_none_or(|a| key.as_str() > a);
                 if after && wanted(key.as_str(), def) {
-                    statuses.push(self.missing_status(&key, def, failures, retry_at));
+                    missing.push(self.missing_status(&key, def, failures, retry_at));
                 }
             }
-            statuses.sort_by(|a, b| a.key.cmp(&b.key));
+            if !missing.is_empty() {
+                // At most the negative memory's capacity: merged into the key order.
+                matched += missing.len();
+                statuses.extend(missing);
+                statuses.sort_by(|a, b| a.key.cmp(&b.key));
+            }
         }
-        let matched = statuses.len();
         statuses.truncate(limit);
         let next = (matched > limit)
             .then(|| statuses.last().map(|s| s.key.clone()))
@@ -280,25 +292,40 @@ impl Engine {
                 (def.path, summary)
             })
             .collect();
-        let mut failing = Vec::new();
+        let clocks = self.clocks();
+        let mut failing_keys: Vec<(u32, PageKey)> = Vec::new();
         let mut oldest_stale_s: Option<u64> = None;
         for key in self.table.keys_where(None, |_, _| true) {
             let Some(snapshot) = self.table.snapshot(key.as_str()) else {
                 continue;
             };
-            let status = self.status_of(&key, &snapshot);
-            let route = routes.entry(status.route).or_default();
-            route.route = status.route;
+            let state = self.state_of(&key, &snapshot, &clocks);
+            let route = routes.entry(snapshot.def.path).or_default();
+            route.route = snapshot.def.path;
             route.pages += 1;
-            *route.states.entry(status.state.as_str()).or_default() += 1;
-            route.bytes += status.bytes.unwrap_or(0);
-            if status.state == PageState::Stale {
-                oldest_stale_s = oldest_stale_s.max(status.age_s);
+            *route.states.entry(state.as_str()).or_default() += 1;
+            if let PageKind::Page { bytes, .. } = snapshot.kind {
+                route.bytes += bytes;
             }
-            if status.failures > 0 {
-                failing.push(status);
+            if state == PageState::Stale {
+                let age = clocks.now_ms.saturating_sub(snapshot.generated_at_ms) / 1000;
+                oldest_stale_s = oldest_stale_s.max(Some(age));
+            }
+            if snapshot.failures > 0 {
+                failing_keys.push((snapshot.failures, key));
             }
         }
+        // Full statuses only for the failing pages listed.
+        failing_keys.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut failing_total = failing_keys.len();
+        let mut failing: Vec<PageStatus> = failing_keys
+            .iter()
+            .take(SUMMARY_FAILING)
+            .filter_map(|(_, key)| {
+                let snapshot = self.table.snapshot(key.as_str())?;
+                Some(self.status_of(key, &snapshot))
+            })
+            .collect();
         for (key, failures, retry_at) in self.negative.failing() {
             if let Some((def, _)) = self.routes.page_of_key(key.as_str()) {
                 let status = self.missing_status(&key, def, failures, retry_at);
@@ -308,11 +335,11 @@ impl Engine {
                     .states
                     .entry(status.state.as_str())
                     .or_default() += 1;
+                failing_total += 1;
                 failing.push(status);
             }
         }
         failing.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.key.cmp(&b.key)));
-        let failing_total = failing.len();
         failing.truncate(SUMMARY_FAILING);
         Summary {
             pages: self.table.len(),
@@ -324,27 +351,43 @@ impl Engine {
         }
     }
 
-    fn status_of(&self, key: &PageKey, snapshot: &Snapshot) -> PageStatus {
-        let now = self.clock.now_ms();
-        let mono = self.clock.monotonic_ms();
-        let fresh = super::is_fresh(
-            &snapshot.kind,
-            snapshot.generated_at_ms,
-            snapshot.def.revalidate,
-            now,
-        );
-        let backing_off = mono < snapshot.retry_at_ms;
-        let state = if self.lock_inflight().contains_key(key.as_str()) {
+    /// Both clocks and the pages being generated, read once for a pass over many pages.
+    fn clocks(&self) -> Clocks {
+        Clocks {
+            now_ms: self.clock.now_ms(),
+            mono_ms: self.clock.monotonic_ms(),
+            running: self.lock_inflight().keys().cloned().collect(),
+        }
+    }
+
+    /// A stored page's state (see [`PageState`]).
+    fn state_of(&self, key: &PageKey, snapshot: &Snapshot, clocks: &Clocks) -> PageState {
+        if clocks.running.contains(key) {
             PageState::Regenerating
-        } else if backing_off {
+        } else if clocks.mono_ms < snapshot.retry_at_ms {
             PageState::BackingOff
         } else if snapshot.kind == PageKind::NotFound {
             PageState::NotFound
-        } else if fresh {
+        } else if super::is_fresh(
+            &snapshot.kind,
+            snapshot.generated_at_ms,
+            snapshot.def.revalidate,
+            clocks.now_ms,
+        ) {
             PageState::Fresh
         } else {
             PageState::Stale
-        };
+        }
+    }
+
+    fn status_of(&self, key: &PageKey, snapshot: &Snapshot) -> PageStatus {
+        let mut clocks = self.clocks_without_running();
+        if self.lock_inflight().contains_key(key.as_str()) {
+            clocks.running.insert(key.clone());
+        }
+        let (now, mono) = (clocks.now_ms, clocks.mono_ms);
+        let state = self.state_of(key, snapshot, &clocks);
+        let backing_off = mono < snapshot.retry_at_ms;
         let (kind, etag, bytes, location) = match &snapshot.kind {
             PageKind::Page { etag, bytes } => ("page", Some(etag.to_string()), Some(*bytes), None),
             PageKind::NotFound => ("not_found", None, None, None),
@@ -401,6 +444,23 @@ impl Engine {
             bytes: None,
             encodings: None,
             location: None,
+        }
+    }
+}
+
+/// What a pass over many pages reads once.
+struct Clocks {
+    now_ms: u64,
+    mono_ms: u64,
+    running: HashSet<PageKey>,
+}
+
+impl Engine {
+    fn clocks_without_running(&self) -> Clocks {
+        Clocks {
+            now_ms: self.clock.now_ms(),
+            mono_ms: self.clock.monotonic_ms(),
+            running: HashSet::new(),
         }
     }
 }
