@@ -15,9 +15,15 @@
 //! dropped only by its loader (not found), never by an I/O error; paths that never existed are
 //! never written to disk and are remembered only in bounded memory.
 //!
+//! With the shared tier (`--redis`), the single-flight and the commit span every instance: a
+//! generation takes the page's lease first, and a commit with an older fencing token never
+//! replaces a newer page (see `shared`).
+//!
 //! Seams: [`freshness`] (pure functions), `table` (page table + tag index), `negative` (bounded
-//! memory of non-pages), `scheduler` (slots), `generation` (loader → render → commit under one
-//! timeout), [`outcome`] (public answer types).
+//! memory of non-pages), `scheduler` (slots), `generation` (lease → loader → render → commit
+//! under one timeout), `shared` (the shared tier: coordination, pulls, events, re-checks,
+//! write-backs), [`inspect`] and `runs` (what the operator sees), [`outcome`] (public answer
+//! types).
 
 mod changes;
 pub mod freshness;
