@@ -607,7 +607,8 @@ impl App {
     async fn execute(self, config: Config) -> ExitCode {
         let store = FsStore::new(&config.site_root);
         // With Redis, an instance may start empty: pages come from the shared tier.
-        if config.command == Command::Serve && config.shared.is_none() && !store.is_built_site() {
+        let was_built = store.is_built_site();
+        if config.command == Command::Serve && config.shared.is_none() && !was_built {
             eprintln!(
                 "error: no built site at {} (--site-root / LEPTOS_SITE_ROOT): run `{} build` first",
                 config.site_root.display(),
@@ -656,7 +657,10 @@ impl App {
             client: client.clone(),
             extra_head: crate::render::live_reload_script(),
         });
-        if config.command != Command::Serve {
+        // `start` over a site built before serves it at once and rebuilds it in the background
+        // (no downtime on restart); `build`, and `start` on a new site, build first.
+        let rebuild_in_background = config.command == Command::Start && was_built;
+        if config.command != Command::Serve && !rebuild_in_background {
             tracing::info!(site_root = %config.site_root.display(), jobs = config.build.jobs, "building");
             match build::build(&engine, config.build).await {
                 Ok(report) => println!("{report}"),
@@ -669,7 +673,8 @@ impl App {
         if config.command == Command::Build {
             return ExitCode::SUCCESS;
         }
-        self.serve(engine, config, client).await
+        let background_build = rebuild_in_background.then_some(config.build);
+        self.serve(engine, config, client, background_build).await
     }
 
     /// The bundle pages load: built (when this app has a client crate and may build it), else
@@ -715,6 +720,7 @@ impl App {
         engine: Arc<Engine>,
         config: Config,
         client: Option<ClientBundle>,
+        background_build: Option<BuildOptions>,
     ) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(config.addr).await {
             Ok(listener) => listener,
@@ -746,8 +752,10 @@ impl App {
             cache_tag: config.cache_tag,
             admin_token: config.admin_token,
         };
-        let app = crate::server::router(engine.clone(), options, crate::metrics::install())
-            .merge(self.routes);
+        let app = crate::server::with_access_log(
+            crate::server::router(engine.clone(), options, crate::metrics::install())
+                .merge(self.routes),
+        );
         if engine.is_loaded() {
             tracing::info!(
                 "serving {} pages from {} at http://{addr}",
@@ -769,7 +777,33 @@ impl App {
             max_connections = limits.max_connections,
             "connection limits"
         );
+        engine.mark_serving();
+        let rebuild = background_build.map(|options| {
+            let engine = engine.clone();
+            tracing::info!(jobs = options.jobs, "serving the existing site; rebuilding it in the background (pages swap in as they are regenerated)");
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let options = BuildOptions {
+                    progress: false,
+                    ..options
+                };
+                match build::build(&engine, options).await {
+                    Ok(report) => {
+                        println!("{report}");
+                        tracing::info!(seconds = started.elapsed().as_secs_f64(), "background rebuild finished");
+                    }
+                    Err(error) => tracing::error!(
+                        %error,
+                        "background rebuild failed: pages regenerated so far are in place, the others keep their previous version"
+                    ),
+                }
+            })
+        });
         let served = crate::server::serve(listener, app, limits).await;
+        // No new pages of the rebuild from here on; generations already running finish below.
+        if let Some(rebuild) = rebuild {
+            rebuild.abort();
+        }
         // The listener is closed and requests are answered: let running generations finish
         // (their writes are atomic, so one cut off leaves the old page).
         let running = engine.running_generations();

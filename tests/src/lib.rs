@@ -90,6 +90,12 @@ pub fn blog_binary() -> &'static Path {
     BINARY.get_or_init(|| cargo_build_binary("blog"))
 }
 
+/// The `isr-bench` executable (`bench/app`), built once per test process.
+pub fn bench_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| cargo_build_binary("isr-bench"))
+}
+
 /// Builds the binary of workspace package `package` (the binary has the package's name) with
 /// `$CARGO build -p <package> --message-format=json` and returns its path as cargo reports it.
 /// Callers cache it (see [`blog_binary`]).

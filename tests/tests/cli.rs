@@ -260,3 +260,122 @@ async fn signals_shut_the_server_down_gracefully() {
         );
     }
 }
+
+#[tokio::test]
+async fn start_over_a_built_site_answers_at_once_and_rebuilds_in_the_background() {
+    use isr_tests::{bench_binary, run_to_completion, serving_on_a_free_port};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    let bench = |slow_ms: &str| {
+        let mut command = Command::new(bench_binary());
+        command
+            .env("BENCH_PAGES", "20")
+            .env("BENCH_SLOW_MS", slow_ms)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let mut first = bench("10");
+    first.args(["build", "--site-root"]).arg(&root);
+    let built = run_to_completion(first, Duration::from_secs(60));
+    assert_eq!(built.code(), Some(0), "{}", built.stderr);
+    let modified = |path: &str| {
+        std::fs::metadata(root.join(path))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = modified("slow/index.html");
+
+    // Restart with `start`: the slow pages now take 4 s to load, so the rebuild takes that long.
+    let mut restart = bench("4000");
+    serving_on_a_free_port(&mut restart, &["start"], &[], &root);
+    let started = Instant::now();
+    let server = BlogServer::spawn(restart);
+    let page = server.get("/page").await;
+    let answered = started.elapsed();
+    assert_eq!(page.status, 200);
+    assert!(
+        answered < Duration::from_secs(1),
+        "answered {answered:?} after the start"
+    );
+    assert!(
+        !server.stderr_text().contains("background rebuild finished"),
+        "the rebuild is still running: {}",
+        server.stderr_text()
+    );
+    assert_eq!(
+        server.get("/slow").await.status,
+        200,
+        "old pages serve meanwhile"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.stderr_text().contains("background rebuild finished") {
+        assert!(
+            Instant::now() < deadline,
+            "no rebuild: {}",
+            server.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(4),
+        "the rebuild ran the 4 s loaders: {took:?}"
+    );
+    assert!(
+        server.stdout_text().contains("Built "),
+        "{}",
+        server.stdout_text()
+    );
+    assert!(
+        modified("slow/index.html") > before,
+        "the rebuild wrote the page again"
+    );
+    eprintln!("first 200 after {answered:?}; background rebuild done after {took:?}");
+}
+
+#[tokio::test]
+async fn every_request_gets_one_access_log_line() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    assert_eq!(server.get("/blog").await.status, 200);
+    assert_eq!(server.get("/nope").await.status, 404);
+    let lines = |path: &str| {
+        server
+            .stderr_text()
+            .lines()
+            .filter(|l| l.contains("isr::access") && l.contains(&format!("path={path}}}")))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + isr_tests::POLL_DEADLINE;
+    while lines("/nope").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.stderr_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let blog = lines("/blog");
+    assert_eq!(blog.len(), 1, "one line per request: {blog:?}");
+    assert!(
+        blog[0].contains("method=GET")
+            && blog[0].contains("status=200")
+            && blog[0].contains("cache=HIT")
+            && blog[0].contains("ms="),
+        "{}",
+        blog[0]
+    );
+    let nope = lines("/nope");
+    assert!(
+        nope[0].contains("status=404") && nope[0].contains("cache=-"),
+        "{}",
+        nope[0]
+    );
+}

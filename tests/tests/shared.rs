@@ -3,21 +3,15 @@
 
 use futures::StreamExt;
 use isr_tests::redis::{redis_available, Redis};
-use isr_tests::{cargo_build_binary, serving_on_a_free_port, BlogServer, Resp, SECRET};
-use std::path::{Path, PathBuf};
+use isr_tests::{bench_binary, serving_on_a_free_port, BlogServer, Resp, SECRET};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Lease TTL of the test instances (seconds): short, so a dead holder is replaced quickly.
 const LEASE_TTL_S: u64 = 2;
 /// How long a change may take to reach every instance before a test fails.
 const PROPAGATION_DEADLINE: Duration = Duration::from_secs(10);
-
-fn bench_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| cargo_build_binary("isr-bench"))
-}
 
 /// One instance named `name` on its own site root: `start` (build, then serve) with the shared
 /// tier on `redis`; `envs` tune the bench app (loader delays).

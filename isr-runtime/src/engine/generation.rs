@@ -338,8 +338,9 @@ impl Engine {
         let version = self.table.commit(key, def, &meta);
         self.negative.remove(key.as_str());
         // On-demand revalidation announces its pages itself (and waits for the news to go
-        // out); the build runs before anything is in front of the server.
-        let announced = matches!(trigger, Trigger::Stale | Trigger::Miss);
+        // out); a build announces only while requests are served (a background rebuild).
+        let announced = matches!(trigger, Trigger::Stale | Trigger::Miss)
+            || (trigger == Trigger::Build && self.is_serving());
         if announced && before.as_ref() != Some(&meta.kind) {
             drop(self.announce_change(key));
         }

@@ -135,6 +135,8 @@ pub struct Engine {
     shared: shared::SharedState,
     /// The last run of recently generated pages (bounded; see [`runs`]).
     runs: runs::RunLog,
+    /// Whether requests are being served (then a build's changes are announced too).
+    serving: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -212,6 +214,7 @@ impl Engine {
             changes: RwLock::new(None),
             shared: shared::SharedState::default(),
             runs: runs::RunLog::new(),
+            serving: std::sync::atomic::AtomicBool::new(false),
         });
         if !engine.loading.is_complete() {
             loading::fill_in_background(&engine, batches, started);
@@ -239,6 +242,21 @@ impl Engine {
     /// ```
     pub fn set_page_changes(&self, changes: Arc<dyn PageChanges>) {
         *self.changes.write().unwrap_or_else(|p| p.into_inner()) = Some(changes);
+    }
+
+    /// Marks the engine as serving requests: from now on a build (a background rebuild)
+    /// announces the pages it changes, as regenerations do.
+    ///
+    /// ```
+    /// # fn demo(engine: &isr::Engine) { engine.mark_serving(); }
+    /// ```
+    pub fn mark_serving(&self) {
+        self.serving
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn is_serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Announces that `key` changed; `None` when nobody listens. The future says whether the
