@@ -328,7 +328,9 @@ impl Engine {
     }
 
     /// For a path this instance has no page for and would answer 404: the page another
-    /// instance committed, if any.
+    /// instance committed, if any. A path Redis does not hold either is remembered as not
+    /// found (bounded memory, [`super::NOT_FOUND_RECHECK`] at most; an event for it clears
+    /// that), so a flood of unknown paths costs Redis one lookup per path, not per request.
     pub(super) async fn pull_unknown(
         self: &Arc<Self>,
         key: &PageKey,
@@ -339,6 +341,23 @@ impl Engine {
         let pull = running.or_else(|| self.start_pull(key, def, "request"))?;
         match pull.await {
             Outcome::Generated(page) => Some(page),
+            Outcome::Failed {
+                kind: FailureKind::Error,
+                ..
+            } => {
+                let now = self.clock.now_ms();
+                self.negative.insert(
+                    key.clone(),
+                    super::negative::Remembered::NotFound {
+                        until_ms: self.clock.monotonic_ms()
+                            + super::NOT_FOUND_RECHECK.as_millis() as u64,
+                        generated_at_ms: now,
+                    },
+                );
+                None
+            }
+            // Redis unreachable: nothing is learnt; the next request asks again (the
+            // breaker keeps that cheap while Redis is down).
             Outcome::Failed { .. } => None,
         }
     }

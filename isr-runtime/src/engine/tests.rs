@@ -1326,3 +1326,84 @@ async fn on_demand_work_finishes_when_the_caller_goes_away() {
     assert_eq!(cache, Some(CacheStatus::Hit));
     assert_eq!(s.calls(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_ask_redis_once_and_a_page_committed_elsewhere_is_found() {
+    let redis = isr_tests::redis::Redis::start();
+    let hmget_calls = || {
+        let stats = redis.command("INFO commandstats").unwrap();
+        stats
+            .split("cmdstat_hmget:calls=")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let tier = |prefix: &str| {
+        crate::shared::SharedTier::connect(crate::shared::SharedOptions::new(&redis.url(), prefix))
+            .unwrap()
+    };
+    let h = harness().await;
+    h.engine.join_shared(tier("neg"));
+    let before = hmget_calls();
+    for _ in 0..20 {
+        assert!(matches!(
+            h.engine.request("/listed/nobody").await,
+            Served::NotFound | Served::Stored { .. }
+        ));
+    }
+    assert_eq!(
+        hmget_calls() - before,
+        1,
+        "one Redis lookup for 20 requests of an unknown path"
+    );
+    assert!(h.engine.remembered_non_pages() >= 1);
+
+    // Another instance commits a page of the same route: this one serves it on first request.
+    let other = harness().await;
+    other.engine.join_shared(tier("neg"));
+    let s = script("elsewhere", Mode::Page("made by the other instance"));
+    let made = other
+        .engine
+        .regenerate("/listed/elsewhere", Trigger::OnDemand)
+        .await;
+    assert!(matches!(made, Some(Outcome::Generated(_))));
+    assert_eq!(s.calls(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = h.get("/listed/elsewhere").await;
+        if body.contains("made by the other instance") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never pulled: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.calls(), 1, "pulled, not regenerated");
+
+    // A path remembered as unknown here, then created on the other instance: its event makes
+    // this instance pull it (the remembered not-found does not hide it for its minute).
+    assert!(matches!(
+        h.engine.request("/listed/later").await,
+        Served::NotFound | Served::Stored { .. }
+    ));
+    let later = script("later", Mode::Page("created later"));
+    assert!(matches!(
+        other
+            .engine
+            .regenerate("/listed/later", Trigger::OnDemand)
+            .await,
+        Some(Outcome::Generated(_))
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = h.get("/listed/later").await;
+        if body.contains("created later") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new page stayed hidden: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(later.calls(), 1);
+}
