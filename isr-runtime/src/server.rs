@@ -460,7 +460,11 @@ async fn metrics_endpoint(State(state): State<AppState>, headers: HeaderMap) -> 
                 .into_response();
         }
     }
-    crate::metrics::page_states(&state.engine.summary());
+    // The page-state gauges: one pass over the page table, off the async workers.
+    let engine = state.engine.clone();
+    if let Ok(summary) = tokio::task::spawn_blocking(move || engine.summary()).await {
+        crate::metrics::page_states(&summary);
+    }
     (
         [(
             header::CONTENT_TYPE,
