@@ -376,7 +376,7 @@ impl App {
         };
         if let Some((remote, command)) = remote_command(&cli) {
             return match self.remote(&cli, remote) {
-                Ok(remote) => crate::remote::run(remote, command),
+                Ok(remote) => block_on(crate::remote::run(remote, command)),
                 Err(message) => {
                     eprintln!("error: {message}");
                     ExitCode::from(EXIT_BAD_CONFIG)
@@ -402,17 +402,7 @@ impl App {
                 return ExitCode::FAILURE;
             }
         }
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                eprintln!("error: cannot start the async runtime: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        runtime.block_on(self.execute(config))
+        block_on(self.execute(config))
     }
 
     /// Where an operator subcommand goes: `--url`, else this app's `--addr`; the token from
@@ -820,6 +810,20 @@ impl App {
                 eprintln!("error: server failed: {error}");
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+/// Runs `work` to completion on a new multi-thread runtime; exit 1 when none can start.
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(work),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
         }
     }
 }

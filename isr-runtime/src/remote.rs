@@ -49,18 +49,8 @@ struct Failure {
 }
 
 /// Runs `command` against `remote`; prints its answer or one error line.
-pub(crate) fn run(remote: Remote, command: RemoteCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(execute(&remote, &command)) {
+pub(crate) async fn run(remote: Remote, command: RemoteCommand) -> ExitCode {
+    match execute(&remote, &command).await {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -268,14 +258,7 @@ fn last_error(page: &Value) -> String {
 }
 
 fn status_text(summary: &Value) -> String {
-    let states = [
-        "fresh",
-        "stale",
-        "regenerating",
-        "backing_off",
-        "not_found",
-        "missing",
-    ];
+    let states = crate::dashboard::STATES;
     let mut text = format!(
         "{} pages{}, {} failing, oldest stale page: {}\n\n",
         number(&summary["pages"]),

@@ -170,6 +170,20 @@ pub fn decompressed(encoding: &str, body: &[u8]) -> String {
     text
 }
 
+/// Whether `program arg` runs and exits 0 (is the program installed?).
+///
+/// ```
+/// assert!(!isr_tests::program_runs("no-such-program-here", "--version"));
+/// ```
+pub fn program_runs(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A free loopback port (bound, then released for the process that will listen on it).
 ///
 /// ```

@@ -12,12 +12,7 @@ const START_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Whether `redis-server` is installed (`.ci/run` installs Debian's `redis-server`).
 pub fn redis_available() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    crate::program_runs("redis-server", "--version")
 }
 
 /// A running (or stopped) Redis.

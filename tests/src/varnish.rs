@@ -12,12 +12,7 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Whether `varnishd` is installed (`.ci/run` installs Debian's `varnish`).
 pub fn varnish_available() -> bool {
-    Command::new("varnishd")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    crate::program_runs("varnishd", "-V")
 }
 
 /// A running Varnish.

@@ -443,6 +443,26 @@ async fn the_dashboard_logs_in_with_a_cookie_and_refuses_cross_site_changes() {
         .await;
     let location = by_tag.header("location").unwrap();
     assert!(location.contains("posts%3A%20"), "{location}");
+    // The notice shows beside the filters of the same query.
+    let noticed = server
+        .send(
+            server
+                .request(Method::GET, &format!("{location}&q=what-is"))
+                .header("cookie", &cookie),
+        )
+        .await;
+    assert!(
+        noticed
+            .body
+            .contains("class=\"notice\">posts: 8 pages revalidated"),
+        "{}",
+        noticed.body
+    );
+    assert!(noticed.body.contains(&format!("data-key=\"{POST}\"")));
+    assert!(
+        !noticed.body.contains("data-key=\"/blog\""),
+        "filtered by q"
+    );
     let logout = server
         .send(
             server

@@ -127,19 +127,9 @@ fn login_page(status: StatusCode, message: &str) -> Response {
     )
 }
 
-/// The dashboard's query: its filters, and the notice of the last action.
+/// The notice of the last form action (`/_isr/?notice=…`), beside the filters.
 #[derive(Debug, Default, Deserialize)]
-struct PageParams {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    route: String,
-    #[serde(default)]
-    tag: String,
-    #[serde(default)]
-    after: String,
+struct Notice {
     #[serde(default)]
     notice: String,
 }
@@ -147,7 +137,8 @@ struct PageParams {
 async fn page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+    filters: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
+    notice: Result<Query<Notice>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Some(token) = state.admin_token.clone() else {
         return off();
@@ -155,14 +146,8 @@ async fn page(
     if !may_read(&token, &headers) {
         return login_page(StatusCode::OK, "");
     }
-    let params = params.map(|Query(p)| p).unwrap_or_default();
-    let filters = Filters {
-        q: params.q,
-        state: params.state,
-        route: params.route,
-        tag: params.tag,
-        after: params.after,
-    };
+    let filters = filters.map(|Query(f)| f).unwrap_or_default();
+    let notice = notice.map(|Query(n)| n.notice).unwrap_or_default();
     let non_empty = |v: &String| (!v.is_empty()).then(|| v.clone());
     let query = PageQuery {
         route: non_empty(&filters.route),
@@ -203,7 +188,7 @@ async fn page(
         summary,
         list,
         filters,
-        notice: non_empty(&params.notice),
+        notice: non_empty(&notice),
     };
     let body =
         match crate::render::render_view(data, |data| view! { <Dashboard data=data /> }).await {
