@@ -16,6 +16,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "fallback",
     "tags",
     "timeout",
+    "content_type",
 ];
 
 /// A value with the tokens it came from, so that errors can cover all of them (`-5`, not `-`).
@@ -52,25 +53,34 @@ pub enum RawRevalidate {
 pub struct PageArgs {
     pub path: Option<WithSpan<String>>,
     pub revalidate: Option<WithSpan<RawRevalidate>>,
-    pub view: Option<syn::Path>,
+    pub view: Option<Expr>,
     pub paths: Option<syn::Path>,
     pub fallback: Option<WithSpan<String>>,
     pub tags: Option<Vec<LitStr>>,
     pub timeout: Option<WithSpan<i128>>,
+    pub content_type: Option<WithSpan<String>>,
 }
 
 impl PageArgs {
-    /// Parses `key = value, ...`, rejecting unknown and duplicate keys at their span.
-    pub fn parse(tokens: TokenStream) -> syn::Result<Self> {
-        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+    /// Parses `key = value, ...`. Unknown and duplicate keys and malformed values are all
+    /// reported (each at its span) into `errors`; what parsed is kept.
+    pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
         let mut args = PageArgs::default();
+        let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+            Ok(metas) => metas,
+            Err(error) => {
+                errors.push(error);
+                return args;
+            }
+        };
         let mut seen: Vec<String> = Vec::new();
         for meta in metas {
             let Meta::NameValue(nv) = meta else {
-                return Err(syn::Error::new(
+                errors.push(syn::Error::new(
                     meta.span(),
                     "expected `key = value`, e.g. `path = \"/blog\"`",
                 ));
+                continue;
             };
             let key = nv
                 .path
@@ -78,7 +88,7 @@ impl PageArgs {
                 .map(|ident| ident.to_string())
                 .unwrap_or_default();
             if !KNOWN_KEYS.contains(&key.as_str()) {
-                return Err(syn::Error::new(
+                errors.push(syn::Error::new(
                     nv.path.span(),
                     format!(
                         "unknown `#[page]` argument `{}`; expected one of: {}",
@@ -86,31 +96,72 @@ impl PageArgs {
                         KNOWN_KEYS.join(", ")
                     ),
                 ));
+                continue;
             }
             if seen.contains(&key) {
-                return Err(syn::Error::new(
+                errors.push(syn::Error::new(
                     nv.path.span(),
                     format!("duplicate `#[page]` argument `{key}`"),
                 ));
+                continue;
             }
             seen.push(key.clone());
             let value = nv.value;
-            match key.as_str() {
-                "path" => args.path = Some(string(&value, "path", "\"/blog/:slug\"")?),
-                "fallback" => {
-                    args.fallback = Some(string(&value, "fallback", "\"blocking\" or \"404\"")?)
-                }
-                "revalidate" => args.revalidate = Some(revalidate(&value)?),
-                "timeout" => args.timeout = Some(integer(&value, "timeout")?),
-                "view" => args.view = Some(path(&value, "view", "a component, e.g. `PostView`")?),
-                "paths" => {
-                    args.paths = Some(path(&value, "paths", "an async fn, e.g. `all_slugs`")?)
-                }
-                "tags" => args.tags = Some(tags(&value)?),
+            let parsed = match key.as_str() {
+                "path" => string(&value, "path", "\"/blog/:slug\"").map(|v| args.path = Some(v)),
+                "fallback" => string(&value, "fallback", "\"blocking\" or \"404\"")
+                    .map(|v| args.fallback = Some(v)),
+                "content_type" => string(&value, "content_type", "\"application/rss+xml\"")
+                    .map(|v| args.content_type = Some(v)),
+                "revalidate" => revalidate(&value).map(|v| args.revalidate = Some(v)),
+                "timeout" => integer(&value, "timeout").map(|v| args.timeout = Some(v)),
+                "view" => view(&value).map(|v| args.view = Some(v)),
+                "paths" => path(&value, "paths", "an async fn, e.g. `all_slugs`")
+                    .map(|v| args.paths = Some(v)),
+                "tags" => tags(&value).map(|v| args.tags = Some(v)),
                 _ => unreachable!("checked against KNOWN_KEYS"),
+            };
+            if let Err(error) = parsed {
+                errors.push(error);
             }
         }
-        Ok(args)
+        args
+    }
+}
+
+/// Errors collected while checking one attribute, reported together (serde_derive's `Ctxt`).
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    /// Adds an error.
+    pub fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    /// `Err` with every error pushed, if any.
+    pub fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+
+    /// Whether any error was pushed.
+    pub fn any(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// `view = PostView` (a function of the props) or `view = |props| view! { ... }`.
+fn view(value: &Expr) -> syn::Result<Expr> {
+    match value {
+        Expr::Path(p) if p.qself.is_none() => Ok(value.clone()),
+        Expr::Closure(_) => Ok(value.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            "`view` expects a function of the props (`view = post_page`) or a closure (`view = |post| view! { <Post post /> }`)",
+        )),
     }
 }
 

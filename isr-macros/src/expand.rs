@@ -1,6 +1,7 @@
-//! Code generation: the loader (server only) and its `isr::PageDef` registration.
+//! Code generation: the loader (server only), its argument extraction and its `isr::PageDef`
+//! registration; the page's hydration export (browser only).
 
-use crate::validate::{hydrate_export_name, Fallback, PageSpec};
+use crate::validate::{hydrate_export_name, Fallback, Output, PageSpec};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -12,18 +13,27 @@ use syn::spanned::Spanned;
 pub fn expand(spec: &PageSpec) -> TokenStream {
     let loader = &spec.loader;
     let loader_ident = &loader.sig.ident;
+    let loader_name = loader_ident.to_string();
     let path = &spec.path;
-    let view = &spec.view;
     let erased_loader = format_ident!("__isr_load_{}", loader_ident);
     let erased_paths = format_ident!("__isr_paths_{}", loader_ident);
-    let call_loader = if spec.loader_takes_params {
-        quote!(#loader_ident(params).await)
-    } else {
-        quote!({
-            let _ = params;
-            #loader_ident().await
-        })
-    };
+    let accepts = format_ident!("__isr_accepts_{}", loader_ident);
+    let check = format_ident!("__isr_check_{}", loader_ident);
+    let arg_names: Vec<_> = (0..spec.args.len())
+        .map(|i| format_ident!("__isr_arg{}", i))
+        .collect();
+    // Each extraction carries the span of its argument's type, so a type that is not an
+    // extractor is reported at that argument.
+    let extractions = spec.args.iter().zip(&arg_names).map(|(arg, name)| {
+        let ty = &arg.ty;
+        quote_spanned! {ty.span()=>
+            let #name = match <#ty as ::isr::__private::FromContext>::from_context(&cx) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(rejection) => return rejection.into_generated(),
+            };
+        }
+    });
+    let arg_types: Vec<_> = spec.args.iter().map(|arg| &arg.ty).collect();
     let revalidate = match spec.revalidate {
         Some(seconds) => quote!(::isr::Revalidate::After(#seconds)),
         None => quote!(::isr::Revalidate::Never),
@@ -37,24 +47,56 @@ pub fn expand(spec: &PageSpec) -> TokenStream {
         Fallback::NotFound => quote!(::isr::Fallback::NotFound),
     };
     let tags = &spec.tags;
-    let props = &spec.props;
     let export_name = hydrate_export_name(&spec.path);
-    let hydrate_fn = format_ident!("{}", export_name);
-    // The view call carries the span of `view = ...`, so a component that does not take
-    // `props` is reported at the attribute argument.
-    let render_view = quote_spanned! {view.span()=>
-        |props| ::leptos::prelude::view! { <#view props=props /> }
+    let (render, content_type, hydrate) = match &spec.output {
+        Output::View { view, props } => {
+            // The view call carries the span of `view = ...`, so a view that does not take the
+            // loader's props is reported at the attribute argument.
+            let render_view = quote_spanned! {view.span()=>
+                |props: #props| (#view)(props)
+            };
+            let hydrate_fn = format_ident!("{}", export_name);
+            (
+                quote!(::isr::__private::render_load(load, #render_view).await),
+                quote!(::core::option::Option::None),
+                quote! {
+                    /// Hydrates this page in the browser: called by the page's own module script.
+                    #[cfg(feature = "hydrate")]
+                    #[::isr::__private::wasm_bindgen::prelude::wasm_bindgen(
+                        wasm_bindgen = ::isr::__private::wasm_bindgen,
+                        js_name = #export_name
+                    )]
+                    #[doc(hidden)]
+                    #[allow(non_snake_case)]
+                    pub fn #hydrate_fn() {
+                        ::isr::__private::hydrate_page::<#props, _, _>(#render_view);
+                    }
+                },
+            )
+        }
+        Output::Body { content_type } => (
+            quote!(::isr::__private::render_body(load)),
+            quote!(::core::option::Option::Some(#content_type)),
+            quote!(),
+        ),
     };
-    let (paths_fn, paths_field) = match &spec.paths {
+    let (paths_fn, paths_field, paths_check) = match &spec.paths {
         Some(paths) => (
             quote! {
-                fn #erased_paths() -> ::isr::__private::BoxFuture<::isr::Result<::std::vec::Vec<::isr::Params>>> {
-                    ::std::boxed::Box::pin(#paths())
+                fn #erased_paths(cx: ::isr::__private::LoadContext) -> ::isr::__private::BoxFuture<::isr::Result<::std::vec::Vec<::isr::Params>>> {
+                    ::isr::__private::call_paths(#paths, cx)
                 }
             },
             quote!(::core::option::Option::Some(#erased_paths)),
+            quote! {
+                errors.extend(
+                    ::isr::__private::check_paths(#paths, check)
+                        .into_iter()
+                        .map(|e| ::std::format!("`paths = {}`: {e}", ::core::stringify!(#paths))),
+                );
+            },
         ),
-        None => (quote!(), quote!(::core::option::Option::None)),
+        None => (quote!(), quote!(::core::option::Option::None), quote!()),
     };
     quote! {
         #[cfg(feature = "ssr")]
@@ -62,11 +104,27 @@ pub fn expand(spec: &PageSpec) -> TokenStream {
 
         #[cfg(feature = "ssr")]
         const _: () = {
-            fn #erased_loader(params: ::isr::Params) -> ::isr::__private::BoxFuture<::isr::Result<::isr::__private::Generated>> {
+            fn #erased_loader(cx: ::isr::__private::LoadContext) -> ::isr::__private::BoxFuture<::isr::Result<::isr::__private::Generated>> {
                 ::std::boxed::Box::pin(async move {
-                    let load = #call_loader?;
-                    ::isr::__private::render_load(load, #render_view).await
+                    #(#extractions)*
+                    let load = #loader_ident(#(#arg_names),*).await?;
+                    #render
                 })
+            }
+            fn #accepts(params: &::isr::Params) -> bool {
+                let _ = params;
+                true #(&& <#arg_types as ::isr::__private::FromContext>::accepts(params))*
+            }
+            fn #check(check: &::isr::__private::Check<'_>) -> ::std::vec::Vec<::std::string::String> {
+                #[allow(unused_mut)]
+                let mut errors = ::std::vec::Vec::new();
+                #(
+                    if let ::core::result::Result::Err(e) = <#arg_types as ::isr::__private::FromContext>::check(check) {
+                        errors.push(::std::format!("loader `{}`: {e}", #loader_name));
+                    }
+                )*
+                #paths_check
+                errors
             }
             #paths_fn
             ::isr::__private::inventory::submit! {
@@ -79,21 +137,22 @@ pub fn expand(spec: &PageSpec) -> TokenStream {
                     tags: &[#(#tags),*],
                     load: #erased_loader,
                     paths: #paths_field,
+                    accepts: #accepts,
+                    check: #check,
+                    content_type: #content_type,
                     hydrate_export: #export_name,
                 }
             }
         };
 
-        /// Hydrates this page in the browser: called by the page's own module script.
-        #[cfg(feature = "hydrate")]
-        #[::isr::__private::wasm_bindgen::prelude::wasm_bindgen(
-            wasm_bindgen = ::isr::__private::wasm_bindgen,
-            js_name = #export_name
-        )]
-        #[doc(hidden)]
-        #[allow(non_snake_case)]
-        pub fn #hydrate_fn() {
-            ::isr::__private::hydrate_page::<#props, _, _>(#render_view);
-        }
+        #hydrate
+    }
+}
+
+/// `#[paths]`: the function exists only with the app's `ssr` feature, like loaders.
+pub fn expand_paths(function: &syn::ItemFn) -> TokenStream {
+    quote! {
+        #[cfg(feature = "ssr")]
+        #function
     }
 }

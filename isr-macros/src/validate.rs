@@ -1,6 +1,6 @@
 //! Semantic checks of the parsed arguments against the loader; errors point at the culprit.
 
-use crate::args::{PageArgs, RawRevalidate, WithSpan};
+use crate::args::{Errors, PageArgs, RawRevalidate, WithSpan};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{ItemFn, LitStr};
@@ -17,6 +17,22 @@ pub enum Fallback {
     NotFound,
 }
 
+/// What the route renders.
+pub enum Output {
+    /// An HTML document: `view(props)`, hydrated in the browser.
+    View {
+        view: Box<syn::Expr>,
+        props: Box<syn::Type>,
+    },
+    /// The loader's body as it is (`/blog/feed.xml`), with this content type.
+    Body { content_type: String },
+}
+
+/// One argument of the loader: its type is an `isr::FromContext` extractor.
+pub struct LoaderArg {
+    pub ty: syn::Type,
+}
+
 /// A validated page declaration, ready for [`crate::expand`].
 pub struct PageSpec {
     pub loader: ItemFn,
@@ -24,114 +40,262 @@ pub struct PageSpec {
     /// `None` means `revalidate = false`: on-demand revalidation only.
     pub revalidate: Option<u64>,
     pub timeout: Option<u64>,
-    pub view: syn::Path,
+    pub output: Output,
     pub paths: Option<syn::Path>,
     pub fallback: Fallback,
     pub tags: Vec<LitStr>,
-    /// Whether the loader takes the route `Params` as its one argument.
-    pub loader_takes_params: bool,
-    /// `P` of the loader's `Load<P>`: the props the view takes (also in the browser).
-    pub props: syn::Type,
+    /// The loader's arguments, extracted in order before it runs.
+    pub args: Vec<LoaderArg>,
 }
 
 impl PageSpec {
-    /// Checks `args` against each other and against the `loader` they annotate.
-    pub fn new(args: PageArgs, loader: ItemFn) -> syn::Result<Self> {
+    /// Checks `args` against each other and against the `loader` they annotate. Every mistake
+    /// found is reported (into `errors`), each at its own span; `None` if there was any.
+    pub fn new(args: PageArgs, loader: ItemFn, errors: &mut Errors) -> Option<Self> {
         if loader.sig.asyncness.is_none() {
-            return Err(syn::Error::new(
+            errors.push(syn::Error::new(
                 loader.sig.fn_token.span(),
                 "#[page] goes on an `async fn` data loader: add `async`",
             ));
         }
-        let loader_takes_params = match loader.sig.inputs.len() {
-            0 => false,
-            1 => true,
-            _ => {
-                return Err(syn::Error::new(
-                    loader.sig.inputs.span(),
-                    "a page loader takes no arguments or one `isr::Params`",
-                ))
+        let path = match &args.path {
+            Some(path) => Some(path),
+            None => {
+                errors.push(syn::Error::new(
+                    Span::call_site(),
+                    "missing `path = \"/...\"` in #[page(...)]",
+                ));
+                None
             }
         };
-        let props = props_type(&loader)?;
-        let Some(path) = args.path else {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                "missing `path = \"/...\"` in #[page(...)]",
-            ));
-        };
-        let params = check_path(&path)?;
-        let Some(view) = args.view else {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                "missing `view = Component` in #[page(...)]: the leptos component that renders the props",
-            ));
-        };
-        let revalidate =
-            match args.revalidate {
-                None => return Err(syn::Error::new(
+        let route = path.and_then(|p| check_path(p).map_err(|e| errors.push(e)).ok());
+        let params: &[String] = route.as_ref().map_or(&[], |r| &r.params);
+        let loader_args = loader_args(&loader, params, route.is_some(), errors);
+        let revalidate = match &args.revalidate {
+            None => {
+                errors.push(syn::Error::new(
                     Span::call_site(),
                     "missing `revalidate = <seconds>` (or `revalidate = false`) in #[page(...)]",
-                )),
-                Some(WithSpan {
-                    value: RawRevalidate::Never,
+                ));
+                None
+            }
+            Some(WithSpan {
+                value: RawRevalidate::Never,
+                ..
+            }) => Some(None),
+            Some(
+                raw @ WithSpan {
+                    value: RawRevalidate::Seconds(n),
                     ..
-                }) => None,
-                Some(
-                    ref raw @ WithSpan {
-                        value: RawRevalidate::Seconds(n),
-                        ..
-                    },
-                ) => Some(positive_seconds(&raw.map(n), "revalidate")?),
-            };
-        let timeout = args
-            .timeout
-            .map(|t| positive_seconds(&t, "timeout"))
-            .transpose()?;
+                },
+            ) => positive_seconds(&raw.map(*n), "revalidate")
+                .map_err(|e| errors.push(e))
+                .ok()
+                .map(Some),
+        };
+        let timeout = match &args.timeout {
+            None => Some(None),
+            Some(t) => positive_seconds(t, "timeout")
+                .map_err(|e| errors.push(e))
+                .ok()
+                .map(Some),
+        };
         let fallback = match args.fallback.as_ref().map(|f| f.value.as_str()) {
             None | Some("404") => Fallback::NotFound,
             Some("blocking") => Fallback::Blocking,
             Some(other) => {
                 let fallback = args.fallback.as_ref().expect("matched a value");
-                return Err(fallback.error(format!(
+                errors.push(fallback.error(format!(
                     "unknown fallback \"{other}\": expected \"blocking\" or \"404\""
                 )));
+                Fallback::NotFound
             }
         };
-        if !params.is_empty() && args.paths.is_none() && args.fallback.is_none() {
-            return Err(path.error(
-                format!(
+        if let (Some(path), Some(route)) = (path, &route) {
+            if !route.params.is_empty() && args.paths.is_none() && args.fallback.is_none() {
+                errors.push(path.error(format!(
                     "dynamic path `{}` needs `paths = fn` (pages to pre-render) or `fallback = \"blocking\"` (render on first request)",
                     path.value
-                ),
-            ));
-        }
-        if params.is_empty() {
-            if let Some(paths) = &args.paths {
-                return Err(syn::Error::new(
-                    paths.span(),
-                    "`paths` is for dynamic paths such as \"/blog/:slug\"; this path has no `:param`",
-                ));
+                )));
+            }
+            if route.params.is_empty() {
+                if let Some(paths) = &args.paths {
+                    errors.push(syn::Error::new(
+                        paths.span(),
+                        "`paths` is for dynamic paths such as \"/blog/:slug\"; this path has no `:param`",
+                    ));
+                }
             }
         }
-        let tags = args.tags.unwrap_or_default();
+        let output = output(&args, &loader, route.as_ref(), errors);
+        let tags = args.tags.clone().unwrap_or_default();
         for tag in &tags {
             if tag.value().trim().is_empty() {
-                return Err(syn::Error::new(tag.span(), "a tag must not be empty"));
+                errors.push(syn::Error::new(tag.span(), "a tag must not be empty"));
             }
         }
-        Ok(PageSpec {
+        if errors.any() {
+            return None;
+        }
+        Some(PageSpec {
             loader,
-            path: path.value,
-            revalidate,
-            timeout,
-            view,
+            path: args.path.expect("checked").value,
+            revalidate: revalidate.expect("checked"),
+            timeout: timeout.expect("checked"),
+            output: output.expect("checked"),
             paths: args.paths,
             fallback,
             tags,
-            loader_takes_params,
-            props,
+            args: loader_args,
         })
+    }
+}
+
+/// What the route renders: a view of the props, or (a route ending in a file name) a body.
+fn output(
+    args: &PageArgs,
+    loader: &ItemFn,
+    route: Option<&Route>,
+    errors: &mut Errors,
+) -> Option<Output> {
+    // A wrong path is reported already: what it would render cannot be told.
+    let file = route?.file.as_ref();
+    match (file, &args.view) {
+        (Some(file), Some(view)) => {
+            errors.push(syn::Error::new(
+                view.span(),
+                format!("`{file}` is a file route: its loader returns the body (`Load<String>` or bytes), there is no `view`"),
+            ));
+            None
+        }
+        (Some(file), None) => {
+            let content_type = match &args.content_type {
+                Some(ct) if ct.value.trim().is_empty() || !ct.value.contains('/') => {
+                    errors.push(ct.error(
+                        "`content_type` expects a media type, e.g. \"application/rss+xml\"",
+                    ));
+                    return None;
+                }
+                Some(ct) => ct.value.clone(),
+                None => match content_type_of(file) {
+                    Some(ct) => ct.to_string(),
+                    None => {
+                        errors.push(args.path.as_ref().expect("a route").error(format!(
+                            "no known content type for `{file}`: add `content_type = \"...\"`"
+                        )));
+                        return None;
+                    }
+                },
+            };
+            body_type(loader).map_err(|e| errors.push(e)).ok()?;
+            Some(Output::Body { content_type })
+        }
+        (None, view) => {
+            if let Some(ct) = &args.content_type {
+                errors.push(ct.error(
+                    "`content_type` is for routes that end in a file name (`/blog/feed.xml`); pages are HTML",
+                ));
+            }
+            let props = props_type(loader).map_err(|e| errors.push(e)).ok();
+            let Some(view) = view else {
+                errors.push(syn::Error::new(
+                    Span::call_site(),
+                    "missing `view = ...` in #[page(...)]: a function of the props (`view = post_page`) or a closure (`view = |post| view! { <Post post /> }`)",
+                ));
+                return None;
+            };
+            Some(Output::View {
+                view: Box::new(view.clone()),
+                props: Box::new(props?),
+            })
+        }
+    }
+}
+
+/// The content type a file route gets from its extension.
+fn content_type_of(file: &str) -> Option<&'static str> {
+    let extension = file.rsplit('.').next()?.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "xml" => "application/xml; charset=utf-8",
+        "rss" => "application/rss+xml; charset=utf-8",
+        "atom" => "application/atom+xml; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        "json" => "application/json",
+        "webmanifest" => "application/manifest+json",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "svg" => "image/svg+xml",
+        _ => return None,
+    })
+}
+
+/// Checks the loader's arguments: no `self`, and the fields of a destructured `Path(T { .. })`
+/// must be parameters of the route (a compile-time check where the pattern shows them).
+fn loader_args(
+    loader: &ItemFn,
+    params: &[String],
+    route_known: bool,
+    errors: &mut Errors,
+) -> Vec<LoaderArg> {
+    let mut args = Vec::new();
+    for input in &loader.sig.inputs {
+        match input {
+            syn::FnArg::Receiver(receiver) => errors.push(syn::Error::new(
+                receiver.span(),
+                "a page loader is a free `async fn`, not a method",
+            )),
+            syn::FnArg::Typed(typed) => {
+                if route_known {
+                    check_path_pattern(&typed.pat, params, errors);
+                }
+                args.push(LoaderArg {
+                    ty: (*typed.ty).clone(),
+                });
+            }
+        }
+    }
+    args
+}
+
+/// `Path(PostParams { slug, .. })`: every named field must be a `:param` of the route.
+fn check_path_pattern(pat: &syn::Pat, params: &[String], errors: &mut Errors) {
+    let syn::Pat::TupleStruct(tuple) = pat else {
+        return;
+    };
+    let is_path = tuple
+        .path
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "Path");
+    if !is_path || tuple.elems.len() != 1 {
+        return;
+    }
+    let Some(syn::Pat::Struct(fields)) = tuple.elems.first() else {
+        return;
+    };
+    for field in &fields.fields {
+        if let syn::Member::Named(name) = &field.member {
+            let name = name.to_string();
+            if !params.contains(&name) {
+                let known = if params.is_empty() {
+                    "this route has no `:param` segments".to_string()
+                } else {
+                    format!(
+                        "its params: {}",
+                        params
+                            .iter()
+                            .map(|p| format!(":{p}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                errors.push(syn::Error::new(
+                    field.member.span(),
+                    format!("`{name}` is not a parameter of the route ({known})"),
+                ));
+            }
+        }
     }
 }
 
@@ -153,15 +317,26 @@ fn positive_seconds(seconds: &WithSpan<i128>, key: &str) -> syn::Result<u64> {
     Ok(n as u64)
 }
 
-/// Checks the route pattern and returns its `:param` names.
-fn check_path(path: &WithSpan<String>) -> syn::Result<Vec<String>> {
+/// A checked route pattern.
+pub struct Route {
+    /// Its `:param` names.
+    pub params: Vec<String>,
+    /// The last segment, when it is a file name (`feed.xml`).
+    pub file: Option<String>,
+}
+
+/// Checks the route pattern and returns its `:param` names and file name.
+fn check_path(path: &WithSpan<String>) -> syn::Result<Route> {
     let err = |msg: String| path.error(msg);
     let p = &path.value;
     if !p.starts_with('/') {
         return Err(err(format!("page path must start with `/`: \"/{p}\"")));
     }
     if p == "/" {
-        return Ok(Vec::new());
+        return Ok(Route {
+            params: Vec::new(),
+            file: None,
+        });
     }
     if p.ends_with('/') {
         return Err(err(format!(
@@ -170,7 +345,10 @@ fn check_path(path: &WithSpan<String>) -> syn::Result<Vec<String>> {
         )));
     }
     let mut params: Vec<String> = Vec::new();
-    for segment in p[1..].split('/') {
+    let segments: Vec<&str> = p[1..].split('/').collect();
+    let mut file = None;
+    for (i, segment) in segments.iter().copied().enumerate() {
+        let last = i + 1 == segments.len();
         if segment.is_empty() {
             return Err(err("page path has an empty segment (`//`)".into()));
         }
@@ -195,14 +373,42 @@ fn check_path(path: &WithSpan<String>) -> syn::Result<Vec<String>> {
             )));
         } else if let Some(bad) = segment
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || "-_~".contains(*c)))
+            .find(|c| !(c.is_ascii_alphanumeric() || "-_~.".contains(*c)))
         {
             return Err(err(format!(
-                "page path segment `{segment}` has `{bad}`: use letters, digits, `-`, `_`, `~` or a `:param`"
+                "page path segment `{segment}` has `{bad}`: use letters, digits, `-`, `_`, `~` or a `:param` (and `.` in a file name at the end)"
             )));
+        } else if segment.contains('.') {
+            if !last {
+                return Err(err(format!(
+                    "`{segment}` looks like a file name: only the last segment of a path can be one"
+                )));
+            }
+            if segment == "index.html" {
+                return Err(err(
+                    "`index.html` is the file of every page: use the folder's path".into(),
+                ));
+            }
+            file = Some(segment.to_string());
         }
     }
-    Ok(params)
+    if file.is_some() && !params.is_empty() {
+        return Err(err(format!(
+            "a route that ends in a file name must be static: `{p}` has `:{}`",
+            params[0]
+        )));
+    }
+    Ok(Route { params, file })
+}
+
+/// Checks that a file route's loader returns `isr::Result<Load<Body>>`.
+fn body_type(loader: &ItemFn) -> syn::Result<syn::Type> {
+    props_type(loader).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "a file route's loader returns `isr::Result<Load<Body>>` with a `String`, `&'static str`, `Vec<u8>` or `bytes::Bytes` body",
+        )
+    })
 }
 
 /// Finds `P` in the loader's return type `isr::Result<Load<P>>` (any path ending in `Load<P>`).

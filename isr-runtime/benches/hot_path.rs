@@ -7,12 +7,12 @@ use futures::future::BoxFuture;
 use isr::__private::Generated;
 use isr::clock::SystemClock;
 use isr::store::MemoryStore;
-use isr::{Engine, Fallback, PageDef, Params, Revalidate, Routes, Served};
+use isr::{Engine, Fallback, PageDef, Revalidate, Routes, Served};
 use leptos::prelude::*;
 use std::hint::black_box;
 use std::sync::Arc;
 
-fn load(_: Params) -> BoxFuture<'static, isr::Result<Generated>> {
+fn load(_: isr::LoadContext) -> BoxFuture<'static, isr::Result<Generated>> {
     Box::pin(async {
         Ok(Generated::Page(isr::RenderedBody {
             body: "<p>benchmark page</p>".repeat(500),
@@ -32,6 +32,9 @@ fn def(path: &'static str) -> &'static PageDef {
         tags: &["bench"],
         load,
         paths: None,
+        accepts: isr::__private::accept_all,
+        check: isr::__private::nothing_to_check,
+        content_type: None,
         hydrate_export: "isr_hydrate_bench",
     }))
 }

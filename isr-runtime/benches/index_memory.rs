@@ -7,7 +7,7 @@
 
 use isr::clock::SystemClock;
 use isr::store::{Etag, MemoryStore, PageKind, PageMeta, PageStore};
-use isr::{Engine, Fallback, PageDef, Params, Revalidate, Routes};
+use isr::{Engine, Fallback, PageDef, Revalidate, Routes};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,7 +30,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn load(_: Params) -> futures::future::BoxFuture<'static, isr::Result<isr::__private::Generated>> {
+fn load(
+    _: isr::LoadContext,
+) -> futures::future::BoxFuture<'static, isr::Result<isr::__private::Generated>> {
     Box::pin(async { Ok(isr::__private::Generated::NotFound) })
 }
 
@@ -43,6 +45,9 @@ static ITEMS: PageDef = PageDef {
     tags: &["items"],
     load,
     paths: None,
+    accepts: isr::__private::accept_all,
+    check: isr::__private::nothing_to_check,
+    content_type: None,
     hydrate_export: "isr_hydrate_bench",
 };
 

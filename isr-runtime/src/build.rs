@@ -304,8 +304,9 @@ async fn enumerate(engine: &Engine) -> (Vec<Target>, Vec<BuildFailure>) {
         let params_list = if !def.is_dynamic() {
             vec![Params::new()]
         } else if let Some(paths) = def.paths {
+            let listed = paths(engine.load_context(Params::new()));
             let listed =
-                tokio::time::timeout(def.timeout(), AssertUnwindSafe(paths()).catch_unwind()).await;
+                tokio::time::timeout(def.timeout(), AssertUnwindSafe(listed).catch_unwind()).await;
             match listed {
                 Ok(Ok(Ok(list))) => list,
                 Ok(Ok(Err(error))) => {

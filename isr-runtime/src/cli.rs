@@ -61,6 +61,10 @@ struct Cli {
     #[arg(long, env = "ISR_PUBLIC_HOST", global = true, value_name = "HOST")]
     public_host: Option<String>,
 
+    /// The site's public origin, for absolute links in the sitemap and feeds (e.g. https://blog.example.com) [default: http://<addr>]
+    #[arg(long, env = "ISR_PUBLIC_URL", global = true, value_name = "URL")]
+    public_url: Option<String>,
+
     /// Also send `cache-tag` (tags and path, comma-separated) for CDNs that purge by it
     #[arg(long, env = "ISR_CACHE_TAG", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     cache_tag: bool,
@@ -189,6 +193,10 @@ enum Command {
 struct Config {
     command: Command,
     addr: SocketAddr,
+    /// What loaders get as `State<SiteUrl>`: `--public-url`, else `http://<addr>`.
+    site_url: crate::site::SiteUrl,
+    /// `--public-url` as given.
+    public_url: Option<crate::site::SiteUrl>,
     site_root: PathBuf,
     build: BuildOptions,
     revalidate_secret: Option<String>,
@@ -216,9 +224,32 @@ pub struct App {
     client: Option<ClientCrate>,
     commands: Vec<AppCommand>,
     before_pages: Option<BeforePages>,
+    state: crate::context::AppState,
+    deferred_state: Vec<DeferredState>,
+    sitemap: bool,
+    shell: crate::render::Shell,
+    not_found_page: Option<StatusView>,
+    unavailable_page: Option<StatusView>,
+}
+
+/// Renders an app's status page with the document shell.
+type StatusView = Box<
+    dyn FnOnce(DocumentShell) -> futures::future::BoxFuture<'static, crate::Result<String>> + Send,
+>;
+
+fn status_view<F, V>(view: F, title: &'static str) -> StatusView
+where
+    F: FnOnce() -> V + Send + 'static,
+    V: leptos::prelude::RenderHtml + 'static,
+{
+    Box::new(move |shell| {
+        Box::pin(async move { crate::render::status_page(view, title, &shell).await })
+    })
 }
 
 type BeforePages = Box<dyn FnOnce(PageCommand) -> Result<(), String>>;
+type DeferredState =
+    Box<dyn FnOnce(PageCommand, &mut crate::context::AppState) -> Result<(), String>>;
 
 /// The shared subcommands that build or serve pages, as told to [`App::before_pages`].
 ///
@@ -257,7 +288,106 @@ impl App {
             client: None,
             commands: Vec::new(),
             before_pages: None,
+            state: Default::default(),
+            deferred_state: Vec::new(),
+            sitemap: true,
+            shell: crate::render::Shell::new(),
+            not_found_page: None,
+            unavailable_page: None,
         }
+    }
+
+    /// What every document gets: `lang`, `<head>` elements, `<body>` attributes (see
+    /// [`crate::Shell`]). Pages, and the app's 404 and 503 pages, all use it.
+    ///
+    /// ```
+    /// let app = isr::App::new("blog").shell(isr::Shell::new().lang("en-GB"));
+    /// # let _ = app;
+    /// ```
+    pub fn shell(mut self, shell: crate::render::Shell) -> Self {
+        self.shell = shell;
+        self
+    }
+
+    /// The app's own `404` page (any path that is no page, and pages that are gone), e.g. with
+    /// the app's layout; rendered once at start. The status stays `404`.
+    ///
+    /// ```
+    /// use leptos::prelude::*;
+    /// let app = isr::App::new("blog").not_found_page(|| view! { <h1>"No such page"</h1> });
+    /// # let _ = app;
+    /// ```
+    pub fn not_found_page<F, V>(mut self, view: F) -> Self
+    where
+        F: FnOnce() -> V + Send + 'static,
+        V: leptos::prelude::RenderHtml + 'static,
+    {
+        self.not_found_page = Some(status_view(view, "Not found"));
+        self
+    }
+
+    /// The app's own `503` page (a page that was never generated and cannot be right now);
+    /// rendered once at start. The status and `Retry-After` stay.
+    ///
+    /// ```
+    /// use leptos::prelude::*;
+    /// let app = isr::App::new("blog").unavailable_page(|| view! { <h1>"Back soon"</h1> });
+    /// # let _ = app;
+    /// ```
+    pub fn unavailable_page<F, V>(mut self, view: F) -> Self
+    where
+        F: FnOnce() -> V + Send + 'static,
+        V: leptos::prelude::RenderHtml + 'static,
+    {
+        self.unavailable_page = Some(status_view(view, "Service unavailable"));
+        self
+    }
+
+    /// Do not serve `/sitemap.xml` and `/robots.txt` (served by default, listing every HTML
+    /// page; a page of the app's own at either path always wins).
+    ///
+    /// ```
+    /// let app = isr::App::new("intranet").without_sitemap();
+    /// # let _ = app;
+    /// ```
+    pub fn without_sitemap(mut self) -> Self {
+        self.sitemap = false;
+        self
+    }
+
+    /// Registers a value loaders and `paths` functions take as `State<T>` (a database pool, an
+    /// HTTP client, the app's configuration): one value per type, cloned for each generation
+    /// (so share the expensive part behind an `Arc`, as pools do). A loader that takes a type
+    /// that was never registered stops the app at start with a message naming it.
+    ///
+    /// ```
+    /// #[derive(Clone)]
+    /// struct Config { site_name: String }
+    /// let app = isr::App::new("blog").state(Config { site_name: "The blog".into() });
+    /// # let _ = app;
+    /// ```
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Like [`App::state`], with the value made once the command line is parsed, after
+    /// [`App::before_pages`] (so a database is migrated before its pool opens). Not run for
+    /// `--help`, operator or app subcommands. An `Err` is printed and the app exits with 1.
+    ///
+    /// ```
+    /// let app = isr::App::new("shop").state_with(|_command| Ok(std::sync::Arc::new(42u32)));
+    /// # let _ = app;
+    /// ```
+    pub fn state_with<T: Clone + Send + Sync + 'static>(
+        mut self,
+        make: impl FnOnce(PageCommand) -> Result<T, String> + 'static,
+    ) -> Self {
+        self.deferred_state.push(Box::new(move |command, state| {
+            state.insert(make(command)?);
+            Ok(())
+        }));
+        self
     }
 
     /// Runs `prepare` after the command line is parsed and logging is set up, before
@@ -391,13 +521,19 @@ impl App {
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };
+        let command = match config.command {
+            Command::Build => PageCommand::Build,
+            Command::Serve => PageCommand::Serve,
+            Command::Start => PageCommand::Start,
+        };
         if let Some(prepare) = self.before_pages.take() {
-            let command = match config.command {
-                Command::Build => PageCommand::Build,
-                Command::Serve => PageCommand::Serve,
-                Command::Start => PageCommand::Start,
-            };
             if let Err(message) = prepare(command) {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+        for make in std::mem::take(&mut self.deferred_state) {
+            if let Err(message) = make(command, &mut self.state) {
                 eprintln!("error: {message}");
                 return ExitCode::FAILURE;
             }
@@ -500,6 +636,19 @@ impl App {
                 ),
                 (None, None) => None,
             };
+        let public_url = cli
+            .public_url
+            .as_deref()
+            .map(|url| {
+                crate::site::SiteUrl::parse(url)
+                    .map_err(|e| format!("invalid --public-url / ISR_PUBLIC_URL: {e}"))
+            })
+            .transpose()?;
+        let site_url = match &public_url {
+            Some(url) => url.clone(),
+            None => crate::site::SiteUrl::parse(&format!("http://{addr}"))
+                .map_err(|e| format!("--addr / LEPTOS_SITE_ADDR: {e}"))?,
+        };
         let defaults = ConnectionLimits::default();
         let connection_limits = ConnectionLimits {
             header_timeout: seconds(cli.header_timeout, "--header-timeout / ISR_HEADER_TIMEOUT")?
@@ -527,6 +676,8 @@ impl App {
         Ok(Config {
             command,
             addr,
+            site_url,
+            public_url,
             site_root,
             build: BuildOptions {
                 jobs,
@@ -594,7 +745,15 @@ impl App {
         }))
     }
 
-    async fn execute(self, config: Config) -> ExitCode {
+    async fn execute(mut self, config: Config) -> ExitCode {
+        self.state.insert(config.site_url.clone());
+        let defs: Vec<&'static crate::PageDef> = crate::page::pages().collect();
+        if let Err(problems) = check_pages(&defs, &self.state) {
+            for problem in problems {
+                eprintln!("error: {problem}");
+            }
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
         let store = FsStore::new(&config.site_root);
         // With Redis, an instance may start empty: pages come from the shared tier.
         let was_built = store.is_built_site();
@@ -606,7 +765,7 @@ impl App {
             );
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
-        let routes = match Routes::new(crate::page::pages().collect()) {
+        let routes = match Routes::new(defs) {
             Ok(routes) => routes,
             Err(error) => {
                 eprintln!("error: {error}");
@@ -630,6 +789,7 @@ impl App {
                 return ExitCode::FAILURE;
             }
         };
+        engine.set_state(std::mem::take(&mut self.state));
         if let Some(options) = config.shared.clone() {
             match crate::shared::SharedTier::connect(options.clone()) {
                 Ok(tier) => {
@@ -646,6 +806,7 @@ impl App {
         engine.set_shell(DocumentShell {
             client: client.clone(),
             extra_head: crate::render::live_reload_script(),
+            app: self.shell.clone(),
         });
         // `start` over a site built before serves it at once and rebuilds it in the background
         // (no downtime on restart); `build`, and `start` on a new site, build first.
@@ -705,8 +866,30 @@ impl App {
         found
     }
 
+    /// Renders the app's 404 and 503 pages with the document shell.
+    async fn status_pages(
+        &mut self,
+        engine: &Engine,
+    ) -> Result<crate::server::StatusPages, String> {
+        let shell = (*engine.shell()).clone();
+        let mut pages = crate::server::StatusPages::default();
+        if let Some(view) = self.not_found_page.take() {
+            let html = view(shell.clone())
+                .await
+                .map_err(|e| format!("cannot render the app's 404 page: {e:#}"))?;
+            pages.not_found = Some(html.into());
+        }
+        if let Some(view) = self.unavailable_page.take() {
+            let html = view(shell)
+                .await
+                .map_err(|e| format!("cannot render the app's 503 page: {e:#}"))?;
+            pages.unavailable = Some(html.into());
+        }
+        Ok(pages)
+    }
+
     async fn serve(
-        self,
+        mut self,
         engine: Arc<Engine>,
         config: Config,
         client: Option<ClientBundle>,
@@ -734,6 +917,13 @@ impl App {
             tracing::info!("the operator API is off: set ISR_ADMIN_TOKEN to enable /_isr/api");
         }
         crate::revalidate::set_running(engine.clone());
+        let status_pages = match self.status_pages(&engine).await {
+            Ok(pages) => pages,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
         let options = crate::server::ServerOptions {
             revalidate_secret: config.revalidate_secret,
             assets: Some(config.site_root.join("pkg")),
@@ -741,6 +931,9 @@ impl App {
             metrics_token: config.metrics_token,
             cache_tag: config.cache_tag,
             admin_token: config.admin_token,
+            sitemap: self.sitemap,
+            public_url: config.public_url.clone(),
+            status_pages,
         };
         let app = crate::server::with_access_log(
             crate::server::router(engine.clone(), options, crate::metrics::install())
@@ -903,6 +1096,45 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// What must hold before any page is built: at least one page (an app built without its `ssr`
+/// feature registers none), and every loader's and `paths` function's arguments can be
+/// extracted (state registered, typed params matching the route). Every problem is returned.
+///
+/// ```
+/// let problems = isr::cli::check_pages(&[], &Default::default()).unwrap_err();
+/// assert!(problems[0].contains("`ssr` feature"));
+/// ```
+pub fn check_pages(
+    defs: &[&'static crate::PageDef],
+    state: &crate::context::AppState,
+) -> Result<(), Vec<String>> {
+    if defs.is_empty() {
+        return Err(vec![
+            "no pages are registered: `#[page]` registers pages only when the app is compiled with its `ssr` feature (`[features] default = [\"ssr\"]`, or `cargo run --features ssr`), and only from modules the binary links".into(),
+        ]);
+    }
+    let mut problems = Vec::new();
+    for def in defs {
+        let params = def.param_names();
+        let check = crate::context::Check {
+            route: def.path,
+            params: &params,
+            state,
+            in_paths: false,
+        };
+        problems.extend(
+            (def.check)(&check)
+                .into_iter()
+                .map(|problem| format!("page `{}`: {problem}", def.path)),
+        );
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]

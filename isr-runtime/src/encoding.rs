@@ -43,6 +43,33 @@ pub enum Encoding {
     Brotli,
 }
 
+/// Whether responses of `content_type` are worth compressing (text, XML, JSON, JavaScript, SVG).
+///
+/// ```
+/// use isr::encoding::compressible;
+/// assert!(compressible("text/html; charset=utf-8") && compressible("application/rss+xml"));
+/// assert!(compressible("application/json") && compressible("image/svg+xml"));
+/// assert!(!compressible("image/png") && !compressible("application/octet-stream"));
+/// ```
+pub fn compressible(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence.starts_with("text/")
+        || essence.ends_with("+xml")
+        || essence.ends_with("+json")
+        || matches!(
+            essence.as_str(),
+            "application/json"
+                | "application/xml"
+                | "application/javascript"
+                | "application/manifest+json"
+        )
+}
+
 impl Encoding {
     /// Every encoding, in order of preference when a client accepts several equally.
     pub const PREFERENCE: [Encoding; 3] = [Encoding::Brotli, Encoding::Gzip, Encoding::Identity];

@@ -38,6 +38,12 @@ pub struct RenderedBody {
 pub enum Generated {
     /// The rendered page.
     Page(RenderedBody),
+    /// A file route's body, served as it is with the route's content type.
+    Body {
+        bytes: bytes::Bytes,
+        /// Tags the loader added for this generation.
+        tags: Vec<String>,
+    },
     /// See [`Load::NotFound`].
     NotFound,
     /// See [`Load::Redirect`].

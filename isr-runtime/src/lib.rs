@@ -14,13 +14,12 @@
 //! #[derive(Clone, Serialize, Deserialize)]
 //! pub struct HelloProps { name: String }
 //!
-//! #[page(path = "/hello/:name", revalidate = 60, view = Hello, fallback = "blocking")]
-//! async fn hello(params: Params) -> isr::Result<Load<HelloProps>> {
-//!     Ok(Load::props(HelloProps { name: params.get("name")?.to_string() }))
+//! #[page(path = "/hello/:name", revalidate = 60, view = hello_page, fallback = "blocking")]
+//! async fn hello(Path(props): Path<HelloProps>) -> isr::Result<Load<HelloProps>> {
+//!     Ok(Load::props(props))
 //! }
 //!
-//! #[component]
-//! fn Hello(props: HelloProps) -> impl IntoView {
+//! fn hello_page(props: HelloProps) -> impl IntoView {
 //!     view! { <h1>"Hello, " {props.name}</h1> }
 //! }
 //!
@@ -36,19 +35,34 @@
 /// Declares an ISR page on its async data loader.
 ///
 /// Arguments: `path = "/blog/:slug"` (required), `revalidate = <seconds> | false` (required),
-/// `view = Component` (required; a leptos component taking one prop named `props`),
-/// `paths = async_fn` (pages to pre-render for a dynamic path), `fallback = "blocking" | "404"`
-/// (what a never-generated dynamic path gets; default "404"), `tags = ["..."]`,
-/// `timeout = <seconds>` (loader time limit, default 30).
+/// `view = post_page` (required for HTML pages: a function `fn(Props) -> impl IntoView`, or a
+/// closure such as `|post| view! { <Post post /> }`), `paths = async_fn` (pages to pre-render for
+/// a dynamic path), `fallback = "blocking" | "404"` (what a never-generated dynamic path gets;
+/// default "404"), `tags = ["..."]`, `timeout = <seconds>` (loader time limit, default 30),
+/// `content_type = "..."` (for a route that ends in a file name; guessed from the extension).
 ///
-/// The loader is `async fn(Params) -> isr::Result<Load<Props>>` (or takes no argument for a
-/// static path) and, like the registration, exists only with the app's `ssr` feature.
+/// The loader is an `async fn` whose arguments are extractors ([`Params`], [`Path<T>`],
+/// [`State<T>`]) and which returns `isr::Result<Load<Props>>`; a route that ends in a file name
+/// (`/blog/feed.xml`) has no view and returns its body (`Load<String>` or bytes). The loader and
+/// the registration exist only with the app's `ssr` feature.
 ///
 /// ```ignore
-/// #[page(path = "/blog", revalidate = 60, view = PostList, tags = ["posts"])]
-/// async fn blog() -> isr::Result<Load<ListProps>> { Ok(Load::props(load_list().await?)) }
+/// #[page(path = "/blog", revalidate = 60, view = post_list, tags = ["posts"])]
+/// async fn blog(State(db): State<Db>) -> isr::Result<Load<ListProps>> {
+///     Ok(Load::props(db.list().await?))
+/// }
 /// ```
 pub use isr_macros::page;
+
+/// Marks a page's `paths` function: it exists only with the app's `ssr` feature, like loaders.
+/// It takes `State<T>` extractors and returns the params of every page to pre-render, as
+/// [`Params`] or as the struct the loader takes in `Path<T>`.
+///
+/// ```ignore
+/// #[paths]
+/// async fn all_posts(State(db): State<Db>) -> isr::Result<Vec<PostParams>> { db.slugs().await }
+/// ```
+pub use isr_macros::paths;
 
 /// The id of the `<script type="application/json">` element that holds a page's props.
 pub const PROPS_ELEMENT_ID: &str = "__isr_props";
@@ -65,6 +79,8 @@ pub mod cli;
 pub mod client;
 #[cfg(feature = "ssr")]
 pub mod clock;
+#[cfg(feature = "ssr")]
+pub mod context;
 #[cfg(any(feature = "ssr", feature = "hydrate"))]
 pub mod dashboard;
 #[cfg(feature = "ssr")]
@@ -94,6 +110,10 @@ pub mod server;
 #[cfg(feature = "ssr")]
 pub mod shared;
 #[cfg(feature = "ssr")]
+pub mod site;
+#[cfg(feature = "ssr")]
+pub mod sitemap;
+#[cfg(feature = "ssr")]
 pub mod store;
 
 /// Re-exported so that apps add routes and subcommands with the versions isr uses.
@@ -104,16 +124,20 @@ pub use {axum, clap};
 pub use {
     build::{BuildError, BuildOptions, BuildReport},
     cli::App,
+    context::{AppState, FromContext, LoadContext, Path, Rejection, State},
     engine::{
         CacheStatus, CachedPage, Engine, EngineOptions, FailureKind, Outcome, Served, Trigger,
     },
-    page::{pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS},
-    render::RenderedBody,
+    page::{
+        pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
+    },
+    render::{RenderedBody, Shell},
     revalidate::{
         revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,
         RevalidationResult,
     },
     route::{PageKey, Resolved, RouteError, Routes},
+    site::SiteUrl,
 };
 
 /// The error type of loaders: any error, with context (`anyhow`).
@@ -146,9 +170,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// struct Props { title: String }
 /// ```
 pub mod prelude {
-    pub use crate::page;
+    pub use crate::{page, paths};
     #[cfg(feature = "ssr")]
-    pub use crate::{Load, Params};
+    pub use crate::{Load, Params, Path, State};
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -156,8 +180,9 @@ pub mod prelude {
 #[doc(hidden)]
 #[cfg(feature = "ssr")]
 pub mod __private {
-    pub use crate::page::Generated;
-    pub use crate::render::render_load;
+    pub use crate::context::{call_paths, check_paths, Check, FromContext, LoadContext, Rejection};
+    pub use crate::page::{accept_all, nothing_to_check, Generated};
+    pub use crate::render::{render_body, render_load};
     pub use inventory;
     #[cfg(feature = "hydrate")]
     pub use {crate::hydrate::hydrate_page, wasm_bindgen};

@@ -23,8 +23,59 @@ use crate::PROPS_ELEMENT_ID;
 pub struct DocumentShell {
     /// The bundle pages load to hydrate; `None` serves them without hydration.
     pub client: Option<ClientBundle>,
-    /// Raw HTML appended to every `<head>`.
+    /// Raw HTML appended to every `<head>` (the live-reload script).
     pub extra_head: String,
+    /// What the app sets on every document.
+    pub app: Shell,
+}
+
+/// What an app sets on every document it serves ([`crate::App::shell`]): the `<html lang>`
+/// (when a page sets none with `leptos_meta::Html`), `<head>` elements, `<body>` attributes.
+///
+/// ```
+/// let shell = isr::Shell::new()
+///     .lang("de")
+///     .head(r#"<link rel="icon" href="/favicon.svg">"#)
+///     .body_attr("class", "site");
+/// let body = isr::RenderedBody { body: "<p>x</p>".into(), ..Default::default() };
+/// let shell = isr::render::DocumentShell { app: shell, ..Default::default() };
+/// let html = isr::render::document(&body, "/x", "isr_hydrate__sx", &shell);
+/// assert!(html.starts_with(r#"<!DOCTYPE html><html lang="de">"#));
+/// assert!(html.contains(r#"<link rel="icon" href="/favicon.svg">"#) && !html.contains("data:,"));
+/// assert!(html.contains(r#"<body class="site"><p>x</p>"#));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shell {
+    lang: Option<String>,
+    head: String,
+    body_attrs: String,
+}
+
+impl Shell {
+    /// isr's defaults: `lang="en"`, no extra head elements, a blank favicon.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The documents' language (`<html lang>`), unless a page sets its own.
+    pub fn lang(mut self, lang: impl Into<String>) -> Self {
+        self.lang = Some(lang.into());
+        self
+    }
+
+    /// Raw HTML appended to every `<head>` (icons, fonts, analytics). With a `rel="icon"`
+    /// link, isr's blank favicon is left out.
+    pub fn head(mut self, html: impl AsRef<str>) -> Self {
+        self.head.push_str(html.as_ref());
+        self
+    }
+
+    /// An attribute on every `<body>` (its value escaped).
+    pub fn body_attr(mut self, name: &str, value: &str) -> Self {
+        self.body_attrs
+            .push_str(&format!(" {name}=\"{}\"", escape_text(value)));
+        self
+    }
 }
 
 /// Renders a loader's outcome: used by the code `#[page]` generates.
@@ -49,6 +100,71 @@ where
             body.tags = tags;
             Generated::Page(body)
         }
+        Load::NotFound => Generated::NotFound,
+        Load::Redirect {
+            location,
+            permanent,
+        } => Generated::Redirect {
+            location,
+            permanent,
+        },
+    })
+}
+
+/// The body of a file route (`/blog/feed.xml`): what its loader returns besides `Load`.
+///
+/// ```
+/// use isr::render::IntoBody;
+/// assert_eq!(String::from("<rss/>").into_body(), "<rss/>".as_bytes());
+/// assert_eq!(b"bytes".to_vec().into_body(), "bytes".as_bytes());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the body of a file route",
+    note = "a file route's loader returns `Load<String>`, `Load<&'static str>`, `Load<Vec<u8>>` or `Load<bytes::Bytes>`"
+)]
+pub trait IntoBody {
+    /// The bytes to serve.
+    fn into_body(self) -> bytes::Bytes;
+}
+
+impl IntoBody for String {
+    fn into_body(self) -> bytes::Bytes {
+        self.into()
+    }
+}
+
+impl IntoBody for &'static str {
+    fn into_body(self) -> bytes::Bytes {
+        bytes::Bytes::from_static(self.as_bytes())
+    }
+}
+
+impl IntoBody for Vec<u8> {
+    fn into_body(self) -> bytes::Bytes {
+        self.into()
+    }
+}
+
+impl IntoBody for bytes::Bytes {
+    fn into_body(self) -> bytes::Bytes {
+        self
+    }
+}
+
+/// A file route's outcome: used by the code `#[page]` generates.
+///
+/// ```
+/// let load = isr::Load::props(String::from("User-agent: *")).tag("robots");
+/// let generated = isr::__private::render_body(load).unwrap();
+/// assert!(matches!(generated, isr::__private::Generated::Body { ref bytes, ref tags }
+///     if bytes.as_ref() == b"User-agent: *" && tags == &["robots"]));
+/// ```
+pub fn render_body<B: IntoBody>(load: Load<B>) -> crate::Result<Generated> {
+    Ok(match load {
+        Load::Props { props, tags } => Generated::Body {
+            bytes: props.into_body(),
+            tags,
+        },
         Load::NotFound => Generated::NotFound,
         Load::Redirect {
             location,
@@ -144,12 +260,18 @@ pub fn document(
     let mut html = String::with_capacity(body.body.len() + body.props_json.len() + 512);
     html.push_str("<!DOCTYPE html><html");
     if !body.html_attrs.contains("lang=") {
-        html.push_str(" lang=\"en\"");
+        html.push_str(" lang=\"");
+        html.push_str(&escape_text(shell.app.lang.as_deref().unwrap_or("en")));
+        html.push('"');
     }
     html.push_str(&body.html_attrs);
     html.push_str(
-        "><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><link rel=\"icon\" href=\"data:,\">",
+        "><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
     );
+    if !shell.app.head.contains("rel=\"icon\"") && !body.head.contains("rel=\"icon\"") {
+        html.push_str("<link rel=\"icon\" href=\"data:,\">");
+    }
+    html.push_str(&shell.app.head);
     if !body.has_title {
         html.push_str("<title>");
         html.push_str(&escape_text(path));
@@ -168,6 +290,7 @@ pub fn document(
     }
     html.push_str(&shell.extra_head);
     html.push_str("</head><body");
+    html.push_str(&shell.app.body_attrs);
     html.push_str(&body.body_attrs);
     html.push('>');
     html.push_str(&body.body);
@@ -209,6 +332,35 @@ pub fn live_reload_script() -> String {
         use leptos::prelude::*;
         view! { <leptos::hydration::AutoReload options=options /> }.to_html()
     })
+}
+
+/// The document of an app's status page (`404`, `503`): its view rendered with the app's shell,
+/// without props or hydration.
+///
+/// ```
+/// # async fn demo() -> isr::Result<()> {
+/// use leptos::prelude::*;
+/// let shell = isr::render::DocumentShell::default();
+/// let html = isr::render::status_page(|| view! { <h1>"Lost"</h1> }, "Not found", &shell).await?;
+/// assert!(html.contains("<h1>Lost</h1>") && !html.contains("__isr_props"));
+/// assert!(html.contains("<title>Not found</title>"));
+/// # Ok(()) }
+/// ```
+pub async fn status_page<F, V>(view: F, title: &str, shell: &DocumentShell) -> crate::Result<String>
+where
+    F: FnOnce() -> V + Send,
+    V: RenderHtml,
+{
+    let body = render_view((), |()| view()).await?;
+    let shell = DocumentShell {
+        client: None,
+        ..shell.clone()
+    };
+    let html = document(&body, title, "", &shell);
+    // No props to hydrate with: drop the empty props element.
+    let props =
+        format!("<script type=\"application/json\" id=\"{PROPS_ELEMENT_ID}\">null</script>");
+    Ok(html.replacen(&props, "", 1))
 }
 
 /// A plain, self-contained HTML page for status responses (404, 503).

@@ -140,6 +140,9 @@ pub(crate) fn test_key(path: &str) -> PageKey {
 pub struct Routes {
     router: matchit::Router<usize>,
     defs: Vec<&'static PageDef>,
+    /// The paths of static file routes (`/blog/feed.xml`): no page of a dynamic route may live
+    /// under one (its folder would be that file).
+    files: Vec<String>,
 }
 
 /// The result of routing one request path.
@@ -193,7 +196,35 @@ impl Routes {
                     ))
                 })?;
         }
-        Ok(Routes { router, defs })
+        let files = defs
+            .iter()
+            .filter(|d| d.is_file())
+            .map(|d| d.path.to_string())
+            .collect();
+        Ok(Routes {
+            router,
+            defs,
+            files,
+        })
+    }
+
+    /// The keys of static file routes (`/blog/feed.xml`), stored under their file name.
+    ///
+    /// ```
+    /// # fn demo(routes: &isr::Routes) {
+    /// assert!(routes.file_keys().iter().all(|k| k.contains('.')));
+    /// # }
+    /// ```
+    pub fn file_keys(&self) -> Vec<String> {
+        self.files.clone()
+    }
+
+    /// Whether `key` lies under a file route's path (`/blog/feed.xml/x`).
+    fn under_a_file(&self, key: &str) -> bool {
+        self.files.iter().any(|file| {
+            key.strip_prefix(file.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
     }
 
     /// The registered pages, in registration order.
@@ -271,7 +302,11 @@ impl Routes {
             return None;
         }
         let matched = self.router.at(key).ok()?;
-        Some((self.defs[*matched.value], PageKey::checked(key.to_string())))
+        let def = self.defs[*matched.value];
+        if def.is_dynamic() && self.under_a_file(key) {
+            return None;
+        }
+        Some((def, PageKey::checked(key.to_string())))
     }
 
     /// Matches a key whose segments were checked.
@@ -280,6 +315,9 @@ impl Routes {
             return Resolved::NotFound;
         };
         let def = self.defs[*matched.value];
+        if def.is_dynamic() && !self.files.is_empty() && self.under_a_file(&key) {
+            return Resolved::NotFound;
+        }
         let params = matched
             .params
             .iter()
@@ -321,6 +359,18 @@ impl Routes {
         }
         if key.is_empty() {
             key.push('/');
+        }
+        // A param may spell another route's path (`slug = "feed.xml"`): that page is not
+        // `def`'s to make.
+        let routed_here = self
+            .router
+            .at(&key)
+            .is_ok_and(|m| std::ptr::eq(self.defs[*m.value], def));
+        if !routed_here || self.under_a_file(&key) {
+            return Err(RouteError(format!(
+                "page `{}`: params {params:?} make the path `{key}`, which belongs to another route",
+                def.path
+            )));
         }
         Ok(PageKey::checked(key))
     }
@@ -395,7 +445,7 @@ mod tests {
     use crate::page::{Fallback, Generated, Revalidate};
     use futures::future::BoxFuture;
 
-    fn load(_: Params) -> BoxFuture<'static, crate::Result<Generated>> {
+    fn load(_: crate::context::LoadContext) -> BoxFuture<'static, crate::Result<Generated>> {
         Box::pin(async { Ok(Generated::NotFound) })
     }
 
@@ -409,6 +459,9 @@ mod tests {
             tags: &[],
             load,
             paths: None,
+            accepts: crate::page::accept_all,
+            check: crate::page::nothing_to_check,
+            content_type: None,
             hydrate_export: "isr_hydrate_test",
         }))
     }

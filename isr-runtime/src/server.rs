@@ -25,6 +25,7 @@ mod cache_headers;
 pub mod dashboard;
 pub mod listener;
 mod negotiate;
+pub mod sitemap;
 pub use cache_headers::{
     age, cache_control, cache_status, cache_tag, not_found_cache_control, surrogate_key,
 };
@@ -48,6 +49,22 @@ struct AppState {
     metrics_token: Option<Arc<str>>,
     metrics: PrometheusHandle,
     cache_tag: bool,
+    status_pages: StatusPages,
+}
+
+/// The app's own documents for `404` and `503` answers (rendered once at start, with its
+/// layout); `None` answers with isr's plain ones.
+///
+/// ```
+/// let pages = isr::server::StatusPages::default();
+/// assert!(pages.not_found.is_none() && pages.unavailable.is_none());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct StatusPages {
+    /// The HTML of every `404`.
+    pub not_found: Option<Bytes>,
+    /// The HTML of every `503` (a page that cannot be generated right now).
+    pub unavailable: Option<Bytes>,
 }
 
 /// What the router serves besides pages.
@@ -73,6 +90,12 @@ pub struct ServerOptions {
     /// Enables the operator API (`/_isr/api/…`, see [`admin`]) for `Authorization: Bearer
     /// <token>`; without it the API answers `404`.
     pub admin_token: Option<String>,
+    /// Serve `/sitemap.xml` and `/robots.txt` (unless the app has pages at those paths).
+    pub sitemap: bool,
+    /// The origin of the sitemap's links; `None`: the origin each request was sent to.
+    pub public_url: Option<crate::site::SiteUrl>,
+    /// The app's `404` and `503` documents.
+    pub status_pages: StatusPages,
 }
 
 /// The ISR router: pages (as the fallback), `/pkg/*` (client bundle), `POST /_isr/revalidate`
@@ -85,6 +108,9 @@ pub struct ServerOptions {
 /// # let _ = app; }
 /// ```
 pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHandle) -> Router {
+    let sitemaps = options
+        .sitemap
+        .then(|| sitemap::routes(engine.clone(), options.public_url.clone()));
     let state = AppState {
         engine,
         revalidate_secret: options.revalidate_secret.map(Arc::from),
@@ -92,6 +118,7 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
         metrics_token: options.metrics_token.map(Arc::from),
         metrics,
         cache_tag: options.cache_tag,
+        status_pages: options.status_pages,
     };
     crate::metrics::register_revalidate_auth_failures();
     let mut router = Router::new()
@@ -111,6 +138,9 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
             HeaderValue::from_static(cache),
         );
         router = router.nest_service("/pkg", files);
+    }
+    if let Some(sitemaps) = sitemaps {
+        router = router.merge(sitemaps);
     }
     router.fallback(page_endpoint).with_state(state)
 }
@@ -133,6 +163,7 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
         request.headers(),
         request.uri().query(),
         state.cache_tag,
+        &state.status_pages,
     )
 }
 
@@ -142,21 +173,23 @@ fn page_response(
     request_headers: &HeaderMap,
     query: Option<&str>,
     cache_tag: bool,
+    status_pages: &StatusPages,
 ) -> Response {
     match served {
         Served::Stored {
             page,
             cache,
             revalidate,
+            content_type,
             age,
         } => {
             let (mut response, etag) = match &page.meta.kind {
-                PageKind::Page { .. } => page_body_response(&page, request_headers),
-                PageKind::NotFound => (not_found(), None),
+                PageKind::Page { .. } => page_body_response(&page, request_headers, content_type),
+                PageKind::NotFound => (not_found(status_pages), None),
                 PageKind::Redirect {
                     location,
                     permanent,
-                } => (redirect(location, *permanent), None),
+                } => (redirect(location, *permanent, status_pages), None),
             };
             let headers = response.headers_mut();
             if let Some(Ok(value)) = etag.map(HeaderValue::from_str) {
@@ -194,16 +227,16 @@ fn page_response(
                 Some(q) => format!("{path}?{q}"),
                 None => path,
             };
-            redirect(&location, true)
+            redirect(&location, true, status_pages)
         }
         Served::NoRoute | Served::NotFound => {
-            let mut response = not_found();
+            let mut response = not_found(status_pages);
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Served::Unavailable { retry_after } => unavailable(retry_after),
+        Served::Unavailable { retry_after } => unavailable(retry_after, status_pages),
     }
 }
 
@@ -212,6 +245,7 @@ fn page_response(
 fn page_body_response<'p>(
     page: &'p CachedPage,
     request_headers: &HeaderMap,
+    content_type: &'static str,
 ) -> (Response, Option<&'p str>) {
     let encoding = preferred_encoding(request_headers, |e| page.representation(e).is_some());
     let (bytes, etag) = page
@@ -221,7 +255,7 @@ fn page_body_response<'p>(
     let mut response = if if_none_match(request_headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        html_response(StatusCode::OK, Body::from(bytes))
+        typed_response(StatusCode::OK, Body::from(bytes), content_type)
     };
     let headers = response.headers_mut();
     if encoding != Encoding::Identity {
@@ -246,11 +280,14 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 fn html_response(status: StatusCode, body: Body) -> Response {
+    typed_response(status, body, crate::page::HTML_CONTENT_TYPE)
+}
+
+fn typed_response(status: StatusCode, body: Body, content_type: &'static str) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -261,20 +298,26 @@ fn plain_status(status: StatusCode, title: &str, message: &str) -> Response {
     )
 }
 
-fn not_found() -> Response {
-    plain_status(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        "This page could not be found.",
-    )
+fn not_found(pages: &StatusPages) -> Response {
+    match &pages.not_found {
+        Some(html) => html_response(StatusCode::NOT_FOUND, Body::from(html.clone())),
+        None => plain_status(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "This page could not be found.",
+        ),
+    }
 }
 
-fn unavailable(retry_after: Duration) -> Response {
-    let mut response = plain_status(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service unavailable",
-        "This page cannot be generated right now. Please try again shortly.",
-    );
+fn unavailable(retry_after: Duration, pages: &StatusPages) -> Response {
+    let mut response = match &pages.unavailable {
+        Some(html) => html_response(StatusCode::SERVICE_UNAVAILABLE, Body::from(html.clone())),
+        None => plain_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            "This page cannot be generated right now. Please try again shortly.",
+        ),
+    };
     let seconds = retry_after.as_millis().div_ceil(1000).max(1);
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -284,7 +327,7 @@ fn unavailable(retry_after: Duration) -> Response {
     response
 }
 
-fn redirect(location: &str, permanent: bool) -> Response {
+fn redirect(location: &str, permanent: bool, pages: &StatusPages) -> Response {
     let status = if permanent {
         StatusCode::PERMANENT_REDIRECT
     } else {
@@ -292,7 +335,7 @@ fn redirect(location: &str, permanent: bool) -> Response {
     };
     match HeaderValue::from_str(location) {
         Ok(value) => (status, [(header::LOCATION, value)]).into_response(),
-        Err(_) => not_found(),
+        Err(_) => not_found(pages),
     }
 }
 

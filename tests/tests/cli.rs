@@ -64,8 +64,9 @@ fn build_writes_the_static_export_and_prints_a_summary() {
     assert_eq!(row("/blog")[1], "1", "{}", out.stdout);
     assert_eq!(row("/blog/:slug")[1], "6", "{}", out.stdout);
     assert_eq!(&row("/blog/:slug")[2..4], ["5", "s"], "{}", out.stdout);
+    assert_eq!(row("/blog/feed.xml")[1], "1", "{}", out.stdout);
     assert!(
-        lines.iter().any(|l| l.starts_with("Built 7 pages in ")),
+        lines.iter().any(|l| l.starts_with("Built 8 pages in ")),
         "{}",
         out.stdout
     );
@@ -134,8 +135,23 @@ fn bad_values_are_configuration_errors_naming_the_flag() {
     let fx = Fixture::new();
     let root = fx.path().join("unused");
     let root = root.to_str().unwrap();
-    let cases: [Case; 8] = [
+    let cases: [Case; 10] = [
         (&["--addr", "nope", "--site-root", root], &[], "--addr"),
+        (
+            &[
+                "--site-root",
+                root,
+                "--public-url",
+                "https://example.com/blog",
+            ],
+            &[],
+            "--public-url",
+        ),
+        (
+            &["--site-root", root],
+            &[("ISR_PUBLIC_URL", "example.com")],
+            "ISR_PUBLIC_URL",
+        ),
         (
             &[
                 "serve",

@@ -49,12 +49,12 @@ fn props(title: String) -> BenchProps {
     }
 }
 
-#[page(path = "/page", revalidate = 3600, view = BenchView)]
+#[page(path = "/page", revalidate = 3600, view = bench_view)]
 async fn static_page() -> isr::Result<Load<BenchProps>> {
     Ok(Load::props(props("Static page".into())))
 }
 
-#[page(path = "/items/:id", revalidate = 3600, view = BenchView, paths = all_items, fallback = "blocking")]
+#[page(path = "/items/:id", revalidate = 3600, view = bench_view, paths = all_items, fallback = "blocking")]
 async fn item(params: Params) -> isr::Result<Load<BenchProps>> {
     let id = params.get("id")?;
     // Only the listed ids exist: anything else (a flood of random slugs) is not found.
@@ -72,7 +72,7 @@ async fn all_items() -> isr::Result<Vec<Params>> {
         .collect())
 }
 
-#[page(path = "/slow", revalidate = 1, view = BenchView, timeout = 60)]
+#[page(path = "/slow", revalidate = 1, view = bench_view, timeout = 60)]
 async fn slow() -> isr::Result<Load<BenchProps>> {
     tokio::time::sleep(Duration::from_millis(env_number("BENCH_SLOW_MS", 2000))).await;
     Ok(Load::props(props(format!("Slow page{}", rendered_by()))))
@@ -80,13 +80,13 @@ async fn slow() -> isr::Result<Load<BenchProps>> {
 
 /// Like `/slow` with a longer window, so a burst of requests fits in one (the shared-tier
 /// tests).
-#[page(path = "/slow3", revalidate = 3, view = BenchView, timeout = 60)]
+#[page(path = "/slow3", revalidate = 3, view = bench_view, timeout = 60)]
 async fn slow3() -> isr::Result<Load<BenchProps>> {
     tokio::time::sleep(Duration::from_millis(env_number("BENCH_SLOW_MS", 2000))).await;
     Ok(Load::props(props(format!("Slow page{}", rendered_by()))))
 }
 
-#[page(path = "/cold/:id", revalidate = 3600, view = BenchView, fallback = "blocking", timeout = 60, tags = ["cold"])]
+#[page(path = "/cold/:id", revalidate = 3600, view = bench_view, fallback = "blocking", timeout = 60, tags = ["cold"])]
 async fn cold(params: Params) -> isr::Result<Load<BenchProps>> {
     tokio::time::sleep(Duration::from_millis(env_number("BENCH_COLD_MS", 500))).await;
     Ok(Load::props(props(format!(
@@ -96,8 +96,7 @@ async fn cold(params: Params) -> isr::Result<Load<BenchProps>> {
     ))))
 }
 
-#[component]
-fn BenchView(props: BenchProps) -> impl IntoView {
+fn bench_view(props: BenchProps) -> impl IntoView {
     view! {
         <h1>{props.title}</h1>
         {props.paragraphs.into_iter().map(|p| view! { <p>{p}</p> }).collect_view()}

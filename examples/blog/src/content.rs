@@ -7,6 +7,7 @@ use crate::pages::TocEntry;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Env var naming the content folder.
 pub const CONTENT_DIR_ENV: &str = "BLOG_CONTENT_DIR";
@@ -37,46 +38,75 @@ struct FrontMatter {
     draft: bool,
 }
 
-/// The content folder: `BLOG_CONTENT_DIR`, else this example's own `content/` (found whatever
-/// the working directory is).
-pub fn content_dir() -> PathBuf {
-    std::env::var_os(CONTENT_DIR_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("content"))
+/// The blog's posts: a folder of Markdown files. Registered as app state
+/// (`App::state(Content::from_env())`), so loaders take it as `State<Content>`.
+///
+/// ```
+/// let content = blog::content::Content::at("/srv/posts");
+/// assert_eq!(content.dir(), std::path::Path::new("/srv/posts"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Content {
+    dir: Arc<PathBuf>,
 }
 
-/// Slugs of every `*.md` file (drafts and unparsable posts included: their loader decides).
-pub async fn all_slugs() -> anyhow::Result<Vec<String>> {
-    let dir = content_dir();
-    tokio::task::spawn_blocking(move || list_slugs(&dir)).await?
-}
+impl Content {
+    /// The folder `BLOG_CONTENT_DIR` names, else this example's own `content/` (found whatever
+    /// the working directory is).
+    pub fn from_env() -> Self {
+        Content::at(
+            std::env::var_os(CONTENT_DIR_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("content")),
+        )
+    }
 
-/// One post, `None` when no file has that slug. Drafts are returned with `draft: true`.
-pub async fn read_post(slug: &str) -> anyhow::Result<Option<Post>> {
-    let dir = content_dir();
-    let slug = slug.to_string();
-    tokio::task::spawn_blocking(move || read_post_in(&dir, &slug)).await?
-}
+    /// The posts in `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Content {
+            dir: Arc::new(dir.into()),
+        }
+    }
 
-/// Every published post, newest first (ties by slug); unparsable posts are skipped and logged.
-pub async fn published_posts() -> anyhow::Result<Vec<Post>> {
-    let dir = content_dir();
-    tokio::task::spawn_blocking(move || {
-        let mut posts = Vec::new();
-        for slug in list_slugs(&dir)? {
-            match read_post_in(&dir, &slug) {
-                Ok(Some(post)) if !post.draft => posts.push(post),
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(path = %format!("/blog/{slug}"), error = %format!("{error:#}"), "post skipped in the list")
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Slugs of every `*.md` file (drafts and unparsable posts included: their loader decides).
+    pub async fn all_slugs(&self) -> anyhow::Result<Vec<String>> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || list_slugs(&dir)).await?
+    }
+
+    /// One post, `None` when no file has that slug. Drafts are returned with `draft: true`.
+    pub async fn read_post(&self, slug: &str) -> anyhow::Result<Option<Post>> {
+        let dir = self.dir.clone();
+        let slug = slug.to_string();
+        tokio::task::spawn_blocking(move || read_post_in(&dir, &slug)).await?
+    }
+
+    /// Every published post, newest first (ties by slug); unparsable posts are skipped and
+    /// logged.
+    pub async fn published_posts(&self) -> anyhow::Result<Vec<Post>> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut posts = Vec::new();
+            for slug in list_slugs(&dir)? {
+                match read_post_in(&dir, &slug) {
+                    Ok(Some(post)) if !post.draft => posts.push(post),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(path = %format!("/blog/{slug}"), error = %format!("{error:#}"), "post skipped in the list")
+                    }
                 }
             }
-        }
-        posts.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.slug.cmp(&b.slug)));
-        Ok(posts)
-    })
-    .await?
+            posts.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.slug.cmp(&b.slug)));
+            Ok(posts)
+        })
+        .await?
+    }
 }
 
 fn list_slugs(dir: &Path) -> anyhow::Result<Vec<String>> {

@@ -7,6 +7,8 @@
 
 #[cfg(feature = "ssr")]
 pub mod content;
+#[cfg(feature = "ssr")]
+pub mod feed;
 pub mod pages;
 
 /// The blog app: its pages (registered by `#[page]`), site root and client bundle.
@@ -19,4 +21,6 @@ pub fn app() -> isr::App {
     isr::App::new("blog")
         .site_root("target/site/blog")
         .client(isr::client_crate!())
+        .state(content::Content::from_env())
+        .not_found_page(pages::not_found_page)
 }

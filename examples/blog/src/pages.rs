@@ -4,9 +4,11 @@
 //! regenerations, then hydrated in the browser, where the like button, the table-of-contents
 //! toggle and the list filter come alive.
 
+#[cfg(feature = "ssr")]
+use crate::content::Content;
 use isr::prelude::*;
 use leptos::prelude::*;
-use leptos_meta::{Style, Title};
+use leptos_meta::{Link, Meta, Style, Title};
 
 /// One entry of the post list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,9 +46,16 @@ pub struct PostProps {
     pub toc: Vec<TocEntry>,
 }
 
-#[page(path = "/blog", revalidate = 60, view = PostList, tags = ["posts"])]
-async fn blog_index() -> isr::Result<Load<ListProps>> {
-    let posts = crate::content::published_posts()
+/// The params of `/blog/:slug`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PostParams {
+    pub slug: String,
+}
+
+#[page(path = "/blog", revalidate = 60, view = post_list, tags = ["posts"])]
+async fn blog_index(State(content): State<Content>) -> isr::Result<Load<ListProps>> {
+    let posts = content
+        .published_posts()
         .await?
         .into_iter()
         .map(|p| PostSummary {
@@ -61,14 +70,16 @@ async fn blog_index() -> isr::Result<Load<ListProps>> {
 #[page(
     path = "/blog/:slug",
     revalidate = 5,
-    view = PostView,
-    paths = all_post_params,
+    view = post_page,
+    paths = all_posts,
     fallback = "blocking",
     tags = ["posts"]
 )]
-async fn post(params: Params) -> isr::Result<Load<PostProps>> {
-    let slug = params.get("slug")?;
-    match crate::content::read_post(slug).await? {
+async fn post(
+    Path(PostParams { slug }): Path<PostParams>,
+    State(content): State<Content>,
+) -> isr::Result<Load<PostProps>> {
+    match content.read_post(&slug).await? {
         Some(post) if !post.draft => Ok(Load::props(PostProps {
             slug: post.slug,
             title: post.title,
@@ -82,13 +93,29 @@ async fn post(params: Params) -> isr::Result<Load<PostProps>> {
     }
 }
 
-#[cfg(feature = "ssr")]
-async fn all_post_params() -> isr::Result<Vec<Params>> {
-    Ok(crate::content::all_slugs()
+#[paths]
+async fn all_posts(State(content): State<Content>) -> isr::Result<Vec<PostParams>> {
+    Ok(content
+        .all_slugs()
         .await?
         .into_iter()
-        .map(|slug| Params::new().with("slug", slug))
+        .map(|slug| PostParams { slug })
         .collect())
+}
+
+/// `/blog/feed.xml`: the newest posts as RSS 2.0, regenerated with the list (tag `posts`).
+#[page(
+    path = "/blog/feed.xml",
+    revalidate = 60,
+    content_type = "application/rss+xml; charset=utf-8",
+    tags = ["posts"]
+)]
+async fn feed(
+    State(content): State<Content>,
+    State(site): State<isr::SiteUrl>,
+) -> isr::Result<Load<String>> {
+    let posts = content.published_posts().await?;
+    Ok(Load::props(crate::feed::rss(&site, &posts)))
 }
 
 const STYLE: &str =
@@ -104,6 +131,7 @@ padding:.2rem .8rem;margin:.6rem 0}";
 fn Frame(children: Children) -> impl IntoView {
     view! {
         <Style>{STYLE}</Style>
+        <Link rel="alternate" type_="application/rss+xml" title="The ISR blog" href="/blog/feed.xml" />
         <header class="site">
             <a href="/blog">"The ISR blog"</a>
         </header>
@@ -113,8 +141,7 @@ fn Frame(children: Children) -> impl IntoView {
 }
 
 /// `/blog`: every published post, newest first, with a filter box (works once hydrated).
-#[component]
-pub fn PostList(props: ListProps) -> impl IntoView {
+pub fn post_list(props: ListProps) -> impl IntoView {
     let query = RwSignal::new(String::new());
     let posts = props.posts;
     let total = posts.len();
@@ -128,6 +155,7 @@ pub fn PostList(props: ListProps) -> impl IntoView {
     };
     view! {
         <Title text="Blog" />
+        <Meta name="description" content=format!("The ISR blog: {total} posts on Incremental Static Regeneration with leptos and axum.") />
         <Frame>
             <h1>"Blog"</h1>
             <input
@@ -161,10 +189,11 @@ pub fn PostList(props: ListProps) -> impl IntoView {
 }
 
 /// `/blog/:slug`: one post, with a like button and a table-of-contents toggle.
-#[component]
-pub fn PostView(props: PostProps) -> impl IntoView {
+pub fn post_page(props: PostProps) -> impl IntoView {
+    let description = format!("{}, posted {} on the ISR blog.", props.title, props.date);
     view! {
         <Title text=props.title.clone() />
+        <Meta name="description" content=description />
         <Frame>
             <article>
                 <h1>{props.title}</h1>
@@ -184,6 +213,20 @@ pub fn PostView(props: PostProps) -> impl IntoView {
                 </div>
                 <div class="body" inner_html=props.html></div>
             </article>
+            <p>
+                <a href="/blog">"← All posts"</a>
+            </p>
+        </Frame>
+    }
+}
+
+/// The blog's 404 page, in its layout (`App::not_found_page`).
+pub fn not_found_page() -> impl IntoView {
+    view! {
+        <Title text="Not found — the ISR blog" />
+        <Frame>
+            <h1>"No such page"</h1>
+            <p class="not-found">"This page does not exist, or no longer does."</p>
             <p>
                 <a href="/blog">"← All posts"</a>
             </p>

@@ -15,7 +15,7 @@
 //! positive integer or not in the database is `404`. Errors are `{"error": "..."}`, and no
 //! error ever changes the database: requests are validated first, then applied in one statement.
 
-use crate::db::{self, with_db};
+use crate::db::{self, Db};
 use crate::format;
 use crate::generate::NewProduct;
 use isr::axum::body::Bytes;
@@ -74,10 +74,10 @@ pub fn token_from_env() -> Option<String> {
 ///
 /// ```
 /// let app = shop::app(None); // `shop::app` merges these routes
-/// let routes = shop::api::router(Some("s3cret".into()));
+/// let routes = shop::api::router(Some("s3cret".into()), shop::db::Db::new("shop.db"));
 /// # let _ = (app, routes);
 /// ```
-pub fn router(token: Option<String>) -> Router {
+pub fn router(token: Option<String>, db: Db) -> Router {
     let Some(token) = token else {
         return Router::new()
             .route("/api/products", any(api_off))
@@ -91,6 +91,7 @@ pub fn router(token: Option<String>) -> Router {
         .route("/api/products", post(create_product))
         .route("/api/products/{id}", delete(delete_product))
         .route("/api/products/{id}/price", put(set_price))
+        .with_state(db)
         // Runs before any extractor: a request without the token learns nothing else.
         .route_layer(middleware::from_fn_with_state(admin, require_token))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -220,11 +221,16 @@ fn check_price(price_cents: i64) -> Result<i64, ApiError> {
     }
 }
 
-async fn set_price(Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn set_price(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let change: PriceChange = parse_body(&body)?;
     let price_cents = check_price(change.price_cents)?;
-    let product = with_db(move |conn| db::update_price(conn, id, price_cents))
+    let product = db
+        .run(move |conn| db::update_price(conn, id, price_cents))
         .await
         .map_err(ApiError::database)?
         .ok_or_else(|| ApiError::no_product(&id.to_string()))?;
@@ -277,15 +283,16 @@ fn check_new_product(body: CreateProduct) -> Result<NewProduct, ApiError> {
     })
 }
 
-async fn create_product(body: Bytes) -> Result<Response, ApiError> {
+async fn create_product(State(db): State<Db>, body: Bytes) -> Result<Response, ApiError> {
     let new = check_new_product(parse_body(&body)?)?;
-    let (product, page) = with_db(move |conn| {
-        let product = db::insert(conn, &new)?;
-        let page = db::page_of(conn, product.id)?;
-        Ok((product, page))
-    })
-    .await
-    .map_err(ApiError::database)?;
+    let (product, page) = db
+        .run(move |conn| {
+            let product = db::insert(conn, &new)?;
+            let page = db::page_of(conn, product.id)?;
+            Ok((product, page))
+        })
+        .await
+        .map_err(ApiError::database)?;
     tracing::info!(id = product.id, "product created");
     // Its own page is generated on its first request (fallback "blocking"). Every catalogue
     // page shows the product count; the page that lists the new product may be a new one (or a
@@ -302,9 +309,13 @@ async fn create_product(body: Bytes) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-async fn delete_product(Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn delete_product(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let deleted = with_db(move |conn| db::delete(conn, id))
+    let deleted = db
+        .run(move |conn| db::delete(conn, id))
         .await
         .map_err(ApiError::database)?;
     if !deleted {

@@ -4,12 +4,14 @@
 //! Two ways in:
 //! - [`prepare`] (start-up, `seed`): creates the file when missing, switches it to WAL, migrates
 //!   the schema and seeds a database that never had products. Runs before the async runtime.
-//! - [`with_db`] (loaders, admin API): opens the **existing** file read-write without `CREATE`,
-//!   inside `tokio::task::spawn_blocking`. A missing, unreadable, locked or non-SQLite file is an
+//! - [`Db`] (loaders, admin API): a connection pool (r2d2) over the **existing** file, opened
+//!   read-write without `CREATE`, used inside `tokio::task::spawn_blocking`. It is app state:
+//!   loaders take it as `State<Db>`. A missing, unreadable, locked or non-SQLite file is an
 //!   error — never a fresh empty database — so a loader fails and ISR keeps the old page.
 //!
-//! Every call opens its own connection: a file renamed away or replaced is noticed at once
-//! (a long-lived connection would keep reading the old file).
+//! The pool follows the file at its path: before each use it checks that the path still names
+//! the file its connections were opened on, and opens new ones when the file was replaced (a
+//! pooled connection would otherwise keep reading a file renamed away).
 
 use crate::generate;
 use crate::pages::{Product, ProductSummary};
@@ -166,6 +168,12 @@ pub fn open_existing(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .with_context(|| format!("cannot open the shop database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    check_schema(&conn, path)?;
+    Ok(conn)
+}
+
+/// Checks that the database has the current schema.
+fn check_schema(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .with_context(|| format!("cannot read the shop database {}", path.display()))?;
@@ -176,29 +184,96 @@ pub fn open_existing(path: &Path) -> anyhow::Result<Connection> {
             MIGRATIONS.len()
         );
     }
-    Ok(conn)
+    Ok(())
 }
 
-/// Runs `f` on a fresh connection to the existing database (`SHOP_DB`) on tokio's blocking
-/// pool, so that no SQLite call ever blocks the async runtime.
+/// Connections at most in the pool (SQLite in WAL mode: many readers, one writer at a time).
+pub const POOL_SIZE: u32 = 8;
+
+/// The shop's database: a pool of connections to the existing file at one path. Cloning shares
+/// the pool.
 ///
 /// ```no_run
 /// # async fn demo() -> anyhow::Result<()> {
-/// let products = shop::db::with_db(|conn| shop::db::count(conn)).await?;
+/// let db = shop::db::Db::new(shop::db::db_path());
+/// let products = db.run(|conn| shop::db::count(conn)).await?;
 /// # let _ = products; Ok(()) }
 /// ```
-pub async fn with_db<T, F>(f: F) -> anyhow::Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
-{
-    let path = db_path();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = open_existing(&path)?;
-        f(&mut conn)
-    })
-    .await
-    .context("database task failed")?
+#[derive(Clone)]
+pub struct Db {
+    path: std::sync::Arc<PathBuf>,
+    /// The file the pooled connections were opened on, and the pool.
+    pool: std::sync::Arc<std::sync::Mutex<Option<(FileId, Pool)>>>,
+}
+
+type Pool = r2d2::Pool<r2d2_sqlite::SqliteConnectionManager>;
+
+/// Which file a path names (device and inode).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileId(u64, u64);
+
+impl Db {
+    /// A pool for the database at `path`; nothing is opened until the first [`Db::run`].
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Db {
+            path: std::sync::Arc::new(path.into()),
+            pool: Default::default(),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled connection on tokio's blocking pool, so that no SQLite call ever
+    /// blocks the async runtime. Errors name the database file.
+    pub async fn run<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let pool = db.current_pool()?;
+            let mut conn = pool
+                .get()
+                .with_context(|| format!("cannot open the shop database {}", db.path.display()))?;
+            f(&mut conn)
+        })
+        .await
+        .context("database task failed")?
+    }
+
+    /// The pool of the file the path names now (a new pool when the file was replaced).
+    fn current_pool(&self) -> anyhow::Result<Pool> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(&*self.path)
+            .with_context(|| format!("cannot open the shop database {}", self.path.display()))?;
+        let id = FileId(metadata.dev(), metadata.ino());
+        let mut current = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((opened_on, pool)) = &*current {
+            if *opened_on == id {
+                return Ok(pool.clone());
+            }
+        }
+        let path = self.path.clone();
+        let manager = r2d2_sqlite::SqliteConnectionManager::file(&*self.path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(move |conn| {
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                check_schema(conn, &path)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+            });
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(0))
+            // A file that cannot be opened fails a use after this (r2d2 retries until then).
+            .connection_timeout(Duration::from_secs(2))
+            .build_unchecked(manager);
+        *current = Some((id, pool.clone()));
+        Ok(pool)
+    }
 }
 
 /// Replaces every product by `n` generated ones with ids `1..=n`, in one transaction (ids of

@@ -46,10 +46,14 @@ pub const DEFAULT_PRODUCTS: u64 = 10_000;
 #[cfg(feature = "ssr")]
 pub fn app(admin_token: Option<String>) -> isr::App {
     let admin_api_on = admin_token.is_some();
+    // The pool opens no connection before its first use, which comes after `prepare` created
+    // and migrated the database.
+    let db = db::Db::new(db::db_path());
     isr::App::new("shop")
         .site_root("target/site/shop")
         .client(isr::client_crate!())
-        .routes(api::router(admin_token))
+        .state(db.clone())
+        .routes(api::router(admin_token, db))
         .command(db::seed_command(), db::run_seed_command)
         .before_pages(move |command| startup::prepare(command, admin_api_on))
 }

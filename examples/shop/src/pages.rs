@@ -1,15 +1,18 @@
 //! The shop's pages: props, loaders (server only) and views (server and browser).
 //!
-//! Loaders read SQLite through [`crate::db::with_db`]: a database that cannot be opened or read
+//! Loaders read SQLite through the [`crate::db::Db`] pool (app state, `State<Db>`): a database
+//! that cannot be opened or read
 //! is an error (ISR keeps the old page), an id that is not there is `Load::NotFound`. Every page
 //! is tagged with `product:<id>` for each product it shows, so changing one product revalidates
 //! exactly the pages that show it.
 
 use crate::cart::{AddToCart, CartBadge, CartProvider};
+#[cfg(feature = "ssr")]
+use crate::db::Db;
 use crate::format;
 use isr::prelude::*;
 use leptos::prelude::*;
-use leptos_meta::{Style, Title};
+use leptos_meta::{Meta, Style, Title};
 
 /// A product, as stored (and as the admin API returns it); the props of `/products/:id`.
 ///
@@ -66,40 +69,53 @@ pub struct CatalogueProps {
     pub products: Vec<ProductSummary>,
 }
 
+/// The params of `/products/page/:n`: a page number (anything else is a 404 before any query).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CataloguePage {
+    pub n: std::num::NonZeroU32,
+}
+
+/// The params of `/products/:id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductId {
+    pub id: std::num::NonZeroU32,
+}
+
 #[page(
     path = "/products",
     revalidate = 60,
-    view = CatalogueView,
+    view = catalogue_page_view,
     tags = ["products", "catalogue"]
 )]
-async fn catalogue_first() -> isr::Result<Load<CatalogueProps>> {
-    load_catalogue_page(1).await
+async fn catalogue_first(State(db): State<Db>) -> isr::Result<Load<CatalogueProps>> {
+    load_catalogue_page(&db, 1).await
 }
 
 #[page(
     path = "/products/page/:n",
     revalidate = 60,
-    view = CatalogueView,
+    view = catalogue_page_view,
     paths = all_catalogue_pages,
     fallback = "blocking",
     tags = ["products", "catalogue"]
 )]
-async fn catalogue_page(params: Params) -> isr::Result<Load<CatalogueProps>> {
-    match format::parse_positive(params.get("n")?) {
-        Some(n) => load_catalogue_page(n).await,
-        None => Ok(Load::NotFound),
-    }
+async fn catalogue_page(
+    Path(CataloguePage { n }): Path<CataloguePage>,
+    State(db): State<Db>,
+) -> isr::Result<Load<CatalogueProps>> {
+    load_catalogue_page(&db, n.get().into()).await
 }
 
 /// Page `n` of the catalogue: `NotFound` past the last page (page 1 always exists).
 #[cfg(feature = "ssr")]
-async fn load_catalogue_page(n: i64) -> isr::Result<Load<CatalogueProps>> {
-    let (total, products) = crate::db::with_db(move |conn| {
-        let total = crate::db::count(conn)?;
-        let products = crate::db::catalogue_page(conn, n)?;
-        Ok((total, products))
-    })
-    .await?;
+async fn load_catalogue_page(db: &Db, n: i64) -> isr::Result<Load<CatalogueProps>> {
+    let (total, products) = db
+        .run(move |conn| {
+            let total = crate::db::count(conn)?;
+            let products = crate::db::catalogue_page(conn, n)?;
+            Ok((total, products))
+        })
+        .await?;
     if products.is_empty() && n > 1 {
         return Ok(Load::NotFound);
     }
@@ -118,38 +134,41 @@ async fn load_catalogue_page(n: i64) -> isr::Result<Load<CatalogueProps>> {
         .fold(Load::props(props), |load, tag| load.tag(tag)))
 }
 
-#[cfg(feature = "ssr")]
-async fn all_catalogue_pages() -> isr::Result<Vec<Params>> {
-    let total = crate::db::with_db(|conn| crate::db::count(conn)).await?;
+#[paths]
+async fn all_catalogue_pages(State(db): State<Db>) -> isr::Result<Vec<CataloguePage>> {
+    let total = db.run(|conn| crate::db::count(conn)).await?;
     Ok((1..=crate::db::page_count(total))
-        .map(|n| Params::new().with("n", n.to_string()))
+        .filter_map(|n| u32::try_from(n).ok().and_then(std::num::NonZeroU32::new))
+        .map(|n| CataloguePage { n })
         .collect())
 }
 
 #[page(
     path = "/products/:id",
     revalidate = 300,
-    view = ProductView,
+    view = product_page,
     paths = all_product_ids,
     fallback = "blocking",
     tags = ["products"]
 )]
-async fn product(params: Params) -> isr::Result<Load<Product>> {
-    let Some(id) = format::parse_positive(params.get("id")?) else {
-        return Ok(Load::NotFound);
-    };
-    match crate::db::with_db(move |conn| crate::db::product(conn, id)).await? {
+async fn product(
+    Path(ProductId { id }): Path<ProductId>,
+    State(db): State<Db>,
+) -> isr::Result<Load<Product>> {
+    let id = i64::from(id.get());
+    match db.run(move |conn| crate::db::product(conn, id)).await? {
         Some(product) => Ok(Load::props(product).tag(format!("product:{id}"))),
         None => Ok(Load::NotFound),
     }
 }
 
-#[cfg(feature = "ssr")]
-async fn all_product_ids() -> isr::Result<Vec<Params>> {
-    let ids = crate::db::with_db(|conn| crate::db::all_ids(conn)).await?;
+#[paths]
+async fn all_product_ids(State(db): State<Db>) -> isr::Result<Vec<ProductId>> {
+    let ids = db.run(|conn| crate::db::all_ids(conn)).await?;
     Ok(ids
         .into_iter()
-        .map(|id| Params::new().with("id", id.to_string()))
+        .filter_map(|id| u32::try_from(id).ok().and_then(std::num::NonZeroU32::new))
+        .map(|id| ProductId { id })
         .collect())
 }
 
@@ -184,11 +203,13 @@ fn Frame(children: Children) -> impl IntoView {
 
 /// `/products` and `/products/page/:n`: 50 products with prev/next links.
 ///
-/// ```ignore
-/// view! { <CatalogueView props=CatalogueProps { page: 1, pages: 1, total: 0, products: vec![] } /> }
 /// ```
-#[component]
-pub fn CatalogueView(props: CatalogueProps) -> impl IntoView {
+/// use leptos::prelude::*;
+/// let props = shop::pages::CatalogueProps { page: 1, pages: 1, total: 0, products: vec![] };
+/// let html = Owner::new().with(|| shop::pages::catalogue_page_view(props).to_html());
+/// assert!(html.contains("Page 1 of 1"));
+/// ```
+pub fn catalogue_page_view(props: CatalogueProps) -> impl IntoView {
     let CatalogueProps {
         page,
         pages,
@@ -200,8 +221,11 @@ pub fn CatalogueView(props: CatalogueProps) -> impl IntoView {
     } else {
         format!("Products, page {page} — ISR shop")
     };
+    let description =
+        format!("The ISR shop's catalogue, page {page} of {pages}: {total} products.");
     view! {
         <Title text=title />
+        <Meta name="description" content=description />
         <Frame>
             <h1>"Products"</h1>
             <p class="summary">{format!("Page {page} of {pages} · {total} products")}</p>
@@ -246,15 +270,18 @@ pub fn CatalogueView(props: CatalogueProps) -> impl IntoView {
 }
 
 /// `/products/:id`: one product with its "Add to cart" button.
-///
-/// ```ignore
-/// view! { <ProductView props=product /> }
-/// ```
-#[component]
-pub fn ProductView(props: Product) -> impl IntoView {
+pub fn product_page(props: Product) -> impl IntoView {
     let in_stock = props.stock > 0;
+    let description = format!(
+        "{} in {}: {}, {}.",
+        props.name,
+        props.category,
+        format::price(props.price_cents),
+        format::stock(props.stock)
+    );
     view! {
         <Title text=format!("{} — ISR shop", props.name) />
+        <Meta name="description" content=description />
         <Frame>
             <article class="product" data-id=props.id.to_string()>
                 <h1>{props.name}</h1>

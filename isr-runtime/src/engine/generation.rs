@@ -237,7 +237,7 @@ impl Engine {
                 Coordination::Alone => None,
             },
         };
-        let generated = (def.load)(params)
+        let generated = (def.load)(self.load_context(params))
             .await
             .map_err(|error| (FailureKind::Error, format!("{error:#}")))?;
         let mut tags: Vec<String> = def.tags.iter().map(|t| t.to_string()).collect();
@@ -260,6 +260,29 @@ impl Engine {
                 })
                 .await
                 .map_err(|e| (FailureKind::Panic, format!("compressing the page: {e}")))?;
+                let kind = PageKind::Page {
+                    etag,
+                    bytes: variants.identity.len() as u64,
+                };
+                (kind, Some(variants))
+            }
+            Generated::Body { bytes, tags: added } => {
+                for tag in added {
+                    if !tags.contains(&tag) {
+                        tags.push(tag);
+                    }
+                }
+                let compress = crate::encoding::compressible(def.response_type());
+                let (etag, variants) = tokio::task::spawn_blocking(move || {
+                    let variants = if compress {
+                        Variants::compress(bytes)
+                    } else {
+                        Variants::identity_only(bytes)
+                    };
+                    (Etag::of(&variants.identity), variants)
+                })
+                .await
+                .map_err(|e| (FailureKind::Panic, format!("compressing the body: {e}")))?;
                 let kind = PageKind::Page {
                     etag,
                     bytes: variants.identity.len() as u64,

@@ -47,6 +47,7 @@ pub use scheduler::default_max_regenerations;
 pub use shared::CATCH_UP_WAIT;
 
 use crate::clock::Clock;
+use crate::context::{AppState, LoadContext};
 use crate::encoding::Variants;
 use crate::hot_cache::{HotCache, DEFAULT_BUDGET_BYTES};
 use crate::metrics;
@@ -125,6 +126,10 @@ pub struct Engine {
     inflight: Mutex<HashMap<PageKey, SharedGeneration>>,
     scheduler: Scheduler,
     shell: RwLock<Arc<DocumentShell>>,
+    /// What loaders and `paths` functions extract with `State<T>`.
+    state: RwLock<Arc<AppState>>,
+    /// The last sitemap made, with the table's change stamp it was made at.
+    sitemap: Mutex<Option<(table::Stamp, Arc<crate::sitemap::Sitemap>)>>,
     hot: HotCache,
     tasks: TaskTracker,
     /// Whether the page table holds every stored page yet (see [`loading`]).
@@ -168,6 +173,7 @@ impl Engine {
     ) -> std::io::Result<Arc<Engine>> {
         // Filling the table overlaps reading the store (batches through a channel).
         let started = std::time::Instant::now();
+        store.set_file_keys(&routes.file_keys());
         let table = PageTable::new(routes.defs());
         let mut batches = store.load_batches();
         let loading = if options.serve_while_loading {
@@ -208,6 +214,8 @@ impl Engine {
             inflight: Mutex::new(HashMap::new()),
             scheduler,
             shell: RwLock::new(Arc::new(DocumentShell::default())),
+            state: RwLock::new(Arc::new(AppState::default())),
+            sitemap: Mutex::new(None),
             hot: HotCache::new(options.hot_cache_bytes),
             tasks: TaskTracker::new(),
             loading,
@@ -279,6 +287,49 @@ impl Engine {
     /// ```
     pub fn shell(&self) -> Arc<DocumentShell> {
         self.shell.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sets the state loaders and `paths` functions extract (`State<T>`); from the next
+    /// generation on.
+    ///
+    /// ```no_run
+    /// # fn demo(engine: &isr::Engine) {
+    /// let mut state = isr::AppState::default();
+    /// state.insert(String::from("config"));
+    /// engine.set_state(state);
+    /// # }
+    /// ```
+    pub fn set_state(&self, state: AppState) {
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+    }
+
+    /// Every HTML page held now, for `/sitemap.xml`: made again only after a page was
+    /// committed or removed since the last call.
+    ///
+    /// ```no_run
+    /// # fn demo(engine: &isr::Engine) {
+    /// let sitemap = engine.sitemap();
+    /// println!("{} pages", sitemap.len());
+    /// # }
+    /// ```
+    pub fn sitemap(&self) -> Arc<crate::sitemap::Sitemap> {
+        let stamp = self.table.stamp();
+        let mut cached = self.sitemap.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((made_at, sitemap)) = &*cached {
+            if *made_at == stamp {
+                return sitemap.clone();
+            }
+        }
+        let (pages, stamp) = self.table.html_pages();
+        let sitemap = Arc::new(crate::sitemap::Sitemap::new(pages));
+        *cached = Some((stamp, sitemap.clone()));
+        sitemap
+    }
+
+    /// The context one generation of a page with `params` runs with.
+    pub fn load_context(&self, params: Params) -> LoadContext {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner()).clone();
+        LoadContext::new(params, state)
     }
 
     /// The app's routes.
@@ -402,6 +453,10 @@ impl Engine {
             }
             _ => {}
         }
+        if !(def.accepts)(&params) {
+            // Typed params that do not parse name no page: no generation is scheduled.
+            return Served::NotFound;
+        }
         if def.is_dynamic() && def.fallback == Fallback::NotFound {
             // Another instance may have committed it (a new page it learnt of first).
             if let Some(page) = self.pull_unknown(&key, def).await {
@@ -422,6 +477,7 @@ impl Engine {
             page,
             cache,
             revalidate: def.revalidate,
+            content_type: def.response_type(),
             age: Duration::from_millis(age_ms),
         }
     }

@@ -223,6 +223,8 @@ pub enum Served {
         cache: CacheStatus,
         /// The page's route's window (see `effective_revalidate` for not-found pages).
         revalidate: Revalidate,
+        /// The content type of the route's bodies (HTML documents unless a file route).
+        content_type: &'static str,
         /// Time since its generation finished (wall clock; zero for one generated just now).
         age: Duration,
     },

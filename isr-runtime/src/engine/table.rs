@@ -33,6 +33,10 @@ enum Kind {
     Redirect,
 }
 
+/// A change stamp of the table: the last version committed and the number of entries (it
+/// differs after any commit or removal).
+pub type Stamp = (u64, usize);
+
 /// Ids (positions in the tag index) of the tags a page's loader added; one tag stays inline.
 #[derive(Clone)]
 enum TagIds {
@@ -267,6 +271,31 @@ impl PageTable {
         keys
     }
 
+    /// Every HTML page (not file routes, not-found or redirects) with its generation time,
+    /// sorted by key; and the table's change stamp (it differs after any commit or removal).
+    pub fn html_pages(&self) -> (Vec<(PageKey, u64)>, Stamp) {
+        let inner = self.read();
+        let stamp = (inner.next_version, inner.entries.len());
+        let mut pages: Vec<(PageKey, u64)> = inner
+            .entries
+            .iter()
+            .filter(|(_, entry)| {
+                entry.kind == Kind::Page
+                    && inner.defs[usize::from(entry.route)].content_type.is_none()
+            })
+            .map(|(key, entry)| (key.clone(), entry.generated_at_ms))
+            .collect();
+        drop(inner);
+        pages.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        (pages, stamp)
+    }
+
+    /// The table's change stamp (see [`PageTable::html_pages`]).
+    pub fn stamp(&self) -> Stamp {
+        let inner = self.read();
+        (inner.next_version, inner.entries.len())
+    }
+
     /// Consecutive failures of `key`'s generations.
     #[cfg(test)]
     pub fn failures(&self, key: &str) -> Option<u32> {
@@ -496,10 +525,10 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::{Fallback, Generated, Params, Revalidate};
+    use crate::page::{Fallback, Generated, Revalidate};
     use futures::future::BoxFuture;
 
-    fn load(_: Params) -> BoxFuture<'static, crate::Result<Generated>> {
+    fn load(_: crate::context::LoadContext) -> BoxFuture<'static, crate::Result<Generated>> {
         Box::pin(async { Ok(Generated::NotFound) })
     }
 
@@ -512,6 +541,9 @@ mod tests {
         tags: &["posts"],
         load,
         paths: None,
+        accepts: crate::page::accept_all,
+        check: crate::page::nothing_to_check,
+        content_type: None,
         hydrate_export: "isr_hydrate_test",
     };
 

@@ -63,7 +63,8 @@ impl Script {
     }
 }
 
-fn scripted_load(params: Params) -> BoxFuture<'static, crate::Result<Generated>> {
+fn scripted_load(cx: crate::context::LoadContext) -> BoxFuture<'static, crate::Result<Generated>> {
+    let params = cx.params().clone();
     Box::pin(async move {
         let case = params.get("case")?.to_string();
         let script = scripts()
@@ -102,6 +103,9 @@ static BLOCKING: PageDef = PageDef {
     tags: &["t"],
     load: scripted_load,
     paths: None,
+    accepts: crate::page::accept_all,
+    check: crate::page::nothing_to_check,
+    content_type: None,
     hydrate_export: "isr_hydrate_test",
 };
 
@@ -114,6 +118,9 @@ static ONLY_LISTED: PageDef = PageDef {
     tags: &[],
     load: scripted_load,
     paths: None,
+    accepts: crate::page::accept_all,
+    check: crate::page::nothing_to_check,
+    content_type: None,
     hydrate_export: "isr_hydrate_test",
 };
 
@@ -682,7 +689,9 @@ async fn a_page_that_existed_keeps_a_tombstone() {
 async fn a_flood_of_unknown_paths_runs_a_bounded_number_of_loaders_at_once() {
     static RUNNING: AtomicUsize = AtomicUsize::new(0);
     static PEAK: AtomicUsize = AtomicUsize::new(0);
-    fn counting_load(_: Params) -> BoxFuture<'static, crate::Result<Generated>> {
+    fn counting_load(
+        _: crate::context::LoadContext,
+    ) -> BoxFuture<'static, crate::Result<Generated>> {
         Box::pin(async {
             let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
             PEAK.fetch_max(now, Ordering::SeqCst);
@@ -700,6 +709,9 @@ async fn a_flood_of_unknown_paths_runs_a_bounded_number_of_loaders_at_once() {
         tags: &[],
         load: counting_load,
         paths: None,
+        accepts: crate::page::accept_all,
+        check: crate::page::nothing_to_check,
+        content_type: None,
         hydrate_export: "isr_hydrate_test",
     };
     let routes = Routes::new(vec![&FLOOD]).unwrap();
@@ -990,10 +1002,12 @@ fn files_under(dir: &std::path::Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() {
-    fn not_found_load(_: Params) -> BoxFuture<'static, crate::Result<Generated>> {
+    fn not_found_load(
+        _: crate::context::LoadContext,
+    ) -> BoxFuture<'static, crate::Result<Generated>> {
         Box::pin(async { Ok(Generated::NotFound) })
     }
-    fn real_load(_: Params) -> BoxFuture<'static, crate::Result<Generated>> {
+    fn real_load(_: crate::context::LoadContext) -> BoxFuture<'static, crate::Result<Generated>> {
         Box::pin(async {
             Ok(Generated::Page(RenderedBody {
                 body: "<p>real</p>".into(),
@@ -1010,6 +1024,9 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
         tags: &["posts"],
         load: not_found_load,
         paths: None,
+        accepts: crate::page::accept_all,
+        check: crate::page::nothing_to_check,
+        content_type: None,
         hydrate_export: "isr_hydrate_test",
     };
     static REAL: PageDef = PageDef {
@@ -1021,6 +1038,9 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
         tags: &["posts"],
         load: real_load,
         paths: None,
+        accepts: crate::page::accept_all,
+        check: crate::page::nothing_to_check,
+        content_type: None,
         hydrate_export: "isr_hydrate_test",
     };
     let dir = tempfile::tempdir().unwrap();

@@ -95,6 +95,8 @@ struct Inner {
     deferred_sync: AtomicBool,
     /// Temporary files older than this were left by an earlier process.
     opened_at: SystemTime,
+    /// Keys stored under their own file name (static file routes, `/blog/feed.xml`).
+    files: std::sync::OnceLock<std::collections::HashSet<String>>,
 }
 
 impl FsStore {
@@ -115,6 +117,7 @@ impl FsStore {
                 index: Mutex::new(None),
                 deferred_sync: AtomicBool::new(false),
                 opened_at: SystemTime::now(),
+                files: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -149,6 +152,9 @@ impl FsStore {
     /// let store = isr::store::FsStore::new("/srv");
     /// assert_eq!(store.html_path("/blog/hi"), std::path::Path::new("/srv/blog/hi/index.html"));
     /// assert_eq!(store.html_path("/"), std::path::Path::new("/srv/index.html"));
+    /// use isr::store::PageStore;
+    /// store.set_file_keys(&["/blog/feed.xml".to_string()]);
+    /// assert_eq!(store.html_path("/blog/feed.xml"), std::path::Path::new("/srv/blog/feed.xml"));
     /// ```
     pub fn html_path(&self, key: &str) -> PathBuf {
         self.inner.html_path(key)
@@ -222,7 +228,9 @@ impl Inner {
         for segment in key.split('/').filter(|s| !s.is_empty()) {
             path.push(segment);
         }
-        path.push(crate::route::PAGE_FILE);
+        if !self.files.get().is_some_and(|files| files.contains(key)) {
+            path.push(crate::route::PAGE_FILE);
+        }
         path
     }
 
@@ -302,6 +310,10 @@ impl PageStore for FsStore {
             Some(index) => index.get(key.as_str()),
             None => Ok(None),
         })
+    }
+
+    fn set_file_keys(&self, keys: &[String]) {
+        let _ = self.inner.files.set(keys.iter().cloned().collect());
     }
 
     fn body(&self, key: &PageKey) -> StoreFuture<Option<Variants>> {

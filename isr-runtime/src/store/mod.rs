@@ -108,6 +108,11 @@ pub trait PageStore: Send + Sync + 'static {
         Box::pin(futures::stream::once(self.load()))
     }
 
+    /// Keys of static file routes (`/blog/feed.xml`): stored under their own file name rather
+    /// than as a folder with `index.html`, so that a static file server serves the export as it
+    /// is. Called once, before any page is read or written; later calls are ignored.
+    fn set_file_keys(&self, _keys: &[String]) {}
+
     /// The metadata of one page.
     fn meta(&self, key: &PageKey) -> StoreFuture<Option<PageMeta>>;
 

@@ -1,0 +1,9 @@
+// `#[paths]` goes on an async fn.
+use isr::prelude::*;
+
+#[paths]
+fn all() -> isr::Result<Vec<Params>> {
+    Ok(Vec::new())
+}
+
+fn main() {}

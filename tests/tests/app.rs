@@ -1,0 +1,204 @@
+//! What an app gets besides its HTML pages, against the real blog and shop binaries over
+//! loopback: the blog's RSS feed (a file route with its own content type), the sitemap and
+//! robots.txt every app serves, the app's own 404 page in its layout, and typed params that
+//! answer 404 before any loader runs.
+
+use isr_tests::shop::{ShopFixture, ShopServer};
+use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
+use serde_json::json;
+
+/// The published posts of the shipped content.
+const PUBLISHED: [&str; 6] = [
+    "choosing-a-strategy",
+    "failure-modes",
+    "hydration",
+    "on-demand",
+    "revalidate-explained",
+    "what-is-isr",
+];
+
+/// The `<loc>`s of a sitemap.
+fn locations(xml: &str) -> Vec<String> {
+    xml.split("<loc>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</loc>").next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_feed_is_rss_that_follows_the_posts() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &["--public-url", "https://blog.example.com"], &[]);
+    let feed = server.get("/blog/feed.xml").await;
+    assert_eq!(feed.status, 200, "{}", feed.body);
+    assert_eq!(
+        feed.header("content-type"),
+        Some("application/rss+xml; charset=utf-8")
+    );
+    assert!(feed.header("etag").is_some());
+    assert_eq!(
+        feed.header("cache-control"),
+        Some("s-maxage=60, stale-while-revalidate=31536000")
+    );
+    // A real RSS parser reads it back: every published post, newest first, absolute links.
+    let channel = rss::Channel::read_from(feed.body.as_bytes()).expect("valid RSS 2.0");
+    assert_eq!(channel.title(), "The ISR blog");
+    assert_eq!(channel.link(), "https://blog.example.com/blog");
+    let links: Vec<&str> = channel.items().iter().filter_map(|i| i.link()).collect();
+    assert_eq!(links.len(), PUBLISHED.len(), "{links:?}");
+    for slug in PUBLISHED {
+        assert!(
+            links.contains(&format!("https://blog.example.com/blog/{slug}").as_str()),
+            "{slug} missing from {links:?}"
+        );
+    }
+    assert!(channel.items().iter().all(|i| i.pub_date().is_some()));
+    // Stored as a file of the static export, next to the list's folder.
+    assert!(fx.site_root().join("blog/feed.xml").is_file());
+
+    // A new post reaches the feed when the `posts` tag is revalidated.
+    fx.write_post(
+        "fresh-news",
+        &isr_tests::post_markdown("Fresh news", "2030-01-01", "Hot off the press."),
+    );
+    let answer = server.revalidate(&json!({ "tags": ["posts"] })).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let feed = server.get("/blog/feed.xml").await;
+    let channel = rss::Channel::read_from(feed.body.as_bytes()).expect("valid RSS 2.0");
+    assert_eq!(
+        channel.items()[0].title(),
+        Some("Fresh news"),
+        "the newest post comes first"
+    );
+    // Compressed like pages.
+    let gzip = server
+        .send(
+            server
+                .request(reqwest::Method::GET, "/blog/feed.xml")
+                .header("accept-encoding", "gzip"),
+        )
+        .await;
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+}
+
+#[tokio::test]
+async fn the_sitemap_lists_every_page_as_pages_appear_and_disappear() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    let origin = server.base_url();
+    let sitemap = server.get("/sitemap.xml").await;
+    assert_eq!(sitemap.status, 200);
+    assert_eq!(
+        sitemap.header("content-type"),
+        Some("application/xml; charset=utf-8")
+    );
+    let listed = locations(&sitemap.body);
+    let mut expected: Vec<String> = PUBLISHED
+        .iter()
+        .map(|slug| format!("{origin}/blog/{slug}"))
+        .collect();
+    expected.push(format!("{origin}/blog"));
+    expected.sort();
+    assert_eq!(listed, expected, "HTML pages only: no feed, no 404s");
+    assert_eq!(
+        sitemap.body.matches("<lastmod>").count(),
+        expected.len(),
+        "{}",
+        sitemap.body
+    );
+
+    // A new post appears once it is generated…
+    fx.write_post(
+        "late-arrival",
+        &isr_tests::post_markdown("Late arrival", "2026-11-30", "Here now."),
+    );
+    assert_eq!(server.get("/blog/late-arrival").await.status, 200);
+    let new_loc = format!("{origin}/blog/late-arrival");
+    let sitemap = server.get("/sitemap.xml").await;
+    assert!(
+        locations(&sitemap.body).contains(&new_loc),
+        "{}",
+        sitemap.body
+    );
+
+    // …and a deleted one disappears once its regeneration finds it gone.
+    fx.remove_post("late-arrival");
+    let answer = server
+        .revalidate(&json!({ "paths": ["/blog/late-arrival"] }))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    poll_until(
+        "the deleted post leaves the sitemap",
+        POLL_DEADLINE,
+        || async {
+            let sitemap = server.get("/sitemap.xml").await;
+            (!locations(&sitemap.body).contains(&new_loc)).then_some(())
+        },
+    )
+    .await;
+
+    // robots.txt points at the sitemap of the origin the request was sent to.
+    let robots = server.get("/robots.txt").await;
+    assert_eq!(robots.status, 200);
+    assert_eq!(
+        robots.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(
+        robots
+            .body
+            .contains(&format!("Sitemap: {origin}/sitemap.xml")),
+        "{}",
+        robots.body
+    );
+}
+
+#[tokio::test]
+async fn a_missing_page_gets_the_blogs_own_404_in_its_layout() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    for path in ["/nowhere", "/blog/no-such-post", "/blog/a/b"] {
+        let missing = server.get(path).await;
+        assert_eq!(missing.status, 404, "{path}");
+        assert_eq!(
+            missing.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(missing.body.contains("No such page"), "{}", missing.body);
+        assert!(
+            missing.body.contains("The ISR blog"),
+            "the layout's header: {}",
+            missing.body
+        );
+        assert!(missing
+            .body
+            .contains("<title>Not found — the ISR blog</title>"));
+    }
+}
+
+#[tokio::test]
+async fn typed_params_that_do_not_read_back_are_404_before_any_loader_runs() {
+    let fx = ShopFixture::seeded(50);
+    let server = ShopServer::start(&fx, &[], &[]);
+    assert_eq!(server.get("/products/42").await.status, 200);
+    // With the database gone, a loader that ran would fail (503 for a page never generated):
+    // these paths never reach one.
+    fx.hide_db();
+    for path in [
+        "/products/042",
+        "/products/+42",
+        "/products/0",
+        "/products/abc",
+        "/products/99999999999",
+        "/products/page/01",
+        "/products/page/zero",
+    ] {
+        let answer = server.get(path).await;
+        assert_eq!(answer.status, 404, "{path}: {}", answer.body);
+    }
+    // A well-formed id the database does not know yet does reach its loader, which fails.
+    assert_eq!(server.get("/products/4242").await.status, 503);
+    fx.restore_db();
+    assert_eq!(server.get("/products/42").await.status, 200);
+}
