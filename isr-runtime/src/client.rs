@@ -115,33 +115,22 @@ enum Toolchain {
     DebianBuildStd,
 }
 
-/// What is missing to build the bundle, with the fix.
+/// How the wasm32 target can be built here: the current rustc's (added through rustup when it
+/// is missing, with one log line), else Debian's build-std toolchain; else what to run.
 fn detect_toolchain() -> Result<Toolchain, String> {
-    let wasm_bindgen = Command::new("wasm-bindgen").arg("--version").output();
-    match wasm_bindgen {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1) == Some(WASM_BINDGEN_VERSION) => {}
-        Ok(out) => {
-            return Err(format!(
-                "wasm-bindgen CLI is {}, the bundle needs {WASM_BINDGEN_VERSION}: `cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION}`",
-                String::from_utf8_lossy(&out.stdout).trim()
-            ))
-        }
-        Err(_) => {
-            return Err(format!(
-                "wasm-bindgen CLI not found: `cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION}`"
-            ))
-        }
-    }
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let has_target = Command::new(&rustc)
-        .args(["--print", "target-libdir", "--target", WASM_TARGET])
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        .is_some_and(|dir| dir.is_dir());
-    if has_target {
+    if rustc_has_wasm_target() {
         return Ok(Toolchain::Rustup);
+    }
+    if Command::new("rustup").arg("--version").output().is_ok() {
+        tracing::info!("adding the {WASM_TARGET} target through rustup (once): `rustup target add {WASM_TARGET}`");
+        let added = Command::new("rustup")
+            .args(["target", "add", WASM_TARGET])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if added && rustc_has_wasm_target() {
+            return Ok(Toolchain::Rustup);
+        }
     }
     if Path::new("/usr/bin/rustc").is_file()
         && Path::new("/usr/lib/rustlib/src/rust/library").is_dir()
@@ -149,8 +138,109 @@ fn detect_toolchain() -> Result<Toolchain, String> {
         return Ok(Toolchain::DebianBuildStd);
     }
     Err(format!(
-        "no {WASM_TARGET} target: `rustup target add {WASM_TARGET}` (offline Debian machines: `bash scripts/setup-wasm.sh`)"
+        "no {WASM_TARGET} target and rustup could not add it: run `rustup target add {WASM_TARGET}` (offline Debian machines: `bash scripts/setup-wasm.sh`)"
     ))
+}
+
+fn rustc_has_wasm_target() -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .is_some_and(|dir| dir.is_dir())
+}
+
+/// The version a `wasm-bindgen` program reports, if it runs.
+fn wasm_bindgen_version(program: &Path) -> Option<String> {
+    let out = Command::new(program).arg("--version").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+}
+
+/// Where isr keeps tools it installed for the client build: `<target-dir>/isr-tools`.
+///
+/// ```
+/// let root = isr::client::tools_root(std::path::Path::new("/src/app/target"));
+/// assert_eq!(root, std::path::Path::new("/src/app/target/isr-tools"));
+/// ```
+pub fn tools_root(target_dir: &Path) -> PathBuf {
+    target_dir.join("isr-tools")
+}
+
+/// The `wasm-bindgen` CLI of exactly [`WASM_BINDGEN_VERSION`]: the one on `PATH`, else isr's
+/// own copy under [`tools_root`], else installed there with `cargo install` (once, with one log
+/// line; `ISR_INSTALL_TOOLS=off` forbids it and says what to run instead).
+fn wasm_bindgen_cli(target_dir: &Path) -> Result<PathBuf, String> {
+    let on_path = PathBuf::from("wasm-bindgen");
+    let found = wasm_bindgen_version(&on_path);
+    if found.as_deref() == Some(WASM_BINDGEN_VERSION) {
+        return Ok(on_path);
+    }
+    let root = tools_root(target_dir);
+    let own = root.join("bin").join("wasm-bindgen");
+    if wasm_bindgen_version(&own).as_deref() == Some(WASM_BINDGEN_VERSION) {
+        return Ok(own);
+    }
+    let fix = format!("`cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION}`");
+    if matches!(
+        std::env::var("ISR_INSTALL_TOOLS").as_deref(),
+        Ok("off") | Ok("0") | Ok("false")
+    ) {
+        return Err(match found {
+            Some(other) => format!(
+                "wasm-bindgen CLI is {other}, the bundle needs {WASM_BINDGEN_VERSION}: {fix}"
+            ),
+            None => format!("wasm-bindgen CLI not found: {fix}"),
+        });
+    }
+    tracing::info!(
+        root = %root.display(),
+        "installing wasm-bindgen-cli {WASM_BINDGEN_VERSION} for the client bundle (once; a few minutes; {fix} puts one on PATH instead)"
+    );
+    let started = std::time::Instant::now();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        // Not `--locked`: its lockfile can name versions a registry mirror no longer offers.
+        .args(["install", "wasm-bindgen-cli", "--quiet", "--version"])
+        .arg(format!("={WASM_BINDGEN_VERSION}"))
+        .arg("--root")
+        .arg(&root)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run cargo install: {e}; {fix}"))?;
+    if !status.success() || wasm_bindgen_version(&own).as_deref() != Some(WASM_BINDGEN_VERSION) {
+        return Err(format!(
+            "installing wasm-bindgen-cli failed ({status}): {fix}"
+        ));
+    }
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "wasm-bindgen-cli installed"
+    );
+    Ok(own)
+}
+
+/// The target folder of the workspace `manifest_dir` belongs to (`cargo metadata`).
+fn target_dir(manifest_dir: &Path) -> Result<PathBuf, String> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(manifest_dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("cargo metadata printed no JSON: {e}"))?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata names no target directory".to_string())
 }
 
 /// Builds the client bundle of `krate` into `<site_root>/pkg/` when missing or out of date and
@@ -257,11 +347,12 @@ pub fn ensure_bundle(
             }
         }
     }
+    let wasm_bindgen = wasm_bindgen_cli(&target_dir(workspace_dir)?)?;
     let out_name = format!("{app_name}-{source_hash}");
     let pkg_dir = site_root.join("pkg");
     std::fs::create_dir_all(&pkg_dir)
         .map_err(|e| format!("cannot create {}: {e}", pkg_dir.display()))?;
-    let status = Command::new("wasm-bindgen")
+    let status = Command::new(&wasm_bindgen)
         .args([
             "--target",
             "web",

@@ -48,6 +48,33 @@ pub fn build_with_client(
     );
 }
 
+/// Clicks the blog's like button until the page is hydrated (the count moves), then returns
+/// the count. On timeout the failure shows the browser console, where hydration errors land.
+///
+/// ```no_run
+/// # async fn demo(browser: &fantoccini::Client) {
+/// assert!(isr_tests::browser::wait_for_hydration(browser).await >= 1);
+/// # }
+/// ```
+pub async fn wait_for_hydration(browser: &Client) -> u32 {
+    let deadline = Instant::now() + crate::POLL_DEADLINE;
+    loop {
+        if let Ok(button) = browser.find(Locator::Css("button.like")).await {
+            let _ = button.click().await;
+            if let Ok(likes) = text(browser, "span.likes").await.trim().parse::<u32>() {
+                if likes > 0 {
+                    return likes;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let log = browser.issue_cmd(BrowserLog).await;
+            panic!("the like button never reacted (no hydration); browser console: {log:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Whether chromium and chromedriver are installed. When they are not, a browser test fails
 /// unless `ISR_SKIP_BROWSER_TESTS=1` is set (then it returns `false` and the test skips).
 ///

@@ -8,34 +8,12 @@
 //! Chromium and chromedriver are required; a machine without them fails this test unless
 //! `ISR_SKIP_BROWSER_TESTS=1` is set (CI does not set it).
 
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use isr_tests::browser::{
-    browsers_available, build_with_client, console_errors, text, BrowserLog, Driver,
+    browsers_available, build_with_client, console_errors, text, wait_for_hydration, Driver,
 };
 use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
 use serde_json::json;
-use std::time::{Duration, Instant};
-
-/// Clicks the like button until the page is hydrated (the count moves), then returns it. On
-/// timeout the failure shows the browser console, where hydration errors land.
-async fn wait_for_hydration(browser: &Client) -> u32 {
-    let deadline = Instant::now() + POLL_DEADLINE;
-    loop {
-        if let Ok(button) = browser.find(Locator::Css("button.like")).await {
-            let _ = button.click().await;
-            if let Ok(likes) = text(browser, "span.likes").await.trim().parse::<u32>() {
-                if likes > 0 {
-                    return likes;
-                }
-            }
-        }
-        if Instant::now() > deadline {
-            let log = browser.issue_cmd(BrowserLog).await;
-            panic!("the like button never reacted (no hydration); browser console: {log:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {

@@ -102,7 +102,11 @@ async fn listing_filters_and_paginates_in_a_stable_order_while_pages_regenerate(
         )
         .await,
     );
-    assert_eq!(posts.len(), every.len() - 2, "every page but the list and the feed");
+    assert_eq!(
+        posts.len(),
+        every.len() - 2,
+        "every page but the list and the feed"
+    );
     assert!(posts.iter().all(|k| k.starts_with("/blog/")));
     let tagged = keys(&get(&server, "/_isr/api/pages?tag=posts&limit=500").await);
     assert_eq!(tagged, every, "the list and every post carry `posts`");

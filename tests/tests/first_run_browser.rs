@@ -1,0 +1,75 @@
+//! The first `cargo run -p blog` on a machine with only rustup: no `wasm-bindgen` CLI on PATH.
+//! The build installs the pinned CLI itself (into `target/isr-tools`, once, with one log line),
+//! builds the client bundle, and the served post hydrates in chromium.
+
+use isr_tests::browser::{browsers_available, wait_for_hydration, Driver, CLIENT_BUILD_DEADLINE};
+use isr_tests::{BlogServer, Fixture};
+use std::path::{Path, PathBuf};
+
+/// `PATH` without any folder that holds a `wasm-bindgen`, plus a folder of links to the Rust
+/// tools that lived beside it (rustup's `~/.cargo/bin` holds both).
+fn path_without_wasm_bindgen(links: &Path) -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut kept = vec![links.to_string_lossy().into_owned()];
+    for dir in std::env::split_paths(&path) {
+        if dir.join("wasm-bindgen").exists() {
+            for tool in ["cargo", "rustc", "rustup", "rustdoc", "cargo-clippy"] {
+                let target = dir.join(tool);
+                if target.exists() && !links.join(tool).exists() {
+                    std::os::unix::fs::symlink(&target, links.join(tool)).expect("link a tool");
+                }
+            }
+        } else {
+            kept.push(dir.to_string_lossy().into_owned());
+        }
+    }
+    kept.join(":")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blog_hydrates_after_a_plain_first_run_without_the_wasm_bindgen_cli() {
+    if !browsers_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let links = tempfile::tempdir().expect("a folder for tool links");
+    let path = path_without_wasm_bindgen(links.path());
+    let own_copy: PathBuf = isr_tests::workspace_root().join("target/isr-tools/bin/wasm-bindgen");
+    let installed_before = own_copy.exists();
+    let root = fx.site_root();
+    let build = fx.run_with_deadline(
+        &["build", "--site-root", root.to_str().unwrap()],
+        &[("ISR_CLIENT_BUILD", "auto"), ("PATH", &path)],
+        CLIENT_BUILD_DEADLINE,
+    );
+    assert_eq!(build.code(), Some(0), "build failed:\n{}", build.stderr);
+    assert!(
+        build.stderr.contains("client bundle ready"),
+        "the first run must produce the client bundle:\n{}",
+        build.stderr
+    );
+    let installing = build
+        .stderr
+        .lines()
+        .filter(|l| l.contains("installing wasm-bindgen-cli"))
+        .count();
+    // Installed exactly once, by the first run that needed it; later runs use that copy.
+    assert_eq!(
+        installing,
+        usize::from(!installed_before),
+        "{}",
+        build.stderr
+    );
+    assert!(own_copy.exists());
+
+    let server = BlogServer::start(&fx, &["serve"], &[]);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("browser profile dir");
+    let browser = driver.browser(profile.path()).await;
+    browser
+        .goto(&server.url("/blog/what-is-isr"))
+        .await
+        .expect("open the post");
+    assert!(wait_for_hydration(&browser).await >= 1);
+    browser.close().await.expect("close the browser");
+}
