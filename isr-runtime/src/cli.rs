@@ -521,24 +521,69 @@ impl App {
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };
-        let command = match config.command {
+        if let Err(message) = self.prepare(config.command) {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+        block_on(self.execute(config))
+    }
+
+    /// isr inside the app's own axum server: configured from the environment like the CLI
+    /// (`LEPTOS_SITE_ROOT`, `LEPTOS_SITE_ADDR`, `ISR_*`; no command line is parsed), it builds
+    /// every page — or, over a site built before, serves it at once and rebuilds it in the
+    /// background, as `start` does — and returns the router to merge with the app's own routes
+    /// and layers. Call it inside the app's tokio runtime, after setting up logging; call
+    /// [`Embedded::shutdown`] after the server stops.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), String> {
+    /// use isr::axum::{routing::get, Router};
+    /// let isr = isr::App::new("blog").embed().await?;
+    /// let app = Router::new().route("/healthz", get(|| async { "ok" })).merge(isr.router());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.map_err(|e| e.to_string())?;
+    /// isr::axum::serve(listener, app).await.map_err(|e| e.to_string())?;
+    /// isr.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn embed(mut self) -> Result<crate::embed::Embedded, String> {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([self.name.clone()]).map_err(|e| e.to_string())?;
+        let config = self.config(cli)?;
+        self.prepare(config.command)?;
+        let opened = self
+            .open(&config)
+            .await
+            .map_err(|stop| stop.lines.join("; "))?;
+        let router = self
+            .app_router(&opened.engine, &config, opened.client.as_ref())
+            .await
+            .map_err(|stop| stop.lines.join("; "))?;
+        opened.engine.mark_serving();
+        let rebuild = opened
+            .background_build
+            .map(|options| spawn_rebuild(opened.engine.clone(), options));
+        Ok(crate::embed::Embedded::new(
+            router,
+            opened.engine,
+            rebuild,
+            config.shutdown_timeout,
+        ))
+    }
+
+    /// [`App::before_pages`], then the values of [`App::state_with`].
+    fn prepare(&mut self, command: Command) -> Result<(), String> {
+        let command = match command {
             Command::Build => PageCommand::Build,
             Command::Serve => PageCommand::Serve,
             Command::Start => PageCommand::Start,
         };
         if let Some(prepare) = self.before_pages.take() {
-            if let Err(message) = prepare(command) {
-                eprintln!("error: {message}");
-                return ExitCode::FAILURE;
-            }
+            prepare(command)?;
         }
         for make in std::mem::take(&mut self.deferred_state) {
-            if let Err(message) = make(command, &mut self.state) {
-                eprintln!("error: {message}");
-                return ExitCode::FAILURE;
-            }
+            make(command, &mut self.state)?;
         }
-        block_on(self.execute(config))
+        Ok(())
     }
 
     /// Where an operator subcommand goes: `--url`, else this app's `--addr`; the token from
@@ -746,63 +791,57 @@ impl App {
     }
 
     async fn execute(mut self, config: Config) -> ExitCode {
+        let opened = match self.open(&config).await {
+            Ok(opened) => opened,
+            Err(stop) => return stop.report(),
+        };
+        if config.command == Command::Build {
+            return ExitCode::SUCCESS;
+        }
+        self.serve(opened, config).await
+    }
+
+    /// Checks the pages, opens the engine over the site root (and the shared tier), builds the
+    /// client bundle, and builds the pages unless it serves (or rebuilds in the background).
+    async fn open(&mut self, config: &Config) -> Result<Opened, Stop> {
         self.state.insert(config.site_url.clone());
         let defs: Vec<&'static crate::PageDef> = crate::page::pages().collect();
-        if let Err(problems) = check_pages(&defs, &self.state) {
-            for problem in problems {
-                eprintln!("error: {problem}");
-            }
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
+        check_pages(&defs, &self.state).map_err(|lines| Stop {
+            code: EXIT_BAD_CONFIG,
+            lines,
+        })?;
         let store = FsStore::new(&config.site_root);
         // With Redis, an instance may start empty: pages come from the shared tier.
         let was_built = store.is_built_site();
         if config.command == Command::Serve && config.shared.is_none() && !was_built {
-            eprintln!(
-                "error: no built site at {} (--site-root / LEPTOS_SITE_ROOT): run `{} build` first",
+            return Err(Stop::config(format!(
+                "no built site at {} (--site-root / LEPTOS_SITE_ROOT): run `{} build` first",
                 config.site_root.display(),
                 self.name
-            );
-            return ExitCode::from(EXIT_BAD_CONFIG);
+            )));
         }
-        let routes = match Routes::new(defs) {
-            Ok(routes) => routes,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let engine = match Engine::open_with(
+        let routes = Routes::new(defs).map_err(|e| Stop::failure(e.to_string()))?;
+        let engine = Engine::open_with(
             routes,
             Arc::new(store),
             Arc::new(SystemClock),
             config.engine,
         )
         .await
-        {
-            Ok(engine) => engine,
-            Err(error) => {
-                eprintln!(
-                    "error: cannot read the site at {}: {error}",
-                    config.site_root.display()
-                );
-                return ExitCode::FAILURE;
-            }
-        };
+        .map_err(|error| {
+            Stop::failure(format!(
+                "cannot read the site at {}: {error}",
+                config.site_root.display()
+            ))
+        })?;
         engine.set_state(std::mem::take(&mut self.state));
         if let Some(options) = config.shared.clone() {
-            match crate::shared::SharedTier::connect(options.clone()) {
-                Ok(tier) => {
-                    tracing::info!(prefix = %options.prefix, lease_ttl_s = options.lease_ttl.as_secs(), "shared tier on: pages, leases and changes are shared through Redis");
-                    engine.join_shared(tier);
-                }
-                Err(error) => {
-                    eprintln!("error: --redis / ISR_REDIS_URL: {error}");
-                    return ExitCode::from(EXIT_BAD_CONFIG);
-                }
-            }
+            let tier = crate::shared::SharedTier::connect(options.clone())
+                .map_err(|error| Stop::config(format!("--redis / ISR_REDIS_URL: {error}")))?;
+            tracing::info!(prefix = %options.prefix, lease_ttl_s = options.lease_ttl.as_secs(), "shared tier on: pages, leases and changes are shared through Redis");
+            engine.join_shared(tier);
         }
-        let client = self.client_bundle(&config).await;
+        let client = self.client_bundle(config).await;
         engine.set_shell(DocumentShell {
             client: client.clone(),
             extra_head: crate::render::live_reload_script(),
@@ -813,19 +852,16 @@ impl App {
         let rebuild_in_background = config.command == Command::Start && was_built;
         if config.command != Command::Serve && !rebuild_in_background {
             tracing::info!(site_root = %config.site_root.display(), jobs = config.build.jobs, "building");
-            match build::build(&engine, config.build).await {
-                Ok(report) => println!("{report}"),
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::FAILURE;
-                }
-            }
+            let report = build::build(&engine, config.build)
+                .await
+                .map_err(|error| Stop::failure(error.to_string()))?;
+            println!("{report}");
         }
-        if config.command == Command::Build {
-            return ExitCode::SUCCESS;
-        }
-        let background_build = rebuild_in_background.then_some(config.build);
-        self.serve(engine, config, client, background_build).await
+        Ok(Opened {
+            engine,
+            client,
+            background_build: rebuild_in_background.then_some(config.build),
+        })
     }
 
     /// The bundle pages load: built (when this app has a client crate and may build it), else
@@ -866,6 +902,44 @@ impl App {
         found
     }
 
+    /// Everything the site answers: pages, `/pkg`, `/_isr/*`, the sitemap, and the app's own
+    /// routes; CDN purging and in-process revalidation switched on for `engine`.
+    async fn app_router(
+        &mut self,
+        engine: &Arc<Engine>,
+        config: &Config,
+        client: Option<&ClientBundle>,
+    ) -> Result<axum::Router, Stop> {
+        if let Some(targets) = config.cdn_purge.clone() {
+            tracing::info!(endpoints = ?targets.endpoints(), "CDN purging on: changed pages are purged at these endpoints");
+            engine.set_page_changes(crate::cdn::CdnPurger::start(targets));
+        }
+        if config.revalidate_secret.is_none() {
+            tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
+        }
+        if config.admin_token.is_none() {
+            tracing::info!("the operator API is off: set ISR_ADMIN_TOKEN to enable /_isr/api");
+        }
+        crate::revalidate::set_running(engine.clone());
+        let status_pages = self.status_pages(engine).await.map_err(Stop::failure)?;
+        let options = crate::server::ServerOptions {
+            revalidate_secret: config.revalidate_secret.clone(),
+            assets: Some(config.site_root.join("pkg")),
+            immutable_assets: client.is_some_and(|c| c.immutable),
+            metrics_token: config.metrics_token.clone(),
+            cache_tag: config.cache_tag,
+            admin_token: config.admin_token.clone(),
+            sitemap: self.sitemap,
+            public_url: config.public_url.clone(),
+            status_pages,
+        };
+        let app_routes = std::mem::take(&mut self.routes);
+        Ok(
+            crate::server::router(engine.clone(), options, crate::metrics::install())
+                .merge(app_routes),
+        )
+    }
+
     /// Renders the app's 404 and 503 pages with the document shell.
     async fn status_pages(
         &mut self,
@@ -888,13 +962,12 @@ impl App {
         Ok(pages)
     }
 
-    async fn serve(
-        mut self,
-        engine: Arc<Engine>,
-        config: Config,
-        client: Option<ClientBundle>,
-        background_build: Option<BuildOptions>,
-    ) -> ExitCode {
+    async fn serve(mut self, opened: Opened, config: Config) -> ExitCode {
+        let Opened {
+            engine,
+            client,
+            background_build,
+        } = opened;
         let listener = match tokio::net::TcpListener::bind(config.addr).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -906,39 +979,10 @@ impl App {
             }
         };
         let addr = listener.local_addr().unwrap_or(config.addr);
-        if let Some(targets) = config.cdn_purge.clone() {
-            tracing::info!(endpoints = ?targets.endpoints(), "CDN purging on: changed pages are purged at these endpoints");
-            engine.set_page_changes(crate::cdn::CdnPurger::start(targets));
-        }
-        if config.revalidate_secret.is_none() {
-            tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
-        }
-        if config.admin_token.is_none() {
-            tracing::info!("the operator API is off: set ISR_ADMIN_TOKEN to enable /_isr/api");
-        }
-        crate::revalidate::set_running(engine.clone());
-        let status_pages = match self.status_pages(&engine).await {
-            Ok(pages) => pages,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
+        let app = match self.app_router(&engine, &config, client.as_ref()).await {
+            Ok(router) => crate::server::with_access_log(router),
+            Err(stop) => return stop.report(),
         };
-        let options = crate::server::ServerOptions {
-            revalidate_secret: config.revalidate_secret,
-            assets: Some(config.site_root.join("pkg")),
-            immutable_assets: client.as_ref().is_some_and(|c| c.immutable),
-            metrics_token: config.metrics_token,
-            cache_tag: config.cache_tag,
-            admin_token: config.admin_token,
-            sitemap: self.sitemap,
-            public_url: config.public_url.clone(),
-            status_pages,
-        };
-        let app = crate::server::with_access_log(
-            crate::server::router(engine.clone(), options, crate::metrics::install())
-                .merge(self.routes),
-        );
         if engine.is_loaded() {
             tracing::info!(
                 "serving {} pages from {} at http://{addr}",
@@ -961,27 +1005,7 @@ impl App {
             "connection limits"
         );
         engine.mark_serving();
-        let rebuild = background_build.map(|options| {
-            let engine = engine.clone();
-            tracing::info!(jobs = options.jobs, "serving the existing site; rebuilding it in the background (pages swap in as they are regenerated)");
-            tokio::spawn(async move {
-                let started = std::time::Instant::now();
-                let options = BuildOptions {
-                    progress: false,
-                    ..options
-                };
-                match build::build(&engine, options).await {
-                    Ok(report) => {
-                        println!("{report}");
-                        tracing::info!(seconds = started.elapsed().as_secs_f64(), "background rebuild finished");
-                    }
-                    Err(error) => tracing::error!(
-                        %error,
-                        "background rebuild failed: pages regenerated so far are in place, the others keep their previous version"
-                    ),
-                }
-            })
-        });
+        let rebuild = background_build.map(|options| spawn_rebuild(engine.clone(), options));
         let served = crate::server::serve(listener, app, limits).await;
         // No new pages of the rebuild from here on; generations already running finish below.
         if let Some(rebuild) = rebuild {
@@ -1096,6 +1120,70 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// An opened site: the engine, the client bundle pages load, and the build to run in the
+/// background when `start` found a site built before.
+struct Opened {
+    engine: Arc<Engine>,
+    client: Option<ClientBundle>,
+    background_build: Option<BuildOptions>,
+}
+
+/// Why the app stops before serving: the lines to print and the exit code.
+struct Stop {
+    code: u8,
+    lines: Vec<String>,
+}
+
+impl Stop {
+    fn config(line: String) -> Self {
+        Stop {
+            code: EXIT_BAD_CONFIG,
+            lines: vec![line],
+        }
+    }
+
+    fn failure(line: String) -> Self {
+        Stop {
+            code: 1,
+            lines: vec![line],
+        }
+    }
+
+    /// Prints the lines and gives the exit code.
+    fn report(self) -> ExitCode {
+        for line in &self.lines {
+            eprintln!("error: {line}");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// Rebuilds every page in the background while the existing site is served (`start` over a
+/// built site); pages swap in as they are regenerated.
+fn spawn_rebuild(engine: Arc<Engine>, options: BuildOptions) -> tokio::task::JoinHandle<()> {
+    tracing::info!(jobs = options.jobs, "serving the existing site; rebuilding it in the background (pages swap in as they are regenerated)");
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let options = BuildOptions {
+            progress: false,
+            ..options
+        };
+        match build::build(&engine, options).await {
+            Ok(report) => {
+                println!("{report}");
+                tracing::info!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "background rebuild finished"
+                );
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "background rebuild failed: pages regenerated so far are in place, the others keep their previous version"
+            ),
+        }
+    })
 }
 
 /// What must hold before any page is built: at least one page (an app built without its `ssr`

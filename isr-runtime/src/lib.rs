@@ -84,6 +84,8 @@ pub mod context;
 #[cfg(any(feature = "ssr", feature = "hydrate"))]
 pub mod dashboard;
 #[cfg(feature = "ssr")]
+pub mod embed;
+#[cfg(feature = "ssr")]
 pub mod encoding;
 #[cfg(feature = "ssr")]
 pub mod engine;

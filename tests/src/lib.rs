@@ -105,28 +105,45 @@ pub fn bench_binary() -> &'static Path {
 /// assert!(shop.ends_with("shop"));
 /// ```
 pub fn cargo_build_binary(package: &str) -> PathBuf {
+    cargo_build_executable(&["-p", package], package)
+}
+
+/// `$CARGO build -p <package> --example <example>` and the example's path (see
+/// [`cargo_build_binary`]).
+///
+/// ```no_run
+/// let embedded = isr_tests::cargo_build_example("blog", "embedded");
+/// assert!(embedded.ends_with("embedded"));
+/// ```
+pub fn cargo_build_example(package: &str, example: &str) -> PathBuf {
+    cargo_build_executable(&["-p", package, "--example", example], example)
+}
+
+fn cargo_build_executable(args: &[&str], target: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(&cargo)
-        .args(["build", "-p", package, "--message-format=json"])
+        .arg("build")
+        .args(args)
+        .arg("--message-format=json")
         .current_dir(workspace_root())
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cargo:?} build -p {package}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} build {args:?}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "`cargo build -p {package}` failed ({}):\n{}",
+        "`cargo build {args:?}` failed ({}):\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
     let executable = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == package)
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == target)
         .filter_map(|msg| msg["executable"].as_str().map(PathBuf::from))
         .next_back()
         .unwrap_or_else(|| {
-            panic!("`cargo build -p {package}` reported no `{package}` executable:\n{stdout}")
+            panic!("`cargo build {args:?}` reported no `{target}` executable:\n{stdout}")
         });
     assert!(executable.is_file(), "{} is missing", executable.display());
     executable
