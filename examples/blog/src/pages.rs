@@ -122,7 +122,7 @@ const STYLE: &str =
     "body{font-family:system-ui,sans-serif;max-width:44rem;margin:0 auto;padding:1rem;\
 color:#222;line-height:1.55}header.site,footer.site{color:#666;font-size:.9rem}\
 header.site a{color:inherit;font-weight:600;text-decoration:none}ul.posts{padding-left:1.2rem}\
-time{color:#777;font-size:.9rem}.tag{color:#0a6;font-size:.85rem}input.filter{width:100%;\
+time{color:#595959;font-size:.9rem}.tag{color:#067647;font-size:.85rem}input.filter{width:100%;\
 padding:.4rem;font-size:1rem}button{font-size:1rem;margin-right:.5rem}nav.toc{background:#f6f6f6;\
 padding:.2rem .8rem;margin:.6rem 0}";
 

@@ -176,7 +176,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:52rem;margi
 padding:1rem;color:#222;line-height:1.5}header.site{display:flex;justify-content:space-between;\
 align-items:center;border-bottom:1px solid #ddd;padding-bottom:.5rem}header.site a.home{\
 font-weight:700;color:inherit;text-decoration:none}.cart{font-size:.95rem}.cart-count{\
-display:inline-block;min-width:1.4rem;text-align:center;background:#0a6;color:#fff;\
+display:inline-block;min-width:1.4rem;text-align:center;background:#067647;color:#fff;\
 border-radius:.7rem;padding:0 .35rem}ul.products{list-style:none;padding:0}ul.products li{\
 display:flex;gap:1rem;padding:.3rem 0;border-bottom:1px solid #f0f0f0}ul.products .name{\
 flex:1}.price{font-weight:600}.stock,.category{color:#666}.out .stock{color:#b00}nav.pager{\
