@@ -5,6 +5,7 @@
 //! Up to [`URLS_PER_FILE`] pages, `/sitemap.xml` is one `<urlset>`; beyond that it is a
 //! `<sitemapindex>` of `/sitemap-1.xml`, `/sitemap-2.xml`, … (the protocol's limit per file).
 
+use crate::render::escape_text as escape;
 use crate::route::url_path;
 use crate::site::SiteUrl;
 use crate::PageKey;
@@ -110,22 +111,6 @@ pub fn robots(site: &SiteUrl) -> String {
 /// ```
 pub fn w3c_datetime(ms: u64) -> String {
     format!("{}Z", crate::dashboard::utc(ms).replacen(' ', "T", 1))
-}
-
-/// Escapes the five XML special characters.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
