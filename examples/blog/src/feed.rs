@@ -6,22 +6,21 @@ use crate::content::Post;
 pub const FEED_POSTS: usize = 20;
 
 /// The RSS 2.0 document of `posts` (newest first, at most [`FEED_POSTS`]), links absolute under
-/// `site`.
+/// the site's origin (`isr::SiteUrl::as_str`, no trailing slash).
 ///
 /// ```
-/// let site = isr::SiteUrl::parse("https://blog.example.com").unwrap();
 /// let post = blog::content::parse_post("hello", "---\ntitle: Hello\ndate: 2026-12-01\n---\nHi").unwrap();
-/// let xml = blog::feed::rss(&site, &[post]);
+/// let xml = blog::feed::rss("https://blog.example.com", &[post]);
 /// let channel = rss::Channel::read_from(xml.as_bytes()).unwrap();
 /// assert_eq!(channel.items()[0].link(), Some("https://blog.example.com/blog/hello"));
 /// assert_eq!(channel.items()[0].pub_date(), Some("Tue, 01 Dec 2026 00:00:00 +0000"));
 /// ```
-pub fn rss(site: &isr::SiteUrl, posts: &[Post]) -> String {
+pub fn rss(origin: &str, posts: &[Post]) -> String {
     let items = posts
         .iter()
         .take(FEED_POSTS)
         .map(|post| {
-            let link = site.join(&format!("/blog/{}", post.slug));
+            let link = format!("{origin}/blog/{}", post.slug);
             rss::Item {
                 title: Some(post.title.clone()),
                 link: Some(link.clone()),
@@ -45,7 +44,7 @@ pub fn rss(site: &isr::SiteUrl, posts: &[Post]) -> String {
         .collect();
     let channel = rss::Channel {
         title: "The ISR blog".into(),
-        link: site.join("/blog"),
+        link: format!("{origin}/blog"),
         description: "Posts on Incremental Static Regeneration with leptos and axum.".into(),
         language: Some("en".into()),
         last_build_date: posts.first().and_then(|p| rfc2822(&p.date)),

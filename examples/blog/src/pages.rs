@@ -115,7 +115,7 @@ async fn feed(
     State(site): State<isr::SiteUrl>,
 ) -> isr::Result<Load<String>> {
     let posts = content.published_posts().await?;
-    Ok(Load::props(crate::feed::rss(&site, &posts)))
+    Ok(Load::props(crate::feed::rss(site.as_str(), &posts)))
 }
 
 const STYLE: &str =
