@@ -57,7 +57,7 @@ pub fn expand(spec: &PageSpec) -> TokenStream {
             };
             let hydrate_fn = format_ident!("{}", export_name);
             (
-                quote!(::isr::__private::render_load(load, #render_view).await),
+                quote!(::isr::__private::render_load(load, &cx, #render_view).await),
                 quote!(::core::option::Option::None),
                 quote! {
                     /// Hydrates this page in the browser: called by the page's own module script.

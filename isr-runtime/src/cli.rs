@@ -237,13 +237,15 @@ type StatusView = Box<
     dyn FnOnce(DocumentShell) -> futures::future::BoxFuture<'static, crate::Result<String>> + Send,
 >;
 
-fn status_view<F, V>(view: F, title: &'static str) -> StatusView
+/// `url_path` is where the status page's view believes it is (`use_location`): it is rendered
+/// once and served for every path that gets this status.
+fn status_view<F, V>(view: F, title: &'static str, url_path: &'static str) -> StatusView
 where
     F: FnOnce() -> V + Send + 'static,
-    V: leptos::prelude::RenderHtml + 'static,
+    V: leptos::prelude::IntoView + 'static,
 {
     Box::new(move |shell| {
-        Box::pin(async move { crate::render::status_page(view, title, &shell).await })
+        Box::pin(async move { crate::render::status_page(view, title, url_path, &shell).await })
     })
 }
 
@@ -310,7 +312,8 @@ impl App {
     }
 
     /// The app's own `404` page (any path that is no page, and pages that are gone), e.g. with
-    /// the app's layout; rendered once at start. The status stays `404`.
+    /// the app's layout; rendered once at start, at the path `/404` (what its `use_location`
+    /// reports). The status stays `404`.
     ///
     /// ```
     /// use leptos::prelude::*;
@@ -320,14 +323,14 @@ impl App {
     pub fn not_found_page<F, V>(mut self, view: F) -> Self
     where
         F: FnOnce() -> V + Send + 'static,
-        V: leptos::prelude::RenderHtml + 'static,
+        V: leptos::prelude::IntoView + 'static,
     {
-        self.not_found_page = Some(status_view(view, "Not found"));
+        self.not_found_page = Some(status_view(view, "Not found", "/404"));
         self
     }
 
     /// The app's own `503` page (a page that was never generated and cannot be right now);
-    /// rendered once at start. The status and `Retry-After` stay.
+    /// rendered once at start, at the path `/503`. The status and `Retry-After` stay.
     ///
     /// ```
     /// use leptos::prelude::*;
@@ -337,9 +340,9 @@ impl App {
     pub fn unavailable_page<F, V>(mut self, view: F) -> Self
     where
         F: FnOnce() -> V + Send + 'static,
-        V: leptos::prelude::RenderHtml + 'static,
+        V: leptos::prelude::IntoView + 'static,
     {
-        self.unavailable_page = Some(status_view(view, "Service unavailable"));
+        self.unavailable_page = Some(status_view(view, "Service unavailable", "/503"));
         self
     }
 

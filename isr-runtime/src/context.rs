@@ -78,12 +78,33 @@ impl fmt::Debug for AppState {
 pub struct LoadContext {
     params: Params,
     state: Arc<AppState>,
+    url_path: String,
 }
 
 impl LoadContext {
-    /// A context for a page with these params.
+    /// A context for a page with these params (at `/` until [`LoadContext::at`]).
     pub fn new(params: Params, state: Arc<AppState>) -> Self {
-        LoadContext { params, state }
+        LoadContext {
+            params,
+            state,
+            url_path: String::from("/"),
+        }
+    }
+
+    /// The same context for the page at this URL path (what its view's `use_location` reports).
+    ///
+    /// ```
+    /// let cx = isr::LoadContext::new(isr::Params::new(), Default::default()).at("/blog/hello");
+    /// assert_eq!(cx.url_path(), "/blog/hello");
+    /// ```
+    pub fn at(mut self, url_path: impl Into<String>) -> Self {
+        self.url_path = url_path.into();
+        self
+    }
+
+    /// The URL path of the page being generated (`/` for `paths` functions).
+    pub fn url_path(&self) -> &str {
+        &self.url_path
     }
 
     /// The route's params (empty for a static route and for `paths` functions).

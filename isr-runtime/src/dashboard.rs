@@ -453,5 +453,5 @@ mod client {
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn isr_hydrate_dashboard() {
-    crate::hydrate::hydrate_page::<DashboardData, _, _>(|props| view! { <Dashboard data=props /> });
+    crate::hydrate::hydrate_view::<DashboardData, _, _>(|props| view! { <Dashboard data=props /> });
 }

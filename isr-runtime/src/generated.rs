@@ -24,6 +24,9 @@ pub struct RenderedBody {
     pub body_attrs: String,
     /// The props as JSON, embedded in the page for hydration.
     pub props_json: String,
+    /// A dynamic page's route params as JSON pairs (`[["slug","hello"]]`), embedded for the
+    /// view's `use_params_map` in the browser; empty for a static page.
+    pub params_json: String,
     /// Tags the loader added for this generation.
     pub tags: Vec<String>,
 }

@@ -4,16 +4,40 @@
 //! the page's view; the page's HTML imports the app's bundle and calls its own export. Props
 //! are read once from the page, never fetched again.
 
+use crate::router::PARAMS_ELEMENT_ID;
 use crate::PROPS_ELEMENT_ID;
 use serde::de::DeserializeOwned;
 
-/// Reads the props embedded in the page and hydrates `<body>` with `view(props)`.
+/// Reads the props (and route params) embedded in the page and hydrates `<body>` with
+/// `view(props)` inside the same leptos_router context the server rendered it in
+/// ([`crate::router`]).
 ///
 /// ```ignore
-/// // what `#[page(view = PostView, ..)]` generates for the browser:
-/// isr::__private::hydrate_page::<PostProps, _, _>(|props| view! { <PostView props=props /> });
+/// // what `#[page(view = post_page, ..)]` generates for the browser:
+/// isr::__private::hydrate_page::<PostProps, _, _>(|props| post_page(props));
 /// ```
 pub fn hydrate_page<P, F, V>(view: F)
+where
+    P: DeserializeOwned + Send + 'static,
+    F: FnOnce(P) -> V + Send + 'static,
+    V: leptos::prelude::IntoView + 'static,
+{
+    console_error_panic_hook::set_once();
+    let (props, params) = match read_props::<P>().and_then(|props| Ok((props, read_params()?))) {
+        Ok(read) => read,
+        Err(message) => {
+            leptos::logging::error!("isr: cannot hydrate this page: {message}");
+            return;
+        }
+    };
+    leptos::mount::hydrate_body(move || {
+        leptos_meta::provide_meta_context();
+        crate::router::with_router(params, move || view(props))
+    });
+}
+
+/// [`hydrate_page`] without a router: isr's dashboard.
+pub fn hydrate_view<P, F, V>(view: F)
 where
     P: DeserializeOwned + 'static,
     F: FnOnce(P) -> V + 'static,
@@ -33,13 +57,26 @@ where
     });
 }
 
-fn read_props<P: DeserializeOwned>() -> Result<P, String> {
+fn element_text(id: &str) -> Result<Option<String>, String> {
     let document = web_sys::window()
         .and_then(|w| w.document())
         .ok_or("no document")?;
-    let element = document
-        .get_element_by_id(PROPS_ELEMENT_ID)
+    Ok(document
+        .get_element_by_id(id)
+        .map(|element| element.text_content().unwrap_or_default()))
+}
+
+fn read_props<P: DeserializeOwned>() -> Result<P, String> {
+    let json = element_text(PROPS_ELEMENT_ID)?
         .ok_or_else(|| format!("no #{PROPS_ELEMENT_ID} element in the page"))?;
-    let json = element.text_content().unwrap_or_default();
     serde_json::from_str(&json).map_err(|e| format!("props do not match the page's type: {e}"))
+}
+
+/// The route params a dynamic page was rendered with (none for a static page).
+fn read_params() -> Result<Vec<(String, String)>, String> {
+    match element_text(PARAMS_ELEMENT_ID)? {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| format!("#{PARAMS_ELEMENT_ID} is not a list of params: {e}")),
+    }
 }

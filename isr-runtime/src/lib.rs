@@ -107,6 +107,8 @@ pub mod render;
 pub mod revalidate;
 #[cfg(feature = "ssr")]
 pub mod route;
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
+pub mod router;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]

@@ -4,8 +4,9 @@
 use crate::generated::Generated;
 pub use crate::generated::RenderedBody;
 use crate::page::Load;
+use crate::page::Params;
 use futures::StreamExt;
-use leptos::prelude::{provide_context, Owner, RenderHtml};
+use leptos::prelude::{provide_context, IntoView, Owner, RenderHtml};
 use leptos_meta::ServerMetaContext;
 use serde::Serialize;
 
@@ -84,19 +85,28 @@ impl Shell {
 /// # async fn demo() -> isr::Result<()> {
 /// use leptos::prelude::*;
 /// let load = isr::Load::props("world".to_string());
-/// let generated = isr::__private::render_load(load, |name: String| view! { <p>"Hello " {name}</p> }).await?;
+/// let cx = isr::LoadContext::new(isr::Params::new(), Default::default()).at("/hello");
+/// let generated = isr::__private::render_load(load, &cx, |name: String| view! { <p>"Hello " {name}</p> }).await?;
 /// assert!(matches!(generated, isr::__private::Generated::Page(ref b) if b.body.contains("world")));
 /// # Ok(()) }
 /// ```
-pub async fn render_load<P, F, V>(load: Load<P>, view: F) -> crate::Result<Generated>
+pub async fn render_load<P, F, V>(
+    load: Load<P>,
+    cx: &crate::LoadContext,
+    view: F,
+) -> crate::Result<Generated>
 where
-    P: Serialize + Send,
-    F: FnOnce(P) -> V + Send,
-    V: RenderHtml,
+    P: Serialize + Send + 'static,
+    F: FnOnce(P) -> V + Send + 'static,
+    V: IntoView + 'static,
 {
     Ok(match load {
         Load::Props { props, tags } => {
-            let mut body = render_view(props, view).await?;
+            let route = PageRoute {
+                url_path: cx.url_path().to_owned(),
+                params: cx.params().clone(),
+            };
+            let mut body = render_page(props, &route, view).await?;
             body.tags = tags;
             Generated::Page(body)
         }
@@ -176,7 +186,87 @@ pub fn render_body<B: IntoBody>(load: Load<B>) -> crate::Result<Generated> {
     })
 }
 
-/// Renders `view(props)` to HTML inside a fresh reactive owner, collecting `leptos_meta` tags.
+/// Where a page view is rendered: the URL path its leptos_router context reports
+/// (`use_location`) and its route's params (`use_params_map`); see [`crate::router`].
+///
+/// ```
+/// let route = isr::render::PageRoute::at("/blog/hello").param("slug", "hello");
+/// assert_eq!(route.params.get("slug").unwrap(), "hello");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageRoute {
+    /// The page's URL path (percent-encoded, as a browser's `location.pathname`).
+    pub url_path: String,
+    /// The route's params.
+    pub params: Params,
+}
+
+impl PageRoute {
+    /// A page at this URL path, without params.
+    pub fn at(url_path: impl Into<String>) -> Self {
+        PageRoute {
+            url_path: url_path.into(),
+            params: Params::new(),
+        }
+    }
+
+    /// With one more route param.
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.params.insert(name, value);
+        self
+    }
+}
+
+/// Renders a page view at `route`: `view(props)` inside a leptos_router `<Router>` (so `<A>`,
+/// `use_location` and `use_params_map` work in it), with the route's params kept for the
+/// browser to hydrate with the same context.
+///
+/// ```
+/// # async fn demo() -> isr::Result<()> {
+/// use leptos::prelude::*;
+/// use leptos_router::{components::A, hooks::use_params_map};
+/// let route = isr::render::PageRoute::at("/blog/hello").param("slug", "hello");
+/// let body = isr::render::render_page((), &route, |()| {
+///     let slug = use_params_map().get_untracked().get("slug").unwrap_or_default();
+///     view! { <A href="/blog/hello">{slug}</A> <A href="/blog">"All"</A> }
+/// }).await?;
+/// assert!(body.body.contains(r#"<a href="/blog/hello" aria-current="page">hello</a>"#), "{}", body.body);
+/// assert!(body.body.contains(r#"<a href="/blog">All</a>"#), "{}", body.body);
+/// assert_eq!(body.params_json, r#"[["slug","hello"]]"#);
+/// # Ok(()) }
+/// ```
+pub async fn render_page<P, F, V>(
+    props: P,
+    route: &PageRoute,
+    view: F,
+) -> crate::Result<RenderedBody>
+where
+    P: Serialize + Send + 'static,
+    F: FnOnce(P) -> V + Send + 'static,
+    V: IntoView + 'static,
+{
+    let params: Vec<(String, String)> = route
+        .params
+        .iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    let params_json = if params.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&params)?
+    };
+    let url_path = route.url_path.clone();
+    let mut body = render_with(props, move |props| {
+        provide_context(leptos_router::location::RequestUrl::new(&url_path));
+        crate::router::with_router(params, move || view(props)).to_html()
+    })
+    .await?;
+    body.params_json = params_json;
+    Ok(body)
+}
+
+/// Renders `view(props)` to HTML inside a fresh reactive owner, collecting `leptos_meta` tags
+/// (without a router: isr's own dashboard).
 ///
 /// ```
 /// # async fn demo() -> isr::Result<()> {
@@ -192,6 +282,14 @@ where
     F: FnOnce(P) -> V + Send,
     V: RenderHtml,
 {
+    render_with(props, |props| view(props).to_html()).await
+}
+
+async fn render_with<P, F>(props: P, render: F) -> crate::Result<RenderedBody>
+where
+    P: Serialize + Send,
+    F: FnOnce(P) -> String + Send,
+{
     // leptos_meta waits a tick of the leptos executor; make sure one exists (idempotent).
     let _ = any_spawner::Executor::init_tokio();
     let props_json = serde_json::to_string(&props)?;
@@ -201,7 +299,7 @@ where
         owner.with(|| {
             leptos_meta::provide_meta_context();
             provide_context(meta_context);
-            view(props).to_html()
+            render(props)
         })
     };
     let shell = futures::stream::iter([String::from("<html><head></head><body>")]);
@@ -221,6 +319,7 @@ where
         html_attrs,
         body_attrs,
         props_json,
+        params_json: String::new(),
         tags: Vec::new(),
     })
 }
@@ -285,6 +384,13 @@ pub fn document(
     html.push_str("\">");
     html.push_str(&escape_json_for_script(&body.props_json));
     html.push_str("</script>");
+    if !body.params_json.is_empty() {
+        html.push_str("<script type=\"application/json\" id=\"");
+        html.push_str(crate::router::PARAMS_ELEMENT_ID);
+        html.push_str("\">");
+        html.push_str(&escape_json_for_script(&body.params_json));
+        html.push_str("</script>");
+    }
     if let Some(client) = &shell.client {
         push_hydration_scripts(&mut html, client, hydrate_export);
     }
@@ -341,17 +447,24 @@ pub fn live_reload_script() -> String {
 /// # async fn demo() -> isr::Result<()> {
 /// use leptos::prelude::*;
 /// let shell = isr::render::DocumentShell::default();
-/// let html = isr::render::status_page(|| view! { <h1>"Lost"</h1> }, "Not found", &shell).await?;
-/// assert!(html.contains("<h1>Lost</h1>") && !html.contains("__isr_props"));
+/// use leptos_router::components::A;
+/// let view = || view! { <h1>"Lost"</h1> <A href="/blog">"Blog"</A> };
+/// let html = isr::render::status_page(view, "Not found", "/404", &shell).await?;
+/// assert!(html.contains(r#"<h1>Lost</h1><a href="/blog">Blog</a>"#) && !html.contains("__isr_props"));
 /// assert!(html.contains("<title>Not found</title>"));
 /// # Ok(()) }
 /// ```
-pub async fn status_page<F, V>(view: F, title: &str, shell: &DocumentShell) -> crate::Result<String>
+pub async fn status_page<F, V>(
+    view: F,
+    title: &str,
+    url_path: &str,
+    shell: &DocumentShell,
+) -> crate::Result<String>
 where
-    F: FnOnce() -> V + Send,
-    V: RenderHtml,
+    F: FnOnce() -> V + Send + 'static,
+    V: IntoView + 'static,
 {
-    let body = render_view((), |()| view()).await?;
+    let body = render_page((), &PageRoute::at(url_path), |()| view()).await?;
     let shell = DocumentShell {
         client: None,
         ..shell.clone()

@@ -2,8 +2,9 @@
 //!
 //! The blog is built WITH its client bundle (wasm), served, and a post and the list are used
 //! like a person would: the like button counts, the table of contents opens, the filter box
-//! filters. Then the post is edited and revalidated on demand, the page reloaded: new content,
-//! still hydrated. Any console error fails the test.
+//! filters, a link (leptos_router's `<A>`) loads the next page from the server. Then the post is
+//! edited and revalidated on demand, the page reloaded: new content, still hydrated, and a
+//! `#fragment` link stays in the page. Any console error fails the test.
 //!
 //! Chromium and chromedriver are required; a machine without them fails this test unless
 //! `ISR_SKIP_BROWSER_TESTS=1` is set (CI does not set it).
@@ -136,6 +137,28 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     })
     .await;
 
+    // The links are leptos_router `<A>`s, yet a click loads the linked page from the server, as
+    // a plain link does (every page is its own document, with its own props): a marker set on
+    // this document is gone once the post is shown, and the post hydrates with its own props.
+    set_marker(&browser).await;
+    let link = browser
+        .find(Locator::Css("ul.posts li a"))
+        .await
+        .expect("a post link");
+    let href = link.attr("href").await.unwrap().expect("the link's href");
+    link.click().await.unwrap();
+    poll_until("the post to replace the list", POLL_DEADLINE, || async {
+        let url = browser.current_url().await.ok()?;
+        let fresh = !has_marker(&browser).await?;
+        (url.path() == href && fresh).then_some(())
+    })
+    .await;
+    assert!(browser.find(Locator::Css("article h1")).await.is_ok());
+    assert_eq!(wait_for_hydration(&browser).await, 1, "the post hydrated");
+    // `<A exact>` marks the current page only: not the header's "/blog" on a post.
+    let header = browser.find(Locator::Css("header.site a")).await.unwrap();
+    assert_eq!(header.attr("aria-current").await.unwrap(), None);
+
     // Edit → on-demand revalidation → reload: new content, and still hydrated.
     fx.edit_post(
         "what-is-isr",
@@ -162,7 +185,43 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
         "a fresh page starts at 0 likes"
     );
 
+    // A contents entry (`#fragment`) stays in the document: the router scrolls, nothing loads.
+    browser
+        .find(Locator::Css("button.toc-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    set_marker(&browser).await;
+    let entry = browser.find(Locator::Css("nav.toc a")).await.unwrap();
+    let fragment = entry.attr("href").await.unwrap().expect("an entry's href");
+    entry.click().await.unwrap();
+    poll_until("the fragment in the address bar", POLL_DEADLINE, || async {
+        let url = browser.current_url().await.ok()?;
+        (url.fragment() == fragment.strip_prefix('#')).then_some(())
+    })
+    .await;
+    assert_eq!(has_marker(&browser).await, Some(true), "same document");
+
     let errors = console_errors(&browser).await;
     assert!(errors.is_empty(), "browser console: {errors:#?}");
     browser.close().await.unwrap();
+}
+
+/// Marks the current document (a page load replaces it, and the mark with it).
+async fn set_marker(browser: &fantoccini::Client) {
+    browser
+        .execute("window.__isr_test_marker = true;", vec![])
+        .await
+        .expect("set the marker");
+}
+
+/// Whether the current document carries the mark; `None` while it cannot be asked (loading).
+async fn has_marker(browser: &fantoccini::Client) -> Option<bool> {
+    browser
+        .execute("return window.__isr_test_marker === true;", vec![])
+        .await
+        .ok()?
+        .as_bool()
 }

@@ -9,6 +9,7 @@ use crate::content::Content;
 use isr::prelude::*;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, Style, Title};
+use leptos_router::components::A;
 
 /// One entry of the post list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,7 +122,7 @@ async fn feed(
 const STYLE: &str =
     "body{font-family:system-ui,sans-serif;max-width:44rem;margin:0 auto;padding:1rem;\
 color:#222;line-height:1.55}header.site,footer.site{color:#666;font-size:.9rem}\
-header.site a{color:inherit;font-weight:600;text-decoration:none}ul.posts{padding-left:1.2rem}\
+header.site a{color:inherit;font-weight:600;text-decoration:none}header.site a[aria-current]{text-decoration:underline}ul.posts{padding-left:1.2rem}\
 time{color:#595959;font-size:.9rem}.tag{color:#067647;font-size:.85rem}input.filter{width:100%;\
 padding:.4rem;font-size:1rem}button{font-size:1rem;margin-right:.5rem}nav.toc{background:#f6f6f6;\
 padding:.2rem .8rem;margin:.6rem 0}";
@@ -133,7 +134,7 @@ fn Frame(children: Children) -> impl IntoView {
         <Style>{STYLE}</Style>
         <Link rel="alternate" type_="application/rss+xml" title="The ISR blog" href="/blog/feed.xml" />
         <header class="site">
-            <a href="/blog">"The ISR blog"</a>
+            <A href="/blog" exact=true>"The ISR blog"</A>
         </header>
         <main>{children()}</main>
         <footer class="site">"Statically generated, regenerated incrementally."</footer>
@@ -173,9 +174,10 @@ pub fn post_list(props: ListProps) -> impl IntoView {
                         .iter()
                         .filter(|p| matching(p))
                         .map(|post| {
+                            let title = post.title.clone();
                             view! {
                                 <li data-slug=post.slug.clone()>
-                                    <a href=format!("/blog/{}", post.slug)>{post.title.clone()}</a>
+                                    <A href=format!("/blog/{}", post.slug)>{title}</A>
                                     " "
                                     <time datetime=post.date.clone()>{post.date.clone()}</time>
                                 </li>
@@ -214,7 +216,7 @@ pub fn post_page(props: PostProps) -> impl IntoView {
                 <div class="body" inner_html=props.html></div>
             </article>
             <p>
-                <a href="/blog">"← All posts"</a>
+                <A href="/blog" exact=true>"← All posts"</A>
             </p>
         </Frame>
     }
@@ -228,7 +230,7 @@ pub fn not_found_page() -> impl IntoView {
             <h1>"No such page"</h1>
             <p class="not-found">"This page does not exist, or no longer does."</p>
             <p>
-                <a href="/blog">"← All posts"</a>
+                <A href="/blog" exact=true>"← All posts"</A>
             </p>
         </Frame>
     }

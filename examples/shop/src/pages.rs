@@ -13,6 +13,7 @@ use crate::format;
 use isr::prelude::*;
 use leptos::prelude::*;
 use leptos_meta::{Meta, Style, Title};
+use leptos_router::components::A;
 
 /// A product, as stored (and as the admin API returns it); the props of `/products/:id`.
 ///
@@ -174,8 +175,8 @@ async fn all_product_ids(State(db): State<Db>) -> isr::Result<Vec<ProductId>> {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:52rem;margin:0 auto;\
 padding:1rem;color:#222;line-height:1.5}header.site{display:flex;justify-content:space-between;\
-align-items:center;border-bottom:1px solid #ddd;padding-bottom:.5rem}header.site a.home{\
-font-weight:700;color:inherit;text-decoration:none}.cart{font-size:.95rem}.cart-count{\
+align-items:center;border-bottom:1px solid #ddd;padding-bottom:.5rem}nav.site a{\
+font-weight:700;color:inherit;text-decoration:none}nav.site a[aria-current]{text-decoration:underline}.cart{font-size:.95rem}.cart-count{\
 display:inline-block;min-width:1.4rem;text-align:center;background:#067647;color:#fff;\
 border-radius:.7rem;padding:0 .35rem}ul.products{list-style:none;padding:0}ul.products li{\
 display:flex;gap:1rem;padding:.3rem 0;border-bottom:1px solid #f0f0f0}ul.products .name{\
@@ -190,9 +191,11 @@ fn Frame(children: Children) -> impl IntoView {
         <Style>{STYLE}</Style>
         <CartProvider>
             <header class="site">
-                <a class="home" href="/products">
-                    "ISR shop"
-                </a>
+                <nav class="site">
+                    <A href="/products" exact=true>
+                        "ISR shop"
+                    </A>
+                </nav>
                 <CartBadge />
             </header>
             <main>{children()}</main>
@@ -230,9 +233,9 @@ pub fn catalogue_page_view(props: CatalogueProps) -> impl IntoView {
                         let class = (p.stock == 0).then_some("out");
                         view! {
                             <li data-id=p.id.to_string() class=class>
-                                <a class="name" href=format::product_path(p.id)>
-                                    {p.name}
-                                </a>
+                                <span class="name">
+                                    <A href=format::product_path(p.id)>{p.name}</A>
+                                </span>
                                 <span class="category">{p.category}</span>
                                 <span class="price">{format::price(p.price_cents)}</span>
                                 <span class="stock">{format::stock(p.stock)}</span>
@@ -245,17 +248,17 @@ pub fn catalogue_page_view(props: CatalogueProps) -> impl IntoView {
                 {(page > 1)
                     .then(|| {
                         view! {
-                            <a rel="prev" class="prev" href=format::catalogue_path(page - 1)>
+                            <A href=format::catalogue_path(page - 1) exact=true attr:rel="prev" attr:class="prev">
                                 "← Previous"
-                            </a>
+                            </A>
                         }
                     })}
                 {(page < pages)
                     .then(|| {
                         view! {
-                            <a rel="next" class="next" href=format::catalogue_path(page + 1)>
+                            <A href=format::catalogue_path(page + 1) exact=true attr:rel="next" attr:class="next">
                                 "Next →"
-                            </a>
+                            </A>
                         }
                     })}
             </nav>
@@ -292,7 +295,7 @@ pub fn product_page(props: Product) -> impl IntoView {
                 </div>
             </article>
             <p>
-                <a href="/products">"← All products"</a>
+                <A href="/products" exact=true>"← All products"</A>
             </p>
         </Frame>
     }
@@ -302,18 +305,28 @@ pub fn product_page(props: Product) -> impl IntoView {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_catalogue_page_shows_its_position_and_pager() {
+    #[tokio::test]
+    async fn a_catalogue_page_shows_its_position_and_pager() {
         let props = CatalogueProps {
             page: 2,
             pages: 3,
             total: 120,
             products: vec![],
         };
-        let html = Owner::new().with(|| catalogue_page_view(props).to_html());
+        let route = isr::render::PageRoute::at("/products/page/2").param("n", "2");
+        let html = isr::render::render_page(props, &route, catalogue_page_view)
+            .await
+            .unwrap()
+            .body;
         assert!(html.contains("Page 2 of 3 · 120 products"), "{html}");
         assert!(
-            html.contains("rel=\"prev\"") && html.contains("rel=\"next\""),
+            html.contains(r#"<a href="/products" rel="prev" class="prev">"#)
+                && html.contains(r#"<a href="/products/page/3" rel="next" class="next">"#),
+            "{html}"
+        );
+        // `exact`: the home link is current on `/products` only.
+        assert!(
+            html.contains(r#"<nav class="site"><a href="/products">"#),
             "{html}"
         );
     }

@@ -237,7 +237,7 @@ impl Engine {
                 Coordination::Alone => None,
             },
         };
-        let generated = (def.load)(self.load_context(params))
+        let generated = (def.load)(self.load_context(params).at(key.to_url_path()))
             .await
             .map_err(|error| (FailureKind::Error, format!("{error:#}")))?;
         let mut tags: Vec<String> = def.tags.iter().map(|t| t.to_string()).collect();
