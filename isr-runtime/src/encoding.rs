@@ -74,6 +74,23 @@ impl Encoding {
     /// Every encoding, in order of preference when a client accepts several equally.
     pub const PREFERENCE: [Encoding; 3] = [Encoding::Brotli, Encoding::Gzip, Encoding::Identity];
 
+    /// Every encoding, in the order of [`Encoding::index`].
+    pub const ALL: [Encoding; 3] = [Encoding::Identity, Encoding::Gzip, Encoding::Brotli];
+
+    /// This encoding's position in [`Encoding::ALL`] (for per-encoding arrays).
+    ///
+    /// ```
+    /// use isr::encoding::Encoding;
+    /// assert!(Encoding::ALL.iter().enumerate().all(|(i, e)| e.index() == i));
+    /// ```
+    pub fn index(self) -> usize {
+        match self {
+            Encoding::Identity => 0,
+            Encoding::Gzip => 1,
+            Encoding::Brotli => 2,
+        }
+    }
+
     /// The `content-encoding` / `accept-encoding` token.
     pub fn token(self) -> &'static str {
         match self {

@@ -34,7 +34,7 @@ pub struct PageKey(Arc<str>);
 
 impl PageKey {
     /// Only for paths whose segments were checked (the router's own constructors).
-    fn checked(path: String) -> Self {
+    fn checked(path: &str) -> Self {
         PageKey(Arc::from(path))
     }
 
@@ -123,7 +123,7 @@ impl fmt::Debug for PageKey {
 #[cfg(test)]
 pub(crate) fn test_key(path: &str) -> PageKey {
     assert!(is_canonical_key(path), "{path:?} is not a canonical key");
-    PageKey::checked(path.to_string())
+    PageKey::checked(path)
 }
 
 /// All page routes of an app.
@@ -257,6 +257,10 @@ impl Routes {
     /// # }
     /// ```
     pub fn resolve(&self, raw_path: &str) -> Resolved {
+        // Most request paths are already canonical keys: routed as they are, nothing copied.
+        if is_plain_key(raw_path) {
+            return self.route_checked(raw_path);
+        }
         let Some(segments) = decode_segments(raw_path) else {
             return Resolved::NotFound;
         };
@@ -267,7 +271,7 @@ impl Routes {
         if raw_path.len() > 1 && raw_path.ends_with('/') {
             return Resolved::Canonical(raw_path.trim_end_matches('/').to_string());
         }
-        self.route_checked(key)
+        self.route_checked(&key)
     }
 
     /// Routes an already decoded key (from the store, the tag index or an operator): nothing is
@@ -284,7 +288,7 @@ impl Routes {
         if !is_canonical_key(key) {
             return None;
         }
-        match self.route_checked(key.to_string()) {
+        match self.route_checked(key) {
             Resolved::Page { def, key, params } => Some((def, key, params)),
             _ => None,
         }
@@ -306,16 +310,16 @@ impl Routes {
         if def.is_dynamic() && self.under_a_file(key) {
             return None;
         }
-        Some((def, PageKey::checked(key.to_string())))
+        Some((def, PageKey::checked(key)))
     }
 
     /// Matches a key whose segments were checked.
-    fn route_checked(&self, key: String) -> Resolved {
-        let Ok(matched) = self.router.at(&key) else {
+    fn route_checked(&self, key: &str) -> Resolved {
+        let Ok(matched) = self.router.at(key) else {
             return Resolved::NotFound;
         };
         let def = self.defs[*matched.value];
-        if def.is_dynamic() && !self.files.is_empty() && self.under_a_file(&key) {
+        if def.is_dynamic() && !self.files.is_empty() && self.under_a_file(key) {
             return Resolved::NotFound;
         }
         let params = matched
@@ -372,7 +376,7 @@ impl Routes {
                 def.path
             )));
         }
-        Ok(PageKey::checked(key))
+        Ok(PageKey::checked(&key))
     }
 }
 
@@ -394,6 +398,22 @@ fn matchit_pattern(path: &str) -> String {
 }
 
 /// Splits and percent-decodes a path; `None` if any segment is unacceptable.
+/// Whether a request path is a canonical key as it stands: nothing to percent-decode, no
+/// trailing slash, every segment acceptable. (Anything else takes the decoding path.)
+fn is_plain_key(raw_path: &str) -> bool {
+    if raw_path == "/" {
+        return true;
+    }
+    match raw_path.strip_prefix('/') {
+        Some(rest) => {
+            !raw_path.ends_with('/')
+                && !raw_path.contains('%')
+                && rest.split('/').all(segment_is_acceptable)
+        }
+        None => false,
+    }
+}
+
 fn decode_segments(raw_path: &str) -> Option<Vec<String>> {
     let rest = raw_path.strip_prefix('/')?;
     let rest = rest.trim_end_matches('/');

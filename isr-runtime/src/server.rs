@@ -10,10 +10,11 @@ use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
 use crate::store::PageKind;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use cache_headers::PageHeaders;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 pub mod admin;
-mod cache_headers;
+pub(crate) mod cache_headers;
 pub mod dashboard;
 pub mod listener;
 mod negotiate;
@@ -40,6 +41,12 @@ pub const STALE_WHILE_REVALIDATE_SECS: u64 = 31_536_000;
 
 /// The response header that tells how a page response relates to the ISR cache.
 pub const CACHE_STATUS_HEADER: &str = "x-isr-cache";
+
+// Header names as constants: made at compile time, not parsed again on every response.
+const ISR_CACHE: HeaderName = HeaderName::from_static(CACHE_STATUS_HEADER);
+const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 #[derive(Clone)]
 struct AppState {
@@ -183,43 +190,30 @@ fn page_response(
             content_type,
             age,
         } => {
-            let (mut response, etag) = match &page.meta.kind {
-                PageKind::Page { .. } => page_body_response(&page, request_headers, content_type),
-                PageKind::NotFound => (not_found(status_pages), None),
+            let window = crate::engine::effective_revalidate(&page.meta.kind, revalidate);
+            let prebuilt = PageHeaders::of(&page, window);
+            let mut response = match &page.meta.kind {
+                PageKind::Page { .. } => {
+                    page_body_response(&page, &prebuilt, request_headers, content_type)
+                }
+                PageKind::NotFound => not_found(status_pages),
                 PageKind::Redirect {
                     location,
                     permanent,
-                } => (redirect(location, *permanent, status_pages), None),
+                } => redirect(location, *permanent, status_pages),
             };
             let headers = response.headers_mut();
-            if let Some(Ok(value)) = etag.map(HeaderValue::from_str) {
-                headers.insert(header::ETAG, value);
-            }
-            let window = crate::engine::effective_revalidate(&page.meta.kind, revalidate);
-            let cache_control = match page.meta.kind {
-                PageKind::NotFound => not_found_cache_control(window),
-                _ => cache_control(window),
-            };
-            headers.insert(header::CACHE_CONTROL, cache_control);
+            headers.insert(header::CACHE_CONTROL, prebuilt.cache_control.clone());
             headers.insert(header::AGE, cache_headers::age(age));
-            headers.insert(
-                "surrogate-key",
-                surrogate_key(&page.meta.tags, &page.meta.key),
-            );
+            headers.insert(SURROGATE_KEY, prebuilt.surrogate_key.clone());
             if cache_tag {
-                headers.insert(
-                    "cache-tag",
-                    cache_headers::cache_tag(&page.meta.tags, &page.meta.key),
-                );
+                headers.insert(CACHE_TAG, prebuilt.cache_tag.clone());
             }
             headers.insert(
-                "cache-status",
+                CACHE_STATUS,
                 cache_status(cache, window, age, page.version != 0),
             );
-            headers.insert(
-                CACHE_STATUS_HEADER,
-                HeaderValue::from_static(cache.as_str()),
-            );
+            headers.insert(ISR_CACHE, HeaderValue::from_static(cache.as_str()));
             response
         }
         Served::Canonical(path) => {
@@ -241,23 +235,30 @@ fn page_response(
 }
 
 /// The body of an HTML page in the encoding the request prefers (or `304` when its etag
-/// matches), with `content-encoding` and `vary`; and that representation's etag.
-fn page_body_response<'p>(
-    page: &'p CachedPage,
+/// matches), with its `etag`, `content-encoding` and `vary`.
+fn page_body_response(
+    page: &CachedPage,
+    prebuilt: &PageHeaders,
     request_headers: &HeaderMap,
     content_type: &'static str,
-) -> (Response, Option<&'p str>) {
-    let encoding = preferred_encoding(request_headers, |e| page.representation(e).is_some());
-    let (bytes, etag) = page
-        .representation(encoding)
-        .or_else(|| page.representation(Encoding::Identity))
-        .map_or((Bytes::new(), ""), |(b, t)| (b.clone(), t));
+) -> Response {
+    let wanted = preferred_encoding(request_headers, |e| page.representation(e).is_some());
+    let (encoding, bytes, etag) = match page.representation(wanted) {
+        Some((bytes, etag)) => (wanted, bytes.clone(), etag),
+        None => match page.representation(Encoding::Identity) {
+            Some((bytes, etag)) => (Encoding::Identity, bytes.clone(), etag),
+            None => (Encoding::Identity, Bytes::new(), ""),
+        },
+    };
     let mut response = if if_none_match(request_headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         typed_response(StatusCode::OK, Body::from(bytes), content_type)
     };
     let headers = response.headers_mut();
+    if let Some(etag) = prebuilt.etag(encoding) {
+        headers.insert(header::ETAG, etag.clone());
+    }
     if encoding != Encoding::Identity {
         headers.insert(
             header::CONTENT_ENCODING,
@@ -265,7 +266,7 @@ fn page_body_response<'p>(
         );
     }
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    (response, Some(etag))
+    response
 }
 
 /// Whether `If-None-Match` matches `etag` (weak comparison, as RFC 9110 requires for it).
@@ -283,11 +284,17 @@ fn html_response(status: StatusCode, body: Body) -> Response {
     typed_response(status, body, crate::page::HTML_CONTENT_TYPE)
 }
 
+/// Headers a page response carries at most (content type, encoding, vary, etag, cache-control,
+/// age, surrogate-key, cache-tag, cache-status, x-isr-cache, and a few the layers add): the
+/// map is allocated once at that size instead of growing while they are inserted.
+const PAGE_RESPONSE_HEADERS: usize = 16;
+
 fn typed_response(status: StatusCode, body: Body, content_type: &'static str) -> Response {
-    let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.reserve(PAGE_RESPONSE_HEADERS);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

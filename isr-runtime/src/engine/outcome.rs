@@ -104,14 +104,8 @@ pub struct CachedPage {
     /// Which commit of the page table this is (a resident copy is served only while the table
     /// still describes this commit).
     pub(crate) version: u64,
-}
-
-fn etag_slot(encoding: Encoding) -> usize {
-    match encoding {
-        Encoding::Identity => 0,
-        Encoding::Gzip => 1,
-        Encoding::Brotli => 2,
-    }
+    /// Its response headers, formatted on its first response (see `server::cache_headers`).
+    pub(crate) headers: std::sync::OnceLock<crate::server::cache_headers::PageHeaders>,
 }
 
 impl CachedPage {
@@ -122,7 +116,7 @@ impl CachedPage {
             let hash = quoted.trim_matches('"');
             for encoding in Encoding::PREFERENCE {
                 if body.get(encoding).is_some() {
-                    etags[etag_slot(encoding)] = format!("\"{hash}{}\"", encoding.etag_suffix());
+                    etags[encoding.index()] = format!("\"{hash}{}\"", encoding.etag_suffix());
                 }
             }
         }
@@ -131,6 +125,7 @@ impl CachedPage {
             body,
             etags,
             version,
+            headers: std::sync::OnceLock::new(),
         }
     }
 
@@ -151,7 +146,7 @@ impl CachedPage {
     /// The bytes of `encoding` and their strong etag, if that encoding is stored.
     pub fn representation(&self, encoding: Encoding) -> Option<(&Bytes, &str)> {
         let bytes = self.body.as_ref()?.get(encoding)?;
-        Some((bytes, &self.etags[etag_slot(encoding)]))
+        Some((bytes, &self.etags[encoding.index()]))
     }
 
     /// Bytes held in all encodings.

@@ -9,11 +9,78 @@
 //! Browsers see no `max-age` and no `last-modified`, so they revalidate every time (with the
 //! `etag`: a cheap `304`).
 
-use crate::engine::CacheStatus;
+use crate::encoding::Encoding;
+use crate::engine::{CacheStatus, CachedPage};
 use crate::page::Revalidate;
 use crate::server::STALE_WHILE_REVALIDATE_SECS;
+use crate::store::PageKind;
 use axum::http::HeaderValue;
 use std::time::Duration;
+
+/// The header values of one stored page version that are the same for every request: built
+/// on its first response and kept with the page (in [`CachedPage`]), so that a cached answer
+/// clones them (a reference count each) instead of formatting and checking them again.
+#[derive(Debug)]
+pub(crate) struct PageHeaders {
+    /// The window these were built for (`cache_control` depends on it).
+    window: Revalidate,
+    pub cache_control: HeaderValue,
+    pub surrogate_key: HeaderValue,
+    pub cache_tag: HeaderValue,
+    /// `ETag` per encoding (identity, gzip, br), where stored.
+    etags: [Option<HeaderValue>; 3],
+}
+
+impl PageHeaders {
+    /// The page's headers for `window` (its route's effective revalidate window), built once
+    /// per page version.
+    pub(crate) fn of(page: &CachedPage, window: Revalidate) -> std::borrow::Cow<'_, PageHeaders> {
+        let built = page
+            .headers
+            .get_or_init(|| PageHeaders::build(page, window));
+        if built.window == window {
+            std::borrow::Cow::Borrowed(built)
+        } else {
+            // The same page served under another window (not done by isr's own router).
+            std::borrow::Cow::Owned(PageHeaders::build(page, window))
+        }
+    }
+
+    fn build(page: &CachedPage, window: Revalidate) -> PageHeaders {
+        let cache_control = match page.meta.kind {
+            PageKind::NotFound => not_found_cache_control(window),
+            _ => cache_control(window),
+        };
+        let etags = Encoding::ALL.map(|encoding| {
+            page.representation(encoding)
+                .and_then(|(_, etag)| HeaderValue::from_str(etag).ok())
+        });
+        PageHeaders {
+            window,
+            cache_control,
+            surrogate_key: surrogate_key(&page.meta.tags, &page.meta.key),
+            cache_tag: cache_tag(&page.meta.tags, &page.meta.key),
+            etags,
+        }
+    }
+
+    /// The `ETag` of the page's bytes in `encoding`.
+    pub(crate) fn etag(&self, encoding: Encoding) -> Option<&HeaderValue> {
+        self.etags[encoding.index()].as_ref()
+    }
+}
+
+impl Clone for PageHeaders {
+    fn clone(&self) -> Self {
+        PageHeaders {
+            window: self.window,
+            cache_control: self.cache_control.clone(),
+            surrogate_key: self.surrogate_key.clone(),
+            cache_tag: self.cache_tag.clone(),
+            etags: self.etags.clone(),
+        }
+    }
+}
 
 /// `cache-control` of a stored page or redirect whose window is `revalidate`:
 /// `s-maxage=<window>, stale-while-revalidate=<a year>` (RFC 5861).
@@ -83,19 +150,47 @@ pub fn cache_status(
     age: Duration,
     stored: bool,
 ) -> HeaderValue {
-    let mut value = String::from(match cache {
+    // Formatted on the stack: this runs for every page response.
+    let mut value = StackText::<48>::new();
+    value.push(match cache {
         CacheStatus::Hit => "isr; hit",
         CacheStatus::Stale => "isr; fwd=stale",
         CacheStatus::Miss => "isr; fwd=miss",
     });
     if cache == CacheStatus::Miss && stored {
-        value.push_str("; stored");
+        value.push("; stored");
     }
     if let Some(window) = window.seconds() {
         let ttl = i128::from(window) - i128::from(whole_seconds(age));
-        value.push_str(&format!("; ttl={ttl}"));
+        value.push("; ttl=");
+        value.push(itoa::Buffer::new().format(ttl));
     }
-    header_value(value)
+    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static("isr"))
+}
+
+/// Text of at most `N` bytes built without allocating (what does not fit is dropped).
+struct StackText<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackText<N> {
+    fn new() -> Self {
+        StackText {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, text: &str) {
+        let end = (self.len + text.len()).min(N);
+        self.bytes[self.len..end].copy_from_slice(&text.as_bytes()[..end - self.len]);
+        self.len = end;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// `surrogate-key`: the page's tags and its URL path, space-separated (the Fastly convention;

@@ -19,8 +19,8 @@
 //! head: on a keep-alive connection that is the end of the previous response, so it bounds the
 //! idle gap and the next head *together*. That is why the phases above are tracked here (a
 //! socket wrapper sees the first byte of a request, a service wrapper sees when a request starts
-//! and when its response body is finished); hyper's own timer stays on as a backstop set to
-//! `header_timeout + idle_timeout`, which the phases above never exceed.
+//! and when its response body is finished), and hyper runs without a timer of its own: no timer
+//! is armed per request, the watchdog wakes at the phases' deadlines (see `Activity::expired`).
 
 use std::future::Future;
 use std::io;
@@ -38,11 +38,11 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tower_http::timeout::TimeoutBody;
 
@@ -274,10 +274,9 @@ async fn serve_connection(
         peer,
     };
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(hyper_backstop(&limits));
+    // No hyper timer: the watchdog below bounds every phase, and hyper's header timer would
+    // arm a timer for every request head.
+    builder.keep_alive(true).header_read_timeout(None);
     let mut connection = pin!(builder.serve_connection(io, service).with_upgrades());
     let mut draining = false;
     let mut idle_closed = false;
@@ -306,17 +305,6 @@ async fn serve_connection(
             },
         }
     }
-}
-
-/// hyper's own header timer: it runs from the end of one response to the end of the next
-/// head, which the watchdog bounds by `idle_timeout + header_timeout`. `None` (off) when that
-/// is too far away to add to an instant.
-fn hyper_backstop(limits: &ConnectionLimits) -> Option<Duration> {
-    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-    limits
-        .header_timeout
-        .checked_add(limits.idle_timeout)
-        .filter(|backstop| *backstop <= YEAR)
 }
 
 /// The axum app as hyper's service for one connection: bounds request bodies, adds the peer
@@ -497,7 +485,6 @@ struct Activity {
     /// for the first byte after an idle gap.
     idle: AtomicBool,
     phase: Mutex<Phase>,
-    changed: Notify,
 }
 
 impl Activity {
@@ -507,7 +494,6 @@ impl Activity {
             phase: Mutex::new(Phase::Head {
                 since: Instant::now(),
             }),
-            changed: Notify::new(),
         }
     }
 
@@ -553,7 +539,6 @@ impl Activity {
 
     fn update(&self, change: impl FnOnce(&mut Phase)) {
         change(&mut self.phase.lock().unwrap_or_else(|e| e.into_inner()));
-        self.changed.notify_waiters();
     }
 
     /// When the current phase runs out, if it does (`watch_idle`: whether idleness counts).
@@ -572,23 +557,24 @@ impl Activity {
 
     /// Completes when the connection goes past its header timeout, or past its idle timeout
     /// when `watch_idle`.
+    ///
+    /// Phase changes do not wake the watchdog (every request makes two): it wakes at the
+    /// deadline of the phase it last saw, and at least every `header_timeout` (the bound of
+    /// any phase that can begin while it sleeps), then reads the phase again. A request head
+    /// that starts while it sleeps has its deadline no earlier than that wake-up, so it is cut
+    /// on time; an idle deadline is reached by waking every `header_timeout` until it.
     async fn expired(&self, limits: &ConnectionLimits, watch_idle: bool) -> Expired {
         loop {
-            let changed = self.changed.notified();
-            let mut changed = pin!(changed);
-            // Registered before the phase is read, so that no change is missed.
-            changed.as_mut().enable();
-            match self.deadline(limits, watch_idle) {
-                None => changed.await,
-                Some((at, what)) => tokio::select! {
-                    () = tokio::time::sleep_until(at) => {
-                        // Still the same phase (a change may have raced the timer)?
-                        if self.deadline(limits, watch_idle) == Some((at, what)) {
-                            return what;
-                        }
-                    }
-                    () = changed => {}
-                },
+            let now = Instant::now();
+            let recheck = now.checked_add(limits.header_timeout);
+            let wake = match self.deadline(limits, watch_idle) {
+                Some((at, what)) if at <= now => return what,
+                Some((at, _)) => Some(recheck.map_or(at, |recheck| recheck.min(at))),
+                None => recheck,
+            };
+            match wake {
+                Some(wake) => tokio::time::sleep_until(wake).await,
+                None => std::future::pending().await,
             }
         }
     }
@@ -732,14 +718,27 @@ mod tests {
         assert_eq!(limiter.allow_at(60_000), Some(1));
     }
 
-    #[test]
-    fn backstop_covers_an_idle_gap_and_a_head() {
-        assert_eq!(hyper_backstop(&LIMITS), Some(Duration::from_secs(70)));
-        let endless = ConnectionLimits {
-            idle_timeout: Duration::MAX,
-            ..LIMITS
-        };
-        assert_eq!(hyper_backstop(&endless), None);
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_begins_between_two_wakeups_is_cut_on_time() {
+        let activity = Arc::new(Activity::new());
+        activity.begin_exchange();
+        let started = Instant::now();
+        let waiter = tokio::spawn({
+            let activity = activity.clone();
+            async move { activity.expired(&LIMITS, true).await }
+        });
+        // Busy, then idle, then a next head: none of these wakes the watchdog.
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        activity.end_exchange();
+        tokio::time::sleep(Duration::from_millis(3_000)).await;
+        activity.bytes_arrived(); // a head begins 6.5 s in: due at 16.5 s
+        assert_eq!(waiter.await.unwrap(), Expired::Head);
+        let expected = Duration::from_millis(6_500) + LIMITS.header_timeout;
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= expected && elapsed < expected + Duration::from_millis(50),
+            "{elapsed:?}"
+        );
     }
 
     /// Status of `GET path` on a new connection (`None`: no answer within 5 s).
