@@ -110,6 +110,10 @@ struct Cli {
     #[arg(long, env = "ISR_MAX_CONNECTIONS", global = true, value_name = "N")]
     max_connections: Option<String>,
 
+    /// Threads that answer requests, each with its own runtime and listening socket (SO_REUSEPORT); 0 serves on the shared multi-thread runtime [default: CPUs]
+    #[arg(long, env = "ISR_SERVE_THREADS", global = true, value_name = "N")]
+    serve_threads: Option<String>,
+
     /// Page generations running at once while serving [default: CPUs × 4]
     #[arg(long, env = "ISR_MAX_REGENERATIONS", global = true, value_name = "N")]
     max_regenerations: Option<String>,
@@ -205,6 +209,8 @@ struct Config {
     cdn_purge: Option<crate::cdn::PurgeTargets>,
     cache_tag: bool,
     connection_limits: ConnectionLimits,
+    /// Serving threads with a runtime each (`server::threads`); 0: the main runtime serves.
+    serve_threads: usize,
     engine: EngineOptions,
     shutdown_timeout: Duration,
     shared: Option<crate::shared::SharedOptions>,
@@ -638,6 +644,13 @@ impl App {
             "a whole number ≥ 1",
         )?
         .map_or_else(crate::engine::default_max_regenerations, |n| n as usize);
+        let serve_threads = whole_number(
+            cli.serve_threads,
+            "--serve-threads / ISR_SERVE_THREADS",
+            0..=MAX_SERVE_THREADS,
+            &format!("a whole number from 0 to {MAX_SERVE_THREADS}"),
+        )?
+        .map_or_else(default_serve_threads, |n| n as usize);
         let shutdown_timeout = whole_number(
             cli.shutdown_timeout,
             "--shutdown-timeout / ISR_SHUTDOWN_TIMEOUT",
@@ -738,6 +751,7 @@ impl App {
             cdn_purge,
             cache_tag: cli.cache_tag,
             connection_limits,
+            serve_threads,
             engine: EngineOptions {
                 max_regenerations,
                 hot_cache_bytes,
@@ -971,8 +985,16 @@ impl App {
             client,
             background_build,
         } = opened;
-        let listener = match tokio::net::TcpListener::bind(config.addr).await {
-            Ok(listener) => listener,
+        let listening = match config.serve_threads {
+            0 => tokio::net::TcpListener::bind(config.addr)
+                .await
+                .map(Listening::Shared),
+            threads => {
+                crate::server::threads::Listeners::bind(config.addr, threads).map(Listening::Own)
+            }
+        };
+        let listening = match listening {
+            Ok(listening) => listening,
             Err(error) => {
                 eprintln!(
                     "error: cannot listen on {} (--addr / LEPTOS_SITE_ADDR): {error}",
@@ -981,7 +1003,7 @@ impl App {
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };
-        let addr = listener.local_addr().unwrap_or(config.addr);
+        let addr = listening.local_addr().unwrap_or(config.addr);
         let app = match self.app_router(&engine, &config, client.as_ref()).await {
             Ok(router) => crate::server::with_access_log(router),
             Err(stop) => return stop.report(),
@@ -1005,11 +1027,23 @@ impl App {
             body_timeout_s = limits.body_timeout.as_secs(),
             send_timeout_s = limits.send_timeout.as_secs(),
             max_connections = limits.max_connections,
+            serve_threads = config.serve_threads,
             "connection limits"
         );
         engine.mark_serving();
         let rebuild = background_build.map(|options| spawn_rebuild(engine.clone(), options));
-        let served = crate::server::serve(listener, app, limits).await;
+        let served = match listening {
+            Listening::Shared(listener) => crate::server::serve(listener, app, limits).await,
+            Listening::Own(listeners) => {
+                crate::server::threads::serve_on_threads(
+                    listeners,
+                    app,
+                    limits,
+                    crate::server::shutdown_signal(),
+                )
+                .await
+            }
+        };
         // No new pages of the rebuild from here on; generations already running finish below.
         if let Some(rebuild) = rebuild {
             rebuild.abort();
@@ -1087,6 +1121,31 @@ fn remote_command(cli: &Cli) -> Option<(&RemoteArgs, crate::remote::RemoteComman
 
 /// Largest accepted value of the connection timeout flags, in seconds (a day).
 const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// Where `serve` accepts connections.
+enum Listening {
+    /// One listener on the main (multi-thread) runtime: `--serve-threads 0`.
+    Shared(tokio::net::TcpListener),
+    /// A listener and a current-thread runtime per serving thread.
+    Own(crate::server::threads::Listeners),
+}
+
+impl Listening {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Listening::Shared(listener) => listener.local_addr(),
+            Listening::Own(listeners) => Ok(listeners.local_addr()),
+        }
+    }
+}
+
+/// Largest accepted `--serve-threads`.
+const MAX_SERVE_THREADS: u64 = 1024;
+
+/// One serving thread per CPU.
+fn default_serve_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// Largest accepted `--max-connections`.
 const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
@@ -1276,9 +1335,15 @@ mod tests {
             let err = parse(&["serve", &format!("--shutdown-timeout={bad}")]).unwrap_err();
             assert!(err.contains("ISR_SHUTDOWN_TIMEOUT"), "{err}");
         }
+        for bad in ["-1", "1.5", "nope", "1025"] {
+            let err = parse(&["serve", &format!("--serve-threads={bad}")]).unwrap_err();
+            assert!(err.contains("ISR_SERVE_THREADS"), "{err}");
+        }
         let config = parse(&["--shutdown-timeout", "0", "--max-regenerations", "3"]).unwrap();
         assert_eq!(config.shutdown_timeout, Duration::ZERO);
         assert_eq!(config.engine.max_regenerations, 3);
+        assert_eq!(config.serve_threads, default_serve_threads());
+        assert_eq!(parse(&["--serve-threads", "0"]).unwrap().serve_threads, 0);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod dashboard;
 pub mod listener;
 mod negotiate;
 pub mod sitemap;
+pub mod threads;
 pub use cache_headers::{
     age, cache_control, cache_status, cache_tag, not_found_cache_control, surrogate_key,
 };
@@ -555,9 +556,13 @@ pub fn with_access_log(router: Router) -> Router {
             .on_request(())
             .on_response(
                 |response: &Response, latency: Duration, _span: &tracing::Span| {
+                    // Nothing is looked up for a log line that is filtered out.
+                    if !tracing::enabled!(target: "isr::access", tracing::Level::INFO) {
+                        return;
+                    }
                     let cache = response
                         .headers()
-                        .get(CACHE_STATUS_HEADER)
+                        .get(ISR_CACHE)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
                     tracing::info!(
@@ -592,7 +597,7 @@ pub async fn serve(
     listener::serve_until(listener, app, limits, shutdown_signal()).await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -43,7 +43,7 @@ impl Engine {
         }
         let engine = self.clone();
         let owned_key = key.clone();
-        let task = self.tasks.spawn(async move {
+        let task = self.spawn_tracked(async move {
             // Whatever happens below, the next request may start a new generation.
             let _inflight = InflightGuard {
                 engine: &engine,

@@ -132,6 +132,10 @@ pub struct Engine {
     sitemap: Mutex<Option<(table::Stamp, Arc<crate::sitemap::Sitemap>)>>,
     hot: HotCache,
     tasks: TaskTracker,
+    /// The runtime background work runs on (generations, on-demand revalidations, pulls from
+    /// the shared tier): the one the engine was opened on, whichever runtime a request that
+    /// starts the work is served on (see `server::threads`).
+    background: tokio::runtime::Handle,
     /// Whether the page table holds every stored page yet (see [`loading`]).
     loading: LoadState,
     /// Told when a page's content changed (a CDN purger), if any.
@@ -218,6 +222,7 @@ impl Engine {
             sitemap: Mutex::new(None),
             hot: HotCache::new(options.hot_cache_bytes),
             tasks: TaskTracker::new(),
+            background: tokio::runtime::Handle::current(),
             loading,
             changes: RwLock::new(None),
             shared: shared::SharedState::default(),
@@ -773,7 +778,16 @@ impl Engine {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.tasks.spawn(work)
+        self.tasks.spawn_on(work, &self.background)
+    }
+
+    /// Runs `work` on the background runtime, untracked (shutdown does not wait for it).
+    pub(crate) fn spawn_background<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.background.spawn(work)
     }
 
     fn lock_inflight(&self) -> std::sync::MutexGuard<'_, HashMap<PageKey, SharedGeneration>> {

@@ -299,7 +299,7 @@ impl Engine {
         }
         let engine = self.clone();
         let owned_key = key.clone();
-        let task = tokio::spawn(async move {
+        let task = self.spawn_background(async move {
             let _inflight = InflightGuard {
                 engine: &engine,
                 key: &owned_key,
@@ -441,7 +441,7 @@ impl Engine {
             .recheck_below
             .store(self.table.next_version(), Ordering::Release);
         let engine = self.clone();
-        tokio::spawn(async move {
+        self.spawn_background(async move {
             let keys = engine.table.keys();
             let total = keys.len();
             let mut pulled = 0usize;
@@ -513,7 +513,7 @@ impl Engine {
         }
         let keys: Vec<PageKey> = lock(&self.shared.pending).drain().collect();
         let engine = self.clone();
-        tokio::spawn(async move {
+        self.spawn_background(async move {
             let mut left = keys.into_iter();
             while let Some(key) = left.next() {
                 let Some((def, _)) = engine.routes.page_of_key(key.as_str()) else {

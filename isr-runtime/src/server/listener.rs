@@ -174,13 +174,37 @@ pub async fn serve_until(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(connection_slots(&limits)));
+    accept_until(
+        listener,
+        TowerToHyperService::new(app),
+        limits,
+        slots,
+        shutdown,
+    )
+    .await
+}
+
+/// [`ConnectionLimits::max_connections`] as semaphore permits (`acquire` takes a u32).
+pub(crate) fn connection_slots(limits: &ConnectionLimits) -> usize {
+    limits.max_connections.min(u32::MAX as usize)
+}
+
+/// The accept loop of one listener: connections take a slot of `slots` (shared by every
+/// listener of the server: the cap is the server's) and run on the current runtime; returns
+/// once `shutdown` completed and every connection it accepted is closed.
+pub(crate) async fn accept_until(
+    listener: TcpListener,
+    app: TowerToHyperService<Router>,
+    limits: ConnectionLimits,
+    slots: Arc<Semaphore>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(Duration::from_secs(10));
-    // `acquire_many` below takes a u32.
-    let max = limits.max_connections.min(u32::MAX as usize);
-    let slots = Arc::new(Semaphore::new(max));
+    let max = connection_slots(&limits);
     // Dropped at shutdown: every connection's receiver then sees the channel closed.
     let (stop, stopped) = watch::channel(());
-    let app = TowerToHyperService::new(app);
+    let connections = tokio_util::task::TaskTracker::new();
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -204,7 +228,7 @@ pub async fn serve_until(
             Ok(slot) => {
                 let connection =
                     serve_connection(stream, peer, app.clone(), limits, stopped.clone());
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     connection.await;
                     drop(slot);
                 });
@@ -214,12 +238,12 @@ pub async fn serve_until(
     }
     drop(listener);
     drop(stop);
-    let open = max - slots.available_permits();
+    connections.close();
+    let open = connections.len();
     if open > 0 {
         tracing::info!(open, "waiting for open connections to finish");
     }
-    // Every connection holds one slot until it is closed.
-    let _all_closed = slots.acquire_many(max as u32).await;
+    connections.wait().await;
     Ok(())
 }
 
