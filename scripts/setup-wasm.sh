@@ -7,9 +7,10 @@
 #   std from source (`-Zbuild-std`), linked by lld-22. scripts/build-client.sh picks whichever
 #   works.
 # - wasm-bindgen-cli at exactly the version of the `wasm-bindgen` crate in Cargo.lock.
-# - chromium + chromedriver + python3-selenium (browser tests), from Debian.
-# - INSTALL_CARGO_LEPTOS=1 also installs cargo-leptos (slow: ~27 min on 2 cores) and npm's
-#   binaryen (wasm-opt; Debian's binaryen 108 breaks wasm-bindgen output and is removed).
+# - chromium + chromedriver (browser tests), from Debian.
+# - INSTALL_CARGO_LEPTOS=1 also installs cargo-leptos (slow: ~27 min on 2 cores), npm's
+#   binaryen (wasm-opt; Debian's binaryen 108 breaks wasm-bindgen output and is removed) and
+#   python3-selenium (scripts/dev-loop.py drives chromium with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -62,12 +63,22 @@ if [ "${INSTALL_CARGO_LEPTOS:-0}" = "1" ]; then
   if command -v npm >/dev/null && [ "$(wasm-opt --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_NPM_VERSION%%.*}" ]; then
     npm install -g --silent "binaryen@$BINARYEN_NPM_VERSION"
   fi
+  apt_install python3-selenium
   if [ "$(cargo-leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
     log "cargo install cargo-leptos $CARGO_LEPTOS_VERSION (~27 min)"
     if [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ]; then
       RUSTC=/usr/bin/rustc /usr/bin/cargo install -q cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
-    else
-      cargo install -q cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+    elif ! cargo install -q cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked; then
+      # cargo-leptos 0.3.11's Cargo.lock pins cargo-util-schemas 0.14.2 (rustc >= 1.96) and
+      # unlocked its newest dependencies need 1.97: build its own lock with 0.14.1 (rustc 1.94).
+      log "retrying with cargo-util-schemas 0.14.1 in cargo-leptos's lock (for rustc $(rustc --version | awk '{print $2}'))"
+      src=$(mktemp -d)
+      cargo info -q "cargo-leptos@$CARGO_LEPTOS_VERSION" >/dev/null
+      tar xzf "$(ls "$HOME"/.cargo/registry/cache/*/"cargo-leptos-$CARGO_LEPTOS_VERSION.crate" | head -1)" -C "$src"
+      (cd "$src/cargo-leptos-$CARGO_LEPTOS_VERSION" \
+        && cargo update -q -p cargo-util-schemas --precise 0.14.1 \
+        && cargo install -q --path . --locked)
+      rm -rf "$src"
     fi
   fi
   if command -v rustup >/dev/null && [ -x /usr/bin/rustc ] && ! rustup toolchain list | grep -q '^debian-web'; then

@@ -865,8 +865,11 @@ impl App {
             app: self.shell.clone(),
         });
         // `start` over a site built before serves it at once and rebuilds it in the background
-        // (no downtime on restart); `build`, and `start` on a new site, build first.
-        let rebuild_in_background = config.command == Command::Start && was_built;
+        // (no downtime on restart); `build`, and `start` on a new site, build first. So does
+        // every restart under `cargo leptos watch`: the page its live reload shows after an edit
+        // must be rendered by the new code.
+        let under_watch = std::env::var_os("LEPTOS_WATCH").is_some();
+        let rebuild_in_background = config.command == Command::Start && was_built && !under_watch;
         if config.command != Command::Serve && !rebuild_in_background {
             tracing::info!(site_root = %config.site_root.display(), jobs = config.build.jobs, "building");
             let report = build::build(&engine, config.build)
