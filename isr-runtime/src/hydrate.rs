@@ -22,13 +22,10 @@ where
     F: FnOnce(P) -> V + Send + 'static,
     V: leptos::prelude::IntoView + 'static,
 {
-    console_error_panic_hook::set_once();
-    let (props, params) = match read_props::<P>().and_then(|props| Ok((props, read_params()?))) {
-        Ok(read) => read,
-        Err(message) => {
-            leptos::logging::error!("isr: cannot hydrate this page: {message}");
-            return;
-        }
+    let Some((props, params)) =
+        read_or_log(|| read_props::<P>().and_then(|props| Ok((props, read_params()?))))
+    else {
+        return;
     };
     leptos::mount::hydrate_body(move || {
         leptos_meta::provide_meta_context();
@@ -43,18 +40,22 @@ where
     F: FnOnce(P) -> V + 'static,
     V: leptos::prelude::IntoView + 'static,
 {
-    console_error_panic_hook::set_once();
-    let props = match read_props::<P>() {
-        Ok(props) => props,
-        Err(message) => {
-            leptos::logging::error!("isr: cannot hydrate this page: {message}");
-            return;
-        }
+    let Some(props) = read_or_log(read_props::<P>) else {
+        return;
     };
     leptos::mount::hydrate_body(move || {
         leptos_meta::provide_meta_context();
         view(props)
     });
+}
+
+/// What the page embeds for hydration, or `None` after logging why it cannot be read (panics
+/// are reported to the console from here on).
+fn read_or_log<T>(read: impl FnOnce() -> Result<T, String>) -> Option<T> {
+    console_error_panic_hook::set_once();
+    read()
+        .map_err(|message| leptos::logging::error!("isr: cannot hydrate this page: {message}"))
+        .ok()
 }
 
 fn element_text(id: &str) -> Result<Option<String>, String> {

@@ -590,7 +590,8 @@ impl Activity {
     async fn expired(&self, limits: &ConnectionLimits, watch_idle: bool) -> Expired {
         loop {
             let now = Instant::now();
-            let recheck = now.checked_add(limits.header_timeout);
+            // (At least a millisecond apart: a zero header timeout must not spin.)
+            let recheck = now.checked_add(limits.header_timeout.max(Duration::from_millis(1)));
             let wake = match self.deadline(limits, watch_idle) {
                 Some((at, what)) if at <= now => return what,
                 Some((at, _)) => Some(recheck.map_or(at, |recheck| recheck.min(at))),
