@@ -499,7 +499,7 @@ impl App {
         let cli = match parsed {
             Ok(Ok(cli)) => cli,
             Ok(Err((index, matches))) => {
-                init_tracing();
+                let _log = init_tracing();
                 let extra = self.commands.swap_remove(index);
                 let (_, sub_matches) = matches.subcommand().expect("matched a subcommand");
                 return (extra.run)(sub_matches);
@@ -522,7 +522,7 @@ impl App {
                 }
             };
         }
-        init_tracing();
+        let _log = init_tracing();
         let config = match self.config(cli) {
             Ok(config) => config,
             Err(message) => {
@@ -1177,14 +1177,24 @@ fn whole_number(
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr through a writer thread (tracing-appender): a request formats its access-log
+/// line and queues it instead of writing to stderr itself (the synchronous write cost ~30 % of
+/// the cached-page req/s). Nothing is dropped: a full queue makes the logger wait. The returned
+/// guard flushes the queue when dropped, at the end of `run`.
+fn init_tracing() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("isr-log")
+        .finish(std::io::stderr());
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .try_init()
+        .ok()
+        .map(|()| guard)
 }
 
 /// An opened site: the engine, the client bundle pages load, and the build to run in the
