@@ -216,6 +216,37 @@ fn bad_values_are_configuration_errors_naming_the_flag() {
 }
 
 #[tokio::test]
+async fn a_second_server_on_a_used_address_is_refused() {
+    let fx = Fixture::new();
+    // Serving threads listen with SO_REUSEPORT; another isr on the same address must still be
+    // "address in use", never a second member of the group sharing the traffic.
+    let server = BlogServer::start(&fx, &[], &[]);
+    let addr = server.addr().to_string();
+    let root = fx.site_root();
+    let out = fx.run(
+        &[
+            "serve",
+            "--site-root",
+            root.to_str().unwrap(),
+            "--addr",
+            &addr,
+        ],
+        &[],
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot listen") && out.stderr.contains("--addr"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        server.get("/blog").await.status,
+        200,
+        "the first one serves on"
+    );
+}
+
+#[tokio::test]
 async fn addr_flag_beats_the_env() {
     let fx = Fixture::new();
     // The harness passes --addr 127.0.0.1:0.

@@ -37,15 +37,19 @@ impl Listeners {
     /// let listeners = isr::server::threads::Listeners::bind("127.0.0.1:0".parse().unwrap(), 2)?;
     /// assert_eq!(listeners.len(), 2);
     /// assert_ne!(listeners.local_addr().port(), 0);
+    /// // A second server on the same address is refused, as with a plain listener.
+    /// let again = isr::server::threads::Listeners::bind(listeners.local_addr(), 2);
+    /// assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bind(addr: SocketAddr, threads: usize) -> io::Result<Listeners> {
-        let first = reuse_port_socket(addr)?;
-        let addr = first.local_addr()?;
-        let mut sockets = vec![first];
-        for _ in 1..threads.max(1) {
-            sockets.push(reuse_port_socket(addr)?);
-        }
+        // A port another process listens on (even another isr with SO_REUSEPORT, which the
+        // group would join and silently share the traffic with) is "address in use": a plain
+        // socket bound first finds out, and picks the port when 0 was asked for.
+        let addr = std::net::TcpListener::bind(addr)?.local_addr()?;
+        let sockets = (0..threads.max(1))
+            .map(|_| reuse_port_socket(addr))
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(Listeners { sockets, addr })
     }
 
