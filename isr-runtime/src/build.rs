@@ -45,7 +45,7 @@ impl Default for BuildOptions {
 /// assert!(isr::build::default_jobs() >= 4);
 /// ```
 pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
+    crate::cpus() * 4
 }
 
 /// A page that could not be built.

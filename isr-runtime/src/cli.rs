@@ -1147,7 +1147,7 @@ const MAX_SERVE_THREADS: u64 = 1024;
 
 /// One serving thread per CPU.
 fn default_serve_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    crate::cpus()
 }
 
 /// Largest accepted `--max-connections`.

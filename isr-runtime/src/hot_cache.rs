@@ -117,7 +117,7 @@ impl HotCache {
 /// Few shards for small budgets (each shard holds budget / shards, and a page must fit in one),
 /// more for large ones (less lock contention).
 fn shards_for(budget: u64) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::cpus();
     let by_budget = (budget / (4 * 1024 * 1024)).max(1) as usize;
     (cores * 4).min(by_budget).next_power_of_two().max(1)
 }

@@ -144,6 +144,13 @@ pub use {
     site::SiteUrl,
 };
 
+/// How many CPUs this process may use (at least 1): what the defaults of serving threads,
+/// build jobs, regenerations and hot-cache shards derive from.
+#[cfg(feature = "ssr")]
+pub(crate) fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The error type of loaders: any error, with context (`anyhow`).
 ///
 /// ```

@@ -379,17 +379,13 @@ pub fn document(
     // leptos_meta hydrates the tags that follow this marker, in order (as `<MetaTags/>` does).
     html.push_str("<!--HEAD-->");
     html.push_str(&body.head);
-    html.push_str("<script type=\"application/json\" id=\"");
-    html.push_str(PROPS_ELEMENT_ID);
-    html.push_str("\">");
-    html.push_str(&escape_json_for_script(&body.props_json));
-    html.push_str("</script>");
+    push_json_script(&mut html, PROPS_ELEMENT_ID, &body.props_json);
     if !body.params_json.is_empty() {
-        html.push_str("<script type=\"application/json\" id=\"");
-        html.push_str(crate::router::PARAMS_ELEMENT_ID);
-        html.push_str("\">");
-        html.push_str(&escape_json_for_script(&body.params_json));
-        html.push_str("</script>");
+        push_json_script(
+            &mut html,
+            crate::router::PARAMS_ELEMENT_ID,
+            &body.params_json,
+        );
     }
     if let Some(client) = &shell.client {
         push_hydration_scripts(&mut html, client, hydrate_export);
@@ -402,6 +398,15 @@ pub fn document(
     html.push_str(&body.body);
     html.push_str("</body></html>");
     html
+}
+
+/// `<script type="application/json" id="{id}">{json}</script>`, the JSON escaped for it.
+fn push_json_script(html: &mut String, id: &str, json: &str) {
+    html.push_str("<script type=\"application/json\" id=\"");
+    html.push_str(id);
+    html.push_str("\">");
+    html.push_str(&escape_json_for_script(json));
+    html.push_str("</script>");
 }
 
 /// Preloads the bundle's JS module and calls the page's own hydration export once the bundle

@@ -397,23 +397,14 @@ fn matchit_pattern(path: &str) -> String {
         .join("/")
 }
 
-/// Splits and percent-decodes a path; `None` if any segment is unacceptable.
-/// Whether a request path is a canonical key as it stands: nothing to percent-decode, no
-/// trailing slash, every segment acceptable. (Anything else takes the decoding path.)
+/// Whether a request path is a canonical key as it stands: nothing to percent-decode (no `%`),
+/// and a canonical key otherwise (no trailing slash, every segment acceptable). Anything else
+/// takes the decoding path.
 fn is_plain_key(raw_path: &str) -> bool {
-    if raw_path == "/" {
-        return true;
-    }
-    match raw_path.strip_prefix('/') {
-        Some(rest) => {
-            !raw_path.ends_with('/')
-                && !raw_path.contains('%')
-                && rest.split('/').all(segment_is_acceptable)
-        }
-        None => false,
-    }
+    !raw_path.contains('%') && is_canonical_key(raw_path)
 }
 
+/// Splits and percent-decodes a path; `None` if any segment is unacceptable.
 fn decode_segments(raw_path: &str) -> Option<Vec<String>> {
     let rest = raw_path.strip_prefix('/')?;
     let rest = rest.trim_end_matches('/');

@@ -210,6 +210,17 @@ pub async fn console_errors(browser: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Clicks the first element matching `css` (panics when there is none or the click fails).
+pub async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("find {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
 /// The text of the first element matching `css` (panics when there is none).
 pub async fn text(browser: &Client, css: &str) -> String {
     browser

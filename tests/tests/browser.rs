@@ -11,7 +11,7 @@
 
 use fantoccini::Locator;
 use isr_tests::browser::{
-    browsers_available, build_with_client, console_errors, text, wait_for_hydration, Driver,
+    browsers_available, build_with_client, click, console_errors, text, wait_for_hydration, Driver,
 };
 use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
 use serde_json::json;
@@ -73,13 +73,7 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     );
     let first = wait_for_hydration(&browser).await;
     for _ in first..3 {
-        browser
-            .find(Locator::Css("button.like"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&browser, "button.like").await;
     }
     poll_until("three likes", POLL_DEADLINE, || async {
         (text(&browser, "span.likes").await == "3").then_some(())
@@ -87,13 +81,7 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     .await;
     let toc = browser.find(Locator::Css("nav.toc")).await.unwrap();
     assert!(!toc.is_displayed().await.unwrap(), "contents start hidden");
-    browser
-        .find(Locator::Css("button.toc-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "button.toc-toggle").await;
     poll_until("the toggle to show the contents", POLL_DEADLINE, || async {
         toc.is_displayed().await.ok()?.then_some(())
     })
@@ -186,13 +174,7 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     );
 
     // A contents entry (`#fragment`) stays in the document: the router scrolls, nothing loads.
-    browser
-        .find(Locator::Css("button.toc-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "button.toc-toggle").await;
     set_marker(&browser).await;
     let entry = browser.find(Locator::Css("nav.toc a")).await.unwrap();
     let fragment = entry.attr("href").await.unwrap().expect("an entry's href");

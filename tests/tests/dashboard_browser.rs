@@ -4,7 +4,7 @@
 
 use fantoccini::{Client, Locator};
 use isr_tests::browser::{
-    browsers_available, build_with_client, console_errors, BrowserLog, Driver,
+    browsers_available, build_with_client, click, console_errors, BrowserLog, Driver,
 };
 use isr_tests::{BlogServer, Fixture, POLL_DEADLINE};
 use std::time::{Duration, Instant};
@@ -53,13 +53,7 @@ async fn log_in_search_revalidate_and_watch_the_page_change_without_a_reload() {
     browser.goto(&server.url("/_isr/")).await.unwrap();
     let field = browser.find(Locator::Css("#token")).await.unwrap();
     field.send_keys(TOKEN).await.unwrap();
-    browser
-        .find(Locator::Css("form[action='/_isr/login'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "form[action='/_isr/login'] button").await;
     until(
         &browser,
         "the dashboard",
@@ -70,13 +64,7 @@ async fn log_in_search_revalidate_and_watch_the_page_change_without_a_reload() {
     // Find the page by search (a GET form).
     let search = browser.find(Locator::Css("input[name=q]")).await.unwrap();
     search.send_keys("what-is").await.unwrap();
-    browser
-        .find(Locator::Css("#isr-filter button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#isr-filter button").await;
     until(
         &browser,
         "the search result",

@@ -9,7 +9,7 @@
 
 use fantoccini::{Client, Locator};
 use isr_tests::browser::{
-    browsers_available, build_with_client, console_errors, text, BrowserLog, Driver,
+    browsers_available, build_with_client, click, console_errors, text, BrowserLog, Driver,
 };
 use isr_tests::shop::{ShopFixture, ShopServer, TEST_PRODUCTS};
 use isr_tests::{poll_until, POLL_DEADLINE};
@@ -89,13 +89,7 @@ async fn the_cart_counts_in_the_browser_and_survives_a_reload() {
 
     let first = add_until_hydrated(&browser).await;
     assert_eq!(first, 1, "one click, one item");
-    browser
-        .find(Locator::Css("button.add-to-cart"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "button.add-to-cart").await;
     wait_for_badge(&browser, 2).await;
 
     // Reload: the static page says 0, then the stored cart shows up after hydration.

@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// assert!(isr::engine::default_max_regenerations() >= 4);
 /// ```
 pub fn default_max_regenerations() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
+    crate::cpus() * 4
 }
 
 /// The slots a running generation holds; released when dropped.

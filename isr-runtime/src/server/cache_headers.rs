@@ -20,7 +20,7 @@ use std::time::Duration;
 /// The header values of one stored page version that are the same for every request: built
 /// on its first response and kept with the page (in [`CachedPage`]), so that a cached answer
 /// clones them (a reference count each) instead of formatting and checking them again.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct PageHeaders {
     /// The window these were built for (`cache_control` depends on it).
     window: Revalidate,
@@ -67,18 +67,6 @@ impl PageHeaders {
     /// The `ETag` of the page's bytes in `encoding`.
     pub(crate) fn etag(&self, encoding: Encoding) -> Option<&HeaderValue> {
         self.etags[encoding.index()].as_ref()
-    }
-}
-
-impl Clone for PageHeaders {
-    fn clone(&self) -> Self {
-        PageHeaders {
-            window: self.window,
-            cache_control: self.cache_control.clone(),
-            surrogate_key: self.surrogate_key.clone(),
-            cache_tag: self.cache_tag.clone(),
-            etags: self.etags.clone(),
-        }
     }
 }
 
@@ -143,6 +131,8 @@ fn whole_seconds(age: Duration) -> u64 {
 /// assert_eq!(miss, "isr; fwd=miss; stored; ttl=60");
 /// let never = isr::server::cache_status(CacheStatus::Hit, Revalidate::Never, Duration::from_secs(9), true);
 /// assert_eq!(never, "isr; hit");
+/// let longest = isr::server::cache_status(CacheStatus::Miss, Revalidate::After(0), Duration::MAX, true);
+/// assert_eq!(longest, "isr; fwd=miss; stored; ttl=-18446744073709551615");
 /// ```
 pub fn cache_status(
     cache: CacheStatus,
@@ -150,7 +140,8 @@ pub fn cache_status(
     age: Duration,
     stored: bool,
 ) -> HeaderValue {
-    // Formatted on the stack: this runs for every page response.
+    // Formatted on the stack: this runs for every page response. 48 bytes hold the longest
+    // value (`isr; fwd=miss; stored; ttl=`, 27 bytes, and a ttl within ±u64::MAX, 21 at most).
     let mut value = StackText::<48>::new();
     value.push(match cache {
         CacheStatus::Hit => "isr; hit",
