@@ -54,7 +54,7 @@ use crate::metrics;
 use crate::page::{Fallback, PageDef, Params};
 use crate::render::DocumentShell;
 use crate::route::{PageKey, Resolved, Routes};
-use crate::store::{Etag, PageKind, PageStore};
+use crate::store::{CommitStamp, Etag, PageKind, PageStore};
 use futures::future::{BoxFuture, Shared};
 use futures::StreamExt;
 use loading::LoadState;
@@ -548,15 +548,21 @@ impl Engine {
                     return Ok(Some((page, snapshot)));
                 }
             };
-            let body = self.store.body(key).await?;
-            let checked = if bytes <= INLINE_CHECK_BYTES {
-                // Tens of microseconds: less than handing it to another thread and back.
-                check_body(body, etag, bytes)
-            } else {
-                // Hashing and decompressing a large page: off the serving threads.
-                tokio::task::spawn_blocking(move || check_body(body, etag, bytes))
-                    .await
-                    .map_err(std::io::Error::other)?
+            let stored = self
+                .store
+                .committed_body(key, CommitStamp::new(snapshot.generated_at_ms, etag))
+                .await?;
+            let checked = match stored {
+                // The very files the row's commit wrote: only their length is checked.
+                Some(stored)
+                    if stored.committed && stored.variants.identity.len() as u64 == bytes =>
+                {
+                    Ok(stored.variants)
+                }
+                stored => {
+                    self.check_read(stored.map(|s| s.variants), etag, bytes)
+                        .await?
+                }
             };
             let problem = match checked {
                 Ok(body) => {
@@ -580,6 +586,23 @@ impl Engine {
             }
         }
         Ok(None)
+    }
+
+    /// [`check_body`] of a body read from the store: on this thread for small pages (tens of
+    /// microseconds: less than handing it to another thread and back), on the blocking pool for
+    /// large ones.
+    async fn check_read(
+        &self,
+        body: Option<Variants>,
+        etag: Etag,
+        bytes: u64,
+    ) -> std::io::Result<Result<Variants, String>> {
+        if bytes <= INLINE_CHECK_BYTES {
+            return Ok(check_body(body, etag, bytes));
+        }
+        tokio::task::spawn_blocking(move || check_body(body, etag, bytes))
+            .await
+            .map_err(std::io::Error::other)
     }
 
     /// While the page table is still filling, adds `key`'s stored row to it (if the store has

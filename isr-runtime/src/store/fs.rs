@@ -17,7 +17,7 @@
 //! [`PageStore::sweep`].
 
 use super::index::Index;
-use super::{PageKind, PageMeta, PageStore, StoreFuture};
+use super::{CommitStamp, PageKind, PageMeta, PageStore, StoreFuture, StoredBody};
 use crate::encoding::{Encoding, Variants};
 use crate::route::PageKey;
 use bytes::Bytes;
@@ -320,15 +320,13 @@ impl PageStore for FsStore {
         let key = key.clone();
         self.blocking(move |inner| {
             let html = inner.html_path(key.as_str());
-            let Some(identity) = read_if_exists(&html)? else {
-                return Ok(None);
-            };
-            Ok(Some(Variants {
-                identity,
-                gzip: read_if_exists(&variant_path(&html, Encoding::Gzip))?,
-                brotli: read_if_exists(&variant_path(&html, Encoding::Brotli))?,
-            }))
+            Ok(read_page_files(&html, None)?.map(|stored| stored.variants))
         })
+    }
+
+    fn committed_body(&self, key: &PageKey, stamp: CommitStamp) -> StoreFuture<Option<StoredBody>> {
+        let key = key.clone();
+        self.blocking(move |inner| read_page_files(&inner.html_path(key.as_str()), Some(stamp)))
     }
 
     fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()> {
@@ -337,8 +335,9 @@ impl PageStore for FsStore {
             let html = inner.html_path(key.as_str());
             let fsync = inner.fsync();
             match (body, &meta.kind) {
-                (Some(body), PageKind::Page { .. }) => {
-                    write_page_files(&inner.root, &html, &body, fsync)?
+                (Some(body), PageKind::Page { etag, .. }) => {
+                    let stamp = CommitStamp::new(meta.generated_at_ms, *etag);
+                    write_page_files(&inner.root, &html, &body, stamp, fsync)?
                 }
                 _ => remove_page_files(&html)?,
             }
@@ -434,12 +433,46 @@ fn variant_path(html: &Path, encoding: Encoding) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read_if_exists(path: &Path) -> io::Result<Option<Bytes>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(Bytes::from(bytes))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+/// The files of the page whose HTML is at `html` (`None` if the HTML does not exist), and
+/// whether every one of them has the modification time the commit `stamp` gives its files
+/// (never, without a stamp).
+fn read_page_files(html: &Path, stamp: Option<CommitStamp>) -> io::Result<Option<StoredBody>> {
+    let Some((identity, mut committed)) = read_file(html, stamp)? else {
+        return Ok(None);
+    };
+    let mut variant = |encoding| -> io::Result<Option<Bytes>> {
+        Ok(
+            read_file(&variant_path(html, encoding), stamp)?.map(|(bytes, stamped)| {
+                committed &= stamped;
+                bytes
+            }),
+        )
+    };
+    let gzip = variant(Encoding::Gzip)?;
+    let brotli = variant(Encoding::Brotli)?;
+    Ok(Some(StoredBody {
+        variants: Variants {
+            identity,
+            gzip,
+            brotli,
+        },
+        committed,
+    }))
+}
+
+/// The bytes of the file at `path` (if it exists) and whether its modification time is the one
+/// the commit `stamp` gives its files (read from the open file, so both describe one file).
+fn read_file(path: &Path, stamp: Option<CommitStamp>) -> io::Result<Option<(Bytes, bool)>> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let metadata = file.metadata()?;
+    let stamped = stamp.is_some_and(|stamp| metadata.modified().is_ok_and(|t| stamp.wrote(t)));
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(Some((Bytes::from(bytes), stamped)))
 }
 
 /// Removes a page's HTML and its variants.
@@ -453,7 +486,13 @@ fn remove_page_files(html: &Path) -> io::Result<()> {
 /// directory and renames, the HTML last; a variant not given is removed. With `fsync`, each
 /// file and then the directory (and every directory created for it) are fsynced, so the new
 /// names survive a power loss.
-fn write_page_files(root: &Path, html: &Path, body: &Variants, fsync: bool) -> io::Result<()> {
+fn write_page_files(
+    root: &Path,
+    html: &Path,
+    body: &Variants,
+    stamp: CommitStamp,
+    fsync: bool,
+) -> io::Result<()> {
     let dir = html
         .parent()
         .ok_or_else(|| io::Error::other("page path has no parent directory"))?;
@@ -479,6 +518,9 @@ fn write_page_files(root: &Path, html: &Path, body: &Variants, fsync: bool) -> i
             temporaries.push((tmp.clone(), path));
             let mut file = File::create(&tmp)?;
             file.write_all(bytes)?;
+            // A file system that cannot keep the time only loses the fast path: the file is
+            // then checked by its content when read.
+            let _ = file.set_modified(stamp.file_time());
             if fsync {
                 file.sync_all()?;
             }
@@ -597,6 +639,29 @@ mod tests {
             reopened.meta(&key("/blog/a")).await.unwrap(),
             Some(meta("/blog/a", page_kind(b"<p>a</p>")))
         );
+        // Read back with the row's commit stamp, the files are the committed ones; with another
+        // stamp, or once a file is rewritten (same bytes, a new time), they are not.
+        let row = meta("/blog/a", page_kind(b"<p>a</p>"));
+        let PageKind::Page { etag, .. } = row.kind else {
+            unreachable!()
+        };
+        let stamp = CommitStamp::new(row.generated_at_ms, etag);
+        let read = |stamp| reopened.committed_body(&key("/blog/a"), stamp);
+        let stored = read(stamp).await.unwrap().unwrap();
+        assert!(stored.committed);
+        assert_eq!(&stored.variants.identity[..], b"<p>a</p>");
+        assert!(stored.variants.brotli.is_some() && stored.variants.gzip.is_some());
+        let other = CommitStamp::new(row.generated_at_ms + 1, etag);
+        assert!(!read(other).await.unwrap().unwrap().committed);
+        let br = dir.path().join("site/blog/a/index.html.br");
+        fs::write(&br, fs::read(&br).unwrap()).unwrap();
+        let stored = read(stamp).await.unwrap().unwrap();
+        assert!(
+            !stored.committed,
+            "a rewritten variant is not the committed file"
+        );
+        assert_eq!(stored.variants.clone().verified(), Ok(stored.variants));
+
         let body = reopened.body(&key("/blog/a")).await.unwrap().unwrap();
         assert_eq!(&body.identity[..], b"<p>a</p>");
         assert_eq!(

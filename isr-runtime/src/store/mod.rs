@@ -5,11 +5,13 @@
 //! share). The interface is async and per key, so a networked store can implement it; the
 //! bundled stores run their blocking work on tokio's blocking pool, never on the async workers.
 
+mod commit_stamp;
 mod etag;
 mod fs;
 mod index;
 mod memory;
 
+pub use commit_stamp::CommitStamp;
 pub use etag::Etag;
 pub use fs::{meta_dir_of, FsStore, LEGACY_META_DIR, META_DIR_SUFFIX};
 pub use memory::MemoryStore;
@@ -77,6 +79,15 @@ pub struct PageMeta {
     pub tags: Vec<String>,
 }
 
+/// A page's bytes as read back by [`PageStore::committed_body`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBody {
+    /// The bytes of every stored encoding.
+    pub variants: Variants,
+    /// Whether every file read is the one the named commit wrote.
+    pub committed: bool,
+}
+
 /// A future returned by a store.
 pub type StoreFuture<T> = BoxFuture<'static, io::Result<T>>;
 
@@ -118,6 +129,21 @@ pub trait PageStore: Send + Sync + 'static {
 
     /// The bytes of a page in every encoding stored, if its HTML is stored.
     fn body(&self, key: &PageKey) -> StoreFuture<Option<Variants>>;
+
+    /// The bytes of a page as [`PageStore::body`], and whether the store vouches that every
+    /// file it read is the one it wrote in the commit `stamp` names (unchanged since, see
+    /// [`CommitStamp`]): then the engine serves them without checking their content. The
+    /// default vouches for nothing.
+    fn committed_body(&self, key: &PageKey, stamp: CommitStamp) -> StoreFuture<Option<StoredBody>> {
+        let _ = stamp;
+        let body = self.body(key);
+        Box::pin(async move {
+            Ok(body.await?.map(|variants| StoredBody {
+                variants,
+                committed: false,
+            }))
+        })
+    }
 
     /// Stores a page atomically: its body in every encoding given (or the body's removal when
     /// `body` is `None`), then its metadata.
