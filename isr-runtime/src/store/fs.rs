@@ -16,6 +16,7 @@
 //! the page instead of serving it. Temporary files a crash left behind are removed by
 //! [`PageStore::sweep`].
 
+use super::cached_read::read_file_cached;
 use super::index::Index;
 use super::{CommitStamp, PageKind, PageMeta, PageStore, StoreFuture, StoredBody};
 use crate::encoding::{Encoding, Variants};
@@ -320,13 +321,20 @@ impl PageStore for FsStore {
         let key = key.clone();
         self.blocking(move |inner| {
             let html = inner.html_path(key.as_str());
-            Ok(read_page_files(&html, None)?.map(|stored| stored.variants))
+            Ok(read_page_files(&html, None, read_file)?.map(|stored| stored.variants))
         })
     }
 
+    /// Read on the calling thread when the kernel holds the files' paths and bytes (no wait for
+    /// the disk: [`cached_read`](super::cached_read)), else on the blocking pool.
     fn committed_body(&self, key: &PageKey, stamp: CommitStamp) -> StoreFuture<Option<StoredBody>> {
-        let key = key.clone();
-        self.blocking(move |inner| read_page_files(&inner.html_path(key.as_str()), Some(stamp)))
+        let html = self.inner.html_path(key.as_str());
+        match read_page_files(&html, Some(stamp), read_file_cached) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.blocking(move |_| read_page_files(&html, Some(stamp), read_file))
+            }
+            read => Box::pin(std::future::ready(read)),
+        }
     }
 
     fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()> {
@@ -436,7 +444,11 @@ fn variant_path(html: &Path, encoding: Encoding) -> PathBuf {
 /// The files of the page whose HTML is at `html` (`None` if the HTML does not exist), and
 /// whether every one of them has the modification time the commit `stamp` gives its files
 /// (never, without a stamp).
-fn read_page_files(html: &Path, stamp: Option<CommitStamp>) -> io::Result<Option<StoredBody>> {
+fn read_page_files(
+    html: &Path,
+    stamp: Option<CommitStamp>,
+    read_file: impl Fn(&Path, Option<CommitStamp>) -> io::Result<Option<(Bytes, bool)>>,
+) -> io::Result<Option<StoredBody>> {
     let Some((identity, mut committed)) = read_file(html, stamp)? else {
         return Ok(None);
     };

@@ -3,8 +3,11 @@
 //! The engine keeps every page's metadata in its page table and some pages' bytes in its hot
 //! cache; a store is the tier that survives a restart (and, later, the tier several instances
 //! share). The interface is async and per key, so a networked store can implement it; the
-//! bundled stores run their blocking work on tokio's blocking pool, never on the async workers.
+//! bundled stores run their blocking work on tokio's blocking pool, never on the async workers
+//! (the one exception: [`FsStore`] reads a page's files on the calling thread when the kernel
+//! holds them, which never waits for the disk; see `cached_read`).
 
+mod cached_read;
 mod commit_stamp;
 mod etag;
 mod fs;
