@@ -165,7 +165,13 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let served = state.engine.request(request.uri().path()).await;
+    // What the client would get were every encoding stored: a page read from disk for it
+    // needs only the HTML and that one.
+    let wanted = preferred_encoding(request.headers(), |_| true);
+    let served = state
+        .engine
+        .request_wanting(request.uri().path(), Some(wanted))
+        .await;
     page_response(
         served,
         request.headers(),

@@ -382,7 +382,7 @@ impl Engine {
             .table
             .snapshot(key.as_str())
             .ok_or_else(|| unreadable("the newer version left the page table".into()))?;
-        match self.resident_or_read(key, snapshot).await {
+        match self.resident_or_read(key, snapshot, None).await {
             Ok(Some((page, _))) => Ok(page),
             Ok(None) => Err(unreadable("the newer version's body is missing".into())),
             Err(error) => Err(unreadable(format!("reading the newer version: {error}"))),

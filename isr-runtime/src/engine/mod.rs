@@ -48,7 +48,7 @@ pub use shared::CATCH_UP_WAIT;
 
 use crate::clock::Clock;
 use crate::context::{AppState, LoadContext};
-use crate::encoding::Variants;
+use crate::encoding::{Encoding, Variants};
 use crate::hot_cache::{HotCache, DEFAULT_BUDGET_BYTES};
 use crate::metrics;
 use crate::page::{Fallback, PageDef, Params};
@@ -379,6 +379,27 @@ impl Engine {
     /// # }
     /// ```
     pub async fn request(self: &Arc<Self>, path: &str) -> Served {
+        self.request_wanting(path, None).await
+    }
+
+    /// [`request`](Self::request) for a client that prefers `encoding` (the best it accepts,
+    /// were every encoding stored): a page read back from the store for it may hold only the
+    /// HTML and that encoding, which is all its answer needs (one or two files read, not
+    /// three). `None` reads every stored encoding.
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+    /// use isr::encoding::Encoding;
+    /// if let isr::Served::Stored { page, .. } = engine.request_wanting("/blog/hello", Some(Encoding::Brotli)).await {
+    ///     assert!(page.html().is_some());
+    /// }
+    /// # }
+    /// ```
+    pub async fn request_wanting(
+        self: &Arc<Self>,
+        path: &str,
+        encoding: Option<Encoding>,
+    ) -> Served {
         let (def, key, params) = match self.routes.resolve(path) {
             Resolved::Page { def, key, params } => (def, key, params),
             Resolved::Canonical(location) => return Served::Canonical(location),
@@ -387,7 +408,7 @@ impl Engine {
                 return Served::NoRoute;
             }
         };
-        let served = self.serve_page(def, key, params).await;
+        let served = self.serve_page(def, key, params, encoding).await;
         metrics::request(match &served {
             Served::Stored { cache, page, .. } if page.meta.kind != PageKind::NotFound => {
                 cache.metric_label()
@@ -403,6 +424,7 @@ impl Engine {
         def: &'static PageDef,
         key: PageKey,
         params: Params,
+        encoding: Option<Encoding>,
     ) -> Served {
         let mono = self.clock.monotonic_ms();
         if let Err(error) = self.look_up_while_loading(&key).await {
@@ -413,7 +435,7 @@ impl Engine {
         }
         self.catch_up(&key, def).await;
         if let Some(snapshot) = self.table.snapshot(key.as_str()) {
-            match self.resident_or_read(&key, snapshot).await {
+            match self.resident_or_read(&key, snapshot, encoding).await {
                 Ok(Some((page, snapshot))) => {
                     let now = self.clock.now_ms();
                     let cache = if is_fresh(
@@ -531,12 +553,20 @@ impl Engine {
         &self,
         key: &PageKey,
         mut snapshot: Snapshot,
+        encoding: Option<Encoding>,
     ) -> std::io::Result<Option<(Arc<CachedPage>, Snapshot)>> {
         // Two rounds: a commit may land between the snapshot and the read.
         for _ in 0..2 {
+            // Read for `encoding` alone, unless a copy of this version read for another one is
+            // resident: then in full, so that clients of different encodings do not take turns
+            // replacing each other's copy.
+            let mut only = encoding;
             if let Some(page) = self.hot.get(key.as_str()) {
                 if page.version == snapshot.version {
-                    return Ok(Some((page, snapshot)));
+                    if page.covers(encoding) {
+                        return Ok(Some((page, snapshot)));
+                    }
+                    only = None;
                 }
             }
             let (etag, bytes) = match snapshot.kind {
@@ -550,8 +580,9 @@ impl Engine {
             };
             let stored = self
                 .store
-                .committed_body(key, CommitStamp::new(snapshot.generated_at_ms, etag))
+                .committed_body(key, CommitStamp::new(snapshot.generated_at_ms, etag), only)
                 .await?;
+            let partial = stored.as_ref().is_some_and(|s| s.partial);
             let checked = match stored {
                 // The very files the row's commit wrote: only their length is checked.
                 Some(stored)
@@ -567,7 +598,9 @@ impl Engine {
             let problem = match checked {
                 Ok(body) => {
                     let meta = snapshot.meta(key, self.table.tags(key.as_str()));
-                    let page = Arc::new(CachedPage::new(meta, Some(body), snapshot.version));
+                    let mut page = CachedPage::new(meta, Some(body), snapshot.version);
+                    page.partial = partial;
+                    let page = Arc::new(page);
                     self.keep_resident(key, &page);
                     return Ok(Some((page, snapshot)));
                 }

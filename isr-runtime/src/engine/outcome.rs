@@ -106,6 +106,9 @@ pub struct CachedPage {
     pub(crate) version: u64,
     /// Its response headers, formatted on its first response (see `server::cache_headers`).
     pub(crate) headers: std::sync::OnceLock<crate::server::cache_headers::PageHeaders>,
+    /// Whether `body` holds only some of the stored encodings (the HTML and the one a request
+    /// wanted, read back from the store for it); a request that wants another is read again.
+    pub(crate) partial: bool,
 }
 
 impl CachedPage {
@@ -126,7 +129,14 @@ impl CachedPage {
             etags,
             version,
             headers: std::sync::OnceLock::new(),
+            partial: false,
         }
+    }
+
+    /// Whether this copy can answer a request that wants `encoding` (`None`: one that needs
+    /// every stored encoding): always, unless it is [`partial`](Self::partial) and lacks it.
+    pub(crate) fn covers(&self, encoding: Option<Encoding>) -> bool {
+        !self.partial || encoding.is_some_and(|e| self.representation(e).is_some())
     }
 
     /// The HTML as rendered (pages only).

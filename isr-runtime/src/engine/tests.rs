@@ -522,6 +522,69 @@ async fn restart_serves_from_disk_without_generating() {
 }
 
 #[tokio::test]
+async fn a_page_read_from_disk_for_one_encoding_is_read_again_for_another() {
+    use crate::encoding::Encoding;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let s = script("partial", Mode::Page("several encodings"));
+    let store = || Arc::new(FsStore::new(dir.path().join("site")));
+    harness_with(store(), clock.clone())
+        .await
+        .get("/t/partial")
+        .await;
+    let h = harness_with(store(), clock.clone()).await;
+    let page = |served| match served {
+        Served::Stored { page, cache, .. } => {
+            assert_eq!(cache, CacheStatus::Hit);
+            page
+        }
+        other => panic!("{other:?}"),
+    };
+    let want = |encoding| h.engine.request_wanting("/t/partial", encoding);
+
+    // An identity request reads the HTML alone, and its copy answers identity requests.
+    let html_only = page(want(Some(Encoding::Identity)).await);
+    assert!(html_only.partial && !html_only.html().unwrap().is_empty());
+    assert!(html_only.representation(Encoding::Brotli).is_none());
+    assert!(Arc::ptr_eq(
+        &html_only,
+        &page(want(Some(Encoding::Identity)).await)
+    ));
+    // A brotli request finds no brotli in it: the page is read again, in full this time.
+    let full = page(want(Some(Encoding::Brotli)).await);
+    assert!(!full.partial && !Arc::ptr_eq(&html_only, &full));
+    let (_, etag) = full.representation(Encoding::Brotli).unwrap();
+    assert!(etag.ends_with("-br\""));
+    let body = full.body.clone().unwrap();
+    assert!(body.gzip.is_some() && body.verified().is_ok());
+    // ... and then answers every encoding, and callers that want them all.
+    assert!(Arc::ptr_eq(&full, &page(want(Some(Encoding::Gzip)).await)));
+    assert!(Arc::ptr_eq(&full, &page(want(None).await)));
+    assert_eq!(s.calls(), 1, "read back, never regenerated");
+
+    // A fresh engine asked for brotli reads the HTML and brotli; `request` reads everything.
+    let h = harness_with(store(), clock.clone()).await;
+    match h
+        .engine
+        .request_wanting("/t/partial", Some(Encoding::Brotli))
+        .await
+    {
+        Served::Stored { page, .. } => {
+            assert!(page.partial && page.representation(Encoding::Brotli).is_some());
+            assert!(page.representation(Encoding::Gzip).is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    let h = harness_with(store(), clock.clone()).await;
+    match h.engine.request("/t/partial").await {
+        Served::Stored { page, .. } => {
+            assert!(!page.partial && page.representation(Encoding::Gzip).is_some())
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn routing_outcomes() {
     let h = harness().await;
     assert_eq!(h.get("/t/x/").await.1, "308 /t/x");

@@ -321,17 +321,22 @@ impl PageStore for FsStore {
         let key = key.clone();
         self.blocking(move |inner| {
             let html = inner.html_path(key.as_str());
-            Ok(read_page_files(&html, None, read_file)?.map(|stored| stored.variants))
+            Ok(read_page_files(&html, None, None, read_file)?.map(|stored| stored.variants))
         })
     }
 
     /// Read on the calling thread when the kernel holds the files' paths and bytes (no wait for
     /// the disk: [`cached_read`](super::cached_read)), else on the blocking pool.
-    fn committed_body(&self, key: &PageKey, stamp: CommitStamp) -> StoreFuture<Option<StoredBody>> {
+    fn committed_body(
+        &self,
+        key: &PageKey,
+        stamp: CommitStamp,
+        only: Option<Encoding>,
+    ) -> StoreFuture<Option<StoredBody>> {
         let html = self.inner.html_path(key.as_str());
-        match read_page_files(&html, Some(stamp), read_file_cached) {
+        match read_page_files(&html, Some(stamp), only, read_file_cached) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.blocking(move |_| read_page_files(&html, Some(stamp), read_file))
+                self.blocking(move |_| read_page_files(&html, Some(stamp), only, read_file))
             }
             read => Box::pin(std::future::ready(read)),
         }
@@ -443,10 +448,13 @@ fn variant_path(html: &Path, encoding: Encoding) -> PathBuf {
 
 /// The files of the page whose HTML is at `html` (`None` if the HTML does not exist), and
 /// whether every one of them has the modification time the commit `stamp` gives its files
-/// (never, without a stamp).
+/// (never, without a stamp). With `only`, the HTML and that encoding's variant, or every file
+/// when that variant does not exist (so that a page read for an encoding it lacks is read once
+/// in full, not again on every request).
 fn read_page_files(
     html: &Path,
     stamp: Option<CommitStamp>,
+    only: Option<Encoding>,
     read_file: impl Fn(&Path, Option<CommitStamp>) -> io::Result<Option<(Bytes, bool)>>,
 ) -> io::Result<Option<StoredBody>> {
     let Some((identity, mut committed)) = read_file(html, stamp)? else {
@@ -460,15 +468,35 @@ fn read_page_files(
             }),
         )
     };
-    let gzip = variant(Encoding::Gzip)?;
-    let brotli = variant(Encoding::Brotli)?;
+    let mut variants = Variants {
+        identity,
+        gzip: None,
+        brotli: None,
+    };
+    let partial = match only {
+        Some(Encoding::Identity) => true,
+        Some(Encoding::Gzip) => {
+            variants.gzip = variant(Encoding::Gzip)?;
+            variants.gzip.is_some()
+        }
+        Some(Encoding::Brotli) => {
+            variants.brotli = variant(Encoding::Brotli)?;
+            variants.brotli.is_some()
+        }
+        None => false,
+    };
+    if !partial {
+        if variants.gzip.is_none() {
+            variants.gzip = variant(Encoding::Gzip)?;
+        }
+        if variants.brotli.is_none() {
+            variants.brotli = variant(Encoding::Brotli)?;
+        }
+    }
     Ok(Some(StoredBody {
-        variants: Variants {
-            identity,
-            gzip,
-            brotli,
-        },
+        variants,
         committed,
+        partial,
     }))
 }
 
@@ -658,11 +686,20 @@ mod tests {
             unreachable!()
         };
         let stamp = CommitStamp::new(row.generated_at_ms, etag);
-        let read = |stamp| reopened.committed_body(&key("/blog/a"), stamp);
+        let read = |stamp| reopened.committed_body(&key("/blog/a"), stamp, None);
         let stored = read(stamp).await.unwrap().unwrap();
-        assert!(stored.committed);
+        assert!(stored.committed && !stored.partial);
         assert_eq!(&stored.variants.identity[..], b"<p>a</p>");
         assert!(stored.variants.brotli.is_some() && stored.variants.gzip.is_some());
+        // Asked for one encoding: the HTML and that variant only.
+        let only = |encoding| reopened.committed_body(&key("/blog/a"), stamp, Some(encoding));
+        let html_only = only(Encoding::Identity).await.unwrap().unwrap();
+        assert!(html_only.committed && html_only.partial);
+        assert_eq!(&html_only.variants.identity[..], b"<p>a</p>");
+        assert!(html_only.variants.gzip.is_none() && html_only.variants.brotli.is_none());
+        let br_only = only(Encoding::Brotli).await.unwrap().unwrap();
+        assert!(br_only.partial && br_only.variants.brotli == stored.variants.brotli);
+        assert!(br_only.variants.gzip.is_none());
         let other = CommitStamp::new(row.generated_at_ms + 1, etag);
         assert!(!read(other).await.unwrap().unwrap().committed);
         let br = dir.path().join("site/blog/a/index.html.br");
@@ -706,6 +743,33 @@ mod tests {
         store.put(&key("/blog/a"), m, None).await.unwrap();
         assert!(store.keys_with_tag("posts").await.unwrap().is_empty());
         assert_eq!(store.keys_with_tag("other").await.unwrap(), ["/blog/a"]);
+    }
+
+    #[tokio::test]
+    async fn asked_for_an_encoding_it_lacks_a_page_is_read_in_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().join("site"));
+        let mut body = Variants::compress(Bytes::from_static(b"<p>no br</p>"));
+        body.brotli = None;
+        let row = meta("/blog/a", page_kind(b"<p>no br</p>"));
+        store
+            .put(&key("/blog/a"), row.clone(), Some(body.clone()))
+            .await
+            .unwrap();
+        let PageKind::Page { etag, .. } = row.kind else {
+            unreachable!()
+        };
+        let stamp = CommitStamp::new(row.generated_at_ms, etag);
+        let stored = store
+            .committed_body(&key("/blog/a"), stamp, Some(Encoding::Brotli))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.committed && !stored.partial);
+        assert_eq!(
+            stored.variants, body,
+            "the HTML and the gzip variant, no brotli"
+        );
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ pub use etag::Etag;
 pub use fs::{meta_dir_of, FsStore, LEGACY_META_DIR, META_DIR_SUFFIX};
 pub use memory::MemoryStore;
 
-use crate::encoding::Variants;
+use crate::encoding::{Encoding, Variants};
 use crate::route::PageKey;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -89,6 +89,9 @@ pub struct StoredBody {
     pub variants: Variants,
     /// Whether every file read is the one the named commit wrote.
     pub committed: bool,
+    /// Whether only some encodings were read (the HTML and the one asked for: see
+    /// [`PageStore::committed_body`]); the others may be stored all the same.
+    pub partial: bool,
 }
 
 /// A future returned by a store.
@@ -135,15 +138,23 @@ pub trait PageStore: Send + Sync + 'static {
 
     /// The bytes of a page as [`PageStore::body`], and whether the store vouches that every
     /// file it read is the one it wrote in the commit `stamp` names (unchanged since, see
-    /// [`CommitStamp`]): then the engine serves them without checking their content. The
-    /// default vouches for nothing.
-    fn committed_body(&self, key: &PageKey, stamp: CommitStamp) -> StoreFuture<Option<StoredBody>> {
-        let _ = stamp;
+    /// [`CommitStamp`]): then the engine serves them without checking their content. With
+    /// `only`, the store may read just the HTML and that encoding (a request that wants it;
+    /// [`StoredBody::partial`] says it did), but reads every encoding when that one is not
+    /// stored. The default vouches for nothing and reads everything.
+    fn committed_body(
+        &self,
+        key: &PageKey,
+        stamp: CommitStamp,
+        only: Option<Encoding>,
+    ) -> StoreFuture<Option<StoredBody>> {
+        let _ = (stamp, only);
         let body = self.body(key);
         Box::pin(async move {
             Ok(body.await?.map(|variants| StoredBody {
                 variants,
                 committed: false,
+                partial: false,
             }))
         })
     }
