@@ -204,7 +204,8 @@ impl Engine {
     pub async fn page_details(&self, key: &PageKey) -> Option<PageStatus> {
         let mut status = self.page_status(key)?;
         if status.kind == "page" {
-            let body = match self.hot.get(key.as_str()) {
+            // A resident copy read for one encoding does not know the others' sizes.
+            let body = match self.hot.get(key.as_str()).filter(|page| page.covers(None)) {
                 Some(page) => page.body.clone(),
                 None => self.store.body(key).await.ok().flatten(),
             };
