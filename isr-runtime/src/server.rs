@@ -174,6 +174,7 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
         .await;
     page_response(
         served,
+        wanted,
         request.headers(),
         request.uri().query(),
         state.cache_tag,
@@ -184,6 +185,7 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
 /// Turns the engine's answer into an HTTP response.
 fn page_response(
     served: Served,
+    wanted: Encoding,
     request_headers: &HeaderMap,
     query: Option<&str>,
     cache_tag: bool,
@@ -201,7 +203,7 @@ fn page_response(
             let prebuilt = PageHeaders::of(&page, window);
             let mut response = match &page.meta.kind {
                 PageKind::Page { .. } => {
-                    page_body_response(&page, &prebuilt, request_headers, content_type)
+                    page_body_response(&page, &prebuilt, wanted, request_headers, content_type)
                 }
                 PageKind::NotFound => not_found(status_pages),
                 PageKind::Redirect {
@@ -242,14 +244,22 @@ fn page_response(
 }
 
 /// The body of an HTML page in the encoding the request prefers (or `304` when its etag
-/// matches), with its `etag`, `content-encoding` and `vary`.
+/// matches), with its `etag`, `content-encoding` and `vary`. `wanted` is the client's first
+/// choice were every encoding stored ([`preferred_encoding`] of all): when the page has it, it
+/// is also the first choice among what the page has, so `accept-encoding` is weighed again only
+/// for a page that lacks it.
 fn page_body_response(
     page: &CachedPage,
     prebuilt: &PageHeaders,
+    wanted: Encoding,
     request_headers: &HeaderMap,
     content_type: &'static str,
 ) -> Response {
-    let wanted = preferred_encoding(request_headers, |e| page.representation(e).is_some());
+    let wanted = if page.representation(wanted).is_some() {
+        wanted
+    } else {
+        preferred_encoding(request_headers, |e| page.representation(e).is_some())
+    };
     let (encoding, bytes, etag) = match page.representation(wanted) {
         Some((bytes, etag)) => (wanted, bytes.clone(), etag),
         None => match page.representation(Encoding::Identity) {

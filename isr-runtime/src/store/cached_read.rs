@@ -71,9 +71,9 @@ pub(super) fn read_file_cached(
     Ok(Some((Bytes::from(bytes), stamped)))
 }
 
-/// `errno` as an error for the caller: `WouldBlock` for "would wait" and for "this kernel or
-/// file system cannot say" (`ENOSYS`, `EINVAL`, `EOPNOTSUPP`: the ordinary read will do), the
-/// error itself otherwise.
+/// `errno` as an error for the caller: `WouldBlock` for "would wait" (`EAGAIN`) and for "this
+/// kernel, file system or path cannot do it without waiting" (`ENOSYS`, `EINVAL`, `EOPNOTSUPP`,
+/// `EXDEV`: the ordinary read will do), the error itself otherwise.
 fn would_block_or(errno: Errno) -> io::Error {
     match errno {
         Errno::AGAIN | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP | Errno::XDEV => {
