@@ -3,7 +3,7 @@
 
 use crate::encoding::{Encoding, Variants};
 use crate::page::Revalidate;
-use crate::store::{PageKind, PageMeta};
+use crate::store::{PageKind, PageMeta, RepresentationEtags};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,9 +98,8 @@ pub struct CachedPage {
     pub meta: PageMeta,
     /// The bytes (pages only; `None` for not-found and redirects).
     pub body: Option<Variants>,
-    /// The `ETag` value of each encoding (identity, gzip, brotli; empty when absent),
-    /// formatted once.
-    etags: [String; 3],
+    /// The `ETag` value of each encoding, formatted once (empty for non-pages).
+    pub(crate) etags: RepresentationEtags,
     /// Which commit of the page table this is (a resident copy is served only while the table
     /// still describes this commit).
     pub(crate) version: u64,
@@ -113,16 +112,10 @@ pub struct CachedPage {
 
 impl CachedPage {
     pub(crate) fn new(meta: PageMeta, body: Option<Variants>, version: u64) -> Self {
-        let mut etags: [String; 3] = Default::default();
-        if let (PageKind::Page { etag, .. }, Some(body)) = (&meta.kind, &body) {
-            let quoted = etag.to_string();
-            let hash = quoted.trim_matches('"');
-            for encoding in Encoding::PREFERENCE {
-                if body.get(encoding).is_some() {
-                    etags[encoding.index()] = format!("\"{hash}{}\"", encoding.etag_suffix());
-                }
-            }
-        }
+        let etags = match (&meta.kind, &body) {
+            (PageKind::Page { etag, .. }, Some(_)) => RepresentationEtags::of(*etag),
+            _ => RepresentationEtags::default(),
+        };
         CachedPage {
             meta,
             body,
@@ -150,13 +143,13 @@ impl CachedPage {
     /// # fn demo(page: &isr::CachedPage) { assert!(page.etag().is_empty() || page.etag().starts_with('"')); }
     /// ```
     pub fn etag(&self) -> &str {
-        &self.etags[0]
+        self.etags.get(Encoding::Identity)
     }
 
     /// The bytes of `encoding` and their strong etag, if that encoding is stored.
     pub fn representation(&self, encoding: Encoding) -> Option<(&Bytes, &str)> {
         let bytes = self.body.as_ref()?.get(encoding)?;
-        Some((bytes, &self.etags[encoding.index()]))
+        Some((bytes, self.etags.get(encoding)))
     }
 
     /// Bytes held in all encodings.

@@ -47,19 +47,18 @@ impl PageHeaders {
     }
 
     fn build(page: &CachedPage, window: Revalidate) -> PageHeaders {
-        let cache_control = match page.meta.kind {
-            PageKind::NotFound => not_found_cache_control(window),
-            _ => cache_control(window),
-        };
+        let not_found = matches!(page.meta.kind, PageKind::NotFound);
+        // Slices of the page's own etag buffer: a reference count each, no copy.
         let etags = Encoding::ALL.map(|encoding| {
-            page.representation(encoding)
-                .and_then(|(_, etag)| HeaderValue::from_str(etag).ok())
+            page.representation(encoding)?;
+            HeaderValue::from_maybe_shared(page.etags.shared(encoding)?).ok()
         });
+        let (surrogate_key, cache_tag) = purge_key_headers(&page.meta.tags, &page.meta.key);
         PageHeaders {
             window,
-            cache_control,
-            surrogate_key: surrogate_key(&page.meta.tags, &page.meta.key),
-            cache_tag: cache_tag(&page.meta.tags, &page.meta.key),
+            cache_control: shared_cache_control(not_found, window),
+            surrogate_key,
+            cache_tag,
             etags,
         }
     }
@@ -84,6 +83,37 @@ pub fn cache_control(revalidate: Revalidate) -> HeaderValue {
         "s-maxage={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE_SECS}"
     ))
 }
+
+/// [`cache_control`] (or [`not_found_cache_control`]) of `window`, formatted once per serving
+/// thread and window and then cloned (a reference count): a site has a few windows, one per
+/// route, and a page read back from the store would otherwise format its own. Bounded: a
+/// thread keeps [`MEMO_WINDOWS`] of them; any further window is formatted each time.
+fn shared_cache_control(not_found: bool, window: Revalidate) -> HeaderValue {
+    thread_local! {
+        static MEMO: std::cell::RefCell<Vec<(bool, Revalidate, HeaderValue)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    MEMO.with_borrow_mut(|memo| {
+        if let Some((.., value)) = memo
+            .iter()
+            .find(|(n, w, _)| (*n, *w) == (not_found, window))
+        {
+            return value.clone();
+        }
+        let value = if not_found {
+            not_found_cache_control(window)
+        } else {
+            cache_control(window)
+        };
+        if memo.len() < MEMO_WINDOWS {
+            memo.push((not_found, window, value.clone()));
+        }
+        value
+    })
+}
+
+/// How many `cache-control` values a serving thread keeps (see [`shared_cache_control`]).
+const MEMO_WINDOWS: usize = 32;
 
 /// `cache-control` of a loader's not-found (`recheck`: its effective window): kept downstream
 /// only until isr would check it again, never served stale, so that a page created later is
@@ -219,6 +249,29 @@ fn purge_keys(tags: &[String], key: &str, separator: char) -> HeaderValue {
     header_value(value)
 }
 
+/// [`surrogate_key`] and [`cache_tag`] of one page, formatted into one buffer (the keys joined
+/// by spaces, then by commas) that both header values share.
+fn purge_key_headers(tags: &[String], key: &str) -> (HeaderValue, HeaderValue) {
+    let url_path = crate::route::url_path(key);
+    let mut text = String::with_capacity(
+        2 * (url_path.len() + tags.iter().map(|t| t.len() + 1).sum::<usize>()),
+    );
+    for separator in [' ', ','] {
+        for tag in tags {
+            text.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
+            text.push(separator);
+        }
+        text.push_str(&url_path);
+    }
+    let text = bytes::Bytes::from(text);
+    let half = text.len() / 2;
+    let value = |bytes: bytes::Bytes| {
+        HeaderValue::from_maybe_shared(bytes)
+            .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+    };
+    (value(text.slice(..half)), value(text.slice(half..)))
+}
+
 /// Bytes a surrogate key cannot hold as they are.
 const TAG_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
@@ -228,4 +281,47 @@ const TAG_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
 
 fn header_value(value: String) -> HeaderValue {
     HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_keys_formatted_together_equal_each_alone() {
+        for (tags, key) in [
+            (vec![], "/"),
+            (vec!["posts".to_string()], "/blog/a"),
+            (
+                vec!["posts".into(), "post:hello world".into(), "100%,x\"".into()],
+                "/blog/café au lait",
+            ),
+        ] {
+            let (surrogate, tag) = purge_key_headers(&tags, key);
+            assert_eq!(surrogate, surrogate_key(&tags, key));
+            assert_eq!(tag, cache_tag(&tags, key));
+        }
+    }
+
+    #[test]
+    fn cache_control_is_the_same_value_from_the_memo_and_past_its_bound() {
+        for round in 0..2 {
+            for seconds in 0..(MEMO_WINDOWS as u64 + 8) {
+                let window = Revalidate::After(seconds);
+                assert_eq!(
+                    shared_cache_control(false, window),
+                    cache_control(window),
+                    "{round}"
+                );
+                assert_eq!(
+                    shared_cache_control(true, window),
+                    not_found_cache_control(window)
+                );
+            }
+        }
+        assert_eq!(
+            shared_cache_control(false, Revalidate::Never),
+            cache_control(Revalidate::Never)
+        );
+    }
 }

@@ -224,7 +224,10 @@ impl Inner {
     }
 
     fn html_path(&self, key: &str) -> PathBuf {
-        let mut path = self.root.clone();
+        // Sized once: pushing segments onto a copy of the root would grow it a few times.
+        let extra = key.len() + crate::route::PAGE_FILE.len() + 1;
+        let mut path = PathBuf::with_capacity(self.root.as_os_str().len() + extra);
+        path.push(&self.root);
         // Keys are `PageKey`s: their segments cannot be `..`, start with `.` or hold `/`.
         for segment in key.split('/').filter(|s| !s.is_empty()) {
             path.push(segment);

@@ -15,7 +15,7 @@ mod index;
 mod memory;
 
 pub use commit_stamp::CommitStamp;
-pub use etag::Etag;
+pub use etag::{Etag, RepresentationEtags};
 pub use fs::{meta_dir_of, FsStore, LEGACY_META_DIR, META_DIR_SUFFIX};
 pub use memory::MemoryStore;
 
