@@ -572,9 +572,10 @@ impl Engine {
             let (etag, bytes) = match snapshot.kind {
                 PageKind::Page { etag, bytes } => (etag, bytes),
                 _ => {
-                    let meta = snapshot.meta(key, self.table.tags(key.as_str()));
-                    let page = Arc::new(CachedPage::new(meta, None, snapshot.version));
-                    self.keep_resident(key, &page);
+                    let (tags, current) = self.table.tags_at(key.as_str(), snapshot.version);
+                    let page = CachedPage::new(snapshot.meta(key, tags), None, snapshot.version);
+                    let page = Arc::new(page);
+                    self.keep_resident(key, &page, current);
                     return Ok(Some((page, snapshot)));
                 }
             };
@@ -597,11 +598,12 @@ impl Engine {
             };
             let problem = match checked {
                 Ok(body) => {
-                    let meta = snapshot.meta(key, self.table.tags(key.as_str()));
+                    let (tags, current) = self.table.tags_at(key.as_str(), snapshot.version);
+                    let meta = snapshot.meta(key, tags);
                     let mut page = CachedPage::new(meta, Some(body), snapshot.version);
                     page.partial = partial;
                     let page = Arc::new(page);
-                    self.keep_resident(key, &page);
+                    self.keep_resident(key, &page, current);
                     return Ok(Some((page, snapshot)));
                 }
                 Err(problem) => problem,
@@ -662,9 +664,11 @@ impl Engine {
         self.loading.is_complete()
     }
 
-    /// Makes `page` resident if the table still describes it.
-    fn keep_resident(&self, key: &PageKey, page: &Arc<CachedPage>) {
-        if self.table.version(key.as_str()) == Some(page.version) {
+    /// Makes `page` resident if `current`: the table still described its version when its
+    /// tags were taken ([`PageTable::tags_at`]). A commit landing after that only makes the
+    /// copy unused (a copy is served only while its version is the table's).
+    fn keep_resident(&self, key: &PageKey, page: &Arc<CachedPage>, current: bool) {
+        if current {
             self.hot.insert(key.clone(), page.clone());
         }
     }

@@ -325,17 +325,20 @@ impl PageTable {
     /// Every tag of `key` (route's, then loader's).
     pub fn tags(&self, key: &str) -> Vec<String> {
         let inner = self.read();
-        let Some(entry) = inner.entries.get(key) else {
-            return Vec::new();
-        };
-        let def = inner.defs[usize::from(entry.route)];
-        let mut tags: Vec<String> = def.tags.iter().map(|t| t.to_string()).collect();
-        for id in entry.loader_tags.to_vec() {
-            if let Some((tag, _)) = inner.tags.get_index(id as usize) {
-                tags.push(tag.to_string());
-            }
+        inner
+            .entries
+            .get(key)
+            .map_or_else(Vec::new, |entry| inner.tags_of(entry))
+    }
+
+    /// [`tags`](Self::tags) of `key` and whether the table still holds `version` of it (one
+    /// lookup, for a page copy about to be kept resident).
+    pub fn tags_at(&self, key: &str, version: u64) -> (Vec<String>, bool) {
+        let inner = self.read();
+        match inner.entries.get(key) {
+            Some(entry) => (inner.tags_of(entry), entry.version == version),
+            None => (Vec::new(), false),
         }
-        tags
     }
 
     /// Records a committed generation (or a page loaded at start-up): replaces the entry,
@@ -420,6 +423,20 @@ impl PageTable {
 }
 
 impl Inner {
+    /// Every tag of `entry`: its route's, then its loader's.
+    fn tags_of(&self, entry: &Entry) -> Vec<String> {
+        let def = self.defs[usize::from(entry.route)];
+        let loader_tags = entry.loader_tags.to_vec();
+        let mut tags = Vec::with_capacity(def.tags.len() + loader_tags.len());
+        tags.extend(def.tags.iter().map(|t| t.to_string()));
+        for id in loader_tags {
+            if let Some((tag, _)) = self.tags.get_index(id as usize) {
+                tags.push(tag.to_string());
+            }
+        }
+        tags
+    }
+
     /// See [`PageTable::commit`].
     fn commit(&mut self, key: &PageKey, def: &'static PageDef, meta: &PageMeta) -> u64 {
         let route = self.route_of(def);
