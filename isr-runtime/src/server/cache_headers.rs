@@ -241,11 +241,7 @@ pub fn cache_tag(tags: &[String], key: &str) -> HeaderValue {
 /// The page's tags (escaped) and its URL path, joined by `separator`.
 fn purge_keys(tags: &[String], key: &str, separator: char) -> HeaderValue {
     let mut value = String::new();
-    for tag in tags {
-        value.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
-        value.push(separator);
-    }
-    value.push_str(&crate::route::url_path(key));
+    push_purge_keys(&mut value, tags, &crate::route::url_path(key), separator);
     header_value(value)
 }
 
@@ -256,20 +252,23 @@ fn purge_key_headers(tags: &[String], key: &str) -> (HeaderValue, HeaderValue) {
     let mut text = String::with_capacity(
         2 * (url_path.len() + tags.iter().map(|t| t.len() + 1).sum::<usize>()),
     );
-    for separator in [' ', ','] {
-        for tag in tags {
-            text.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
-            text.push(separator);
-        }
-        text.push_str(&url_path);
-    }
+    push_purge_keys(&mut text, tags, &url_path, ' ');
+    push_purge_keys(&mut text, tags, &url_path, ',');
     let text = bytes::Bytes::from(text);
     let half = text.len() / 2;
-    let value = |bytes: bytes::Bytes| {
-        HeaderValue::from_maybe_shared(bytes)
-            .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
-    };
-    (value(text.slice(..half)), value(text.slice(half..)))
+    (
+        header_value(text.slice(..half)),
+        header_value(text.slice(half..)),
+    )
+}
+
+/// Appends the tags (escaped), each followed by `separator`, then `url_path`.
+fn push_purge_keys(text: &mut String, tags: &[String], url_path: &str, separator: char) {
+    for tag in tags {
+        text.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
+        text.push(separator);
+    }
+    text.push_str(url_path);
 }
 
 /// Bytes a surrogate key cannot hold as they are.
@@ -279,8 +278,11 @@ const TAG_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'%')
     .add(b'"');
 
-fn header_value(value: String) -> HeaderValue {
-    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+/// `value` as a header value, taking its bytes as they are (no copy); `no-store` if it holds
+/// bytes a header cannot.
+fn header_value(value: impl Into<bytes::Bytes>) -> HeaderValue {
+    HeaderValue::from_maybe_shared(value.into())
+        .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
 }
 
 #[cfg(test)]
