@@ -634,6 +634,26 @@ mod tests {
         }
     }
 
+    /// `tags_at` answers the page's current tags and whether the version asked about is still
+    /// the table's: a copy read for an older commit is not kept resident.
+    #[test]
+    fn tags_at_says_whether_a_version_is_still_current() {
+        let table = PageTable::new(&[&POSTS]);
+        let key = crate::route::test_key("/p/a");
+        let first = table.commit(&key, &POSTS, &meta("/p/a", &["a", "b"]));
+        assert_eq!(table.tags_at("/p/a", first), (table.tags("/p/a"), true));
+        assert!(table
+            .tags("/p/a")
+            .ends_with(&["a".to_string(), "b".to_string()]));
+        let second = table.commit(&key, &POSTS, &meta("/p/a", &["c"]));
+        let (tags, current) = table.tags_at("/p/a", first);
+        assert!(!current, "an older commit is not current");
+        assert_eq!(tags, table.tags("/p/a"));
+        assert!(tags.ends_with(&["c".to_string()]) && !tags.contains(&"a".to_string()));
+        assert!(table.tags_at("/p/a", second).1);
+        assert_eq!(table.tags_at("/p/none", second), (Vec::new(), false));
+    }
+
     #[test]
     fn failures_and_redirects_live_beside_the_entry_and_go_with_a_commit() {
         let table = PageTable::new(&[&POSTS]);
