@@ -226,6 +226,7 @@ pub(crate) async fn accept_until(
         };
         match slots.clone().try_acquire_owned() {
             Ok(slot) => {
+                send_without_delay(&stream, peer);
                 let connection =
                     serve_connection(stream, peer, app.clone(), limits, stopped.clone());
                 connections.spawn(async move {
@@ -245,6 +246,16 @@ pub(crate) async fn accept_until(
     }
     connections.wait().await;
     Ok(())
+}
+
+/// Turns Nagle's algorithm off for an accepted connection (`TCP_NODELAY`, as nginx's
+/// `tcp_nodelay on`): hyper writes each response when it is complete, and a write smaller than a
+/// segment must not wait for the acknowledgement of the one before it (a large body that goes
+/// out in several writes ends with such a write).
+fn send_without_delay(stream: &TcpStream, peer: SocketAddr) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "could not turn Nagle's algorithm off");
+    }
 }
 
 /// Errors about one connection that went away before it was accepted: accept the next one.
@@ -831,6 +842,20 @@ mod tests {
         let _ = stop.send(());
         server.await.unwrap().unwrap();
         drop(reader_of_nothing);
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (stream, peer) = accepted.unwrap();
+        assert!(
+            !stream.nodelay().unwrap(),
+            "a fresh socket delays small writes"
+        );
+        send_without_delay(&stream, peer);
+        assert!(stream.nodelay().unwrap());
     }
 
     #[test]
