@@ -556,6 +556,7 @@ impl App {
     /// ```
     pub async fn embed(mut self) -> Result<crate::embed::Embedded, String> {
         use clap::Parser;
+        crate::malloc_arenas::limit();
         let cli = Cli::try_parse_from([self.name.clone()]).map_err(|e| e.to_string())?;
         let config = self.config(cli)?;
         self.prepare(config.command)?;
@@ -1073,6 +1074,7 @@ impl App {
 
 /// Runs `work` to completion on a new multi-thread runtime; exit 1 when none can start.
 fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    crate::malloc_arenas::limit();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -96,6 +96,8 @@ pub mod hot_cache;
 #[cfg(feature = "hydrate")]
 pub mod hydrate;
 #[cfg(feature = "ssr")]
+pub mod malloc_arenas;
+#[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
 mod page;
