@@ -5,8 +5,8 @@
 //! is reused only by the threads of that arena. A server that reads evicted pages back on its
 //! serving threads and on the blocking pool, and frees them wherever the hot cache evicts them,
 //! spreads its page buffers over up to 16 arenas on 2 cores: measured (100,000 pages,
-//! `--hot-cache-mb 64`, a random walk at ~65k req/s) a peak RSS of 146 MB with glibc's default,
-//! 125 MB with one arena per core, 107 MB with one, for the same req/s. [`limit`] caps the
+//! `--hot-cache-mb 64`, a random walk at 54–67k req/s) a peak RSS of 135–146 MB with glibc's
+//! default, 116–127 MB with one arena per core, 107 MB with one, for the same req/s. [`limit`] caps the
 //! arenas at one per core before the runtime starts its threads, unless the operator chose
 //! with glibc's own `MALLOC_ARENA_MAX`.
 
@@ -34,8 +34,10 @@ pub fn cap_for(configured: Option<&OsStr>, cpus: usize) -> Option<i32> {
 /// calls it before it starts the runtime, and [`App::embed`](crate::App::embed) when it is
 /// called.
 pub fn limit() -> Option<i32> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cap = cap_for(std::env::var_os("MALLOC_ARENA_MAX").as_deref(), cpus)?;
+    let cap = cap_for(
+        std::env::var_os("MALLOC_ARENA_MAX").as_deref(),
+        crate::cpus(),
+    )?;
     set_arena_max(cap).then_some(cap)
 }
 
@@ -66,8 +68,7 @@ mod tests {
     #[test]
     fn glibc_takes_the_cap() {
         if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-            assert_eq!(limit(), Some(i32::try_from(cpus).unwrap()));
+            assert_eq!(limit(), Some(i32::try_from(crate::cpus()).unwrap()));
         } else {
             assert_eq!(limit(), None);
         }
