@@ -2,6 +2,10 @@
 //!
 //! Every failure to read the folder or to parse a post is an error (the data source is "down"),
 //! never a not-found: ISR then keeps serving the old page.
+//!
+//! Errors name a post by its file name in the folder ([`post_file_name`]) and the folder as "the
+//! content folder", never by an absolute path: they are logged and answered to the revalidation
+//! webhook, and the server's file system layout is none of a caller's business.
 
 use crate::pages::TocEntry;
 use anyhow::{bail, Context};
@@ -111,11 +115,11 @@ impl Content {
 
 fn list_slugs(dir: &Path) -> anyhow::Result<Vec<String>> {
     let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the content folder {}", dir.display()))?;
+        .with_context(|| format!("cannot read the content folder ({CONTENT_DIR_ENV})"))?;
     let mut slugs = Vec::new();
     for entry in entries {
         let path = entry
-            .with_context(|| format!("cannot list {}", dir.display()))?
+            .with_context(|| format!("cannot list the content folder ({CONTENT_DIR_ENV})"))?
             .path();
         if path.extension().is_some_and(|e| e == "md") && path.is_file() {
             if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
@@ -132,9 +136,10 @@ fn list_slugs(dir: &Path) -> anyhow::Result<Vec<String>> {
 fn read_post_in(dir: &Path, slug: &str) -> anyhow::Result<Option<Post>> {
     // A missing folder is the data source being down, not a missing post.
     if !dir.is_dir() {
-        bail!("content folder {} is missing", dir.display());
+        bail!("the content folder ({CONTENT_DIR_ENV}) is missing");
     }
-    let path = dir.join(format!("{slug}.md"));
+    let file_name = post_file_name(slug);
+    let path = dir.join(&file_name);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         // No such post: no file, or a slug no file could have (too long for the file system).
@@ -146,11 +151,18 @@ fn read_post_in(dir: &Path, slug: &str) -> anyhow::Result<Option<Post>> {
         {
             return Ok(None)
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {file_name}")),
     };
-    parse_post(slug, &text)
-        .with_context(|| format!("{}", path.display()))
-        .map(Some)
+    parse_post(slug, &text).context(file_name).map(Some)
+}
+
+/// The file of the post `slug`, relative to the content folder: what errors name it by.
+///
+/// ```
+/// assert_eq!(blog::content::post_file_name("hello"), "hello.md");
+/// ```
+pub fn post_file_name(slug: &str) -> String {
+    format!("{slug}.md")
 }
 
 /// Parses `---\n<yaml>\n---\n<markdown>`.
@@ -313,6 +325,39 @@ mod tests {
         assert!(read_post_in(dir.path(), "nope").unwrap().is_none());
         assert!(read_post_in(&dir.path().join("gone"), "nope").is_err());
         assert!(list_slugs(&dir.path().join("gone")).is_err());
+    }
+
+    #[test]
+    fn errors_name_files_relative_to_the_content_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let absolute = dir.path().to_str().unwrap();
+        std::fs::write(dir.path().join("broken.md"), "no front matter").unwrap();
+        std::fs::create_dir(dir.path().join("folder.md")).unwrap();
+        fn message<T: std::fmt::Debug>(result: anyhow::Result<T>) -> String {
+            format!("{:#}", result.unwrap_err())
+        }
+
+        let broken = message(read_post_in(dir.path(), "broken"));
+        assert!(
+            broken.starts_with("broken.md: front matter missing"),
+            "{broken}"
+        );
+        let unreadable = message(read_post_in(dir.path(), "folder"));
+        assert!(
+            unreadable.starts_with("cannot read folder.md: "),
+            "{unreadable}"
+        );
+        let gone = dir.path().join("gone");
+        let missing = message(read_post_in(&gone, "hello"));
+        assert_eq!(missing, "the content folder (BLOG_CONTENT_DIR) is missing");
+        let unlisted = message(list_slugs(&gone));
+        assert!(
+            unlisted.starts_with("cannot read the content folder (BLOG_CONTENT_DIR): "),
+            "{unlisted}"
+        );
+        for text in [broken, unreadable, missing, unlisted] {
+            assert!(!text.contains(absolute), "{text}");
+        }
     }
 }
 
