@@ -90,6 +90,28 @@ struct Cli {
     #[arg(long, env = "ISR_HOT_CACHE_MB", global = true, value_name = "MIB")]
     hot_cache_mb: Option<String>,
 
+    /// Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated CIDR blocks or addresses, e.g. 10.0.0.0/8,127.0.0.1) [default: none]
+    #[arg(
+        long = "trusted-proxy",
+        env = "ISR_TRUSTED_PROXIES",
+        global = true,
+        value_name = "CIDRS"
+    )]
+    trusted_proxies: Option<String>,
+
+    /// Failed authentications one client address may make per minute on the protected routes; past it, 429 until the minute ends [default: 10]
+    #[arg(long, env = "ISR_MAX_AUTH_FAILURES", global = true, value_name = "N")]
+    max_auth_failures: Option<String>,
+
+    /// Largest request head (request line and headers) in bytes; a larger one gets 431 [default: 65536]
+    #[arg(
+        long,
+        env = "ISR_MAX_HEADER_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    max_header_bytes: Option<String>,
+
     /// Seconds a client may take to send a request's headers; then its connection is closed [default: 10]
     #[arg(long, env = "ISR_HEADER_TIMEOUT", global = true, value_name = "SECS")]
     header_timeout: Option<String>,
@@ -206,6 +228,8 @@ struct Config {
     revalidate_secret: Option<String>,
     admin_token: Option<String>,
     metrics_token: Option<String>,
+    trusted_proxies: crate::server::origin::TrustedProxies,
+    max_auth_failures: u32,
     cdn_purge: Option<crate::cdn::PurgeTargets>,
     cache_tag: bool,
     connection_limits: ConnectionLimits,
@@ -674,17 +698,20 @@ impl App {
         if site_root.as_os_str().is_empty() {
             return Err("--site-root / LEPTOS_SITE_ROOT is empty".into());
         }
-        let revalidate_secret = std::env::var("ISR_REVALIDATE_SECRET")
-            .ok()
-            .filter(|s| !s.trim().is_empty());
-        let admin_token = std::env::var("ISR_ADMIN_TOKEN")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let metrics_token = std::env::var("ISR_METRICS_TOKEN")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
+        let revalidate_secret = secret_from_env("ISR_REVALIDATE_SECRET")?;
+        let admin_token = secret_from_env("ISR_ADMIN_TOKEN")?;
+        let metrics_token = secret_from_env("ISR_METRICS_TOKEN")?;
+        let trusted_proxies = crate::server::origin::TrustedProxies::parse(
+            cli.trusted_proxies.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| format!("invalid --trusted-proxy / ISR_TRUSTED_PROXIES: {e}"))?;
+        let max_auth_failures = whole_number(
+            cli.max_auth_failures,
+            "--max-auth-failures / ISR_MAX_AUTH_FAILURES",
+            1..=1_000_000,
+            "a whole number from 1 to 1000000",
+        )?
+        .map_or(crate::server::auth_limit::MAX_FAILURES, |n| n as u32);
         let cdn_purge =
             match (&cli.cdn_purge, &cli.public_host) {
                 (Some(endpoints), host) => Some(
@@ -721,6 +748,16 @@ impl App {
                 .unwrap_or(defaults.body_timeout),
             send_timeout: seconds(cli.send_timeout, "--send-timeout / ISR_SEND_TIMEOUT")?
                 .unwrap_or(defaults.send_timeout),
+            max_header_bytes: whole_number(
+                cli.max_header_bytes,
+                "--max-header-bytes / ISR_MAX_HEADER_BYTES",
+                crate::server::listener::MIN_HEADER_BYTES as u64..=MAX_HEADER_BYTES_LIMIT as u64,
+                &format!(
+                    "a whole number of bytes from {} to {MAX_HEADER_BYTES_LIMIT}",
+                    crate::server::listener::MIN_HEADER_BYTES
+                ),
+            )?
+            .map_or(defaults.max_header_bytes, |n| n as usize),
             max_connections: whole_number(
                 cli.max_connections,
                 "--max-connections / ISR_MAX_CONNECTIONS",
@@ -749,6 +786,8 @@ impl App {
             revalidate_secret,
             admin_token,
             metrics_token,
+            trusted_proxies,
+            max_auth_failures,
             cdn_purge,
             cache_tag: cli.cache_tag,
             connection_limits,
@@ -953,11 +992,14 @@ impl App {
             sitemap: self.sitemap,
             public_url: config.public_url.clone(),
             status_pages,
+            trusted_proxies: config.trusted_proxies.clone(),
+            max_auth_failures: config.max_auth_failures,
         };
         let app_routes = std::mem::take(&mut self.routes);
         Ok(
-            crate::server::router(engine.clone(), options, crate::metrics::install())
-                .merge(app_routes),
+            crate::server::unchecked_router(engine.clone(), options, crate::metrics::install())
+                .merge(app_routes)
+                .layer(crate::server::origin::HostCheckLayer),
         )
     }
 
@@ -1030,6 +1072,7 @@ impl App {
             idle_timeout_s = limits.idle_timeout.as_secs(),
             body_timeout_s = limits.body_timeout.as_secs(),
             send_timeout_s = limits.send_timeout.as_secs(),
+            max_header_bytes = limits.max_header_bytes,
             max_connections = limits.max_connections,
             serve_threads = config.serve_threads,
             "connection limits"
@@ -1124,6 +1167,23 @@ fn remote_command(cli: &Cli) -> Option<(&RemoteArgs, crate::remote::RemoteComman
     }
 }
 
+/// Largest accepted `--max-header-bytes` (16 MiB).
+const MAX_HEADER_BYTES_LIMIT: usize = 16 << 20;
+
+/// A token or secret from `variable`: `None` when unset or blank, an error when it is shorter
+/// than [`crate::server::auth::MIN_SECRET_LEN`].
+fn secret_from_env(variable: &str) -> Result<Option<String>, String> {
+    let Some(secret) = std::env::var(variable)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    crate::server::auth::check_secret(variable, &secret)?;
+    Ok(Some(secret))
+}
+
 /// Largest accepted value of the connection timeout flags, in seconds (a day).
 const MAX_TIMEOUT_SECS: u64 = 86_400;
 
@@ -1192,6 +1252,7 @@ fn init_tracing() -> Option<tracing_appender::non_blocking::WorkerGuard> {
         .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(crate::log_fields::EscapedFields)
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init()

@@ -32,6 +32,10 @@ pub struct RouteRow {
 pub struct SummaryView {
     pub pages: u64,
     pub failing_total: u64,
+    /// Paths only requests named whose generation fails (one number, see
+    /// `engine::Summary::unknown_failing`).
+    #[serde(default)]
+    pub unknown_failing: u64,
     pub oldest_stale_s: Option<u64>,
     pub routes: Vec<RouteRow>,
 }
@@ -233,7 +237,12 @@ pub fn Dashboard(data: DashboardData) -> impl IntoView {
                     let oldest = s
                         .oldest_stale_s
                         .map_or("none".to_string(), |a| format!("{a} s"));
-                    format!("{} pages, {} failing, oldest stale page: {oldest}", s.pages, s.failing_total)
+                    let unknown = if s.unknown_failing > 0 {
+                        format!(" (and {} requested paths that are no page of the site)", s.unknown_failing)
+                    } else {
+                        String::new()
+                    };
+                    format!("{} pages, {} failing{unknown}, oldest stale page: {oldest}", s.pages, s.failing_total)
                 }}
             </p>
             <table id="isr-routes">

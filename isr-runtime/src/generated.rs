@@ -14,10 +14,12 @@
 pub struct RenderedBody {
     /// The component's HTML.
     pub body: String,
-    /// `<title>`, `<meta>`, `<link>`… registered with `leptos_meta` while rendering.
+    /// `<meta>`, `<link>`, `<style>`… registered with `leptos_meta` while rendering (the
+    /// title apart: it is text).
     pub head: String,
-    /// Whether `head` has a `<title>` (otherwise the document gets a default one).
-    pub has_title: bool,
+    /// The text of `leptos_meta`'s `<Title>`, unescaped: the document escapes it (without one
+    /// the document's title is the page's path).
+    pub title: Option<String>,
     /// Attributes set with `leptos_meta::Html`, with a leading space.
     pub html_attrs: String,
     /// Attributes set with `leptos_meta::Body`, with a leading space.

@@ -81,6 +81,8 @@ pub mod client;
 pub mod clock;
 #[cfg(feature = "ssr")]
 pub mod context;
+#[cfg(feature = "ssr")]
+pub mod csp;
 #[cfg(any(feature = "ssr", feature = "hydrate"))]
 pub mod dashboard;
 #[cfg(feature = "ssr")]
@@ -96,11 +98,15 @@ pub mod hot_cache;
 #[cfg(feature = "hydrate")]
 pub mod hydrate;
 #[cfg(feature = "ssr")]
+pub mod log_fields;
+#[cfg(feature = "ssr")]
 pub mod malloc_arenas;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
 mod page;
+#[cfg(feature = "ssr")]
+mod random;
 #[cfg(feature = "ssr")]
 mod remote;
 #[cfg(feature = "ssr")]
@@ -131,6 +137,7 @@ pub use {
     build::{BuildError, BuildOptions, BuildReport},
     cli::App,
     context::{AppState, FromContext, LoadContext, Path, Rejection, State},
+    csp::ContentSecurityPolicy,
     engine::{
         CacheStatus, CachedPage, Engine, EngineOptions, FailureKind, Outcome, Served, Trigger,
     },

@@ -14,6 +14,9 @@ pub const REGENERATION_SECONDS: &str = "isr_regeneration_duration_seconds";
 pub const CDN_PURGES_TOTAL: &str = "isr_cdn_purges_total";
 /// Counter of `POST /_isr/revalidate` requests refused for a missing or wrong bearer token.
 pub const REVALIDATE_AUTH_FAILURES_TOTAL: &str = "isr_revalidate_auth_failures_total";
+/// Counter of failed authentications on every protected route, by `endpoint` (`revalidate`,
+/// `api`, `metrics`, `login`, `dashboard`).
+pub const AUTH_FAILURES_TOTAL: &str = "isr_auth_failures_total";
 
 /// Gauge: 1 while Redis (the shared tier, `--redis`) answers, 0 while it does not.
 pub const REDIS_UP: &str = "isr_redis_up";
@@ -36,6 +39,9 @@ pub const REDIS_WRITE_BACKS_TOTAL: &str = "isr_redis_write_backs_total";
 pub const PAGES: &str = "isr_pages";
 /// Gauge of pages whose generations are failing (backing off or missing).
 pub const PAGES_FAILING: &str = "isr_pages_failing";
+/// Gauge of paths only requests named (never stored) whose generation is failing: one number,
+/// never a label per path.
+pub const UNKNOWN_PATHS_FAILING: &str = "isr_unknown_paths_failing";
 /// Gauge: age in seconds of the oldest stale page (0 when none is stale).
 pub const OLDEST_STALE_SECONDS: &str = "isr_oldest_stale_seconds";
 
@@ -96,9 +102,18 @@ pub(crate) fn regeneration(
     metrics::histogram!(REGENERATION_SECONDS, "route" => route).record(seconds);
 }
 
-/// Makes [`REVALIDATE_AUTH_FAILURES_TOTAL`] appear (at 0) before the first failure.
-pub(crate) fn register_revalidate_auth_failures() {
+/// Makes [`REVALIDATE_AUTH_FAILURES_TOTAL`] and [`AUTH_FAILURES_TOTAL`] appear (at 0) before
+/// the first failure.
+pub(crate) fn register_auth_failures() {
     metrics::counter!(REVALIDATE_AUTH_FAILURES_TOTAL).increment(0);
+    for endpoint in ["revalidate", "api", "metrics", "login", "dashboard"] {
+        metrics::counter!(AUTH_FAILURES_TOTAL, "endpoint" => endpoint).increment(0);
+    }
+}
+
+/// Counts one failed authentication at `endpoint`.
+pub(crate) fn auth_failure(endpoint: &'static str) {
+    metrics::counter!(AUTH_FAILURES_TOTAL, "endpoint" => endpoint).increment(1);
 }
 
 /// Counts one webhook request refused for its token.
@@ -151,5 +166,6 @@ pub(crate) fn page_states(summary: &crate::engine::Summary) {
         }
     }
     metrics::gauge!(PAGES_FAILING).set(summary.failing_total as f64);
+    metrics::gauge!(UNKNOWN_PATHS_FAILING).set(summary.unknown_failing as f64);
     metrics::gauge!(OLDEST_STALE_SECONDS).set(summary.oldest_stale_s.unwrap_or(0) as f64);
 }

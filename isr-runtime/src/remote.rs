@@ -259,8 +259,12 @@ fn last_error(page: &Value) -> String {
 
 fn status_text(summary: &Value) -> String {
     let states = crate::dashboard::STATES;
+    let unknown = match summary["unknown_failing"].as_u64() {
+        Some(n) if n > 0 => format!(" (and {n} requested paths that are no page of the site)"),
+        _ => String::new(),
+    };
     let mut text = format!(
-        "{} pages{}, {} failing, oldest stale page: {}\n\n",
+        "{} pages{}, {} failing{unknown}, oldest stale page: {}\n\n",
         number(&summary["pages"]),
         if summary["loaded"] == false {
             " (index still loading)"

@@ -11,6 +11,7 @@ use leptos_meta::ServerMetaContext;
 use serde::Serialize;
 
 use crate::client::ClientBundle;
+use crate::csp::inline_script_hashes;
 use crate::PROPS_ELEMENT_ID;
 
 /// What every page document gets besides its own body: the client bundle to hydrate with, and
@@ -50,6 +51,7 @@ pub struct Shell {
     lang: Option<String>,
     head: String,
     body_attrs: String,
+    csp: Option<crate::csp::ContentSecurityPolicy>,
 }
 
 impl Shell {
@@ -69,6 +71,25 @@ impl Shell {
     pub fn head(mut self, html: impl AsRef<str>) -> Self {
         self.head.push_str(html.as_ref());
         self
+    }
+
+    /// Every document carries `policy` (see [`crate::csp`]): its scripts are the client bundle
+    /// and, by hash, the inline scripts isr and this shell write; nothing else runs.
+    ///
+    /// ```
+    /// let shell = isr::Shell::new().content_security_policy(isr::ContentSecurityPolicy::strict());
+    /// let shell = isr::render::DocumentShell { app: shell, ..Default::default() };
+    /// let html = isr::render::document(&Default::default(), "/x", "e", &shell);
+    /// assert!(html.contains(r#"<meta http-equiv="content-security-policy" content="default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "#), "{html}");
+    /// ```
+    pub fn content_security_policy(mut self, policy: crate::csp::ContentSecurityPolicy) -> Self {
+        self.csp = Some(policy);
+        self
+    }
+
+    /// The policy set with [`Shell::content_security_policy`].
+    pub fn policy(&self) -> Option<&crate::csp::ContentSecurityPolicy> {
+        self.csp.as_ref()
     }
 
     /// An attribute on every `<body>` (its value escaped).
@@ -294,42 +315,109 @@ where
     let _ = any_spawner::Executor::init_tokio();
     let props_json = serde_json::to_string(&props)?;
     let (meta_context, meta_output) = ServerMetaContext::new();
+    let boundary = HeadBoundary::new();
     let body = {
         let owner = Owner::new();
         owner.with(|| {
             leptos_meta::provide_meta_context();
             provide_context(meta_context);
-            render(props)
+            let body = render(props);
+            boundary.register();
+            body
         })
     };
-    let shell = futures::stream::iter([String::from("<html><head></head><body>")]);
-    let shell: String = meta_output
+    let shell = futures::stream::iter([boundary.shell()]);
+    let filled: String = meta_output
         .inject_meta_context(shell)
         .await
         .collect::<Vec<_>>()
         .await
         .concat();
-    let html_attrs = between(&shell, "<html", ">").to_string();
-    let head = between(&shell, "<head>", "</head>").to_string();
-    let body_attrs = between(&shell, "<body", ">").to_string();
+    let head = boundary.split(&filled);
     Ok(RenderedBody {
         body,
-        has_title: head.contains("<title>"),
-        head,
-        html_attrs,
-        body_attrs,
+        title: head.title,
+        head: head.elements,
+        html_attrs: head.html_attrs,
+        body_attrs: head.body_attrs,
         props_json,
         params_json: String::new(),
         tags: Vec::new(),
     })
 }
 
-fn between<'a>(haystack: &'a str, start: &str, end: &str) -> &'a str {
-    haystack
-        .find(start)
-        .map(|i| &haystack[i + start.len()..])
-        .and_then(|rest| rest.find(end).map(|j| &rest[..j]))
-        .unwrap_or("")
+/// Tells apart what `leptos_meta` collected while a view rendered, without reading any of it as
+/// markup.
+///
+/// `leptos_meta` writes the `<title>` text into the head unescaped, and puts `Body` attributes
+/// at the first `<body` it finds, which may be inside that title: read back as markup, a page
+/// titled `x</title><script>…` would run script. So isr lets `leptos_meta` fill a shell whose
+/// every boundary carries a random nonce (the page's data cannot contain it), with `<body>`
+/// before the head content, and registers a `<meta>` marker after the view so that the title,
+/// which `leptos_meta` always writes last, is exactly what follows that marker. The title is
+/// kept as text and escaped when the document is written ([`document`]).
+struct HeadBoundary {
+    nonce: String,
+}
+
+/// The parts of the head [`HeadBoundary::split`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CollectedHead {
+    /// The `<title>` text, unescaped.
+    title: Option<String>,
+    /// The other head elements (`<meta>`, `<link>`, `<style>`…), as `leptos_meta` wrote them.
+    elements: String,
+    html_attrs: String,
+    body_attrs: String,
+}
+
+impl HeadBoundary {
+    fn new() -> Self {
+        HeadBoundary {
+            nonce: format!("isr{:016x}", crate::random::u64()),
+        }
+    }
+
+    /// Registers the end marker of the view's head elements (called inside the view's owner,
+    /// after the view).
+    fn register(&self) {
+        use leptos::prelude::*;
+        let _ = view! { <leptos_meta::Meta name="isr-head-end" content=self.nonce.clone() /> }
+            .to_html();
+    }
+
+    /// What `leptos_meta` fills in: `<html>` and `<body>` first, then the head.
+    fn shell(&self) -> String {
+        let n = &self.nonce;
+        format!("<html {n}><body {n}></body><head><!--HEAD--><!--{n}--></head>")
+    }
+
+    /// The parts of `filled` (the shell after `leptos_meta`); nothing when it is not that shell.
+    fn split(&self, filled: &str) -> CollectedHead {
+        let n = &self.nonce;
+        let html_end = format!(" {n}><body");
+        let body_end = format!(" {n}></body><head><!--HEAD-->");
+        let marker = format!("<meta name=\"isr-head-end\" content=\"{n}\">");
+        let head_end = format!("<!--{n}--></head>");
+        let parts = (|| {
+            let rest = filled.strip_prefix("<html")?;
+            let (html_attrs, rest) = rest.split_once(&html_end)?;
+            let (body_attrs, head) = rest.split_once(&body_end)?;
+            let head = head.strip_suffix(&head_end)?;
+            let (elements, title) = head.split_once(&marker)?;
+            let title = title
+                .strip_prefix("<title>")
+                .and_then(|t| t.strip_suffix("</title>"))
+                .map(str::to_owned);
+            Some(CollectedHead {
+                title,
+                elements: elements.to_owned(),
+                html_attrs: html_attrs.to_owned(),
+                body_attrs: body_attrs.to_owned(),
+            })
+        })();
+        parts.unwrap_or_default()
+    }
 }
 
 /// Wraps a rendered body into the full HTML document for the page at `path`. The body holds
@@ -356,6 +444,53 @@ pub fn document(
     hydrate_export: &str,
     shell: &DocumentShell,
 ) -> String {
+    document_with_scripts(body, path, hydrate_export, shell).html
+}
+
+/// A document and the hashes of the inline scripts isr and the app wrote into it (what a
+/// Content-Security-Policy header for it allows; see [`crate::csp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// The whole HTML document.
+    pub html: String,
+    /// `'sha256-…'` of each inline script isr or the app's shell wrote (never of page data).
+    pub script_hashes: Vec<String>,
+}
+
+/// [`document`], with the hashes of its own inline scripts. With the shell's
+/// [`Shell::content_security_policy`], the document carries that policy (with these hashes)
+/// as its first `<head>` element after the charset.
+///
+/// ```
+/// use isr::render::{document_with_scripts, DocumentShell};
+/// use isr::client::ClientBundle;
+/// let body = isr::RenderedBody { body: "<main>x</main>".into(), ..Default::default() };
+/// let shell = DocumentShell {
+///     client: Some(ClientBundle { js: "/pkg/a-1.js".into(), wasm: "/pkg/a-1_bg.wasm".into(), immutable: true }),
+///     app: isr::Shell::new().content_security_policy(isr::ContentSecurityPolicy::strict()),
+///     ..Default::default()
+/// };
+/// let doc = document_with_scripts(&body, "/blog", "isr_hydrate__sblog", &shell);
+/// assert_eq!(doc.script_hashes.len(), 1, "the hydration call");
+/// let meta = format!("<meta http-equiv=\"content-security-policy\" content=\"default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {}", doc.script_hashes[0]);
+/// assert!(doc.html.contains(&meta), "{}", doc.html);
+/// ```
+pub fn document_with_scripts(
+    body: &RenderedBody,
+    path: &str,
+    hydrate_export: &str,
+    shell: &DocumentShell,
+) -> Document {
+    let hydration = shell
+        .client
+        .as_ref()
+        .map(|client| hydration_scripts(client, hydrate_export));
+    let mut script_hashes = inline_script_hashes(&shell.app.head);
+    if let Some((_, call)) = &hydration {
+        script_hashes.push(crate::csp::script_hash(call));
+    }
+    script_hashes.extend(inline_script_hashes(&shell.extra_head));
+
     let mut html = String::with_capacity(body.body.len() + body.props_json.len() + 512);
     html.push_str("<!DOCTYPE html><html");
     if !body.html_attrs.contains("lang=") {
@@ -364,21 +499,30 @@ pub fn document(
         html.push('"');
     }
     html.push_str(&body.html_attrs);
-    html.push_str(
-        "><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-    );
+    html.push_str("><head><meta charset=\"utf-8\">");
+    if let Some(policy) = &shell.app.csp {
+        html.push_str("<meta http-equiv=\"content-security-policy\" content=\"");
+        // Quoted with `"`: the policy's own `'self'` quotes stay as they are.
+        html.push_str(
+            &policy
+                .render(&script_hashes)
+                .replace('&', "&amp;")
+                .replace('"', "&quot;"),
+        );
+        html.push_str("\">");
+    }
+    html.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     if !shell.app.head.contains("rel=\"icon\"") && !body.head.contains("rel=\"icon\"") {
         html.push_str("<link rel=\"icon\" href=\"data:,\">");
     }
     html.push_str(&shell.app.head);
-    if !body.has_title {
-        html.push_str("<title>");
-        html.push_str(&escape_text(path));
-        html.push_str("</title>");
-    }
-    // leptos_meta hydrates the tags that follow this marker, in order (as `<MetaTags/>` does).
+    // leptos_meta hydrates the tags that follow this marker, in order (as `<MetaTags/>` does);
+    // the title is text, escaped here whatever the page's data holds.
     html.push_str("<!--HEAD-->");
     html.push_str(&body.head);
+    html.push_str("<title>");
+    html.push_str(&escape_text(body.title.as_deref().unwrap_or(path)));
+    html.push_str("</title>");
     push_json_script(&mut html, PROPS_ELEMENT_ID, &body.props_json);
     if !body.params_json.is_empty() {
         push_json_script(
@@ -387,8 +531,11 @@ pub fn document(
             &body.params_json,
         );
     }
-    if let Some(client) = &shell.client {
-        push_hydration_scripts(&mut html, client, hydrate_export);
+    if let Some((preload, call)) = &hydration {
+        html.push_str(preload);
+        html.push_str("<script type=\"module\">");
+        html.push_str(call);
+        html.push_str("</script>");
     }
     html.push_str(&shell.extra_head);
     html.push_str("</head><body");
@@ -397,7 +544,10 @@ pub fn document(
     html.push('>');
     html.push_str(&body.body);
     html.push_str("</body></html>");
-    html
+    Document {
+        html,
+        script_hashes,
+    }
 }
 
 /// `<script type="application/json" id="{id}">{json}</script>`, the JSON escaped for it.
@@ -409,18 +559,19 @@ fn push_json_script(html: &mut String, id: &str, json: &str) {
     html.push_str("</script>");
 }
 
-/// Preloads the bundle's JS module and calls the page's own hydration export once the bundle
-/// is initialised. The wasm is not preloaded: fetched at high priority it competes with the
+/// The link that preloads the bundle's JS module, and the module script (its content) that
+/// calls the page's own hydration export once the bundle is initialised. The wasm is not preloaded: fetched at high priority it competes with the
 /// page's own content on slow links (Lighthouse's largest-contentful-paint went from 100 to
 /// 94-97 with it), while the module asks for it a moment later anyway.
-fn push_hydration_scripts(html: &mut String, client: &ClientBundle, hydrate_export: &str) {
+fn hydration_scripts(client: &ClientBundle, hydrate_export: &str) -> (String, String) {
     let js = escape_text(&client.js);
-    html.push_str(&format!("<link rel=\"modulepreload\" href=\"{js}\">"));
+    let preload = format!("<link rel=\"modulepreload\" href=\"{js}\">");
     let js_url = escape_json_for_script(&serde_json::to_string(&client.js).unwrap_or_default());
     let wasm_url = escape_json_for_script(&serde_json::to_string(&client.wasm).unwrap_or_default());
-    html.push_str(&format!(
-        "<script type=\"module\">import init, {{ {hydrate_export} }} from {js_url}; init({{ module_or_path: {wasm_url} }}).then(() => {hydrate_export}());</script>"
-    ));
+    let call = format!(
+        "import init, {{ {hydrate_export} }} from {js_url}; init({{ module_or_path: {wasm_url} }}).then(() => {hydrate_export}());"
+    );
+    (preload, call)
 }
 
 /// cargo-leptos's live-reload script when running under `cargo leptos watch` (which sets
@@ -560,10 +711,77 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(body.has_title, "head: {}", body.head);
-        assert!(body.head.contains("<title>Hello</title>"));
+        assert_eq!(body.title.as_deref(), Some("Hello"), "head: {}", body.head);
+        assert!(!body.head.contains("<title>"), "{}", body.head);
         let html = super::document(&body, "/x", "e", &DocumentShell::default());
         assert_eq!(html.matches("<title>").count(), 1);
         assert!(html.contains("<h1>Hello</h1>"));
+    }
+
+    /// The attacks of a post title read back as markup: script after a closed `<title>`, and
+    /// an attribute on the real `<body>` through a `<body` inside the title.
+    #[tokio::test]
+    async fn a_title_is_text_whatever_it_holds() {
+        use leptos::prelude::*;
+        use leptos_meta::{Body, Html, Meta, Title};
+        for title in [
+            "x</title><script>alert(document.cookie)</script>",
+            "y <body onload=alert(2)>",
+            "<!--HEAD--></head><body onload=alert(3)>",
+        ] {
+            let body = render_view(title.to_string(), |t: String| {
+                view! {
+                    <Title text=t.clone() />
+                    <Meta name="description" content=t.clone() />
+                    <Html attr:lang="de" />
+                    <Body attr:class=t.clone() />
+                    <h1>{t}</h1>
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(body.title.as_deref(), Some(title));
+            let html = super::document(&body, "/x", "e", &DocumentShell::default());
+            assert_eq!(html.matches("<script").count(), 1, "only the props: {html}");
+            assert_eq!(html.matches("<body").count(), 1, "{html}");
+            assert_eq!(html.matches("<title>").count(), 1, "{html}");
+            assert!(
+                html.contains(&format!("<title>{}</title>", escape_text(title))),
+                "{html}"
+            );
+            assert!(
+                html.starts_with("<!DOCTYPE html><html lang=\"de\">"),
+                "{html}"
+            );
+            let body_tag = &html[html.find("<body").unwrap()..];
+            let body_tag = &body_tag[..body_tag.find('>').unwrap()];
+            assert_eq!(
+                body_tag,
+                format!("<body class=\"{}\"", escape_text(title)),
+                "the attribute the view set, nothing else"
+            );
+            assert!(
+                body.head.contains("<meta name=\"description\""),
+                "{}",
+                body.head
+            );
+            assert!(!body.head.contains("isr-head-end"), "{}", body.head);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_view_without_head_elements_gets_the_path_as_title() {
+        use leptos::prelude::*;
+        let body = render_view((), |()| view! { <p>"plain"</p> })
+            .await
+            .unwrap();
+        assert_eq!(body.title, None);
+        assert_eq!(body.head, "");
+        assert_eq!(
+            (body.html_attrs.as_str(), body.body_attrs.as_str()),
+            ("", "")
+        );
+        let html = super::document(&body, "/plain", "e", &DocumentShell::default());
+        assert!(html.contains("<title>/plain</title>"), "{html}");
     }
 }

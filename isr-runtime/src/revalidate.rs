@@ -1,7 +1,7 @@
 //! On-demand revalidation by path and by tag: the logic behind `POST /_isr/revalidate` and
 //! [`revalidate_path`] / [`revalidate_tag`].
 
-use crate::engine::{Engine, Outcome, Trigger};
+use crate::engine::{Engine, Outcome};
 use crate::route::{PageKey, Resolved};
 use crate::store::PageKind;
 use futures::StreamExt;
@@ -202,16 +202,28 @@ pub async fn start(
 ) -> Revalidation {
     let targets = targets(engine, request).await;
     let count = targets.len();
+    // Every page is queued for this request now, as it arrives (merged with the other
+    // requests for it: see `engine::on_demand`); the runs start at most CONCURRENCY at a time.
+    let queued: Vec<_> = targets
+        .into_iter()
+        .map(|target| match target {
+            Target::Key(key) => {
+                let run = engine.regenerate_on_demand(&key);
+                Ok((key, run))
+            }
+            Target::NoRoute(path) => Err(path),
+        })
+        .collect();
     let worker = engine.clone();
     let work = engine.spawn_tracked(async move {
-        futures::stream::iter(targets)
-            .map(|target| {
+        futures::stream::iter(queued)
+            .map(|queued| {
                 let engine = worker.clone();
                 async move {
-                    match target {
-                        Target::NoRoute(path) => result_for(path, None),
-                        Target::Key(key) => {
-                            let outcome = engine.regenerate_key(&key, Trigger::OnDemand).await;
+                    match queued {
+                        Err(path) => result_for(path, None),
+                        Ok((key, run)) => {
+                            let outcome = run.await;
                             // The new version is in place: now the CDN may fetch it.
                             let purged = match &outcome {
                                 Some(Outcome::Generated(_)) => match engine.announce_change(&key) {

@@ -19,15 +19,19 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
 pub mod admin;
+pub mod auth;
+pub mod auth_limit;
 pub(crate) mod cache_headers;
 pub mod dashboard;
 pub mod listener;
 mod negotiate;
+pub mod origin;
+pub mod session;
 pub mod sitemap;
 pub mod threads;
+use auth::{bearer_matches, Auth, Caller, Endpoint};
 pub use cache_headers::{
     age, cache_control, cache_status, cache_tag, not_found_cache_control, surrogate_key,
 };
@@ -52,10 +56,8 @@ const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 #[derive(Clone)]
 struct AppState {
     engine: Arc<Engine>,
-    revalidate_secret: Option<Arc<str>>,
-    admin_token: Option<Arc<str>>,
-    metrics_token: Option<Arc<str>>,
-    metrics: PrometheusHandle,
+    auth: Arc<Auth>,
+    metrics: Arc<MetricsText>,
     cache_tag: bool,
     status_pages: StatusPages,
 }
@@ -90,7 +92,7 @@ pub struct ServerOptions {
     /// Whether `/pkg` files are content-hashed and may be cached forever.
     pub immutable_assets: bool,
     /// When set, `GET /_isr/metrics` needs `Authorization: Bearer <token>` (else `401`);
-    /// when unset it is open.
+    /// when unset it needs the admin token, and it is open only when neither is set.
     pub metrics_token: Option<String>,
     /// Also send `cache-tag` (the page's tags and path, comma-separated: the header CDNs
     /// such as Cloudflare purge by) besides `surrogate-key`.
@@ -104,36 +106,78 @@ pub struct ServerOptions {
     pub public_url: Option<crate::site::SiteUrl>,
     /// The app's `404` and `503` documents.
     pub status_pages: StatusPages,
+    /// The proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (see
+    /// [`origin`]); nobody's by default.
+    pub trusted_proxies: origin::TrustedProxies,
+    /// Failed authentications one client address may make per
+    /// [`FAILURE_WINDOW`](auth_limit::FAILURE_WINDOW) before it gets `429` (0: the default,
+    /// [`auth_limit::MAX_FAILURES`]).
+    pub max_auth_failures: u32,
 }
 
 /// The ISR router: pages (as the fallback), `/pkg/*` (client bundle), `POST /_isr/revalidate`
-/// (only with a secret) and `GET /_isr/metrics`. Merge app routes into it with [`Router::merge`].
+/// (only with a secret), `GET /_isr/metrics` and the operator routes, every request's `Host`
+/// checked ([`origin::HostCheckLayer`]). To serve routes of the app's own beside it, merge them
+/// into [`unchecked_router`] and add the layer once, as `App` does.
 ///
 /// ```no_run
 /// # fn demo(engine: std::sync::Arc<isr::Engine>) {
-/// let options = isr::server::ServerOptions { revalidate_secret: Some("s3cret".into()), ..Default::default() };
+/// let options = isr::server::ServerOptions { revalidate_secret: Some("0123456789abcdef".into()), ..Default::default() };
 /// let app = isr::server::router(engine, options, isr::metrics::install());
 /// # let _ = app; }
 /// ```
 pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHandle) -> Router {
-    let sitemaps = options
-        .sitemap
-        .then(|| sitemap::routes(engine.clone(), options.public_url.clone()));
+    unchecked_router(engine, options, metrics).layer(origin::HostCheckLayer)
+}
+
+/// [`router`] without the `Host` check: add [`origin::HostCheckLayer`] after merging other
+/// routes into it.
+pub fn unchecked_router(
+    engine: Arc<Engine>,
+    options: ServerOptions,
+    metrics: PrometheusHandle,
+) -> Router {
+    let sitemaps = options.sitemap.then(|| {
+        sitemap::routes(
+            engine.clone(),
+            options.public_url.clone(),
+            options.trusted_proxies.clone(),
+        )
+    });
+    let admin_token: Option<Arc<str>> = options.admin_token.map(Arc::from);
+    let auth = Auth {
+        revalidate_secret: options.revalidate_secret.map(Arc::from),
+        metrics_token: options
+            .metrics_token
+            .map(Arc::from)
+            .or_else(|| admin_token.clone()),
+        admin_token,
+        sessions: session::Sessions::new(session::SESSION_LIFETIME),
+        failures: auth_limit::AuthFailures::with_limits(
+            match options.max_auth_failures {
+                0 => auth_limit::MAX_FAILURES,
+                n => n,
+            },
+            auth_limit::FAILURE_WINDOW,
+        ),
+        trusted: options.trusted_proxies,
+        public_origin: options.public_url.as_ref().map(|u| u.as_str().to_owned()),
+    };
     let state = AppState {
         engine,
-        revalidate_secret: options.revalidate_secret.map(Arc::from),
-        admin_token: options.admin_token.map(Arc::from),
-        metrics_token: options.metrics_token.map(Arc::from),
-        metrics,
+        auth: Arc::new(auth),
+        metrics: Arc::new(MetricsText::new(metrics)),
         cache_tag: options.cache_tag,
         status_pages: options.status_pages,
     };
-    crate::metrics::register_revalidate_auth_failures();
-    let mut router = Router::new()
+    crate::metrics::register_auth_failures();
+    let operator = Router::new()
         .route("/_isr/revalidate", any(revalidate_endpoint))
         .route("/_isr/metrics", get(metrics_endpoint))
         .merge(admin::routes())
-        .merge(dashboard::routes());
+        .merge(dashboard::routes())
+        .layer(axum::middleware::map_response(operator_headers));
+    let mut router = Router::new().merge(operator);
     if let Some(assets) = options.assets {
         let cache = if options.immutable_assets {
             "public, max-age=31536000, immutable"
@@ -151,6 +195,44 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHa
         router = router.merge(sitemaps);
     }
     router.fallback(page_endpoint).with_state(state)
+}
+
+/// What every answer under `/_isr/` carries (unless its handler set its own): never stored by
+/// any cache, never framed, no type sniffing, no referrer to other sites (`same-origin`:
+/// `no-referrer` would make browsers send `Origin: null` on the forms' POSTs), and a strict
+/// Content-Security-Policy with `frame-ancestors 'none'` (the dashboard sets its own with the
+/// hashes of its scripts).
+async fn operator_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(policy) = HeaderValue::from_str(&operator_policy(&[])) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+        }
+    }
+    response
+}
+
+/// The Content-Security-Policy of isr's own pages: [`crate::ContentSecurityPolicy::strict`],
+/// never framed, with `script_hashes` allowed.
+///
+/// ```
+/// let policy = isr::server::operator_policy(&[]);
+/// assert!(policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self' 'wasm-unsafe-eval'"), "{policy}");
+/// ```
+pub fn operator_policy(script_hashes: &[String]) -> String {
+    crate::ContentSecurityPolicy::strict()
+        .directive("frame-ancestors", "'none'")
+        .render(script_hashes)
 }
 
 async fn page_endpoint(State(state): State<AppState>, request: Request) -> Response {
@@ -287,7 +369,7 @@ fn page_body_response(
 }
 
 /// Whether `If-None-Match` matches `etag` (weak comparison, as RFC 9110 requires for it).
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -372,8 +454,12 @@ fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// `POST /_isr/revalidate`: checks the token (401), then the size (413), then the JSON (400).
-async fn revalidate_endpoint(State(state): State<AppState>, request: Request) -> Response {
-    let Some(secret) = state.revalidate_secret.as_deref() else {
+async fn revalidate_endpoint(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    request: Request,
+) -> Response {
+    let Some(secret) = state.auth.revalidate_secret.as_deref() else {
         return json_error(
             StatusCode::NOT_FOUND,
             "on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable it",
@@ -386,8 +472,11 @@ async fn revalidate_endpoint(State(state): State<AppState>, request: Request) ->
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
+    if let Some(refusal) = state.auth.refuse_if_blocked(&client) {
+        return refusal;
+    }
     if !bearer_matches(request.headers(), secret) {
-        auth_failure(&request);
+        state.auth.failed(Endpoint::Revalidate, &client);
         return unauthorized();
     }
     revalidate_request(&state.engine, request).await
@@ -491,55 +580,71 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-/// Whether the bearer token equals `expected` (compared in constant time).
-fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
-    bearer_token(headers)
-        .is_some_and(|token| bool::from(token.as_bytes().ct_eq(expected.as_bytes())))
-}
-
-/// Counts a failed webhook authentication and logs it, at most once per 10 s.
-fn auth_failure(request: &Request) {
-    static LOG: listener::LogLimiter = listener::LogLimiter::new(Duration::from_secs(10));
-    crate::metrics::revalidate_auth_failure();
-    if let Some(suppressed) = LOG.allow() {
-        let peer = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.to_string())
-            .unwrap_or_default();
-        tracing::warn!(
-            %peer,
-            suppressed,
-            "POST /_isr/revalidate with a missing or wrong bearer token (answered 401; counted in {})",
-            crate::metrics::REVALIDATE_AUTH_FAILURES_TOTAL
-        );
-    }
-}
-
-async fn metrics_endpoint(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = state.metrics_token.as_deref() {
+async fn metrics_endpoint(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(token) = state.auth.metrics_token.as_deref() {
+        if let Some(refusal) = state.auth.refuse_if_blocked(&client) {
+            return refusal;
+        }
         if !bearer_matches(&headers, token) {
+            state.auth.failed(Endpoint::Metrics, &client);
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                "missing or wrong bearer token (ISR_METRICS_TOKEN)\n",
+                "missing or wrong bearer token (ISR_METRICS_TOKEN, else ISR_ADMIN_TOKEN)\n",
             )
                 .into_response();
         }
-    }
-    // The page-state gauges: one pass over the page table, off the async workers.
-    let engine = state.engine.clone();
-    if let Ok(summary) = tokio::task::spawn_blocking(move || engine.summary()).await {
-        crate::metrics::page_states(&summary);
     }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.text(&state.engine).await,
     )
         .into_response()
+}
+
+/// The text of `/_isr/metrics`. Counters and histograms are read at each scrape; the
+/// page-state gauges are a pass over every page, so they are computed at most once per
+/// [`MetricsText::GAUGE_PERIOD`] (scrapes within it, or while they are being computed, reuse
+/// them), on the blocking pool, never on the threads that serve pages.
+struct MetricsText {
+    handle: PrometheusHandle,
+    gauges_at: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl MetricsText {
+    const GAUGE_PERIOD: Duration = Duration::from_secs(1);
+
+    fn new(handle: PrometheusHandle) -> Self {
+        MetricsText {
+            handle,
+            gauges_at: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn text(&self, engine: &Arc<Engine>) -> String {
+        {
+            let mut gauges_at = self.gauges_at.lock().await;
+            if gauges_at.is_none_or(|at| at.elapsed() >= Self::GAUGE_PERIOD) {
+                let engine = engine.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::metrics::page_states(&engine.summary())
+                })
+                .await;
+                *gauges_at = Some(tokio::time::Instant::now());
+            }
+        }
+        let handle = self.handle.clone();
+        tokio::task::spawn_blocking(move || handle.render())
+            .await
+            .unwrap_or_default()
+    }
 }
 
 /// Adds the access log to `router`: one line per request (tower-http's `TraceLayer`, target

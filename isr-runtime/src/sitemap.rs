@@ -3,7 +3,7 @@
 //! so it follows pages as they appear, change and disappear.
 //!
 //! Up to [`URLS_PER_FILE`] pages, `/sitemap.xml` is one `<urlset>`; beyond that it is a
-//! `<sitemapindex>` of `/sitemap-1.xml`, `/sitemap-2.xml`, … (the protocol's limit per file).
+//! `<sitemapindex>` of `/sitemap/1.xml`, `/sitemap/2.xml`, … (the protocol's limit per file).
 
 use crate::render::escape_text as escape;
 use crate::route::url_path;
@@ -55,7 +55,7 @@ impl Sitemap {
             let newest = chunk.iter().map(|(_, ms)| *ms).max().unwrap_or(0);
             xml.push_str(&format!(
                 "<sitemap><loc>{}</loc><lastmod>{}</lastmod></sitemap>\n",
-                escape(&site.join(&format!("/sitemap-{}.xml", i + 1))),
+                escape(&site.join(&format!("/sitemap/{}.xml", i + 1))),
                 w3c_datetime(newest)
             ));
         }
@@ -63,7 +63,7 @@ impl Sitemap {
         xml
     }
 
-    /// `/sitemap-<n>.xml` (1-based), when the root is an index and it has part `n`.
+    /// `/sitemap/<n>.xml` (1-based), when the root is an index and it has part `n`.
     pub fn part(&self, n: usize, site: &SiteUrl) -> Option<String> {
         if self.pages.len() <= URLS_PER_FILE || n == 0 {
             return None;
@@ -128,7 +128,7 @@ mod tests {
         let root = sitemap.root(&site);
         assert!(root.contains("<sitemapindex"), "{}", &root[..200]);
         assert_eq!(root.matches("<sitemap>").count(), 2);
-        assert!(root.contains("https://example.com/sitemap-2.xml"));
+        assert!(root.contains("https://example.com/sitemap/2.xml"));
         let second = sitemap.part(2, &site).unwrap();
         assert_eq!(second.matches("<url>").count(), 1);
         assert!(second.contains("https://example.com/p/050000"));

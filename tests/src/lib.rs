@@ -31,7 +31,7 @@ pub mod shop;
 pub mod varnish;
 
 /// The bearer token the harness gives the server (`ISR_REVALIDATE_SECRET`) unless told not to.
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "test-secret-0123456789";
 
 /// `revalidate` of `/blog/:slug`.
 pub const POST_REVALIDATE: Duration = Duration::from_secs(5);
@@ -72,6 +72,10 @@ const CONTROLLED_ENV: &[&str] = &[
     "ISR_IDLE_TIMEOUT",
     "ISR_BODY_TIMEOUT",
     "ISR_MAX_CONNECTIONS",
+    "ISR_MAX_HEADER_BYTES",
+    "ISR_TRUSTED_PROXIES",
+    "ISR_MAX_AUTH_FAILURES",
+    "ISR_PUBLIC_URL",
 ];
 
 /// The workspace root (the parent of this crate).
@@ -525,11 +529,13 @@ pub struct BlogServer {
     stderr: Arc<Mutex<Vec<String>>>,
     client: reqwest::Client,
     exited: Option<ExitStatus>,
+    /// What `/_isr/metrics` needs (`ISR_METRICS_TOKEN`, else `ISR_ADMIN_TOKEN`), as spawned.
+    metrics_token: Option<String>,
 }
 
 impl BlogServer {
     /// Spawns `blog <args> --site-root <fixture site> --addr 127.0.0.1:0` with
-    /// `BLOG_CONTENT_DIR=<fixture posts>`, `ISR_REVALIDATE_SECRET=test-secret`, `RUST_LOG=info`
+    /// `BLOG_CONTENT_DIR=<fixture posts>`, `ISR_REVALIDATE_SECRET=test-secret-0123456789`, `RUST_LOG=info`
     /// and then `envs`, and waits (deadline) for its "serving N pages from DIR at URL" line.
     /// With no subcommand in `args` the binary builds, then serves.
     pub fn start(fixture: &Fixture, args: &[&str], envs: &[(&str, &str)]) -> BlogServer {
@@ -569,6 +575,14 @@ impl BlogServer {
 
     /// Like [`BlogServer::spawn`], waiting at most `deadline` for the "serving" line.
     pub fn spawn_with_deadline(mut command: Command, deadline: Duration) -> BlogServer {
+        let env_of = |name: &str| {
+            command
+                .get_envs()
+                .find(|(key, _)| *key == name)
+                .and_then(|(_, value)| value)
+                .map(|value| value.to_string_lossy().into_owned())
+        };
+        let metrics_token = env_of("ISR_METRICS_TOKEN").or_else(|| env_of("ISR_ADMIN_TOKEN"));
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
@@ -586,6 +600,7 @@ impl BlogServer {
             stderr,
             client,
             exited: None,
+            metrics_token,
         };
         // From here on a panic drops `server`, which kills the child.
         let limit = deadline;
@@ -679,7 +694,7 @@ impl BlogServer {
         self.send(self.request(reqwest::Method::HEAD, path)).await
     }
 
-    /// `POST /_isr/revalidate` with `Authorization: Bearer test-secret` and `body` as JSON text
+    /// `POST /_isr/revalidate` with `Authorization: Bearer <SECRET>` and `body` as JSON text
     /// (no content-type header).
     pub async fn revalidate(&self, body: &serde_json::Value) -> Resp {
         self.send(
@@ -690,9 +705,13 @@ impl BlogServer {
         .await
     }
 
-    /// `GET /_isr/metrics`, parsed.
+    /// `GET /_isr/metrics` (with the token it needs, if any), parsed.
     pub async fn metrics(&self) -> Metrics {
-        let response = self.get("/_isr/metrics").await;
+        let mut request = self.request(reqwest::Method::GET, "/_isr/metrics");
+        if let Some(token) = &self.metrics_token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = self.send(request).await;
         assert_eq!(response.status, 200, "metrics: {}", response.body);
         Metrics::parse(&response.body)
     }
@@ -729,7 +748,15 @@ impl BlogServer {
         request.push_str("\r\n");
         let mut bytes = request.into_bytes();
         bytes.extend_from_slice(body);
+        self.raw_bytes(&bytes)
+            .await
+            .unwrap_or_else(|e| panic!("raw {method} {target}: {e}"))
+    }
 
+    /// Sends `bytes` as they are (a whole request, `Host` and all) and reads the response;
+    /// `Err` when no HTTP response came back.
+    pub async fn raw_bytes(&self, bytes: &[u8]) -> Result<RawResponse, String> {
+        let bytes = bytes.to_vec();
         let exchange = async {
             let stream = tokio::net::TcpStream::connect(self.addr).await?;
             let (mut reader, mut writer) = stream.into_split();
@@ -758,11 +785,11 @@ impl BlogServer {
         };
         let received = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .unwrap_or_else(|_| panic!("raw {method} {target}: no answer in time"))
-            .unwrap_or_else(|e| panic!("raw {method} {target}: {e}"));
-        RawResponse::parse(&received).unwrap_or_else(|| {
-            panic!(
-                "raw {method} {target}: not an HTTP response: {:?}",
+            .map_err(|_| "no answer in time".to_string())?
+            .map_err(|e| e.to_string())?;
+        RawResponse::parse(&received).ok_or_else(|| {
+            format!(
+                "not an HTTP response: {:?}",
                 String::from_utf8_lossy(&received)
             )
         })

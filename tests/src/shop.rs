@@ -207,7 +207,7 @@ impl Deref for ShopServer {
 
 impl ShopServer {
     /// Spawns `shop <args> --site-root <fixture site> --addr 127.0.0.1:0` with the fixture's
-    /// database, `SHOP_ADMIN_TOKEN=test-admin-token`, `ISR_REVALIDATE_SECRET=test-secret`, then
+    /// database, `SHOP_ADMIN_TOKEN=test-admin-token`, `ISR_REVALIDATE_SECRET=test-secret-0123456789`, then
     /// `envs`, and waits for it to serve. With no subcommand the binary builds, then serves.
     pub fn start(fixture: &ShopFixture, args: &[&str], envs: &[(&str, &str)]) -> ShopServer {
         Self::start_with_token(fixture, args, envs, Some(ADMIN_TOKEN))

@@ -744,7 +744,8 @@ async fn on_demand_revalidation_by_tag_refreshes_the_list() {
 #[tokio::test]
 async fn revalidate_endpoint_checks_token_then_size_then_json() {
     let fx = Fixture::new();
-    let server = BlogServer::start(&fx, &[], &[]);
+    // 21 refused tokens from one address: more than the default limit per minute.
+    let server = BlogServer::start(&fx, &["--max-auth-failures", "100"], &[]);
     let endpoint = "/_isr/revalidate";
     let valid = json!({ "paths": [POST] }).to_string();
     // Larger than 64 KiB, and valid JSON if it were accepted.

@@ -9,7 +9,7 @@ use isr_tests::browser::{
 use isr_tests::{BlogServer, Fixture, POLL_DEADLINE};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "dashboard-token";
+const TOKEN: &str = "dashboard-token-0123456789";
 const POST: &str = "/blog/what-is-isr";
 
 /// Polls `probe` (a script returning a value or null) until it gives something.

@@ -52,6 +52,8 @@ pub fn app(admin_token: Option<String>) -> isr::App {
     isr::App::new("shop")
         .site_root("target/site/shop")
         .client(isr::client_crate!())
+        // Scripts only from /pkg and isr's own hydration call: data never runs as script.
+        .shell(isr::Shell::new().content_security_policy(isr::ContentSecurityPolicy::strict()))
         .state(db.clone())
         .routes(api::router(admin_token, db))
         .command(db::seed_command(), db::run_seed_command)

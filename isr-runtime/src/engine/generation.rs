@@ -167,7 +167,7 @@ impl Engine {
                 if trigger != Trigger::Build {
                     metrics::regeneration(def.path, kind.as_str(), trigger.as_str(), seconds);
                 }
-                let retry_in = self.record_failure(key);
+                let retry_in = self.record_failure(key, trigger);
                 self.record_run(key, kind.as_str(), Some(message.clone()), trigger, seconds);
                 tracing::warn!(
                     path = %key,
@@ -198,7 +198,7 @@ impl Engine {
     }
 
     /// Backs `key` off after a failure; returns the delay.
-    fn record_failure(&self, key: &PageKey) -> Duration {
+    fn record_failure(&self, key: &PageKey, trigger: Trigger) -> Duration {
         let mono = self.clock.monotonic_ms();
         let jitter = fastrand::f64();
         let mut delay = Duration::ZERO;
@@ -207,13 +207,17 @@ impl Engine {
             mono + delay.as_millis() as u64
         };
         if self.table.record_failure(key.as_str(), retry_at).is_none() {
-            let failures = self.negative.failures(key.as_str()).saturating_add(1);
+            let (failures, known) = self.negative.failures(key.as_str());
+            let failures = failures.saturating_add(1);
             delay = backoff::delay_after(failures, jitter);
             self.negative.insert(
                 key.clone(),
                 Remembered::Failing {
                     failures,
                     retry_at_ms: mono + delay.as_millis() as u64,
+                    // A request names any path it likes; the build and on-demand work name
+                    // the site's own.
+                    known: known || trigger != Trigger::Miss,
                 },
             );
         }

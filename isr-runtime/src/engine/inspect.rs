@@ -41,7 +41,9 @@ pub enum PageState {
     BackingOff,
     /// Its loader said it does not exist (answered 404).
     NotFound,
-    /// Never stored: its generations fail (answered 503).
+    /// Never stored, named by the site (its build's `paths`, on-demand revalidation), and
+    /// its generations fail (answered 503). Paths only requests named are not listed (see
+    /// [`Summary::unknown_failing`]).
     Missing,
 }
 
@@ -178,6 +180,10 @@ pub struct Summary {
     pub failing: Vec<PageStatus>,
     /// How many pages are failing (all of them, not only those listed).
     pub failing_total: usize,
+    /// Paths only requests named (never stored, never listed by the site) whose generation is
+    /// failing: counted here, never listed (at most the not-found memory's capacity), so that
+    /// random URLs during an outage do not bury the site's own failing pages.
+    pub unknown_failing: usize,
     /// Age of the oldest stale page.
     pub oldest_stale_s: Option<u64>,
     /// Whether the page table holds every stored page yet.
@@ -193,6 +199,7 @@ impl Engine {
             None => self
                 .negative
                 .failing()
+                .0
                 .into_iter()
                 .find(|(k, _, _)| k == key)
                 .map(|(k, failures, retry_at)| self.missing_status(&k, def, failures, retry_at)),
@@ -252,7 +259,7 @@ impl Engine {
         }
         if query.state.is_none_or(|s| s == PageState::Missing) && query.tag.is_none() {
             let mut missing: Vec<PageStatus> = Vec::new();
-            for (key, failures, retry_at) in self.negative.failing() {
+            for (key, failures, retry_at) in self.negative.failing().0 {
                 let Some((def, _)) = self.routes.page_of_key(key.as_str()) else {
                     continue;
                 };
@@ -329,7 +336,8 @@ impl Engine {
                 Some(self.status_of(key, &snapshot))
             })
             .collect();
-        for (key, failures, retry_at) in self.negative.failing() {
+        let (known_failing, unknown_failing) = self.negative.failing();
+        for (key, failures, retry_at) in known_failing {
             if let Some((def, _)) = self.routes.page_of_key(key.as_str()) {
                 let status = self.missing_status(&key, def, failures, retry_at);
                 *routes
@@ -349,6 +357,7 @@ impl Engine {
             routes: routes.into_values().collect(),
             failing,
             failing_total,
+            unknown_failing,
             oldest_stale_s,
             loaded: self.is_loaded(),
         }

@@ -31,6 +31,7 @@ mod generation;
 pub mod inspect;
 mod loading;
 mod negative;
+mod on_demand;
 pub mod outcome;
 mod runs;
 mod scheduler;
@@ -146,6 +147,8 @@ pub struct Engine {
     runs: runs::RunLog,
     /// Whether requests are being served (then a build's changes are announced too).
     serving: std::sync::atomic::AtomicBool,
+    /// On-demand regenerations, merged per page (see [`on_demand`]).
+    on_demand: Arc<on_demand::OnDemandRuns<Option<Outcome>>>,
 }
 
 impl Engine {
@@ -225,6 +228,7 @@ impl Engine {
             background: tokio::runtime::Handle::current(),
             loading,
             changes: RwLock::new(None),
+            on_demand: on_demand::OnDemandRuns::new(),
             shared: shared::SharedState::default(),
             runs: runs::RunLog::new(),
             serving: std::sync::atomic::AtomicBool::new(false),
@@ -306,6 +310,12 @@ impl Engine {
     /// ```
     pub fn set_state(&self, state: AppState) {
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+    }
+
+    /// Changes whenever a page is committed or removed: what a document made from the page
+    /// table (the sitemap) is valid for.
+    pub(crate) fn table_stamp(&self) -> (u64, usize) {
+        self.table.stamp()
     }
 
     /// Every HTML page held now, for `/sitemap.xml`: made again only after a page was
@@ -737,6 +747,20 @@ impl Engine {
             unknown_route: unknown,
         };
         self.start(&key, def, params, trigger, slot).await
+    }
+
+    /// Regenerates `key` for on-demand revalidation, merged with the other on-demand requests
+    /// for it (see [`on_demand`]): joins its queued run, or queues one run after the one that
+    /// is running. `None`: no route has the key.
+    pub(crate) fn regenerate_on_demand(
+        self: &Arc<Self>,
+        key: &PageKey,
+    ) -> impl std::future::Future<Output = Option<Outcome>> + Send + 'static {
+        let engine = self.clone();
+        let page = key.clone();
+        self.on_demand.join(key, move || {
+            Box::pin(async move { engine.regenerate_key(&page, Trigger::OnDemand).await })
+        })
     }
 
     /// Generates a page enumerated by the build (no scheduler slot: the build bounds itself).

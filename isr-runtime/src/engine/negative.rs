@@ -16,7 +16,13 @@ pub(crate) enum Remembered {
     /// The loader said not found; trusted until this monotonic time (ms).
     NotFound { until_ms: u64, generated_at_ms: u64 },
     /// Its generation failed `failures` times in a row; no new attempt before `retry_at_ms`.
-    Failing { failures: u32, retry_at_ms: u64 },
+    /// `known`: the site itself named the path (the build's `paths`, on-demand revalidation),
+    /// not only a request for it (an anonymous client can make up any number of those).
+    Failing {
+        failures: u32,
+        retry_at_ms: u64,
+        known: bool,
+    },
 }
 
 pub(crate) struct NegativeMemory {
@@ -55,26 +61,33 @@ impl NegativeMemory {
         self.cache.len()
     }
 
-    /// The paths whose generation is failing (never stored), with their failures and retry
-    /// time: at most the capacity.
-    pub fn failing(&self) -> Vec<(PageKey, u32, u64)> {
-        self.cache
-            .iter()
-            .filter_map(|(key, remembered)| match remembered {
+    /// The paths the site names whose generation is failing (never stored), with their
+    /// failures and retry time, and how many other (requested only) paths are failing: at most
+    /// the capacity.
+    pub fn failing(&self) -> (Vec<(PageKey, u32, u64)>, usize) {
+        let mut known_paths = Vec::new();
+        let mut requested_only = 0;
+        for (key, remembered) in self.cache.iter() {
+            match remembered {
                 Remembered::Failing {
                     failures,
                     retry_at_ms,
-                } => Some((key, failures, retry_at_ms)),
-                Remembered::NotFound { .. } => None,
-            })
-            .collect()
+                    known: true,
+                } => known_paths.push((key, failures, retry_at_ms)),
+                Remembered::Failing { known: false, .. } => requested_only += 1,
+                Remembered::NotFound { .. } => {}
+            }
+        }
+        (known_paths, requested_only)
     }
 
-    /// Failures in a row remembered for `key` (0 when none).
-    pub fn failures(&self, key: &str) -> u32 {
+    /// Failures in a row remembered for `key` (0 when none), and whether the site named it.
+    pub fn failures(&self, key: &str) -> (u32, bool) {
         match self.cache.get(key) {
-            Some(Remembered::Failing { failures, .. }) => failures,
-            _ => 0,
+            Some(Remembered::Failing {
+                failures, known, ..
+            }) => (failures, known),
+            _ => (0, false),
         }
     }
 }

@@ -1490,3 +1490,91 @@ async fn unknown_paths_ask_redis_once_and_a_page_committed_elsewhere_is_found() 
     }
     assert_eq!(later.calls(), 1);
 }
+
+/// The CMS retry storm: 56 calls of `{"tags": [...]}` at once used to queue one loader run per
+/// call per page (56 × the tag's pages). Merged, every page runs at most twice for them: once
+/// for the calls that found it queued, once more for those that arrived while it ran.
+#[tokio::test]
+async fn concurrent_tag_revalidations_are_merged_per_page() {
+    let h = harness().await;
+    let pages: Vec<Arc<Script>> = (0..20)
+        .map(|i| script(&format!("storm{i}"), Mode::Page("v1")))
+        .collect();
+    for i in 0..20 {
+        h.get(&format!("/t/storm{i}")).await;
+    }
+    h.wait_idle().await;
+    for page in &pages {
+        page.delay(Duration::from_millis(20));
+    }
+    let request = crate::RevalidateRequest {
+        paths: vec![],
+        tags: vec!["t".into()],
+    };
+    let calls: Vec<_> = (0..56)
+        .map(|_| {
+            let engine = h.engine.clone();
+            let request = request.clone();
+            tokio::spawn(async move { crate::revalidate::revalidate(&engine, &request).await })
+        })
+        .collect();
+    for call in calls {
+        let results = call.await.unwrap();
+        assert_eq!(results.len(), 20, "every call reports every page");
+        assert!(results
+            .iter()
+            .all(|r| r.outcome == crate::RevalidationOutcome::Regenerated));
+    }
+    let runs: usize = pages.iter().map(|p| p.calls() - 1).sum();
+    assert!(
+        (20..=40).contains(&runs),
+        "56 calls over 20 pages ran {runs} loaders (unmerged: 1,120)"
+    );
+    assert_eq!(h.engine.on_demand.len(), 0);
+}
+
+/// During an outage, random URLs (their loaders fail) fill the not-found memory; the failing
+/// view lists only the paths the site named itself, and counts the rest.
+#[tokio::test]
+async fn anonymous_failing_paths_are_one_number_not_rows() {
+    let h = harness().await;
+    let _outage: Vec<Arc<Script>> = (0..300)
+        .map(|i| script(&format!("made-up-{i}"), Mode::Fail))
+        .collect();
+    for i in 0..300 {
+        assert_eq!(h.get(&format!("/t/made-up-{i}")).await.1, "503");
+    }
+    let named = script("named-but-failing", Mode::Fail);
+    let outcome = h
+        .engine
+        .regenerate("/t/named-but-failing", Trigger::OnDemand)
+        .await;
+    assert!(matches!(outcome, Some(Outcome::Failed { .. })));
+    assert_eq!(named.calls(), 1);
+    h.wait_idle().await;
+
+    let summary = h.engine.summary();
+    assert_eq!(
+        summary.unknown_failing, 300,
+        "requested paths are one number"
+    );
+    assert_eq!(summary.failing_total, 1);
+    let listed: Vec<&str> = summary.failing.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(listed, ["/t/named-but-failing"]);
+    let missing_state: usize = summary
+        .routes
+        .iter()
+        .map(|r| r.states.get("missing").copied().unwrap_or(0))
+        .sum();
+    assert_eq!(missing_state, 1);
+    let list = h.engine.list_pages(&PageQuery {
+        state: Some(PageState::Missing),
+        limit: 500,
+        ..PageQuery::default()
+    });
+    assert_eq!(list.matched, 1, "{:?}", list.pages);
+    // A path first requested, then revalidated by the site, becomes known.
+    h.engine.regenerate("/t/made-up-7", Trigger::OnDemand).await;
+    let summary = h.engine.summary();
+    assert_eq!((summary.failing_total, summary.unknown_failing), (2, 299));
+}

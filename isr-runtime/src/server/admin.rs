@@ -10,9 +10,11 @@
 //!
 //! Every route needs `Authorization: Bearer <ISR_ADMIN_TOKEN>` or the dashboard's session
 //! cookie (`401` without either; with the cookie, `POST` also needs to come from the
-//! dashboard itself, see [`super::dashboard`]). Without `ISR_ADMIN_TOKEN` they all answer
-//! `404`.
+//! dashboard itself, see [`super::auth`]); failures are counted per client address, which gets
+//! `429` past the limit. Without `ISR_ADMIN_TOKEN` they all answer `404`.
 
+use super::auth::{bearer_matches, Caller, Endpoint};
+use super::origin::ClientOrigin;
 use super::{json_error, unauthorized, AppState};
 use crate::engine::{PageQuery, PageState};
 use crate::route::Resolved;
@@ -39,23 +41,42 @@ pub(super) fn routes() -> Router<AppState> {
 /// The refusal when the API is off (404) or the caller is not authorised (401); `None`: go
 /// on. Reading takes the bearer token or the dashboard's session cookie; changing takes the
 /// token, or the cookie from the dashboard itself (see [`super::dashboard`]).
-fn refusal(state: &AppState, headers: &HeaderMap, changes: bool) -> Option<Response> {
-    let Some(token) = state.admin_token.as_deref() else {
+fn refusal(
+    state: &AppState,
+    client: &ClientOrigin,
+    headers: &HeaderMap,
+    changes: bool,
+) -> Option<Response> {
+    let auth = &state.auth;
+    let Some(token) = auth.admin_token.as_deref() else {
         return Some(json_error(
             StatusCode::NOT_FOUND,
             "the operator API is off: set ISR_ADMIN_TOKEN to enable it",
         ));
     };
-    let allowed = if changes {
-        super::dashboard::may_change(token, headers)
-    } else {
-        super::dashboard::may_read(token, headers)
-    };
-    (!allowed).then(unauthorized)
+    if let Some(refusal) = auth.refuse_if_blocked(client) {
+        return Some(refusal);
+    }
+    let session = || auth.session(headers).is_some();
+    let allowed = bearer_matches(headers, token)
+        || if changes {
+            session() && auth.comes_from_the_dashboard(headers, client)
+        } else {
+            session()
+        };
+    if allowed {
+        return None;
+    }
+    auth.failed(Endpoint::Api, client);
+    Some(unauthorized())
 }
 
-async fn summary(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refusal(&state, &headers, false) {
+async fn summary(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = refusal(&state, &client, &headers, false) {
         return refusal;
     }
     let engine = state.engine.clone();
@@ -80,10 +101,11 @@ struct ListParams {
 
 async fn list(
     State(state): State<AppState>,
+    Caller(client): Caller,
     headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(refusal) = refusal(&state, &headers, false) {
+    if let Some(refusal) = refusal(&state, &client, &headers, false) {
         return refusal;
     }
     let Query(params) = match params {
@@ -122,8 +144,12 @@ async fn list(
     }
 }
 
-async fn details(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(refusal) = refusal(&state, request.headers(), false) {
+async fn details(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    request: Request,
+) -> Response {
+    if let Some(refusal) = refusal(&state, &client, request.headers(), false) {
         return refusal;
     }
     let tail = request
@@ -149,15 +175,23 @@ async fn details(State(state): State<AppState>, request: Request) -> Response {
     }
 }
 
-async fn revalidate(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(refusal) = refusal(&state, request.headers(), true) {
+async fn revalidate(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    request: Request,
+) -> Response {
+    if let Some(refusal) = refusal(&state, &client, request.headers(), true) {
         return refusal;
     }
     super::revalidate_request(&state.engine, request).await
 }
 
-async fn no_such_call(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refusal(&state, &headers, false) {
+async fn no_such_call(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = refusal(&state, &client, &headers, false) {
         return refusal;
     }
     json_error(StatusCode::NOT_FOUND, "no such operator API call")

@@ -1,15 +1,17 @@
 //! The dashboard's routes: `GET /_isr/` (the page, or its login form), `POST /_isr/login`,
 //! `POST /_isr/logout` and `POST /_isr/actions/revalidate` (the page's forms).
 //!
-//! Login takes `ISR_ADMIN_TOKEN` once and sets a session cookie (`HttpOnly; SameSite=Strict;
-//! Path=/_isr`) holding a hash of the token, never the token. Requests authorised by that
-//! cookie must also come from the page itself when they change something: a form POST with
-//! a same-origin `Origin`, or a fetch with the `x-isr-dashboard` header (which a cross-site
-//! page cannot send without a CORS preflight that isr never answers). Without
-//! `ISR_ADMIN_TOKEN` every route here answers `404`.
+//! Login takes `ISR_ADMIN_TOKEN` once and opens a server-side session ([`super::session`]):
+//! the cookie (`HttpOnly; SameSite=Strict; Path=/_isr`, `Secure` when the site is served over
+//! https) holds a random id, never the token. Requests authorised by that cookie must also come
+//! from the page itself when they change something (logout included): see
+//! [`super::auth`]. Failed logins count against the client address like every other failed
+//! authentication. The outcome of a form is kept in the session and shown once: no message
+//! travels in a link. Without `ISR_ADMIN_TOKEN` every route here answers `404`.
 
-use super::{bearer_matches, plain_status, AppState};
-use crate::dashboard::{encode, Dashboard, DashboardData, Filters, HYDRATE_EXPORT};
+use super::auth::{bearer_matches, Caller, Endpoint};
+use super::{plain_status, AppState};
+use crate::dashboard::{Dashboard, DashboardData, Filters, HYDRATE_EXPORT};
 use crate::engine::{PageQuery, PageState};
 use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
 use axum::extract::{Query, State};
@@ -19,13 +21,10 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use leptos::prelude::*;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "isr_session";
-/// How long a session lasts (seconds).
-const SESSION_SECONDS: u64 = 12 * 60 * 60;
 /// Pages per dashboard page.
 const PAGES_SHOWN: usize = 50;
 
@@ -38,57 +37,19 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/_isr/actions/revalidate", post(action_revalidate))
 }
 
-/// The session cookie's value for `token`: a hash, so the cookie never carries the token.
+/// The `Set-Cookie` value of a session: `id` for `max_age` seconds (`0` ends it).
 ///
 /// ```
-/// let a = isr::server::dashboard::session_value("s3cret");
-/// assert_eq!(a.len(), 64);
-/// assert_ne!(a, isr::server::dashboard::session_value("other"));
+/// let cookie = isr::server::dashboard::session_cookie("abc", 60, true);
+/// assert_eq!(cookie, "isr_session=abc; HttpOnly; SameSite=Strict; Path=/_isr; Max-Age=60; Secure");
+/// let ended = isr::server::dashboard::session_cookie("", 0, false);
+/// assert_eq!(ended, "isr_session=; HttpOnly; SameSite=Strict; Path=/_isr; Max-Age=0");
 /// ```
-pub fn session_value(token: &str) -> String {
-    let digest = Sha256::digest(format!("isr-dashboard-session\0{token}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether the request carries the session cookie of `token`.
-fn has_session(headers: &HeaderMap, token: &str) -> bool {
-    let expected = session_value(token);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(name, value)| {
-            name == SESSION_COOKIE && bool::from(value.as_bytes().ct_eq(expected.as_bytes()))
-        })
-}
-
-/// Whether a state-changing request comes from the dashboard itself (see the module docs).
-pub(super) fn from_the_dashboard(headers: &HeaderMap) -> bool {
-    if headers.contains_key("x-isr-dashboard") {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    match (host, origin) {
-        (Some(host), Some(origin)) => origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(|o| o == host),
-        _ => false,
-    }
-}
-
-/// Whether the request may read the operator API: a bearer token, or a session cookie.
-pub(super) fn may_read(token: &str, headers: &HeaderMap) -> bool {
-    bearer_matches(headers, token) || has_session(headers, token)
-}
-
-/// Whether the request may change something: a bearer token, or a session cookie from the
-/// dashboard itself.
-pub(super) fn may_change(token: &str, headers: &HeaderMap) -> bool {
-    bearer_matches(headers, token) || (has_session(headers, token) && from_the_dashboard(headers))
+pub fn session_cookie(id: &str, max_age: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/_isr; Max-Age={max_age}{secure}"
+    )
 }
 
 fn off() -> Response {
@@ -127,27 +88,22 @@ fn login_page(status: StatusCode, message: &str) -> Response {
     )
 }
 
-/// The notice of the last form action (`/_isr/?notice=…`), beside the filters.
-#[derive(Debug, Default, Deserialize)]
-struct Notice {
-    #[serde(default)]
-    notice: String,
-}
-
 async fn page(
     State(state): State<AppState>,
     headers: HeaderMap,
     filters: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
-    notice: Result<Query<Notice>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Some(token) = state.admin_token.clone() else {
+    let Some(token) = state.auth.admin_token.clone() else {
         return off();
     };
-    if !may_read(&token, &headers) {
+    let session = state.auth.session(&headers);
+    if session.is_none() && !bearer_matches(&headers, &token) {
         return login_page(StatusCode::OK, "");
     }
     let filters = filters.map(|Query(f)| f).unwrap_or_default();
-    let notice = notice.map(|Query(n)| n.notice).unwrap_or_default();
+    let notice = session
+        .and_then(|id| state.auth.sessions.take_notice(&id))
+        .unwrap_or_default();
     let non_empty = |v: &String| (!v.is_empty()).then(|| v.clone());
     let query = PageQuery {
         route: non_empty(&filters.route),
@@ -202,8 +158,15 @@ async fn page(
             }
         };
     let shell = state.engine.shell();
-    let document = crate::render::document(&body, "isr dashboard", HYDRATE_EXPORT, &shell);
-    html(StatusCode::OK, document)
+    let document =
+        crate::render::document_with_scripts(&body, "isr dashboard", HYDRATE_EXPORT, &shell);
+    let mut response = html(StatusCode::OK, document.html);
+    if let Ok(policy) = HeaderValue::from_str(&super::operator_policy(&document.script_hashes)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,30 +176,33 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    Caller(client): Caller,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let Some(token) = state.admin_token.clone() else {
+    let auth = &state.auth;
+    let Some(token) = auth.admin_token.clone() else {
         return off();
     };
-    if headers.contains_key(header::ORIGIN) && !from_the_dashboard(&headers) {
+    if headers.contains_key(header::ORIGIN) && !auth.comes_from_the_dashboard(&headers, &client) {
         return login_page(StatusCode::FORBIDDEN, "Log in from this site's own page.");
+    }
+    if auth.refuse_if_blocked(&client).is_some() {
+        return login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed attempts from this address. Try again in a minute.",
+        );
     }
     let given = form.map(|Form(f)| f.token).unwrap_or_default();
     if !bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())) {
-        static LOG: super::listener::LogLimiter =
-            super::listener::LogLimiter::new(std::time::Duration::from_secs(10));
-        if let Some(suppressed) = LOG.allow() {
-            tracing::warn!(
-                suppressed,
-                "POST /_isr/login with a wrong token (answered 401)"
-            );
-        }
+        auth.failed(Endpoint::Login, &client);
         return login_page(StatusCode::UNAUTHORIZED, "Wrong token.");
     }
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/_isr; Max-Age={SESSION_SECONDS}",
-        session_value(&token)
+    let id = auth.sessions.open();
+    let cookie = session_cookie(
+        &id,
+        auth.sessions.lifetime().as_secs(),
+        auth.secure_cookies(&client),
     );
     let mut response = Redirect::to("/_isr/").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -245,15 +211,28 @@ async fn login(
     response
 }
 
-async fn logout(State(state): State<AppState>) -> Response {
-    if state.admin_token.is_none() {
+/// Ends the session (only from the dashboard itself: a cross-site form cannot log an operator
+/// out) and clears its cookie.
+async fn logout(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    headers: HeaderMap,
+) -> Response {
+    let auth = &state.auth;
+    if auth.admin_token.is_none() {
         return off();
     }
+    if !auth.comes_from_the_dashboard(&headers, &client) {
+        auth.failed(Endpoint::Dashboard, &client);
+        return login_page(StatusCode::FORBIDDEN, "Log out from this site's own page.");
+    }
+    if let Some(id) = auth.session(&headers) {
+        auth.sessions.close(&id);
+    }
     let mut response = Redirect::to("/_isr/").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("isr_session=; HttpOnly; SameSite=Strict; Path=/_isr; Max-Age=0"),
-    );
+    if let Ok(value) = HeaderValue::from_str(&session_cookie("", 0, auth.secure_cookies(&client))) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
 }
 
@@ -270,18 +249,28 @@ struct ActionForm {
 
 async fn action_revalidate(
     State(state): State<AppState>,
+    Caller(client): Caller,
     headers: HeaderMap,
     form: Result<Form<ActionForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let Some(token) = state.admin_token.clone() else {
+    let auth = &state.auth;
+    if auth.admin_token.is_none() {
         return off();
-    };
-    if !may_change(&token, &headers) {
+    }
+    if auth.refuse_if_blocked(&client).is_some() {
+        return login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed attempts from this address. Try again in a minute.",
+        );
+    }
+    let session = auth.session(&headers);
+    let Some(session) = session.filter(|_| auth.comes_from_the_dashboard(&headers, &client)) else {
+        auth.failed(Endpoint::Dashboard, &client);
         return login_page(
             StatusCode::FORBIDDEN,
             "Log in again from this site's own page.",
         );
-    }
+    };
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let mut request = RevalidateRequest::default();
     if !form.path.is_empty() {
@@ -326,6 +315,6 @@ async fn action_revalidate(
             format!("{what}: {accepted} pages are being revalidated in the background")
         }
     };
-    let location = format!("/_isr/?notice={}", encode(&notice));
-    Redirect::to(&location).into_response()
+    auth.sessions.set_notice(&session, notice);
+    Redirect::to("/_isr/").into_response()
 }

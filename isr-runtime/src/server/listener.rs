@@ -8,6 +8,7 @@
 //! | phase of a connection | bound | past it |
 //! |---|---|---|
 //! | accepted, request head not complete | [`header_timeout`](ConnectionLimits::header_timeout) from the accept | closed, no answer |
+//! | request head larger than [`max_header_bytes`](ConnectionLimits::max_header_bytes) | | `431`, closed (the buffer is freed with the connection) |
 //! | response sent, no byte of a next request | [`idle_timeout`](ConnectionLimits::idle_timeout) from the end of the response | closed (FIN) |
 //! | first byte of a next request arrived, head not complete | `header_timeout` from that byte | closed, no answer |
 //! | a handler reads the request body | [`body_timeout`](ConnectionLimits::body_timeout) between two chunks | the read fails (the webhook answers `408`) |
@@ -53,6 +54,13 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// when [`default_max_connections`] derives the cap from the open-file limit.
 pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
 
+/// [`ConnectionLimits::max_header_bytes`] by default: request heads hold at most this much
+/// memory per connection while they arrive.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The smallest [`ConnectionLimits::max_header_bytes`] (hyper's smallest read buffer).
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
+
 /// How long the accept loop waits after an accept error that is not about one connection
 /// (`EMFILE`, `ENFILE`, `ENOBUFS`, …) before it tries again.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -67,6 +75,7 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// assert_eq!(limits.idle_timeout, Duration::from_secs(60));
 /// assert_eq!(limits.body_timeout, Duration::from_secs(10));
 /// assert_eq!(limits.send_timeout, Duration::from_secs(30));
+/// assert_eq!(limits.max_header_bytes, 64 * 1024);
 /// assert!((1..=isr::server::listener::DEFAULT_MAX_CONNECTIONS).contains(&limits.max_connections));
 ///
 /// let strict = isr::server::ConnectionLimits { header_timeout: Duration::from_secs(2), ..limits };
@@ -90,6 +99,10 @@ pub struct ConnectionLimits {
     /// the socket's buffers are full). Past it the connection is closed. A slow client that
     /// keeps reading is never cut.
     pub send_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes: what one connection's read
+    /// buffer may grow to while its head arrives. A larger head gets `431 Request Header
+    /// Fields Too Large` and the connection is closed. At least [`MIN_HEADER_BYTES`].
+    pub max_header_bytes: usize,
     /// Open connections at most. Above it a new connection is accepted, answered `503` with
     /// `retry-after: 1` and closed at once (never left waiting in the kernel's backlog); this is
     /// logged at most once per 10 s.
@@ -103,6 +116,7 @@ impl Default for ConnectionLimits {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: default_max_connections(),
         }
     }
@@ -311,7 +325,13 @@ async fn serve_connection(
     let mut builder = http1::Builder::new();
     // No hyper timer: the watchdog below bounds every phase, and hyper's header timer would
     // arm a timer for every request head.
-    builder.keep_alive(true).header_read_timeout(None);
+    // The head's size is checked when it is parsed (and while it is incomplete), so a head
+    // over the limit is refused even when it arrives in one read; the read buffer stays at
+    // hyper's default growth (at most about twice the limit while a head is incomplete).
+    builder
+        .keep_alive(true)
+        .header_read_timeout(None)
+        .max_header_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
     let mut connection = pin!(builder.serve_connection(io, service).with_upgrades());
     let mut draining = false;
     let mut idle_closed = false;
@@ -673,6 +693,7 @@ mod tests {
         idle_timeout: Duration::from_secs(60),
         body_timeout: Duration::from_secs(10),
         send_timeout: Duration::from_secs(30),
+        max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         max_connections: 1,
     };
 

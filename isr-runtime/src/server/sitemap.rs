@@ -1,32 +1,80 @@
 //! `GET /sitemap.xml`, `/sitemap/<n>.xml` (parts of a large sitemap) and `/robots.txt`, unless
 //! the app serves its own at those paths.
+//!
+//! They are served like pages: each document is made once (off the async workers) and kept
+//! with its gzip and brotli encodings and an etag, until a page is committed or removed; a
+//! request gets the encoding it prefers, or `304` for the etag it holds. Their links use
+//! `--public-url`; without it they use the origin the request was sent to (its `Host`, and
+//! https from a trusted proxy), and then the answer says so (`Vary`), so that a shared cache
+//! never gives one origin's links to another. Only the [`KEPT_DOCUMENTS`] last made documents
+//! are kept: `Host` values a client makes up cannot grow memory.
 
+use crate::encoding::{Encoding, Variants};
 use crate::engine::Engine;
 use crate::site::SiteUrl;
-use axum::extract::{Path, State};
+use crate::store::{Etag, RepresentationEtags};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use super::origin::{ClientOrigin, TrustedProxies};
 
 /// How long clients and CDNs may keep the sitemap and robots.txt.
 const CACHE_CONTROL: &str = "public, max-age=60";
+
+/// Documents kept made (per document and origin).
+pub const KEPT_DOCUMENTS: usize = 8;
 
 #[derive(Clone)]
 struct Sitemaps {
     engine: Arc<Engine>,
     public_url: Option<SiteUrl>,
+    trusted: TrustedProxies,
+    made: Arc<Mutex<Vec<Made>>>,
+}
+
+/// Which document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Root,
+    Part(usize),
+    Robots,
+}
+
+/// A document made for one origin, valid while the page table's stamp is `stamp`.
+struct Made {
+    which: Which,
+    origin: String,
+    stamp: (u64, usize),
+    document: Arc<Document>,
+}
+
+/// One document in every encoding, with its etags.
+struct Document {
+    variants: Variants,
+    etags: RepresentationEtags,
+    content_type: &'static str,
 }
 
 /// The routes, for the paths the app has no page of its own at.
 pub fn routes<S: Clone + Send + Sync + 'static>(
     engine: Arc<Engine>,
     public_url: Option<SiteUrl>,
+    trusted: TrustedProxies,
 ) -> Router<S> {
     let own_sitemap = engine.routes().def("/sitemap.xml").is_some();
     let own_robots = engine.routes().def("/robots.txt").is_some();
-    let state = Sitemaps { engine, public_url };
+    let state = Sitemaps {
+        engine,
+        public_url,
+        trusted,
+        made: Arc::new(Mutex::new(Vec::new())),
+    };
     let mut router = Router::new();
     if !own_sitemap {
         router = router
@@ -40,72 +88,140 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
 }
 
 impl Sitemaps {
-    /// `--public-url`, else the origin the request was sent to (`Host`, and
-    /// `X-Forwarded-Proto` from a TLS-terminating proxy).
-    fn site(&self, headers: &HeaderMap) -> SiteUrl {
+    /// `--public-url`, else the origin the request was sent to.
+    fn site(&self, request: &Request) -> SiteUrl {
         if let Some(url) = &self.public_url {
             return url.clone();
         }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| h.parse::<axum::http::uri::Authority>().is_ok())
-            .unwrap_or("localhost");
-        let scheme = match headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-        {
-            Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
-            _ => "http",
-        };
-        SiteUrl::parse(&format!("{scheme}://{host}"))
-            .unwrap_or_else(|_| SiteUrl::parse("http://localhost").expect("a valid origin"))
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        ClientOrigin::of(request.headers(), request.uri(), peer, &self.trusted)
+            .origin()
+            .and_then(|origin| SiteUrl::parse(&origin).ok())
+            .unwrap_or_else(|| SiteUrl::parse("http://localhost").expect("a valid origin"))
+    }
+
+    /// The document `which` for `site`: kept, or made now (`None`: no such part).
+    async fn document(&self, which: Which, site: SiteUrl) -> Option<Arc<Document>> {
+        let stamp = self.engine.table_stamp();
+        let kept = self.lock().iter().find_map(|made| {
+            (made.which == which
+                && made.origin == site.as_str()
+                && (which == Which::Robots || made.stamp == stamp))
+                .then(|| made.document.clone())
+        });
+        if let Some(document) = kept {
+            return Some(document);
+        }
+        let engine = self.engine.clone();
+        let origin = site.as_str().to_owned();
+        // Sorting, writing and compressing up to 50,000 lines is CPU work: off the workers.
+        let document = tokio::task::spawn_blocking(move || {
+            let (text, content_type) = match which {
+                Which::Root => (engine.sitemap().root(&site), XML),
+                Which::Part(n) => (engine.sitemap().part(n, &site)?, XML),
+                Which::Robots => (crate::sitemap::robots(&site), TEXT),
+            };
+            let identity = bytes::Bytes::from(text);
+            Some(Arc::new(Document {
+                etags: RepresentationEtags::of(Etag::of(&identity)),
+                variants: Variants::compress(identity),
+                content_type,
+            }))
+        })
+        .await
+        .ok()??;
+        let mut made = self.lock();
+        made.retain(|m| !(m.which == which && m.origin == origin));
+        if made.len() >= KEPT_DOCUMENTS {
+            made.remove(0);
+        }
+        made.push(Made {
+            which,
+            origin,
+            stamp,
+            document: document.clone(),
+        });
+        Some(document)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Made>> {
+        self.made.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The answer for `which`, or `404`.
+    async fn serve(&self, which: Which, request: Request) -> Response {
+        let site = self.site(&request);
+        match self.document(which, site).await {
+            Some(document) => respond(&document, request.headers(), self.public_url.is_none()),
+            None => StatusCode::NOT_FOUND.into_response(),
+        }
     }
 }
 
-async fn sitemap_root(State(maps): State<Sitemaps>, headers: HeaderMap) -> Response {
-    let site = maps.site(&headers);
-    let engine = maps.engine.clone();
-    // Sorting and writing up to a million lines is CPU work: off the async workers.
-    match tokio::task::spawn_blocking(move || engine.sitemap().root(&site)).await {
-        Ok(xml) => xml_response(xml),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+const XML: &str = "application/xml; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+async fn sitemap_root(State(maps): State<Sitemaps>, request: Request) -> Response {
+    maps.serve(Which::Root, request).await
 }
 
 async fn sitemap_part(
     State(maps): State<Sitemaps>,
     Path(part): Path<String>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let Some(n) = part
+    match part
         .strip_suffix(".xml")
         .and_then(|n| n.parse::<usize>().ok())
-    else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let site = maps.site(&headers);
-    let engine = maps.engine.clone();
-    match tokio::task::spawn_blocking(move || engine.sitemap().part(n, &site)).await {
-        Ok(Some(xml)) => xml_response(xml),
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    {
+        Some(n) => maps.serve(Which::Part(n), request).await,
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
-async fn robots(State(maps): State<Sitemaps>, headers: HeaderMap) -> Response {
-    let body = crate::sitemap::robots(&maps.site(&headers));
-    typed(body, "text/plain; charset=utf-8")
+async fn robots(State(maps): State<Sitemaps>, request: Request) -> Response {
+    maps.serve(Which::Robots, request).await
 }
 
-fn xml_response(xml: String) -> Response {
-    typed(xml, "application/xml; charset=utf-8")
-}
-
-fn typed(body: String, content_type: &'static str) -> Response {
-    let mut response = body.into_response();
+/// The document in the encoding `request_headers` prefer, or `304` for its etag.
+fn respond(document: &Document, request_headers: &HeaderMap, varies_by_origin: bool) -> Response {
+    let encoding =
+        super::preferred_encoding(request_headers, |e| document.variants.get(e).is_some());
+    let etag = document.etags.get(encoding);
+    let mut response = if super::if_none_match(request_headers, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let bytes = document.variants.get(encoding).cloned().unwrap_or_default();
+        let mut response = Response::new(Body::from(bytes));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(document.content_type),
+        );
+        response
+    };
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(etag) = document.etags.shared(encoding) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(etag) {
+            headers.insert(header::ETAG, value);
+        }
+    }
+    if encoding != Encoding::Identity {
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(encoding.token()),
+        );
+    }
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static(if varies_by_origin {
+            "accept-encoding, host, x-forwarded-proto"
+        } else {
+            "accept-encoding"
+        }),
+    );
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(CACHE_CONTROL),
