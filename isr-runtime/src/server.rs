@@ -476,7 +476,8 @@ async fn revalidate_endpoint(
         return refusal;
     }
     if !bearer_matches(request.headers(), secret) {
-        state.auth.failed(Endpoint::Revalidate, &client);
+        let guessed = auth::presents_token(request.headers());
+        state.auth.failed(Endpoint::Revalidate, &client, guessed);
         return unauthorized();
     }
     revalidate_request(&state.engine, request).await
@@ -590,7 +591,9 @@ async fn metrics_endpoint(
             return refusal;
         }
         if !bearer_matches(&headers, token) {
-            state.auth.failed(Endpoint::Metrics, &client);
+            state
+                .auth
+                .failed(Endpoint::Metrics, &client, auth::presents_token(&headers));
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],

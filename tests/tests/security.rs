@@ -194,6 +194,27 @@ async fn failed_authentications_are_limited_per_address_logged_and_counted() {
     assert_eq!(failures("api"), 10.0, "429s are refusals, not guesses");
     assert_eq!(failures("revalidate"), 1.0);
     assert_eq!(failures("login"), 1.0);
+    // A dashboard tab polling with a session that has ended presents no token: refused, not
+    // charged, so its operator can still log in.
+    let tab = client_from(Ipv4Addr::new(127, 0, 0, 4));
+    for _ in 0..30 {
+        let poll = tab
+            .get(server.url("/_isr/api/summary"))
+            .header("cookie", "isr_session=ended")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(poll.status(), 401);
+    }
+    let relogin = tab
+        .post(server.url("/_isr/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relogin.status(), 303);
+
     let log = server.stderr_text();
     assert!(
         log.contains("authentication failed") && log.contains("client=127.0.0.2"),

@@ -67,7 +67,7 @@ fn refusal(
     if allowed {
         return None;
     }
-    auth.failed(Endpoint::Api, client);
+    auth.failed(Endpoint::Api, client, super::auth::presents_token(headers));
     Some(unauthorized())
 }
 

@@ -8,10 +8,13 @@
 //! | `POST /_isr/login` | the admin token, once: then a session ([`super::session`]) |
 //! | `/_isr/` forms | a session, from the dashboard itself |
 //!
-//! Every failed attempt is counted (`isr_auth_failures_total{endpoint}`), logged (client
-//! address and route, never what was sent; at most one line per 10 s) and charged to the client
-//! address ([`super::auth_limit`]): past the limit, that address gets `429` with `Retry-After`
-//! on every protected route. Tokens are compared in constant time.
+//! Every failed attempt is counted (`isr_auth_failures_total{endpoint}`) and logged (client
+//! address and route, never what was sent; at most one line per 10 s). One that presented a
+//! token (a wrong `Authorization`, a wrong login) is also charged to the client address
+//! ([`super::auth_limit`]): past the limit, that address gets `429` with `Retry-After` on every
+//! protected route. A request that presented none (no header, or only a session cookie that
+//! has ended, as an open dashboard tab polls after a restart) guesses nothing, so it is not
+//! charged: it cannot lock its operator out. Tokens are compared in constant time.
 
 use super::auth_limit::AuthFailures;
 use super::origin::{ClientOrigin, TrustedProxies};
@@ -116,20 +119,22 @@ impl Auth {
         Some(response)
     }
 
-    /// Counts, logs and charges one failed authentication at `endpoint`.
-    pub(crate) fn failed(&self, endpoint: Endpoint, client: &ClientOrigin) {
+    /// Counts and logs one failed authentication at `endpoint`, and charges it to the client
+    /// address when it presented a token (`guessed`).
+    pub(crate) fn failed(&self, endpoint: Endpoint, client: &ClientOrigin, guessed: bool) {
         static LOG: super::listener::LogLimiter =
             super::listener::LogLimiter::new(Duration::from_secs(10));
         crate::metrics::auth_failure(endpoint.as_str());
         if endpoint == Endpoint::Revalidate {
             crate::metrics::revalidate_auth_failure();
         }
-        let blocked = client.ip.is_some_and(|ip| self.failures.failed(ip));
+        let blocked = guessed && client.ip.is_some_and(|ip| self.failures.failed(ip));
         if let Some(suppressed) = LOG.allow() {
             let client_ip = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
             tracing::warn!(
                 endpoint = endpoint.as_str(),
                 client = %client_ip,
+                token_presented = guessed,
                 blocked,
                 suppressed,
                 "authentication failed (missing or wrong credentials; counted in {})",
@@ -177,6 +182,11 @@ fn session_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(name, _)| *name == super::dashboard::SESSION_COOKIE)
         .map(|(_, value)| value)
+}
+
+/// Whether the request presented any `Authorization` (a guess, when it is wrong).
+pub(crate) fn presents_token(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION)
 }
 
 /// Whether `headers` carry `Authorization: Bearer <expected>` (compared in constant time).

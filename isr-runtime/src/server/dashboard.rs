@@ -195,7 +195,7 @@ async fn login(
     }
     let given = form.map(|Form(f)| f.token).unwrap_or_default();
     if !bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())) {
-        auth.failed(Endpoint::Login, &client);
+        auth.failed(Endpoint::Login, &client, true);
         return login_page(StatusCode::UNAUTHORIZED, "Wrong token.");
     }
     let id = auth.sessions.open();
@@ -223,7 +223,7 @@ async fn logout(
         return off();
     }
     if !auth.comes_from_the_dashboard(&headers, &client) {
-        auth.failed(Endpoint::Dashboard, &client);
+        auth.failed(Endpoint::Dashboard, &client, false);
         return login_page(StatusCode::FORBIDDEN, "Log out from this site's own page.");
     }
     if let Some(id) = auth.session(&headers) {
@@ -265,7 +265,7 @@ async fn action_revalidate(
     }
     let session = auth.session(&headers);
     let Some(session) = session.filter(|_| auth.comes_from_the_dashboard(&headers, &client)) else {
-        auth.failed(Endpoint::Dashboard, &client);
+        auth.failed(Endpoint::Dashboard, &client, false);
         return login_page(
             StatusCode::FORBIDDEN,
             "Log in again from this site's own page.",
