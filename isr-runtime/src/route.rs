@@ -69,15 +69,25 @@ pub(crate) fn url_path(key: &str) -> String {
     let mut path = String::with_capacity(key.len() + 8);
     for segment in key.split('/').filter(|s| !s.is_empty()) {
         path.push('/');
-        path.extend(percent_encoding::utf8_percent_encode(
-            segment,
-            SEGMENT_ESCAPES,
-        ));
+        path.push_str(&url_segment(segment));
     }
     if path.is_empty() {
         path.push('/');
     }
     path
+}
+
+/// One path segment (a slug, say: `/` included) percent-encoded as isr encodes page paths, so
+/// that `/blog/` + it routes to the page whose param is `text`: the link a feed or an email
+/// should carry for the page the sitemap lists.
+///
+/// ```
+/// assert_eq!(isr::route::url_segment("hello-world"), "hello-world");
+/// assert_eq!(isr::route::url_segment("a b#c?d/e%"), "a%20b%23c%3Fd%2Fe%25");
+/// assert_eq!(isr::route::url_segment("été"), "%C3%A9t%C3%A9");
+/// ```
+pub fn url_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, SEGMENT_ESCAPES).to_string()
 }
 
 /// Bytes a path segment cannot hold as they are (everything but RFC 3986 `pchar`: unreserved,

@@ -81,8 +81,8 @@ fn is_xml_char(c: char) -> bool {
 }
 
 /// The URL path of the post `slug` (`/blog/<slug>`), the slug percent-encoded as one path
-/// segment: the server decodes it back to that slug, and it is the URL the sitemap lists for
-/// the post (the same encoding as `isr::PageKey::to_url_path`).
+/// segment ([`isr::route::url_segment`]): the server decodes it back to that slug, and it is
+/// the URL the sitemap lists for the post.
 ///
 /// ```
 /// assert_eq!(blog::feed::post_url_path("hello-world"), "/blog/hello-world");
@@ -90,33 +90,8 @@ fn is_xml_char(c: char) -> bool {
 /// assert_eq!(blog::feed::post_url_path("été"), "/blog/%C3%A9t%C3%A9");
 /// ```
 pub fn post_url_path(slug: &str) -> String {
-    format!(
-        "/blog/{}",
-        percent_encoding::utf8_percent_encode(slug, PATH_SEGMENT_ESCAPES)
-    )
+    format!("/blog/{}", isr::route::url_segment(slug))
 }
-
-/// Bytes a path segment cannot hold as they are: everything but RFC 3986 `pchar` (unreserved,
-/// sub-delims, `:` and `@`). The set isr encodes page paths with (`isr::PageKey::to_url_path`,
-/// which does not expose it); the tests check both agree.
-const PATH_SEGMENT_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'!')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')')
-    .remove(b'*')
-    .remove(b'+')
-    .remove(b',')
-    .remove(b';')
-    .remove(b'=')
-    .remove(b':')
-    .remove(b'@');
 
 /// `YYYY-MM-DD` → the RFC 2822 date RSS uses (midnight UTC); `None` if it is not a date.
 ///
