@@ -237,6 +237,35 @@ async fn expect_100_continue_over_the_limit_gets_413_without_sending_the_body() 
     );
 }
 
+/// Fire-and-forget webhooks: a CMS that sends the whole request and closes its side at once
+/// (`shutdown(SHUT_WR)`) still gets its revalidation carried out (hyper's HTTP/1 half-close:
+/// without it the EOF cancelled the request, with no access-log line and no regeneration).
+#[tokio::test]
+async fn a_webhook_whose_client_closed_its_side_is_still_carried_out() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    fx.edit_post(
+        "what-is-isr",
+        "## When to use it",
+        "## When to reach for it",
+    );
+    let body = r#"{"paths": ["/blog/what-is-isr"]}"#;
+    let request = format!(
+        "POST /_isr/revalidate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SECRET}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = connect(server.addr()).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap(); // our side is closed: nothing more will be sent
+    let (answer, _) = wait_closed(&mut stream).await;
+    let answer = RawResponse::parse(&answer).expect("an answer on the half-closed connection");
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert!(answer.body.contains("regenerated"), "{}", answer.body);
+    let page = server.get("/blog/what-is-isr").await;
+    assert!(page.body.contains("When to reach for it"));
+    assert!(log_lines(&server, "path=/_isr/revalidate") >= 1);
+}
+
 #[tokio::test]
 async fn connections_over_the_cap_get_503_and_are_closed_at_once() {
     let fx = Fixture::new();

@@ -13,6 +13,7 @@
 //! | first byte of a next request arrived, head not complete | `header_timeout` from that byte | closed, no answer |
 //! | a handler reads the request body | [`body_timeout`](ConnectionLimits::body_timeout) between two chunks | the read fails (the webhook answers `408`) |
 //! | a handler runs | not bounded here (loaders have their own timeout) | |
+//! | the client closes its side after sending the request (a fire-and-forget webhook) | | the request is still carried out and answered (HTTP/1 half-close) |
 //! | the response is written and the client does not read it | [`send_timeout`](ConnectionLimits::send_timeout) without any byte taken by the socket | closed |
 //! | more than [`max_connections`](ConnectionLimits::max_connections) open | | a new connection gets `503` and is closed at once |
 //!
@@ -328,8 +329,12 @@ async fn serve_connection(
     // The head's size is checked when it is parsed (and while it is incomplete), so a head
     // over the limit is refused even when it arrives in one read; the read buffer stays at
     // hyper's default growth (at most about twice the limit while a head is incomplete).
+    // Half-close: a client that sent its whole request and closed its side (a fire-and-forget
+    // webhook) still gets it carried out and answered; by default hyper cancels the request
+    // at that EOF.
     builder
         .keep_alive(true)
+        .half_close(true)
         .header_read_timeout(None)
         .max_header_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
     let mut connection = pin!(builder.serve_connection(io, service).with_upgrades());
