@@ -233,7 +233,7 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
     );
     let mut built: HashSet<PageKey> = HashSet::with_capacity(targets.len());
     // One file-system sync at the end (in `retain`) instead of an fsync per page.
-    engine.store().defer_sync(true);
+    let deferred = DeferredDurability::begin(engine);
     let mut generations = futures::stream::iter(targets)
         .map(|target| async move {
             let started = Instant::now();
@@ -275,7 +275,7 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
     }
     drop(generations);
     progress.finish_and_clear();
-    engine.store().defer_sync(false);
+    deferred.end();
     if !failures.is_empty() && !options.keep_going {
         let _ = engine.store().sync().await;
         return Err(BuildError { failures });
@@ -292,6 +292,46 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
         pruned,
         elapsed: started.elapsed(),
     })
+}
+
+/// The build's writes defer their durability to one sync at its end. Dropped before
+/// [`DeferredDurability::end`] (a background rebuild aborted at shutdown), it still ends the
+/// deferral and runs the sync, as tracked background work that the engine's shutdown waits
+/// for: nothing the build wrote is left buffered or unsynced.
+struct DeferredDurability<'a> {
+    engine: &'a Arc<Engine>,
+    ended: bool,
+}
+
+impl<'a> DeferredDurability<'a> {
+    fn begin(engine: &'a Arc<Engine>) -> Self {
+        engine.store().defer_sync(true);
+        DeferredDurability {
+            engine,
+            ended: false,
+        }
+    }
+
+    /// Ends the deferral (buffered rows are written); the caller syncs.
+    fn end(mut self) {
+        self.engine.store().defer_sync(false);
+        self.ended = true;
+    }
+}
+
+impl Drop for DeferredDurability<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let store = self.engine.store().clone();
+        store.defer_sync(false);
+        self.engine.spawn_tracked(async move {
+            if let Err(error) = store.sync().await {
+                tracing::warn!(%error, "could not sync what the interrupted build wrote");
+            }
+        });
+    }
 }
 
 /// Lists the pages to build; failures of `paths` functions are reported per route.

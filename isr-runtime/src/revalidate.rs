@@ -315,11 +315,25 @@ impl std::error::Error for NotRunning {}
 /// ```
 pub async fn revalidate_path(path: &str) -> Result<RevalidationResult, NotRunning> {
     let engine = RUNNING.get().ok_or(NotRunning)?;
+    Ok(revalidate_one(engine, path).await)
+}
+
+/// [`revalidate_path`] on `engine`: one result, whatever happens to the work.
+pub(crate) async fn revalidate_one(engine: &Arc<Engine>, path: &str) -> RevalidationResult {
     let request = RevalidateRequest {
         paths: vec![path.to_string()],
         tags: Vec::new(),
     };
-    Ok(revalidate(engine, &request).await.remove(0))
+    let result = revalidate(engine, &request).await.into_iter().next();
+    // One path is never "accepted" for later; no result only when the work itself was lost
+    // (the runtime shutting down under it): say so instead of panicking.
+    result.unwrap_or_else(|| RevalidationResult {
+        path: path.to_string(),
+        outcome: RevalidationOutcome::Error,
+        error: Some("the revalidation was cancelled (the app is shutting down)".into()),
+        purged: None,
+        shared: None,
+    })
 }
 
 /// Regenerates every page that carries `tag` now and waits for them.

@@ -533,3 +533,51 @@ async fn wait_for_redis(redis: &Redis, command: &str, expected: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A deploy whose build no longer lists a page (`BENCH_PAGES` 20 → 10: `/items/15` is gone):
+/// before, the page stayed in Redis, the other instance kept serving it, and an instance started
+/// afterwards on an empty site root pulled it back (200) without running its loader. Now the
+/// build commits a tombstone: every instance answers 404, and none runs the page's loader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_a_build_no_longer_lists_is_gone_on_every_instance_and_from_redis() {
+    assert!(redis_available(), "redis-server is not installed");
+    let redis = Redis::start();
+    let roots = tempfile::tempdir().unwrap();
+    let a = instance(&redis, roots.path(), "a", &[]);
+    let b = instance(&redis, roots.path(), "b", &[]);
+    assert_eq!(b.get("/items/15").await.status, 200);
+
+    // The deploy: `a` restarts with the new listing; `start` rebuilds it in the background.
+    drop(a);
+    let fewer = [("BENCH_PAGES", "10")];
+    let _a = instance(&redis, roots.path(), "a", &fewer);
+    let deadline = Instant::now() + PROPAGATION_DEADLINE;
+    loop {
+        let answer = b.get("/items/15").await;
+        if answer.status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other instance still serves the removed page: {}",
+            answer.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.get("/items/5").await.status, 200, "listed pages stay");
+
+    // A new instance on an empty site root: 404, and no loader ran for it.
+    let c = instance(&redis, roots.path(), "c", &fewer);
+    assert_eq!(c.get("/items/15").await.status, 404);
+    assert_eq!(c.get("/items/15").await.status, 404);
+    let runs = c
+        .metrics()
+        .await
+        .sum("isr_regenerations_total", &[("route", "/items/:id")]);
+    assert_eq!(runs, 0.0, "the tombstone answered, not the loader");
+    let b_runs = b
+        .metrics()
+        .await
+        .sum("isr_regenerations_total", &[("route", "/items/:id")]);
+    assert_eq!(b_runs, 0.0, "nor did the old instance run it");
+}

@@ -12,6 +12,7 @@ use crate::metrics;
 use crate::page::{Generated, PageDef, Params};
 use crate::render;
 use crate::route::PageKey;
+use crate::shared::Lease;
 use crate::store::{Etag, PageKind, PageMeta};
 use bytes::Bytes;
 use futures::future::FutureExt;
@@ -337,6 +338,36 @@ impl Engine {
             kind,
             tags,
         };
+        // The commit (Redis, store, page table, hot cache) is a task of its own: once it has
+        // started writing it always finishes and is accounted, even when the generation's
+        // timeout fires meanwhile (the store's blocking write cannot be cancelled; before,
+        // files and row landed after `Failed { Timeout }` while memory kept the old version).
+        let engine = self.clone();
+        let page = key.clone();
+        self.spawn_tracked(async move {
+            engine
+                .commit_generated(&page, def, lease, meta, html, trigger)
+                .await
+        })
+        .await
+        .unwrap_or_else(|join_error| {
+            Err((
+                FailureKind::Panic,
+                format!("committing the page: {join_error}"),
+            ))
+        })
+    }
+
+    /// Redis → store → page table and hot cache, for a generated page.
+    async fn commit_generated(
+        self: &Arc<Self>,
+        key: &PageKey,
+        def: &'static PageDef,
+        lease: Option<Lease>,
+        meta: PageMeta,
+        html: Option<Variants>,
+        trigger: Trigger,
+    ) -> Result<Made, Failure> {
         let meta = match self
             .commit_shared(key, def, lease, meta, html.as_ref(), trigger)
             .await
@@ -352,15 +383,19 @@ impl Engine {
                 ))
             }
         };
-        self.store
-            .put(key, meta.clone(), html.clone())
-            .await
-            .map_err(|e| {
-                (
-                    FailureKind::StoreError,
-                    format!("could not store the page: {e}"),
-                )
-            })?;
+        // A build's writes may defer their durability to its final sync; every other
+        // generation's write (a request's, during a background rebuild too) is durable now.
+        let stored = if trigger == Trigger::Build {
+            self.store.put_deferred(key, meta.clone(), html.clone())
+        } else {
+            self.store.put(key, meta.clone(), html.clone())
+        };
+        stored.await.map_err(|e| {
+            (
+                FailureKind::StoreError,
+                format!("could not store the page: {e}"),
+            )
+        })?;
         let before = self.table.snapshot(key.as_str()).map(|s| s.kind);
         let version = self.table.commit(key, def, &meta);
         self.negative.remove(key.as_str());

@@ -798,7 +798,9 @@ impl Engine {
         &self.store
     }
 
-    /// Forgets every page whose key is not in `keep` (after a build: pages no longer listed).
+    /// Forgets every page whose key is not in `keep` (after a build: pages no longer listed);
+    /// with the shared tier, also in Redis, as a tombstone every instance applies (see
+    /// `remove_shared`).
     pub(crate) async fn retain(&self, keep: &HashSet<PageKey>) -> std::io::Result<usize> {
         let removed: Vec<PageKey> = self
             .table
@@ -807,9 +809,14 @@ impl Engine {
             .filter(|k| !keep.contains(k))
             .collect();
         for key in &removed {
+            let route = self.table.snapshot(key.as_str()).map(|s| s.def.path);
             self.table.remove(key.as_str());
             self.hot.remove(key.as_str());
             self.store.remove(key).await?;
+            // The other instances (and Redis) must not keep serving it.
+            if let Some(route) = route {
+                self.remove_shared(key, route).await;
+            }
         }
         self.store.sync().await?;
         Ok(removed.len())

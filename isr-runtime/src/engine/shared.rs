@@ -14,7 +14,7 @@ use crate::metrics;
 use crate::page::PageDef;
 use crate::route::PageKey;
 use crate::shared::{Acquired, Commit, EventSink, Lease, SharedTier, REQUEST_TIMEOUT};
-use crate::store::PageMeta;
+use crate::store::{PageKind, PageMeta};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -35,6 +35,10 @@ const RESYNC_CHUNK: usize = 256;
 const RECHECK_RETRY: Duration = Duration::from_secs(1);
 /// Pulls running at once for events and re-checks.
 const PULLS_AT_ONCE: usize = 8;
+
+/// How many times a removal tries for the page's lease before it gives up (each try waits for
+/// the holder's commit or the end of its lease).
+const REMOVE_ATTEMPTS: usize = 3;
 
 /// What the engine tracks about its place in the shared tier.
 #[derive(Default)]
@@ -283,6 +287,58 @@ impl Engine {
                 Ok(meta)
             }
         }
+    }
+
+    /// Tells Redis, and through its event stream every other instance, that `key` (of the
+    /// route `route`) is no page any more: a build no longer lists it. A tombstone is committed
+    /// under the page's lease, newer than what Redis holds, so an instance that then misses the
+    /// page (one started later on an empty site root included) pulls the tombstone and answers
+    /// 404 without running its loader. Best effort: while Redis is unreachable the removal stays
+    /// local (logged); a page Redis never held needs nothing.
+    pub(crate) async fn remove_shared(&self, key: &PageKey, route: &str) {
+        let Some(tier) = self.shared_tier() else {
+            return;
+        };
+        for _ in 0..REMOVE_ATTEMPTS {
+            let lease = match tier.acquire(key).await {
+                Ok(Acquired::Lead {
+                    stored_generation: 0,
+                    ..
+                }) => return,
+                Ok(Acquired::Lead {
+                    lease,
+                    stored_generation,
+                }) => (lease, stored_generation),
+                Ok(Acquired::Held { stored_generation }) => {
+                    self.wait_for_holder(tier, key, stored_generation).await;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(path = %key, %error, "could not remove the page from Redis (unreachable): other instances keep serving it until they regenerate it");
+                    return;
+                }
+            };
+            let (lease, stored_generation) = lease;
+            let tombstone = PageMeta {
+                key: key.to_string(),
+                route: route.to_owned(),
+                generated_at_ms: self.clock.now_ms().max(stored_generation + 1),
+                kind: PageKind::NotFound,
+                tags: Vec::new(),
+            };
+            match tier.commit(lease.token(), &tombstone, None, false).await {
+                Ok(Commit::Written { .. } | Commit::Unchanged { .. }) => {
+                    lease.released_by_commit();
+                    return;
+                }
+                Ok(Commit::Rejected { .. }) => drop(lease),
+                Err(error) => {
+                    tracing::warn!(path = %key, %error, "could not remove the page from Redis: other instances keep serving it until they regenerate it");
+                    return;
+                }
+            }
+        }
+        tracing::warn!(path = %key, "could not remove the page from Redis (its lease stayed taken)");
     }
 
     /// Starts pulling `key` as its in-flight generation (so a local generation and a pull of

@@ -1578,3 +1578,168 @@ async fn anonymous_failing_paths_are_one_number_not_rows() {
     let summary = h.engine.summary();
     assert_eq!((summary.failing_total, summary.unknown_failing), (2, 299));
 }
+
+/// `revalidate_path` took the first result with `.remove(0)`: when the work was lost (here its
+/// runtime is gone, as at shutdown) there was none, and it panicked.
+#[test]
+fn revalidating_a_path_whose_work_is_lost_answers_an_error_instead_of_panicking() {
+    let opened_on = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = opened_on.block_on(harness());
+    drop(opened_on); // the engine's background runtime shuts down
+    let caller = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = caller.block_on(crate::revalidate::revalidate_one(&h.engine, "/t/lost"));
+    assert_eq!(result.path, "/t/lost");
+    assert_eq!(result.outcome, crate::RevalidationOutcome::Error);
+    assert!(result.error.unwrap().contains("cancelled"));
+}
+
+/// The real file store held up mid-write (another connection holds the SQLite index's write
+/// lock, so the page's files are written and its row waits): the generation times out (1 s)
+/// while the write goes on. When the lock is released the write lands, and it is accounted:
+/// the page table and the hot cache serve the new version, as the disk holds it. (Before,
+/// files and row landed after `Failed { Timeout }` while memory kept the old version until a
+/// restart.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_write_to_the_real_store_lands_and_is_accounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let h = harness_with(
+        Arc::new(FsStore::new(&site)),
+        Arc::new(ManualClock::new(START_MS)),
+    )
+    .await;
+    let s = script("heldwrite", Mode::Page("v1"));
+    assert!(h.get("/t/heldwrite").await.1.contains("v1"));
+    s.set(Mode::Page("v2"));
+
+    let index = crate::store::meta_dir_of(&site).join("index.sqlite");
+    let lock = rusqlite::Connection::open(&index).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let outcome = h
+        .engine
+        .regenerate("/t/heldwrite", Trigger::OnDemand)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Failed {
+                kind: FailureKind::Timeout,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        h.get("/t/heldwrite").await.1.contains("v1"),
+        "not landed yet"
+    );
+    lock.execute_batch("COMMIT;").unwrap();
+
+    let (_, body) = h.eventually_contains("/t/heldwrite", "v2").await;
+    assert!(
+        body.contains("v2"),
+        "memory follows the write that landed: {body}"
+    );
+    let stored = FsStore::new(&site)
+        .load()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|meta| meta.key == "/t/heldwrite")
+        .unwrap();
+    let served = h.engine.table.snapshot("/t/heldwrite").unwrap();
+    assert_eq!(
+        stored.generated_at_ms, served.generated_at_ms,
+        "disk and memory hold the same version"
+    );
+    assert_eq!(s.calls(), 2);
+}
+
+fn slow_listed_load(
+    cx: crate::context::LoadContext,
+) -> BoxFuture<'static, crate::Result<Generated>> {
+    let n = cx.params().get("n").map(str::to_owned);
+    Box::pin(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(Generated::Page(RenderedBody {
+            body: format!("<p>{}</p>", n?),
+            ..Default::default()
+        }))
+    })
+}
+
+fn two_hundred_pages(
+    _: crate::context::LoadContext,
+) -> BoxFuture<'static, crate::Result<Vec<Params>>> {
+    Box::pin(async {
+        Ok((0..200)
+            .map(|n| Params::new().with("n", n.to_string()))
+            .collect())
+    })
+}
+
+/// A background rebuild aborted at shutdown used to drop the rows it had buffered (its writes
+/// defer durability to a final sync that never ran): files on disk, no rows for them. Now the
+/// interrupted build still ends the deferral and syncs, and shutdown waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_build_still_writes_and_syncs_what_it_built() {
+    static LISTED: PageDef = PageDef {
+        id: "tests::listed_slow",
+        path: "/slow-listed/:n",
+        revalidate: Revalidate::After(3600),
+        timeout_secs: Some(5),
+        fallback: Fallback::NotFound,
+        tags: &[],
+        load: slow_listed_load,
+        paths: Some(two_hundred_pages),
+        accepts: crate::page::accept_all,
+        check: crate::page::nothing_to_check,
+        content_type: None,
+        hydrate_export: "isr_hydrate_test",
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let engine = Engine::open(
+        Routes::new(vec![&LISTED]).unwrap(),
+        Arc::new(FsStore::new(&site)),
+        Arc::new(ManualClock::new(START_MS)),
+    )
+    .await
+    .unwrap();
+    let options = crate::build::BuildOptions {
+        jobs: 2,
+        keep_going: false,
+        progress: false,
+    };
+    let build = tokio::spawn({
+        let engine = engine.clone();
+        async move { crate::build::build(&engine, options).await.map(|_| ()) }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.page_count() < 10 {
+        assert!(Instant::now() < deadline, "the build made no pages");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    build.abort();
+    assert!(build.await.unwrap_err().is_cancelled());
+    assert!(engine.shutdown(Duration::from_secs(10)).await);
+
+    let built = engine.page_count();
+    assert!(built < 200, "aborted half-way: {built}");
+    let index =
+        rusqlite::Connection::open(crate::store::meta_dir_of(&site).join("index.sqlite")).unwrap();
+    let rows: i64 = index
+        .query_row("SELECT count(*) FROM pages", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(
+        rows as usize, built,
+        "every page the build made has its row"
+    );
+}

@@ -238,8 +238,9 @@ impl Inner {
         path
     }
 
-    fn fsync(&self) -> bool {
-        !self.deferred_sync.load(Ordering::Relaxed)
+    /// Whether a write of `durability` is made durable now.
+    fn durable_now(&self, durability: Durability) -> bool {
+        durability == Durability::Now || !self.deferred_sync.load(Ordering::Relaxed)
     }
 
     /// Removes temporary files older than this store (left by a crash), except under `.isr`.
@@ -273,6 +274,45 @@ impl Inner {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Whether a write may leave its durability to a later [`PageStore::sync`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Durability {
+    /// On disk when the write returns (every write but a build's).
+    Now,
+    /// Deferred while the store defers durability (a build's writes).
+    Deferrable,
+}
+
+impl FsStore {
+    /// Files, then the index row; `durability` says whether both are synced now.
+    fn write(
+        &self,
+        key: &PageKey,
+        meta: PageMeta,
+        body: Option<Variants>,
+        durability: Durability,
+    ) -> StoreFuture<()> {
+        let key = key.clone();
+        self.blocking(move |inner| {
+            let html = inner.html_path(key.as_str());
+            let durable = inner.durable_now(durability);
+            match (body, &meta.kind) {
+                (Some(body), PageKind::Page { etag, .. }) => {
+                    let stamp = CommitStamp::new(meta.generated_at_ms, *etag);
+                    write_page_files(&inner.root, &html, &body, stamp, durable)?
+                }
+                _ => remove_page_files(&html)?,
+            }
+            let index = inner.writable_index()?;
+            if durable {
+                index.put_durable(meta)
+            } else {
+                index.put(meta)
+            }
+        })
     }
 }
 
@@ -346,19 +386,16 @@ impl PageStore for FsStore {
     }
 
     fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()> {
-        let key = key.clone();
-        self.blocking(move |inner| {
-            let html = inner.html_path(key.as_str());
-            let fsync = inner.fsync();
-            match (body, &meta.kind) {
-                (Some(body), PageKind::Page { etag, .. }) => {
-                    let stamp = CommitStamp::new(meta.generated_at_ms, *etag);
-                    write_page_files(&inner.root, &html, &body, stamp, fsync)?
-                }
-                _ => remove_page_files(&html)?,
-            }
-            inner.writable_index()?.put(meta)
-        })
+        self.write(key, meta, body, Durability::Now)
+    }
+
+    fn put_deferred(
+        &self,
+        key: &PageKey,
+        meta: PageMeta,
+        body: Option<Variants>,
+    ) -> StoreFuture<()> {
+        self.write(key, meta, body, Durability::Deferrable)
     }
 
     fn remove(&self, key: &PageKey) -> StoreFuture<()> {
@@ -823,6 +860,60 @@ mod tests {
                 .len(),
             2_500
         );
+    }
+
+    /// A build defers its writes' durability (rows buffered, `synchronous = OFF`); a page
+    /// regenerated for a request meanwhile (a background rebuild) must still be on disk when
+    /// its write returns: before, it sat in the build's buffer with the build's rows.
+    #[tokio::test]
+    async fn a_durable_write_lands_at_once_while_a_build_defers() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        let store = FsStore::new(&site);
+        store
+            .put(
+                &key("/blog/first"),
+                meta("/blog/first", PageKind::NotFound),
+                None,
+            )
+            .await
+            .unwrap(); // the index exists
+        store.defer_sync(true);
+        for i in 0..10 {
+            let k = format!("/blog/built{i}");
+            store
+                .put_deferred(&key(&k), meta(&k, PageKind::NotFound), None)
+                .await
+                .unwrap();
+        }
+        let rows = |sql: &str| -> i64 {
+            let index = rusqlite::Connection::open(meta_dir_of(&site).join(INDEX_FILE)).unwrap();
+            index.query_row(sql, [], |row| row.get(0)).unwrap()
+        };
+        assert_eq!(
+            rows("SELECT count(*) FROM pages WHERE key LIKE '/blog/built%'"),
+            0,
+            "the build's rows wait for its sync"
+        );
+        store
+            .put(
+                &key("/blog/live"),
+                meta("/blog/live", PageKind::NotFound),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            rows("SELECT count(*) FROM pages WHERE key = '/blog/live'"),
+            1,
+            "a request's page is written at once"
+        );
+        assert_eq!(
+            rows("SELECT count(*) FROM pages WHERE key LIKE '/blog/built%'"),
+            10,
+            "written in order: the build's earlier rows with it"
+        );
+        store.defer_sync(false);
     }
 
     #[tokio::test]

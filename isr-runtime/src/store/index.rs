@@ -187,6 +187,28 @@ impl Index {
         self.apply(Op::Put(meta))
     }
 
+    /// Writes the row of `meta` now, durably, even while durability is deferred (the rows
+    /// buffered before it are written first, so the order of writes holds).
+    pub(super) fn put_durable(&self, meta: PageMeta) -> io::Result<()> {
+        let mut writer = self.lock_writer();
+        writer.pending.push(Op::Put(meta));
+        if !writer.deferred {
+            return writer.write_pending();
+        }
+        // `synchronous` is a connection setting: FULL for this one commit (which also makes the
+        // WAL frames of the deferred commits before it durable), then OFF again.
+        writer
+            .connection
+            .execute_batch("PRAGMA synchronous = FULL;")
+            .map_err(sql_error)?;
+        let written = writer.write_pending();
+        let restored = writer
+            .connection
+            .execute_batch("PRAGMA synchronous = OFF;")
+            .map_err(sql_error);
+        written.and(restored)
+    }
+
     /// Deletes the row of `key` (and its tags).
     pub(super) fn remove(&self, key: &str) -> io::Result<()> {
         self.apply(Op::Remove(key.to_string()))

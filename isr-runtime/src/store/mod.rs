@@ -159,9 +159,22 @@ pub trait PageStore: Send + Sync + 'static {
         })
     }
 
-    /// Stores a page atomically: its body in every encoding given (or the body's removal when
-    /// `body` is `None`), then its metadata.
+    /// Stores a page atomically and durably: its body in every encoding given (or the body's
+    /// removal when `body` is `None`), then its metadata. Durable even while a build defers
+    /// its own writes' durability ([`PageStore::defer_sync`]): a page regenerated for a request
+    /// during a background rebuild is on disk when this returns.
     fn put(&self, key: &PageKey, meta: PageMeta, body: Option<Variants>) -> StoreFuture<()>;
+
+    /// Like [`PageStore::put`], for a build's page: while [`PageStore::defer_sync`] is on, its
+    /// durability may wait for [`PageStore::sync`] (still atomic).
+    fn put_deferred(
+        &self,
+        key: &PageKey,
+        meta: PageMeta,
+        body: Option<Variants>,
+    ) -> StoreFuture<()> {
+        self.put(key, meta, body)
+    }
 
     /// Forgets a page entirely (body and metadata).
     fn remove(&self, key: &PageKey) -> StoreFuture<()>;
@@ -174,8 +187,9 @@ pub trait PageStore: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
-    /// While on, writes may skip their per-write durability (still atomic); the caller makes
-    /// them durable at once with [`PageStore::sync`]. The build uses this.
+    /// While on, [`PageStore::put_deferred`] writes may skip their per-write durability (still
+    /// atomic); the caller makes them durable at once with [`PageStore::sync`]. The build uses
+    /// this; [`PageStore::put`] stays durable.
     fn defer_sync(&self, _deferred: bool) {}
 
     /// Start-up housekeeping: removes what a crash left behind (temporary files). Returns how
