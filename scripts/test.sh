@@ -23,4 +23,6 @@ if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null || ! comman
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The examples build and link for macOS and Windows too (scripts/cross.sh).
+bash scripts/cross.sh
 cargo test --workspace

@@ -132,7 +132,7 @@ struct Cli {
     #[arg(long, env = "ISR_MAX_CONNECTIONS", global = true, value_name = "N")]
     max_connections: Option<String>,
 
-    /// Threads that answer requests, each with its own runtime and listening socket (SO_REUSEPORT); 0 serves on the shared multi-thread runtime [default: CPUs]
+    /// Threads that answer requests, each with its own runtime and listening socket (SO_REUSEPORT); 0 serves on the shared multi-thread runtime [default: CPUs on Linux, 0 elsewhere]
     #[arg(long, env = "ISR_SERVE_THREADS", global = true, value_name = "N")]
     serve_threads: Option<String>,
 
@@ -1209,7 +1209,13 @@ const MAX_SERVE_THREADS: u64 = 1024;
 
 /// One serving thread per CPU.
 fn default_serve_threads() -> usize {
-    crate::cpus()
+    // Only Linux spreads connections over SO_REUSEPORT sockets (see `server::threads`):
+    // elsewhere the shared multi-thread runtime serves on every core.
+    if cfg!(target_os = "linux") {
+        crate::cpus()
+    } else {
+        0
+    }
 }
 
 /// Largest accepted `--max-connections`.

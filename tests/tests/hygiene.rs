@@ -266,6 +266,28 @@ async fn a_webhook_whose_client_closed_its_side_is_still_carried_out() {
     assert!(log_lines(&server, "path=/_isr/revalidate") >= 1);
 }
 
+/// `--serve-threads 0`: one listener on the shared multi-thread runtime, the default on macOS
+/// and Windows (only Linux spreads connections over `SO_REUSEPORT` sockets). Served and shut
+/// down here like the per-core threads are.
+#[tokio::test]
+async fn the_shared_runtime_serves_as_it_does_on_other_platforms() {
+    let fx = Fixture::new();
+    let mut server = BlogServer::start(&fx, &["--serve-threads", "0"], &[]);
+    assert!(
+        server.stderr_text().contains("serve_threads=0"),
+        "{}",
+        server.stderr_text()
+    );
+    let answers = futures::future::join_all((0..20).map(|_| server.get("/blog/what-is-isr"))).await;
+    assert!(answers.iter().all(|a| a.status == 200));
+    let revalidated = server
+        .revalidate(&serde_json::json!({"paths": ["/blog"]}))
+        .await;
+    assert_eq!(revalidated.status, 200, "{}", revalidated.body);
+    let status = server.stop_with("TERM");
+    assert!(status.success(), "{status}");
+}
+
 #[tokio::test]
 async fn connections_over_the_cap_get_503_and_are_closed_at_once() {
     let fx = Fixture::new();

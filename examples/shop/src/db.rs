@@ -208,9 +208,28 @@ pub struct Db {
 
 type Pool = r2d2::Pool<r2d2_sqlite::SqliteConnectionManager>;
 
-/// Which file a path names (device and inode).
+/// Which file a path names: device and inode on unix; elsewhere (Windows) its creation time,
+/// which a file renamed over it (a new seed) does not share.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct FileId(u64, u64);
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(metadata: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId(metadata.dev(), metadata.ino())
+    }
+
+    #[cfg(not(unix))]
+    fn of(metadata: &std::fs::Metadata) -> FileId {
+        let created = metadata
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        FileId(created.as_secs(), u64::from(created.subsec_nanos()))
+    }
+}
 
 impl Db {
     /// A pool for the database at `path`; nothing is opened until the first [`Db::run`].
@@ -247,10 +266,9 @@ impl Db {
 
     /// The pool of the file the path names now (a new pool when the file was replaced).
     fn current_pool(&self) -> anyhow::Result<Pool> {
-        use std::os::unix::fs::MetadataExt;
         let metadata = std::fs::metadata(&*self.path)
             .with_context(|| format!("cannot open the shop database {}", self.path.display()))?;
-        let id = FileId(metadata.dev(), metadata.ino());
+        let id = FileId::of(&metadata);
         let mut current = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((opened_on, pool)) = &*current {
             if *opened_on == id {

@@ -132,7 +132,11 @@ impl Default for ConnectionLimits {
 /// assert!((1..=isr::server::listener::DEFAULT_MAX_CONNECTIONS).contains(&cap));
 /// ```
 pub fn default_max_connections() -> usize {
+    #[cfg(unix)]
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    // No per-process descriptor limit to stay under (Windows).
+    #[cfg(not(unix))]
+    let soft: Option<u64> = None;
     match soft {
         Some(limit) => limit
             .saturating_sub(RESERVED_FILE_DESCRIPTORS)

@@ -1,6 +1,8 @@
 //! Serving on every core: one thread per core, each with its own current-thread tokio runtime
 //! and its own listening socket of the same address (`SO_REUSEPORT`: the kernel spreads new
-//! connections over the sockets).
+//! connections over the sockets). Only Linux spreads them: elsewhere [`Listeners::bind`] makes
+//! one socket, served by one thread (the CLI serves on the shared multi-thread runtime there by
+//! default, `--serve-threads 0`).
 //!
 //! A connection then lives on one thread from accept to close: no work stealing, no wake-ups
 //! across threads, no cross-core traffic for the scheduler (what nginx's workers do). What does
@@ -46,10 +48,22 @@ impl Listeners {
         // A port another process listens on (even another isr with SO_REUSEPORT, which the
         // group would join and silently share the traffic with) is "address in use": a plain
         // socket bound first finds out, and picks the port when 0 was asked for.
-        let addr = std::net::TcpListener::bind(addr)?.local_addr()?;
-        let sockets = (0..threads.max(1))
-            .map(|_| reuse_port_socket(addr))
-            .collect::<io::Result<Vec<_>>>()?;
+        let plain = std::net::TcpListener::bind(addr)?;
+        let addr = plain.local_addr()?;
+        #[cfg(target_os = "linux")]
+        let sockets = {
+            drop(plain); // it holds the port without SO_REUSEPORT: the group binds it next
+            (0..threads.max(1))
+                .map(|_| reuse_port_socket(addr))
+                .collect::<io::Result<Vec<_>>>()?
+        };
+        // Elsewhere the kernel does not spread connections over a group: one socket.
+        #[cfg(not(target_os = "linux"))]
+        let sockets = {
+            let _ = threads;
+            plain.set_nonblocking(true)?;
+            vec![plain]
+        };
         Ok(Listeners { sockets, addr })
     }
 
@@ -71,6 +85,7 @@ impl Listeners {
 
 /// A non-blocking listening socket of `addr` in a `SO_REUSEPORT` group (rustix: the standard
 /// library cannot set the option before binding, and tokio's sockets need a runtime to listen).
+#[cfg(target_os = "linux")]
 fn reuse_port_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
     let family = match addr {

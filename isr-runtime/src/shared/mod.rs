@@ -479,10 +479,13 @@ impl SharedTier {
 /// This process's name in events and page records: `<host>:<pid>:<random>` (readable for an
 /// operator, unique even for two containers with the same host name and pid).
 fn instance_name() -> String {
+    #[cfg(unix)]
     let host = rustix::system::uname()
         .nodename()
         .to_string_lossy()
         .into_owned();
+    #[cfg(not(unix))]
+    let host = std::env::var("COMPUTERNAME").unwrap_or_else(|_| "host".into());
     format!("{host}:{}:{:04x}", std::process::id(), fastrand::u16(..))
 }
 

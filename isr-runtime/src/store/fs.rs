@@ -15,7 +15,15 @@
 //! row's length or hash, a variant fails to decompress to the HTML, and the engine regenerates
 //! the page instead of serving it. Temporary files a crash left behind are removed by
 //! [`PageStore::sweep`].
+//!
+//! On Linux two fast paths are used: serving-thread reads of files the kernel holds
+//! (`openat2`/`preadv2`, see `cached_read`) and one `syncfs` per file system at the end of a
+//! build instead of an fsync per file. Elsewhere (macOS, Windows), and on Linux with
+//! [`FsStore::portable`], every read goes to the blocking pool and a build's files are fsynced
+//! as they are written (its index rows are still batched). Folders are fsynced after renames on
+//! unix; Windows has no folder handle to sync (NTFS journals the rename itself).
 
+#[cfg(target_os = "linux")]
 use super::cached_read::read_file_cached;
 use super::index::Index;
 use super::{CommitStamp, PageKind, PageMeta, PageStore, StoreFuture, StoredBody};
@@ -25,7 +33,6 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -94,6 +101,8 @@ struct Inner {
     /// Opened on first use (the root may not exist before the first write).
     index: Mutex<Option<Arc<Index>>>,
     deferred_sync: AtomicBool,
+    /// Whether the Linux fast paths are used (see the module docs).
+    fast_paths: bool,
     /// Temporary files older than this were left by an earlier process.
     opened_at: SystemTime,
     /// Keys stored under their own file name (static file routes, `/blog/feed.xml`).
@@ -110,17 +119,39 @@ impl FsStore {
     /// assert_eq!(store.meta_dir(), std::path::Path::new("/tmp/site.isr"));
     /// ```
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        let root = root.into();
+        Self::with_fast_paths(root.into(), cfg!(target_os = "linux"))
+    }
+
+    /// A store at `root` without the Linux fast paths: what [`FsStore::new`] makes on macOS
+    /// and Windows (every read on the blocking pool, a build's files fsynced as they are
+    /// written). On Linux, for testing those fallbacks.
+    ///
+    /// ```
+    /// let store = isr::store::FsStore::portable("/tmp/site");
+    /// assert!(!store.uses_fast_paths());
+    /// assert_eq!(store.root(), std::path::Path::new("/tmp/site"));
+    /// ```
+    pub fn portable(root: impl Into<PathBuf>) -> Self {
+        Self::with_fast_paths(root.into(), false)
+    }
+
+    fn with_fast_paths(root: PathBuf, fast_paths: bool) -> Self {
         FsStore {
             inner: Arc::new(Inner {
                 meta: meta_dir_of(&root),
                 root,
                 index: Mutex::new(None),
                 deferred_sync: AtomicBool::new(false),
+                fast_paths,
                 opened_at: SystemTime::now(),
                 files: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Whether the Linux fast paths are used (Linux, unless [`FsStore::portable`]).
+    pub fn uses_fast_paths(&self) -> bool {
+        self.inner.fast_paths
     }
 
     /// The site root.
@@ -193,9 +224,9 @@ impl Inner {
         }
         fs::rename(&legacy, &self.meta)?;
         if let Some(parent) = self.meta.parent() {
-            File::open(parent)?.sync_all()?;
+            sync_dir(parent)?;
         }
-        File::open(&self.root)?.sync_all()?;
+        sync_dir(&self.root)?;
         tracing::info!(from = %legacy.display(), to = %self.meta.display(), "moved the page index out of the static export");
         Ok(())
     }
@@ -243,6 +274,12 @@ impl Inner {
         durability == Durability::Now || !self.deferred_sync.load(Ordering::Relaxed)
     }
 
+    /// Whether a write of `durability` fsyncs its files now: also a deferred one without the
+    /// fast paths (no `syncfs` to make them durable at the end).
+    fn sync_files_now(&self, durability: Durability) -> bool {
+        self.durable_now(durability) || !self.fast_paths
+    }
+
     /// Removes temporary files older than this store (left by a crash), except under `.isr`.
     fn sweep(&self) -> io::Result<usize> {
         let mut removed = 0;
@@ -277,6 +314,54 @@ impl Inner {
     }
 }
 
+/// One `syncfs` per file system holding one of `folders`: every file and directory entry a
+/// build wrote is flushed (a second one when the metadata folder is on another file system,
+/// e.g. the root is a mount).
+#[cfg(target_os = "linux")]
+fn syncfs_of(folders: &[&Path]) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut synced = Vec::with_capacity(folders.len());
+    for folder in folders {
+        let file = match File::open(folder) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let device = file.metadata()?.dev();
+        if !synced.contains(&device) {
+            rustix::fs::syncfs(&file).map_err(io::Error::from)?;
+            synced.push(device);
+        }
+    }
+    Ok(())
+}
+
+/// Never called: only Linux stores use their fast paths.
+#[cfg(not(target_os = "linux"))]
+fn syncfs_of(_folders: &[&Path]) -> io::Result<()> {
+    Ok(())
+}
+
+/// Reads without waiting exist only on Linux: elsewhere every read "would block" and goes to
+/// the blocking pool (never called: only Linux stores use their fast paths).
+#[cfg(not(target_os = "linux"))]
+fn read_file_cached(
+    _path: &Path,
+    _stamp: Option<CommitStamp>,
+) -> io::Result<Option<(Bytes, bool)>> {
+    Err(io::ErrorKind::WouldBlock.into())
+}
+
+/// Makes a rename or a file creation in `dir` durable: fsync of the folder on unix. Windows
+/// opens no folder as a file (NTFS journals the rename itself).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// Whether a write may leave its durability to a later [`PageStore::sync`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Durability {
@@ -302,7 +387,8 @@ impl FsStore {
             match (body, &meta.kind) {
                 (Some(body), PageKind::Page { etag, .. }) => {
                     let stamp = CommitStamp::new(meta.generated_at_ms, *etag);
-                    write_page_files(&inner.root, &html, &body, stamp, durable)?
+                    let fsync = inner.sync_files_now(durability);
+                    write_page_files(&inner.root, &html, &body, stamp, fsync)?
                 }
                 _ => remove_page_files(&html)?,
             }
@@ -377,6 +463,9 @@ impl PageStore for FsStore {
         only: Option<Encoding>,
     ) -> StoreFuture<Option<StoredBody>> {
         let html = self.inner.html_path(key.as_str());
+        if !self.inner.fast_paths {
+            return self.blocking(move |_| read_page_files(&html, Some(stamp), only, read_file));
+        }
         match read_page_files(&html, Some(stamp), only, read_file_cached) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.blocking(move |_| read_page_files(&html, Some(stamp), only, read_file))
@@ -432,21 +521,10 @@ impl PageStore for FsStore {
             if let Some(index) = inner.index(false)? {
                 index.sync()?;
             }
-            // One syncfs flushes every file and directory entry the build wrote (a second one
-            // when the metadata folder is on another file system, e.g. the root is a mount).
-            let mut synced = Vec::with_capacity(2);
-            for folder in [&inner.root, &inner.meta] {
-                let file = match File::open(folder) {
-                    Ok(file) => file,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                let device = file.metadata()?.dev();
-                if !synced.contains(&device) {
-                    rustix::fs::syncfs(&file).map_err(io::Error::from)?;
-                    synced.push(device);
-                }
+            if inner.fast_paths {
+                syncfs_of(&[&inner.root, &inner.meta])?;
             }
+            // Without the fast paths every file was fsynced when written.
             Ok(())
         })
     }
@@ -609,10 +687,10 @@ fn write_page_files(
             fs::rename(tmp, path)?;
         }
         if fsync {
-            File::open(dir)?.sync_all()?;
+            sync_dir(dir)?;
             for created in &created {
                 if let Some(parent) = created.parent() {
-                    File::open(parent)?.sync_all()?;
+                    sync_dir(parent)?;
                 }
             }
         }
@@ -670,10 +748,29 @@ mod tests {
         }
     }
 
+    /// A store at `root`, with the Linux fast paths or as on other platforms.
+    fn store_at(root: PathBuf, portable: bool) -> FsStore {
+        if portable {
+            FsStore::portable(root)
+        } else {
+            FsStore::new(root)
+        }
+    }
+
     #[tokio::test]
     async fn round_trip_through_disk() {
+        round_trip_through_disk_with(false).await;
+    }
+
+    /// The fallbacks of macOS and Windows (reads on the blocking pool), run here.
+    #[tokio::test]
+    async fn round_trip_through_disk_without_the_linux_fast_paths() {
+        round_trip_through_disk_with(true).await;
+    }
+
+    async fn round_trip_through_disk_with(portable: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::new(dir.path().join("site"));
+        let store = store_at(dir.path().join("site"), portable);
         assert!(!store.is_built_site());
         assert!(store.load().await.unwrap().is_empty());
         store
@@ -705,7 +802,7 @@ mod tests {
         assert_eq!(gunzipped, "<p>a</p>");
         assert!(dir.path().join("site/blog/a/index.html.br").is_file());
 
-        let reopened = FsStore::new(dir.path().join("site"));
+        let reopened = store_at(dir.path().join("site"), portable);
         let mut index = reopened.load().await.unwrap();
         index.sort_by(|a, b| a.key.cmp(&b.key));
         assert_eq!(
@@ -840,13 +937,19 @@ mod tests {
 
     #[tokio::test]
     async fn deferred_writes_are_batched_and_made_durable_by_sync() {
+        for portable in [false, true] {
+            deferred_writes_are_made_durable_by_sync(portable).await;
+        }
+    }
+
+    async fn deferred_writes_are_made_durable_by_sync(portable: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::new(dir.path().join("site"));
+        let store = store_at(dir.path().join("site"), portable);
         store.defer_sync(true);
         for i in 0..2_500 {
             let k = format!("/blog/p{i}");
             store
-                .put(&key(&k), meta(&k, PageKind::NotFound), None)
+                .put_deferred(&key(&k), meta(&k, PageKind::NotFound), None)
                 .await
                 .unwrap();
         }

@@ -7,6 +7,7 @@
 //! (the one exception: [`FsStore`] reads a page's files on the calling thread when the kernel
 //! holds them, which never waits for the disk; see `cached_read`).
 
+#[cfg(target_os = "linux")]
 mod cached_read;
 mod commit_stamp;
 mod etag;
