@@ -261,7 +261,7 @@ impl Inner {
         path.push(&self.root);
         // Keys are `PageKey`s: their segments cannot be `..`, start with `.` or hold `/`.
         for segment in key.split('/').filter(|s| !s.is_empty()) {
-            path.push(segment);
+            path.push(file_name_of(segment).as_ref());
         }
         if !self.files.get().is_some_and(|files| files.contains(key)) {
             path.push(crate::route::PAGE_FILE);
@@ -311,6 +311,73 @@ impl Inner {
             }
         }
         Ok(removed)
+    }
+}
+
+/// The file (or folder) name of a key segment, valid on every platform isr builds for. A
+/// segment is its own name, so the export stays servable by any file server, unless Windows
+/// would refuse it: then `%`, the characters Windows forbids in names (`< > : " | ? *` and
+/// `\`), a trailing `.` or space, and the first letter of a name Windows reserves (`con`,
+/// `prn`, `aux`, `nul`, `com1`–`com9`, `lpt1`–`lpt9`, with or without an extension, in any
+/// case) are percent-encoded. Every `%` in an encoded name starts an escape, so two segments
+/// never share a name.
+///
+/// ```
+/// use isr::store::file_name_of;
+/// assert_eq!(file_name_of("hello-world"), "hello-world");
+/// assert_eq!(file_name_of("a:b"), "a%3Ab");
+/// assert_eq!(file_name_of("what?"), "what%3F");
+/// assert_eq!(file_name_of("50%"), "50%25");
+/// assert_eq!(file_name_of("con"), "%63on");
+/// assert_eq!(file_name_of("Com1.txt"), "%43om1.txt");
+/// assert_eq!(file_name_of("console"), "console");
+/// assert_eq!(file_name_of("end."), "end%2E");
+/// assert_eq!(file_name_of("été"), "été");
+/// ```
+pub fn file_name_of(segment: &str) -> std::borrow::Cow<'_, str> {
+    const FORBIDDEN: &[char] = &['%', '<', '>', ':', '"', '|', '?', '*', '\\'];
+    let reserved = is_reserved_name(segment);
+    let trailing = segment.ends_with(['.', ' ']);
+    if !reserved && !trailing && !segment.contains(FORBIDDEN) {
+        return std::borrow::Cow::Borrowed(segment);
+    }
+    let last = segment.char_indices().next_back().map_or(0, |(i, _)| i);
+    let mut name = String::with_capacity(segment.len() + 8);
+    for (i, c) in segment.char_indices() {
+        let escape = FORBIDDEN.contains(&c) || (reserved && i == 0) || (trailing && i == last);
+        if escape {
+            let mut utf8 = [0u8; 4];
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                name.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            name.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(name)
+}
+
+/// Whether Windows reserves `segment` as a device name (its part before the first dot, with
+/// trailing spaces, in any case).
+fn is_reserved_name(segment: &str) -> bool {
+    let stem = segment
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    match upper.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" => true,
+        _ => {
+            let (Some(prefix), Some(digit)) = (upper.get(..3), upper.get(3..)) else {
+                return false;
+            };
+            matches!(prefix, "COM" | "LPT")
+                && matches!(
+                    digit,
+                    "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"
+                )
+        }
     }
 }
 
@@ -868,6 +935,66 @@ mod tests {
             .filter(|p| p.to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    /// Keys Windows would refuse as file names round-trip through the store under escaped
+    /// names, and no two keys share a file.
+    #[tokio::test]
+    async fn keys_windows_refuses_as_file_names_are_stored_under_escaped_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().join("site"));
+        let keys = [
+            "/blog/con",
+            "/blog/CON.txt",
+            "/blog/a:b",
+            "/blog/a%3Ab",
+            "/blog/what?",
+            "/blog/end.",
+            "/blog/end%2E",
+            "/blog/x<y>z",
+            "/blog/pipe|star*",
+            "/blog/quote\"",
+            "/blog/lpt9",
+            "/blog/com¹",
+            "/blog/éé",
+            "/blog/trailing ",
+        ];
+        for k in keys {
+            let html = format!("<p>{k}</p>");
+            store
+                .put(
+                    &key(k),
+                    meta(k, page_kind(html.as_bytes())),
+                    Some(Variants::identity_only(Bytes::from(html))),
+                )
+                .await
+                .unwrap();
+        }
+        for k in keys {
+            let body = store.body(&key(k)).await.unwrap().unwrap();
+            assert_eq!(body.identity, format!("<p>{k}</p>").as_bytes(), "{k}");
+        }
+        let windows_forbids = |name: &str| {
+            name.contains(['<', '>', ':', '"', '|', '?', '*', '\\'])
+                || name.ends_with(['.', ' '])
+                || is_reserved_name(name)
+        };
+        let names: Vec<String> = walk(&dir.path().join("site"))
+            .iter()
+            .flat_map(|p| {
+                p.strip_prefix(dir.path().join("site"))
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(names.iter().all(|n| !windows_forbids(n)), "{names:?}");
+        let folders: std::collections::HashSet<String> = keys
+            .iter()
+            .map(|k| file_name_of(k.trim_start_matches("/blog/")).into_owned())
+            .collect();
+        assert_eq!(folders.len(), keys.len(), "one name per key");
     }
 
     #[tokio::test]

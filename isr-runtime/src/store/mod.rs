@@ -17,7 +17,7 @@ mod memory;
 
 pub use commit_stamp::CommitStamp;
 pub use etag::{Etag, RepresentationEtags};
-pub use fs::{meta_dir_of, FsStore, LEGACY_META_DIR, META_DIR_SUFFIX};
+pub use fs::{file_name_of, meta_dir_of, FsStore, LEGACY_META_DIR, META_DIR_SUFFIX};
 pub use memory::MemoryStore;
 
 use crate::encoding::{Encoding, Variants};
