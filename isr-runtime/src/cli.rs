@@ -580,7 +580,8 @@ impl App {
     /// ```
     pub async fn embed(mut self) -> Result<crate::embed::Embedded, String> {
         use clap::Parser;
-        crate::malloc_arenas::limit();
+        // The embedding app owns its process: its allocator is its own to tune (it may call
+        // `isr::malloc_arenas::limit()` before it starts its runtime).
         let cli = Cli::try_parse_from([self.name.clone()]).map_err(|e| e.to_string())?;
         let config = self.config(cli)?;
         self.prepare(config.command)?;
@@ -862,6 +863,9 @@ impl App {
     /// client bundle, and builds the pages unless it serves (or rebuilds in the background).
     async fn open(&mut self, config: &Config) -> Result<Opened, Stop> {
         self.state.insert(config.site_url.clone());
+        // Registered now for the start-up checks of `State<Revalidator>`; bound to the engine
+        // once it is open.
+        self.state.insert(crate::revalidate::Revalidator::unbound());
         let defs: Vec<&'static crate::PageDef> = crate::page::pages().collect();
         check_pages(&defs, &self.state).map_err(|lines| Stop {
             code: EXIT_BAD_CONFIG,
@@ -891,6 +895,9 @@ impl App {
                 config.site_root.display()
             ))
         })?;
+        // Loaders and `#[paths]` functions may revalidate pages of their own app.
+        self.state
+            .insert(crate::revalidate::Revalidator::of(&engine));
         engine.set_state(std::mem::take(&mut self.state));
         if let Some(options) = config.shared.clone() {
             let tier = crate::shared::SharedTier::connect(options.clone())
@@ -995,7 +1002,9 @@ impl App {
             trusted_proxies: config.trusted_proxies.clone(),
             max_auth_failures: config.max_auth_failures,
         };
-        let app_routes = std::mem::take(&mut self.routes);
+        // The app's own handlers revalidate through `Extension<isr::Revalidator>`.
+        let app_routes = std::mem::take(&mut self.routes)
+            .layer(axum::Extension(crate::revalidate::Revalidator::of(engine)));
         Ok(
             crate::server::unchecked_router(engine.clone(), options, crate::metrics::install())
                 .merge(app_routes)

@@ -45,9 +45,15 @@ impl Embedded {
         self.router.clone()
     }
 
-    /// The engine (in-process revalidation also works through [`crate::revalidate_path`]).
+    /// The engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// In-process revalidation of this app's pages (the app's own handlers also get it as
+    /// `Extension<isr::Revalidator>`).
+    pub fn revalidator(&self) -> crate::Revalidator {
+        crate::Revalidator::of(&self.engine)
     }
 
     /// After the server stopped: stops the background rebuild and waits (up to

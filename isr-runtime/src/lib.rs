@@ -147,7 +147,7 @@ pub use {
     render::{RenderedBody, Shell},
     revalidate::{
         revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,
-        RevalidationResult,
+        RevalidationResult, Revalidator,
     },
     route::{PageKey, Resolved, RouteError, Routes},
     site::SiteUrl,

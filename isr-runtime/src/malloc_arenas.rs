@@ -31,8 +31,9 @@ pub fn cap_for(configured: Option<&OsStr>, cpus: usize) -> Option<i32> {
 /// Caps glibc's malloc arenas at one per core (see the module docs); returns the cap set, or
 /// `None` when nothing was changed (`MALLOC_ARENA_MAX` set, another libc, `mallopt` refused).
 /// Arenas made before the call stay; threads started after it share the capped ones. The CLI
-/// calls it before it starts the runtime, and [`App::embed`](crate::App::embed) when it is
-/// called.
+/// (`App::run`) calls it before it starts the runtime; [`App::embed`](crate::App::embed) does
+/// not (the embedding app owns its process: call this before starting your runtime to get the
+/// same).
 pub fn limit() -> Option<i32> {
     let cap = cap_for(
         std::env::var_os("MALLOC_ARENA_MAX").as_deref(),

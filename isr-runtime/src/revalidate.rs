@@ -282,6 +282,81 @@ fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {
     }
 }
 
+/// In-process revalidation of one app's pages: a handle bound to its engine, for apps that
+/// change data themselves (an admin API, a loader that learns of a change). Every app gets its
+/// own: two apps in one process each revalidate their own pages.
+///
+/// Where to get it: `App` registers it as state (`State(revalidator): State<isr::Revalidator>`
+/// in a loader or `#[paths]` function), adds it to the requests of the app's own routes
+/// (`Extension(revalidator): Extension<isr::Revalidator>` in an axum handler), and
+/// `App::embed` hands it out ([`crate::embed::Embedded::revalidator`]). It holds its engine
+/// weakly: once the app is gone every call answers [`NotRunning`].
+///
+/// ```no_run
+/// // An axum handler of the app's own routes, after it changed product 42.
+/// use isr::axum::Extension;
+/// async fn price_changed(Extension(isr): Extension<isr::Revalidator>) {
+///     let result = isr.path("/products/42").await.expect("the app is running");
+///     assert_ne!(result.outcome, isr::RevalidationOutcome::NoRoute);
+///     isr.tag("catalogue").await.expect("the app is running");
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Revalidator {
+    engine: std::sync::Weak<Engine>,
+}
+
+impl Revalidator {
+    /// The handle of `engine`'s app.
+    pub fn of(engine: &Arc<Engine>) -> Self {
+        Revalidator {
+            engine: Arc::downgrade(engine),
+        }
+    }
+
+    /// A handle bound to no app: every call answers [`NotRunning`].
+    pub(crate) fn unbound() -> Self {
+        Revalidator {
+            engine: std::sync::Weak::new(),
+        }
+    }
+
+    fn engine(&self) -> Result<Arc<Engine>, NotRunning> {
+        self.engine.upgrade().ok_or(NotRunning)
+    }
+
+    /// Regenerates the page at `path` now and waits for it.
+    ///
+    /// # Errors
+    /// [`NotRunning`] when the app is gone.
+    pub async fn path(&self, path: &str) -> Result<RevalidationResult, NotRunning> {
+        Ok(revalidate_one(&self.engine()?, path).await)
+    }
+
+    /// Regenerates every page that carries `tag` now and waits for them.
+    ///
+    /// # Errors
+    /// [`NotRunning`] when the app is gone.
+    pub async fn tag(&self, tag: &str) -> Result<Vec<RevalidationResult>, NotRunning> {
+        let request = RevalidateRequest {
+            paths: Vec::new(),
+            tags: vec![tag.to_string()],
+        };
+        Ok(revalidate(&self.engine()?, &request).await)
+    }
+
+    /// Regenerates the pages `request` names (paths and tags), as the webhook does, and waits.
+    ///
+    /// # Errors
+    /// [`NotRunning`] when the app is gone.
+    pub async fn request(
+        &self,
+        request: &RevalidateRequest,
+    ) -> Result<Vec<RevalidationResult>, NotRunning> {
+        Ok(revalidate(&self.engine()?, request).await)
+    }
+}
+
 static RUNNING: OnceLock<Arc<Engine>> = OnceLock::new();
 
 /// Makes `engine` the target of [`revalidate_path`] and [`revalidate_tag`] (done by `App`).
@@ -305,7 +380,9 @@ impl std::fmt::Display for NotRunning {
 
 impl std::error::Error for NotRunning {}
 
-/// Regenerates the page at `path` now and waits for it: for apps that change data themselves.
+/// Regenerates the page at `path` now and waits for it, in the first app started in this
+/// process. Prefer the app's own [`Revalidator`], which targets its app whatever else runs in
+/// the process.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), isr::NotRunning> {
@@ -336,7 +413,8 @@ pub(crate) async fn revalidate_one(engine: &Arc<Engine>, path: &str) -> Revalida
     })
 }
 
-/// Regenerates every page that carries `tag` now and waits for them.
+/// Regenerates every page that carries `tag` now and waits for them, in the first app started
+/// in this process. Prefer the app's own [`Revalidator`].
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), isr::NotRunning> {

@@ -24,7 +24,9 @@ use isr::axum::http::{header, HeaderMap, StatusCode};
 use isr::axum::middleware::{self, Next};
 use isr::axum::response::{IntoResponse, Response};
 use isr::axum::routing::{any, delete, post, put};
+use isr::axum::Extension;
 use isr::axum::{Json, Router};
+use isr::Revalidator;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -223,6 +225,7 @@ fn check_price(price_cents: i64) -> Result<i64, ApiError> {
 
 async fn set_price(
     State(db): State<Db>,
+    Extension(isr): Extension<Revalidator>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -236,7 +239,7 @@ async fn set_price(
         .ok_or_else(|| ApiError::no_product(&id.to_string()))?;
     tracing::info!(id, price_cents, "price changed");
     // The product page and the catalogue page(s) listing it carry `product:<id>`.
-    revalidate_tag(&format!("product:{id}")).await;
+    revalidate_tag(&isr, &format!("product:{id}")).await;
     Ok(Json(product).into_response())
 }
 
@@ -283,7 +286,11 @@ fn check_new_product(body: CreateProduct) -> Result<NewProduct, ApiError> {
     })
 }
 
-async fn create_product(State(db): State<Db>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_product(
+    State(db): State<Db>,
+    Extension(isr): Extension<Revalidator>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let new = check_new_product(parse_body(&body)?)?;
     let (product, page) = db
         .run(move |conn| {
@@ -297,10 +304,10 @@ async fn create_product(State(db): State<Db>, body: Bytes) -> Result<Response, A
     // Its own page is generated on its first request (fallback "blocking"). Every catalogue
     // page shows the product count; the page that lists the new product may be a new one (or a
     // remembered 404), which no tag reaches.
-    let results = revalidate_tag("catalogue").await;
+    let results = revalidate_tag(&isr, "catalogue").await;
     let page_path = format::catalogue_path(page);
     if !results.iter().any(|r| r.path == page_path) {
-        revalidate_path(&page_path).await;
+        revalidate_path(&isr, &page_path).await;
     }
     let mut response = (StatusCode::CREATED, Json(&product)).into_response();
     if let Ok(location) = header::HeaderValue::from_str(&format::product_path(product.id)) {
@@ -311,6 +318,7 @@ async fn create_product(State(db): State<Db>, body: Bytes) -> Result<Response, A
 
 async fn delete_product(
     State(db): State<Db>,
+    Extension(isr): Extension<Revalidator>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
@@ -323,15 +331,15 @@ async fn delete_product(
     }
     tracing::info!(id, "product deleted");
     // The loader now says not found: the page answers 404 from here on.
-    revalidate_path(&format::product_path(id)).await;
-    revalidate_tag("catalogue").await;
+    revalidate_path(&isr, &format::product_path(id)).await;
+    revalidate_tag(&isr, "catalogue").await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Revalidates the pages tagged `tag`, logging failures (the change is stored either way; a
 /// page that failed to regenerate is retried by ISR later).
-async fn revalidate_tag(tag: &str) -> Vec<isr::RevalidationResult> {
-    match isr::revalidate_tag(tag).await {
+async fn revalidate_tag(isr: &Revalidator, tag: &str) -> Vec<isr::RevalidationResult> {
+    match isr.tag(tag).await {
         Ok(results) => {
             log_failures(&results);
             results
@@ -343,8 +351,8 @@ async fn revalidate_tag(tag: &str) -> Vec<isr::RevalidationResult> {
     }
 }
 
-async fn revalidate_path(path: &str) {
-    match isr::revalidate_path(path).await {
+async fn revalidate_path(isr: &Revalidator, path: &str) {
+    match isr.path(path).await {
         Ok(result) => log_failures(std::slice::from_ref(&result)),
         Err(error) => tracing::warn!(path, %error, "page not revalidated"),
     }

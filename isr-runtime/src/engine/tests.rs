@@ -1739,3 +1739,39 @@ async fn an_aborted_build_still_writes_and_syncs_what_it_built() {
         "every page the build made has its row"
     );
 }
+
+/// Two apps in one process: each one's `Revalidator` regenerates its own pages (the global
+/// `revalidate_path` reaches only the first app started).
+#[tokio::test]
+async fn each_app_revalidates_its_own_pages_through_its_handle() {
+    let (first, second) = (harness().await, harness().await);
+    let s = script("two-apps", Mode::Page("v1"));
+    first.get("/t/two-apps").await;
+    second.get("/t/two-apps").await;
+    assert_eq!(s.calls(), 2);
+    s.set(Mode::Page("v2"));
+    let result = crate::Revalidator::of(&second.engine)
+        .path("/t/two-apps")
+        .await
+        .unwrap();
+    assert_eq!(result.outcome, crate::RevalidationOutcome::Regenerated);
+    assert!(second.get("/t/two-apps").await.1.contains("v2"));
+    assert!(
+        first.get("/t/two-apps").await.1.contains("v1"),
+        "not the other app's"
+    );
+    let tagged = crate::Revalidator::of(&first.engine)
+        .tag("case:two-apps")
+        .await
+        .unwrap();
+    assert_eq!(tagged.len(), 1);
+    assert!(first.get("/t/two-apps").await.1.contains("v2"));
+    let gone = {
+        let third = harness().await;
+        crate::Revalidator::of(&third.engine)
+    };
+    assert_eq!(
+        gone.path("/t/two-apps").await.unwrap_err(),
+        crate::NotRunning
+    );
+}
