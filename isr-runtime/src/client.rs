@@ -13,9 +13,42 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The `wasm-bindgen` version the client bundle needs (pinned in Cargo.toml; checked by a test
-/// against Cargo.lock). The CLI that processes the bundle must be exactly this version.
-pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// The `wasm-bindgen` version an app's `Cargo.lock` resolved: the CLI that processes its
+/// bundle must be exactly that version (as cargo-leptos does, the CLI follows the app's lock;
+/// isr pins nothing). Read from the lock's `[[package]]` entries (a fixed format, read here
+/// without a TOML parser for four lines of it).
+///
+/// # Errors
+/// When the lock names no `wasm-bindgen`, or several versions of it (the bundle's one is then
+/// ambiguous).
+///
+/// ```
+/// let lock = "[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.130\"\nsource = \"registry\"\n\n[[package]]\nname = \"wasm-bindgen-futures\"\nversion = \"0.4.1\"\n";
+/// assert_eq!(isr::client::locked_wasm_bindgen_version(lock).unwrap(), "0.2.130");
+/// assert!(isr::client::locked_wasm_bindgen_version("").unwrap_err().contains("no wasm-bindgen"));
+/// ```
+pub fn locked_wasm_bindgen_version(lock: &str) -> Result<String, String> {
+    let mut versions: Vec<&str> = lock
+        .split("[[package]]")
+        .filter(|entry| entry.lines().any(|l| l.trim() == "name = \"wasm-bindgen\""))
+        .filter_map(|entry| {
+            entry
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("version = \""))
+                .and_then(|v| v.strip_suffix('"'))
+        })
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    match versions.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => Err("the app's Cargo.lock has no wasm-bindgen (does its `hydrate` feature enable `isr/hydrate`?)".into()),
+        several => Err(format!(
+            "the app's Cargo.lock has several wasm-bindgen versions ({}): keep one (`cargo update -p wasm-bindgen`)",
+            several.join(", ")
+        )),
+    }
+}
 
 /// The wasm target.
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -172,41 +205,42 @@ pub fn tools_root(target_dir: &Path) -> PathBuf {
     target_dir.join("isr-tools")
 }
 
-/// The `wasm-bindgen` CLI of exactly [`WASM_BINDGEN_VERSION`]: the one on `PATH`, else isr's
-/// own copy under [`tools_root`], else installed there with `cargo install` (once, with one log
-/// line; `ISR_INSTALL_TOOLS=off` forbids it and says what to run instead).
-fn wasm_bindgen_cli(target_dir: &Path) -> Result<PathBuf, String> {
+/// The `wasm-bindgen` CLI of exactly `version` (the app's, [`locked_wasm_bindgen_version`]):
+/// the one on `PATH`, else isr's own copy under [`tools_root`] (one folder per version), else
+/// installed there with `cargo install` (once, with one log line; `ISR_INSTALL_TOOLS=off`
+/// forbids it and says what to run instead).
+fn wasm_bindgen_cli(target_dir: &Path, version: &str) -> Result<PathBuf, String> {
     let on_path = PathBuf::from("wasm-bindgen");
     let found = wasm_bindgen_version(&on_path);
-    if found.as_deref() == Some(WASM_BINDGEN_VERSION) {
+    if found.as_deref() == Some(version) {
         return Ok(on_path);
     }
-    let root = tools_root(target_dir);
+    let root = tools_root(target_dir).join(format!("wasm-bindgen-{version}"));
     let own = root.join("bin").join("wasm-bindgen");
-    if wasm_bindgen_version(&own).as_deref() == Some(WASM_BINDGEN_VERSION) {
+    if wasm_bindgen_version(&own).as_deref() == Some(version) {
         return Ok(own);
     }
-    let fix = format!("`cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION}`");
+    let fix = format!("`cargo install wasm-bindgen-cli --version {version}`");
     if matches!(
         std::env::var("ISR_INSTALL_TOOLS").as_deref(),
         Ok("off") | Ok("0") | Ok("false")
     ) {
         return Err(match found {
-            Some(other) => format!(
-                "wasm-bindgen CLI is {other}, the bundle needs {WASM_BINDGEN_VERSION}: {fix}"
-            ),
+            Some(other) => {
+                format!("wasm-bindgen CLI is {other}, the bundle needs {version}: {fix}")
+            }
             None => format!("wasm-bindgen CLI not found: {fix}"),
         });
     }
     tracing::info!(
         root = %root.display(),
-        "installing wasm-bindgen-cli {WASM_BINDGEN_VERSION} for the client bundle (once; a few minutes; {fix} puts one on PATH instead)"
+        "installing wasm-bindgen-cli {version} for the client bundle (once; a few minutes; {fix} puts one on PATH instead)"
     );
     let started = std::time::Instant::now();
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         // Not `--locked`: its lockfile can name versions a registry mirror no longer offers.
         .args(["install", "wasm-bindgen-cli", "--quiet", "--version"])
-        .arg(format!("={WASM_BINDGEN_VERSION}"))
+        .arg(format!("={version}"))
         .arg("--root")
         .arg(&root)
         .env_remove("RUSTFLAGS")
@@ -215,7 +249,7 @@ fn wasm_bindgen_cli(target_dir: &Path) -> Result<PathBuf, String> {
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("cannot run cargo install: {e}; {fix}"))?;
-    if !status.success() || wasm_bindgen_version(&own).as_deref() != Some(WASM_BINDGEN_VERSION) {
+    if !status.success() || wasm_bindgen_version(&own).as_deref() != Some(version) {
         return Err(format!(
             "installing wasm-bindgen-cli failed ({status}): {fix}"
         ));
@@ -227,8 +261,8 @@ fn wasm_bindgen_cli(target_dir: &Path) -> Result<PathBuf, String> {
     Ok(own)
 }
 
-/// The target folder of the workspace `manifest_dir` belongs to (`cargo metadata`).
-fn target_dir(manifest_dir: &Path) -> Result<PathBuf, String> {
+/// The target folder and the root of the workspace `manifest_dir` belongs to (`cargo metadata`).
+fn workspace_dirs(manifest_dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(manifest_dir)
@@ -237,10 +271,13 @@ fn target_dir(manifest_dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
     let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("cargo metadata printed no JSON: {e}"))?;
-    metadata["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| "cargo metadata names no target directory".to_string())
+    let dir = |field: &str| {
+        metadata[field]
+            .as_str()
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("cargo metadata names no {field}"))
+    };
+    Ok((dir("target_directory")?, dir("workspace_root")?))
 }
 
 /// Builds the client bundle of `krate` into `<site_root>/pkg/` when missing or out of date and
@@ -347,7 +384,12 @@ pub fn ensure_bundle(
             }
         }
     }
-    let wasm_bindgen = wasm_bindgen_cli(&target_dir(workspace_dir)?)?;
+    let (target_dir, workspace_root) = workspace_dirs(workspace_dir)?;
+    let lock_path = workspace_root.join("Cargo.lock");
+    let lock = std::fs::read_to_string(&lock_path)
+        .map_err(|e| format!("cannot read {}: {e}", lock_path.display()))?;
+    let version = locked_wasm_bindgen_version(&lock)?;
+    let wasm_bindgen = wasm_bindgen_cli(&target_dir, &version)?;
     let out_name = format!("{app_name}-{source_hash}");
     let pkg_dir = site_root.join("pkg");
     std::fs::create_dir_all(&pkg_dir)
@@ -415,16 +457,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pinned_wasm_bindgen_matches_the_lockfile() {
+    fn the_cli_version_is_read_from_the_lock() {
         let lock =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
-        let entry = lock
-            .split("[[package]]")
-            .find(|p| p.contains("name = \"wasm-bindgen\"\n"))
-            .unwrap();
+        let version = locked_wasm_bindgen_version(&lock).unwrap();
+        assert!(version.starts_with("0.2."), "{version}");
+        let two = format!("{lock}\n[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.1\"\n");
+        let error = locked_wasm_bindgen_version(&two).unwrap_err();
         assert!(
-            entry.contains(&format!("version = \"{WASM_BINDGEN_VERSION}\"")),
-            "{entry}"
+            error.contains(&version) && error.contains("0.2.1"),
+            "{error}"
         );
     }
 

@@ -1,5 +1,6 @@
 //! The first `cargo run -p blog` on a machine with only rustup: no `wasm-bindgen` CLI on PATH.
-//! The build installs the pinned CLI itself (into `target/isr-tools`, once, with one log line),
+//! The build installs the CLI of the version the app's Cargo.lock resolved itself (into
+//! `target/isr-tools/wasm-bindgen-<version>`, once, with one log line),
 //! builds the client bundle, and the served post hydrates in chromium.
 
 use isr_tests::browser::{browsers_available, wait_for_hydration, Driver, CLIENT_BUILD_DEADLINE};
@@ -34,7 +35,17 @@ async fn the_blog_hydrates_after_a_plain_first_run_without_the_wasm_bindgen_cli(
     let fx = Fixture::new();
     let links = tempfile::tempdir().expect("a folder for tool links");
     let path = path_without_wasm_bindgen(links.path());
-    let own_copy: PathBuf = isr_tests::workspace_root().join("target/isr-tools/bin/wasm-bindgen");
+    // isr's own copy of the CLI of the version the workspace's Cargo.lock resolved.
+    let lock = std::fs::read_to_string(isr_tests::workspace_root().join("Cargo.lock")).unwrap();
+    let version = lock
+        .split("[[package]]")
+        .find(|entry| entry.contains("name = \"wasm-bindgen\"\n"))
+        .and_then(|entry| entry.split("version = \"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("wasm-bindgen in Cargo.lock");
+    let own_copy: PathBuf = isr_tests::workspace_root().join(format!(
+        "target/isr-tools/wasm-bindgen-{version}/bin/wasm-bindgen"
+    ));
     let installed_before = own_copy.exists();
     let root = fx.site_root();
     let build = fx.run_with_deadline(
