@@ -106,7 +106,13 @@ impl BuildReport {
     /// Total HTML pages written.
     ///
     /// ```
-    /// # fn demo(report: &isr::BuildReport) { assert!(report.pages() <= 1_000_000); }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let engine = isr::__private::example_engine(isr::__private::example_routes(&["/", "/about"])).await;
+    /// let options = isr::BuildOptions { progress: false, ..Default::default() };
+    /// let report = isr::build::build(&engine, options).await.unwrap();
+    /// assert_eq!(report.pages(), 2);
+    /// # }
     /// ```
     pub fn pages(&self) -> usize {
         self.routes.iter().map(|r| r.pages).sum()

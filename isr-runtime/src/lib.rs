@@ -209,6 +209,52 @@ pub mod __private {
 
     /// A boxed, sendable future of a loader.
     pub type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
+
+    /// Routes of pages whose loaders render `<p>page</p>` (fallback `blocking`), for the
+    /// documentation's examples: they need routes (a `PageKey` comes only from the router) and
+    /// engines without an app.
+    pub fn example_routes(paths: &[&'static str]) -> crate::Routes {
+        fn load(_: LoadContext) -> BoxFuture<crate::Result<Generated>> {
+            Box::pin(async {
+                Ok(Generated::Page(crate::RenderedBody {
+                    body: "<p>page</p>".into(),
+                    ..Default::default()
+                }))
+            })
+        }
+        let defs = paths
+            .iter()
+            .map(|path| {
+                &*Box::leak(Box::new(crate::PageDef {
+                    id: path,
+                    path,
+                    revalidate: crate::Revalidate::After(60),
+                    timeout_secs: None,
+                    fallback: crate::Fallback::Blocking,
+                    tags: &["example"],
+                    load,
+                    paths: None,
+                    accepts: accept_all,
+                    check: nothing_to_check,
+                    content_type: None,
+                    hydrate_export: "isr_hydrate_example",
+                }))
+            })
+            .collect();
+        crate::Routes::new(defs).expect("valid example routes")
+    }
+
+    /// An engine over `routes` with an in-memory store and the system clock, for the
+    /// documentation's examples.
+    pub async fn example_engine(routes: crate::Routes) -> std::sync::Arc<crate::Engine> {
+        crate::Engine::open(
+            routes,
+            std::sync::Arc::new(crate::store::MemoryStore::default()),
+            std::sync::Arc::new(crate::clock::SystemClock),
+        )
+        .await
+        .expect("an in-memory engine opens")
+    }
 }
 
 /// Items used by the browser code `#[page]` generates. Not a public API.

@@ -103,7 +103,8 @@ impl Shell {
 /// Renders a loader's outcome: used by the code `#[page]` generates.
 ///
 /// ```
-/// # async fn demo() -> isr::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> isr::Result<()> {
 /// use leptos::prelude::*;
 /// let load = isr::Load::props("world".to_string());
 /// let cx = isr::LoadContext::new(isr::Params::new(), Default::default()).at("/hello");
@@ -243,15 +244,18 @@ impl PageRoute {
 /// browser to hydrate with the same context.
 ///
 /// ```
-/// # async fn demo() -> isr::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> isr::Result<()> {
 /// use leptos::prelude::*;
 /// use leptos_router::{components::A, hooks::use_params_map};
 /// let route = isr::render::PageRoute::at("/blog/hello").param("slug", "hello");
 /// let body = isr::render::render_page((), &route, |()| {
 ///     let slug = use_params_map().get_untracked().get("slug").unwrap_or_default();
-///     view! { <A href="/blog/hello">{slug}</A> <A href="/blog">"All"</A> }
+///     view! { <A href="/blog/hello">{slug}</A> <A href="/blog">"Up"</A> <A href="/blog" exact=true>"All"</A> }
 /// }).await?;
 /// assert!(body.body.contains(r#"<a href="/blog/hello" aria-current="page">hello</a>"#), "{}", body.body);
+/// // A link to a parent path is current too, unless it is `exact`.
+/// assert!(body.body.contains(r#"<a href="/blog" aria-current="page">Up</a>"#), "{}", body.body);
 /// assert!(body.body.contains(r#"<a href="/blog">All</a>"#), "{}", body.body);
 /// assert_eq!(body.params_json, r#"[["slug","hello"]]"#);
 /// # Ok(()) }
@@ -290,7 +294,8 @@ where
 /// (without a router: isr's own dashboard).
 ///
 /// ```
-/// # async fn demo() -> isr::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> isr::Result<()> {
 /// use leptos::prelude::*;
 /// let body = isr::render::render_view(3u32, |n| view! { <b>{n}</b> }).await?;
 /// assert!(body.body.contains("<b>3</b>"));
@@ -600,7 +605,8 @@ pub fn live_reload_script() -> String {
 /// without props or hydration.
 ///
 /// ```
-/// # async fn demo() -> isr::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> isr::Result<()> {
 /// use leptos::prelude::*;
 /// let shell = isr::render::DocumentShell::default();
 /// use leptos_router::components::A;

@@ -292,6 +292,9 @@ fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {
 /// `App::embed` hands it out ([`crate::embed::Embedded::revalidator`]). It holds its engine
 /// weakly: once the app is gone every call answers [`NotRunning`].
 ///
+/// Not run as a test: it is an axum handler of a running app (the engine tests run the handle
+/// itself, two apps in one process).
+///
 /// ```no_run
 /// // An axum handler of the app's own routes, after it changed product 42.
 /// use isr::axum::Extension;
@@ -383,6 +386,8 @@ impl std::error::Error for NotRunning {}
 /// Regenerates the page at `path` now and waits for it, in the first app started in this
 /// process. Prefer the app's own [`Revalidator`], which targets its app whatever else runs in
 /// the process.
+///
+/// Not run as a test: it needs an app started with `App::run` in this process.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), isr::NotRunning> {

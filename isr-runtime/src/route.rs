@@ -23,11 +23,9 @@ pub const PAGE_FILE: &str = "index.html";
 /// reference-count increment (the text is shared by the page table, the tag index and the caches).
 ///
 /// ```
-/// # fn demo(routes: &isr::Routes) {
-/// if let isr::Resolved::Page { key, .. } = routes.resolve("/blog/h%C3%A9llo") {
-///     assert_eq!(key.as_str(), "/blog/héllo");
-/// }
-/// # }
+/// # let routes = isr::__private::example_routes(&["/blog/:slug"]);
+/// let isr::Resolved::Page { key, .. } = routes.resolve("/blog/h%C3%A9llo") else { panic!() };
+/// assert_eq!(key.as_str(), "/blog/héllo");
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PageKey(Arc<str>);
@@ -41,7 +39,9 @@ impl PageKey {
     /// The decoded path.
     ///
     /// ```
-    /// # fn demo(key: &isr::PageKey) { assert!(key.as_str().starts_with('/')); }
+    /// # let routes = isr::__private::example_routes(&["/blog/:slug"]);
+    /// let isr::Resolved::Page { key, .. } = routes.resolve("/blog/hello") else { panic!() };
+    /// assert_eq!(key.as_str(), "/blog/hello");
     /// ```
     pub fn as_str(&self) -> &str {
         &self.0
@@ -50,7 +50,10 @@ impl PageKey {
     /// The path's segments (none for `/`).
     ///
     /// ```
-    /// # fn demo(key: &isr::PageKey) { assert!(key.segments().all(|s| !s.is_empty())); }
+    /// # let routes = isr::__private::example_routes(&["/", "/blog/:slug"]);
+    /// # let key = |path| match routes.resolve(path) { isr::Resolved::Page { key, .. } => key, _ => panic!() };
+    /// assert_eq!(key("/blog/hello").segments().collect::<Vec<_>>(), ["blog", "hello"]);
+    /// assert_eq!(key("/").segments().count(), 0);
     /// ```
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.0.split('/').filter(|s| !s.is_empty())
@@ -139,13 +142,15 @@ pub(crate) fn test_key(path: &str) -> PageKey {
 /// All page routes of an app.
 ///
 /// ```
-/// # fn demo(defs: Vec<&'static isr::PageDef>) -> Result<(), isr::RouteError> {
-/// let routes = isr::Routes::new(defs)?;
+/// // `Routes::new(isr::pages().collect())` in an app; here routes of example pages.
+/// let routes = isr::__private::example_routes(&["/blog", "/blog/:slug"]);
 /// match routes.resolve("/blog/hello") {
-///     isr::Resolved::Page { key, .. } => assert_eq!(key.as_str(), "/blog/hello"),
-///     _ => {}
+///     isr::Resolved::Page { key, params, .. } => {
+///         assert_eq!(key.as_str(), "/blog/hello");
+///         assert_eq!(params.get("slug").unwrap(), "hello");
+///     }
+///     other => panic!("{other:?}"),
 /// }
-/// # Ok(()) }
 /// ```
 pub struct Routes {
     router: matchit::Router<usize>,
@@ -221,9 +226,8 @@ impl Routes {
     /// The keys of static file routes (`/blog/feed.xml`), stored under their file name.
     ///
     /// ```
-    /// # fn demo(routes: &isr::Routes) {
-    /// assert!(routes.file_keys().iter().all(|k| k.contains('.')));
-    /// # }
+    /// let routes = isr::__private::example_routes(&["/blog", "/blog/feed.xml"]);
+    /// assert_eq!(routes.file_keys(), ["/blog/feed.xml"]);
     /// ```
     pub fn file_keys(&self) -> Vec<String> {
         self.files.clone()
@@ -262,9 +266,9 @@ impl Routes {
     /// Routes a raw (percent-encoded) request path; the query string must be stripped already.
     ///
     /// ```
-    /// # fn demo(routes: &isr::Routes) {
+    /// # let routes = isr::__private::example_routes(&["/blog/:slug"]);
     /// assert!(matches!(routes.resolve("/blog/%2e%2e/secret"), isr::Resolved::NotFound));
-    /// # }
+    /// assert!(matches!(routes.resolve("/blog/ok"), isr::Resolved::Page { .. }));
     /// ```
     pub fn resolve(&self, raw_path: &str) -> Resolved {
         // Most request paths are already canonical keys: routed as they are, nothing copied.
@@ -289,10 +293,11 @@ impl Routes {
     /// `/blog/sale%20now`. `None` when the text is not a canonical key of a page route.
     ///
     /// ```
-    /// # fn demo(routes: &isr::Routes) {
+    /// # let routes = isr::__private::example_routes(&["/blog/:slug"]);
     /// assert!(routes.resolve_key("/blog/../x").is_none());
     /// assert!(routes.resolve_key("/blog/").is_none());
-    /// # }
+    /// let (_, key, params) = routes.resolve_key("/blog/x").unwrap();
+    /// assert_eq!((key.as_str(), params.get("slug").unwrap()), ("/blog/x", "x"));
     /// ```
     pub fn resolve_key(&self, key: &str) -> Option<(&'static PageDef, PageKey, Params)> {
         if !is_canonical_key(key) {
@@ -307,9 +312,9 @@ impl Routes {
     /// Like [`Routes::resolve_key`] without the params (start-up routes every stored key).
     ///
     /// ```
-    /// # fn demo(routes: &isr::Routes) {
+    /// # let routes = isr::__private::example_routes(&["/blog/:slug"]);
     /// assert!(routes.page_of_key("/blog/../x").is_none());
-    /// # }
+    /// assert_eq!(routes.page_of_key("/blog/x").unwrap().1.as_str(), "/blog/x");
     /// ```
     pub fn page_of_key(&self, key: &str) -> Option<(&'static PageDef, PageKey)> {
         if !is_canonical_key(key) {

@@ -154,8 +154,10 @@ pub struct Engine {
 impl Engine {
     /// Opens the engine over what `store` holds, with default limits (nothing is generated).
     ///
-    /// ```no_run
-    /// # async fn demo(routes: isr::Routes) -> std::io::Result<()> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let routes = isr::__private::example_routes(&["/blog/:slug"]);
     /// use std::sync::Arc;
     /// let engine = isr::Engine::open(routes, Arc::new(isr::store::MemoryStore::default()),
     ///     Arc::new(isr::clock::SystemClock)).await?;
@@ -372,7 +374,13 @@ impl Engine {
     /// [`EngineOptions::not_found_capacity`]).
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { assert!(engine.remembered_non_pages() <= isr::engine::NEGATIVE_CAPACITY); }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog"])).await;
+    /// assert_eq!(engine.remembered_non_pages(), 0);
+    /// engine.request("/nothing-here").await; // no route: a 404 with nothing remembered
+    /// assert!(engine.remembered_non_pages() <= isr::engine::NEGATIVE_CAPACITY);
+    /// # }
     /// ```
     pub fn remembered_non_pages(&self) -> usize {
         self.negative.len()
@@ -397,12 +405,13 @@ impl Engine {
     /// HTML and that encoding, which is all its answer needs (one or two files read, not
     /// three). `None` reads every stored encoding.
     ///
-    /// ```no_run
-    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
     /// use isr::encoding::Encoding;
-    /// if let isr::Served::Stored { page, .. } = engine.request_wanting("/blog/hello", Some(Encoding::Brotli)).await {
-    ///     assert!(page.html().is_some());
-    /// }
+    /// let isr::Served::Stored { page, .. } = engine.request_wanting("/blog/hello", Some(Encoding::Brotli)).await else { panic!() };
+    /// assert!(page.html().is_some());
     /// # }
     /// ```
     pub async fn request_wanting(
@@ -836,7 +845,13 @@ impl Engine {
     /// Bytes of page bodies (plus a fixed overhead per page) held in memory now.
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { assert!(engine.hot_cache_bytes() <= 1 << 40); }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// assert_eq!(engine.hot_cache_bytes(), 0);
+    /// engine.request("/blog/hello").await; // generated, and kept in memory
+    /// assert!(engine.hot_cache_bytes() > 0);
+    /// # }
     /// ```
     pub fn hot_cache_bytes(&self) -> u64 {
         self.hot.resident()
@@ -845,7 +860,13 @@ impl Engine {
     /// Generations running now.
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { assert!(engine.running_generations() < 1_000_000); }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// assert_eq!(engine.running_generations(), 0);
+    /// engine.request("/blog/hello").await; // a generation that has finished
+    /// assert_eq!(engine.running_generations(), 0);
+    /// # }
     /// ```
     pub fn running_generations(&self) -> usize {
         self.lock_inflight().len()

@@ -83,13 +83,14 @@ impl Trigger {
 /// A generated page as served: its metadata and, for HTML pages, its bytes in every encoding.
 ///
 /// ```
-/// # fn demo(page: &isr::CachedPage) {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// # let isr::Served::Stored { page, .. } = engine.request("/blog/hello").await else { panic!() };
 /// use isr::encoding::Encoding;
-/// if let Some(html) = page.html() { println!("{} bytes, etag {}", html.len(), page.etag()); }
-/// if let Some((br, etag)) = page.representation(Encoding::Brotli) {
-///     assert!(etag.ends_with("-br\""));
-///     println!("{} bytes as brotli", br.len());
-/// }
+/// assert!(String::from_utf8_lossy(page.html().unwrap()).contains("<p>page</p>"));
+/// let (br, etag) = page.representation(Encoding::Brotli).expect("every page is stored compressed");
+/// assert!(etag.ends_with("-br\"") && !br.is_empty());
 /// # }
 /// ```
 #[derive(Debug)]
@@ -140,7 +141,12 @@ impl CachedPage {
     /// The strong etag of the HTML (empty for non-pages).
     ///
     /// ```
-    /// # fn demo(page: &isr::CachedPage) { assert!(page.etag().is_empty() || page.etag().starts_with('"')); }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// # let isr::Served::Stored { page, .. } = engine.request("/blog/hello").await else { panic!() };
+    /// assert!(page.etag().starts_with('"') && page.etag().ends_with('"'));
+    /// # }
     /// ```
     pub fn etag(&self) -> &str {
         self.etags.get(Encoding::Identity)

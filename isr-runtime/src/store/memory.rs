@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 /// Keeps pages in a map; nothing survives the process.
 ///
 /// ```
-/// # async fn demo(key: isr::PageKey) -> std::io::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # let isr::Resolved::Page { key, .. } = isr::__private::example_routes(&["/hello"]).resolve("/hello") else { unreachable!() };
 /// use isr::store::{MemoryStore, PageStore, PageMeta, PageKind, Etag};
 /// let store = MemoryStore::default();
 /// let meta = PageMeta { key: key.to_string(), route: key.to_string(), generated_at_ms: 1,

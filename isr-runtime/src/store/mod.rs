@@ -109,7 +109,8 @@ pub type StoreFuture<T> = BoxFuture<'static, io::Result<T>>;
 /// - Errors are reported, never hidden: a transient read error is an `Err`, not `Ok(None)`.
 ///
 /// ```
-/// # async fn demo() -> std::io::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
 /// use isr::store::{PageStore, MemoryStore};
 /// let store = MemoryStore::default();
 /// assert!(store.load().await?.is_empty());
