@@ -396,8 +396,9 @@ impl std::error::Error for NotRunning {}
 /// # Ok(()) }
 /// ```
 pub async fn revalidate_path(path: &str) -> Result<RevalidationResult, NotRunning> {
-    let engine = RUNNING.get().ok_or(NotRunning)?;
-    Ok(revalidate_one(engine, path).await)
+    Revalidator::of(RUNNING.get().ok_or(NotRunning)?)
+        .path(path)
+        .await
 }
 
 /// [`revalidate_path`] on `engine`: one result, whatever happens to the work.
@@ -427,10 +428,7 @@ pub(crate) async fn revalidate_one(engine: &Arc<Engine>, path: &str) -> Revalida
 /// # Ok(()) }
 /// ```
 pub async fn revalidate_tag(tag: &str) -> Result<Vec<RevalidationResult>, NotRunning> {
-    let engine = RUNNING.get().ok_or(NotRunning)?;
-    let request = RevalidateRequest {
-        paths: Vec::new(),
-        tags: vec![tag.to_string()],
-    };
-    Ok(revalidate(engine, &request).await)
+    Revalidator::of(RUNNING.get().ok_or(NotRunning)?)
+        .tag(tag)
+        .await
 }

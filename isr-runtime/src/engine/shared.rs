@@ -300,7 +300,7 @@ impl Engine {
             return;
         };
         for _ in 0..REMOVE_ATTEMPTS {
-            let lease = match tier.acquire(key).await {
+            let (lease, stored_generation) = match tier.acquire(key).await {
                 Ok(Acquired::Lead {
                     stored_generation: 0,
                     ..
@@ -318,7 +318,6 @@ impl Engine {
                     return;
                 }
             };
-            let (lease, stored_generation) = lease;
             let tombstone = PageMeta {
                 key: key.to_string(),
                 route: route.to_owned(),

@@ -19,11 +19,10 @@
 use super::auth_limit::AuthFailures;
 use super::origin::{ClientOrigin, TrustedProxies};
 use super::session::Sessions;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -102,9 +101,14 @@ impl Auth {
                 .is_some_and(|o| o.starts_with("https://"))
     }
 
+    /// How long `client`'s address must wait when it has failed too often.
+    pub(crate) fn blocked(&self, client: &ClientOrigin) -> Option<Duration> {
+        self.failures.blocked(client.ip?)
+    }
+
     /// `429` with `Retry-After` when `client`'s address has failed too often.
     pub(crate) fn refuse_if_blocked(&self, client: &ClientOrigin) -> Option<Response> {
-        let wait = self.failures.blocked(client.ip?)?;
+        let wait = self.blocked(client)?;
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
             axum::Json(serde_json::json!({
@@ -205,14 +209,10 @@ impl FromRequestParts<super::AppState> for Caller {
         parts: &mut Parts,
         state: &super::AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
-        Ok(Caller(ClientOrigin::of(
+        Ok(Caller(ClientOrigin::of_request(
             &parts.headers,
             &parts.uri,
-            peer,
+            &parts.extensions,
             &state.auth.trusted,
         )))
     }

@@ -187,11 +187,8 @@ async fn login(
     if headers.contains_key(header::ORIGIN) && !auth.comes_from_the_dashboard(&headers, &client) {
         return login_page(StatusCode::FORBIDDEN, "Log in from this site's own page.");
     }
-    if auth.refuse_if_blocked(&client).is_some() {
-        return login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed attempts from this address. Try again in a minute.",
-        );
+    if let Some(refusal) = blocked_page(auth, &client) {
+        return refusal;
     }
     let given = form.map(|Form(f)| f.token).unwrap_or_default();
     if !bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())) {
@@ -209,6 +206,19 @@ async fn login(
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// The login page with `429` when `client`'s address has failed too often.
+fn blocked_page(
+    auth: &super::auth::Auth,
+    client: &super::origin::ClientOrigin,
+) -> Option<Response> {
+    auth.blocked(client).map(|_| {
+        login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed attempts from this address. Try again in a minute.",
+        )
+    })
 }
 
 /// Ends the session (only from the dashboard itself: a cross-site form cannot log an operator
@@ -257,11 +267,8 @@ async fn action_revalidate(
     if auth.admin_token.is_none() {
         return off();
     }
-    if auth.refuse_if_blocked(&client).is_some() {
-        return login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed attempts from this address. Try again in a minute.",
-        );
+    if let Some(refusal) = blocked_page(auth, &client) {
+        return refusal;
     }
     let session = auth.session(&headers);
     let Some(session) = session.filter(|_| auth.comes_from_the_dashboard(&headers, &client)) else {

@@ -125,6 +125,20 @@ impl ClientOrigin {
         }
     }
 
+    /// [`ClientOrigin::of`] a request's parts: the peer is the connection's address the
+    /// server put in `extensions` (axum's `ConnectInfo`).
+    pub fn of_request(
+        headers: &HeaderMap,
+        uri: &Uri,
+        extensions: &axum::http::Extensions,
+        trusted: &TrustedProxies,
+    ) -> Self {
+        let peer = extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        Self::of(headers, uri, peer, trusted)
+    }
+
     /// `scheme://host` of the request, when its host is known.
     pub fn origin(&self) -> Option<String> {
         let scheme = if self.https { "https" } else { "http" };

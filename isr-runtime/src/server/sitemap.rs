@@ -14,12 +14,11 @@ use crate::engine::Engine;
 use crate::site::SiteUrl;
 use crate::store::{Etag, RepresentationEtags};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use super::origin::{ClientOrigin, TrustedProxies};
@@ -93,14 +92,15 @@ impl Sitemaps {
         if let Some(url) = &self.public_url {
             return url.clone();
         }
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
-        ClientOrigin::of(request.headers(), request.uri(), peer, &self.trusted)
-            .origin()
-            .and_then(|origin| SiteUrl::parse(&origin).ok())
-            .unwrap_or_else(|| SiteUrl::parse("http://localhost").expect("a valid origin"))
+        ClientOrigin::of_request(
+            request.headers(),
+            request.uri(),
+            request.extensions(),
+            &self.trusted,
+        )
+        .origin()
+        .and_then(|origin| SiteUrl::parse(&origin).ok())
+        .unwrap_or_else(|| SiteUrl::parse("http://localhost").expect("a valid origin"))
     }
 
     /// The document `which` for `site`: kept, or made now (`None`: no such part).
