@@ -68,13 +68,11 @@ fn cache_lookup(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let engine = runtime.block_on(async {
-        let engine = Engine::open(
-            routes(),
-            Arc::new(MemoryStore::default()),
-            Arc::new(SystemClock),
-        )
-        .await
-        .expect("engine");
+        let engine = Engine::builder(routes(), Arc::new(MemoryStore::default()))
+            .clock(Arc::new(SystemClock))
+            .open()
+            .await
+            .expect("engine");
         for id in 0..1000 {
             engine.request(&format!("/products/{id}")).await;
         }

@@ -91,11 +91,12 @@ fn main() {
         });
         let before = ALLOCATED.load(Ordering::Relaxed);
         let engine = runtime.block_on(async {
-            Engine::open(
+            Engine::builder(
                 Routes::new(vec![&ITEMS]).expect("routes"),
                 Arc::new(store.clone()),
-                Arc::new(SystemClock),
             )
+            .clock(Arc::new(SystemClock))
+            .open()
             .await
             .expect("engine")
         });

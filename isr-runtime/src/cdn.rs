@@ -122,7 +122,7 @@ struct Job {
 }
 
 /// Purges changed pages at the CDN (see the module docs). Install it with
-/// [`Engine::set_page_changes`](crate::Engine::set_page_changes); `App` does for `--cdn-purge`.
+/// [`EngineBuilder::page_changes`](crate::EngineBuilder::page_changes); `App` does for `--cdn-purge`.
 pub struct CdnPurger {
     queue: mpsc::Sender<Job>,
 }

@@ -3,7 +3,6 @@
 
 use crate::build::{self, BuildOptions};
 use crate::client::{self, ClientBundle, ClientCrate};
-use crate::clock::SystemClock;
 use crate::engine::{Engine, EngineOptions};
 use crate::render::DocumentShell;
 use crate::route::Routes;
@@ -590,7 +589,7 @@ impl App {
             .await
             .map_err(|stop| stop.lines.join("; "))?;
         let router = self
-            .app_router(&opened.engine, &config, opened.client.as_ref())
+            .app_router(&opened.engine, &config, &opened.shell)
             .await
             .map_err(|stop| stop.lines.join("; "))?;
         opened.engine.mark_serving();
@@ -882,35 +881,38 @@ impl App {
             )));
         }
         let routes = Routes::new(defs).map_err(|e| Stop::failure(e.to_string()))?;
-        let engine = Engine::open_with(
-            routes,
-            Arc::new(store),
-            Arc::new(SystemClock),
-            config.engine,
-        )
-        .await
-        .map_err(|error| {
+        let shared = match config.shared.clone() {
+            Some(options) => {
+                let tier = crate::shared::SharedTier::connect(options.clone())
+                    .map_err(|error| Stop::config(format!("--redis / ISR_REDIS_URL: {error}")))?;
+                tracing::info!(prefix = %options.prefix, lease_ttl_s = options.lease_ttl.as_secs(), "shared tier on: pages, leases and changes are shared through Redis");
+                Some(tier)
+            }
+            None => None,
+        };
+        let client = self.client_bundle(config).await;
+        let shell = DocumentShell {
+            client,
+            extra_head: crate::render::live_reload_script(),
+            app: self.shell.clone(),
+        };
+        let mut engine = Engine::builder(routes, Arc::new(store))
+            .options(config.engine)
+            .documents(Arc::new(shell.clone()))
+            .state(std::mem::take(&mut self.state));
+        if let Some(tier) = shared {
+            engine = engine.shared(tier);
+        }
+        if let Some(targets) = config.cdn_purge.clone() {
+            tracing::info!(endpoints = ?targets.endpoints(), "CDN purging on: changed pages are purged at these endpoints");
+            engine = engine.page_changes(crate::cdn::CdnPurger::start(targets));
+        }
+        let engine = engine.open().await.map_err(|error| {
             Stop::failure(format!(
                 "cannot read the site at {}: {error}",
                 config.site_root.display()
             ))
         })?;
-        // Loaders and `#[paths]` functions may revalidate pages of their own app.
-        self.state
-            .insert(crate::revalidate::Revalidator::of(&engine));
-        engine.set_state(std::mem::take(&mut self.state));
-        if let Some(options) = config.shared.clone() {
-            let tier = crate::shared::SharedTier::connect(options.clone())
-                .map_err(|error| Stop::config(format!("--redis / ISR_REDIS_URL: {error}")))?;
-            tracing::info!(prefix = %options.prefix, lease_ttl_s = options.lease_ttl.as_secs(), "shared tier on: pages, leases and changes are shared through Redis");
-            engine.join_shared(tier);
-        }
-        let client = self.client_bundle(config).await;
-        engine.set_shell(DocumentShell {
-            client: client.clone(),
-            extra_head: crate::render::live_reload_script(),
-            app: self.shell.clone(),
-        });
         // `start` over a site built before serves it at once and rebuilds it in the background
         // (no downtime on restart); `build`, and `start` on a new site, build first. So does
         // every restart under `cargo leptos watch`: the page its live reload shows after an edit
@@ -926,7 +928,7 @@ impl App {
         }
         Ok(Opened {
             engine,
-            client,
+            shell,
             background_build: rebuild_in_background.then_some(config.build),
         })
     }
@@ -975,12 +977,8 @@ impl App {
         &mut self,
         engine: &Arc<Engine>,
         config: &Config,
-        client: Option<&ClientBundle>,
+        shell: &DocumentShell,
     ) -> Result<axum::Router, Stop> {
-        if let Some(targets) = config.cdn_purge.clone() {
-            tracing::info!(endpoints = ?targets.endpoints(), "CDN purging on: changed pages are purged at these endpoints");
-            engine.set_page_changes(crate::cdn::CdnPurger::start(targets));
-        }
         if config.revalidate_secret.is_none() {
             tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
         }
@@ -988,17 +986,18 @@ impl App {
             tracing::info!("the operator API is off: set ISR_ADMIN_TOKEN to enable /_isr/api");
         }
         crate::revalidate::set_running(engine.clone());
-        let status_pages = self.status_pages(engine).await.map_err(Stop::failure)?;
+        let status_pages = self.status_pages(shell).await.map_err(Stop::failure)?;
         let options = crate::server::ServerOptions {
             revalidate_secret: config.revalidate_secret.clone(),
             assets: Some(config.site_root.join("pkg")),
-            immutable_assets: client.is_some_and(|c| c.immutable),
+            immutable_assets: shell.client.as_ref().is_some_and(|c| c.immutable),
             metrics_token: config.metrics_token.clone(),
             cache_tag: config.cache_tag,
             admin_token: config.admin_token.clone(),
             sitemap: self.sitemap,
             public_url: config.public_url.clone(),
             status_pages,
+            shell: shell.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             max_auth_failures: config.max_auth_failures,
         };
@@ -1015,9 +1014,8 @@ impl App {
     /// Renders the app's 404 and 503 pages with the document shell.
     async fn status_pages(
         &mut self,
-        engine: &Engine,
+        shell: &DocumentShell,
     ) -> Result<crate::server::StatusPages, String> {
-        let shell = (*engine.shell()).clone();
         let mut pages = crate::server::StatusPages::default();
         if let Some(view) = self.not_found_page.take() {
             let html = view(shell.clone())
@@ -1026,7 +1024,7 @@ impl App {
             pages.not_found = Some(html.into());
         }
         if let Some(view) = self.unavailable_page.take() {
-            let html = view(shell)
+            let html = view(shell.clone())
                 .await
                 .map_err(|e| format!("cannot render the app's 503 page: {e:#}"))?;
             pages.unavailable = Some(html.into());
@@ -1037,7 +1035,7 @@ impl App {
     async fn serve(mut self, opened: Opened, config: Config) -> ExitCode {
         let Opened {
             engine,
-            client,
+            shell,
             background_build,
         } = opened;
         let listening = match config.serve_threads {
@@ -1059,7 +1057,7 @@ impl App {
             }
         };
         let addr = listening.local_addr().unwrap_or(config.addr);
-        let app = match self.app_router(&engine, &config, client.as_ref()).await {
+        let app = match self.app_router(&engine, &config, &shell).await {
             Ok(router) => crate::server::with_access_log(router),
             Err(stop) => return stop.report(),
         };
@@ -1279,7 +1277,8 @@ fn init_tracing() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 /// background when `start` found a site built before.
 struct Opened {
     engine: Arc<Engine>,
-    client: Option<ClientBundle>,
+    /// What every document gets besides its body (the client bundle, the app's shell).
+    shell: DocumentShell,
     background_build: Option<BuildOptions>,
 }
 

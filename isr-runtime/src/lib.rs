@@ -139,7 +139,8 @@ pub use {
     context::{AppState, FromContext, LoadContext, Path, Rejection, State},
     csp::ContentSecurityPolicy,
     engine::{
-        CacheStatus, CachedPage, Engine, EngineOptions, FailureKind, Outcome, Served, Trigger,
+        CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
+        Served, Trigger,
     },
     page::{
         pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
@@ -244,14 +245,16 @@ pub mod __private {
         crate::Routes::new(defs).expect("valid example routes")
     }
 
-    /// An engine over `routes` with an in-memory store and the system clock, for the
+    /// An engine over `routes` with an in-memory store, the system clock and isr's HTML
+    /// documents, for the
     /// documentation's examples.
     pub async fn example_engine(routes: crate::Routes) -> std::sync::Arc<crate::Engine> {
-        crate::Engine::open(
+        crate::Engine::builder(
             routes,
             std::sync::Arc::new(crate::store::MemoryStore::default()),
-            std::sync::Arc::new(crate::clock::SystemClock),
         )
+        .documents(std::sync::Arc::new(crate::render::DocumentShell::default()))
+        .open()
         .await
         .expect("an in-memory engine opens")
     }

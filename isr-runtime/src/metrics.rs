@@ -155,17 +155,3 @@ pub(crate) fn shared_pull(reason: &'static str) {
 pub(crate) fn redis_write_back(outcome: &'static str) {
     metrics::counter!(REDIS_WRITE_BACKS_TOTAL, "outcome" => outcome).increment(1);
 }
-
-/// Sets the page-state gauges from a summary (at each scrape of `/_isr/metrics`).
-pub(crate) fn page_states(summary: &crate::engine::Summary) {
-    for route in &summary.routes {
-        for state in crate::engine::PageState::ALL {
-            let count = route.states.get(state.as_str()).copied().unwrap_or(0);
-            metrics::gauge!(PAGES, "route" => route.route, "state" => state.as_str())
-                .set(count as f64);
-        }
-    }
-    metrics::gauge!(PAGES_FAILING).set(summary.failing_total as f64);
-    metrics::gauge!(UNKNOWN_PATHS_FAILING).set(summary.unknown_failing as f64);
-    metrics::gauge!(OLDEST_STALE_SECONDS).set(summary.oldest_stale_s.unwrap_or(0) as f64);
-}

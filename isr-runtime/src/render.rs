@@ -31,6 +31,12 @@ pub struct DocumentShell {
     pub app: Shell,
 }
 
+impl crate::engine::DocumentWriter for DocumentShell {
+    fn write(&self, body: &RenderedBody, url_path: &str, hydrate_export: &str) -> String {
+        document(body, url_path, hydrate_export, self)
+    }
+}
+
 /// What an app sets on every document it serves ([`crate::App::shell`]): the `<html lang>`
 /// (when a page sets none with `leptos_meta::Html`), `<head>` elements, `<body>` attributes.
 ///

@@ -317,6 +317,11 @@ impl Revalidator {
         }
     }
 
+    /// The handle of the engine `engine` points to (made while it is built).
+    pub(crate) fn bound_to(engine: std::sync::Weak<Engine>) -> Self {
+        Revalidator { engine }
+    }
+
     /// A handle bound to no app: every call answers [`NotRunning`].
     pub(crate) fn unbound() -> Self {
         Revalidator {

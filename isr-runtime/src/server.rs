@@ -60,6 +60,8 @@ struct AppState {
     metrics: Arc<MetricsText>,
     cache_tag: bool,
     status_pages: StatusPages,
+    /// The dashboard's document shell (its client bundle hydrates it).
+    shell: Arc<crate::render::DocumentShell>,
 }
 
 /// The app's own documents for `404` and `503` answers (rendered once at start, with its
@@ -106,6 +108,8 @@ pub struct ServerOptions {
     pub public_url: Option<crate::site::SiteUrl>,
     /// The app's `404` and `503` documents.
     pub status_pages: StatusPages,
+    /// The shell of isr's own pages (the dashboard): the client bundle that hydrates it.
+    pub shell: crate::render::DocumentShell,
     /// The proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (see
     /// [`origin`]); nobody's by default.
     pub trusted_proxies: origin::TrustedProxies,
@@ -169,6 +173,7 @@ pub fn unchecked_router(
         metrics: Arc::new(MetricsText::new(metrics)),
         cache_tag: options.cache_tag,
         status_pages: options.status_pages,
+        shell: Arc::new(options.shell),
     };
     crate::metrics::register_auth_failures();
     let operator = Router::new()
@@ -636,10 +641,8 @@ impl MetricsText {
             let mut gauges_at = self.gauges_at.lock().await;
             if gauges_at.is_none_or(|at| at.elapsed() >= Self::GAUGE_PERIOD) {
                 let engine = engine.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    crate::metrics::page_states(&engine.summary())
-                })
-                .await;
+                let _ =
+                    tokio::task::spawn_blocking(move || engine.summary().publish_gauges()).await;
                 *gauges_at = Some(tokio::time::Instant::now());
             }
         }

@@ -10,7 +10,6 @@ use crate::backoff;
 use crate::encoding::Variants;
 use crate::metrics;
 use crate::page::{Generated, PageDef, Params};
-use crate::render;
 use crate::route::PageKey;
 use crate::shared::Lease;
 use crate::store::{Etag, PageKind, PageMeta};
@@ -253,11 +252,10 @@ impl Engine {
                         tags.push(tag.clone());
                     }
                 }
-                let html = Bytes::from(render::document(
+                let html = Bytes::from(self.documents().write(
                     &body,
                     key.as_str(),
                     def.hydrate_export,
-                    &self.shell(),
                 ));
                 // Hashing and compressing are CPU work: off the async workers.
                 let (etag, variants) = tokio::task::spawn_blocking(move || {

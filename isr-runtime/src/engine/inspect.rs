@@ -190,6 +190,24 @@ pub struct Summary {
     pub loaded: bool,
 }
 
+impl Summary {
+    /// Sets the page-state gauges ([`crate::metrics::PAGES`] and the failing/stale gauges) to
+    /// this summary (at most once a second, when `/_isr/metrics` is scraped).
+    pub fn publish_gauges(&self) {
+        use crate::metrics::{OLDEST_STALE_SECONDS, PAGES, PAGES_FAILING, UNKNOWN_PATHS_FAILING};
+        for route in &self.routes {
+            for state in PageState::ALL {
+                let count = route.states.get(state.as_str()).copied().unwrap_or(0);
+                metrics::gauge!(PAGES, "route" => route.route, "state" => state.as_str())
+                    .set(count as f64);
+            }
+        }
+        metrics::gauge!(PAGES_FAILING).set(self.failing_total as f64);
+        metrics::gauge!(UNKNOWN_PATHS_FAILING).set(self.unknown_failing as f64);
+        metrics::gauge!(OLDEST_STALE_SECONDS).set(self.oldest_stale_s.unwrap_or(0) as f64);
+    }
+}
+
 impl Engine {
     /// The state of `key`'s page now: stored, or failing without a stored version.
     pub fn page_status(&self, key: &PageKey) -> Option<PageStatus> {

@@ -25,7 +25,9 @@
 //! write-backs), [`inspect`] and `runs` (what the operator sees), [`outcome`] (public answer
 //! types).
 
+mod builder;
 mod changes;
+mod document;
 pub mod freshness;
 mod generation;
 pub mod inspect;
@@ -38,7 +40,9 @@ mod scheduler;
 mod shared;
 mod table;
 
+pub use builder::EngineBuilder;
 pub use changes::PageChanges;
+pub use document::{BodyOnly, DocumentWriter};
 pub use freshness::{effective_revalidate, is_fresh, NOT_FOUND_RECHECK};
 pub use inspect::{PageList, PageQuery, PageState, PageStatus, Summary, MAX_LIST_LIMIT};
 pub use negative::NEGATIVE_CAPACITY;
@@ -53,7 +57,6 @@ use crate::encoding::{Encoding, Variants};
 use crate::hot_cache::{HotCache, DEFAULT_BUDGET_BYTES};
 use crate::metrics;
 use crate::page::{Fallback, PageDef, Params};
-use crate::render::DocumentShell;
 use crate::route::{PageKey, Resolved, Routes};
 use crate::store::{CommitStamp, Etag, PageKind, PageStore};
 use futures::future::{BoxFuture, Shared};
@@ -62,7 +65,7 @@ use loading::LoadState;
 use negative::{NegativeMemory, Remembered};
 use scheduler::Scheduler;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use table::{PageTable, Snapshot};
 use tokio_util::task::TaskTracker;
@@ -88,7 +91,7 @@ pub struct EngineOptions {
     pub hot_cache_bytes: u64,
     /// Paths that are not pages (not found, failing) remembered at most.
     pub not_found_capacity: usize,
-    /// Return from [`Engine::open_with`] after the first batch of stored pages and fill the
+    /// Return from [`EngineBuilder::open`] after the first batch of stored pages and fill the
     /// page table while requests are served (a request for a page not loaded yet looks its
     /// key up in the store). Off: the table is complete when the engine opens.
     pub serve_while_loading: bool,
@@ -109,14 +112,17 @@ type SharedGeneration = Shared<BoxFuture<'static, Outcome>>;
 
 /// The ISR engine: one per app.
 ///
-/// ```no_run
-/// # async fn demo() -> std::io::Result<()> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # let routes = isr::__private::example_routes(&["/blog"]);
 /// use std::sync::Arc;
-/// let routes = isr::Routes::new(isr::pages().collect()).unwrap();
-/// let store = Arc::new(isr::store::FsStore::new("target/site/blog"));
-/// let engine = isr::Engine::open(routes, store, Arc::new(isr::clock::SystemClock)).await?;
+/// let site = tempfile::tempdir()?;
+/// let store = Arc::new(isr::store::FsStore::new(site.path()));
+/// let engine = isr::Engine::builder(routes, store).open().await?;
 /// let served = engine.request("/blog").await;
-/// # let _ = served; Ok(()) }
+/// assert!(matches!(served, isr::Served::Stored { cache: isr::CacheStatus::Miss, .. }));
+/// # Ok(()) }
 /// ```
 pub struct Engine {
     routes: Routes,
@@ -126,11 +132,11 @@ pub struct Engine {
     negative: NegativeMemory,
     inflight: Mutex<HashMap<PageKey, SharedGeneration>>,
     scheduler: Scheduler,
-    shell: RwLock<Arc<DocumentShell>>,
-    /// What loaders and `paths` functions extract with `State<T>`.
-    state: RwLock<Arc<AppState>>,
-    /// The last sitemap made, with the table's change stamp it was made at.
-    sitemap: Mutex<Option<(table::Stamp, Arc<crate::sitemap::Sitemap>)>>,
+    /// Writes the document of each rendered page.
+    documents: Arc<dyn DocumentWriter>,
+    /// What loaders and `paths` functions extract with `State<T>` (with this engine's
+    /// [`Revalidator`](crate::Revalidator)).
+    state: Arc<AppState>,
     hot: HotCache,
     tasks: TaskTracker,
     /// The runtime background work runs on (generations, on-demand revalidations, pulls from
@@ -140,7 +146,7 @@ pub struct Engine {
     /// Whether the page table holds every stored page yet (see [`loading`]).
     loading: LoadState,
     /// Told when a page's content changed (a CDN purger), if any.
-    changes: RwLock<Option<Arc<dyn PageChanges>>>,
+    changes: Option<Arc<dyn PageChanges>>,
     /// The shared tier, once joined (see [`shared`]).
     shared: shared::SharedState,
     /// The last run of recently generated pages (bounded; see [`runs`]).
@@ -152,34 +158,38 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the engine over what `store` holds, with default limits (nothing is generated).
+    /// An engine over the pages `routes` names and what `store` holds, configured by the
+    /// [`EngineBuilder`]'s methods; nothing is generated until asked.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
     /// # let routes = isr::__private::example_routes(&["/blog/:slug"]);
     /// use std::sync::Arc;
-    /// let engine = isr::Engine::open(routes, Arc::new(isr::store::MemoryStore::default()),
-    ///     Arc::new(isr::clock::SystemClock)).await?;
+    /// let engine = isr::Engine::builder(routes, Arc::new(isr::store::MemoryStore::default()))
+    ///     .options(isr::EngineOptions { max_regenerations: 2, ..Default::default() })
+    ///     .open()
+    ///     .await?;
     /// assert_eq!(engine.page_count(), 0);
     /// # Ok(()) }
     /// ```
-    pub async fn open(
-        routes: Routes,
-        store: Arc<dyn PageStore>,
-        clock: Arc<dyn Clock>,
-    ) -> std::io::Result<Arc<Engine>> {
-        Self::open_with(routes, store, clock, EngineOptions::default()).await
+    pub fn builder(routes: Routes, store: Arc<dyn PageStore>) -> EngineBuilder {
+        EngineBuilder::new(routes, store)
     }
 
-    /// Opens the engine with `options`. Stored pages whose route no longer exists are ignored;
-    /// stray temporary files are swept in the background.
-    pub async fn open_with(
-        routes: Routes,
-        store: Arc<dyn PageStore>,
-        clock: Arc<dyn Clock>,
-        options: EngineOptions,
-    ) -> std::io::Result<Arc<Engine>> {
+    /// Opens the engine `builder` describes. Stored pages whose route no longer exists are
+    /// ignored; stray temporary files are swept in the background.
+    async fn open(builder: EngineBuilder) -> std::io::Result<Arc<Engine>> {
+        let EngineBuilder {
+            routes,
+            store,
+            clock,
+            options,
+            documents,
+            mut state,
+            changes,
+            shared,
+        } = builder;
         // Filling the table overlaps reading the store (batches through a channel).
         let started = std::time::Instant::now();
         store.set_file_keys(&routes.file_keys());
@@ -214,53 +224,37 @@ impl Engine {
             routes.defs().iter().map(|d| d.path),
             MAX_SLOT_WAIT,
         );
-        let engine = Arc::new(Engine {
-            routes,
-            store,
-            clock,
-            table,
-            negative: NegativeMemory::new(options.not_found_capacity),
-            inflight: Mutex::new(HashMap::new()),
-            scheduler,
-            shell: RwLock::new(Arc::new(DocumentShell::default())),
-            state: RwLock::new(Arc::new(AppState::default())),
-            sitemap: Mutex::new(None),
-            hot: HotCache::new(options.hot_cache_bytes),
-            tasks: TaskTracker::new(),
-            background: tokio::runtime::Handle::current(),
-            loading,
-            changes: RwLock::new(None),
-            on_demand: on_demand::OnDemandRuns::new(),
-            shared: shared::SharedState::default(),
-            runs: runs::RunLog::new(),
-            serving: std::sync::atomic::AtomicBool::new(false),
+        let engine = Arc::new_cyclic(|engine| {
+            // Loaders and `#[paths]` functions may revalidate pages of their own app.
+            state.insert(crate::Revalidator::bound_to(engine.clone()));
+            Engine {
+                routes,
+                store,
+                clock,
+                table,
+                negative: NegativeMemory::new(options.not_found_capacity),
+                inflight: Mutex::new(HashMap::new()),
+                scheduler,
+                documents,
+                state: Arc::new(state),
+                hot: HotCache::new(options.hot_cache_bytes),
+                tasks: TaskTracker::new(),
+                background: tokio::runtime::Handle::current(),
+                loading,
+                changes,
+                on_demand: on_demand::OnDemandRuns::new(),
+                shared: shared::SharedState::default(),
+                runs: runs::RunLog::new(),
+                serving: std::sync::atomic::AtomicBool::new(false),
+            }
         });
+        if let Some(tier) = shared {
+            engine.join_shared(tier);
+        }
         if !engine.loading.is_complete() {
             loading::fill_in_background(&engine, batches, started);
         }
         Ok(engine)
-    }
-
-    /// Sets what every page generated from now on gets besides its body (client bundle, …).
-    ///
-    /// ```
-    /// # fn demo(engine: &isr::Engine) {
-    /// engine.set_shell(isr::render::DocumentShell::default());
-    /// # }
-    /// ```
-    pub fn set_shell(&self, shell: DocumentShell) {
-        *self.shell.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(shell);
-    }
-
-    /// Sets who is told when a page's content changes (see [`PageChanges`]).
-    ///
-    /// ```
-    /// # fn demo(engine: &isr::Engine, purger: std::sync::Arc<dyn isr::engine::PageChanges>) {
-    /// engine.set_page_changes(purger);
-    /// # }
-    /// ```
-    pub fn set_page_changes(&self, changes: Arc<dyn PageChanges>) {
-        *self.changes.write().unwrap_or_else(|p| p.into_inner()) = Some(changes);
     }
 
     /// Marks the engine as serving requests: from now on a build (a background rebuild)
@@ -281,72 +275,42 @@ impl Engine {
     /// Announces that `key` changed; `None` when nobody listens. The future says whether the
     /// first delivery succeeded.
     pub(crate) fn announce_change(&self, key: &PageKey) -> Option<BoxFuture<'static, bool>> {
-        let changes = self
-            .changes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        changes.map(|changes| changes.changed(key))
+        self.changes.as_ref().map(|changes| changes.changed(key))
     }
 
-    /// The current document shell.
-    ///
-    /// ```
-    /// # fn demo(engine: &isr::Engine) {
-    /// let hydrates = engine.shell().client.is_some();
-    /// # let _ = hydrates; }
-    /// ```
-    pub fn shell(&self) -> Arc<DocumentShell> {
-        self.shell.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Sets the state loaders and `paths` functions extract (`State<T>`); from the next
-    /// generation on.
-    ///
-    /// ```no_run
-    /// # fn demo(engine: &isr::Engine) {
-    /// let mut state = isr::AppState::default();
-    /// state.insert(String::from("config"));
-    /// engine.set_state(state);
-    /// # }
-    /// ```
-    pub fn set_state(&self, state: AppState) {
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+    /// What writes the documents of pages generated now.
+    pub(crate) fn documents(&self) -> Arc<dyn DocumentWriter> {
+        self.documents.clone()
     }
 
     /// Changes whenever a page is committed or removed: what a document made from the page
     /// table (the sitemap) is valid for.
-    pub(crate) fn table_stamp(&self) -> (u64, usize) {
+    pub fn table_stamp(&self) -> (u64, usize) {
         self.table.stamp()
     }
 
-    /// Every HTML page held now, for `/sitemap.xml`: made again only after a page was
-    /// committed or removed since the last call.
+    /// Every HTML page held now (file routes apart), sorted by key, with its generation time
+    /// (ms since the epoch), and the [`table_stamp`](Self::table_stamp) it was read at: what
+    /// `/sitemap.xml` lists.
     ///
-    /// ```no_run
-    /// # fn demo(engine: &isr::Engine) {
-    /// let sitemap = engine.sitemap();
-    /// println!("{} pages", sitemap.len());
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// assert!(engine.html_pages().0.is_empty());
+    /// engine.request("/blog/hello").await;
+    /// let (pages, stamp) = engine.html_pages();
+    /// assert_eq!(pages[0].0.as_str(), "/blog/hello");
+    /// assert_eq!(stamp, engine.table_stamp());
     /// # }
     /// ```
-    pub fn sitemap(&self) -> Arc<crate::sitemap::Sitemap> {
-        let stamp = self.table.stamp();
-        let mut cached = self.sitemap.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((made_at, sitemap)) = &*cached {
-            if *made_at == stamp {
-                return sitemap.clone();
-            }
-        }
-        let (pages, stamp) = self.table.html_pages();
-        let sitemap = Arc::new(crate::sitemap::Sitemap::new(pages));
-        *cached = Some((stamp, sitemap.clone()));
-        sitemap
+    pub fn html_pages(&self) -> (Vec<(PageKey, u64)>, (u64, usize)) {
+        self.table.html_pages()
     }
 
     /// The context one generation of a page with `params` runs with.
     pub fn load_context(&self, params: Params) -> LoadContext {
-        let state = self.state.read().unwrap_or_else(|p| p.into_inner()).clone();
-        LoadContext::new(params, state)
+        LoadContext::new(params, self.state.clone())
     }
 
     /// The app's routes.

@@ -104,8 +104,9 @@ pub struct CachedPage {
     /// Which commit of the page table this is (a resident copy is served only while the table
     /// still describes this commit).
     pub(crate) version: u64,
-    /// Its response headers, formatted on its first response (see `server::cache_headers`).
-    pub(crate) headers: std::sync::OnceLock<crate::server::cache_headers::PageHeaders>,
+    /// What a serving layer derived from this version once (its response headers): see
+    /// [`CachedPage::memo`].
+    memo: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     /// Whether `body` holds only some of the stored encodings (the HTML and the one a request
     /// wanted, read back from the store for it); a request that wants another is read again.
     pub(crate) partial: bool,
@@ -122,7 +123,7 @@ impl CachedPage {
             body,
             etags,
             version,
-            headers: std::sync::OnceLock::new(),
+            memo: std::sync::OnceLock::new(),
             partial: false,
         }
     }
@@ -131,6 +132,32 @@ impl CachedPage {
     /// every stored encoding): always, unless it is [`partial`](Self::partial) and lacks it.
     pub(crate) fn covers(&self, encoding: Option<Encoding>) -> bool {
         !self.partial || encoding.is_some_and(|e| self.representation(e).is_some())
+    }
+
+    /// A value derived from this page version, made by `init` on first use and kept with the
+    /// version (so it is dropped with it): how the HTTP layer keeps a page's response headers
+    /// formatted once, without the engine knowing about HTTP. One slot per version; `None` when
+    /// it already holds a value of another type.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// # let isr::Served::Stored { page, .. } = engine.request("/blog/hello").await else { panic!() };
+    /// let len = page.memo(|page| page.html().map_or(0, |html| html.len()));
+    /// assert!(*len.unwrap() > 0);
+    /// // Made once: a second `init` is not called.
+    /// assert_eq!(page.memo::<usize>(|_| unreachable!()), len);
+    /// assert!(page.memo(|_| "another type").is_none());
+    /// # }
+    /// ```
+    pub fn memo<T: std::any::Any + Send + Sync>(
+        &self,
+        init: impl FnOnce(&CachedPage) -> T,
+    ) -> Option<&T> {
+        self.memo
+            .get_or_init(|| Box::new(init(self)))
+            .downcast_ref::<T>()
     }
 
     /// The HTML as rendered (pages only).

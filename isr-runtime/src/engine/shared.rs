@@ -82,16 +82,9 @@ pub(super) enum Coordination {
 }
 
 impl Engine {
-    /// Joins the shared tier: from now on generations coordinate through it and other
-    /// instances' commits are applied. Call before the build or serving.
-    ///
-    /// ```no_run
-    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
-    /// let options = isr::shared::SharedOptions::new("redis://127.0.0.1:6379/0", "blog");
-    /// engine.join_shared(isr::shared::SharedTier::connect(options).unwrap());
-    /// # }
-    /// ```
-    pub fn join_shared(self: &Arc<Self>, tier: Arc<SharedTier>) {
+    /// Joins the shared tier (when the engine opens: [`crate::EngineBuilder::shared`]): from
+    /// now on generations coordinate through it and other instances' commits are applied.
+    pub(super) fn join_shared(self: &Arc<Self>, tier: Arc<SharedTier>) {
         if self.shared.tier.set(tier.clone()).is_ok() {
             let sink: Arc<dyn EventSink> = self.clone();
             tier.follow_events(Arc::downgrade(&sink));

@@ -4,6 +4,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::encoding::Variants;
 use crate::page::{Generated, PageDef, Revalidate};
+use crate::render::DocumentShell;
 use crate::render::RenderedBody;
 use crate::route::PageKey;
 use crate::store::{FsStore, MemoryStore, PageMeta, StoreFuture};
@@ -132,9 +133,29 @@ struct Harness {
 }
 
 async fn harness_with(store: Arc<dyn PageStore>, clock: Arc<ManualClock>) -> Harness {
-    let routes = Routes::new(vec![&BLOCKING, &ONLY_LISTED]).unwrap();
-    let engine = Engine::open(routes, store, clock.clone()).await.unwrap();
+    harness_of(
+        Engine::builder(Routes::new(vec![&BLOCKING, &ONLY_LISTED]).unwrap(), store),
+        clock,
+    )
+    .await
+}
+
+/// A harness over `builder` with the test routes' documents and `clock`.
+async fn harness_of(builder: crate::EngineBuilder, clock: Arc<ManualClock>) -> Harness {
+    let engine = builder
+        .clock(clock.clone())
+        .documents(Arc::new(DocumentShell::default()))
+        .open()
+        .await
+        .unwrap();
     Harness { engine, clock }
+}
+
+/// A harness that joined the shared tier `tier`.
+async fn shared_harness(tier: Arc<crate::shared::SharedTier>) -> Harness {
+    let routes = Routes::new(vec![&BLOCKING, &ONLY_LISTED]).unwrap();
+    let builder = Engine::builder(routes, Arc::new(MemoryStore::default())).shared(tier);
+    harness_of(builder, Arc::new(ManualClock::new(START_MS))).await
 }
 
 async fn harness() -> Harness {
@@ -687,14 +708,13 @@ async fn unknown_paths_are_never_stored_and_their_memory_is_bounded() {
         not_found_capacity: 100,
         ..EngineOptions::default()
     };
-    let engine = Engine::open_with(
-        routes,
-        Arc::new(store.clone()),
-        Arc::new(ManualClock::new(START_MS)),
-        options,
-    )
-    .await
-    .unwrap();
+    let engine = Engine::builder(routes, Arc::new(store.clone()))
+        .clock(Arc::new(ManualClock::new(START_MS)))
+        .options(options)
+        .documents(Arc::new(DocumentShell::default()))
+        .open()
+        .await
+        .unwrap();
     let s = script("missing", Mode::NotFound);
     let _ = s;
     let mut last = None;
@@ -780,14 +800,13 @@ async fn a_flood_of_unknown_paths_runs_a_bounded_number_of_loaders_at_once() {
         max_regenerations: 8,
         ..EngineOptions::default()
     };
-    let engine = Engine::open_with(
-        routes,
-        Arc::new(MemoryStore::default()),
-        Arc::new(ManualClock::new(START_MS)),
-        options,
-    )
-    .await
-    .unwrap();
+    let engine = Engine::builder(routes, Arc::new(MemoryStore::default()))
+        .clock(Arc::new(ManualClock::new(START_MS)))
+        .options(options)
+        .documents(Arc::new(DocumentShell::default()))
+        .open()
+        .await
+        .unwrap();
     let requests = (0..400).map(|i| {
         let engine = engine.clone();
         tokio::spawn(async move { engine.request(&format!("/flood/x{i}")).await })
@@ -995,14 +1014,13 @@ async fn a_full_scheduler_leaves_stale_pages_stale_without_blocking() {
         max_regenerations: 1,
         ..EngineOptions::default()
     };
-    let engine = Engine::open_with(
-        routes,
-        Arc::new(MemoryStore::default()),
-        clock.clone(),
-        options,
-    )
-    .await
-    .unwrap();
+    let engine = Engine::builder(routes, Arc::new(MemoryStore::default()))
+        .clock(clock.clone())
+        .options(options)
+        .documents(Arc::new(DocumentShell::default()))
+        .open()
+        .await
+        .unwrap();
     let h = Harness { engine, clock };
     let busy = script("busy", Mode::Page("b1"));
     let other = script("waiting", Mode::Page("w1"));
@@ -1104,13 +1122,12 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
     };
     let dir = tempfile::tempdir().unwrap();
     let routes = Routes::new(vec![&RANDOM, &REAL]).unwrap();
-    let engine = Engine::open(
-        routes,
-        Arc::new(FsStore::new(dir.path().join("site"))),
-        Arc::new(ManualClock::new(START_MS)),
-    )
-    .await
-    .unwrap();
+    let engine = Engine::builder(routes, Arc::new(FsStore::new(dir.path().join("site"))))
+        .clock(Arc::new(ManualClock::new(START_MS)))
+        .documents(Arc::new(DocumentShell::default()))
+        .open()
+        .await
+        .unwrap();
     assert!(matches!(
         engine.request("/real").await,
         Served::Stored {
@@ -1293,7 +1310,11 @@ async fn serving_while_loading(store: &SlowLoadStore) -> Harness {
         serve_while_loading: true,
         ..EngineOptions::default()
     };
-    let engine = Engine::open_with(routes, Arc::new(store.clone()), clock.clone(), options)
+    let engine = Engine::builder(routes, Arc::new(store.clone()))
+        .clock(clock.clone())
+        .options(options)
+        .documents(Arc::new(DocumentShell::default()))
+        .open()
         .await
         .unwrap();
     Harness { engine, clock }
@@ -1421,8 +1442,7 @@ async fn unknown_paths_ask_redis_once_and_a_page_committed_elsewhere_is_found() 
         crate::shared::SharedTier::connect(crate::shared::SharedOptions::new(&redis.url(), prefix))
             .unwrap()
     };
-    let h = harness().await;
-    h.engine.join_shared(tier("neg"));
+    let h = shared_harness(tier("neg")).await;
     let before = hmget_calls();
     for _ in 0..20 {
         assert!(matches!(
@@ -1438,8 +1458,7 @@ async fn unknown_paths_ask_redis_once_and_a_page_committed_elsewhere_is_found() 
     assert!(h.engine.remembered_non_pages() >= 1);
 
     // Another instance commits a page of the same route: this one serves it on first request.
-    let other = harness().await;
-    other.engine.join_shared(tier("neg"));
+    let other = shared_harness(tier("neg")).await;
     let s = script("elsewhere", Mode::Page("made by the other instance"));
     let made = other
         .engine
@@ -1702,11 +1721,13 @@ async fn an_aborted_build_still_writes_and_syncs_what_it_built() {
     };
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
-    let engine = Engine::open(
+    let engine = Engine::builder(
         Routes::new(vec![&LISTED]).unwrap(),
         Arc::new(FsStore::new(&site)),
-        Arc::new(ManualClock::new(START_MS)),
     )
+    .clock(Arc::new(ManualClock::new(START_MS)))
+    .documents(Arc::new(DocumentShell::default()))
+    .open()
     .await
     .unwrap();
     let options = crate::build::BuildOptions {

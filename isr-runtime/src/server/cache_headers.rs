@@ -35,14 +35,11 @@ impl PageHeaders {
     /// The page's headers for `window` (its route's effective revalidate window), built once
     /// per page version.
     pub(crate) fn of(page: &CachedPage, window: Revalidate) -> std::borrow::Cow<'_, PageHeaders> {
-        let built = page
-            .headers
-            .get_or_init(|| PageHeaders::build(page, window));
-        if built.window == window {
-            std::borrow::Cow::Borrowed(built)
-        } else {
-            // The same page served under another window (not done by isr's own router).
-            std::borrow::Cow::Owned(PageHeaders::build(page, window))
+        match page.memo(|page| PageHeaders::build(page, window)) {
+            Some(built) if built.window == window => std::borrow::Cow::Borrowed(built),
+            // The same page served under another window (not done by isr's own router), or a
+            // memo an embedder put there first.
+            _ => std::borrow::Cow::Owned(PageHeaders::build(page, window)),
         }
     }
 

@@ -157,9 +157,8 @@ async fn page(
                 )
             }
         };
-    let shell = state.engine.shell();
     let document =
-        crate::render::document_with_scripts(&body, "isr dashboard", HYDRATE_EXPORT, &shell);
+        crate::render::document_with_scripts(&body, "isr dashboard", HYDRATE_EXPORT, &state.shell);
     let mut response = html(StatusCode::OK, document.html);
     if let Ok(policy) = HeaderValue::from_str(&super::operator_policy(&document.script_hashes)) {
         response

@@ -12,6 +12,7 @@
 use crate::encoding::{Encoding, Variants};
 use crate::engine::Engine;
 use crate::site::SiteUrl;
+use crate::sitemap::Sitemap;
 use crate::store::{Etag, RepresentationEtags};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -35,7 +36,13 @@ struct Sitemaps {
     public_url: Option<SiteUrl>,
     trusted: TrustedProxies,
     made: Arc<Mutex<Vec<Made>>>,
+    /// The pages listed, with the page table's stamp they were read at (read again only after
+    /// a page was committed or removed).
+    pages: Arc<Mutex<Option<KeptSitemap>>>,
 }
+
+/// The sitemap made at a page-table stamp.
+type KeptSitemap = ((u64, usize), Arc<Sitemap>);
 
 /// Which document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +80,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         public_url,
         trusted,
         made: Arc::new(Mutex::new(Vec::new())),
+        pages: Arc::new(Mutex::new(None)),
     };
     let mut router = Router::new();
     if !own_sitemap {
@@ -115,13 +123,13 @@ impl Sitemaps {
         if let Some(document) = kept {
             return Some(document);
         }
-        let engine = self.engine.clone();
+        let maps = self.clone();
         let origin = site.as_str().to_owned();
         // Sorting, writing and compressing up to 50,000 lines is CPU work: off the workers.
         let document = tokio::task::spawn_blocking(move || {
             let (text, content_type) = match which {
-                Which::Root => (engine.sitemap().root(&site), XML),
-                Which::Part(n) => (engine.sitemap().part(n, &site)?, XML),
+                Which::Root => (maps.sitemap().root(&site), XML),
+                Which::Part(n) => (maps.sitemap().part(n, &site)?, XML),
                 Which::Robots => (crate::sitemap::robots(&site), TEXT),
             };
             let identity = bytes::Bytes::from(text);
@@ -145,6 +153,21 @@ impl Sitemaps {
             document: document.clone(),
         });
         Some(document)
+    }
+
+    /// The pages the engine holds now: kept while the page table's stamp is unchanged.
+    fn sitemap(&self) -> Arc<Sitemap> {
+        let mut kept = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let stamp = self.engine.table_stamp();
+        if let Some((made_at, sitemap)) = &*kept {
+            if *made_at == stamp {
+                return sitemap.clone();
+            }
+        }
+        let (pages, stamp) = self.engine.html_pages();
+        let sitemap = Arc::new(Sitemap::new(pages));
+        *kept = Some((stamp, sitemap.clone()));
+        sitemap
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Made>> {
