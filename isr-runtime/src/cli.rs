@@ -236,7 +236,7 @@ struct Config {
     serve_threads: usize,
     engine: EngineOptions,
     shutdown_timeout: Duration,
-    shared: Option<crate::shared::SharedOptions>,
+    shared: Option<SharedConfig>,
 }
 
 /// An ISR app: what its `main` runs.
@@ -259,6 +259,10 @@ pub struct App {
     shell: crate::render::Shell,
     not_found_page: Option<StatusView>,
     unavailable_page: Option<StatusView>,
+    /// Serves `/_isr/metrics` from it (set by `run`, or by an embedder through
+    /// [`App::metrics`]).
+    #[cfg(feature = "metrics")]
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// Renders an app's status page with the document shell.
@@ -325,6 +329,8 @@ impl App {
             shell: crate::render::Shell::new(),
             not_found_page: None,
             unavailable_page: None,
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 
@@ -500,6 +506,22 @@ impl App {
         self
     }
 
+    /// Serves `GET /_isr/metrics` from `handle` (feature `metrics`): for an app that embeds
+    /// isr and installed the recorder itself. `run` installs one by itself
+    /// ([`crate::metrics::install`]); `embed` does not, so the embedding app decides what its
+    /// process records.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), String> {
+    /// let isr = isr::App::new("blog").metrics(isr::metrics::install()).embed().await?;
+    /// # let _ = isr; Ok(()) }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
     /// Parses the command line, then builds and/or serves. Returns the process exit code:
     /// 0 on success (also after SIGINT/SIGTERM), 1 on a failed build or server error,
     /// 2 on bad configuration.
@@ -556,6 +578,11 @@ impl App {
         if let Err(message) = self.prepare(config.command) {
             eprintln!("error: {message}");
             return ExitCode::FAILURE;
+        }
+        // The app's process: `run` owns it, so it records metrics globally.
+        #[cfg(feature = "metrics")]
+        if self.metrics.is_none() && config.command != Command::Build {
+            self.metrics = Some(crate::metrics::install());
         }
         block_on(self.execute(config))
     }
@@ -805,12 +832,13 @@ impl App {
     }
 
     /// The shared tier's settings, when `--redis` is given.
+    #[cfg(feature = "redis")]
     fn shared_options(
         &self,
         url: Option<String>,
         prefix: Option<String>,
         lease_ttl: Option<String>,
-    ) -> Result<Option<crate::shared::SharedOptions>, String> {
+    ) -> Result<Option<SharedConfig>, String> {
         let lease_ttl = whole_number(
             lease_ttl,
             "--redis-lease-ttl / ISR_REDIS_LEASE_TTL",
@@ -847,6 +875,29 @@ impl App {
         }))
     }
 
+    /// Without the `redis` feature there is no shared tier: `--redis` is refused with the
+    /// feature to enable.
+    #[cfg(not(feature = "redis"))]
+    fn shared_options(
+        &self,
+        url: Option<String>,
+        prefix: Option<String>,
+        lease_ttl: Option<String>,
+    ) -> Result<Option<SharedConfig>, String> {
+        let given = [
+            ("--redis / ISR_REDIS_URL", url),
+            ("--redis-prefix / ISR_REDIS_PREFIX", prefix),
+            ("--redis-lease-ttl / ISR_REDIS_LEASE_TTL", lease_ttl),
+        ];
+        match given.into_iter().find(|(_, value)| value.as_deref().is_some_and(|v| !v.trim().is_empty())) {
+            Some((flag, _)) => Err(format!(
+                "{flag} is set, but {} was built without Redis support: enable the `redis` feature of the isr crate",
+                self.name
+            )),
+            None => Ok(None),
+        }
+    }
+
     async fn execute(mut self, config: Config) -> ExitCode {
         let opened = match self.open(&config).await {
             Ok(opened) => opened,
@@ -881,12 +932,16 @@ impl App {
             )));
         }
         let routes = Routes::new(defs).map_err(|e| Stop::failure(e.to_string()))?;
+        #[cfg(not(feature = "redis"))]
+        let shared: Option<Arc<dyn crate::engine::SharedTier>> =
+            config.shared.map(|never| match never {});
+        #[cfg(feature = "redis")]
         let shared = match config.shared.clone() {
             Some(options) => {
-                let tier = crate::shared::SharedTier::connect(options.clone())
+                let tier = crate::shared::RedisTier::connect(options.clone())
                     .map_err(|error| Stop::config(format!("--redis / ISR_REDIS_URL: {error}")))?;
                 tracing::info!(prefix = %options.prefix, lease_ttl_s = options.lease_ttl.as_secs(), "shared tier on: pages, leases and changes are shared through Redis");
-                Some(tier)
+                Some(tier as Arc<dyn crate::engine::SharedTier>)
             }
             None => None,
         };
@@ -998,17 +1053,17 @@ impl App {
             public_url: config.public_url.clone(),
             status_pages,
             shell: shell.clone(),
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             max_auth_failures: config.max_auth_failures,
         };
         // The app's own handlers revalidate through `Extension<isr::Revalidator>`.
         let app_routes = std::mem::take(&mut self.routes)
             .layer(axum::Extension(crate::revalidate::Revalidator::of(engine)));
-        Ok(
-            crate::server::unchecked_router(engine.clone(), options, crate::metrics::install())
-                .merge(app_routes)
-                .layer(crate::server::origin::HostCheckLayer),
-        )
+        Ok(crate::server::unchecked_router(engine.clone(), options)
+            .merge(app_routes)
+            .layer(crate::server::origin::HostCheckLayer))
     }
 
     /// Renders the app's 404 and 503 pages with the document shell.
@@ -1121,6 +1176,13 @@ impl App {
         }
     }
 }
+
+/// How to reach the shared tier (`--redis`).
+#[cfg(feature = "redis")]
+type SharedConfig = crate::shared::SharedOptions;
+/// Never made: a build without the `redis` feature refuses `--redis`.
+#[cfg(not(feature = "redis"))]
+type SharedConfig = std::convert::Infallible;
 
 /// Runs `work` to completion on a new multi-thread runtime; exit 1 when none can start.
 fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
@@ -1437,6 +1499,18 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "redis"))]
+    fn without_the_redis_feature_the_redis_flags_name_the_feature() {
+        let err = parse(&["serve", "--redis=redis://127.0.0.1:6379/0"]).unwrap_err();
+        assert!(
+            err.contains("--redis / ISR_REDIS_URL") && err.contains("`redis` feature"),
+            "{err}"
+        );
+        assert!(parse(&["serve"]).unwrap().shared.is_none());
+    }
+
+    #[test]
+    #[cfg(feature = "redis")]
     fn redis_flags_are_checked_and_default_to_the_app_name() {
         for bad in ["http://127.0.0.1:6379", "redis://", "nope"] {
             let err = parse(&["serve", &format!("--redis={bad}")]).unwrap_err();

@@ -119,7 +119,7 @@ pub mod route;
 pub mod router;
 #[cfg(feature = "ssr")]
 pub mod server;
-#[cfg(feature = "ssr")]
+#[cfg(feature = "redis")]
 pub mod shared;
 #[cfg(feature = "ssr")]
 pub mod site;

@@ -1,5 +1,6 @@
 //! Prometheus metrics: names, labels, and the process-wide recorder.
 
+#[cfg(feature = "metrics")]
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
@@ -45,13 +46,18 @@ pub const UNKNOWN_PATHS_FAILING: &str = "isr_unknown_paths_failing";
 /// Gauge: age in seconds of the oldest stale page (0 when none is stale).
 pub const OLDEST_STALE_SECONDS: &str = "isr_oldest_stale_seconds";
 
-/// Installs the Prometheus recorder once per process and returns its handle.
+/// Installs the Prometheus recorder as the process's global `metrics` recorder (once per
+/// process) and returns its handle (feature `metrics`). `App::run` calls it; an app that
+/// embeds isr (`App::embed`) calls it from its own `main` when it wants `/_isr/metrics`, and
+/// hands the handle to [`App::metrics`](crate::App::metrics): the library installs nothing
+/// global by itself.
 ///
 /// ```
 /// let handle = isr::metrics::install();
-/// let text = handle.render();
-/// # let _ = text;
+/// metrics::counter!(isr::metrics::REQUESTS_TOTAL, "cache" => "hit").increment(1);
+/// assert!(handle.render().contains("isr_requests_total{cache=\"hit\"} 1"));
 /// ```
+#[cfg(feature = "metrics")]
 pub fn install() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -126,11 +132,13 @@ pub(crate) fn cdn_purges(outcome: &'static str, count: u64) {
     metrics::counter!(CDN_PURGES_TOTAL, "outcome" => outcome).increment(count);
 }
 
+#[cfg(feature = "redis")]
 /// Sets [`REDIS_UP`].
 pub(crate) fn redis_up(up: bool) {
     metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
 }
 
+#[cfg(feature = "redis")]
 /// Counts one failed Redis call.
 pub(crate) fn redis_error(op: &'static str) {
     metrics::counter!(REDIS_ERRORS_TOTAL, "op" => op).increment(1);
@@ -141,6 +149,7 @@ pub(crate) fn redis_lease(outcome: &'static str) {
     metrics::counter!(REDIS_LEASES_TOTAL, "outcome" => outcome).increment(1);
 }
 
+#[cfg(feature = "redis")]
 /// Counts one event read from another instance.
 pub(crate) fn redis_event_applied() {
     metrics::counter!(REDIS_EVENTS_TOTAL).increment(1);

@@ -12,11 +12,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::any;
 use axum::Router;
 use cache_headers::PageHeaders;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +25,8 @@ pub mod auth_limit;
 pub(crate) mod cache_headers;
 pub mod dashboard;
 pub mod listener;
+#[cfg(feature = "metrics")]
+mod metrics_route;
 mod negotiate;
 pub mod origin;
 pub mod session;
@@ -57,7 +58,8 @@ const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 struct AppState {
     engine: Arc<Engine>,
     auth: Arc<Auth>,
-    metrics: Arc<MetricsText>,
+    #[cfg(feature = "metrics")]
+    metrics: Option<Arc<metrics_route::MetricsText>>,
     cache_tag: bool,
     status_pages: StatusPages,
     /// The dashboard's document shell (its client bundle hydrates it).
@@ -110,6 +112,10 @@ pub struct ServerOptions {
     pub status_pages: StatusPages,
     /// The shell of isr's own pages (the dashboard): the client bundle that hydrates it.
     pub shell: crate::render::DocumentShell,
+    /// Serves `GET /_isr/metrics` from this recorder's handle ([`crate::metrics::install`]);
+    /// `None`: no metrics route (404).
+    #[cfg(feature = "metrics")]
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (see
     /// [`origin`]); nobody's by default.
     pub trusted_proxies: origin::TrustedProxies,
@@ -127,20 +133,16 @@ pub struct ServerOptions {
 /// ```no_run
 /// # fn demo(engine: std::sync::Arc<isr::Engine>) {
 /// let options = isr::server::ServerOptions { revalidate_secret: Some("0123456789abcdef".into()), ..Default::default() };
-/// let app = isr::server::router(engine, options, isr::metrics::install());
+/// let app = isr::server::router(engine, options);
 /// # let _ = app; }
 /// ```
-pub fn router(engine: Arc<Engine>, options: ServerOptions, metrics: PrometheusHandle) -> Router {
-    unchecked_router(engine, options, metrics).layer(origin::HostCheckLayer)
+pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
+    unchecked_router(engine, options).layer(origin::HostCheckLayer)
 }
 
 /// [`router`] without the `Host` check: add [`origin::HostCheckLayer`] after merging other
 /// routes into it.
-pub fn unchecked_router(
-    engine: Arc<Engine>,
-    options: ServerOptions,
-    metrics: PrometheusHandle,
-) -> Router {
+pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
     let sitemaps = options.sitemap.then(|| {
         sitemap::routes(
             engine.clone(),
@@ -151,6 +153,7 @@ pub fn unchecked_router(
     let admin_token: Option<Arc<str>> = options.admin_token.map(Arc::from);
     let auth = Auth {
         revalidate_secret: options.revalidate_secret.map(Arc::from),
+        #[cfg(feature = "metrics")]
         metrics_token: options
             .metrics_token
             .map(Arc::from)
@@ -170,15 +173,25 @@ pub fn unchecked_router(
     let state = AppState {
         engine,
         auth: Arc::new(auth),
-        metrics: Arc::new(MetricsText::new(metrics)),
+        #[cfg(feature = "metrics")]
+        metrics: options
+            .metrics
+            .map(|handle| Arc::new(metrics_route::MetricsText::new(handle))),
         cache_tag: options.cache_tag,
         status_pages: options.status_pages,
         shell: Arc::new(options.shell),
     };
     crate::metrics::register_auth_failures();
-    let operator = Router::new()
-        .route("/_isr/revalidate", any(revalidate_endpoint))
-        .route("/_isr/metrics", get(metrics_endpoint))
+    let operator = Router::new().route("/_isr/revalidate", any(revalidate_endpoint));
+    #[cfg(feature = "metrics")]
+    let operator = match state.metrics {
+        Some(_) => operator.route(
+            "/_isr/metrics",
+            axum::routing::get(metrics_route::metrics_endpoint),
+        ),
+        None => operator,
+    };
+    let operator = operator
         .merge(admin::routes())
         .merge(dashboard::routes())
         .layer(axum::middleware::map_response(operator_headers));
@@ -586,73 +599,6 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-async fn metrics_endpoint(
-    State(state): State<AppState>,
-    Caller(client): Caller,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(token) = state.auth.metrics_token.as_deref() {
-        if let Some(refusal) = state.auth.refuse_if_blocked(&client) {
-            return refusal;
-        }
-        if !bearer_matches(&headers, token) {
-            state
-                .auth
-                .failed(Endpoint::Metrics, &client, auth::presents_token(&headers));
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "missing or wrong bearer token (ISR_METRICS_TOKEN, else ISR_ADMIN_TOKEN)\n",
-            )
-                .into_response();
-        }
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.text(&state.engine).await,
-    )
-        .into_response()
-}
-
-/// The text of `/_isr/metrics`. Counters and histograms are read at each scrape; the
-/// page-state gauges are a pass over every page, so they are computed at most once per
-/// [`MetricsText::GAUGE_PERIOD`] (scrapes within it, or while they are being computed, reuse
-/// them), on the blocking pool, never on the threads that serve pages.
-struct MetricsText {
-    handle: PrometheusHandle,
-    gauges_at: tokio::sync::Mutex<Option<tokio::time::Instant>>,
-}
-
-impl MetricsText {
-    const GAUGE_PERIOD: Duration = Duration::from_secs(1);
-
-    fn new(handle: PrometheusHandle) -> Self {
-        MetricsText {
-            handle,
-            gauges_at: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    async fn text(&self, engine: &Arc<Engine>) -> String {
-        {
-            let mut gauges_at = self.gauges_at.lock().await;
-            if gauges_at.is_none_or(|at| at.elapsed() >= Self::GAUGE_PERIOD) {
-                let engine = engine.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || engine.summary().publish_gauges()).await;
-                *gauges_at = Some(tokio::time::Instant::now());
-            }
-        }
-        let handle = self.handle.clone();
-        tokio::task::spawn_blocking(move || handle.render())
-            .await
-            .unwrap_or_default()
-    }
-}
-
 /// Adds the access log to `router`: one line per request (tower-http's `TraceLayer`, target
 /// `isr::access`, level info) with method, path, status, cache state (`x-isr-cache`, `-`
 /// for other responses) and latency in ms. `App` adds it; `RUST_LOG=info,isr::access=off`
@@ -664,7 +610,7 @@ impl MetricsText {
 ///
 /// ```no_run
 /// # fn demo(engine: std::sync::Arc<isr::Engine>) {
-/// let app = isr::server::router(engine, Default::default(), isr::metrics::install());
+/// let app = isr::server::router(engine, Default::default());
 /// let app = isr::server::with_access_log(app);
 /// # let _ = app; }
 /// ```

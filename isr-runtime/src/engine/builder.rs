@@ -1,11 +1,11 @@
 //! [`EngineBuilder`]: everything an engine works with, given before it opens, so that no
 //! generation ever runs with a default that was meant to be replaced.
 
+use super::tier::SharedTier;
 use super::{BodyOnly, DocumentWriter, Engine, EngineOptions, PageChanges};
 use crate::clock::{Clock, SystemClock};
 use crate::context::AppState;
 use crate::route::Routes;
-use crate::shared::SharedTier;
 use crate::store::PageStore;
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ pub struct EngineBuilder {
     pub(super) documents: Arc<dyn DocumentWriter>,
     pub(super) state: AppState,
     pub(super) changes: Option<Arc<dyn PageChanges>>,
-    pub(super) shared: Option<Arc<SharedTier>>,
+    pub(super) shared: Option<Arc<dyn SharedTier>>,
 }
 
 impl EngineBuilder {
@@ -91,7 +91,7 @@ impl EngineBuilder {
 
     /// The shared tier: generations coordinate through it and other instances' commits are
     /// applied from the moment the engine opens.
-    pub fn shared(mut self, tier: Arc<SharedTier>) -> Self {
+    pub fn shared(mut self, tier: Arc<dyn SharedTier>) -> Self {
         self.shared = Some(tier);
         self
     }

@@ -5,13 +5,13 @@
 use super::negative::Remembered;
 use super::scheduler::Slot;
 use super::shared::{Coordination, Superseded};
+use super::tier::Lease;
 use super::{CachedPage, Engine, FailureKind, Outcome, StartSlot, Trigger, NOT_FOUND_RECHECK};
 use crate::backoff;
 use crate::encoding::Variants;
 use crate::metrics;
 use crate::page::{Generated, PageDef, Params};
 use crate::route::PageKey;
-use crate::shared::Lease;
 use crate::store::{Etag, PageKind, PageMeta};
 use bytes::Bytes;
 use futures::future::FutureExt;

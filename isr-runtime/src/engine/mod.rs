@@ -39,6 +39,7 @@ mod runs;
 mod scheduler;
 mod shared;
 mod table;
+pub mod tier;
 
 pub use builder::EngineBuilder;
 pub use changes::PageChanges;
@@ -50,6 +51,7 @@ pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger
 pub use runs::{LastRun, RUNS_KEPT};
 pub use scheduler::default_max_regenerations;
 pub use shared::CATCH_UP_WAIT;
+pub use tier::SharedTier;
 
 use crate::clock::Clock;
 use crate::context::{AppState, LoadContext};

@@ -1,4 +1,4 @@
-//! The engine's side of the shared tier ([`crate::shared`]): a generation coordinated with the
+//! The engine's side of the shared tier ([`tier`](super::tier)): a generation coordinated with the
 //! other instances (lease, wait for the holder, or pull its page), the commit to Redis, other
 //! instances' commits applied from the event stream, local pages re-checked after a gap, and
 //! write-backs of pages generated while Redis was down.
@@ -6,14 +6,16 @@
 //! A fresh HIT makes no Redis call, except while this instance knows it may be behind: a page
 //! an event announced a newer generation of (the request waits up to
 //! [`CATCH_UP_WAIT`] for the pull), or any page committed before a gap in the events that the
-//! re-check has not reached yet (one `HGET`, under [`crate::shared::REQUEST_TIMEOUT`]).
+//! re-check has not reached yet (one `HGET`, under [`REQUEST_TIMEOUT`]).
 
 use super::generation::{shared_outcome, InflightGuard};
+use super::tier::{
+    Acquired, Commit, EventSink, Lease, SharedTier, REQUEST_TIMEOUT, TRANSFER_TIMEOUT,
+};
 use super::{check_body, CachedPage, Engine, FailureKind, Outcome, SharedGeneration, Trigger};
 use crate::metrics;
 use crate::page::PageDef;
 use crate::route::PageKey;
-use crate::shared::{Acquired, Commit, EventSink, Lease, SharedTier, REQUEST_TIMEOUT};
 use crate::store::{PageKind, PageMeta};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
@@ -43,7 +45,7 @@ const REMOVE_ATTEMPTS: usize = 3;
 /// What the engine tracks about its place in the shared tier.
 #[derive(Default)]
 pub(super) struct SharedState {
-    tier: OnceLock<Arc<SharedTier>>,
+    tier: OnceLock<Arc<dyn SharedTier>>,
     /// Keys with an announced generation newer than the local one.
     behind: Mutex<HashMap<PageKey, u64>>,
     behind_count: AtomicUsize,
@@ -84,14 +86,14 @@ pub(super) enum Coordination {
 impl Engine {
     /// Joins the shared tier (when the engine opens: [`crate::EngineBuilder::shared`]): from
     /// now on generations coordinate through it and other instances' commits are applied.
-    pub(super) fn join_shared(self: &Arc<Self>, tier: Arc<SharedTier>) {
+    pub(super) fn join_shared(self: &Arc<Self>, tier: Arc<dyn SharedTier>) {
         if self.shared.tier.set(tier.clone()).is_ok() {
             let sink: Arc<dyn EventSink> = self.clone();
             tier.follow_events(Arc::downgrade(&sink));
         }
     }
 
-    pub(super) fn shared_tier(&self) -> Option<&Arc<SharedTier>> {
+    pub(super) fn shared_tier(&self) -> Option<&Arc<dyn SharedTier>> {
         self.shared.tier.get()
     }
 
@@ -115,7 +117,7 @@ impl Engine {
     /// themselves; `Stale` and `Miss` use a page another instance committed.
     pub(super) async fn coordinate(
         self: &Arc<Self>,
-        tier: &Arc<SharedTier>,
+        tier: &Arc<dyn SharedTier>,
         key: &PageKey,
         def: &'static PageDef,
         trigger: Trigger,
@@ -123,7 +125,7 @@ impl Engine {
         let wants_new_data = matches!(trigger, Trigger::OnDemand | Trigger::Build);
         loop {
             let local = self.table.generation(key.as_str());
-            let (lease, stored) = match tier.acquire(key).await {
+            let (lease, stored) = match tier.clone().acquire(key).await {
                 Err(error) => {
                     tracing::debug!(path = %key, %error, "no lease (Redis unreachable): generating with local single-flight");
                     return Coordination::Alone;
@@ -141,14 +143,14 @@ impl Engine {
             }
             match lease {
                 Some(lease) => return Coordination::Lead(lease),
-                None => self.wait_for_holder(tier, key, stored).await,
+                None => self.wait_for_holder(tier.as_ref(), key, stored).await,
             }
         }
     }
 
     /// Waits until the lease holder of `key` commits (a generation above `stored`) or its
     /// lease ends (released, or expired with its holder).
-    async fn wait_for_holder(&self, tier: &SharedTier, key: &PageKey, stored: u64) {
+    async fn wait_for_holder(&self, tier: &dyn SharedTier, key: &PageKey, stored: u64) {
         loop {
             tokio::time::sleep(WAIT_POLL).await;
             match tier.watch(key).await {
@@ -293,7 +295,7 @@ impl Engine {
             return;
         };
         for _ in 0..REMOVE_ATTEMPTS {
-            let (lease, stored_generation) = match tier.acquire(key).await {
+            let (lease, stored_generation) = match tier.clone().acquire(key).await {
                 Ok(Acquired::Lead {
                     stored_generation: 0,
                     ..
@@ -303,7 +305,8 @@ impl Engine {
                     stored_generation,
                 }) => (lease, stored_generation),
                 Ok(Acquired::Held { stored_generation }) => {
-                    self.wait_for_holder(tier, key, stored_generation).await;
+                    self.wait_for_holder(tier.as_ref(), key, stored_generation)
+                        .await;
                     continue;
                 }
                 Err(error) => {
@@ -499,10 +502,7 @@ impl Engine {
                 if engine.shared.recheck_round.load(Ordering::Acquire) != round {
                     return;
                 }
-                let generations = match tier
-                    .generations(chunk, crate::shared::TRANSFER_TIMEOUT)
-                    .await
-                {
+                let generations = match tier.generations(chunk, TRANSFER_TIMEOUT).await {
                     Ok(generations) => generations,
                     Err(error) => {
                         // Until Redis answers, requests check their page themselves (and

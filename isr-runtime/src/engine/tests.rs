@@ -152,7 +152,8 @@ async fn harness_of(builder: crate::EngineBuilder, clock: Arc<ManualClock>) -> H
 }
 
 /// A harness that joined the shared tier `tier`.
-async fn shared_harness(tier: Arc<crate::shared::SharedTier>) -> Harness {
+#[cfg(feature = "redis")]
+async fn shared_harness(tier: Arc<crate::shared::RedisTier>) -> Harness {
     let routes = Routes::new(vec![&BLOCKING, &ONLY_LISTED]).unwrap();
     let builder = Engine::builder(routes, Arc::new(MemoryStore::default())).shared(tier);
     harness_of(builder, Arc::new(ManualClock::new(START_MS))).await
@@ -1428,6 +1429,7 @@ async fn on_demand_work_finishes_when_the_caller_goes_away() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(feature = "redis")]
 async fn unknown_paths_ask_redis_once_and_a_page_committed_elsewhere_is_found() {
     let redis = isr_tests::redis::Redis::start();
     let hmget_calls = || {
@@ -1439,7 +1441,7 @@ async fn unknown_paths_ask_redis_once_and_a_page_committed_elsewhere_is_found() 
             .map_or(0, |n| n.parse::<u64>().unwrap())
     };
     let tier = |prefix: &str| {
-        crate::shared::SharedTier::connect(crate::shared::SharedOptions::new(&redis.url(), prefix))
+        crate::shared::RedisTier::connect(crate::shared::SharedOptions::new(&redis.url(), prefix))
             .unwrap()
     };
     let h = shared_harness(tier("neg")).await;

@@ -82,6 +82,7 @@ pub(crate) struct Auth {
     pub(crate) revalidate_secret: Option<Arc<str>>,
     pub(crate) admin_token: Option<Arc<str>>,
     /// `ISR_METRICS_TOKEN`, else the admin token; `None`: metrics are open.
+    #[cfg(feature = "metrics")]
     pub(crate) metrics_token: Option<Arc<str>>,
     pub(crate) sessions: Sessions,
     pub(crate) failures: AuthFailures,

@@ -2,7 +2,8 @@
 //! were lost (the stream trimmed past this reader, or Redis restarted with lost data, which
 //! shows as a new epoch) so the instance re-checks its local pages.
 
-use super::SharedTier;
+use super::RedisTier;
+use crate::engine::tier::{EventSink, SharedTier};
 use crate::metrics;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamReadReply;
@@ -16,16 +17,6 @@ const BLOCK: Duration = Duration::from_secs(1);
 const GAP_CHECK_EVERY: u32 = 5;
 /// Pause after a failed read.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
-
-/// What the event reader tells the engine.
-pub trait EventSink: Send + Sync + 'static {
-    /// Another instance committed `key` as `generation`.
-    fn page_changed(self: Arc<Self>, key: &str, generation: u64);
-    /// Events may have been missed: every local page must be re-checked against Redis.
-    fn resync(self: Arc<Self>);
-    /// Redis answers again after being unreachable (write back what was generated meanwhile).
-    fn reconnected(self: Arc<Self>);
-}
 
 /// A stream entry id (`<ms>-<seq>`), ordered as Redis orders them.
 ///
@@ -101,7 +92,7 @@ struct StreamInfo {
     first_entry: Option<StreamId>,
 }
 
-pub(super) fn spawn_reader(tier: Arc<SharedTier>, sink: Weak<dyn EventSink>) {
+pub(super) fn spawn_reader(tier: Arc<RedisTier>, sink: Weak<dyn EventSink>) {
     tokio::spawn(async move {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(300)))
@@ -163,7 +154,7 @@ pub(super) fn spawn_reader(tier: Arc<SharedTier>, sink: Weak<dyn EventSink>) {
 }
 
 struct Reader {
-    tier: Arc<SharedTier>,
+    tier: Arc<RedisTier>,
     connection: ConnectionManager,
     position: Option<Position>,
     healthy: bool,

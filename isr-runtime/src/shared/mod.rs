@@ -27,28 +27,26 @@
 mod breaker;
 mod events;
 mod keys;
-mod lease;
 mod scripts;
 
+pub use crate::engine::tier::{
+    Acquired, Commit, EventSink, Lease, SharedPage, SharedTier, REQUEST_TIMEOUT, TRANSFER_TIMEOUT,
+};
 pub use breaker::{Breaker, OPEN_FOR, TRIP_AFTER};
-pub use events::{EventSink, StreamId};
+pub use events::StreamId;
 pub use keys::RedisKeys;
-pub use lease::Lease;
 
 use crate::encoding::Variants;
 use crate::metrics;
 use crate::route::PageKey;
 use crate::store::{PageKind, PageMeta};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a call on a request's path (a lease, a generation check) may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long a commit or a pull (page bodies) may take.
-pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default lease time to live; the holder renews it every third of it.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(8);
 /// Entries the event stream keeps (approximately; older ones are trimmed).
@@ -81,40 +79,8 @@ impl SharedOptions {
     }
 }
 
-/// What [`SharedTier::acquire`] found.
-pub enum Acquired {
-    /// The lease is ours: run the loader. `stored_generation` is the page's generation in
-    /// Redis (0: none).
-    Lead {
-        lease: Lease,
-        stored_generation: u64,
-    },
-    /// Another instance holds the lease.
-    Held { stored_generation: u64 },
-}
-
-/// What a commit did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Commit {
-    /// Written as `generation`.
-    Written { generation: u64 },
-    /// Refused: a newer token or generation is stored (`stored_generation`).
-    Rejected { stored_generation: u64 },
-    /// The build found the same content stored: nothing was written.
-    Unchanged { stored_generation: u64 },
-}
-
-/// A page as Redis holds it (`meta.generated_at_ms` is its generation).
-#[derive(Clone, Debug)]
-pub struct SharedPage {
-    pub meta: PageMeta,
-    pub body: Option<Variants>,
-    /// The instance that committed it (see [`SharedTier::instance`]).
-    pub origin: Option<String>,
-}
-
 /// The connection to the shared tier (see the module docs).
-pub struct SharedTier {
+pub struct RedisTier {
     keys: RedisKeys,
     client: redis::Client,
     connection: ConnectionManager,
@@ -123,7 +89,7 @@ pub struct SharedTier {
     instance: String,
 }
 
-impl SharedTier {
+impl RedisTier {
     /// A tier for `options`. Connects lazily: an instance starts (and serves from its local
     /// tiers) while Redis is down. Errors only for a URL that cannot work.
     ///
@@ -133,12 +99,12 @@ impl SharedTier {
     /// assert!(bad.is_err());
     /// # }
     /// ```
-    pub fn connect(options: SharedOptions) -> Result<Arc<SharedTier>, String> {
+    pub fn connect(options: SharedOptions) -> Result<Arc<RedisTier>, String> {
         let client = redis::Client::open(options.url.as_str()).map_err(|e| e.to_string())?;
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
             .map_err(|e| e.to_string())?;
         metrics::redis_up(false);
-        Ok(Arc::new(SharedTier {
+        Ok(Arc::new(RedisTier {
             keys: RedisKeys::new(&options.prefix),
             client,
             connection,
@@ -146,12 +112,6 @@ impl SharedTier {
             lease_ttl: options.lease_ttl,
             instance: instance_name(),
         }))
-    }
-
-    /// This instance's name in events and page records (`<host>:<pid>:<random>`; its own
-    /// events are not applied again).
-    pub fn instance(&self) -> &str {
-        &self.instance
     }
 
     /// The key names.
@@ -209,74 +169,6 @@ impl SharedTier {
         }
     }
 
-    /// Tries to take `key`'s lease.
-    pub async fn acquire(self: &Arc<Self>, key: &PageKey) -> io::Result<Acquired> {
-        let mut connection = self.connection.clone();
-        let ttl_ms = self.lease_ttl.as_millis() as u64;
-        let (taken, token, generation): (u8, u64, u64) = self
-            .call("acquire", REQUEST_TIMEOUT, async {
-                scripts::scripts()
-                    .acquire
-                    .key(self.keys.lease(key.as_str()))
-                    .key(self.keys.fence())
-                    .key(self.keys.page(key.as_str()))
-                    .arg(ttl_ms)
-                    .invoke_async(&mut connection)
-                    .await
-            })
-            .await?;
-        if taken == 1 {
-            metrics::redis_lease("acquired");
-            Ok(Acquired::Lead {
-                lease: Lease::start(self.clone(), key.clone(), token),
-                stored_generation: generation,
-            })
-        } else {
-            metrics::redis_lease("held");
-            Ok(Acquired::Held {
-                stored_generation: generation,
-            })
-        }
-    }
-
-    /// Extends a lease; `false` when it is no longer ours.
-    pub(crate) async fn renew(&self, key: &PageKey, token: u64) -> io::Result<bool> {
-        let mut connection = self.connection.clone();
-        let renewed: u8 = self
-            .call("renew", REQUEST_TIMEOUT, async {
-                scripts::scripts()
-                    .renew
-                    .key(self.keys.lease(key.as_str()))
-                    .arg(token)
-                    .arg(self.lease_ttl.as_millis() as u64)
-                    .invoke_async(&mut connection)
-                    .await
-            })
-            .await?;
-        Ok(renewed == 1)
-    }
-
-    /// Deletes a lease if it is still ours.
-    pub(crate) async fn release(&self, key: &PageKey, token: u64) -> io::Result<()> {
-        let mut connection = self.connection.clone();
-        let _: u8 = self
-            .call("release", REQUEST_TIMEOUT, async {
-                scripts::scripts()
-                    .release
-                    .key(self.keys.lease(key.as_str()))
-                    .arg(token)
-                    .invoke_async(&mut connection)
-                    .await
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// The lease time to live.
-    pub fn lease_ttl(&self) -> Duration {
-        self.lease_ttl
-    }
-
     /// Whether someone holds `key`'s lease now.
     pub async fn lease_held(&self, key: &PageKey) -> io::Result<bool> {
         let mut connection = self.connection.clone();
@@ -291,188 +183,271 @@ impl SharedTier {
         Ok(exists == 1)
     }
 
-    /// `key`'s generation in Redis (0: none) and whether its lease is held, in one round trip.
-    pub async fn watch(&self, key: &PageKey) -> io::Result<(u64, bool)> {
-        let mut connection = self.connection.clone();
-        let (generation, held): (Option<u64>, u8) = self
-            .call("watch", REQUEST_TIMEOUT, async {
-                redis::pipe()
-                    .cmd("HGET")
-                    .arg(self.keys.page(key.as_str()))
-                    .arg("gen")
-                    .cmd("EXISTS")
-                    .arg(self.keys.lease(key.as_str()))
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
-        Ok((generation.unwrap_or(0), held == 1))
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
     }
+}
 
-    /// Commits a generated page: with the lease's `token` (fenced), or with token 0 as a
-    /// write-back of a page generated while Redis was down (written only if its generation is
-    /// newer than the stored one). `keep_unchanged`: an unchanged etag keeps the stored
-    /// generation (the build). Releases the lease when it is still ours.
-    pub async fn commit(
-        &self,
-        token: u64,
-        meta: &PageMeta,
-        body: Option<&Variants>,
-        keep_unchanged: bool,
-    ) -> io::Result<Commit> {
-        let etag = match &meta.kind {
-            PageKind::Page { etag, .. } => etag.to_string(),
-            _ => String::new(),
-        };
-        let meta_json = serde_json::to_string(meta).map_err(io::Error::other)?;
-        let empty = Bytes::new();
-        let (identity, gzip, brotli) = match body {
-            Some(body) => (
-                &body.identity,
-                body.gzip.as_ref().unwrap_or(&empty),
-                body.brotli.as_ref().unwrap_or(&empty),
-            ),
-            None => (&empty, &empty, &empty),
-        };
-        let mut connection = self.connection.clone();
-        let (written, generation): (u8, u64) = self
-            .call("commit", TRANSFER_TIMEOUT, async {
-                let script = &scripts::scripts().commit;
-                let mut invocation = script.key(self.keys.page(&meta.key));
-                invocation
-                    .key(self.keys.lease(&meta.key))
-                    .key(self.keys.events())
-                    .arg(token)
-                    .arg(meta.generated_at_ms)
-                    .arg(&etag)
-                    .arg(&meta_json)
-                    .arg(self.keys.tag_prefix())
-                    .arg(&self.instance)
-                    .arg(if keep_unchanged { "1" } else { "0" })
-                    .arg(&meta.key)
-                    .arg(if body.is_some() { "1" } else { "0" })
-                    .arg(identity.as_ref())
-                    .arg(gzip.as_ref())
-                    .arg(brotli.as_ref())
-                    .arg(EVENTS_KEPT);
-                for tag in &meta.tags {
-                    invocation.arg(tag);
-                }
-                invocation.invoke_async(&mut connection).await
-            })
-            .await?;
-        Ok(match written {
-            1 => Commit::Written { generation },
-            2 => Commit::Unchanged {
-                stored_generation: generation,
-            },
-            _ => {
-                if token > 0 {
-                    metrics::redis_lease("fenced");
-                }
-                Commit::Rejected {
+impl SharedTier for RedisTier {
+    fn acquire<'a>(self: Arc<Self>, key: &'a PageKey) -> BoxFuture<'a, io::Result<Acquired>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let ttl_ms = self.lease_ttl.as_millis() as u64;
+            let (taken, token, generation): (u8, u64, u64) = self
+                .call("acquire", REQUEST_TIMEOUT, async {
+                    scripts::scripts()
+                        .acquire
+                        .key(self.keys.lease(key.as_str()))
+                        .key(self.keys.fence())
+                        .key(self.keys.page(key.as_str()))
+                        .arg(ttl_ms)
+                        .invoke_async(&mut connection)
+                        .await
+                })
+                .await?;
+            if taken == 1 {
+                metrics::redis_lease("acquired");
+                Ok(Acquired::Lead {
+                    lease: Lease::start(self.clone(), key.clone(), token),
                     stored_generation: generation,
-                }
+                })
+            } else {
+                metrics::redis_lease("held");
+                Ok(Acquired::Held {
+                    stored_generation: generation,
+                })
             }
         })
     }
 
-    /// The page as Redis holds it, if it does.
-    pub async fn pull(&self, key: &PageKey) -> io::Result<Option<SharedPage>> {
-        let mut connection = self.connection.clone();
-        let fields: Vec<Option<Vec<u8>>> = self
-            .call("pull", TRANSFER_TIMEOUT, async {
-                redis::cmd("HMGET")
-                    .arg(self.keys.page(key.as_str()))
-                    .arg(&["gen", "meta", "identity", "gzip", "br", "origin"])
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
-        let mut fields = fields.into_iter();
-        let mut next = || fields.next().flatten();
-        let (Some(generation), Some(meta)) = (next(), next()) else {
-            return Ok(None);
-        };
-        let generation = parse_generation(&generation)?;
-        let mut meta: PageMeta = serde_json::from_slice(&meta)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        meta.generated_at_ms = generation;
-        let (identity, gzip, brotli, origin) = (next(), next(), next(), next());
-        let body = identity.map(|identity| Variants {
-            identity: Bytes::from(identity),
-            gzip: gzip.filter(|b| !b.is_empty()).map(Bytes::from),
-            brotli: brotli.filter(|b| !b.is_empty()).map(Bytes::from),
-        });
-        let origin = origin.map(|o| String::from_utf8_lossy(&o).into_owned());
-        if meta.kind.is_page() && body.is_none() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a shared page without its HTML",
-            ));
-        }
-        Ok(Some(SharedPage { meta, body, origin }))
-    }
-
-    /// The generation Redis holds of each of `keys` (0: none), in one round trip.
-    pub async fn generations(&self, keys: &[PageKey], timeout: Duration) -> io::Result<Vec<u64>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut connection = self.connection.clone();
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("HGET")
-                .arg(self.keys.page(key.as_str()))
-                .arg("gen");
-        }
-        let found: Vec<Option<u64>> = self
-            .call("generations", timeout, async {
-                pipe.query_async(&mut connection).await
-            })
-            .await?;
-        Ok(found.into_iter().map(|g| g.unwrap_or(0)).collect())
-    }
-
-    /// Up to `limit` keys of pages (committed by any instance) that carry `tag`, read in
-    /// chunks with `SSCAN`.
-    pub async fn keys_with_tag(&self, tag: &str, limit: usize) -> io::Result<Vec<String>> {
-        let set = self.keys.tag(tag);
-        let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
+    fn renew<'a>(&'a self, key: &'a PageKey, token: u64) -> BoxFuture<'a, io::Result<bool>> {
+        Box::pin(async move {
             let mut connection = self.connection.clone();
-            let (next, chunk): (u64, Vec<String>) = self
-                .call("keys_with_tag", TRANSFER_TIMEOUT, async {
-                    redis::cmd("SSCAN")
-                        .arg(&set)
-                        .arg(cursor)
-                        .arg("COUNT")
-                        .arg(512)
+            let renewed: u8 = self
+                .call("renew", REQUEST_TIMEOUT, async {
+                    scripts::scripts()
+                        .renew
+                        .key(self.keys.lease(key.as_str()))
+                        .arg(token)
+                        .arg(self.lease_ttl.as_millis() as u64)
+                        .invoke_async(&mut connection)
+                        .await
+                })
+                .await?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a PageKey, token: u64) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let _: u8 = self
+                .call("release", REQUEST_TIMEOUT, async {
+                    scripts::scripts()
+                        .release
+                        .key(self.keys.lease(key.as_str()))
+                        .arg(token)
+                        .invoke_async(&mut connection)
+                        .await
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn watch<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<(u64, bool)>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let (generation, held): (Option<u64>, u8) = self
+                .call("watch", REQUEST_TIMEOUT, async {
+                    redis::pipe()
+                        .cmd("HGET")
+                        .arg(self.keys.page(key.as_str()))
+                        .arg("gen")
+                        .cmd("EXISTS")
+                        .arg(self.keys.lease(key.as_str()))
                         .query_async(&mut connection)
                         .await
                 })
                 .await?;
-            keys.extend(chunk);
-            if next == 0 || keys.len() >= limit {
-                break;
+            Ok((generation.unwrap_or(0), held == 1))
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        token: u64,
+        meta: &'a PageMeta,
+        body: Option<&'a Variants>,
+        keep_unchanged: bool,
+    ) -> BoxFuture<'a, io::Result<Commit>> {
+        Box::pin(async move {
+            let etag = match &meta.kind {
+                PageKind::Page { etag, .. } => etag.to_string(),
+                _ => String::new(),
+            };
+            let meta_json = serde_json::to_string(meta).map_err(io::Error::other)?;
+            let empty = Bytes::new();
+            let (identity, gzip, brotli) = match body {
+                Some(body) => (
+                    &body.identity,
+                    body.gzip.as_ref().unwrap_or(&empty),
+                    body.brotli.as_ref().unwrap_or(&empty),
+                ),
+                None => (&empty, &empty, &empty),
+            };
+            let mut connection = self.connection.clone();
+            let (written, generation): (u8, u64) = self
+                .call("commit", TRANSFER_TIMEOUT, async {
+                    let script = &scripts::scripts().commit;
+                    let mut invocation = script.key(self.keys.page(&meta.key));
+                    invocation
+                        .key(self.keys.lease(&meta.key))
+                        .key(self.keys.events())
+                        .arg(token)
+                        .arg(meta.generated_at_ms)
+                        .arg(&etag)
+                        .arg(&meta_json)
+                        .arg(self.keys.tag_prefix())
+                        .arg(&self.instance)
+                        .arg(if keep_unchanged { "1" } else { "0" })
+                        .arg(&meta.key)
+                        .arg(if body.is_some() { "1" } else { "0" })
+                        .arg(identity.as_ref())
+                        .arg(gzip.as_ref())
+                        .arg(brotli.as_ref())
+                        .arg(EVENTS_KEPT);
+                    for tag in &meta.tags {
+                        invocation.arg(tag);
+                    }
+                    invocation.invoke_async(&mut connection).await
+                })
+                .await?;
+            Ok(match written {
+                1 => Commit::Written { generation },
+                2 => Commit::Unchanged {
+                    stored_generation: generation,
+                },
+                _ => {
+                    if token > 0 {
+                        metrics::redis_lease("fenced");
+                    }
+                    Commit::Rejected {
+                        stored_generation: generation,
+                    }
+                }
+            })
+        })
+    }
+
+    fn pull<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<Option<SharedPage>>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let fields: Vec<Option<Vec<u8>>> = self
+                .call("pull", TRANSFER_TIMEOUT, async {
+                    redis::cmd("HMGET")
+                        .arg(self.keys.page(key.as_str()))
+                        .arg(&["gen", "meta", "identity", "gzip", "br", "origin"])
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await?;
+            let mut fields = fields.into_iter();
+            let mut next = || fields.next().flatten();
+            let (Some(generation), Some(meta)) = (next(), next()) else {
+                return Ok(None);
+            };
+            let generation = parse_generation(&generation)?;
+            let mut meta: PageMeta = serde_json::from_slice(&meta)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            meta.generated_at_ms = generation;
+            let (identity, gzip, brotli, origin) = (next(), next(), next(), next());
+            let body = identity.map(|identity| Variants {
+                identity: Bytes::from(identity),
+                gzip: gzip.filter(|b| !b.is_empty()).map(Bytes::from),
+                brotli: brotli.filter(|b| !b.is_empty()).map(Bytes::from),
+            });
+            let origin = origin.map(|o| String::from_utf8_lossy(&o).into_owned());
+            if meta.kind.is_page() && body.is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a shared page without its HTML",
+                ));
             }
-            cursor = next;
-        }
-        keys.sort();
-        keys.dedup();
-        keys.truncate(limit);
-        Ok(keys)
+            Ok(Some(SharedPage { meta, body, origin }))
+        })
     }
 
-    /// Starts the event reader: it applies other instances' commits to `sink` until the sink
-    /// is dropped.
-    pub fn follow_events(self: &Arc<Self>, sink: std::sync::Weak<dyn EventSink>) {
-        events::spawn_reader(self.clone(), sink);
+    fn generations<'a>(
+        &'a self,
+        keys: &'a [PageKey],
+        timeout: Duration,
+    ) -> BoxFuture<'a, io::Result<Vec<u64>>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut connection = self.connection.clone();
+            let mut pipe = redis::pipe();
+            for key in keys {
+                pipe.cmd("HGET")
+                    .arg(self.keys.page(key.as_str()))
+                    .arg("gen");
+            }
+            let found: Vec<Option<u64>> = self
+                .call("generations", timeout, async {
+                    pipe.query_async(&mut connection).await
+                })
+                .await?;
+            Ok(found.into_iter().map(|g| g.unwrap_or(0)).collect())
+        })
     }
 
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
+    fn keys_with_tag<'a>(
+        &'a self,
+        tag: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, io::Result<Vec<String>>> {
+        Box::pin(async move {
+            let set = self.keys.tag(tag);
+            let mut keys = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let mut connection = self.connection.clone();
+                let (next, chunk): (u64, Vec<String>) = self
+                    .call("keys_with_tag", TRANSFER_TIMEOUT, async {
+                        redis::cmd("SSCAN")
+                            .arg(&set)
+                            .arg(cursor)
+                            .arg("COUNT")
+                            .arg(512)
+                            .query_async(&mut connection)
+                            .await
+                    })
+                    .await?;
+                keys.extend(chunk);
+                if next == 0 || keys.len() >= limit {
+                    break;
+                }
+                cursor = next;
+            }
+            keys.sort();
+            keys.dedup();
+            keys.truncate(limit);
+            Ok(keys)
+        })
+    }
+
+    fn follow_events(self: Arc<Self>, sink: std::sync::Weak<dyn EventSink>) {
+        events::spawn_reader(self, sink);
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
     }
 }
 

@@ -5,10 +5,10 @@ use super::*;
 use crate::store::Etag;
 use isr_tests::redis::Redis;
 
-fn tier(redis: &Redis) -> Arc<SharedTier> {
+fn tier(redis: &Redis) -> Arc<RedisTier> {
     let mut options = SharedOptions::new(&redis.url(), "t");
     options.lease_ttl = Duration::from_secs(2);
-    SharedTier::connect(options).unwrap()
+    RedisTier::connect(options).unwrap()
 }
 
 fn key(path: &str) -> PageKey {
@@ -35,8 +35,8 @@ fn page(
     (meta, body)
 }
 
-async fn lead(tier: &Arc<SharedTier>, path: &str) -> (Lease, u64) {
-    match tier.acquire(&key(path)).await.unwrap() {
+async fn lead(tier: &Arc<RedisTier>, path: &str) -> (Lease, u64) {
+    match tier.clone().acquire(&key(path)).await.unwrap() {
         Acquired::Lead {
             lease,
             stored_generation,
@@ -52,7 +52,7 @@ async fn one_lease_at_a_time_and_only_its_holder_releases_it() {
     let (lease, stored) = lead(&tier, "/p/1").await;
     assert_eq!(stored, 0, "nothing stored yet");
     assert!(matches!(
-        tier.acquire(&key("/p/1")).await.unwrap(),
+        tier.clone().acquire(&key("/p/1")).await.unwrap(),
         Acquired::Held { .. }
     ));
     // A stale holder's release (an old token) leaves the lease alone.
@@ -234,7 +234,7 @@ async fn a_dead_redis_opens_the_breaker_and_calls_fail_fast() {
     }
     assert!(!tier.is_up());
     let started = std::time::Instant::now();
-    let error = tier.acquire(&key("/p/7")).await.err().unwrap();
+    let error = tier.clone().acquire(&key("/p/7")).await.err().unwrap();
     assert_eq!(error.kind(), io::ErrorKind::NotConnected, "{error}");
     assert!(
         started.elapsed() < REQUEST_TIMEOUT,

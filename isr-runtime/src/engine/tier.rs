@@ -1,0 +1,187 @@
+//! The engine's view of the shared tier: what it asks of a store that several instances
+//! share (leases with fencing tokens, fenced commits, pulls, tag lookups, change events).
+//! The engine calls only this trait; `isr`'s Redis implementation (`isr::shared::RedisTier`,
+//! feature `redis`) is one. Every call may fail (`io::Error`): the engine then goes on with
+//! its local tiers and writes back later.
+
+use crate::encoding::Variants;
+use crate::metrics;
+use crate::route::PageKey;
+use crate::store::PageMeta;
+use futures::future::BoxFuture;
+use std::io;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How long a call on a request's path (a lease, a generation check) may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a commit or a pull (page bodies) may take.
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3);
+/// A store that instances share: what the engine needs of it. Implementations bound every
+/// call in time (at most [`REQUEST_TIMEOUT`] on a request's path, [`TRANSFER_TIMEOUT`] for
+/// page bodies) and fail fast while the store is down.
+pub trait SharedTier: Send + Sync + 'static {
+    /// This process's name in events and page records (unique per instance).
+    fn instance(&self) -> &str;
+
+    /// How long a lease lives unless renewed (the holder renews it every third of it).
+    fn lease_ttl(&self) -> Duration;
+
+    /// Tries to take `key`'s lease; the returned [`Lease`] renews itself until dropped.
+    fn acquire<'a>(self: Arc<Self>, key: &'a PageKey) -> BoxFuture<'a, io::Result<Acquired>>;
+
+    /// Extends a lease; `false` when it is no longer ours.
+    fn renew<'a>(&'a self, key: &'a PageKey, token: u64) -> BoxFuture<'a, io::Result<bool>>;
+
+    /// Deletes a lease if it is still ours.
+    fn release<'a>(&'a self, key: &'a PageKey, token: u64) -> BoxFuture<'a, io::Result<()>>;
+
+    /// `key`'s stored generation (0: none) and whether its lease is held.
+    fn watch<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<(u64, bool)>>;
+
+    /// Commits a generated page: with a lease's `token` (fenced: refused when a newer token or
+    /// generation is stored), or with token 0 as a write-back of a page generated while the
+    /// tier was down (written only if its generation is newer). `keep_unchanged`: an
+    /// unchanged etag keeps the stored generation (the build). Releases the lease when it is
+    /// still ours.
+    fn commit<'a>(
+        &'a self,
+        token: u64,
+        meta: &'a PageMeta,
+        body: Option<&'a Variants>,
+        keep_unchanged: bool,
+    ) -> BoxFuture<'a, io::Result<Commit>>;
+
+    /// The page as the tier holds it, if it does.
+    fn pull<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<Option<SharedPage>>>;
+
+    /// The stored generation of each of `keys` (0: none), within `timeout`.
+    fn generations<'a>(
+        &'a self,
+        keys: &'a [PageKey],
+        timeout: Duration,
+    ) -> BoxFuture<'a, io::Result<Vec<u64>>>;
+
+    /// Up to `limit` keys of pages (committed by any instance) that carry `tag`.
+    fn keys_with_tag<'a>(
+        &'a self,
+        tag: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, io::Result<Vec<String>>>;
+
+    /// Starts applying other instances' commits to `sink`, until the sink is dropped.
+    fn follow_events(self: Arc<Self>, sink: Weak<dyn EventSink>);
+}
+
+/// What the event reader tells the engine.
+pub trait EventSink: Send + Sync + 'static {
+    /// Another instance committed `key` as `generation`.
+    fn page_changed(self: Arc<Self>, key: &str, generation: u64);
+    /// Events may have been missed: every local page must be re-checked against Redis.
+    fn resync(self: Arc<Self>);
+    /// Redis answers again after being unreachable (write back what was generated meanwhile).
+    fn reconnected(self: Arc<Self>);
+}
+
+/// What [`SharedTier::acquire`] found.
+pub enum Acquired {
+    /// The lease is ours: run the loader. `stored_generation` is the page's generation in
+    /// Redis (0: none).
+    Lead {
+        lease: Lease,
+        stored_generation: u64,
+    },
+    /// Another instance holds the lease.
+    Held { stored_generation: u64 },
+}
+
+/// What a commit did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// Written as `generation`.
+    Written { generation: u64 },
+    /// Refused: a newer token or generation is stored (`stored_generation`).
+    Rejected { stored_generation: u64 },
+    /// The build found the same content stored: nothing was written.
+    Unchanged { stored_generation: u64 },
+}
+
+/// A page as the shared tier holds it (`meta.generated_at_ms` is its generation).
+#[derive(Clone, Debug)]
+pub struct SharedPage {
+    pub meta: PageMeta,
+    pub body: Option<Variants>,
+    /// The instance that committed it (see [`SharedTier::instance`]).
+    pub origin: Option<String>,
+}
+
+/// The right to regenerate one page across all instances, identified by its fencing token.
+/// Dropping it releases the lease; a commit with it releases it too.
+pub struct Lease {
+    tier: Arc<dyn SharedTier>,
+    key: PageKey,
+    token: u64,
+    renewal: tokio::task::AbortHandle,
+    released: bool,
+}
+
+impl Lease {
+    /// Starts renewing the lease `token` on `key` that `tier` granted, every third of its
+    /// time to live, until it is dropped or committed.
+    pub fn start(tier: Arc<dyn SharedTier>, key: PageKey, token: u64) -> Lease {
+        let renewal = {
+            let (tier, key) = (tier.clone(), key.clone());
+            tokio::spawn(async move {
+                let period = tier.lease_ttl() / 3;
+                loop {
+                    tokio::time::sleep(period).await;
+                    match tier.renew(&key, token).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            metrics::redis_lease("lost");
+                            tracing::warn!(path = %key, token, "lost the page's lease (it expired); a commit with it will be refused if another instance regenerated the page");
+                            return;
+                        }
+                        // Redis unreachable: keep trying while the loader runs.
+                        Err(error) => tracing::debug!(path = %key, %error, "could not renew the lease"),
+                    }
+                }
+            })
+            .abort_handle()
+        };
+        Lease {
+            tier,
+            key,
+            token,
+            renewal,
+            released: false,
+        }
+    }
+
+    /// The fencing token.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// The commit script released the lease.
+    pub fn released_by_commit(mut self) {
+        self.released = true;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if self.released {
+            return;
+        }
+        let (tier, key, token) = (self.tier.clone(), self.key.clone(), self.token);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = tier.release(&key, token).await {
+                    tracing::debug!(path = %key, %error, "could not release the lease; it expires by itself");
+                }
+            });
+        }
+    }
+}
