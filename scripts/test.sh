@@ -23,6 +23,10 @@ if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null || ! comman
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# isr with `ssr` alone (no `redis`, no `metrics`): it builds, lints clean, and refuses --redis
+# naming the feature (the workspace's examples turn both features on).
+cargo clippy -p isr --features ssr --all-targets -- -D warnings
+cargo test -p isr --features ssr --lib cli::
 # The examples build and link for macOS and Windows too (scripts/cross.sh).
 bash scripts/cross.sh
 cargo test --workspace
