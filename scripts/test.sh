@@ -23,10 +23,12 @@ if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null || ! comman
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-# isr with `ssr` alone (no `redis`, no `metrics`): it builds, lints clean, and refuses --redis
-# naming the feature (the workspace's examples turn both features on).
+# isr with fewer features than the examples use: `ssr` + `cli` (no `redis`, no `metrics`)
+# builds, lints clean and refuses --redis naming the feature; `ssr` alone (a library, no
+# command line) builds and lints clean.
 cargo clippy -p isr --features ssr --all-targets -- -D warnings
 cargo test -p isr --features ssr --lib cli::
+cargo clippy -p isr --no-default-features --features ssr --all-targets -- -D warnings
 # The examples build and link for macOS and Windows too (scripts/cross.sh).
 bash scripts/cross.sh
 cargo test --workspace

@@ -6,7 +6,6 @@ use crate::page::{PageDef, Params, Revalidate};
 use crate::route::PageKey;
 use crate::store::PageKind;
 use futures::{FutureExt, StreamExt};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -226,17 +225,7 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
             time: Duration::ZERO,
         })
         .collect();
-    let progress = if options.progress {
-        ProgressBar::with_draw_target(Some(targets.len() as u64), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template(
-            "{spinner} building {bar:30} {pos}/{len} pages {per_sec} eta {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let progress = Progress::new(options.progress, targets.len());
     let mut built: HashSet<PageKey> = HashSet::with_capacity(targets.len());
     // One file-system sync at the end (in `retain`) instead of an fsync per page.
     let deferred = DeferredDurability::begin(engine);
@@ -250,7 +239,7 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
         })
         .buffer_unordered(options.jobs.max(1));
     while let Some((def, key, outcome, time)) = generations.next().await {
-        progress.inc(1);
+        progress.inc();
         let summary = routes.iter_mut().find(|r| r.route == def.path);
         match outcome {
             Outcome::Generated(page) => {
@@ -280,7 +269,7 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
         }
     }
     drop(generations);
-    progress.finish_and_clear();
+    progress.finish();
     deferred.end();
     if !failures.is_empty() && !options.keep_going {
         let _ = engine.store().sync().await;
@@ -400,5 +389,48 @@ fn human_bytes(bytes: u64) -> String {
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
         b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
         b => format!("{b} B"),
+    }
+}
+
+/// The build's progress bar on stderr (feature `cli`; it hides itself when stderr is not a
+/// terminal). Without the feature, builds report only their summary.
+struct Progress {
+    #[cfg(feature = "cli")]
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    fn new(show: bool, pages: usize) -> Self {
+        #[cfg(feature = "cli")]
+        {
+            use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+            let bar = if show {
+                ProgressBar::with_draw_target(Some(pages as u64), ProgressDrawTarget::stderr())
+            } else {
+                ProgressBar::hidden()
+            };
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} building {bar:30} {pos}/{len} pages {per_sec} eta {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            Progress { bar }
+        }
+        #[cfg(not(feature = "cli"))]
+        {
+            let _ = (show, pages);
+            Progress {}
+        }
+    }
+
+    fn inc(&self) {
+        #[cfg(feature = "cli")]
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        #[cfg(feature = "cli")]
+        self.bar.finish_and_clear();
     }
 }

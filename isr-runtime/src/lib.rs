@@ -73,7 +73,7 @@ pub mod backoff;
 pub mod build;
 #[cfg(feature = "ssr")]
 pub mod cdn;
-#[cfg(feature = "ssr")]
+#[cfg(all(feature = "ssr", feature = "cli"))]
 pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod client;
@@ -85,7 +85,7 @@ pub mod context;
 pub mod csp;
 #[cfg(any(feature = "ssr", feature = "hydrate"))]
 pub mod dashboard;
-#[cfg(feature = "ssr")]
+#[cfg(all(feature = "ssr", feature = "cli"))]
 pub mod embed;
 #[cfg(feature = "ssr")]
 pub mod encoding;
@@ -97,7 +97,7 @@ mod generated;
 pub mod hot_cache;
 #[cfg(feature = "hydrate")]
 pub mod hydrate;
-#[cfg(feature = "ssr")]
+#[cfg(all(feature = "ssr", feature = "cli"))]
 pub mod log_fields;
 #[cfg(feature = "ssr")]
 pub mod malloc_arenas;
@@ -107,7 +107,7 @@ pub mod metrics;
 mod page;
 #[cfg(feature = "ssr")]
 mod random;
-#[cfg(feature = "ssr")]
+#[cfg(all(feature = "ssr", feature = "cli"))]
 mod remote;
 #[cfg(feature = "ssr")]
 pub mod render;
@@ -128,14 +128,18 @@ pub mod sitemap;
 #[cfg(feature = "ssr")]
 pub mod store;
 
-/// Re-exported so that apps add routes and subcommands with the versions isr uses.
+/// Re-exported so that apps add routes with the version isr uses.
 #[cfg(feature = "ssr")]
-pub use {axum, clap};
+pub use axum;
+/// Re-exported so that apps add subcommands with the version isr uses.
+#[cfg(all(feature = "ssr", feature = "cli"))]
+pub use clap;
+#[cfg(all(feature = "ssr", feature = "cli"))]
+pub use cli::App;
 
 #[cfg(feature = "ssr")]
 pub use {
     build::{BuildError, BuildOptions, BuildReport},
-    cli::App,
     context::{AppState, FromContext, LoadContext, Path, Rejection, State},
     csp::ContentSecurityPolicy,
     engine::{

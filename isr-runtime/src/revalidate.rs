@@ -323,6 +323,7 @@ impl Revalidator {
     }
 
     /// A handle bound to no app: every call answers [`NotRunning`].
+    #[cfg(feature = "cli")]
     pub(crate) fn unbound() -> Self {
         Revalidator {
             engine: std::sync::Weak::new(),
@@ -368,6 +369,7 @@ impl Revalidator {
 static RUNNING: OnceLock<Arc<Engine>> = OnceLock::new();
 
 /// Makes `engine` the target of [`revalidate_path`] and [`revalidate_tag`] (done by `App`).
+#[cfg(feature = "cli")]
 pub(crate) fn set_running(engine: Arc<Engine>) {
     let _ = RUNNING.set(engine);
 }
