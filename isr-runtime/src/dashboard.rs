@@ -464,3 +464,14 @@ mod client {
 pub fn isr_hydrate_dashboard() {
     crate::hydrate::hydrate_view::<DashboardData, _, _>(|props| view! { <Dashboard data=props /> });
 }
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use crate::engine::PageState;
+
+    #[test]
+    fn the_dashboard_lists_the_same_states_as_the_engine() {
+        let names: Vec<&str> = PageState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, super::STATES);
+    }
+}

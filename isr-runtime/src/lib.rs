@@ -68,8 +68,6 @@ pub use isr_macros::paths;
 pub const PROPS_ELEMENT_ID: &str = "__isr_props";
 
 #[cfg(feature = "ssr")]
-pub mod backoff;
-#[cfg(feature = "ssr")]
 pub mod build;
 #[cfg(feature = "ssr")]
 pub mod cdn;
@@ -78,23 +76,13 @@ pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod client;
 #[cfg(feature = "ssr")]
-pub mod clock;
-#[cfg(feature = "ssr")]
-pub mod context;
-#[cfg(feature = "ssr")]
 pub mod csp;
 #[cfg(any(feature = "ssr", feature = "hydrate"))]
 pub mod dashboard;
 #[cfg(all(feature = "ssr", feature = "cli"))]
 pub mod embed;
-#[cfg(feature = "ssr")]
-pub mod encoding;
-#[cfg(feature = "ssr")]
-pub mod engine;
-#[cfg(feature = "ssr")]
-mod generated;
-#[cfg(feature = "ssr")]
-pub mod hot_cache;
+#[cfg(all(test, feature = "ssr"))]
+mod engine_tests;
 #[cfg(feature = "hydrate")]
 pub mod hydrate;
 #[cfg(all(feature = "ssr", feature = "cli"))]
@@ -104,17 +92,11 @@ pub mod malloc_arenas;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
-mod page;
-#[cfg(feature = "ssr")]
 mod random;
 #[cfg(all(feature = "ssr", feature = "cli"))]
 mod remote;
 #[cfg(feature = "ssr")]
 pub mod render;
-#[cfg(feature = "ssr")]
-pub mod revalidate;
-#[cfg(feature = "ssr")]
-pub mod route;
 #[cfg(any(feature = "ssr", feature = "hydrate"))]
 pub mod router;
 #[cfg(feature = "ssr")]
@@ -128,6 +110,12 @@ pub mod sitemap;
 #[cfg(feature = "ssr")]
 pub mod store;
 
+#[cfg(feature = "ssr")]
+use isr_core::page;
+/// The engine and the page model, from `isr-core` (nothing in them knows about HTTP).
+#[cfg(feature = "ssr")]
+pub use isr_core::{backoff, clock, context, encoding, engine, hot_cache, revalidate, route};
+
 /// Re-exported so that apps add routes with the version isr uses.
 #[cfg(feature = "ssr")]
 pub use axum;
@@ -140,52 +128,33 @@ pub use cli::App;
 #[cfg(feature = "ssr")]
 pub use {
     build::{BuildError, BuildOptions, BuildReport},
-    context::{AppState, FromContext, LoadContext, Path, Rejection, State},
     csp::ContentSecurityPolicy,
-    engine::{
-        CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
-        Served, Trigger,
+    isr_core::{
+        context::{AppState, FromContext, LoadContext, Path, Rejection, State},
+        engine::{
+            CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
+            Served, Trigger,
+        },
+        page::{
+            pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
+            HTML_CONTENT_TYPE,
+        },
+        revalidate::{
+            revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,
+            RevalidationResult, Revalidator,
+        },
+        route::{PageKey, Resolved, RouteError, Routes},
+        RenderedBody,
     },
-    page::{
-        pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
-    },
-    render::{RenderedBody, Shell},
-    revalidate::{
-        revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,
-        RevalidationResult, Revalidator,
-    },
-    route::{PageKey, Resolved, RouteError, Routes},
+    render::Shell,
     site::SiteUrl,
 };
 
-/// How many CPUs this process may use (at least 1): what the defaults of serving threads,
-/// build jobs, regenerations and hot-cache shards derive from.
 #[cfg(feature = "ssr")]
-pub(crate) fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
+pub(crate) use isr_core::cpus;
 
-/// The error type of loaders: any error, with context (`anyhow`).
-///
-/// ```
-/// # #[cfg(feature = "ssr")] {
-/// let err: isr::Error = anyhow::anyhow!("database down");
-/// assert_eq!(err.to_string(), "database down");
-/// # }
-/// ```
 #[cfg(feature = "ssr")]
-pub type Error = anyhow::Error;
-
-/// `Result` with [`Error`].
-///
-/// ```
-/// # #[cfg(feature = "ssr")] {
-/// fn f() -> isr::Result<u8> { Ok(1) }
-/// assert_eq!(f().unwrap(), 1);
-/// # }
-/// ```
-#[cfg(feature = "ssr")]
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use isr_core::{Error, Result};
 
 /// What a page module needs: `use isr::prelude::*;`.
 ///

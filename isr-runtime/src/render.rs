@@ -1,11 +1,11 @@
 //! Rendering: a leptos view with its props → page body (+ `<head>` tags from `leptos_meta`),
 //! and a rendered body → the full HTML document that is stored and served.
 
-use crate::generated::Generated;
-pub use crate::generated::RenderedBody;
 use crate::page::Load;
 use crate::page::Params;
 use futures::StreamExt;
+use isr_core::Generated;
+pub use isr_core::RenderedBody;
 use leptos::prelude::{provide_context, IntoView, Owner, RenderHtml};
 use leptos_meta::ServerMetaContext;
 use serde::Serialize;

@@ -320,7 +320,7 @@ fn page_response(
             }
             headers.insert(
                 CACHE_STATUS,
-                cache_status(cache, window, age, page.version != 0),
+                cache_status(cache, window, age, page.is_stored()),
             );
             headers.insert(ISR_CACHE, HeaderValue::from_static(cache.as_str()));
             response

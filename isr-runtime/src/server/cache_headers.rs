@@ -48,7 +48,7 @@ impl PageHeaders {
         // Slices of the page's own etag buffer: a reference count each, no copy.
         let etags = Encoding::ALL.map(|encoding| {
             page.representation(encoding)?;
-            HeaderValue::from_maybe_shared(page.etags.shared(encoding)?).ok()
+            HeaderValue::from_maybe_shared(page.etags().shared(encoding)?).ok()
         });
         let (surrogate_key, cache_tag) = purge_key_headers(&page.meta.tags, &page.meta.key);
         PageHeaders {

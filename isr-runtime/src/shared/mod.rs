@@ -95,7 +95,7 @@ impl RedisTier {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let bad = isr::shared::SharedTier::connect(isr::shared::SharedOptions::new("http://x", "p"));
+    /// let bad = isr::shared::RedisTier::connect(isr::shared::SharedOptions::new("http://x", "p"));
     /// assert!(bad.is_err());
     /// # }
     /// ```

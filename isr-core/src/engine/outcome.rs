@@ -160,6 +160,23 @@ impl CachedPage {
             .downcast_ref::<T>()
     }
 
+    /// Whether [`body`](Self::body) holds only some of the stored encodings (the HTML and the
+    /// one a request wanted, read back from the store for it).
+    pub fn is_partial(&self) -> bool {
+        self.partial
+    }
+
+    /// Whether this version is stored (in the page table and the store); a not-found
+    /// remembered only in memory is not.
+    pub fn is_stored(&self) -> bool {
+        self.version != 0
+    }
+
+    /// The `ETag` value of each stored encoding, formatted once (empty for non-pages).
+    pub fn etags(&self) -> &RepresentationEtags {
+        &self.etags
+    }
+
     /// The HTML as rendered (pages only).
     pub fn html(&self) -> Option<&Bytes> {
         self.body.as_ref().map(|b| &b.identity)

@@ -495,14 +495,3 @@ fn window_of(def: &PageDef) -> Option<u64> {
         Revalidate::Never => None,
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::PageState;
-
-    #[test]
-    fn the_dashboard_lists_the_same_states() {
-        let names: Vec<&str> = PageState::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(names, crate::dashboard::STATES);
-    }
-}

@@ -68,7 +68,12 @@ impl PageKey {
 }
 
 /// [`PageKey::to_url_path`] of a key's text (a stored key).
-pub(crate) fn url_path(key: &str) -> String {
+///
+/// ```
+/// assert_eq!(isr::route::url_path("/"), "/");
+/// assert_eq!(isr::route::url_path("/blog/hello"), "/blog/hello");
+/// ```
+pub fn url_path(key: &str) -> String {
     let mut path = String::with_capacity(key.len() + 8);
     for segment in key.split('/').filter(|s| !s.is_empty()) {
         path.push('/');
@@ -132,9 +137,14 @@ impl fmt::Debug for PageKey {
     }
 }
 
-/// A key for unit tests of the tiers below the router (the path must be canonical).
-#[cfg(test)]
-pub(crate) fn test_key(path: &str) -> PageKey {
+/// A key for unit tests of the tiers below the router (the path must be canonical): only with
+/// the `test-util` feature, which `isr` enables for its own tests (a key is otherwise made only
+/// by the router).
+///
+/// # Panics
+/// When `path` is not a canonical key.
+#[cfg(any(test, feature = "test-util"))]
+pub fn test_key(path: &str) -> PageKey {
     assert!(is_canonical_key(path), "{path:?} is not a canonical key");
     PageKey::checked(path)
 }

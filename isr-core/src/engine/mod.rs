@@ -738,8 +738,9 @@ impl Engine {
         })
     }
 
-    /// Generates a page enumerated by the build (no scheduler slot: the build bounds itself).
-    pub(crate) async fn generate(
+    /// Generates a page enumerated by a build now (no scheduler slot: the build bounds its
+    /// own concurrency) and commits it; what `isr::build::build` runs for every page.
+    pub async fn generate(
         self: &Arc<Self>,
         def: &'static PageDef,
         key: PageKey,
@@ -769,14 +770,17 @@ impl Engine {
     }
 
     /// The persistent tier.
-    pub(crate) fn store(&self) -> &Arc<dyn PageStore> {
+    pub fn store(&self) -> &Arc<dyn PageStore> {
         &self.store
     }
 
     /// Forgets every page whose key is not in `keep` (after a build: pages no longer listed);
     /// with the shared tier, also in Redis, as a tombstone every instance applies (see
     /// `remove_shared`).
-    pub(crate) async fn retain(&self, keep: &HashSet<PageKey>) -> std::io::Result<usize> {
+    ///
+    /// # Errors
+    /// The store's error when a removal fails (pages removed before it stay removed).
+    pub async fn retain(&self, keep: &HashSet<PageKey>) -> std::io::Result<usize> {
         let removed: Vec<PageKey> = self
             .table
             .keys()
@@ -856,7 +860,7 @@ impl Engine {
 
     /// Runs `work` as tracked background work: it goes on when the caller stops waiting (a
     /// client that disconnects), and [`Engine::shutdown`] waits for it.
-    pub(crate) fn spawn_tracked<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    pub fn spawn_tracked<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
@@ -873,7 +877,9 @@ impl Engine {
         self.background.spawn(work)
     }
 
-    fn lock_inflight(&self) -> std::sync::MutexGuard<'_, HashMap<PageKey, SharedGeneration>> {
+    pub(crate) fn lock_inflight(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<PageKey, SharedGeneration>> {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -322,9 +322,16 @@ impl Revalidator {
         Revalidator { engine }
     }
 
-    /// A handle bound to no app: every call answers [`NotRunning`].
-    #[cfg(feature = "cli")]
-    pub(crate) fn unbound() -> Self {
+    /// A handle bound to no app: every call answers [`NotRunning`] (what an app's start-up
+    /// checks see before its engine exists).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let unbound = isr::Revalidator::unbound();
+    /// assert_eq!(unbound.path("/blog").await.unwrap_err(), isr::NotRunning);
+    /// # }
+    /// ```
+    pub fn unbound() -> Self {
         Revalidator {
             engine: std::sync::Weak::new(),
         }
@@ -368,9 +375,10 @@ impl Revalidator {
 
 static RUNNING: OnceLock<Arc<Engine>> = OnceLock::new();
 
-/// Makes `engine` the target of [`revalidate_path`] and [`revalidate_tag`] (done by `App`).
-#[cfg(feature = "cli")]
-pub(crate) fn set_running(engine: Arc<Engine>) {
+/// Makes `engine` the target of [`revalidate_path`] and [`revalidate_tag`] (done by
+/// `App::run`; the first call wins). Not for new code: prefer each app's [`Revalidator`].
+#[doc(hidden)]
+pub fn set_running(engine: Arc<Engine>) {
     let _ = RUNNING.set(engine);
 }
 

@@ -1,0 +1,69 @@
+//! # isr-core — the engine of isr, without HTTP
+//!
+//! The page model ([`page`], [`route`], [`context`]), the engine ([`engine`]: freshness,
+//! single-flight generation, background regeneration, scheduling, backoff, timeouts, on-demand
+//! revalidation), the hot cache, and the [`store::PageStore`] trait with an in-memory store.
+//! Nothing here knows about HTTP, leptos, Redis or SQLite: the `isr` crate adds rendering, the
+//! server, the file store and the command line, and reaches the shared tier through
+//! [`engine::SharedTier`]. Apps depend on `isr`, which re-exports everything here.
+//!
+//! Modules, data flowing one way: [`route`] → [`engine`] → ([`store`], page loaders).
+
+pub mod backoff;
+pub mod clock;
+pub mod context;
+pub mod encoding;
+pub mod engine;
+mod generated;
+pub mod hot_cache;
+pub mod metrics;
+pub mod page;
+pub mod revalidate;
+pub mod route;
+pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+#[doc(hidden)]
+pub mod testing;
+
+pub use {
+    context::{AppState, FromContext, LoadContext, Path, Rejection, State},
+    engine::{
+        CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
+        Served, Trigger,
+    },
+    generated::{Generated, RenderedBody},
+    page::{
+        pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
+    },
+    revalidate::{
+        revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,
+        RevalidationResult, Revalidator,
+    },
+    route::{PageKey, Resolved, RouteError, Routes},
+};
+
+/// How many CPUs this process may use (at least 1): what the defaults of serving threads,
+/// build jobs, regenerations and hot-cache shards derive from.
+///
+/// ```
+/// assert!(isr_core::cpus() >= 1);
+/// ```
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The error type of loaders: any error, with context (`anyhow`).
+///
+/// ```
+/// let err: isr_core::Error = anyhow::anyhow!("database down");
+/// assert_eq!(err.to_string(), "database down");
+/// ```
+pub type Error = anyhow::Error;
+
+/// `Result` with [`Error`].
+///
+/// ```
+/// fn f() -> isr_core::Result<u8> { Ok(1) }
+/// assert_eq!(f().unwrap(), 1);
+/// ```
+pub type Result<T, E = Error> = std::result::Result<T, E>;
