@@ -9,7 +9,7 @@ use crate::engine::{
 use crate::page::{Fallback, Generated, PageDef, Params, Revalidate};
 use crate::render::DocumentShell;
 use crate::route::Routes;
-use crate::store::{FsStore, MemoryStore, PageKind, PageStore};
+use crate::store::{FsStore, PageKind, PageStore};
 use crate::RenderedBody;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "redis")]
 async fn shared_harness(tier: Arc<crate::shared::RedisTier>) -> Harness {
     let routes = Routes::new(vec![&BLOCKING, &ONLY_LISTED]).unwrap();
-    let builder = Engine::builder(routes, Arc::new(MemoryStore::default())).shared(tier);
+    let builder =
+        Engine::builder(routes, Arc::new(crate::store::MemoryStore::default())).shared(tier);
     harness_of(builder, Arc::new(ManualClock::new(START_MS))).await
 }
 
