@@ -29,6 +29,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p isr --features ssr --all-targets -- -D warnings
 cargo test -p isr --features ssr --lib cli::
 cargo clippy -p isr --no-default-features --features ssr --all-targets -- -D warnings
+# The dependency contract (deny.toml: licenses, sources, no second version of a crate without
+# a reason) and the library crates as they would be published (packaged and built from the
+# package). Not `--workspace`: the examples and the test crate are apps (publish = false) and
+# their `isr` dependency would resolve against crates.io, where that name is another crate.
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --version 0.20.2
+cargo deny check bans licenses sources
+cargo package -p isr-macros -p isr-core -p isr --allow-dirty
 # The examples build and link for macOS and Windows too (scripts/cross.sh).
 bash scripts/cross.sh
 cargo test --workspace
