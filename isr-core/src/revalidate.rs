@@ -170,10 +170,14 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
 /// once, at most [`CONCURRENCY`] at a time, and reports each once, in request order. The work
 /// runs as tracked background work: it finishes even when the caller stops waiting.
 ///
-/// ```no_run
-/// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
-/// let req = isr::RevalidateRequest { paths: vec!["/blog".into()], tags: vec![] };
-/// for r in isr::revalidate::revalidate(&engine, &req).await { println!("{r:?}"); }
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// let req = isr::RevalidateRequest { paths: vec!["/blog/hello".into(), "/nowhere".into()], tags: vec![] };
+/// let results = isr::revalidate::revalidate(&engine, &req).await;
+/// assert_eq!(results[0].outcome, isr::RevalidationOutcome::Regenerated);
+/// assert_eq!(results[1].outcome, isr::RevalidationOutcome::NoRoute);
 /// # }
 /// ```
 pub async fn revalidate(
@@ -189,11 +193,21 @@ pub async fn revalidate(
 /// Like [`revalidate`], but answers [`Revalidation::Accepted`] without waiting when the request
 /// names more than `max_awaited` pages (the webhook uses [`MAX_AWAITED_PAGES`]).
 ///
-/// ```no_run
-/// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
-/// let req = isr::RevalidateRequest { paths: vec![], tags: vec!["posts".into()] };
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// engine.request("/blog/a").await;
+/// engine.request("/blog/b").await;
+/// let req = isr::RevalidateRequest { paths: vec![], tags: vec!["example".into()] };
+/// // Two pages, at most one awaited: the work goes on in the background.
+/// let answer = isr::revalidate::start(&engine, &req, 1).await;
+/// assert!(matches!(answer, isr::revalidate::Revalidation::Accepted { .. }), "{answer:?}");
+/// // At most 1,000: both are awaited and answered.
 /// let answer = isr::revalidate::start(&engine, &req, isr::revalidate::MAX_AWAITED_PAGES).await;
-/// # let _ = answer; }
+/// let isr::revalidate::Revalidation::Done(results) = answer else { panic!() };
+/// assert_eq!(results.len(), 2);
+/// # }
 /// ```
 pub async fn start(
     engine: &Arc<Engine>,
@@ -402,10 +416,13 @@ impl std::error::Error for NotRunning {}
 /// process. Prefer the app's own [`Revalidator`], which targets its app whatever else runs in
 /// the process.
 ///
-/// Not run as a test: it needs an app started with `App::run` in this process.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), isr::NotRunning> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), isr::NotRunning> {
+/// // Before an app runs in this process:
+/// assert_eq!(isr::revalidate_path("/blog/hello").await.unwrap_err(), isr::NotRunning);
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// # isr::revalidate::set_running(engine); // what `App::run` does
 /// let result = isr::revalidate_path("/blog/hello").await?;
 /// assert_eq!(result.outcome, isr::RevalidationOutcome::Regenerated);
 /// # Ok(()) }
@@ -437,9 +454,16 @@ pub(crate) async fn revalidate_one(engine: &Arc<Engine>, path: &str) -> Revalida
 /// Regenerates every page that carries `tag` now and waits for them, in the first app started
 /// in this process. Prefer the app's own [`Revalidator`].
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), isr::NotRunning> {
-/// for result in isr::revalidate_tag("products").await? { println!("{result:?}"); }
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), isr::NotRunning> {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// # engine.request("/blog/hello").await;
+/// # isr::revalidate::set_running(engine); // what `App::run` does
+/// let results = isr::revalidate_tag("example").await?;
+/// assert_eq!(results.len(), 1);
+/// assert_eq!(results[0].path, "/blog/hello");
+/// assert!(isr::revalidate_tag("products").await?.is_empty());
 /// # Ok(()) }
 /// ```
 pub async fn revalidate_tag(tag: &str) -> Result<Vec<RevalidationResult>, NotRunning> {

@@ -254,9 +254,9 @@ impl Routes {
     /// The registered pages, in registration order.
     ///
     /// ```
-    /// # fn demo(routes: &isr::Routes) {
-    /// for def in routes.defs() { println!("{}", def.path); }
-    /// # }
+    /// let routes = isr::__private::example_routes(&["/blog", "/blog/:slug"]);
+    /// let paths: Vec<&str> = routes.defs().iter().map(|def| def.path).collect();
+    /// assert_eq!(paths, ["/blog", "/blog/:slug"]);
     /// ```
     pub fn defs(&self) -> &[&'static PageDef] {
         &self.defs
@@ -265,9 +265,10 @@ impl Routes {
     /// The page registered for exactly this route pattern.
     ///
     /// ```
-    /// # fn demo(routes: &isr::Routes) {
-    /// let blog = routes.def("/blog");
-    /// # let _ = blog; }
+    /// let routes = isr::__private::example_routes(&["/blog", "/blog/:slug"]);
+    /// assert_eq!(routes.def("/blog/:slug").unwrap().path, "/blog/:slug");
+    /// // A pattern, not a path.
+    /// assert!(routes.def("/blog/hello").is_none());
     /// ```
     pub fn def(&self, pattern: &str) -> Option<&'static PageDef> {
         self.defs.iter().copied().find(|d| d.path == pattern)
@@ -362,9 +363,11 @@ impl Routes {
     /// The key of `def`'s page for `params` (used for pages enumerated by `paths`).
     ///
     /// ```
-    /// # fn demo(routes: &isr::Routes, def: &isr::PageDef) {
-    /// let key = routes.key_for(def, &isr::Params::new().with("slug", "hello"));
-    /// # let _ = key; }
+    /// let routes = isr::__private::example_routes(&["/blog/:slug"]);
+    /// let def = routes.def("/blog/:slug").unwrap();
+    /// let key = routes.key_for(def, &isr::Params::new().with("slug", "hello")).unwrap();
+    /// assert_eq!(key.as_str(), "/blog/hello");
+    /// assert!(routes.key_for(def, &isr::Params::new()).is_err(), "a param is missing");
     /// ```
     pub fn key_for(&self, def: &PageDef, params: &Params) -> Result<PageKey, RouteError> {
         let mut key = String::new();

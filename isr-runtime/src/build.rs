@@ -87,7 +87,14 @@ pub struct RouteSummary {
 /// What a build did.
 ///
 /// ```
-/// # fn demo(report: &isr::BuildReport) { println!("{report}"); }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog"])).await;
+/// let options = isr::BuildOptions { progress: false, ..Default::default() };
+/// let report = isr::build::build(&engine, options).await.unwrap();
+/// assert_eq!((report.routes[0].route, report.routes[0].pages), ("/blog", 1));
+/// assert!(report.to_string().contains("/blog"), "{report}");
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct BuildReport {
@@ -200,10 +207,13 @@ struct Target {
 
 /// Pre-renders every page: static routes, and each page `paths` lists for dynamic routes.
 ///
-/// ```no_run
-/// # async fn demo(engine: std::sync::Arc<isr::Engine>) -> Result<(), isr::BuildError> {
-/// let report = isr::build::build(&engine, isr::BuildOptions::default()).await?;
-/// println!("{report}");
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), isr::BuildError> {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/", "/about"])).await;
+/// let report = isr::build::build(&engine, isr::BuildOptions { progress: false, ..Default::default() }).await?;
+/// assert_eq!(engine.page_count(), 2);
+/// assert!(report.failures.is_empty() && report.pruned == 0);
 /// # Ok(()) }
 /// ```
 pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildReport, BuildError> {

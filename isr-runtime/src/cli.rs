@@ -511,10 +511,24 @@ impl App {
     /// ([`crate::metrics::install`]); `embed` does not, so the embedding app decides what its
     /// process records.
     ///
+    /// Not run as a test: an app needs pages, which `#[page]` registers only in a crate built
+    /// with its own `ssr` feature (see [`Embedded`](crate::embed::Embedded)).
+    ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), String> {
-    /// let isr = isr::App::new("blog").metrics(isr::metrics::install()).embed().await?;
-    /// # let _ = isr; Ok(()) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), String> {
+    /// use tower::ServiceExt;
+    /// let site = tempfile::tempdir().unwrap();
+    /// let isr = isr::App::new("blog")
+    ///     .site_root(site.path().join("blog"))
+    ///     .metrics(isr::metrics::install())
+    ///     .embed()
+    ///     .await?;
+    /// let request = isr::axum::http::Request::get("/_isr/metrics").header("host", "127.0.0.1:3000");
+    /// let answer = isr.router().oneshot(request.body(isr::axum::body::Body::empty()).unwrap()).await.unwrap();
+    /// assert_eq!(answer.status(), 200, "no token set: the metrics are open");
+    /// isr.shutdown().await;
+    /// # Ok(()) }
     /// ```
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
@@ -593,6 +607,9 @@ impl App {
     /// background, as `start` does — and returns the router to merge with the app's own routes
     /// and layers. Call it inside the app's tokio runtime, after setting up logging; call
     /// [`Embedded::shutdown`] after the server stops.
+    ///
+    /// Not run as a test: it serves until the process is stopped (the example of
+    /// [`Embedded`](crate::embed::Embedded) runs).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), String> {

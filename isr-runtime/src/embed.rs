@@ -7,11 +7,24 @@ use std::time::Duration;
 
 /// An opened, built (or rebuilding) site ready to be served by the app's own server.
 ///
+/// Not run as a test: an app needs pages, and `#[page]` registers them only in a crate built
+/// with its own `ssr` feature, which a documentation test is not (`tests/tests/embedded.rs`
+/// runs `examples/blog/examples/embedded.rs`, which does this).
+///
 /// ```no_run
-/// # async fn demo() -> Result<(), String> {
-/// let isr = isr::App::new("blog").embed().await?;
-/// let app = isr::axum::Router::new().merge(isr.router());
-/// # let _ = app;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), String> {
+/// use isr::axum::{routing::get, Router};
+/// use tower::ServiceExt;
+/// let site = tempfile::tempdir().unwrap();
+/// let isr = isr::App::new("blog").site_root(site.path().join("blog")).embed().await?;
+/// let app = Router::new().route("/healthz", get(|| async { "ok" })).merge(isr.router());
+/// let get = |uri: &str| {
+///     let request = isr::axum::http::Request::get(uri).header("host", "127.0.0.1:3000");
+///     request.body(isr::axum::body::Body::empty()).unwrap()
+/// };
+/// assert_eq!(app.clone().oneshot(get("/healthz")).await.unwrap().status(), 200);
+/// assert_eq!(app.oneshot(get("/robots.txt")).await.unwrap().status(), 200, "isr's routes");
 /// isr.shutdown().await;
 /// # Ok(()) }
 /// ```

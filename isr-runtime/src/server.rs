@@ -130,11 +130,23 @@ pub struct ServerOptions {
 /// checked ([`origin::HostCheckLayer`]). To serve routes of the app's own beside it, merge them
 /// into [`unchecked_router`] and add the layer once, as `App` does.
 ///
-/// ```no_run
-/// # fn demo(engine: std::sync::Arc<isr::Engine>) {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// use tower::ServiceExt;
 /// let options = isr::server::ServerOptions { revalidate_secret: Some("0123456789abcdef".into()), ..Default::default() };
 /// let app = isr::server::router(engine, options);
-/// # let _ = app; }
+/// let get = |uri: &str| {
+///     let request = isr::axum::http::Request::get(uri).header("host", "127.0.0.1:3000");
+///     request.body(isr::axum::body::Body::empty()).unwrap()
+/// };
+/// let page = app.clone().oneshot(get("/blog/hello")).await.unwrap();
+/// assert_eq!(page.status(), 200);
+/// assert_eq!(page.headers()["x-isr-cache"], "MISS");
+/// assert_eq!(app.clone().oneshot(get("/blog/hello")).await.unwrap().headers()["x-isr-cache"], "HIT");
+/// assert_eq!(app.oneshot(get("/nowhere")).await.unwrap().status(), 404);
+/// # }
 /// ```
 pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
     unchecked_router(engine, options).layer(origin::HostCheckLayer)
@@ -608,11 +620,20 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// INFO request{method=GET path=/blog}: isr::access: status=200 cache=HIT ms=0.21
 /// ```
 ///
-/// ```no_run
-/// # fn demo(engine: std::sync::Arc<isr::Engine>) {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// use tower::ServiceExt;
 /// let app = isr::server::router(engine, Default::default());
 /// let app = isr::server::with_access_log(app);
-/// # let _ = app; }
+/// let get = |uri: &str| {
+///     let request = isr::axum::http::Request::get(uri).header("host", "127.0.0.1:3000");
+///     request.body(isr::axum::body::Body::empty()).unwrap()
+/// };
+/// // The layer logs and passes the answer through unchanged.
+/// assert_eq!(app.oneshot(get("/blog/hello")).await.unwrap().status(), 200);
+/// # }
 /// ```
 pub fn with_access_log(router: Router) -> Router {
     use tower_http::trace::TraceLayer;
@@ -655,6 +676,8 @@ pub fn with_access_log(router: Router) -> Router {
 /// Serves `app` on `listener` within `limits` until SIGINT or SIGTERM, then shuts down
 /// gracefully: stops accepting, lets in-flight requests finish, and returns once every
 /// connection is closed (see [`listener::serve_until`], which takes any shutdown future).
+///
+/// Not run as a test: it serves until the process gets SIGINT or SIGTERM.
 ///
 /// ```no_run
 /// # async fn demo(app: axum::Router) -> std::io::Result<()> {

@@ -263,7 +263,11 @@ impl Engine {
     /// announces the pages it changes, as regenerations do.
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { engine.mark_serving(); }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// engine.mark_serving();
+    /// # }
     /// ```
     pub fn mark_serving(&self) {
         self.serving
@@ -318,9 +322,12 @@ impl Engine {
     /// The app's routes.
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) {
-    /// let pages = engine.routes().defs().len();
-    /// # let _ = pages; }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// assert_eq!(engine.routes().defs().len(), 1);
+    /// assert!(engine.routes().def("/blog/:slug").is_some());
+    /// # }
     /// ```
     pub fn routes(&self) -> &Routes {
         &self.routes
@@ -330,7 +337,13 @@ impl Engine {
     /// fills at start-up, those loaded so far: see [`Engine::is_loaded`]).
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { println!("{} pages", engine.page_count()); }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// assert_eq!(engine.page_count(), 0);
+    /// engine.request("/blog/hello").await;
+    /// assert_eq!(engine.page_count(), 1);
+    /// # }
     /// ```
     pub fn page_count(&self) -> usize {
         self.table.len()
@@ -354,12 +367,18 @@ impl Engine {
 
     /// Answers a request for the raw (percent-encoded) `path`, without its query string.
     ///
-    /// ```no_run
-    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
-    /// match engine.request("/blog/hello").await {
-    ///     isr::Served::Stored { cache, .. } => println!("{}", cache.as_str()),
-    ///     other => println!("{other:?}"),
-    /// }
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// // A blocking-fallback page: generated on its first request (MISS), then a HIT.
+    /// let cache = |served| match served {
+    ///     isr::Served::Stored { cache, .. } => cache,
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// assert_eq!(cache(engine.request("/blog/hello").await), isr::CacheStatus::Miss);
+    /// assert_eq!(cache(engine.request("/blog/hello").await), isr::CacheStatus::Hit);
+    /// assert!(matches!(engine.request("/nowhere").await, isr::Served::NoRoute));
     /// # }
     /// ```
     pub async fn request(self: &Arc<Self>, path: &str) -> Served {
@@ -643,7 +662,12 @@ impl Engine {
     /// after [`EngineOptions::serve_while_loading`], or after that load failed).
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { if !engine.is_loaded() { println!("still loading"); } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// // Opened without `serve_while_loading`: the table is complete at once.
+    /// assert!(engine.is_loaded());
+    /// # }
     /// ```
     pub fn is_loaded(&self) -> bool {
         self.loading.is_complete()
@@ -681,10 +705,14 @@ impl Engine {
     /// for it. A generation already running is awaited first (its data may predate the
     /// caller's change). `None` when no page route matches.
     ///
-    /// ```no_run
-    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
     /// let outcome = engine.regenerate("/blog/hello", isr::Trigger::OnDemand).await;
-    /// # let _ = outcome; }
+    /// assert!(matches!(outcome, Some(isr::Outcome::Generated(_))));
+    /// assert!(engine.regenerate("/nowhere", isr::Trigger::OnDemand).await.is_none());
+    /// # }
     /// ```
     pub async fn regenerate(self: &Arc<Self>, path: &str, trigger: Trigger) -> Option<Outcome> {
         let Resolved::Page { def, key, params } = self.routes.resolve(path) else {
@@ -753,7 +781,15 @@ impl Engine {
     /// Keys of the pages that carry `tag` now, sorted (from the tag index).
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { for key in engine.keys_with_tag("posts") { println!("{key}"); } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// engine.request("/blog/hello").await;
+    /// // The example route's pages carry the tag `example`.
+    /// let keys = engine.keys_with_tag("example");
+    /// assert_eq!(keys.iter().map(|k| k.as_str()).collect::<Vec<_>>(), ["/blog/hello"]);
+    /// assert!(engine.keys_with_tag("posts").is_empty());
+    /// # }
     /// ```
     pub fn keys_with_tag(&self, tag: &str) -> Vec<PageKey> {
         self.table.keys_with_tag(tag)
@@ -804,8 +840,15 @@ impl Engine {
     /// Sets the byte budget of page bodies kept in memory.
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) {
-    /// engine.set_hot_cache_budget(64 * 1024 * 1024);
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// engine.request("/blog/hello").await;
+    /// assert!(engine.hot_cache_bytes() > 0);
+    /// engine.set_hot_cache_budget(1); // no page fits: nothing stays in memory
+    /// assert_eq!(engine.hot_cache_bytes(), 0);
+    /// // ... and the page is still served, read from the store.
+    /// assert!(matches!(engine.request("/blog/hello").await, isr::Served::Stored { .. }));
     /// # }
     /// ```
     pub fn set_hot_cache_budget(&self, bytes: u64) {
@@ -846,10 +889,14 @@ impl Engine {
     /// background on-demand work) to finish. Returns whether everything finished. A
     /// generation cut off by the deadline leaves the old page on disk (writes are atomic).
     ///
-    /// ```no_run
-    /// # async fn demo(engine: std::sync::Arc<isr::Engine>) {
-    /// let finished = engine.shutdown(std::time::Duration::from_secs(10)).await;
-    /// # let _ = finished; }
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// engine.regenerate("/blog/hello", isr::Trigger::OnDemand).await;
+    /// // Nothing is running any more: shutdown finishes before its deadline.
+    /// assert!(engine.shutdown(std::time::Duration::from_secs(10)).await);
+    /// # }
     /// ```
     pub async fn shutdown(&self, deadline: Duration) -> bool {
         self.tasks.close();

@@ -247,10 +247,12 @@ impl FailureKind {
 /// The result of one generation.
 ///
 /// ```
-/// # fn demo(outcome: isr::Outcome) {
-/// match outcome {
-///     isr::Outcome::Generated(page) => println!("now {:?}", page.meta.kind),
-///     isr::Outcome::Failed { kind, message } => eprintln!("{}: {message}", kind.as_str()),
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// match engine.regenerate("/blog/hello", isr::Trigger::OnDemand).await.unwrap() {
+///     isr::Outcome::Generated(page) => assert!(page.html().is_some()),
+///     isr::Outcome::Failed { kind, message } => panic!("{}: {message}", kind.as_str()),
 /// }
 /// # }
 /// ```

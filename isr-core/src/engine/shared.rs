@@ -100,7 +100,12 @@ impl Engine {
     /// Whether this engine has joined a shared tier.
     ///
     /// ```
-    /// # fn demo(engine: &isr::Engine) { if engine.has_shared_tier() { println!("with Redis"); } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+    /// // Opened without `EngineBuilder::shared`.
+    /// assert!(!engine.has_shared_tier());
+    /// # }
     /// ```
     pub fn has_shared_tier(&self) -> bool {
         self.shared.tier.get().is_some()

@@ -82,12 +82,21 @@ const TEMP_SUFFIX: &str = ".tmp";
 
 /// Pages stored under a site root directory.
 ///
-/// ```no_run
-/// # async fn demo() -> std::io::Result<()> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
 /// use isr::store::{FsStore, PageStore};
-/// let store = FsStore::new("target/site/blog");
-/// let pages = store.load().await?;
-/// # let _ = pages; Ok(()) }
+/// use std::sync::Arc;
+/// let site = tempfile::tempdir()?;
+/// let store = FsStore::new(site.path().join("blog"));
+/// assert!(store.load().await?.is_empty());
+/// # let routes = isr::__private::example_routes(&["/blog/:slug"]);
+/// let engine = isr::Engine::builder(routes, Arc::new(store.clone())).open().await?;
+/// engine.request("/blog/hello").await;
+/// // A static export: the page is a file, its row is in the index beside the site root.
+/// assert!(site.path().join("blog/blog/hello/index.html").is_file());
+/// assert_eq!(store.load().await?[0].key, "/blog/hello");
+/// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct FsStore {
