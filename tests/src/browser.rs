@@ -109,27 +109,48 @@ pub struct Driver {
     url: String,
 }
 
+/// Starts of chromedriver tried, each on a new port: `crate::free_port` releases the port it
+/// found, and when another process binds it first, chromedriver exits.
+const DRIVER_ATTEMPTS: usize = 3;
+
 impl Driver {
-    /// Starts chromedriver and waits (deadline) until it listens.
+    /// Starts chromedriver and waits (deadline) until it answers `GET /status`; starts it
+    /// again on another port when it exits first (its port was taken).
     pub fn start() -> Driver {
-        let port = crate::free_port();
-        let child = Command::new(CHROMEDRIVER)
-            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let driver = Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        let mut exits: Vec<String> = Vec::new();
+        for _ in 0..DRIVER_ATTEMPTS {
+            let port = crate::free_port();
+            let child = Command::new(CHROMEDRIVER)
+                .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver");
+            let mut driver = Driver {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                // A process that took the port first answers otherwise (or not at all), and
+                // ours exits: it counts only while ours runs.
+                let answered = driver_status(port).is_some_and(|body| body.contains("\"ready\""));
+                if let Some(status) = driver.child.try_wait().expect("wait for chromedriver") {
+                    exits.push(format!("port {port}: chromedriver exited ({status})"));
+                    break;
+                }
+                if answered {
+                    return driver;
+                }
+                assert!(Instant::now() < deadline, "chromedriver did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        driver
+        panic!(
+            "chromedriver exited at start {DRIVER_ATTEMPTS} times: {}",
+            exits.join("; ")
+        );
     }
 
     /// A headless chromium session with its profile in `user_data_dir` and the console log on.
@@ -164,6 +185,27 @@ impl Driver {
             .await
             .expect("open a chromium session")
     }
+}
+
+/// What chromedriver on `port` answers to `GET /status` (head and body as text; `None`: no
+/// answer). Read until the answer ends or holds its `"ready"` field.
+fn driver_status(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let request =
+        format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !received.windows(7).any(|w| w == b"\"ready\"") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+        }
+    }
+    (!received.is_empty()).then(|| String::from_utf8_lossy(&received).into_owned())
 }
 
 impl Drop for Driver {

@@ -207,6 +207,13 @@ pub fn program_runs(program: &str, arg: &str) -> bool {
 
 /// A free loopback port (bound, then released for the process that will listen on it).
 ///
+/// Racy: the port is free when this returns, not necessarily when the process binds it (any
+/// process may take it meanwhile). Our own apps never need it: they listen on
+/// `127.0.0.1:0` and print the address they got (see [`BlogServer::spawn`]). It is only for
+/// third-party servers given a fixed port (Redis, Varnish, nginx, chromedriver), whose helpers
+/// check that their own process answers and start it again on another port when it exits
+/// because the port was taken.
+///
 /// ```
 /// assert_ne!(isr_tests::free_port(), 0);
 /// ```

@@ -7,8 +7,12 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long `redis-server` may take to answer `PING`.
+/// How long `redis-server` may take to answer.
 const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Starts of `redis-server` tried, each on a new port: `crate::free_port` releases the port
+/// it found, and another process may bind it before `redis-server` does.
+const START_ATTEMPTS: usize = 5;
 
 /// Whether `redis-server` is installed (`.ci/run` installs Debian's `redis-server`).
 pub fn redis_available() -> bool {
@@ -22,16 +26,36 @@ pub struct Redis {
     work: tempfile::TempDir,
 }
 
+/// Why `redis-server` did not come up.
+enum StartError {
+    /// It exited saying its address was in use: another process took the port first.
+    PortTaken(String),
+    /// Anything else.
+    Failed(String),
+}
+
 impl Redis {
-    /// Starts `redis-server` on a free loopback port and waits until it answers.
+    /// Starts `redis-server` on a free loopback port and waits until it answers; when another
+    /// process took the port first, tries again on another one (at most `START_ATTEMPTS`).
     pub fn start() -> Redis {
         let mut redis = Redis {
             child: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], crate::free_port())),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             work: tempfile::tempdir().expect("a working folder"),
         };
-        redis.start_again();
-        redis
+        let mut taken: Vec<String> = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            redis.addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
+            match redis.try_start() {
+                Ok(()) => return redis,
+                Err(StartError::PortTaken(message)) => taken.push(message),
+                Err(StartError::Failed(message)) => panic!("{message}"),
+            }
+        }
+        panic!(
+            "redis-server found its port taken {START_ATTEMPTS} times:\n{}",
+            taken.join("\n")
+        );
     }
 
     /// `redis://127.0.0.1:PORT/0`.
@@ -39,9 +63,22 @@ impl Redis {
         format!("redis://{}/0", self.addr)
     }
 
-    /// Starts the server again (empty) on the same port after [`Redis::stop`].
+    /// Starts the server again (empty) on the same port after [`Redis::stop`] (the clients
+    /// hold its URL, so it cannot move: panics if the port was taken meanwhile).
     pub fn start_again(&mut self) {
+        if let Err(StartError::PortTaken(message) | StartError::Failed(message)) = self.try_start()
+        {
+            panic!("{message}");
+        }
+    }
+
+    /// Spawns `redis-server` on `self.addr` and waits until it answers as itself: `INFO`
+    /// reports its own process id (a process that holds the port already answers otherwise,
+    /// or not at all, while ours exits).
+    fn try_start(&mut self) -> Result<(), StartError> {
         assert!(self.child.is_none(), "already running");
+        let log = self.work.path().join("redis.log");
+        let _ = std::fs::remove_file(&log);
         let child = Command::new("redis-server")
             .args([
                 "--bind",
@@ -52,19 +89,45 @@ impl Redis {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.work.path())
+            .arg("--logfile")
+            .arg(&log)
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn redis-server");
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + START_DEADLINE;
-        while self.ping().is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer on {} within {START_DEADLINE:?}",
-                self.addr
-            );
+        loop {
+            if self.server_pid().ok() == Some(pid) {
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().expect("wait for redis-server"));
+            if let Some(status) = exited {
+                self.child = None;
+                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                let message = format!(
+                    "redis-server on {} exited ({status}) before answering; its log:\n{output}",
+                    self.addr
+                );
+                return Err(if output.contains("Address already in use") {
+                    StartError::PortTaken(message)
+                } else {
+                    StartError::Failed(message)
+                });
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err(StartError::Failed(format!(
+                    "redis-server did not answer on {} within {START_DEADLINE:?}; its log:\n{}",
+                    self.addr,
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )));
+            }
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -100,11 +163,13 @@ impl Redis {
         Ok(String::from_utf8_lossy(&bulk).into_owned())
     }
 
-    fn ping(&self) -> std::io::Result<()> {
-        match self.command("PING")?.as_str() {
-            "+PONG" => Ok(()),
-            other => Err(std::io::Error::other(format!("PING answered {other:?}"))),
-        }
+    /// The `process_id` that the server on `addr` reports in `INFO server`.
+    fn server_pid(&self) -> std::io::Result<u32> {
+        let info = self.command("INFO server")?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("INFO server answered {info:?}")))
     }
 }
 

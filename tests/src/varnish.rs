@@ -24,8 +24,16 @@ pub struct Varnish {
 
 impl Varnish {
     /// Starts Varnish on `127.0.0.1:port` with the shipped VCL pointed at `backend`, and waits
-    /// until it answers.
+    /// until it answers; panics when it does not (see [`Varnish::try_start`]).
     pub fn start(port: u16, backend: SocketAddr) -> Varnish {
+        Self::try_start(port, backend).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Like [`Varnish::start`], with the failure as an error: its message holds varnishd's
+    /// output, which says `Address already in use` when another process took `port` first
+    /// (the port comes from [`crate::free_port`], which releases it; a caller can try again
+    /// on another one).
+    pub fn try_start(port: u16, backend: SocketAddr) -> Result<Varnish, String> {
         let work = tempfile::tempdir().expect("a working folder");
         let shipped = crate::workspace_root().join("deploy/varnish/isr.vcl");
         let vcl = std::fs::read_to_string(&shipped).expect("deploy/varnish/isr.vcl");
@@ -46,6 +54,9 @@ impl Varnish {
         std::fs::write(&vcl_path, vcl).unwrap();
         // varnishd creates its own instance folder (and hands it to its unprivileged user).
         let instance = work.path().join("instance");
+        // Its output, read when it fails to start.
+        let output_path = work.path().join("varnishd.out");
+        let output = std::fs::File::create(&output_path).expect("create varnishd's output file");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let child = Command::new("varnishd")
             .arg("-F")
@@ -56,29 +67,76 @@ impl Varnish {
             .arg(&instance)
             .args(["-s", "malloc,32m", "-T", "none"])
             .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::from(
+                output.try_clone().expect("share varnishd's output file"),
+            ))
+            .stderr(Stdio::from(output))
             .spawn()
             .expect("spawn varnishd");
-        let varnish = Varnish {
+        let mut varnish = Varnish {
             child,
             addr,
             _work: work,
         };
-        varnish.wait_until_listening();
-        varnish
+        match varnish.wait_until_answering() {
+            Ok(()) => Ok(varnish),
+            Err(error) => Err(format!(
+                "varnishd on {addr}: {error}; its output:\n{}",
+                std::fs::read_to_string(&output_path).unwrap_or_default()
+            )),
+        }
     }
 
-    fn wait_until_listening(&self) {
+    /// Waits until Varnish itself answers on `addr`; an error when varnishd exits first (e.g.
+    /// its address is in use) or does not answer in time.
+    fn wait_until_answering(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_DEADLINE;
-        while std::net::TcpStream::connect(self.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "varnishd did not listen on {} within {START_DEADLINE:?}",
-                self.addr
-            );
+        loop {
+            if self.answers_as_varnish() {
+                return Ok(());
+            }
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Err(format!("exited ({status}) before answering")),
+                Ok(None) => {}
+                Err(error) => return Err(format!("cannot wait for varnishd: {error}")),
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no answer within {START_DEADLINE:?}"));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether `PURGE` of a path no test requests gets an answer from Varnish (`x-varnish`
+    /// header). Another process that took the port first (another test's server) answers
+    /// without it, or not at all.
+    fn answers_as_varnish(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) =
+            std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(1))
+        else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+        let request = format!(
+            "PURGE /__isr_tests_varnish_probe HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        String::from_utf8_lossy(&head)
+            .to_ascii_lowercase()
+            .contains("\r\nx-varnish:")
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -42,14 +42,22 @@ async fn miss_then_hit_then_stale_then_new_page() {
     assert_eq!(s.calls(), 2);
 }
 
-#[tokio::test]
+// Time is paused: a sleep returns only once every task the engine spawned is idle (tokio
+// advances a paused clock only then; `spawn_blocking` work holds it), and every timer due
+// within it has fired. So after the hour below, background work on this page would have run.
+#[tokio::test(start_paused = true)]
 async fn no_traffic_no_work() {
     let h = harness().await;
     let s = script("idle", Mode::Page("v1"));
     h.get("/t/idle").await;
     h.clock.advance_ms(1_000_000);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(s.calls(), 1);
+    assert_eq!(h.engine.running_generations(), 0);
+    // Nothing regenerated it behind the scenes: the next request still finds the old page.
+    let (cache, body) = h.get("/t/idle").await;
+    assert_eq!(cache, Some(CacheStatus::Stale));
+    assert!(body.contains("v1"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +139,9 @@ async fn failed_regeneration_keeps_the_old_page_and_backs_off() {
     assert_eq!(state_failures, 0);
 }
 
-#[tokio::test]
+// Time is paused (see `no_traffic_no_work`): the 1 s timeout is measured on tokio's clock,
+// which a slow machine does not stretch.
+#[tokio::test(start_paused = true)]
 async fn panics_and_timeouts_keep_the_old_page() {
     let h = harness().await;
     let s = script("boom", Mode::Page("good"));
@@ -148,7 +158,7 @@ async fn panics_and_timeouts_keep_the_old_page() {
     assert!(h.get("/t/boom").await.1.contains("good"));
 
     s.set(Mode::Hang);
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let outcome = h
         .engine
         .regenerate("/t/boom", Trigger::OnDemand)
@@ -161,7 +171,11 @@ async fn panics_and_timeouts_keep_the_old_page() {
             ..
         }
     ));
-    assert!(started.elapsed() < Duration::from_secs(3), "timeout is 1 s");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3),
+        "timeout is 1 s (the loader hangs for an hour): {elapsed:?}"
+    );
     assert!(h.get("/t/boom").await.1.contains("good"));
 }
 
@@ -453,14 +467,16 @@ async fn a_failed_store_write_keeps_the_old_page_backs_off_and_recovers() {
     }
 }
 
-#[tokio::test]
+// Time is paused (see `no_traffic_no_work`): the timeout and the 30 s write are measured on
+// tokio's clock, which a slow machine does not stretch.
+#[tokio::test(start_paused = true)]
 async fn the_timeout_covers_the_store_write() {
     let (h, store) = faulty_harness().await;
     let s = script("slowdisk", Mode::Page("v1"));
     h.get("/t/slowdisk").await;
     s.set(Mode::Page("v2"));
     *store.slow_writes.lock().unwrap() = Duration::from_secs(30);
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let outcome = h
         .engine
         .regenerate("/t/slowdisk", Trigger::OnDemand)
@@ -476,9 +492,10 @@ async fn the_timeout_covers_the_store_write() {
         ),
         "{outcome:?}"
     );
+    let elapsed = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "the page's timeout is 1 s"
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
+        "the page's timeout is 1 s, the write takes 30 s: {elapsed:?}"
     );
     assert!(h.get("/t/slowdisk").await.1.contains("v1"));
 }

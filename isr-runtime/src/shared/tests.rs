@@ -233,11 +233,9 @@ async fn a_dead_redis_opens_the_breaker_and_calls_fail_fast() {
             .is_err());
     }
     assert!(!tier.is_up());
-    let started = std::time::Instant::now();
     let error = tier.clone().acquire(&key("/p/7")).await.err().unwrap();
+    // Refused without a network call: only the open breaker answers `NotConnected` (a call
+    // that went out fails `Other`, or `TimedOut` after REQUEST_TIMEOUT), whatever the time.
     assert_eq!(error.kind(), io::ErrorKind::NotConnected, "{error}");
-    assert!(
-        started.elapsed() < REQUEST_TIMEOUT,
-        "refused without a network call"
-    );
+    assert!(error.to_string().contains("circuit open"), "{error}");
 }
