@@ -29,6 +29,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p isr --features ssr --all-targets -- -D warnings
 cargo test -p isr --features ssr --lib cli::
 cargo clippy -p isr --no-default-features --features ssr --all-targets -- -D warnings
+# API docs without a broken link or a private link, as docs.rs would build them.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p isr-core -p isr-macros -p isr --features isr/ssr,isr/redis,isr/metrics
 # The dependency contract (deny.toml: licenses, sources, no second version of a crate without
 # a reason) and the library crates as they would be published (packaged and built from the
 # package). Not `--workspace`: the examples and the test crate are apps (publish = false) and

@@ -14,7 +14,7 @@
 //! - [`Params`]: the raw route params, as strings.
 //! - [`Path<T>`]: the params deserialized into `T` (`#[derive(Deserialize)]`, numbers parsed). A
 //!   path whose params do not parse is a 404 before any loader runs or is scheduled.
-//! - [`State<T>`]: a clone of the value registered with [`crate::App::state`]; several types can
+//! - [`State<T>`]: a clone of the value registered with `isr::App::state`; several types can
 //!   be registered, one value per type.
 //!
 //! Every argument is also checked once when the app starts ([`FromContext::check`]): a missing
@@ -31,7 +31,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-/// Values an app registers for its loaders, one per type ([`crate::App::state`]).
+/// Values an app registers for its loaders, one per type (`isr::App::state`).
 ///
 /// ```
 /// let mut state = isr::AppState::default();
@@ -165,6 +165,10 @@ pub struct Check<'a> {
 )]
 pub trait FromContext: Sized + Send + 'static {
     /// Takes the argument from the context of one generation.
+    ///
+    /// # Errors
+    /// [`Rejection::NotFound`] when the params name no page (typed params that do not parse);
+    /// [`Rejection::Failed`] when the argument cannot be produced (e.g. unregistered state).
     fn from_context(cx: &LoadContext) -> Result<Self, Rejection>;
 
     /// Whether a request with these params can be a page at all (checked before a generation
@@ -174,6 +178,11 @@ pub trait FromContext: Sized + Send + 'static {
     }
 
     /// Checked once at start-up: an `Err` names what the app must fix.
+    ///
+    /// # Errors
+    /// A message for the developer when the argument can never be extracted on this route (an
+    /// unregistered `State<T>`, a `Path<T>` field with no route segment, params in `paths`).
+    /// The default accepts every route.
     fn check(_check: &Check<'_>) -> Result<(), String> {
         Ok(())
     }
@@ -189,7 +198,7 @@ impl FromContext for Params {
     }
 }
 
-/// A value registered with [`crate::App::state`], cloned for each generation.
+/// A value registered with `isr::App::state`, cloned for each generation.
 ///
 /// ```
 /// use isr::{FromContext, State};
@@ -314,6 +323,10 @@ fn no_params_in_paths<T>(check: &Check<'_>) -> Result<(), String> {
 /// let params = isr::Params::new().with("year", "2026").with("slug", "a b");
 /// assert_eq!(isr::context::decode_params::<P>(&params).unwrap(), P { year: 2026, slug: "a b".into() });
 /// ```
+///
+/// # Errors
+/// When the params do not deserialize into `T`: a field with no param of its name, or a param
+/// whose text does not parse as the field's type.
 pub fn decode_params<T: DeserializeOwned>(params: &Params) -> crate::Result<T> {
     let encoded = serde_urlencoded::to_string(params.iter().collect::<Vec<_>>())?;
     Ok(serde_urlencoded::from_str(&encoded)?)
@@ -331,6 +344,10 @@ pub fn decode_params<T: DeserializeOwned>(params: &Params) -> crate::Result<T> {
 /// assert_eq!(isr::context::encode_params(&raw).unwrap(), raw);
 /// assert!(isr::context::encode_params(&vec![1, 2]).is_err());
 /// ```
+///
+/// # Errors
+/// When `value` is not a struct or map of string, number or boolean fields (a sequence, a
+/// nested struct or a bare scalar); the message names the type `paths` listed.
 pub fn encode_params<T: Serialize>(value: &T) -> crate::Result<Params> {
     // Struct fields keep their order; nested values are refused by the serializer.
     let encoded = serde_urlencoded::to_string(value).map_err(|e| {
@@ -422,7 +439,7 @@ mod introspect {
     use serde::de::{self, Deserialize, Visitor};
     use std::cell::Cell;
 
-    pub fn struct_fields<'de, T: Deserialize<'de>>() -> Option<&'static [&'static str]> {
+    pub(super) fn struct_fields<'de, T: Deserialize<'de>>() -> Option<&'static [&'static str]> {
         let fields = Cell::new(None);
         let _ = T::deserialize(FieldNames { fields: &fields });
         fields.get()

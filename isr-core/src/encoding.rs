@@ -192,6 +192,10 @@ impl Variants {
 
     /// `self`, if every stored variant decompresses to exactly the identity bytes; otherwise
     /// the encoding that does not (CPU work: call it off the async workers).
+    ///
+    /// # Errors
+    /// The first encoding (gzip, then brotli) whose bytes fail to decompress, decompress to
+    /// other bytes, or expand past the identity length plus a small slack.
     pub fn verified(self) -> Result<Variants, Encoding> {
         let limit = self.identity.len() as u64 + MAX_EXPANSION_SLACK;
         if let Some(gzip) = &self.gzip {

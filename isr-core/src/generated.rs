@@ -45,12 +45,18 @@ pub enum Generated {
     Page(RenderedBody),
     /// A file route's body, served as it is with the route's content type.
     Body {
+        /// The body exactly as the loader returned it (uncompressed).
         bytes: bytes::Bytes,
         /// Tags the loader added for this generation.
         tags: Vec<String>,
     },
-    /// See [`Load::NotFound`].
+    /// See [`Load::NotFound`](crate::page::Load::NotFound).
     NotFound,
-    /// See [`Load::Redirect`].
-    Redirect { location: String, permanent: bool },
+    /// See [`Load::Redirect`](crate::page::Load::Redirect).
+    Redirect {
+        /// The target, as the loader gave it.
+        location: String,
+        /// `true`: 308, `false`: 307.
+        permanent: bool,
+    },
 }

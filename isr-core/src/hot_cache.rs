@@ -49,6 +49,10 @@ impl HotCache {
     /// ```
     /// assert_eq!(isr::hot_cache::HotCache::new(5000).budget(), 5000);
     /// ```
+    ///
+    /// # Panics
+    /// If quick_cache refuses the options, which it does only when the weight capacity or the
+    /// item estimate is unset; both are always set here, so it does not panic.
     pub fn new(budget: u64) -> Self {
         // quick_cache splits the budget over shards; the item estimate only sizes the tables.
         let estimated_items = (budget / 8192).clamp(16, 1 << 20) as usize;

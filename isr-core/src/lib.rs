@@ -9,6 +9,9 @@
 //!
 //! Modules, data flowing one way: [`route`] → [`engine`] → ([`store`], page loaders).
 
+#![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
+
 pub mod backoff;
 pub mod clock;
 pub mod context;

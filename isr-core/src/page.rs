@@ -288,6 +288,9 @@ impl Params {
     /// let p = isr::Params::new().with("slug", "x");
     /// assert_eq!(p.get("slug").unwrap(), "x");
     /// ```
+    ///
+    /// # Errors
+    /// When there is no param `name` (the route has no `:name` segment).
     pub fn get(&self, name: &str) -> crate::Result<&str> {
         self.0
             .iter()
@@ -338,11 +341,22 @@ impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Params {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Load<P> {
     /// The page exists: render the view with these props. `tags` add to the attribute's tags.
-    Props { props: P, tags: Vec<String> },
+    Props {
+        /// What the view renders (serialized into the page for hydration); for a file route,
+        /// the body itself.
+        props: P,
+        /// Tags for this generation only, on top of the route attribute's tags.
+        tags: Vec<String>,
+    },
     /// No such page: answer 404 (and forget any earlier version of the page).
     NotFound,
     /// The page lives elsewhere: answer a redirect to `location`.
-    Redirect { location: String, permanent: bool },
+    Redirect {
+        /// The target: a path on this site or an absolute URL, sent as the `Location` header.
+        location: String,
+        /// `true`: 308 Permanent Redirect; `false`: 307 Temporary Redirect.
+        permanent: bool,
+    },
 }
 
 impl<P> Load<P> {

@@ -93,7 +93,10 @@ pub enum Revalidation {
     /// Every page was regenerated before answering: one result per page, in request order.
     Done(Vec<RevalidationResult>),
     /// More than [`MAX_AWAITED_PAGES`] pages: this many are being regenerated in the background.
-    Accepted { accepted: usize },
+    Accepted {
+        /// Number of targets: the requested paths (routed or not) plus the tags' pages.
+        accepted: usize,
+    },
 }
 
 /// One page to regenerate: a requested path (routed like a request) or a key of the tag index
@@ -167,7 +170,7 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
 }
 
 /// Regenerates every page named by `request` (paths, then the pages carrying each tag), each
-/// once, at most [`CONCURRENCY`] at a time, and reports each once, in request order. The work
+/// once, at most `CONCURRENCY` at a time, and reports each once, in request order. The work
 /// runs as tracked background work: it finishes even when the caller stops waiting.
 ///
 /// ```
@@ -303,7 +306,7 @@ fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {
 /// Where to get it: `App` registers it as state (`State(revalidator): State<isr::Revalidator>`
 /// in a loader or `#[paths]` function), adds it to the requests of the app's own routes
 /// (`Extension(revalidator): Extension<isr::Revalidator>` in an axum handler), and
-/// `App::embed` hands it out ([`crate::embed::Embedded::revalidator`]). It holds its engine
+/// `App::embed` hands it out (`isr::embed::Embedded::revalidator`). It holds its engine
 /// weakly: once the app is gone every call answers [`NotRunning`].
 ///
 /// Not run as a test: it is an axum handler of a running app (the engine tests run the handle
@@ -427,6 +430,10 @@ impl std::error::Error for NotRunning {}
 /// assert_eq!(result.outcome, isr::RevalidationOutcome::Regenerated);
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// [`NotRunning`] when no app has started in this process. A failed generation is not an
+/// error: it is the result's outcome.
 pub async fn revalidate_path(path: &str) -> Result<RevalidationResult, NotRunning> {
     Revalidator::of(RUNNING.get().ok_or(NotRunning)?)
         .path(path)
@@ -466,6 +473,10 @@ pub(crate) async fn revalidate_one(engine: &Arc<Engine>, path: &str) -> Revalida
 /// assert!(isr::revalidate_tag("products").await?.is_empty());
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// [`NotRunning`] when no app has started in this process. Failed generations are not
+/// errors: they are the results' outcomes.
 pub async fn revalidate_tag(tag: &str) -> Result<Vec<RevalidationResult>, NotRunning> {
     Revalidator::of(RUNNING.get().ok_or(NotRunning)?)
         .tag(tag)

@@ -175,8 +175,11 @@ pub struct Routes {
 pub enum Resolved {
     /// A page route matched.
     Page {
+        /// The matched route.
         def: &'static PageDef,
+        /// The page's canonical key: the percent-decoded path.
         key: PageKey,
+        /// The `:param` values the path gave, decoded, in route order.
         params: Params,
     },
     /// The path has a trailing slash; the page lives at this canonical path (308).
@@ -209,6 +212,11 @@ impl Routes {
     /// let routes = isr::Routes::new(isr::pages().collect()).unwrap();
     /// # let _ = routes;
     /// ```
+    ///
+    /// # Errors
+    /// A [`RouteError`] naming the first page the router refuses: its path is an earlier
+    /// page's, is ambiguous with one (params at the same place under other names), or is not
+    /// a valid pattern.
     pub fn new(defs: Vec<&'static PageDef>) -> Result<Self, RouteError> {
         let mut router = matchit::Router::new();
         for (index, def) in defs.iter().enumerate() {
@@ -369,6 +377,11 @@ impl Routes {
     /// assert_eq!(key.as_str(), "/blog/hello");
     /// assert!(routes.key_for(def, &isr::Params::new()).is_err(), "a param is missing");
     /// ```
+    ///
+    /// # Errors
+    /// A [`RouteError`] when a `:param` of the route has no value in `params`, when a value is
+    /// not an acceptable path segment (see [`segment_is_acceptable`]), or when the resulting
+    /// path routes to another page or lies under a file route.
     pub fn key_for(&self, def: &PageDef, params: &Params) -> Result<PageKey, RouteError> {
         let mut key = String::new();
         for segment in def.path.split('/').filter(|s| !s.is_empty()) {

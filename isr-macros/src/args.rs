@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 
 /// The keys `#[page]` understands, in the order the documentation lists them.
-pub const KNOWN_KEYS: &[&str] = &[
+pub(crate) const KNOWN_KEYS: &[&str] = &[
     "path",
     "revalidate",
     "view",
@@ -21,19 +21,19 @@ pub const KNOWN_KEYS: &[&str] = &[
 
 /// A value with the tokens it came from, so that errors can cover all of them (`-5`, not `-`).
 #[derive(Clone)]
-pub struct WithSpan<T> {
+pub(crate) struct WithSpan<T> {
     pub value: T,
     pub tokens: TokenStream,
 }
 
 impl<T> WithSpan<T> {
     /// An error pointing at this value's tokens.
-    pub fn error(&self, message: impl std::fmt::Display) -> syn::Error {
+    pub(crate) fn error(&self, message: impl std::fmt::Display) -> syn::Error {
         syn::Error::new_spanned(&self.tokens, message)
     }
 
     /// The same tokens with another value.
-    pub fn map<U>(&self, value: U) -> WithSpan<U> {
+    pub(crate) fn map<U>(&self, value: U) -> WithSpan<U> {
         WithSpan {
             value,
             tokens: self.tokens.clone(),
@@ -43,14 +43,14 @@ impl<T> WithSpan<T> {
 
 /// `revalidate = <seconds>` or `revalidate = false`, before validation.
 #[derive(Clone)]
-pub enum RawRevalidate {
+pub(crate) enum RawRevalidate {
     Seconds(i128),
     Never,
 }
 
 /// The raw arguments of one `#[page(...)]`; each is `None` when absent.
 #[derive(Default)]
-pub struct PageArgs {
+pub(crate) struct PageArgs {
     pub path: Option<WithSpan<String>>,
     pub revalidate: Option<WithSpan<RawRevalidate>>,
     pub view: Option<Expr>,
@@ -64,7 +64,7 @@ pub struct PageArgs {
 impl PageArgs {
     /// Parses `key = value, ...`. Unknown and duplicate keys and malformed values are all
     /// reported (each at its span) into `errors`; what parsed is kept.
-    pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
         let mut args = PageArgs::default();
         let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
             Ok(metas) => metas,
@@ -131,11 +131,11 @@ impl PageArgs {
 
 /// Errors collected while checking one attribute, reported together (serde_derive's `Ctxt`).
 #[derive(Default)]
-pub struct Errors(Option<syn::Error>);
+pub(crate) struct Errors(Option<syn::Error>);
 
 impl Errors {
     /// Adds an error.
-    pub fn push(&mut self, error: syn::Error) {
+    pub(crate) fn push(&mut self, error: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(error),
             None => self.0 = Some(error),
@@ -143,12 +143,12 @@ impl Errors {
     }
 
     /// `Err` with every error pushed, if any.
-    pub fn finish(self) -> syn::Result<()> {
+    pub(crate) fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
     }
 
     /// Whether any error was pushed.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.0.is_some()
     }
 }

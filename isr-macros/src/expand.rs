@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 ///
 /// Everything that runs loaders is compiled only with the app's `ssr` feature (leptos
 /// convention), so a `hydrate` build never sees server-only code.
-pub fn expand(spec: &PageSpec) -> TokenStream {
+pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
     let loader = &spec.loader;
     let loader_ident = &loader.sig.ident;
     let loader_name = loader_ident.to_string();
@@ -150,7 +150,7 @@ pub fn expand(spec: &PageSpec) -> TokenStream {
 }
 
 /// `#[paths]`: the function exists only with the app's `ssr` feature, like loaders.
-pub fn expand_paths(function: &syn::ItemFn) -> TokenStream {
+pub(crate) fn expand_paths(function: &syn::ItemFn) -> TokenStream {
     quote! {
         #[cfg(feature = "ssr")]
         #function

@@ -9,10 +9,13 @@
 //! async fn post(Path(p): Path<PostParams>, State(db): State<Db>) -> isr::Result<Load<Post>> { /* ... */ }
 //! ```
 //!
-//! The crate follows the parse → validate → expand shape of `serde_derive`: [`args`] turns the
-//! attribute tokens into spanned arguments, [`validate`] checks them against the loader and builds
-//! a [`validate::PageSpec`], and [`expand`] writes the generated code. Every mistake found is
-//! collected ([`args::Errors`]) and reported at once, each at its own span.
+//! The crate follows the parse → validate → expand shape of `serde_derive`: `args` turns the
+//! attribute tokens into spanned arguments, `validate` checks them against the loader and builds
+//! a `validate::PageSpec`, and `expand` writes the generated code. Every mistake found is
+//! collected (`args::Errors`) and reported at once, each at its own span.
+
+#![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 mod args;
 mod expand;

@@ -10,7 +10,7 @@ const MAX_SECONDS: i128 = 365 * 24 * 3600;
 
 /// What happens on a request for a dynamic path that was not pre-rendered.
 #[derive(Clone, Copy)]
-pub enum Fallback {
+pub(crate) enum Fallback {
     /// Render it in the request; concurrent requests share the render.
     Blocking,
     /// Answer 404: only the pages `paths` listed exist.
@@ -18,7 +18,7 @@ pub enum Fallback {
 }
 
 /// What the route renders.
-pub enum Output {
+pub(crate) enum Output {
     /// An HTML document: `view(props)`, hydrated in the browser.
     View {
         view: Box<syn::Expr>,
@@ -29,12 +29,12 @@ pub enum Output {
 }
 
 /// One argument of the loader: its type is an `isr::FromContext` extractor.
-pub struct LoaderArg {
+pub(crate) struct LoaderArg {
     pub ty: syn::Type,
 }
 
 /// A validated page declaration, ready for [`crate::expand`].
-pub struct PageSpec {
+pub(crate) struct PageSpec {
     pub loader: ItemFn,
     pub path: String,
     /// `None` means `revalidate = false`: on-demand revalidation only.
@@ -51,7 +51,7 @@ pub struct PageSpec {
 impl PageSpec {
     /// Checks `args` against each other and against the `loader` they annotate. Every mistake
     /// found is reported (into `errors`), each at its own span; `None` if there was any.
-    pub fn new(args: PageArgs, loader: ItemFn, errors: &mut Errors) -> Option<Self> {
+    pub(crate) fn new(args: PageArgs, loader: ItemFn, errors: &mut Errors) -> Option<Self> {
         if loader.sig.asyncness.is_none() {
             errors.push(syn::Error::new(
                 loader.sig.fn_token.span(),
@@ -318,7 +318,7 @@ fn positive_seconds(seconds: &WithSpan<i128>, key: &str) -> syn::Result<u64> {
 }
 
 /// A checked route pattern.
-pub struct Route {
+pub(crate) struct Route {
     /// Its `:param` names.
     pub params: Vec<String>,
     /// The last segment, when it is a file name (`feed.xml`).
@@ -445,7 +445,7 @@ fn props_type(loader: &ItemFn) -> syn::Result<syn::Type> {
 /// The name of the page's hydration export in the client bundle, derived from its unique path:
 /// `/blog/:slug` → `isr_hydrate__sblog_s_cslug` (letters and digits kept, other characters
 /// escaped, so two paths never share a name).
-pub fn hydrate_export_name(path: &str) -> String {
+pub(crate) fn hydrate_export_name(path: &str) -> String {
     let mut name = String::from("isr_hydrate_");
     for c in path.chars() {
         match c {

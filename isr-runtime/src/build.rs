@@ -216,6 +216,12 @@ struct Target {
 /// assert!(report.failures.is_empty() && report.pruned == 0);
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// A [`BuildError`] listing the failures when, without `keep_going`, a `paths` function fails
+/// (error, panic, timeout, params that make no valid path) or a page's generation fails: the
+/// build stops at the first failed page and nothing is pruned. Also, with or without
+/// `keep_going`, when the pages that no longer exist cannot be removed from the store.
 pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     let (targets, mut failures) = enumerate(engine).await;

@@ -67,6 +67,11 @@ pub struct PurgeTargets {
 impl PurgeTargets {
     /// Parses a comma-separated list of `http://host[:port]` endpoints and an optional public
     /// host (`www.example.com` or `host:port`) for their `Host` header.
+    ///
+    /// # Errors
+    /// A message naming the bad part when an endpoint is not an `http://` URL with a host, has
+    /// a path or a query, when no endpoint is given, or when `public_host` is not a
+    /// `host[:port]` (empty, with user info, or not a valid header value).
     pub fn parse(endpoints: &str, public_host: Option<&str>) -> Result<PurgeTargets, String> {
         let mut parsed = Vec::new();
         for endpoint in endpoints

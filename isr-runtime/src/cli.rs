@@ -539,6 +539,12 @@ impl App {
     /// Parses the command line, then builds and/or serves. Returns the process exit code:
     /// 0 on success (also after SIGINT/SIGTERM), 1 on a failed build or server error,
     /// 2 on bad configuration.
+    ///
+    /// # Panics
+    /// When called inside a tokio runtime (it starts its own and blocks on it), and in debug
+    /// builds when clap's checks refuse the command line definition (an [`App::command`] named
+    /// like a built-in subcommand). Its one `expect`, on the subcommand matched for an
+    /// [`App::command`], cannot fail: that command was found by the matched subcommand's name.
     pub fn run(mut self) -> ExitCode {
         use clap::{CommandFactory, FromArgMatches};
         let command = self.commands.iter().fold(Cli::command(), |cli, extra| {
@@ -606,7 +612,7 @@ impl App {
     /// every page — or, over a site built before, serves it at once and rebuilds it in the
     /// background, as `start` does — and returns the router to merge with the app's own routes
     /// and layers. Call it inside the app's tokio runtime, after setting up logging; call
-    /// [`Embedded::shutdown`] after the server stops.
+    /// [`Embedded::shutdown`](crate::embed::Embedded::shutdown) after the server stops.
     ///
     /// Not run as a test: it serves until the process is stopped (the example of
     /// [`Embedded`](crate::embed::Embedded) runs).
@@ -621,6 +627,13 @@ impl App {
     /// isr.shutdown().await;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    /// A message (the start-up problems joined by `; `) when the environment's configuration
+    /// is invalid, a [`App::before_pages`] or [`App::state_with`] hook fails, a page's
+    /// arguments cannot be extracted (see [`check_pages`]), two routes conflict, the Redis
+    /// tier cannot be set up, the site root cannot be read, the first build fails, or the
+    /// app's 404 or 503 page does not render.
     pub async fn embed(mut self) -> Result<crate::embed::Embedded, String> {
         use clap::Parser;
         // The embedding app owns its process: its allocator is its own to tune (it may call
@@ -1425,6 +1438,11 @@ fn spawn_rebuild(engine: Arc<Engine>, options: BuildOptions) -> tokio::task::Joi
 /// let problems = isr::cli::check_pages(&[], &Default::default()).unwrap_err();
 /// assert!(problems[0].contains("`ssr` feature"));
 /// ```
+///
+/// # Errors
+/// One message per problem, each naming its page: no page registered at all, or an argument
+/// that [`FromContext::check`](crate::FromContext::check) refuses (unregistered state, a
+/// `Path<T>` field with no route segment, params taken by a `paths` function).
 pub fn check_pages(
     defs: &[&'static crate::PageDef],
     state: &crate::context::AppState,

@@ -285,6 +285,12 @@ fn workspace_dirs(manifest_dir: &Path) -> Result<(PathBuf, PathBuf), String> {
 ///
 /// Returns `Ok(None)`-like results as `Err(reason)` when the bundle cannot be built here: the
 /// caller logs the reason once and serves pages without hydration (or with an older bundle).
+///
+/// # Errors
+/// The reason, with the fix where there is one: no wasm32 toolchain (and rustup cannot add
+/// it), cargo cannot run or the client build fails or yields no `.wasm`, the app's
+/// `Cargo.lock` names no single `wasm-bindgen` version, the matching `wasm-bindgen` CLI is
+/// missing and cannot be installed, or a file of the bundle cannot be read or written.
 pub fn ensure_bundle(
     krate: &ClientCrate,
     app_name: &str,

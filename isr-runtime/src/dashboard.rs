@@ -20,33 +20,47 @@ pub const REFRESH_MS: u64 = 1_000;
 /// One route's line of the summary.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouteRow {
+    /// The route pattern (`/blog/:slug`).
     pub route: String,
+    /// Its stored pages (pages, tombstones, redirects).
     pub pages: u64,
+    /// Pages per state name (see [`STATES`]); a state with no page may be absent.
     #[serde(default)]
     pub states: BTreeMap<String, u64>,
+    /// HTML bytes of its stored pages.
     pub bytes: u64,
 }
 
 /// The summary the dashboard shows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SummaryView {
+    /// Stored pages of every route.
     pub pages: u64,
+    /// Pages whose last generations failed (stored or missing): all of them, not a sample.
     pub failing_total: u64,
     /// Paths only requests named whose generation fails (one number, see
     /// `engine::Summary::unknown_failing`).
     #[serde(default)]
     pub unknown_failing: u64,
+    /// Age in seconds of the oldest stale page; `None` when no page is stale.
     pub oldest_stale_s: Option<u64>,
+    /// One per route of the app, in pattern order.
     pub routes: Vec<RouteRow>,
 }
 
 /// A page's last run, as shown.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
+    /// `ok`, `not_found`, `pulled`, or a failure kind (`error`, `timeout`, `panic`,
+    /// `store_error`, `busy`).
     pub outcome: String,
+    /// The failure's message (at most 1,000 characters); `None` after a success.
     #[serde(default)]
     pub error: Option<String>,
+    /// What started it: `build`, `stale`, `miss` or `on_demand` (for a pull, why it was
+    /// pulled).
     pub trigger: String,
+    /// When it ended, in ms since the Unix epoch.
     pub at_ms: u64,
     /// With the shared tier: the instance that generated the version in place.
     #[serde(default)]
@@ -56,21 +70,33 @@ pub struct RunView {
 /// One page's line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PageRow {
+    /// The URL path (percent-encoded where needed): the link and the revalidate target.
     pub path: String,
+    /// The page's key (its decoded path), as shown.
     pub key: String,
+    /// Its route pattern.
     pub route: String,
+    /// One of [`STATES`].
     pub state: String,
+    /// When its stored version was generated, in ms since the Unix epoch; `None` when never
+    /// stored.
     #[serde(default)]
     pub generated_at_ms: Option<u64>,
+    /// Seconds since that generation; `None` when never stored.
     #[serde(default)]
     pub age_s: Option<u64>,
+    /// Failed generations in a row (0 when the last one succeeded).
     pub failures: u32,
+    /// While backing off: the earliest time (ms since the Unix epoch) of a new attempt.
     #[serde(default)]
     pub next_regeneration_ms: Option<u64>,
+    /// Its last generation, when the engine still remembers it.
     #[serde(default)]
     pub last: Option<RunView>,
+    /// The tags it carries (route and loader tags).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The HTML's length; `None` for a not-found, a redirect or a page never stored.
     #[serde(default)]
     pub bytes: Option<u64>,
 }
@@ -78,22 +104,30 @@ pub struct PageRow {
 /// One listing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListView {
+    /// This listing's pages, in key order.
     pub pages: Vec<PageRow>,
+    /// The `after` cursor of the next pages; `None` on the last listing.
     pub next: Option<String>,
+    /// Pages matching the filters from the cursor on (this listing's and the following ones).
     pub matched: u64,
 }
 
 /// The filters in the page's URL (`/_isr/?q=&state=&route=&tag=&after=`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Filters {
+    /// Text the page's key contains; empty: any.
     #[serde(default)]
     pub q: String,
+    /// A state of [`STATES`]; empty: any.
     #[serde(default)]
     pub state: String,
+    /// A route pattern; empty: any.
     #[serde(default)]
     pub route: String,
+    /// A tag the page carries; empty: any.
     #[serde(default)]
     pub tag: String,
+    /// Only pages after this key (the previous listing's `next`); empty: from the first.
     #[serde(default)]
     pub after: String,
 }
@@ -124,8 +158,11 @@ impl Filters {
 /// Everything the dashboard renders from (embedded in the page for hydration).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DashboardData {
+    /// The site at a glance: pages per route and state.
     pub summary: SummaryView,
+    /// The pages matching `filters`, from its cursor on.
     pub list: ListView,
+    /// The request's filters, kept in the form, the refresh query and the "next" link.
     pub filters: Filters,
     /// A message after a form action (e.g. "3 pages regenerated").
     #[serde(default)]
@@ -198,7 +235,11 @@ form.inline{display:inline}input,select,button{font:inherit;margin-right:.4rem}\
 
 /// The dashboard (see the module docs).
 #[component]
-pub fn Dashboard(data: DashboardData) -> impl IntoView {
+pub fn Dashboard(
+    /// What to render: read from the engine on the server, from the embedded props when
+    /// hydrating.
+    data: DashboardData,
+) -> impl IntoView {
     let DashboardData {
         summary,
         list,

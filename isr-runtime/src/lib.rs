@@ -1,6 +1,6 @@
 //! # isr — Incremental Static Regeneration for leptos + axum
 //!
-//! Declare pages with [`page`] on an async data loader; [`App::run`] pre-renders every page to
+//! Declare pages with [`page`](macro@page) on an async data loader; [`App::run`] pre-renders every page to
 //! static HTML (`build`), then serves it (`serve`). A request that finds a page older than its
 //! `revalidate` window gets the old page at once while the page is regenerated in the background;
 //! the next request gets the new one. Pages can also be revalidated on demand by path or tag
@@ -31,6 +31,9 @@
 //! Modules follow the lifecycle, data flowing one way: [`server`] → [`route`] → [`engine`] →
 //! ([`store`], [`render`], page loaders). [`build`] drives the engine at build time;
 //! [`revalidate`] drives it on demand; [`cli`] wires everything into [`App`].
+
+#![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 /// Declares an ISR page on its async data loader.
 ///

@@ -25,7 +25,7 @@ fn needs_escape(c: char) -> bool {
         )
 }
 
-/// `text` with every character [`needs_escape`] names written as `\u{…}` (`\n`, `\r` and
+/// `text` with every character `needs_escape` names written as `\u{…}` (`\n`, `\r` and
 /// `\t` as such), and `\` doubled, so the escaped form reads back unambiguously.
 ///
 /// ```

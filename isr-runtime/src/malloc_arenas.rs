@@ -43,9 +43,11 @@ pub fn limit() -> Option<i32> {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // glibc's mallopt has no safe wrapper: the one FFI call of the crate.
 fn set_arena_max(cap: i32) -> bool {
-    // SAFETY: mallopt only stores the parameter; it takes glibc's own locks and may be called
-    // from any thread at any time.
+    // SAFETY: mallopt takes two plain ints (no pointers, nothing borrowed) and only stores the
+    // parameter (`cap` is at least 1: see `cap_for`); it takes glibc's own locks and may be
+    // called from any thread at any time.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, cap) == 1 }
 }
 

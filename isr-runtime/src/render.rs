@@ -118,6 +118,10 @@ impl Shell {
 /// assert!(matches!(generated, isr::__private::Generated::Page(ref b) if b.body.contains("world")));
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// When the props do not serialize to JSON (a `Serialize` impl that fails, a map with
+/// non-string keys); nothing else fails.
 pub async fn render_load<P, F, V>(
     load: Load<P>,
     cx: &crate::LoadContext,
@@ -197,6 +201,9 @@ impl IntoBody for bytes::Bytes {
 /// assert!(matches!(generated, isr::__private::Generated::Body { ref bytes, ref tags }
 ///     if bytes.as_ref() == b"User-agent: *" && tags == &["robots"]));
 /// ```
+///
+/// # Errors
+/// Never: the `Result` is the signature the generated loader code expects.
 pub fn render_body<B: IntoBody>(load: Load<B>) -> crate::Result<Generated> {
     Ok(match load {
         Load::Props { props, tags } => Generated::Body {
@@ -266,6 +273,10 @@ impl PageRoute {
 /// assert_eq!(body.params_json, r#"[["slug","hello"]]"#);
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// When the props do not serialize to JSON (a `Serialize` impl that fails, a map with
+/// non-string keys); nothing else fails.
 pub async fn render_page<P, F, V>(
     props: P,
     route: &PageRoute,
@@ -308,6 +319,10 @@ where
 /// assert_eq!(body.props_json, "3");
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// When the props do not serialize to JSON (a `Serialize` impl that fails, a map with
+/// non-string keys); nothing else fails.
 pub async fn render_view<P, F, V>(props: P, view: F) -> crate::Result<RenderedBody>
 where
     P: Serialize + Send,
@@ -622,6 +637,10 @@ pub fn live_reload_script() -> String {
 /// assert!(html.contains("<title>Not found</title>"));
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+/// Never in practice: rendering fails only when the props do not serialize, and a status
+/// page's props are `()`.
 pub async fn status_page<F, V>(
     view: F,
     title: &str,

@@ -685,6 +685,10 @@ pub fn with_access_log(router: Router) -> Router {
 /// isr::server::serve(listener, app, isr::server::ConnectionLimits::default()).await
 /// # }
 /// ```
+///
+/// # Errors
+/// Those of [`listener::serve_until`]: none today (accept and connection errors are logged
+/// and handled in the loop).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,

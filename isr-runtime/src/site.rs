@@ -19,6 +19,10 @@ pub struct SiteUrl(Arc<str>);
 
 impl SiteUrl {
     /// Checks `text` is an `http`/`https` origin (no path, query or fragment).
+    ///
+    /// # Errors
+    /// A message quoting `text` when it is not a URL, or not an origin: another scheme, no
+    /// host, a path other than `/`, a query or a fragment.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim().trim_end_matches('/');
         let uri: axum::http::Uri = text

@@ -70,7 +70,7 @@ impl EngineBuilder {
     }
 
     /// What writes the document around each rendered page
-    /// ([`crate::render::DocumentShell`]: doctype, head, hydration scripts).
+    /// (`isr::render::DocumentShell`: doctype, head, hydration scripts).
     pub fn documents(mut self, documents: Arc<dyn DocumentWriter>) -> Self {
         self.documents = documents;
         self

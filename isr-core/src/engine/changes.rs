@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 
 /// Told when a page's content changed, once the new version is in place: a generation gave
 /// other bytes (or a not-found, or a redirect) than the page had, or an on-demand revalidation
-/// regenerated it. [`crate::cdn::CdnPurger`] is the implementation `App` installs for
+/// regenerated it. `isr::cdn::CdnPurger` is the implementation `App` installs for
 /// `--cdn-purge`.
 ///
 /// ```

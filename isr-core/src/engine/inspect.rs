@@ -79,9 +79,12 @@ impl PageState {
 /// Bytes of a page in each stored encoding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncodedBytes {
+    /// The uncompressed body.
     pub identity: u64,
+    /// The gzip variant; `None` when none is stored (a body type that is not compressed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gzip: Option<u64>,
+    /// The brotli variant; `None` when none is stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub br: Option<u64>,
 }
@@ -97,11 +100,14 @@ pub struct PageStatus {
     pub route: &'static str,
     /// `page`, `not_found`, `redirect`, or `none` (never stored).
     pub kind: &'static str,
+    /// Where it stands now.
     pub state: PageState,
     /// When its stored version was generated (ms since the Unix epoch); also its generation
     /// number (with `--redis`, the shared one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_at_ms: Option<u64>,
+    /// Seconds since its stored version was generated (wall clock, rounded down); `None`
+    /// when never stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_s: Option<u64>,
     /// Its window (`None`: never revalidated by time).
@@ -114,7 +120,10 @@ pub struct PageStatus {
     /// Its last generation, when still remembered (see [`crate::engine::RUNS_KEPT`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last: Option<LastRun>,
+    /// The tags it carries: the route's plus its loader's (only the route's when never
+    /// stored).
     pub tags: Vec<String>,
+    /// The quoted `ETag` of its HTML; `None` unless it is a stored page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
     /// The HTML's length.
@@ -138,6 +147,7 @@ pub struct PageStatus {
 pub struct PageQuery {
     /// Only pages of this route pattern.
     pub route: Option<String>,
+    /// Only pages in this state.
     pub state: Option<PageState>,
     /// Only pages carrying this tag.
     pub tag: Option<String>,
@@ -152,6 +162,7 @@ pub struct PageQuery {
 /// One listing.
 #[derive(Clone, Debug, Serialize)]
 pub struct PageList {
+    /// At most the query's limit, in key order.
     pub pages: Vec<PageStatus>,
     /// Pass as `after` for the next pages; `None` on the last.
     pub next: Option<String>,
@@ -162,8 +173,12 @@ pub struct PageList {
 /// One route's pages by state.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RouteSummary {
+    /// The route pattern.
     pub route: &'static str,
+    /// Its stored pages (pages, tombstones, redirects).
     pub pages: usize,
+    /// Pages per state name ([`PageState::as_str`]), missing pages included; states with no
+    /// page are absent.
     pub states: BTreeMap<&'static str, usize>,
     /// HTML bytes of its stored pages.
     pub bytes: u64,
@@ -174,6 +189,7 @@ pub struct RouteSummary {
 pub struct Summary {
     /// Stored pages (pages, tombstones, redirects).
     pub pages: usize,
+    /// One per route of the app, in pattern order (routes with no page included).
     pub routes: Vec<RouteSummary>,
     /// Failing pages (backing off, or missing), most failures first, at most
     /// [`SUMMARY_FAILING`].

@@ -30,16 +30,16 @@ const INCOMPLETE: u8 = 2;
 pub(super) struct LoadState(AtomicU8);
 
 impl LoadState {
-    pub fn loading() -> Self {
+    pub(super) fn loading() -> Self {
         LoadState(AtomicU8::new(LOADING))
     }
 
-    pub fn complete() -> Self {
+    pub(super) fn complete() -> Self {
         LoadState(AtomicU8::new(COMPLETE))
     }
 
     /// Whether every stored page is in the table (a key missing from it is not stored).
-    pub fn is_complete(&self) -> bool {
+    pub(super) fn is_complete(&self) -> bool {
         self.0.load(Ordering::Acquire) == COMPLETE
     }
 

@@ -30,14 +30,14 @@ pub(crate) struct NegativeMemory {
 }
 
 impl NegativeMemory {
-    pub fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         NegativeMemory {
             cache: quick_cache::sync::Cache::new(capacity.max(1)),
         }
     }
 
     /// What is remembered about `key` at monotonic time `now_ms` (expired entries are dropped).
-    pub fn get(&self, key: &str, now_ms: u64) -> Option<Remembered> {
+    pub(super) fn get(&self, key: &str, now_ms: u64) -> Option<Remembered> {
         let remembered = self.cache.get(key)?;
         match remembered {
             Remembered::NotFound { until_ms, .. } if now_ms >= until_ms => {
@@ -48,23 +48,23 @@ impl NegativeMemory {
         }
     }
 
-    pub fn insert(&self, key: PageKey, remembered: Remembered) {
+    pub(super) fn insert(&self, key: PageKey, remembered: Remembered) {
         self.cache.insert(key, remembered);
     }
 
-    pub fn remove(&self, key: &str) {
+    pub(super) fn remove(&self, key: &str) {
         self.cache.remove(key);
     }
 
     /// Entries held now.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.cache.len()
     }
 
     /// The paths the site names whose generation is failing (never stored), with their
     /// failures and retry time, and how many other (requested only) paths are failing: at most
     /// the capacity.
-    pub fn failing(&self) -> (Vec<(PageKey, u32, u64)>, usize) {
+    pub(super) fn failing(&self) -> (Vec<(PageKey, u32, u64)>, usize) {
         let mut known_paths = Vec::new();
         let mut requested_only = 0;
         for (key, remembered) in self.cache.iter() {
@@ -82,7 +82,7 @@ impl NegativeMemory {
     }
 
     /// Failures in a row remembered for `key` (0 when none), and whether the site named it.
-    pub fn failures(&self, key: &str) -> (u32, bool) {
+    pub(super) fn failures(&self, key: &str) -> (u32, bool) {
         match self.cache.get(key) {
             Some(Remembered::Failing {
                 failures, known, ..

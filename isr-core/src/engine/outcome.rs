@@ -261,7 +261,13 @@ pub enum Outcome {
     /// Stored and swapped in (a page, a not-found or a redirect).
     Generated(Arc<CachedPage>),
     /// Nothing changed; the old page (if any) is still served.
-    Failed { kind: FailureKind, message: String },
+    Failed {
+        /// What went wrong (also the metric label).
+        kind: FailureKind,
+        /// The loader's error, the panic message, or why nothing ran; for logs, not for
+        /// visitors.
+        message: String,
+    },
 }
 
 /// The engine's answer to a page request; the server turns it into HTTP.
@@ -269,7 +275,10 @@ pub enum Outcome {
 pub enum Served {
     /// A stored outcome: an HTML page, a remembered not-found, or a redirect.
     Stored {
+        /// The page, not-found or redirect; a body read back from the store may hold only the
+        /// identity bytes and the requested encoding.
         page: Arc<CachedPage>,
+        /// Fresh hit, stale hit (a regeneration was started) or generated for this request.
         cache: CacheStatus,
         /// The page's route's window (see `effective_revalidate` for not-found pages).
         revalidate: Revalidate,
@@ -286,5 +295,10 @@ pub enum Served {
     NotFound,
     /// The page cannot be served right now (never generated and its generation failed, or its
     /// stored bytes could not be read): 503, retry after this. The page itself is kept.
-    Unavailable { retry_after: Duration },
+    Unavailable {
+        /// Time left in the page's failure backoff (at least 1 s when this request's
+        /// generation failed; 1 s after a store read error). Sent as `Retry-After`, rounded up
+        /// to whole seconds.
+        retry_after: Duration,
+    },
 }

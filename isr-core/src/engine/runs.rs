@@ -93,17 +93,17 @@ pub(super) struct RunLog {
 }
 
 impl RunLog {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         RunLog {
             runs: quick_cache::sync::Cache::new(RUNS_KEPT),
         }
     }
 
-    pub fn record(&self, key: &PageKey, run: LastRun) {
+    pub(super) fn record(&self, key: &PageKey, run: LastRun) {
         self.runs.insert(key.clone(), run);
     }
 
-    pub fn last(&self, key: &str) -> Option<LastRun> {
+    pub(super) fn last(&self, key: &str) -> Option<LastRun> {
         self.runs.get(key)
     }
 }

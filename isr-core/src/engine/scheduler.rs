@@ -29,7 +29,7 @@ pub(crate) struct Slot {
 
 impl Slot {
     /// A generation that takes no slot (the build has its own `--jobs` bound).
-    pub fn unlimited() -> Self {
+    pub(super) fn unlimited() -> Self {
         Slot {
             _global: None,
             _route: None,
@@ -47,7 +47,11 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     /// `max` concurrent generations; at most half of them (at least one) for paths of one
     /// route that are not stored pages.
-    pub fn new(max: usize, routes: impl Iterator<Item = &'static str>, max_wait: Duration) -> Self {
+    pub(super) fn new(
+        max: usize,
+        routes: impl Iterator<Item = &'static str>,
+        max_wait: Duration,
+    ) -> Self {
         let max = max.max(1);
         let per_route = (max / 2).max(1);
         Scheduler {
@@ -60,7 +64,7 @@ impl Scheduler {
     }
 
     /// A slot for a stale regeneration if one is free now.
-    pub fn try_slot(&self) -> Option<Slot> {
+    pub(super) fn try_slot(&self) -> Option<Slot> {
         let global = self.global.clone().try_acquire_owned().ok()?;
         Some(Slot {
             _global: Some(global),
@@ -70,7 +74,7 @@ impl Scheduler {
 
     /// Waits (at most `max_wait`) for a slot; `unknown_route`: the route of a path that is not
     /// a stored page, which also takes one of that route's slots. `None`: no slot in time.
-    pub async fn slot(&self, unknown_route: Option<&'static str>) -> Option<Slot> {
+    pub(super) async fn slot(&self, unknown_route: Option<&'static str>) -> Option<Slot> {
         let wait = async {
             let route = match unknown_route.and_then(|r| self.unknown_per_route.get(r)) {
                 Some(semaphore) => Some(semaphore.clone().acquire_owned().await.ok()?),

@@ -35,7 +35,7 @@ enum Kind {
 
 /// A change stamp of the table: the last version committed and the number of entries (it
 /// differs after any commit or removal).
-pub type Stamp = (u64, usize);
+pub(super) type Stamp = (u64, usize);
 
 /// Ids (positions in the tag index) of the tags a page's loader added; one tag stays inline.
 #[derive(Clone)]
@@ -156,7 +156,7 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     /// The metadata this snapshot describes (for responses and the store).
-    pub fn meta(&self, key: &PageKey, tags: Vec<String>) -> PageMeta {
+    pub(super) fn meta(&self, key: &PageKey, tags: Vec<String>) -> PageMeta {
         PageMeta {
             key: key.to_string(),
             route: self.def.path.to_string(),
@@ -184,7 +184,7 @@ pub(crate) struct PageTable {
 
 impl PageTable {
     /// An empty table for pages of `defs`.
-    pub fn new(defs: &[&'static PageDef]) -> Self {
+    pub(super) fn new(defs: &[&'static PageDef]) -> Self {
         PageTable {
             inner: RwLock::new(Inner {
                 defs: defs.to_vec(),
@@ -205,22 +205,22 @@ impl PageTable {
         self.inner.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.read().entries.len()
     }
 
-    pub fn contains(&self, key: &str) -> bool {
+    pub(super) fn contains(&self, key: &str) -> bool {
         self.read().entries.contains_key(key)
     }
 
     /// Releases spare capacity (after loading the index at start-up).
-    pub fn shrink_to_fit(&self) {
+    pub(super) fn shrink_to_fit(&self) {
         let mut inner = self.write();
         inner.entries.shrink_to_fit();
         inner.tags.shrink_to_fit();
     }
 
-    pub fn snapshot(&self, key: &str) -> Option<Snapshot> {
+    pub(super) fn snapshot(&self, key: &str) -> Option<Snapshot> {
         let inner = self.read();
         let entry = inner.entries.get(key)?;
         let kind = match entry.kind {
@@ -253,7 +253,7 @@ impl PageTable {
 
     /// Keys after `after` (in key order) whose route and key pass `wanted`, sorted; one pass
     /// under the read lock, cloning only the matching keys.
-    pub fn keys_where(
+    pub(super) fn keys_where(
         &self,
         after: Option<&str>,
         wanted: impl Fn(&str, &'static PageDef) -> bool,
@@ -273,7 +273,7 @@ impl PageTable {
 
     /// Every HTML page (not file routes, not-found or redirects) with its generation time,
     /// sorted by key; and the table's change stamp (it differs after any commit or removal).
-    pub fn html_pages(&self) -> (Vec<(PageKey, u64)>, Stamp) {
+    pub(super) fn html_pages(&self) -> (Vec<(PageKey, u64)>, Stamp) {
         let inner = self.read();
         let stamp = (inner.next_version, inner.entries.len());
         let mut pages: Vec<(PageKey, u64)> = inner
@@ -291,21 +291,21 @@ impl PageTable {
     }
 
     /// The table's change stamp (see [`PageTable::html_pages`]).
-    pub fn stamp(&self) -> Stamp {
+    pub(super) fn stamp(&self) -> Stamp {
         let inner = self.read();
         (inner.next_version, inner.entries.len())
     }
 
     /// Consecutive failures of `key`'s generations.
     #[cfg(test)]
-    pub fn failures(&self, key: &str) -> Option<u32> {
+    pub(super) fn failures(&self, key: &str) -> Option<u32> {
         let inner = self.read();
         inner.entries.get(key)?;
         Some(inner.failing.get(key).map_or(0, |b| b.failures))
     }
 
     /// The generation (`generated_at_ms`) the table holds for `key`; 0 when it holds none.
-    pub fn generation(&self, key: &str) -> u64 {
+    pub(super) fn generation(&self, key: &str) -> u64 {
         self.read()
             .entries
             .get(key)
@@ -313,17 +313,17 @@ impl PageTable {
     }
 
     /// The version the next commit gets: every entry committed before now has a lower one.
-    pub fn next_version(&self) -> u64 {
+    pub(super) fn next_version(&self) -> u64 {
         self.read().next_version + 1
     }
 
     /// The version the table holds for `key` now.
-    pub fn version(&self, key: &str) -> Option<u64> {
+    pub(super) fn version(&self, key: &str) -> Option<u64> {
         self.read().entries.get(key).map(|e| e.version)
     }
 
     /// Every tag of `key` (route's, then loader's).
-    pub fn tags(&self, key: &str) -> Vec<String> {
+    pub(super) fn tags(&self, key: &str) -> Vec<String> {
         let inner = self.read();
         inner
             .entries
@@ -333,7 +333,7 @@ impl PageTable {
 
     /// [`tags`](Self::tags) of `key` and whether the table still holds `version` of it (one
     /// lookup, for a page copy about to be kept resident).
-    pub fn tags_at(&self, key: &str, version: u64) -> (Vec<String>, bool) {
+    pub(super) fn tags_at(&self, key: &str, version: u64) -> (Vec<String>, bool) {
         let inner = self.read();
         match inner.entries.get(key) {
             Some(entry) => (inner.tags_of(entry), entry.version == version),
@@ -343,14 +343,14 @@ impl PageTable {
 
     /// Records a committed generation (or a page loaded at start-up): replaces the entry,
     /// clears its failures, moves its tags in the index. Returns the new version.
-    pub fn commit(&self, key: &PageKey, def: &'static PageDef, meta: &PageMeta) -> u64 {
+    pub(super) fn commit(&self, key: &PageKey, def: &'static PageDef, meta: &PageMeta) -> u64 {
         self.write().commit(key, def, meta)
     }
 
     /// Adds pages read from the store at start-up, under one lock, skipping every key the
     /// table already holds: an entry committed (or looked up) while the index was still being
     /// read is at least as new as the row read. Returns how many were added.
-    pub fn fill(&self, rows: &[(PageKey, &'static PageDef, PageMeta)]) -> usize {
+    pub(super) fn fill(&self, rows: &[(PageKey, &'static PageDef, PageMeta)]) -> usize {
         let mut inner = self.write();
         let mut added = 0;
         for (key, def, meta) in rows {
@@ -364,7 +364,11 @@ impl PageTable {
 
     /// Counts a failed generation of a stored page and sets its retry deadline
     /// (`retry_at(failures)` gives it); `None` when the page is not in the table.
-    pub fn record_failure(&self, key: &str, retry_at: impl FnOnce(u32) -> u64) -> Option<u32> {
+    pub(super) fn record_failure(
+        &self,
+        key: &str,
+        retry_at: impl FnOnce(u32) -> u64,
+    ) -> Option<u32> {
         let mut inner = self.write();
         let inner = &mut *inner;
         let (stored, _) = inner.entries.get_key_value(key)?;
@@ -378,7 +382,7 @@ impl PageTable {
     }
 
     /// Forgets `key`; returns whether it was there.
-    pub fn remove(&self, key: &str) -> bool {
+    pub(super) fn remove(&self, key: &str) -> bool {
         let mut inner = self.write();
         let inner = &mut *inner;
         let Some((stored, entry)) = inner.entries.swap_remove_entry(key) else {
@@ -392,7 +396,7 @@ impl PageTable {
 
     /// Keys of the pages that carry `tag` now, sorted (index lookups; a route tag walks the
     /// entries once).
-    pub fn keys_with_tag(&self, tag: &str) -> Vec<PageKey> {
+    pub(super) fn keys_with_tag(&self, tag: &str) -> Vec<PageKey> {
         let inner = self.read();
         let routes: Vec<u16> = (0..inner.defs.len())
             .filter(|&i| inner.defs[i].tags.contains(&tag))
@@ -417,7 +421,7 @@ impl PageTable {
     }
 
     /// Every key.
-    pub fn keys(&self) -> Vec<PageKey> {
+    pub(super) fn keys(&self) -> Vec<PageKey> {
         self.read().entries.keys().cloned().collect()
     }
 }

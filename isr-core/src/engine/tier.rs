@@ -88,28 +88,45 @@ pub enum Acquired {
     /// The lease is ours: run the loader. `stored_generation` is the page's generation in
     /// Redis (0: none).
     Lead {
+        /// Ours until dropped or committed; it renews itself meanwhile.
         lease: Lease,
+        /// The page's generation in Redis (ms since the Unix epoch); 0 when none is stored.
         stored_generation: u64,
     },
     /// Another instance holds the lease.
-    Held { stored_generation: u64 },
+    Held {
+        /// The page's generation in Redis (ms since the Unix epoch); 0 when none is stored.
+        stored_generation: u64,
+    },
 }
 
 /// What a commit did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Commit {
     /// Written as `generation`.
-    Written { generation: u64 },
+    Written {
+        /// The page's `generated_at_ms`, raised to one past the stored generation when that
+        /// one was not older (generations only grow).
+        generation: u64,
+    },
     /// Refused: a newer token or generation is stored (`stored_generation`).
-    Rejected { stored_generation: u64 },
+    Rejected {
+        /// The generation Redis keeps (0: none).
+        stored_generation: u64,
+    },
     /// The build found the same content stored: nothing was written.
-    Unchanged { stored_generation: u64 },
+    Unchanged {
+        /// The generation Redis keeps, unchanged.
+        stored_generation: u64,
+    },
 }
 
 /// A page as the shared tier holds it (`meta.generated_at_ms` is its generation).
 #[derive(Clone, Debug)]
 pub struct SharedPage {
+    /// Its record, with `generated_at_ms` set to the shared generation.
     pub meta: PageMeta,
+    /// Its bytes in each stored encoding; `None` for a not-found or a redirect.
     pub body: Option<Variants>,
     /// The instance that committed it (see [`SharedTier::instance`]).
     pub origin: Option<String>,

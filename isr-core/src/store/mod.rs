@@ -32,11 +32,21 @@ use std::io;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PageKind {
     /// An HTML page of `bytes` bytes whose SHA-256 starts with `etag`.
-    Page { etag: Etag, bytes: u64 },
+    Page {
+        /// The identity (uncompressed) bytes' validator.
+        etag: Etag,
+        /// Length of the identity bytes.
+        bytes: u64,
+    },
     /// The loader said the page does not exist (a tombstone of a page that existed).
     NotFound,
     /// The loader redirected.
-    Redirect { location: String, permanent: bool },
+    Redirect {
+        /// The target, as the loader gave it (a path or an absolute URL).
+        location: String,
+        /// `true`: 308, `false`: 307.
+        permanent: bool,
+    },
 }
 
 impl PageKind {

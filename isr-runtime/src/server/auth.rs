@@ -39,6 +39,10 @@ pub const MIN_SECRET_LEN: usize = 16;
 /// let error = check_secret("ISR_ADMIN_TOKEN", "short").unwrap_err();
 /// assert!(error.starts_with("ISR_ADMIN_TOKEN is too short"), "{error}");
 /// ```
+///
+/// # Errors
+/// A message naming `variable` when `secret` has fewer than [`MIN_SECRET_LEN`] characters
+/// (Unicode scalar values, not bytes).
 pub fn check_secret(variable: &str, secret: &str) -> Result<(), String> {
     let length = secret.chars().count();
     if length < MIN_SECRET_LEN {

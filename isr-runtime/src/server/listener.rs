@@ -187,6 +187,10 @@ pub fn default_max_connections() -> usize {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Errors
+/// None today: every accept and connection error is logged and handled in the loop. The
+/// `io::Result` leaves room for a listener error that must end serving.
 pub async fn serve_until(
     listener: TcpListener,
     app: Router,

@@ -33,6 +33,10 @@ pub struct TrustedProxies(Arc<[ipnet::IpNet]>);
 
 impl TrustedProxies {
     /// Comma-separated CIDR blocks or addresses; an empty text trusts nobody.
+    ///
+    /// # Errors
+    /// A message naming the first item that is neither an IP address nor a CIDR block (a
+    /// prefix longer than the address, a host name).
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut nets = Vec::new();
         for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -241,6 +245,11 @@ fn request_authority(headers: &HeaderMap, uri: &Uri) -> Result<Option<Authority>
 /// let absolute = Request::get("http://a.com/x").header("host", "b.com").body(()).unwrap();
 /// assert_eq!(check_host(&absolute), Ok(()));
 /// ```
+///
+/// # Errors
+/// [`HostError::Several`] for more than one `Host` header, [`HostError::Missing`] for an
+/// HTTP/1.1 request with neither `Host` nor an absolute-form target, [`HostError::Invalid`]
+/// for an authority that is not `host[:port]` or has userinfo.
 pub fn check_host<B>(request: &Request<B>) -> Result<(), HostError> {
     match request_authority(request.headers(), request.uri())? {
         None if request.version() == Version::HTTP_11 => Err(HostError::Missing),

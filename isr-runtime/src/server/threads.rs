@@ -44,6 +44,11 @@ impl Listeners {
     /// assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// The OS error when the address cannot be bound (`AddrInUse` when another process, or
+    /// another `SO_REUSEPORT` group, listens on it; `AddrNotAvailable`, permission denied) or a
+    /// socket of the group cannot be made.
     pub fn bind(addr: SocketAddr, threads: usize) -> io::Result<Listeners> {
         // A port another process listens on (even another isr with SO_REUSEPORT, which the
         // group would join and silently share the traffic with) is "address in use": a plain
@@ -137,6 +142,11 @@ fn reuse_port_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Errors
+/// When a serving thread cannot be spawned (the threads already started are stopped first),
+/// or, once all have ended, the first error of a thread: its runtime or listener could not be
+/// set up, or it panicked.
 pub async fn serve_on_threads(
     listeners: Listeners,
     app: Router,

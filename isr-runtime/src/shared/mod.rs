@@ -99,6 +99,11 @@ impl RedisTier {
     /// assert!(bad.is_err());
     /// # }
     /// ```
+    ///
+    /// # Errors
+    /// The redis client's message when `options.url` is not a Redis URL it can use (another
+    /// scheme, a malformed address, a scheme whose feature is not compiled in) or the lazy
+    /// connection manager cannot be set up. An unreachable server is not an error here.
     pub fn connect(options: SharedOptions) -> Result<Arc<RedisTier>, String> {
         let client = redis::Client::open(options.url.as_str()).map_err(|e| e.to_string())?;
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
@@ -170,6 +175,10 @@ impl RedisTier {
     }
 
     /// Whether someone holds `key`'s lease now.
+    ///
+    /// # Errors
+    /// `NotConnected` while the circuit breaker holds Redis down, `TimedOut` after
+    /// [`REQUEST_TIMEOUT`], or the Redis error of the call.
     pub async fn lease_held(&self, key: &PageKey) -> io::Result<bool> {
         let mut connection = self.connection.clone();
         let exists: u8 = self

@@ -531,7 +531,7 @@ impl PageStore for FsStore {
     }
 
     /// Read on the calling thread when the kernel holds the files' paths and bytes (no wait for
-    /// the disk: [`cached_read`](super::cached_read)), else on the blocking pool.
+    /// the disk: `cached_read`), else on the blocking pool.
     fn committed_body(
         &self,
         key: &PageKey,
