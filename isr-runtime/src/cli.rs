@@ -975,7 +975,7 @@ impl App {
             }
             None => None,
         };
-        let client = self.client_bundle(config).await;
+        let client = self.client_bundle(config, was_built).await;
         let shell = DocumentShell {
             client,
             extra_head: crate::render::live_reload_script(),
@@ -1020,7 +1020,15 @@ impl App {
 
     /// The bundle pages load: built (when this app has a client crate and may build it), else
     /// whatever the site root already has. Missing toolchains are reported once, with the fix.
-    async fn client_bundle(&self, config: &Config) -> Option<ClientBundle> {
+    /// `serve`, and `start` over a site this build of the app made the bundle for, run neither
+    /// cargo nor rustup.
+    async fn client_bundle(&self, config: &Config, site_was_built: bool) -> Option<ClientBundle> {
+        if config.command == Command::Start && site_was_built {
+            if let Some(bundle) = client::bundle_of_this_build(&config.site_root) {
+                tracing::info!(js = %bundle.js, "client bundle kept: this build of the app made it (no cargo or rustup run)");
+                return Some(bundle);
+            }
+        }
         let build_allowed = !matches!(
             std::env::var("ISR_CLIENT_BUILD").as_deref(),
             Ok("off") | Ok("0") | Ok("false")

@@ -108,6 +108,52 @@ struct Manifest {
     bundle: ClientBundle,
     /// Hash of the wasm that cargo produced, before wasm-bindgen.
     source_hash: String,
+    /// [`server_build_id`] of the server that built or last confirmed the bundle.
+    #[serde(default)]
+    server: Option<String>,
+}
+
+/// This server executable's build, as its length and modification time: a restart of the same
+/// build finds the bundle that build made without running cargo ([`bundle_of_this_build`]); a
+/// new build of the app (an edit under `cargo run`) builds the bundle again. `None` when the
+/// executable cannot be read.
+///
+/// ```
+/// let id = isr::client::server_build_id().unwrap();
+/// assert_eq!(Some(id), isr::client::server_build_id(), "the same process, the same build");
+/// ```
+pub fn server_build_id() -> Option<String> {
+    let meta = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("{}-{}", meta.len(), modified.as_nanos()))
+}
+
+/// The bundle in `site_root` if this very build of the server made (or confirmed) it, with all
+/// its files: what `start` over a built site serves without running cargo or rustup.
+///
+/// ```
+/// assert!(isr::client::bundle_of_this_build(std::path::Path::new("/nonexistent")).is_none());
+/// ```
+pub fn bundle_of_this_build(site_root: &Path) -> Option<ClientBundle> {
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(manifest_path(site_root)).ok()?).ok()?;
+    (manifest.server.is_some() && manifest.server == server_build_id())
+        .then(|| our_bundle(site_root))?
+}
+
+/// Writes the bundle's manifest (beside the site root, never inside it).
+fn write_manifest(site_root: &Path, manifest: &Manifest) -> Result<(), String> {
+    let path = manifest_path(site_root);
+    std::fs::create_dir_all(path.parent().unwrap_or(site_root)).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(manifest).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn manifest_path(site_root: &Path) -> PathBuf {
@@ -384,8 +430,14 @@ pub fn ensure_bundle(
         .map(|b| format!("{b:02x}"))
         .collect();
     if let Ok(bytes) = std::fs::read(manifest_path(site_root)) {
-        if let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) {
+        if let Ok(mut manifest) = serde_json::from_slice::<Manifest>(&bytes) {
             if manifest.source_hash == source_hash && our_bundle(site_root).is_some() {
+                // The same wasm: this build of the server confirms the bundle.
+                let server = server_build_id();
+                if manifest.server != server {
+                    manifest.server = server;
+                    write_manifest(site_root, &manifest)?;
+                }
                 return Ok(manifest.bundle);
             }
         }
@@ -426,14 +478,9 @@ pub fn ensure_bundle(
             immutable: true,
         },
         source_hash,
+        server: server_build_id(),
     };
-    let path = manifest_path(site_root);
-    std::fs::create_dir_all(path.parent().unwrap_or(site_root)).map_err(|e| e.to_string())?;
-    std::fs::write(
-        &path,
-        serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    write_manifest(site_root, &manifest)?;
     Ok(manifest.bundle)
 }
 
@@ -487,6 +534,7 @@ mod tests {
                 immutable: true,
             },
             source_hash: "1".into(),
+            server: Some("another build".into()),
         };
         std::fs::create_dir_all(dir.path().join("site.isr")).unwrap();
         std::fs::write(manifest_path(&root), serde_json::to_vec(&manifest).unwrap()).unwrap();
@@ -494,6 +542,14 @@ mod tests {
         std::fs::create_dir_all(root.join("pkg")).unwrap();
         std::fs::write(root.join("pkg/a-1.js"), "").unwrap();
         std::fs::write(root.join("pkg/a-1_bg.wasm"), "").unwrap();
-        assert_eq!(our_bundle(&root), Some(manifest.bundle));
+        assert_eq!(our_bundle(&root), Some(manifest.bundle.clone()));
+        // Another build of the server made it: `start` builds (or confirms) it again.
+        assert!(bundle_of_this_build(&root).is_none());
+        let ours = Manifest {
+            server: server_build_id(),
+            ..manifest
+        };
+        write_manifest(&root, &ours).unwrap();
+        assert_eq!(bundle_of_this_build(&root), Some(ours.bundle));
     }
 }

@@ -1,7 +1,8 @@
 //! The first `cargo run -p blog` on a machine with only rustup: no `wasm-bindgen` CLI on PATH.
 //! The build installs the CLI of the version the app's Cargo.lock resolved itself (into
 //! `target/isr-tools/wasm-bindgen-<version>`, once, with one log line),
-//! builds the client bundle, and the served post hydrates in chromium.
+//! builds the client bundle, and the served post hydrates in chromium. A restart of the same
+//! build (`start` over the built site) keeps that bundle without running cargo or rustup.
 
 use isr_tests::browser::{browsers_available, wait_for_hydration, Driver, CLIENT_BUILD_DEADLINE};
 use isr_tests::{BlogServer, Fixture};
@@ -81,6 +82,24 @@ async fn the_blog_hydrates_after_a_plain_first_run_without_the_wasm_bindgen_cli(
         .goto(&server.url("/blog/what-is-isr"))
         .await
         .expect("open the post");
+    assert!(wait_for_hydration(&browser).await >= 1);
+    drop(server);
+
+    // A restart of the same build over the built site (`start`, as a service manager restarts
+    // it) serves the bundle that build made: no cargo or rustup runs, and none is on PATH.
+    let restarted = BlogServer::start(
+        &fx,
+        &["start"],
+        &[("ISR_CLIENT_BUILD", "auto"), ("PATH", "/nonexistent")],
+    );
+    let log = restarted.stderr_text();
+    assert!(log.contains("client bundle kept"), "{log}");
+    // The "serving" line it was started on comes after the client step: no build ran before.
+    assert!(!log.contains("building the client bundle"), "{log}");
+    browser
+        .goto(&restarted.url("/blog/what-is-isr"))
+        .await
+        .expect("open the post again");
     assert!(wait_for_hydration(&browser).await >= 1);
     browser.close().await.expect("close the browser");
 }
