@@ -5,7 +5,7 @@
 #![allow(missing_docs)]
 
 use crate::clock::ManualClock;
-use crate::engine::{CacheStatus, DocumentWriter, Engine, Served};
+use crate::engine::{CacheStatus, DocumentWriter, Engine, FailureKind, Outcome, Served};
 use crate::page::{Fallback, Generated, PageDef, Revalidate};
 use crate::route::Routes;
 use crate::store::{MemoryStore, PageKind, PageStore};
@@ -210,6 +210,18 @@ impl Harness {
         }
     }
 
+    /// Regenerates `path` on demand; its outcome and how long that took on tokio's clock
+    /// (paused in the tests that time out, so a slow machine does not stretch it).
+    pub async fn timed_regeneration(&self, path: &str) -> (Outcome, Duration) {
+        let started = tokio::time::Instant::now();
+        let outcome = self
+            .engine
+            .regenerate(path, crate::engine::Trigger::OnDemand)
+            .await
+            .expect("a routed path");
+        (outcome, started.elapsed())
+    }
+
     pub async fn wait_idle(&self) {
         self.wait_idle_within(Duration::from_secs(5)).await;
     }
@@ -224,4 +236,18 @@ impl Harness {
             "generation still running"
         );
     }
+}
+
+/// Asserts that `outcome` is a generation that failed on its time limit.
+pub fn assert_timed_out(outcome: &Outcome) {
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Failed {
+                kind: FailureKind::Timeout,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
 }

@@ -3,9 +3,7 @@
 
 use crate::clock::ManualClock;
 use crate::encoding::Variants;
-use crate::engine::{
-    CacheStatus, Engine, FailureKind, Outcome, Served, Trigger, NEGATIVE_CAPACITY,
-};
+use crate::engine::{CacheStatus, Engine, Outcome, Served, Trigger, NEGATIVE_CAPACITY};
 use crate::page::{Fallback, Generated, PageDef, Params, Revalidate};
 use crate::render::DocumentShell;
 use crate::route::Routes;
@@ -284,7 +282,7 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
             ..
         }
     ));
-    let files_before = files_under(dir.path());
+    let files_before = isr_tests::files_under(dir.path());
     let workers = (0..4u64).map(|worker| {
         let engine = engine.clone();
         tokio::spawn(async move {
@@ -302,7 +300,7 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
         worker.unwrap();
     }
     assert_eq!(
-        files_under(dir.path()),
+        isr_tests::files_under(dir.path()),
         files_before,
         "no file for an unknown path"
     );
@@ -477,16 +475,7 @@ async fn a_timed_out_write_to_the_real_store_lands_and_is_accounted() {
         .regenerate("/t/heldwrite", Trigger::OnDemand)
         .await
         .unwrap();
-    assert!(
-        matches!(
-            outcome,
-            Outcome::Failed {
-                kind: FailureKind::Timeout,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_timed_out(&outcome);
     assert!(
         h.get("/t/heldwrite").await.1.contains("v1"),
         "not landed yet"
@@ -574,22 +563,6 @@ async fn an_aborted_build_still_writes_and_syncs_what_it_built() {
         rows as usize, built,
         "every page the build made has its row"
     );
-}
-
-fn files_under(dir: &std::path::Path) -> usize {
-    let mut count = 0;
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(folder).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                folders.push(entry.path());
-            } else {
-                count += 1;
-            }
-        }
-    }
-    count
 }
 
 fn slow_listed_load(

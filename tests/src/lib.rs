@@ -1078,6 +1078,30 @@ fn parse_sample(line: &str) -> Option<Sample> {
     })
 }
 
+/// How many files (not folders) are under `dir`, at any depth.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::create_dir(dir.path().join("a")).unwrap();
+/// std::fs::write(dir.path().join("a/b.txt"), "x").unwrap();
+/// assert_eq!(isr_tests::files_under(dir.path()), 1);
+/// ```
+pub fn files_under(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                folders.push(entry.path());
+            } else {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

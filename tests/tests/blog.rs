@@ -971,22 +971,6 @@ async fn restart_serves_the_stored_pages_without_regenerating() {
     );
 }
 
-fn files_under(dir: &std::path::Path) -> usize {
-    let mut count = 0;
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(folder).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                folders.push(entry.path());
-            } else {
-                count += 1;
-            }
-        }
-    }
-    count
-}
-
 /// Random slugs on a `fallback = "blocking"` route run the loader (bounded), answer 404, and
 /// leave no file behind: a crawler cannot fill the disk or slow the next start.
 #[tokio::test]
@@ -995,7 +979,7 @@ async fn random_slugs_are_404_and_leave_the_site_root_as_it_was() {
     let server = BlogServer::start(&fx, &[], &[]);
     assert_eq!(server.get(POST).await.status, 200);
     // the index is a SQLite file with its WAL: count files after the server settled
-    let before = files_under(&fx.site_root());
+    let before = isr_tests::files_under(&fx.site_root());
     let mut rng_state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut slugs = Vec::new();
     for _ in 0..5_000 {
@@ -1010,7 +994,7 @@ async fn random_slugs_are_404_and_leave_the_site_root_as_it_was() {
             assert_eq!(resp.status, 404, "{path}");
         }
     }
-    let after = files_under(&fx.site_root());
+    let after = isr_tests::files_under(&fx.site_root());
     assert!(
         after <= before + 2,
         "site root grew from {before} to {after} files"

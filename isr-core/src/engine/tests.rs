@@ -158,20 +158,8 @@ async fn panics_and_timeouts_keep_the_old_page() {
     assert!(h.get("/t/boom").await.1.contains("good"));
 
     s.set(Mode::Hang);
-    let started = tokio::time::Instant::now();
-    let outcome = h
-        .engine
-        .regenerate("/t/boom", Trigger::OnDemand)
-        .await
-        .unwrap();
-    assert!(matches!(
-        outcome,
-        Outcome::Failed {
-            kind: FailureKind::Timeout,
-            ..
-        }
-    ));
-    let elapsed = started.elapsed();
+    let (outcome, elapsed) = h.timed_regeneration("/t/boom").await;
+    assert_timed_out(&outcome);
     assert!(
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3),
         "timeout is 1 s (the loader hangs for an hour): {elapsed:?}"
@@ -476,23 +464,8 @@ async fn the_timeout_covers_the_store_write() {
     h.get("/t/slowdisk").await;
     s.set(Mode::Page("v2"));
     *store.slow_writes.lock().unwrap() = Duration::from_secs(30);
-    let started = tokio::time::Instant::now();
-    let outcome = h
-        .engine
-        .regenerate("/t/slowdisk", Trigger::OnDemand)
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            outcome,
-            Outcome::Failed {
-                kind: FailureKind::Timeout,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
-    let elapsed = started.elapsed();
+    let (outcome, elapsed) = h.timed_regeneration("/t/slowdisk").await;
+    assert_timed_out(&outcome);
     assert!(
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
         "the page's timeout is 1 s, the write takes 30 s: {elapsed:?}"
