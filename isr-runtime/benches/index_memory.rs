@@ -82,6 +82,7 @@ fn main() {
                     key: path,
                     route: ITEMS.path.into(),
                     generated_at_ms: 1_700_000_000_000,
+                    generation: 0,
                     kind: PageKind::Page {
                         etag: Etag::of(id.to_string().as_bytes()),
                         bytes: 10_240,

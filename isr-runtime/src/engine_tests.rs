@@ -18,10 +18,58 @@ use std::time::{Duration, Instant};
 /// A harness that joined the shared tier `tier`.
 #[cfg(feature = "redis")]
 async fn shared_harness(tier: Arc<crate::shared::RedisTier>) -> Harness {
+    shared_harness_at(tier, START_MS).await
+}
+
+/// A harness that joined the shared tier `tier`, its wall clock starting at `now_ms`.
+#[cfg(feature = "redis")]
+async fn shared_harness_at(tier: Arc<crate::shared::RedisTier>, now_ms: u64) -> Harness {
     let routes = Routes::new(vec![&BLOCKING, &ONLY_LISTED]).unwrap();
     let builder =
         Engine::builder(routes, Arc::new(crate::store::MemoryStore::default())).shared(tier);
-    harness_of(builder, Arc::new(ManualClock::new(START_MS))).await
+    harness_of(builder, Arc::new(ManualClock::new(now_ms))).await
+}
+
+/// Two instances whose clocks differ by 30 s. Which version is newer is Redis's counter, and a
+/// pulled page's age is measured by Redis's own clock, so each instance keeps it fresh for
+/// exactly its window. (Before, the generation was the committer's wall clock: on the instance
+/// 30 s ahead the page pulled from the one behind was 30 s old at once, stale and regenerated;
+/// on the instance behind, a page from the one ahead stayed fresh 30 s too long.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(feature = "redis")]
+async fn instances_whose_clocks_differ_by_30_s_agree_on_age_and_freshness() {
+    use crate::shared::{RedisTier, SharedOptions};
+    let redis = isr_tests::redis::Redis::start();
+    let tier = || RedisTier::connect(SharedOptions::new(&redis.url(), "skew")).unwrap();
+    let behind = shared_harness_at(tier(), START_MS).await;
+    let ahead = shared_harness_at(tier(), START_MS + 30_000).await;
+    let s = script("skew", Mode::Page("v1"));
+
+    // The instance behind generates the page; the one ahead pulls it, 0 s old (not 30 s).
+    assert_eq!(behind.get("/t/skew").await.0, Some(CacheStatus::Miss));
+    let Served::Stored { age, page, .. } = ahead.engine.request("/t/skew").await else {
+        panic!("the page is served")
+    };
+    assert!(age < Duration::from_secs(5), "age {age:?}");
+    assert_eq!(page.meta.generation, 1);
+    // Fresh there for its 10 s window: a HIT, and the loader ran once in all.
+    assert_eq!(ahead.get("/t/skew").await.0, Some(CacheStatus::Hit));
+    assert_eq!(s.calls(), 1);
+
+    // The instance ahead regenerates it; the one behind learns of it (event) and pulls it...
+    s.set(Mode::Page("v2"));
+    ahead
+        .engine
+        .regenerate("/t/skew", Trigger::OnDemand)
+        .await
+        .unwrap();
+    let (_, body) = behind.eventually_contains("/t/skew", "v2").await;
+    assert!(body.contains("v2"), "{body}");
+    assert_eq!(s.calls(), 2);
+    // ... as 0 s old on its own clock: 11 s later (window 10 s) it is stale there, not
+    // fresh for 30 s more.
+    behind.clock.advance_ms(11_000);
+    assert_eq!(behind.get("/t/skew").await.0, Some(CacheStatus::Stale));
 }
 
 #[tokio::test]

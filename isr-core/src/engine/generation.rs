@@ -333,6 +333,9 @@ impl Engine {
             key: key.to_string(),
             route: def.path.to_string(),
             generated_at_ms,
+            // The shared version it replaces: the shared tier gives it the next one; a
+            // write-back (the tier was down) is taken only if the tier still holds this one.
+            generation: self.table.generation(key.as_str()),
             kind,
             tags,
         };

@@ -102,10 +102,14 @@ pub struct PageStatus {
     pub kind: &'static str,
     /// Where it stands now.
     pub state: PageState,
-    /// When its stored version was generated (ms since the Unix epoch); also its generation
-    /// number (with `--redis`, the shared one).
+    /// When its stored version was generated (ms since the Unix epoch, on this instance's
+    /// clock).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_at_ms: Option<u64>,
+    /// Its version in the shared tier (`--redis`): a counter raised by one per commit of the
+    /// page; `None` when never committed there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// Seconds since its stored version was generated (wall clock, rounded down); `None`
     /// when never stored.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -450,6 +454,7 @@ impl Engine {
             kind,
             state,
             generated_at_ms: Some(snapshot.generated_at_ms),
+            generation: (snapshot.generation > 0).then_some(snapshot.generation),
             age_s: Some(now.saturating_sub(snapshot.generated_at_ms) / 1000),
             revalidate_s: window_of(snapshot.def),
             next_regeneration_ms: backing_off.then(|| now + (snapshot.retry_at_ms - mono)),
@@ -484,6 +489,7 @@ impl Engine {
             kind: "none",
             state,
             generated_at_ms: None,
+            generation: None,
             age_s: None,
             revalidate_s: window_of(def),
             next_regeneration_ms: (mono < retry_at_ms).then(|| now + (retry_at_ms - mono)),

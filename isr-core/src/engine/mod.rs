@@ -962,6 +962,7 @@ fn not_found_page(key: &PageKey, def: &'static PageDef, generated_at_ms: u64) ->
             key: key.to_string(),
             route: def.path.to_string(),
             generated_at_ms,
+            generation: 0,
             kind: PageKind::NotFound,
             tags: Vec::new(),
         },

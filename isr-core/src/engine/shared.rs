@@ -204,8 +204,13 @@ impl Engine {
             return Ok(None);
         };
         let mut meta = shared.meta;
-        if meta.generated_at_ms <= self.table.generation(key.as_str()) {
+        if meta.generation <= self.table.generation(key.as_str()) {
             return Ok(None);
+        }
+        // Its age as the shared tier measured it, on this instance's clock: another instance's
+        // clock (ahead or behind) never stretches or shortens its freshness here.
+        if let Some(age) = shared.age {
+            meta.generated_at_ms = self.clock.now_ms().saturating_sub(age.as_millis() as u64);
         }
         meta.key = key.to_string();
         meta.route = def.path.to_string();
@@ -261,13 +266,13 @@ impl Engine {
             Ok(Commit::Written { generation }) => {
                 lease.released_by_commit();
                 lock(&self.shared.pending).remove(key);
-                meta.generated_at_ms = generation;
+                meta.generation = generation;
                 Ok(meta)
             }
             Ok(Commit::Unchanged { stored_generation }) => {
                 lease.released_by_commit();
                 lock(&self.shared.pending).remove(key);
-                meta.generated_at_ms = stored_generation;
+                meta.generation = stored_generation;
                 Ok(meta)
             }
             Ok(Commit::Rejected { stored_generation }) => {
@@ -322,7 +327,8 @@ impl Engine {
             let tombstone = PageMeta {
                 key: key.to_string(),
                 route: route.to_owned(),
-                generated_at_ms: self.clock.now_ms().max(stored_generation + 1),
+                generated_at_ms: self.clock.now_ms(),
+                generation: stored_generation,
                 kind: PageKind::NotFound,
                 tags: Vec::new(),
             };
@@ -588,7 +594,13 @@ impl Engine {
                     None
                 };
                 match tier.commit(0, &meta, body.as_ref(), false).await {
-                    Ok(Commit::Written { .. }) => metrics::redis_write_back("written"),
+                    Ok(Commit::Written { generation }) => {
+                        // The table follows (the store's row keeps the replaced generation
+                        // until the page's next commit: at worst one pull of this same page
+                        // after a restart).
+                        engine.table.set_generation(key.as_str(), generation);
+                        metrics::redis_write_back("written");
+                    }
                     Ok(_) => {
                         metrics::redis_write_back("superseded");
                         if let Some(pull) = engine.start_pull(&key, def, "superseded") {

@@ -84,6 +84,8 @@ struct Entry {
     /// Pages only (zero otherwise).
     etag: Etag,
     generated_at_ms: u64,
+    /// The version in the shared tier (see [`PageMeta::generation`]).
+    generation: u64,
     /// Bumped on every commit.
     version: u64,
     loader_tags: TagIds,
@@ -148,6 +150,8 @@ pub(crate) struct Snapshot {
     pub def: &'static PageDef,
     pub kind: PageKind,
     pub generated_at_ms: u64,
+    /// Its version in the shared tier (see [`PageMeta::generation`]).
+    pub generation: u64,
     pub retry_at_ms: u64,
     /// Failed generations in a row (0 when the last one succeeded).
     pub failures: u32,
@@ -161,6 +165,7 @@ impl Snapshot {
             key: key.to_string(),
             route: self.def.path.to_string(),
             generated_at_ms: self.generated_at_ms,
+            generation: self.generation,
             kind: self.kind.clone(),
             tags,
         }
@@ -245,6 +250,7 @@ impl PageTable {
             def: inner.defs[usize::from(entry.route)],
             kind,
             generated_at_ms: entry.generated_at_ms,
+            generation: entry.generation,
             retry_at_ms: backoff.map_or(0, |b| b.retry_at_ms),
             failures: backoff.map_or(0, |b| b.failures),
             version: entry.version,
@@ -304,12 +310,17 @@ impl PageTable {
         Some(inner.failing.get(key).map_or(0, |b| b.failures))
     }
 
-    /// The generation (`generated_at_ms`) the table holds for `key`; 0 when it holds none.
+    /// The shared generation the table holds for `key` ([`PageMeta::generation`]); 0 when it
+    /// holds none.
     pub(super) fn generation(&self, key: &str) -> u64 {
-        self.read()
-            .entries
-            .get(key)
-            .map_or(0, |e| e.generated_at_ms)
+        self.read().entries.get(key).map_or(0, |e| e.generation)
+    }
+
+    /// Records that the shared tier took `key`'s entry as `generation` (a write-back).
+    pub(super) fn set_generation(&self, key: &str, generation: u64) {
+        if let Some(entry) = self.write().entries.get_mut(key) {
+            entry.generation = generation;
+        }
     }
 
     /// The version the next commit gets: every entry committed before now has a lower one.
@@ -495,6 +506,7 @@ impl Inner {
             Entry {
                 etag,
                 generated_at_ms: meta.generated_at_ms,
+                generation: meta.generation,
                 version,
                 loader_tags: TagIds::from_vec(ids),
                 bytes,
@@ -573,6 +585,7 @@ mod tests {
             key: key.into(),
             route: POSTS.path.into(),
             generated_at_ms: 1,
+            generation: 0,
             kind: PageKind::NotFound,
             tags: tags.iter().map(|t| t.to_string()).collect(),
         }

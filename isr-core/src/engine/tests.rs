@@ -929,6 +929,7 @@ impl SlowLoadStore {
             key: key.to_string(),
             route: ONLY_LISTED.path.into(),
             generated_at_ms: START_MS,
+            generation: 0,
             kind: PageKind::Page {
                 etag: Etag::of(&body),
                 bytes: body.len() as u64,

@@ -39,11 +39,11 @@ pub trait SharedTier: Send + Sync + 'static {
     /// `key`'s stored generation (0: none) and whether its lease is held.
     fn watch<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<(u64, bool)>>;
 
-    /// Commits a generated page: with a lease's `token` (fenced: refused when a newer token or
-    /// generation is stored), or with token 0 as a write-back of a page generated while the
-    /// tier was down (written only if its generation is newer). `keep_unchanged`: an
-    /// unchanged etag keeps the stored generation (the build). Releases the lease when it is
-    /// still ours.
+    /// Commits a generated page as the next generation of it (the stored one plus one): with a
+    /// lease's `token` (fenced: refused when a newer token is stored), or with token 0 as a
+    /// write-back of a page generated while the tier was down (written only if the tier still
+    /// holds `meta.generation`, the version the page replaced). `keep_unchanged`: an unchanged
+    /// etag keeps the stored generation (the build). Releases the lease when it is still ours.
     fn commit<'a>(
         &'a self,
         token: u64,
@@ -121,11 +121,15 @@ pub enum Commit {
     },
 }
 
-/// A page as the shared tier holds it (`meta.generated_at_ms` is its generation).
+/// A page as the shared tier holds it.
 #[derive(Clone, Debug)]
 pub struct SharedPage {
-    /// Its record, with `generated_at_ms` set to the shared generation.
+    /// Its record, with `generation` set to the shared generation (`generated_at_ms` is the
+    /// committing instance's clock: see [`age`](Self::age)).
     pub meta: PageMeta,
+    /// How long ago it was committed, measured by the shared tier's own clock (so no
+    /// instance's clock skew enters it); `None` when the tier does not know.
+    pub age: Option<Duration>,
     /// Its bytes in each stored encoding; `None` for a not-found or a redirect.
     pub body: Option<Variants>,
     /// The instance that committed it (see [`SharedTier::instance`]).

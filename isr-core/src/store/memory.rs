@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 /// # let isr::Resolved::Page { key, .. } = isr::__private::example_routes(&["/hello"]).resolve("/hello") else { unreachable!() };
 /// use isr::store::{MemoryStore, PageStore, PageMeta, PageKind, Etag};
 /// let store = MemoryStore::default();
-/// let meta = PageMeta { key: key.to_string(), route: key.to_string(), generated_at_ms: 1,
+/// let meta = PageMeta { key: key.to_string(), route: key.to_string(), generated_at_ms: 1, generation: 0,
 ///     kind: PageKind::Page { etag: Etag::of(b"hi"), bytes: 2 }, tags: vec![] };
 /// let body = isr::encoding::Variants::identity_only("hi".into());
 /// store.put(&key, meta, Some(body.clone())).await?;

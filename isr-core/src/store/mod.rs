@@ -67,7 +67,7 @@ impl PageKind {
 ///
 /// ```
 /// let meta = isr::store::PageMeta {
-///     key: "/blog".into(), route: "/blog".into(), generated_at_ms: 0,
+///     key: "/blog".into(), route: "/blog".into(), generated_at_ms: 0, generation: 0,
 ///     kind: isr::store::PageKind::NotFound, tags: vec!["posts".into()],
 /// };
 /// assert!(meta.tags.contains(&"posts".to_string()));
@@ -79,8 +79,14 @@ pub struct PageMeta {
     /// The route pattern it belongs to (`/blog/:slug`).
     pub route: String,
     /// When its generation finished, in milliseconds since the Unix epoch (wall clock: it is
-    /// persisted and compared across restarts).
+    /// persisted and compared across restarts). A page pulled from the shared tier carries the
+    /// time this instance's clock gives its commit (its age as the shared tier measured it).
     pub generated_at_ms: u64,
+    /// Its version in the shared tier: a counter the tier raises by one on every commit of the
+    /// page (1, 2, …), whatever any instance's clock says; 0 for a page never committed there.
+    /// Which of two versions is newer is told by this, never by a time.
+    #[serde(default)]
+    pub generation: u64,
     /// Page, not-found or redirect.
     #[serde(flatten)]
     pub kind: PageKind,

@@ -5,8 +5,10 @@
 //! tiers; a fresh HIT makes no Redis call. What Redis adds:
 //! - **Shared pages.** Every commit writes the page (metadata and every encoding) to
 //!   `<prefix>:page:<key>`; an instance that lacks a page, or learns of a newer one, pulls it.
-//!   Each page has a *generation*: its `generated_at_ms`, which the commit script makes grow
-//!   strictly per page, so a newer generation always wins.
+//!   Each page has a *generation*: a counter the commit script raises by one per commit, so a
+//!   newer generation always wins whatever the instances' clocks say; and an `at`, Redis's own
+//!   time of the commit, from which a pulling instance reads the page's age (its `Age` and
+//!   freshness stay right when instance clocks differ).
 //! - **Leases with fencing.** Before running a loader, an instance takes the page's lease
 //!   (`SET NX PX`, renewed while the loader runs). The lease's value is a fencing token from a
 //!   counter; a commit whose token is not newer than the stored page's is rejected, so an
@@ -22,7 +24,8 @@
 //!
 //! Redis down or slow: every call has a short timeout and a [`Breaker`]; pages are served from
 //! the local tiers, regenerations go on with local single-flight and are written back when
-//! Redis answers again (a newer generation wins).
+//! Redis answers again (taken only if no other instance committed the page meanwhile; else
+//! that instance's version is pulled).
 
 mod breaker;
 mod events;
@@ -314,7 +317,7 @@ impl SharedTier for RedisTier {
                         .key(self.keys.lease(&meta.key))
                         .key(self.keys.events())
                         .arg(token)
-                        .arg(meta.generated_at_ms)
+                        .arg(meta.generation)
                         .arg(&etag)
                         .arg(&meta_json)
                         .arg(self.keys.tag_prefix())
@@ -352,11 +355,14 @@ impl SharedTier for RedisTier {
     fn pull<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<Option<SharedPage>>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
-            let fields: Vec<Option<Vec<u8>>> = self
+            // The page and Redis's clock in one round trip: its age is measured by Redis alone.
+            let (fields, (seconds, micros)): (Vec<Option<Vec<u8>>>, (u64, u64)) = self
                 .call("pull", TRANSFER_TIMEOUT, async {
-                    redis::cmd("HMGET")
+                    redis::pipe()
+                        .cmd("HMGET")
                         .arg(self.keys.page(key.as_str()))
-                        .arg(&["gen", "meta", "identity", "gzip", "br", "origin"])
+                        .arg(&["gen", "meta", "identity", "gzip", "br", "origin", "at"])
+                        .cmd("TIME")
                         .query_async(&mut connection)
                         .await
                 })
@@ -369,8 +375,15 @@ impl SharedTier for RedisTier {
             let generation = parse_generation(&generation)?;
             let mut meta: PageMeta = serde_json::from_slice(&meta)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            meta.generated_at_ms = generation;
-            let (identity, gzip, brotli, origin) = (next(), next(), next(), next());
+            meta.generation = generation;
+            let (identity, gzip, brotli, origin, at) = (next(), next(), next(), next(), next());
+            let now_ms = seconds * 1000 + micros / 1000;
+            let age = match at {
+                Some(at) => Some(Duration::from_millis(
+                    now_ms.saturating_sub(parse_generation(&at)?),
+                )),
+                None => None,
+            };
             let body = identity.map(|identity| Variants {
                 identity: Bytes::from(identity),
                 gzip: gzip.filter(|b| !b.is_empty()).map(Bytes::from),
@@ -383,7 +396,12 @@ impl SharedTier for RedisTier {
                     "a shared page without its HTML",
                 ));
             }
-            Ok(Some(SharedPage { meta, body, origin }))
+            Ok(Some(SharedPage {
+                meta,
+                age,
+                body,
+                origin,
+            }))
         })
     }
 

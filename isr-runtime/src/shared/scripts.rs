@@ -35,23 +35,27 @@ end
 return 0
 "#;
 
-/// `KEYS`: page, lease, events. `ARGV`: 1 token (0: a write-back without a lease), 2 proposed
-/// generation, 3 etag ('' for a non-page), 4 meta JSON, 5 tag key prefix, 6 origin instance,
+/// `KEYS`: page, lease, events. `ARGV`: 1 token (0: a write-back without a lease), 2 the
+/// generation the page replaced (a write-back is taken only while it is still stored), 3 etag ('' for a non-page), 4 meta JSON, 5 tag key prefix, 6 origin instance,
 /// 7 '1' when an unchanged etag keeps the stored generation (the build), 8 page key, 9 '1' when
 /// there is a body, 10 identity, 11 gzip ('' none), 12 br ('' none), 13 stream length, 14…
 /// the new tags.
 ///
-/// Returns `{1, generation}` (written), `{0, stored generation}` (rejected: fenced, or not newer)
-/// or `{2, stored generation}` (unchanged, kept).
+/// A written page is the stored generation plus one (a counter: no clock decides which version
+/// is newer), and its `at` is Redis's own time, from which every instance reads its age.
+///
+/// Returns `{1, generation}` (written), `{0, stored generation}` (rejected: fenced, or a
+/// write-back of a version another instance replaced meanwhile) or `{2, stored generation}`
+/// (unchanged, kept).
 const COMMIT: &str = r#"
 local token = tonumber(ARGV[1])
-local proposed = tonumber(ARGV[2])
+local base = tonumber(ARGV[2])
 local stored = redis.call('HMGET', KEYS[1], 'gen', 'fence', 'etag', 'meta')
 local stored_gen = tonumber(stored[1] or '0') or 0
 local stored_fence = tonumber(stored[2] or '0') or 0
 if token > 0 then
   if token <= stored_fence then return {0, stored_gen} end
-elseif proposed <= stored_gen then
+elseif base ~= stored_gen then
   return {0, stored_gen}
 end
 local function release()
@@ -61,7 +65,9 @@ if ARGV[7] == '1' and stored[3] and stored[3] ~= '' and stored[3] == ARGV[3] the
   release()
   return {2, stored_gen}
 end
-local gen = math.max(proposed, stored_gen + 1)
+local gen = stored_gen + 1
+local time = redis.call('TIME')
+local at = string.format('%.0f', tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
 local new_tags = {}
 for i = 14, #ARGV do new_tags[ARGV[i]] = true end
 if stored[4] then
@@ -72,7 +78,7 @@ if stored[4] then
 end
 for tag, _ in pairs(new_tags) do redis.call('SADD', ARGV[5] .. tag, ARGV[8]) end
 local gen_text = string.format('%.0f', gen)
-redis.call('HSET', KEYS[1], 'gen', gen_text, 'etag', ARGV[3], 'meta', ARGV[4], 'origin', ARGV[6])
+redis.call('HSET', KEYS[1], 'gen', gen_text, 'at', at, 'etag', ARGV[3], 'meta', ARGV[4], 'origin', ARGV[6])
 if token > 0 then redis.call('HSET', KEYS[1], 'fence', ARGV[1]) end
 if ARGV[9] == '1' then
   redis.call('HSET', KEYS[1], 'identity', ARGV[10])

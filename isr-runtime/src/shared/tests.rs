@@ -26,6 +26,7 @@ fn page(
         key: path.into(),
         route: "/p/:id".into(),
         generated_at_ms,
+        generation: 0,
         kind: PageKind::Page {
             etag: Etag::of(html.as_bytes()),
             bytes: html.len() as u64,
@@ -87,7 +88,7 @@ async fn an_older_token_is_fenced_and_generations_only_grow() {
         .commit(new_lease.token(), &meta, Some(&body), false)
         .await
         .unwrap();
-    assert_eq!(written, Commit::Written { generation: 5_000 });
+    assert_eq!(written, Commit::Written { generation: 1 });
     new_lease.released_by_commit();
     // The old holder's late commit, even with a later clock, is refused.
     let (meta, body) = page("/p/2", 9_000, "<p>old</p>", &[]);
@@ -98,25 +99,33 @@ async fn an_older_token_is_fenced_and_generations_only_grow() {
     assert_eq!(
         late,
         Commit::Rejected {
-            stored_generation: 5_000
+            stored_generation: 1
         }
     );
     let stored = tier.pull(&key("/p/2")).await.unwrap().unwrap();
     assert_eq!(&stored.body.unwrap().identity[..], b"<p>new</p>");
-    assert_eq!(stored.meta.generated_at_ms, 5_000);
-    // A holder whose clock is behind still gets a newer generation than the stored one.
+    assert_eq!(stored.meta.generation, 1);
+    // Its age is Redis's own measure (just committed), whatever clock the committer had.
+    assert!(
+        stored.age.unwrap() < std::time::Duration::from_secs(5),
+        "{:?}",
+        stored.age
+    );
+    // A holder whose clock is behind gets the next generation all the same: a counter.
     let (lease, stored_generation) = lead(&tier, "/p/2").await;
-    assert_eq!(stored_generation, 5_000);
+    assert_eq!(stored_generation, 1);
     let (meta, body) = page("/p/2", 1_000, "<p>newer</p>", &[]);
     let written = tier
         .commit(lease.token(), &meta, Some(&body), false)
         .await
         .unwrap();
-    assert_eq!(written, Commit::Written { generation: 5_001 });
+    assert_eq!(written, Commit::Written { generation: 2 });
 }
 
+/// A write-back (a page made while Redis was down) replaces only the version it was made
+/// over: when another instance committed meanwhile, that version stays, whatever the clocks.
 #[tokio::test]
-async fn a_write_back_wins_only_with_a_newer_generation() {
+async fn a_write_back_is_taken_only_over_the_version_it_replaced() {
     let redis = Redis::start();
     let tier = tier(&redis);
     let (lease, _) = lead(&tier, "/p/3").await;
@@ -124,27 +133,20 @@ async fn a_write_back_wins_only_with_a_newer_generation() {
     tier.commit(lease.token(), &meta, Some(&body), false)
         .await
         .unwrap();
-    let (meta, body) = page(
-        "/p/3",
-        6_000,
-        "<p>older, made while Redis was down</p>",
-        &[],
-    );
+    // Made over no version (generation 0), with a later clock: another commit came first.
+    let (meta, body) = page("/p/3", 9_000, "<p>made over nothing</p>", &[]);
     assert_eq!(
         tier.commit(0, &meta, Some(&body), false).await.unwrap(),
         Commit::Rejected {
-            stored_generation: 7_000
+            stored_generation: 1
         }
     );
-    let (meta, body) = page(
-        "/p/3",
-        8_000,
-        "<p>newer, made while Redis was down</p>",
-        &[],
-    );
+    // Made over generation 1, with an earlier clock: it is the next version.
+    let (mut meta, body) = page("/p/3", 6_000, "<p>made over 1</p>", &[]);
+    meta.generation = 1;
     assert_eq!(
         tier.commit(0, &meta, Some(&body), false).await.unwrap(),
-        Commit::Written { generation: 8_000 }
+        Commit::Written { generation: 2 }
     );
 }
 
@@ -164,7 +166,7 @@ async fn the_build_keeps_the_generation_of_unchanged_content() {
             .await
             .unwrap(),
         Commit::Unchanged {
-            stored_generation: 1_000
+            stored_generation: 1
         }
     );
     lease.released_by_commit();
@@ -178,7 +180,7 @@ async fn the_build_keeps_the_generation_of_unchanged_content() {
         tier.commit(lease.token(), &meta, Some(&body), true)
             .await
             .unwrap(),
-        Commit::Written { generation: 3_000 }
+        Commit::Written { generation: 2 }
     );
 }
 

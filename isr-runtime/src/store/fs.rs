@@ -812,6 +812,7 @@ mod tests {
             key: key.into(),
             route: "/blog/:slug".into(),
             generated_at_ms: 42,
+            generation: 7,
             kind,
             tags: vec!["posts".into(), format!("post:{key}")],
         }

@@ -15,8 +15,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Schema version kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 2;
+/// Schema version kept in SQLite's `user_version` (3: the shared `generation` column; an index
+/// of version 2 gets it, as 0, when opened).
+const SCHEMA_VERSION: i64 = 3;
 
 /// Rows buffered while durability is deferred (the build) before one transaction writes them.
 const DEFERRED_BATCH: usize = 1024;
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS pages (
     key TEXT PRIMARY KEY NOT NULL,
     route TEXT NOT NULL,
     generated_at_ms INTEGER NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0, -- the shared tier's version of the page (0: none)
     kind INTEGER NOT NULL,         -- 0 page, 1 not found, 2 redirect
     etag BLOB,                     -- 16 bytes (pages)
     bytes INTEGER,                 -- body length (pages)
@@ -82,6 +84,11 @@ impl Index {
                 .execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))
                 .map_err(sql_error)?,
             SCHEMA_VERSION => {}
+            2 => writer
+                .execute_batch(&format!(
+                    "ALTER TABLE pages ADD COLUMN generation INTEGER NOT NULL DEFAULT 0; PRAGMA user_version = {SCHEMA_VERSION};"
+                ))
+                .map_err(sql_error)?,
             other => {
                 return Err(io::Error::other(format!(
                     "page index {} has schema version {other}, this isr reads {SCHEMA_VERSION}: rebuild the site",
@@ -131,7 +138,7 @@ impl Index {
         .map_err(sql_error)?;
         let mut statement = reader
             .prepare(
-                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags FROM pages",
+                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation FROM pages",
             )
             .map_err(sql_error)?;
         let rows = statement.query_map([], row_to_meta).map_err(sql_error)?;
@@ -158,7 +165,7 @@ impl Index {
         let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         let row = reader
             .query_row(
-                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags FROM pages WHERE key = ?1",
+                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation FROM pages WHERE key = ?1",
                 [key],
                 row_to_meta,
             )
@@ -310,8 +317,8 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
     let tags = serde_json::to_string(&meta.tags).map_err(io::Error::other)?;
     cached(
         connection,
-        "INSERT OR REPLACE INTO pages (key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR REPLACE INTO pages (key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
         .execute(
             params![
@@ -323,7 +330,8 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
                 bytes,
                 location,
                 permanent,
-                tags
+                tags,
+                meta.generation as i64
             ],
         )
         .map_err(sql_error)?;
@@ -351,6 +359,7 @@ fn row_to_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PageMeta, Str
     let location: Option<String> = row.get(6)?;
     let permanent: Option<bool> = row.get(7)?;
     let tags: String = row.get(8)?;
+    let generation: i64 = row.get(9)?;
     let kind = match (kind, etag, bytes, location) {
         (0, Some(etag), Some(bytes), _) if bytes >= 0 => match <[u8; 16]>::try_from(etag) {
             Ok(etag) => PageKind::Page {
@@ -374,6 +383,7 @@ fn row_to_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PageMeta, Str
         key,
         route,
         generated_at_ms: generated_at_ms.max(0) as u64,
+        generation: generation.max(0) as u64,
         kind,
         tags,
     }))
