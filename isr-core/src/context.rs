@@ -4,11 +4,29 @@
 //! A loader declares what it needs in its signature and `#[page]` extracts each argument before
 //! the loader runs:
 //!
-//! ```ignore
+//! Compiled, not run: a page is registered only in an app built with its `ssr` feature.
+//!
+//! ```no_run
+//! # use isr::prelude::*;
+//! # use leptos::prelude::*;
+//! # #[derive(Clone, Serialize, Deserialize)]
+//! # pub struct Product { name: String }
+//! # #[derive(Clone, Serialize, Deserialize)]
+//! # pub struct ProductParams { id: u32 }
+//! # #[derive(Clone)]
+//! # pub struct Db;
+//! # impl Db {
+//! #     async fn product(&self, _id: u32) -> isr::Result<Load<Product>> { Ok(Load::NotFound) }
+//! #     async fn ids(&self) -> isr::Result<Vec<ProductParams>> { Ok(vec![]) }
+//! # }
+//! # fn product_page(product: Product) -> impl IntoView { view! { <h1>{product.name}</h1> } }
+//! # #[paths]
+//! # async fn all_products(State(db): State<Db>) -> isr::Result<Vec<ProductParams>> { db.ids().await }
 //! #[page(path = "/products/:id", revalidate = 60, view = product_page, paths = all_products)]
 //! async fn product(Path(p): Path<ProductParams>, State(db): State<Db>) -> isr::Result<Load<Product>> {
 //!     db.product(p.id).await
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! - [`Params`]: the raw route params, as strings.

@@ -3,11 +3,14 @@
 //! Apps use it through `isr::page`; see that crate for the full guide. The attribute goes on the
 //! async data loader of a page and registers the page at compile time:
 //!
-//! ```ignore
+//! ```text
 //! #[page(path = "/blog/:slug", revalidate = 5, view = post_page, paths = all_slugs,
 //!        fallback = "blocking", tags = ["posts"])]
-//! async fn post(Path(p): Path<PostParams>, State(db): State<Db>) -> isr::Result<Load<Post>> { /* ... */ }
+//! async fn post(Path(p): Path<PostParams>, State(db): State<Db>) -> isr::Result<Load<Post>> { .. }
 //! ```
+//!
+//! (Shown as text: this crate cannot name `isr` in its own tests; `isr::page` has the
+//! examples that compile.)
 //!
 //! The crate follows the parse → validate → expand shape of `serde_derive`: `args` turns the
 //! attribute tokens into spanned arguments, `validate` checks them against the loader and builds

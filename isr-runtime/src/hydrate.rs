@@ -12,8 +12,10 @@ use serde::de::DeserializeOwned;
 /// `view(props)` inside the same leptos_router context the server rendered it in
 /// ([`crate::router`]).
 ///
-/// ```ignore
-/// // what `#[page(view = post_page, ..)]` generates for the browser:
+/// What `#[page(view = post_page, ..)]` generates for the browser (shown as text: it exists only
+/// in the wasm build, whose documentation tests do not run):
+///
+/// ```text
 /// isr::__private::hydrate_page::<PostProps, _, _>(|props| post_page(props));
 /// ```
 pub fn hydrate_page<P, F, V>(view: F)

@@ -7,7 +7,11 @@
 //! (`POST /_isr/revalidate`, [`revalidate_path`], [`revalidate_tag`]). A failed regeneration
 //! (error, panic, timeout) keeps the old page.
 //!
-//! ```ignore
+//! Not run as a test: the program serves until it is stopped, and `#[page]` registers the page
+//! only in an app built with its own `ssr` feature (`cargo new`, then the `[features]` of
+//! `examples/blog/Cargo.toml`).
+//!
+//! ```no_run
 //! use isr::prelude::*;
 //! use leptos::prelude::*;
 //!
@@ -49,11 +53,22 @@
 /// (`/blog/feed.xml`) has no view and returns its body (`Load<String>` or bytes). The loader and
 /// the registration exist only with the app's `ssr` feature.
 ///
-/// ```ignore
+/// Compiled, not run: a page is registered only in an app built with its `ssr` feature.
+///
+/// ```no_run
+/// # use isr::prelude::*;
+/// # use leptos::prelude::*;
+/// # #[derive(Clone, Serialize, Deserialize)]
+/// # pub struct ListProps { titles: Vec<String> }
+/// # #[derive(Clone)]
+/// # pub struct Db;
+/// # impl Db { async fn list(&self) -> isr::Result<ListProps> { Ok(ListProps { titles: vec![] }) } }
+/// # fn post_list(props: ListProps) -> impl IntoView { view! { <p>{props.titles.len()}</p> } }
 /// #[page(path = "/blog", revalidate = 60, view = post_list, tags = ["posts"])]
 /// async fn blog(State(db): State<Db>) -> isr::Result<Load<ListProps>> {
 ///     Ok(Load::props(db.list().await?))
 /// }
+/// # fn main() {}
 /// ```
 pub use isr_macros::page;
 
@@ -61,9 +76,18 @@ pub use isr_macros::page;
 /// It takes `State<T>` extractors and returns the params of every page to pre-render, as
 /// [`Params`] or as the struct the loader takes in `Path<T>`.
 ///
-/// ```ignore
+/// Compiled, not run: it exists only in an app built with its `ssr` feature.
+///
+/// ```no_run
+/// # use isr::prelude::*;
+/// # #[derive(Clone, Serialize, Deserialize)]
+/// # pub struct PostParams { slug: String }
+/// # #[derive(Clone)]
+/// # pub struct Db;
+/// # impl Db { async fn slugs(&self) -> isr::Result<Vec<PostParams>> { Ok(vec![]) } }
 /// #[paths]
 /// async fn all_posts(State(db): State<Db>) -> isr::Result<Vec<PostParams>> { db.slugs().await }
+/// # fn main() {}
 /// ```
 pub use isr_macros::paths;
 
