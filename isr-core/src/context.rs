@@ -39,7 +39,7 @@
 //! state type, or a `Path<T>` field that is not a parameter of the route, stops the app with a
 //! message naming the page, before any page is built.
 
-use crate::page::{Generated, Params};
+use crate::model::{Generated, Params};
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -8,8 +8,8 @@
 //! cache's own accounting is the only count (no separate counter that could drift): an evicted
 //! page is read from the store again on its next request.
 
-use crate::engine::CachedPage;
-use crate::route::PageKey;
+use crate::model::CachedPage;
+use crate::model::PageKey;
 use std::sync::Arc;
 
 /// Default budget: 128 MiB of page bytes.

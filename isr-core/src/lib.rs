@@ -15,18 +15,21 @@
 pub mod backoff;
 pub mod clock;
 pub mod context;
-pub mod encoding;
 pub mod engine;
-mod generated;
 pub mod hot_cache;
 pub mod metrics;
+pub mod model;
 pub mod page;
-pub mod revalidate;
 pub mod route;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 #[doc(hidden)]
 pub mod testing;
+
+/// On-demand revalidation (part of the [`engine`]).
+pub use engine::revalidate;
+/// A page's bytes in every encoding (in the [`model`]).
+pub use model::encoding;
 
 pub use {
     context::{AppState, FromContext, LoadContext, Path, Rejection, State},
@@ -34,7 +37,7 @@ pub use {
         CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
         Served, Trigger,
     },
-    generated::{Generated, RenderedBody},
+    model::{Generated, RenderedBody},
     page::{
         pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
     },

@@ -2,7 +2,7 @@
 //! knows nothing about the HTML shell (doctype, head, hydration scripts, CSP), which the
 //! rendering layer writes ([`crate::render::DocumentShell`] implements it).
 
-use crate::generated::RenderedBody;
+use crate::model::RenderedBody;
 
 /// Writes the stored document of a rendered page. Called once per generation, on the
 /// generation's task (not a request's).

@@ -35,6 +35,7 @@ mod loading;
 mod negative;
 mod on_demand;
 pub mod outcome;
+pub mod revalidate;
 mod runs;
 mod scheduler;
 mod shared;

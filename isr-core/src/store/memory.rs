@@ -2,7 +2,7 @@
 
 use super::{PageMeta, PageStore, StoreFuture};
 use crate::encoding::Variants;
-use crate::route::PageKey;
+use crate::model::PageKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,6 @@
 //! The strong validator of a page's bytes, as a fixed-size value.
 
-use crate::encoding::Encoding;
+use super::encoding::Encoding;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use std::fmt;

@@ -1,0 +1,19 @@
+//! The page model: the plain data every layer shares (a page's key, params, metadata, its
+//! rendered body, its bytes in each encoding and their etags, and a cached version of it). It
+//! imports nothing else of this crate, so no layer above it (routing, stores, the engine, the
+//! hot cache) can form an import cycle through it.
+
+mod cached;
+pub mod encoding;
+mod etag;
+mod generated;
+pub(crate) mod key;
+mod meta;
+mod params;
+
+pub use cached::CachedPage;
+pub use etag::{Etag, RepresentationEtags};
+pub use generated::{Generated, RenderedBody};
+pub use key::PageKey;
+pub use meta::{PageKind, PageMeta};
+pub use params::Params;
