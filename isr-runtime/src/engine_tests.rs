@@ -3,7 +3,7 @@
 
 use crate::clock::ManualClock;
 use crate::encoding::Variants;
-use crate::engine::{CacheStatus, Engine, Outcome, Served, Trigger, NEGATIVE_CAPACITY};
+use crate::engine::{CacheStatus, Engine, Served, Trigger, NEGATIVE_CAPACITY};
 use crate::page::{Fallback, Generated, PageDef, Params, Revalidate};
 use crate::render::DocumentShell;
 use crate::route::Routes;
@@ -454,7 +454,7 @@ async fn unknown_paths_ask_redis_once_and_a_page_committed_elsewhere_is_found() 
         .engine
         .regenerate("/listed/elsewhere", Trigger::OnDemand)
         .await;
-    assert!(matches!(made, Some(Outcome::Generated(_))));
+    assert!(matches!(made, Some(crate::engine::Outcome::Generated(_))));
     assert_eq!(s.calls(), 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -479,7 +479,7 @@ async fn unknown_paths_ask_redis_once_and_a_page_committed_elsewhere_is_found() 
             .engine
             .regenerate("/listed/later", Trigger::OnDemand)
             .await,
-        Some(Outcome::Generated(_))
+        Some(crate::engine::Outcome::Generated(_))
     ));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

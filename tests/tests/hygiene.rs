@@ -279,7 +279,11 @@ async fn a_webhook_whose_client_closed_its_side_is_still_carried_out() {
     assert!(answer.body.contains("regenerated"), "{}", answer.body);
     let page = server.get("/blog/what-is-isr").await;
     assert!(page.body.contains("When to reach for it"));
-    assert!(log_lines(&server, "path=/_isr/revalidate") >= 1);
+    // The access log is written by its own thread: the line comes shortly after the answer.
+    poll_until("the webhook's access-log line", POLL_DEADLINE, || async {
+        (log_lines(&server, "path=/_isr/revalidate") >= 1).then_some(())
+    })
+    .await;
 }
 
 /// `--serve-threads 0`: one listener on the shared multi-thread runtime, the default on macOS

@@ -1,0 +1,259 @@
+//! The command line's shape: the flags (with their environment variables), the subcommands,
+//! and where the operator subcommands go.
+
+use super::*;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Build and serve this app's pages with Incremental Static Regeneration",
+    after_help = "Environment: RUST_LOG (log filter, default info), ISR_REVALIDATE_SECRET \
+                  (enables POST /_isr/revalidate with `Authorization: Bearer <secret>`), \
+                  ISR_ADMIN_TOKEN (enables the operator API /_isr/api and the status, pages and \
+                  revalidate subcommands), ISR_METRICS_TOKEN (GET /_isr/metrics then needs `Authorization: Bearer <token>`)."
+)]
+pub(super) struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Option<Invocation>,
+
+    /// Address to listen on
+    #[arg(long, env = "LEPTOS_SITE_ADDR", global = true, value_name = "ADDR")]
+    pub(super) addr: Option<String>,
+
+    /// Folder of the static export and its metadata
+    #[arg(long, env = "LEPTOS_SITE_ROOT", global = true, value_name = "DIR")]
+    pub(super) site_root: Option<PathBuf>,
+
+    /// Pages generated at the same time during the build [default: CPUs × 4]
+    #[arg(long, env = "ISR_JOBS", global = true, value_name = "N")]
+    pub(super) jobs: Option<String>,
+
+    /// Build the pages that work even when some loaders fail
+    #[arg(long, global = true)]
+    pub(super) keep_going: bool,
+
+    /// CDN endpoints to send `PURGE <path>` to when a page changes (comma-separated http://host[:port])
+    #[arg(long, env = "ISR_CDN_PURGE", global = true, value_name = "URLS")]
+    pub(super) cdn_purge: Option<String>,
+
+    /// Host header of CDN purges (the site's public host, e.g. www.example.com) [default: the endpoint's]
+    #[arg(long, env = "ISR_PUBLIC_HOST", global = true, value_name = "HOST")]
+    pub(super) public_host: Option<String>,
+
+    /// The site's public origin, for absolute links in the sitemap and feeds (e.g. https://blog.example.com) [default: http://<addr>]
+    #[arg(long, env = "ISR_PUBLIC_URL", global = true, value_name = "URL")]
+    pub(super) public_url: Option<String>,
+
+    /// Also send `cache-tag` (tags and path, comma-separated) for CDNs that purge by it
+    #[arg(long, env = "ISR_CACHE_TAG", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    pub(super) cache_tag: bool,
+
+    /// Redis to share pages, leases and invalidations with other instances (redis://[user:pass@]host:port[/db])
+    #[arg(
+        long = "redis",
+        env = "ISR_REDIS_URL",
+        global = true,
+        value_name = "URL"
+    )]
+    pub(super) redis_url: Option<String>,
+
+    /// Prefix of every Redis key, so several sites can share one Redis [default: the app's name]
+    #[arg(long, env = "ISR_REDIS_PREFIX", global = true, value_name = "PREFIX")]
+    pub(super) redis_prefix: Option<String>,
+
+    /// Seconds a page lease lives unless its holder renews it (a dead holder is replaced after it) [default: 8]
+    #[arg(long, env = "ISR_REDIS_LEASE_TTL", global = true, value_name = "SECS")]
+    pub(super) redis_lease_ttl: Option<String>,
+
+    /// Memory for page HTML, in MiB; pages evicted from it are re-read from disk [default: 128]
+    #[arg(long, env = "ISR_HOT_CACHE_MB", global = true, value_name = "MIB")]
+    pub(super) hot_cache_mb: Option<String>,
+
+    /// Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated CIDR blocks or addresses, e.g. 10.0.0.0/8,127.0.0.1) [default: none]
+    #[arg(
+        long = "trusted-proxy",
+        env = "ISR_TRUSTED_PROXIES",
+        global = true,
+        value_name = "CIDRS"
+    )]
+    pub(super) trusted_proxies: Option<String>,
+
+    /// Failed authentications one client address may make per minute on the protected routes; past it, 429 until the minute ends [default: 10]
+    #[arg(long, env = "ISR_MAX_AUTH_FAILURES", global = true, value_name = "N")]
+    pub(super) max_auth_failures: Option<String>,
+
+    /// Largest request head (request line and headers) in bytes; a larger one gets 431 [default: 65536]
+    #[arg(
+        long,
+        env = "ISR_MAX_HEADER_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub(super) max_header_bytes: Option<String>,
+
+    /// Seconds a client may take to send a request's headers; then its connection is closed [default: 10]
+    #[arg(long, env = "ISR_HEADER_TIMEOUT", global = true, value_name = "SECS")]
+    pub(super) header_timeout: Option<String>,
+
+    /// Seconds a keep-alive connection may wait for its next request; then it is closed [default: 60]
+    #[arg(long, env = "ISR_IDLE_TIMEOUT", global = true, value_name = "SECS")]
+    pub(super) idle_timeout: Option<String>,
+
+    /// Seconds a request body may pause before the request fails with 408 [default: 10]
+    #[arg(long, env = "ISR_BODY_TIMEOUT", global = true, value_name = "SECS")]
+    pub(super) body_timeout: Option<String>,
+
+    /// Seconds a response may wait for a client that reads nothing; then the connection is closed [default: 30]
+    #[arg(long, env = "ISR_SEND_TIMEOUT", global = true, value_name = "SECS")]
+    pub(super) send_timeout: Option<String>,
+
+    /// Open connections at most; more get 503 and are closed [default: 10000, fewer under a low open-file limit]
+    #[arg(long, env = "ISR_MAX_CONNECTIONS", global = true, value_name = "N")]
+    pub(super) max_connections: Option<String>,
+
+    /// Threads that answer requests, each with its own runtime and listening socket (SO_REUSEPORT); 0 serves on the shared multi-thread runtime [default: CPUs on Linux, 0 elsewhere]
+    #[arg(long, env = "ISR_SERVE_THREADS", global = true, value_name = "N")]
+    pub(super) serve_threads: Option<String>,
+
+    /// Page generations running at once while serving [default: CPUs × 4]
+    #[arg(long, env = "ISR_MAX_REGENERATIONS", global = true, value_name = "N")]
+    pub(super) max_regenerations: Option<String>,
+
+    /// Seconds to let running generations finish after SIGINT/SIGTERM [default: 10]
+    #[arg(
+        long,
+        env = "ISR_SHUTDOWN_TIMEOUT",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub(super) shutdown_timeout: Option<String>,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub(super) enum Invocation {
+    /// Pre-render every page into the site root, then exit
+    Build,
+    /// Serve an existing site root (no rebuild)
+    Serve,
+    /// Build, then serve (the default)
+    Start,
+    /// A running site at a glance: pages per route and state, failing pages (needs ISR_ADMIN_TOKEN)
+    Status {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List a running site's pages with their state, age and last run (needs ISR_ADMIN_TOKEN)
+    Pages {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Only pages in this state: fresh, stale, regenerating, backing_off, not_found, missing
+        #[arg(long)]
+        state: Option<String>,
+        /// Only pages of this route pattern (e.g. /blog/:slug)
+        #[arg(long)]
+        route: Option<String>,
+        /// Only pages carrying this tag
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only pages whose path contains this text
+        #[arg(long)]
+        search: Option<String>,
+        /// How many pages to show (1–500) [default: 50]
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Regenerate pages of a running site now, by path and by tag (needs ISR_ADMIN_TOKEN)
+    Revalidate {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Page paths, e.g. /blog/hello
+        paths: Vec<String>,
+        /// Also every page carrying this tag (repeatable)
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+}
+
+/// Where the running site is, for the operator subcommands.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub(super) struct RemoteArgs {
+    /// URL of the running site [default: http://<--addr>]
+    #[arg(long, env = "ISR_URL", value_name = "URL")]
+    pub(super) url: Option<String>,
+    /// Print the API's JSON instead of tables
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+impl App {
+    /// Where an operator subcommand goes: `--url`, else this app's `--addr`; the token from
+    /// `ISR_ADMIN_TOKEN`.
+    pub(super) fn remote(
+        &self,
+        cli: &Cli,
+        args: &RemoteArgs,
+    ) -> Result<crate::remote::Remote, String> {
+        let base = match &args.url {
+            Some(url) => url.trim().trim_end_matches('/').to_string(),
+            None => {
+                let addr = cli.addr.clone().unwrap_or_else(|| DEFAULT_ADDR.to_string());
+                format!("http://{}", addr.trim())
+            }
+        };
+        let valid = base
+            .strip_prefix("http://")
+            .is_some_and(|rest| !rest.is_empty() && base.parse::<axum::http::Uri>().is_ok());
+        if !valid {
+            return Err(format!(
+                "invalid --url / ISR_URL {base:?}: expected http://host:port (the instance itself; https is not supported here)"
+            ));
+        }
+        let token = std::env::var("ISR_ADMIN_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or("ISR_ADMIN_TOKEN is not set: the operator subcommands send it to the site")?;
+        Ok(crate::remote::Remote {
+            base,
+            token,
+            json: args.json,
+        })
+    }
+}
+
+/// The operator subcommand `cli` names, if any.
+pub(super) fn remote_command(cli: &Cli) -> Option<(&RemoteArgs, crate::remote::RemoteCommand)> {
+    use crate::remote::RemoteCommand;
+    match cli.command.as_ref()? {
+        Invocation::Status { remote } => Some((remote, RemoteCommand::Status)),
+        Invocation::Pages {
+            remote,
+            state,
+            route,
+            tag,
+            search,
+            limit,
+        } => Some((
+            remote,
+            RemoteCommand::Pages {
+                state: state.clone(),
+                route: route.clone(),
+                tag: tag.clone(),
+                search: search.clone(),
+                limit: *limit,
+            },
+        )),
+        Invocation::Revalidate {
+            remote,
+            paths,
+            tags,
+        } => Some((
+            remote,
+            RemoteCommand::Revalidate {
+                paths: paths.clone(),
+                tags: tags.clone(),
+            },
+        )),
+        Invocation::Build | Invocation::Serve | Invocation::Start => None,
+    }
+}

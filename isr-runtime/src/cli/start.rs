@@ -1,0 +1,320 @@
+//! Opening a site: the start-up checks of every page, the engine over the site root (and the
+//! shared tier), the client bundle, the build (now, or in the background over a built site),
+//! and the router of everything the site answers.
+
+use super::*;
+
+impl App {
+    pub(super) async fn execute(mut self, config: Config) -> ExitCode {
+        let opened = match self.open(&config).await {
+            Ok(opened) => opened,
+            Err(stop) => return stop.report(),
+        };
+        if config.command == Command::Build {
+            return ExitCode::SUCCESS;
+        }
+        self.serve(opened, config).await
+    }
+
+    /// Checks the pages, opens the engine over the site root (and the shared tier), builds the
+    /// client bundle, and builds the pages unless it serves (or rebuilds in the background).
+    pub(super) async fn open(&mut self, config: &Config) -> Result<Opened, Stop> {
+        self.state.insert(config.site_url.clone());
+        // Registered now for the start-up checks of `State<Revalidator>`; bound to the engine
+        // once it is open.
+        self.state.insert(crate::revalidate::Revalidator::unbound());
+        let defs: Vec<&'static crate::PageDef> = crate::page::pages().collect();
+        check_pages(&defs, &self.state).map_err(|lines| Stop {
+            code: EXIT_BAD_CONFIG,
+            lines,
+        })?;
+        let store = FsStore::new(&config.site_root);
+        // With Redis, an instance may start empty: pages come from the shared tier.
+        let was_built = store.is_built_site();
+        if config.command == Command::Serve && config.shared.is_none() && !was_built {
+            return Err(Stop::config(format!(
+                "no built site at {} (--site-root / LEPTOS_SITE_ROOT): run `{} build` first",
+                config.site_root.display(),
+                self.name
+            )));
+        }
+        let routes = Routes::new(defs).map_err(|e| Stop::failure(e.to_string()))?;
+        #[cfg(not(feature = "redis"))]
+        let shared: Option<Arc<dyn crate::engine::SharedTier>> =
+            config.shared.map(|never| match never {});
+        #[cfg(feature = "redis")]
+        let shared = match config.shared.clone() {
+            Some(options) => {
+                let tier = crate::shared::RedisTier::connect(options.clone())
+                    .map_err(|error| Stop::config(format!("--redis / ISR_REDIS_URL: {error}")))?;
+                tracing::info!(prefix = %options.prefix, lease_ttl_s = options.lease_ttl.as_secs(), "shared tier on: pages, leases and changes are shared through Redis");
+                Some(tier as Arc<dyn crate::engine::SharedTier>)
+            }
+            None => None,
+        };
+        let client = self.client_bundle(config, was_built).await;
+        let shell = DocumentShell {
+            client,
+            extra_head: crate::render::live_reload_script(),
+            app: self.shell.clone(),
+        };
+        let mut engine = Engine::builder(routes, Arc::new(store))
+            .options(config.engine)
+            .documents(Arc::new(shell.clone()))
+            .state(std::mem::take(&mut self.state));
+        if let Some(tier) = shared {
+            engine = engine.shared(tier);
+        }
+        if let Some(targets) = config.cdn_purge.clone() {
+            tracing::info!(endpoints = ?targets.endpoints(), "CDN purging on: changed pages are purged at these endpoints");
+            engine = engine.page_changes(crate::cdn::CdnPurger::start(targets));
+        }
+        let engine = engine.open().await.map_err(|error| {
+            Stop::failure(format!(
+                "cannot read the site at {}: {error}",
+                config.site_root.display()
+            ))
+        })?;
+        // `start` over a site built before serves it at once and rebuilds it in the background
+        // (no downtime on restart); `build`, and `start` on a new site, build first. So does
+        // every restart under `cargo leptos watch`: the page its live reload shows after an edit
+        // must be rendered by the new code.
+        let under_watch = std::env::var_os("LEPTOS_WATCH").is_some();
+        let rebuild_in_background = config.command == Command::Start && was_built && !under_watch;
+        if config.command != Command::Serve && !rebuild_in_background {
+            tracing::info!(site_root = %config.site_root.display(), jobs = config.build.jobs, "building");
+            let report = build::build(&engine, config.build)
+                .await
+                .map_err(|error| Stop::failure(error.to_string()))?;
+            println!("{report}");
+        }
+        Ok(Opened {
+            engine,
+            shell,
+            background_build: rebuild_in_background.then_some(config.build),
+        })
+    }
+
+    /// The bundle pages load: built (when this app has a client crate and may build it), else
+    /// whatever the site root already has. Missing toolchains are reported once, with the fix.
+    /// `serve`, and `start` over a site this build of the app made the bundle for, run neither
+    /// cargo nor rustup.
+    pub(super) async fn client_bundle(
+        &self,
+        config: &Config,
+        site_was_built: bool,
+    ) -> Option<ClientBundle> {
+        if config.command == Command::Start && site_was_built {
+            if let Some(bundle) = client::bundle_of_this_build(&config.site_root) {
+                tracing::info!(js = %bundle.js, "client bundle kept: this build of the app made it (no cargo or rustup run)");
+                return Some(bundle);
+            }
+        }
+        let build_allowed = !matches!(
+            std::env::var("ISR_CLIENT_BUILD").as_deref(),
+            Ok("off") | Ok("0") | Ok("false")
+        );
+        let buildable = config.command != Command::Serve
+            && build_allowed
+            && std::env::var_os("LEPTOS_OUTPUT_NAME").is_none()
+            && self
+                .client
+                .is_some_and(|k| std::path::Path::new(k.manifest_dir).is_dir());
+        if buildable {
+            let krate = self.client.expect("checked above");
+            let (name, root) = (self.name.clone(), config.site_root.clone());
+            let started = std::time::Instant::now();
+            let built =
+                tokio::task::spawn_blocking(move || client::ensure_bundle(&krate, &name, &root))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("client build task failed: {e}")));
+            match built {
+                Ok(bundle) => {
+                    tracing::info!(js = %bundle.js, seconds = started.elapsed().as_secs_f64(), "client bundle ready: pages will hydrate");
+                    return Some(bundle);
+                }
+                Err(reason) => tracing::warn!(
+                    "client bundle not built, pages will not hydrate (their content is complete without JS): {reason}"
+                ),
+            }
+        }
+        let found = client::find_bundle(&config.site_root);
+        if found.is_none() && self.client.is_some() {
+            tracing::info!("no client bundle in the site root: pages are served without hydration");
+        }
+        found
+    }
+
+    /// Everything the site answers: pages, `/pkg`, `/_isr/*`, the sitemap, and the app's own
+    /// routes; CDN purging and in-process revalidation switched on for `engine`.
+    pub(super) async fn app_router(
+        &mut self,
+        engine: &Arc<Engine>,
+        config: &Config,
+        shell: &DocumentShell,
+    ) -> Result<axum::Router, Stop> {
+        if config.revalidate_secret.is_none() {
+            tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
+        }
+        if config.admin_token.is_none() {
+            tracing::info!("the operator API is off: set ISR_ADMIN_TOKEN to enable /_isr/api");
+        }
+        crate::revalidate::set_running(engine.clone());
+        let status_pages = self.status_pages(shell).await.map_err(Stop::failure)?;
+        let options = crate::server::ServerOptions {
+            revalidate_secret: config.revalidate_secret.clone(),
+            assets: Some(config.site_root.join("pkg")),
+            immutable_assets: shell.client.as_ref().is_some_and(|c| c.immutable),
+            metrics_token: config.metrics_token.clone(),
+            cache_tag: config.cache_tag,
+            admin_token: config.admin_token.clone(),
+            sitemap: self.sitemap,
+            public_url: config.public_url.clone(),
+            status_pages,
+            shell: shell.clone(),
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            max_auth_failures: config.max_auth_failures,
+        };
+        // The app's own handlers revalidate through `Extension<isr::Revalidator>`.
+        let app_routes = std::mem::take(&mut self.routes)
+            .layer(axum::Extension(crate::revalidate::Revalidator::of(engine)));
+        Ok(crate::server::unchecked_router(engine.clone(), options)
+            .merge(app_routes)
+            .layer(crate::server::origin::HostCheckLayer))
+    }
+
+    /// Renders the app's 404 and 503 pages with the document shell.
+    pub(super) async fn status_pages(
+        &mut self,
+        shell: &DocumentShell,
+    ) -> Result<crate::server::StatusPages, String> {
+        let mut pages = crate::server::StatusPages::default();
+        if let Some(view) = self.not_found_page.take() {
+            let html = view(shell.clone())
+                .await
+                .map_err(|e| format!("cannot render the app's 404 page: {e:#}"))?;
+            pages.not_found = Some(html.into());
+        }
+        if let Some(view) = self.unavailable_page.take() {
+            let html = view(shell.clone())
+                .await
+                .map_err(|e| format!("cannot render the app's 503 page: {e:#}"))?;
+            pages.unavailable = Some(html.into());
+        }
+        Ok(pages)
+    }
+}
+
+/// An opened site: the engine, the client bundle pages load, and the build to run in the
+/// background when `start` found a site built before.
+pub(super) struct Opened {
+    pub(super) engine: Arc<Engine>,
+    /// What every document gets besides its body (the client bundle, the app's shell).
+    pub(super) shell: DocumentShell,
+    pub(super) background_build: Option<BuildOptions>,
+}
+
+/// Why the app stops before serving: the lines to print and the exit code.
+pub(super) struct Stop {
+    pub(super) code: u8,
+    pub(super) lines: Vec<String>,
+}
+
+impl Stop {
+    pub(super) fn config(line: String) -> Self {
+        Stop {
+            code: EXIT_BAD_CONFIG,
+            lines: vec![line],
+        }
+    }
+
+    pub(super) fn failure(line: String) -> Self {
+        Stop {
+            code: 1,
+            lines: vec![line],
+        }
+    }
+
+    /// Prints the lines and gives the exit code.
+    pub(super) fn report(self) -> ExitCode {
+        for line in &self.lines {
+            eprintln!("error: {line}");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// Rebuilds every page in the background while the existing site is served (`start` over a
+/// built site); pages swap in as they are regenerated.
+pub(super) fn spawn_rebuild(
+    engine: Arc<Engine>,
+    options: BuildOptions,
+) -> tokio::task::JoinHandle<()> {
+    tracing::info!(jobs = options.jobs, "serving the existing site; rebuilding it in the background (pages swap in as they are regenerated)");
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let options = BuildOptions {
+            progress: false,
+            ..options
+        };
+        match build::build(&engine, options).await {
+            Ok(report) => {
+                println!("{report}");
+                tracing::info!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "background rebuild finished"
+                );
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "background rebuild failed: pages regenerated so far are in place, the others keep their previous version"
+            ),
+        }
+    })
+}
+
+/// What must hold before any page is built: at least one page (an app built without its `ssr`
+/// feature registers none), and every loader's and `paths` function's arguments can be
+/// extracted (state registered, typed params matching the route). Every problem is returned.
+///
+/// ```
+/// let problems = isr::cli::check_pages(&[], &Default::default()).unwrap_err();
+/// assert!(problems[0].contains("`ssr` feature"));
+/// ```
+///
+/// # Errors
+/// One message per problem, each naming its page: no page registered at all, or an argument
+/// that [`FromContext::check`](crate::FromContext::check) refuses (unregistered state, a
+/// `Path<T>` field with no route segment, params taken by a `paths` function).
+pub fn check_pages(
+    defs: &[&'static crate::PageDef],
+    state: &crate::context::AppState,
+) -> Result<(), Vec<String>> {
+    if defs.is_empty() {
+        return Err(vec![
+            "no pages are registered: `#[page]` registers pages only when the app is compiled with its `ssr` feature (`[features] default = [\"ssr\"]`, or `cargo run --features ssr`), and only from modules the binary links".into(),
+        ]);
+    }
+    let mut problems = Vec::new();
+    for def in defs {
+        let params = def.param_names();
+        let check = crate::context::Check {
+            route: def.path,
+            params: &params,
+            state,
+            in_paths: false,
+        };
+        problems.extend(
+            (def.check)(&check)
+                .into_iter()
+                .map(|problem| format!("page `{}`: {problem}", def.path)),
+        );
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
