@@ -1,6 +1,8 @@
 //! WebDriver helpers shared by the browser tests: Debian's chromium driven through chromedriver,
 //! both on loopback, killed on drop.
 //!
+//! Not run as a documentation test: it starts chromedriver and chromium (the browser tests do).
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use isr_tests::browser::{browsers_available, Driver};
@@ -51,6 +53,8 @@ pub fn build_with_client(
 /// Clicks the blog's like button until the page is hydrated (the count moves), then returns
 /// the count. On timeout the failure shows the browser console, where hydration errors land.
 ///
+/// Not run as a documentation test: it needs a browser on a served page (the browser tests do).
+///
 /// ```no_run
 /// # async fn demo(browser: &fantoccini::Client) {
 /// assert!(isr_tests::browser::wait_for_hydration(browser).await >= 1);
@@ -95,6 +99,8 @@ pub fn browsers_available() -> bool {
 }
 
 /// chromedriver on a free loopback port, killed on drop.
+///
+/// Not run as a documentation test: it starts chromedriver and chromium (the browser tests do).
 ///
 /// ```no_run
 /// # async fn demo() {

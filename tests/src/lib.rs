@@ -2,6 +2,8 @@
 //! process, copies the blog's posts into a fresh temporary folder, spawns the server on a free
 //! loopback port, and talks real HTTP to it.
 //!
+//! Not run as a documentation test: it starts the blog binary (the integration tests do).
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use isr_tests::{BlogServer, Fixture};

@@ -2,6 +2,8 @@
 //! process; each test gets a temporary folder with its own database (`SHOP_DB`) and site root,
 //! seeded with a small catalogue, and a server on a free loopback port.
 //!
+//! Not run as a documentation test: it starts the shop binary (`tests/tests/shop.rs` does).
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use isr_tests::shop::{ShopFixture, ShopServer};
@@ -184,6 +186,8 @@ impl ShopFixture {
 
 /// A running `shop` server; derefs to [`BlogServer`] for the HTTP helpers (`get`, `send`,
 /// `revalidate`, `stderr_text`, …). Killed on drop.
+///
+/// Not run as a documentation test: it starts the shop binary (`tests/tests/shop.rs` does).
 ///
 /// ```no_run
 /// # async fn demo() {

@@ -193,6 +193,8 @@ pub const POOL_SIZE: u32 = 8;
 /// The shop's database: a pool of connections to the existing file at one path. Cloning shares
 /// the pool.
 ///
+/// Not run as a documentation test: it opens the shop's database file (the shop's tests run it).
+///
 /// ```no_run
 /// # async fn demo() -> anyhow::Result<()> {
 /// let db = shop::db::Db::new(shop::db::db_path());
