@@ -133,16 +133,53 @@ pub fn server_build_id() -> Option<String> {
 }
 
 /// The bundle in `site_root` if this very build of the server made (or confirmed) it, with all
-/// its files: what `start` over a built site serves without running cargo or rustup.
+/// its files, and no source of the client crate `krate` changed since (its `src/`, its
+/// `Cargo.toml`, the `Cargo.lock` above it: an edit that only the browser build compiles does
+/// not relink the server): what `start` over a built site serves without running cargo or
+/// rustup.
 ///
 /// ```
-/// assert!(isr::client::bundle_of_this_build(std::path::Path::new("/nonexistent")).is_none());
+/// let krate = isr::client::ClientCrate { package: "blog", manifest_dir: "/nonexistent" };
+/// assert!(isr::client::bundle_of_this_build(std::path::Path::new("/nonexistent"), &krate).is_none());
 /// ```
-pub fn bundle_of_this_build(site_root: &Path) -> Option<ClientBundle> {
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(manifest_path(site_root)).ok()?).ok()?;
-    (manifest.server.is_some() && manifest.server == server_build_id())
+pub fn bundle_of_this_build(site_root: &Path, krate: &ClientCrate) -> Option<ClientBundle> {
+    let path = manifest_path(site_root);
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
+    let sources_unchanged =
+        newest_source(Path::new(krate.manifest_dir)).is_none_or(|newest| newest <= written);
+    (manifest.server.is_some() && manifest.server == server_build_id() && sources_unchanged)
         .then(|| our_bundle(site_root))?
+}
+
+/// The newest modification time among the client crate's inputs: every file under `src/`,
+/// its `Cargo.toml`, and the first `Cargo.lock` in it or above it. `None` when none exists
+/// (the sources are not on this machine).
+fn newest_source(manifest_dir: &Path) -> Option<std::time::SystemTime> {
+    let modified = |path: &Path| std::fs::metadata(path).ok()?.modified().ok();
+    let mut newest = modified(&manifest_dir.join("Cargo.toml"));
+    if let Some(lock) = manifest_dir
+        .ancestors()
+        .map(|dir| dir.join("Cargo.lock"))
+        .find(|lock| lock.is_file())
+    {
+        newest = newest.max(modified(&lock));
+    }
+    let mut folders = vec![manifest_dir.join("src")];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                newest = newest.max(modified(&path));
+            }
+        }
+    }
+    newest
 }
 
 /// Writes the bundle's manifest (beside the site root, never inside it).
@@ -436,7 +473,11 @@ pub fn ensure_bundle(
                 let server = server_build_id();
                 if manifest.server != server {
                     manifest.server = server;
-                    write_manifest(site_root, &manifest)?;
+                    // A site root that cannot be written still has a good bundle: serve it
+                    // (the next `start` only checks it with cargo again).
+                    if let Err(error) = write_manifest(site_root, &manifest) {
+                        tracing::warn!(%error, "could not record that this build confirmed the client bundle");
+                    }
                 }
                 return Ok(manifest.bundle);
             }
@@ -544,12 +585,31 @@ mod tests {
         std::fs::write(root.join("pkg/a-1_bg.wasm"), "").unwrap();
         assert_eq!(our_bundle(&root), Some(manifest.bundle.clone()));
         // Another build of the server made it: `start` builds (or confirms) it again.
-        assert!(bundle_of_this_build(&root).is_none());
+        let sources = dir.path().join("client");
+        std::fs::create_dir_all(sources.join("src")).unwrap();
+        std::fs::write(sources.join("src/lib.rs"), "").unwrap();
+        let krate = ClientCrate {
+            package: "client",
+            manifest_dir: Box::leak(sources.to_string_lossy().into_owned().into_boxed_str()),
+        };
+        assert!(bundle_of_this_build(&root, &krate).is_none());
         let ours = Manifest {
             server: server_build_id(),
             ..manifest
         };
         write_manifest(&root, &ours).unwrap();
-        assert_eq!(bundle_of_this_build(&root), Some(ours.bundle));
+        assert_eq!(
+            bundle_of_this_build(&root, &krate),
+            Some(ours.bundle.clone())
+        );
+        // A source of the browser build changed after the bundle was made: built again.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(sources.join("src/lib.rs"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(bundle_of_this_build(&root, &krate).is_none());
     }
 }

@@ -195,14 +195,18 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
     };
     crate::metrics::register_auth_failures();
     let operator = Router::new().route("/_isr/revalidate", any(revalidate_endpoint));
+    // Always an answer of isr's own, never the page fallback (a page route could match it):
+    // the metrics, or 404 without a recorder's handle (or without the `metrics` feature).
     #[cfg(feature = "metrics")]
-    let operator = match state.metrics {
-        Some(_) => operator.route(
-            "/_isr/metrics",
-            axum::routing::get(metrics_route::metrics_endpoint),
-        ),
-        None => operator,
-    };
+    let operator = operator.route(
+        "/_isr/metrics",
+        axum::routing::get(metrics_route::metrics_endpoint),
+    );
+    #[cfg(not(feature = "metrics"))]
+    let operator = operator.route(
+        "/_isr/metrics",
+        axum::routing::get(|| async { StatusCode::NOT_FOUND }),
+    );
     let operator = operator
         .merge(admin::routes())
         .merge(dashboard::routes())

@@ -304,11 +304,13 @@ impl Engine {
                 None,
             ),
         };
-        // Generations of a page only grow (a clock set back must not make a page older).
-        let generated_at_ms = self
-            .clock
-            .now_ms()
-            .max(self.table.generation(key.as_str()) + 1);
+        // A version's time only grows (a clock set back must not make a page look older than
+        // the version it replaces); which version is newer is the shared generation's job.
+        let generated_at_ms = self.clock.now_ms().max(
+            self.table
+                .snapshot(key.as_str())
+                .map_or(0, |previous| previous.generated_at_ms + 1),
+        );
         let listed = trigger == Trigger::Build;
         if kind == PageKind::NotFound && !listed && !self.table.contains(key.as_str()) {
             // A path that never existed: remembered in bounded memory, never written to disk.

@@ -231,6 +231,9 @@ impl Engine {
         };
         self.store.put(key, meta.clone(), body.clone()).await?;
         let version = self.table.commit(key, def, &meta);
+        // Another instance's version replaced what this one made while Redis was down: nothing
+        // of this instance's is left to write back.
+        lock(&self.shared.pending).remove(key);
         self.negative.remove(key.as_str());
         let page = Arc::new(CachedPage::new(meta, body, version));
         self.hot.insert(key.clone(), page.clone());
@@ -260,7 +263,13 @@ impl Engine {
             return Ok(meta);
         };
         match tier
-            .commit(lease.token(), &meta, body, trigger == Trigger::Build)
+            .commit(
+                lease.token(),
+                &meta,
+                body,
+                trigger == Trigger::Build,
+                self.age_of(&meta),
+            )
             .await
         {
             Ok(Commit::Written { generation }) => {
@@ -332,7 +341,10 @@ impl Engine {
                 kind: PageKind::NotFound,
                 tags: Vec::new(),
             };
-            match tier.commit(lease.token(), &tombstone, None, false).await {
+            match tier
+                .commit(lease.token(), &tombstone, None, false, Duration::ZERO)
+                .await
+            {
                 Ok(Commit::Written { .. } | Commit::Unchanged { .. }) => {
                     lease.released_by_commit();
                     return;
@@ -570,17 +582,25 @@ impl Engine {
         if self.shared.writing_back.swap(true, Ordering::AcqRel) {
             return;
         }
-        let keys: Vec<PageKey> = lock(&self.shared.pending).drain().collect();
+        // Keys stay pending until their turn: a pull of a newer version meanwhile takes the key
+        // out (`pull_and_commit`), and then nothing of this instance's is written back for it.
+        let keys: Vec<PageKey> = lock(&self.shared.pending).iter().cloned().collect();
         let engine = self.clone();
         self.spawn_background(async move {
-            let mut left = keys.into_iter();
-            while let Some(key) = left.next() {
+            for key in keys {
                 let Some((def, _)) = engine.routes.page_of_key(key.as_str()) else {
+                    lock(&engine.shared.pending).remove(&key);
                     continue;
                 };
+                // The version to write back, read before the key leaves `pending`: a pull that
+                // lands after this has a newer generation, so Redis refuses this stale one.
                 let Some(snapshot) = engine.table.snapshot(key.as_str()) else {
+                    lock(&engine.shared.pending).remove(&key);
                     continue;
                 };
+                if !lock(&engine.shared.pending).remove(&key) {
+                    continue;
+                }
                 let meta = snapshot.meta(&key, engine.table.tags(key.as_str()));
                 let body = if meta.kind.is_page() {
                     match engine.store.body(&key).await {
@@ -593,7 +613,10 @@ impl Engine {
                 } else {
                     None
                 };
-                match tier.commit(0, &meta, body.as_ref(), false).await {
+                match tier
+                    .commit(0, &meta, body.as_ref(), false, engine.age_of(&meta))
+                    .await
+                {
                     Ok(Commit::Written { generation }) => {
                         // The table follows (the store's row keeps the replaced generation
                         // until the page's next commit: at worst one pull of this same page
@@ -608,15 +631,19 @@ impl Engine {
                         }
                     }
                     Err(_) => {
-                        let mut pending = lock(&engine.shared.pending);
-                        pending.insert(key);
-                        pending.extend(left);
+                        // Redis went away again: this key and those not reached stay pending.
+                        lock(&engine.shared.pending).insert(key);
                         break;
                     }
                 }
             }
             engine.shared.writing_back.store(false, Ordering::Release);
         });
+    }
+
+    /// How old `meta`'s version is by this instance's clock (what a commit tells the tier).
+    fn age_of(&self, meta: &PageMeta) -> Duration {
+        Duration::from_millis(self.clock.now_ms().saturating_sub(meta.generated_at_ms))
     }
 
     /// Keys Redis lists for `tag` (pages any instance committed), routed.

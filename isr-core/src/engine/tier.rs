@@ -39,17 +39,21 @@ pub trait SharedTier: Send + Sync + 'static {
     /// `key`'s stored generation (0: none) and whether its lease is held.
     fn watch<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<(u64, bool)>>;
 
-    /// Commits a generated page as the next generation of it (the stored one plus one): with a
-    /// lease's `token` (fenced: refused when a newer token is stored), or with token 0 as a
-    /// write-back of a page generated while the tier was down (written only if the tier still
-    /// holds `meta.generation`, the version the page replaced). `keep_unchanged`: an unchanged
-    /// etag keeps the stored generation (the build). Releases the lease when it is still ours.
+    /// Commits a generated page as its next generation (one past the larger of the stored one
+    /// and `meta.generation`, the version the page replaced): with a lease's `token` (fenced:
+    /// refused when a newer token is stored), or with token 0 as a write-back of a page
+    /// generated while the tier was down (refused when the tier holds a generation newer than
+    /// `meta.generation`: another instance committed meanwhile). `age` is how old the page is
+    /// by the committer's own clock (a write-back's is the outage's length), so the tier dates
+    /// the version by its own clock, minus that. `keep_unchanged`: an unchanged etag keeps the
+    /// stored generation (the build). Releases the lease when it is still ours.
     fn commit<'a>(
         &'a self,
         token: u64,
         meta: &'a PageMeta,
         body: Option<&'a Variants>,
         keep_unchanged: bool,
+        age: Duration,
     ) -> BoxFuture<'a, io::Result<Commit>>;
 
     /// The page as the tier holds it, if it does.
@@ -90,12 +94,12 @@ pub enum Acquired {
     Lead {
         /// Ours until dropped or committed; it renews itself meanwhile.
         lease: Lease,
-        /// The page's generation in Redis (ms since the Unix epoch); 0 when none is stored.
+        /// The page's generation in the tier (a counter); 0 when none is stored.
         stored_generation: u64,
     },
     /// Another instance holds the lease.
     Held {
-        /// The page's generation in Redis (ms since the Unix epoch); 0 when none is stored.
+        /// The page's generation in the tier (a counter); 0 when none is stored.
         stored_generation: u64,
     },
 }
@@ -105,8 +109,8 @@ pub enum Acquired {
 pub enum Commit {
     /// Written as `generation`.
     Written {
-        /// The page's `generated_at_ms`, raised to one past the stored generation when that
-        /// one was not older (generations only grow).
+        /// The next generation: one past the larger of the stored one and the one the page
+        /// replaced (so generations only grow, also after the tier lost its data).
         generation: u64,
     },
     /// Refused: a newer token or generation is stored (`stored_generation`).

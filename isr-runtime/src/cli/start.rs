@@ -104,8 +104,8 @@ impl App {
         config: &Config,
         site_was_built: bool,
     ) -> Option<ClientBundle> {
-        if config.command == Command::Start && site_was_built {
-            if let Some(bundle) = client::bundle_of_this_build(&config.site_root) {
+        if let (Command::Start, true, Some(krate)) = (config.command, site_was_built, self.client) {
+            if let Some(bundle) = client::bundle_of_this_build(&config.site_root, &krate) {
                 tracing::info!(js = %bundle.js, "client bundle kept: this build of the app made it (no cargo or rustup run)");
                 return Some(bundle);
             }

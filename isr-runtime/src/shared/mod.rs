@@ -5,9 +5,10 @@
 //! tiers; a fresh HIT makes no Redis call. What Redis adds:
 //! - **Shared pages.** Every commit writes the page (metadata and every encoding) to
 //!   `<prefix>:page:<key>`; an instance that lacks a page, or learns of a newer one, pulls it.
-//!   Each page has a *generation*: a counter the commit script raises by one per commit, so a
-//!   newer generation always wins whatever the instances' clocks say; and an `at`, Redis's own
-//!   time of the commit, from which a pulling instance reads the page's age (its `Age` and
+//!   Each page has a *generation*: a counter (one past the larger of the stored generation and
+//!   the one the page replaced), so a newer generation always wins whatever the instances'
+//!   clocks say, also after Redis lost its data; and an `at`, Redis's own time of the commit
+//!   minus the page's age, from which a pulling instance reads the page's age (its `Age` and
 //!   freshness stay right when instance clocks differ).
 //! - **Leases with fencing.** Before running a loader, an instance takes the page's lease
 //!   (`SET NX PX`, renewed while the loader runs). The lease's value is a fencing token from a
@@ -292,6 +293,7 @@ impl SharedTier for RedisTier {
         meta: &'a PageMeta,
         body: Option<&'a Variants>,
         keep_unchanged: bool,
+        age: Duration,
     ) -> BoxFuture<'a, io::Result<Commit>> {
         Box::pin(async move {
             let etag = match &meta.kind {
@@ -328,7 +330,8 @@ impl SharedTier for RedisTier {
                         .arg(identity.as_ref())
                         .arg(gzip.as_ref())
                         .arg(brotli.as_ref())
-                        .arg(EVENTS_KEPT);
+                        .arg(EVENTS_KEPT)
+                        .arg(age.as_millis() as u64);
                     for tag in &meta.tags {
                         invocation.arg(tag);
                     }

@@ -38,11 +38,13 @@ return 0
 /// `KEYS`: page, lease, events. `ARGV`: 1 token (0: a write-back without a lease), 2 the
 /// generation the page replaced (a write-back is taken only while it is still stored), 3 etag ('' for a non-page), 4 meta JSON, 5 tag key prefix, 6 origin instance,
 /// 7 '1' when an unchanged etag keeps the stored generation (the build), 8 page key, 9 '1' when
-/// there is a body, 10 identity, 11 gzip ('' none), 12 br ('' none), 13 stream length, 14…
-/// the new tags.
+/// there is a body, 10 identity, 11 gzip ('' none), 12 br ('' none), 13 stream length, 14 the
+/// page's age in ms by the committer's clock, 15… the new tags.
 ///
-/// A written page is the stored generation plus one (a counter: no clock decides which version
-/// is newer), and its `at` is Redis's own time, from which every instance reads its age.
+/// A written page is one past the larger of the stored generation and the one it replaced (a
+/// counter: no clock decides which version is newer, and it keeps growing after Redis lost its
+/// data), and its `at` is Redis's own time minus the page's age, from which every instance
+/// reads its age.
 ///
 /// Returns `{1, generation}` (written), `{0, stored generation}` (rejected: fenced, or a
 /// write-back of a version another instance replaced meanwhile) or `{2, stored generation}`
@@ -55,7 +57,7 @@ local stored_gen = tonumber(stored[1] or '0') or 0
 local stored_fence = tonumber(stored[2] or '0') or 0
 if token > 0 then
   if token <= stored_fence then return {0, stored_gen} end
-elseif base ~= stored_gen then
+elseif stored_gen > base then
   return {0, stored_gen}
 end
 local function release()
@@ -65,11 +67,11 @@ if ARGV[7] == '1' and stored[3] and stored[3] ~= '' and stored[3] == ARGV[3] the
   release()
   return {2, stored_gen}
 end
-local gen = stored_gen + 1
+local gen = math.max(stored_gen, base) + 1
 local time = redis.call('TIME')
-local at = string.format('%.0f', tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+local at = string.format('%.0f', tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - tonumber(ARGV[14]))
 local new_tags = {}
-for i = 14, #ARGV do new_tags[ARGV[i]] = true end
+for i = 15, #ARGV do new_tags[ARGV[i]] = true end
 if stored[4] then
   local old = cjson.decode(stored[4]).tags or {}
   for _, tag in ipairs(old) do

@@ -4,6 +4,7 @@
 use super::*;
 use crate::store::Etag;
 use isr_tests::redis::Redis;
+use std::time::Duration;
 
 fn tier(redis: &Redis) -> Arc<RedisTier> {
     let mut options = SharedOptions::new(&redis.url(), "t");
@@ -85,7 +86,7 @@ async fn an_older_token_is_fenced_and_generations_only_grow() {
     let (new_lease, _) = lead(&tier, "/p/2").await;
     let (meta, body) = page("/p/2", 5_000, "<p>new</p>", &[]);
     let written = tier
-        .commit(new_lease.token(), &meta, Some(&body), false)
+        .commit(new_lease.token(), &meta, Some(&body), false, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(written, Commit::Written { generation: 1 });
@@ -93,7 +94,7 @@ async fn an_older_token_is_fenced_and_generations_only_grow() {
     // The old holder's late commit, even with a later clock, is refused.
     let (meta, body) = page("/p/2", 9_000, "<p>old</p>", &[]);
     let late = tier
-        .commit(old_lease.token(), &meta, Some(&body), false)
+        .commit(old_lease.token(), &meta, Some(&body), false, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(
@@ -116,7 +117,7 @@ async fn an_older_token_is_fenced_and_generations_only_grow() {
     assert_eq!(stored_generation, 1);
     let (meta, body) = page("/p/2", 1_000, "<p>newer</p>", &[]);
     let written = tier
-        .commit(lease.token(), &meta, Some(&body), false)
+        .commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(written, Commit::Written { generation: 2 });
@@ -130,13 +131,16 @@ async fn a_write_back_is_taken_only_over_the_version_it_replaced() {
     let tier = tier(&redis);
     let (lease, _) = lead(&tier, "/p/3").await;
     let (meta, body) = page("/p/3", 7_000, "<p>with lease</p>", &[]);
-    tier.commit(lease.token(), &meta, Some(&body), false)
+    tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
         .await
         .unwrap();
     // Made over no version (generation 0), with a later clock: another commit came first.
     let (meta, body) = page("/p/3", 9_000, "<p>made over nothing</p>", &[]);
+    // (A write-back refused: the stored generation 1 is newer than the 0 it was made over.)
     assert_eq!(
-        tier.commit(0, &meta, Some(&body), false).await.unwrap(),
+        tier.commit(0, &meta, Some(&body), false, Duration::ZERO)
+            .await
+            .unwrap(),
         Commit::Rejected {
             stored_generation: 1
         }
@@ -145,9 +149,43 @@ async fn a_write_back_is_taken_only_over_the_version_it_replaced() {
     let (mut meta, body) = page("/p/3", 6_000, "<p>made over 1</p>", &[]);
     meta.generation = 1;
     assert_eq!(
-        tier.commit(0, &meta, Some(&body), false).await.unwrap(),
+        tier.commit(0, &meta, Some(&body), false, Duration::ZERO)
+            .await
+            .unwrap(),
         Commit::Written { generation: 2 }
     );
+}
+
+/// After Redis lost its data (a flush, a new server), a page's next version is still newer than
+/// what every instance holds (generations continue from the version it replaced), and a
+/// write-back of a page made during the outage is dated by its own age, not by when Redis
+/// came back.
+#[tokio::test]
+async fn after_redis_lost_its_data_generations_go_on_and_write_backs_keep_their_age() {
+    let redis = Redis::start();
+    let tier = tier(&redis);
+    let (mut meta, body) = page("/p/8", 1_000, "<p>made during the outage</p>", &[]);
+    meta.generation = 5; // what the instances held before Redis lost it
+    let written = tier
+        .commit(0, &meta, Some(&body), false, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(written, Commit::Written { generation: 6 });
+    let pulled = tier.pull(&key("/p/8")).await.unwrap().unwrap();
+    let age = pulled.age.unwrap();
+    assert!(
+        age >= Duration::from_secs(60) && age < Duration::from_secs(65),
+        "{age:?}"
+    );
+    let (lease, stored) = lead(&tier, "/p/8").await;
+    assert_eq!(stored, 6);
+    let (mut meta, body) = page("/p/8", 2_000, "<p>next</p>", &[]);
+    meta.generation = 6;
+    let written = tier
+        .commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(written, Commit::Written { generation: 7 });
 }
 
 #[tokio::test]
@@ -156,13 +194,13 @@ async fn the_build_keeps_the_generation_of_unchanged_content() {
     let tier = tier(&redis);
     let (lease, _) = lead(&tier, "/p/4").await;
     let (meta, body) = page("/p/4", 1_000, "<p>same</p>", &[]);
-    tier.commit(lease.token(), &meta, Some(&body), true)
+    tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO)
         .await
         .unwrap();
     let (lease, _) = lead(&tier, "/p/4").await;
     let (meta, body) = page("/p/4", 2_000, "<p>same</p>", &[]);
     assert_eq!(
-        tier.commit(lease.token(), &meta, Some(&body), true)
+        tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO)
             .await
             .unwrap(),
         Commit::Unchanged {
@@ -177,7 +215,7 @@ async fn the_build_keeps_the_generation_of_unchanged_content() {
     let (lease, _) = lead(&tier, "/p/4").await;
     let (meta, body) = page("/p/4", 3_000, "<p>changed</p>", &[]);
     assert_eq!(
-        tier.commit(lease.token(), &meta, Some(&body), true)
+        tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO)
             .await
             .unwrap(),
         Commit::Written { generation: 2 }
@@ -191,7 +229,7 @@ async fn tag_sets_follow_each_commit() {
     for (path, tags) in [("/p/5", &["a", "b"][..]), ("/p/6", &["b"][..])] {
         let (lease, _) = lead(&tier, path).await;
         let (meta, body) = page(path, 1_000, "<p>x</p>", tags);
-        tier.commit(lease.token(), &meta, Some(&body), false)
+        tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
             .await
             .unwrap();
     }
@@ -203,7 +241,7 @@ async fn tag_sets_follow_each_commit() {
     // /p/5 loses tag a and gains c.
     let (lease, _) = lead(&tier, "/p/5").await;
     let (meta, body) = page("/p/5", 2_000, "<p>y</p>", &["b", "c"]);
-    tier.commit(lease.token(), &meta, Some(&body), false)
+    tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
         .await
         .unwrap();
     assert!(tier

@@ -84,11 +84,7 @@ impl Index {
                 .execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))
                 .map_err(sql_error)?,
             SCHEMA_VERSION => {}
-            2 => writer
-                .execute_batch(&format!(
-                    "ALTER TABLE pages ADD COLUMN generation INTEGER NOT NULL DEFAULT 0; PRAGMA user_version = {SCHEMA_VERSION};"
-                ))
-                .map_err(sql_error)?,
+            2 => migrate_from_v2(&writer)?,
             other => {
                 return Err(io::Error::other(format!(
                     "page index {} has schema version {other}, this isr reads {SCHEMA_VERSION}: rebuild the site",
@@ -294,6 +290,38 @@ impl Writer {
 
 const DELETE_TAGS: &str = "DELETE FROM page_tags WHERE key = ?1";
 
+/// Version 2 → 3: the `generation` column. A version 2 row's `generated_at_ms` was its shared
+/// generation (the commit made them one number), so it becomes its generation: an upgraded
+/// instance does not see every page as behind Redis. In one immediate transaction that reads
+/// the version again, so two processes opening the index at once migrate it once.
+fn migrate_from_v2(connection: &Connection) -> io::Result<()> {
+    connection
+        .execute_batch("BEGIN IMMEDIATE;")
+        .map_err(sql_error)?;
+    let migrated = (|| {
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(sql_error)?;
+        if version == 2 {
+            connection
+                .execute_batch(&format!(
+                    "ALTER TABLE pages ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+                     UPDATE pages SET generation = generated_at_ms;
+                     PRAGMA user_version = {SCHEMA_VERSION};"
+                ))
+                .map_err(sql_error)?;
+        }
+        Ok(())
+    })();
+    let end = if migrated.is_ok() {
+        "COMMIT;"
+    } else {
+        "ROLLBACK;"
+    };
+    connection.execute_batch(end).map_err(sql_error)?;
+    migrated
+}
+
 /// A statement parsed once per connection (every row of a build reuses it).
 fn cached<'c>(connection: &'c Connection, sql: &str) -> io::Result<rusqlite::CachedStatement<'c>> {
     connection.prepare_cached(sql).map_err(sql_error)
@@ -387,4 +415,40 @@ fn row_to_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PageMeta, Str
         kind,
         tags,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index written by the previous version (schema 2, no `generation` column) opens,
+    /// and each row's generation is the number its `generated_at_ms` held (then one number).
+    #[test]
+    fn a_version_2_index_gets_the_generation_column_from_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE pages (key TEXT PRIMARY KEY NOT NULL, route TEXT NOT NULL,
+                 generated_at_ms INTEGER NOT NULL, kind INTEGER NOT NULL, etag BLOB, bytes INTEGER,
+                 location TEXT, permanent INTEGER, tags TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE page_tags (tag TEXT NOT NULL, key TEXT NOT NULL,
+                 PRIMARY KEY (tag, key)) WITHOUT ROWID;
+             INSERT INTO pages VALUES ('/gone', '/:slug', 1700000000123, 1, NULL, NULL, NULL, NULL, '[]');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(old);
+        let index = Index::open(&path).unwrap();
+        let rows = index.load().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].generation, 1_700_000_000_123);
+        assert_eq!(rows[0].generated_at_ms, 1_700_000_000_123);
+        drop(index);
+        // Opened again: already version 3, nothing migrated twice.
+        assert_eq!(
+            Index::open(&path).unwrap().load().unwrap()[0].generation,
+            1_700_000_000_123
+        );
+    }
 }
