@@ -56,6 +56,17 @@ pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Cargo profile of the client build (see the workspace Cargo.toml).
 pub const CLIENT_PROFILE: &str = "wasm-release";
 
+/// [`CLIENT_PROFILE`] as the client build defines it on cargo's command line (`--config`), as
+/// cargo-leptos recommends for a browser bundle: small (`opt-level = "z"`, LTO, one codegen
+/// unit) and `panic = "abort"`.
+const CLIENT_PROFILE_SETTINGS: [&str; 5] = [
+    "profile.wasm-release.inherits=\"release\"",
+    "profile.wasm-release.opt-level=\"z\"",
+    "profile.wasm-release.lto=true",
+    "profile.wasm-release.codegen-units=1",
+    "profile.wasm-release.panic=\"abort\"",
+];
+
 /// The crate whose `hydrate` library is the client bundle; see [`client_crate!`](crate::client_crate).
 ///
 /// ```
@@ -417,6 +428,13 @@ pub fn ensure_bundle(
             CLIENT_PROFILE,
             "--message-format=json-render-diagnostics",
         ])
+        // The profile, defined here: the app's workspace needs no `[profile.wasm-release]` of
+        // its own (one it has is used with these settings on top).
+        .args(
+            CLIENT_PROFILE_SETTINGS
+                .iter()
+                .flat_map(|setting| ["--config", setting]),
+        )
         // A variable set for the server build must not leak into the wasm one.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

@@ -103,3 +103,37 @@ async fn the_blog_hydrates_after_a_plain_first_run_without_the_wasm_bindgen_cli(
     assert!(wait_for_hydration(&browser).await >= 1);
     browser.close().await.expect("close the browser");
 }
+
+/// A client bundle that cannot be built fails `build` with the cause (exit status 1), instead
+/// of a warning and pages that never hydrate; `--no-client` builds the pages without it.
+#[test]
+fn a_client_bundle_that_fails_fails_the_build_unless_no_client() {
+    let fx = Fixture::new();
+    let root = fx.site_root();
+    // No cargo and no rustup on PATH: the wasm build cannot even start.
+    let env = [("ISR_CLIENT_BUILD", "auto"), ("PATH", "/nonexistent")];
+    let failed = fx.run_with_deadline(
+        &["build", "--site-root", root.to_str().unwrap()],
+        &env,
+        CLIENT_BUILD_DEADLINE,
+    );
+    assert_eq!(failed.code(), Some(1), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("the client bundle failed to build")
+            && failed.stderr.contains("--no-client"),
+        "{}",
+        failed.stderr
+    );
+    let built = fx.run_with_deadline(
+        &[
+            "build",
+            "--no-client",
+            "--site-root",
+            root.to_str().unwrap(),
+        ],
+        &env,
+        CLIENT_BUILD_DEADLINE,
+    );
+    assert_eq!(built.code(), Some(0), "{}", built.stderr);
+    assert!(root.join("blog/what-is-isr/index.html").is_file());
+}

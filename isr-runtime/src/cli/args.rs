@@ -44,6 +44,11 @@ pub(super) struct Cli {
     #[arg(long, env = "ISR_PUBLIC_URL", global = true, value_name = "URL")]
     pub(super) public_url: Option<String>,
 
+    /// Build and serve the pages without the browser bundle (no hydration); without it a client
+    /// bundle that fails to build fails `build` (exit status 1, with the cause)
+    #[arg(long, env = "ISR_NO_CLIENT", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    pub(super) no_client: bool,
+
     /// Also send `cache-tag` (tags and path, comma-separated) for CDNs that purge by it
     #[arg(long, env = "ISR_CACHE_TAG", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub(super) cache_tag: bool,

@@ -7,6 +7,8 @@ use super::*;
 #[derive(Debug, Clone)]
 pub(super) struct Config {
     pub(super) command: Command,
+    /// `--no-client`: no client bundle is built, and none failing stops a build.
+    pub(super) no_client: bool,
     pub(super) addr: SocketAddr,
     /// What loaders get as `State<SiteUrl>`: `--public-url`, else `http://<addr>`.
     pub(super) site_url: crate::site::SiteUrl,
@@ -154,6 +156,7 @@ impl App {
         };
         Ok(Config {
             command,
+            no_client: cli.no_client,
             addr,
             site_url,
             public_url,

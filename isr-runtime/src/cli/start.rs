@@ -52,7 +52,12 @@ impl App {
             }
             None => None,
         };
-        let client = self.client_bundle(config, was_built).await;
+        // Whether the pages are built before serving (not in the background over a built site):
+        // then a client bundle that fails to build fails the start, as it fails `build`.
+        let under_watch = std::env::var_os("LEPTOS_WATCH").is_some();
+        let builds_first = config.command == Command::Build
+            || (config.command == Command::Start && (!was_built || under_watch));
+        let client = self.client_bundle(config, was_built, builds_first).await?;
         let shell = DocumentShell {
             client,
             extra_head: crate::render::live_reload_script(),
@@ -79,9 +84,12 @@ impl App {
         // (no downtime on restart); `build`, and `start` on a new site, build first. So does
         // every restart under `cargo leptos watch`: the page its live reload shows after an edit
         // must be rendered by the new code.
-        let under_watch = std::env::var_os("LEPTOS_WATCH").is_some();
         let rebuild_in_background = config.command == Command::Start && was_built && !under_watch;
-        if config.command != Command::Serve && !rebuild_in_background {
+        debug_assert_eq!(
+            builds_first,
+            config.command != Command::Serve && !rebuild_in_background
+        );
+        if builds_first {
             tracing::info!(site_root = %config.site_root.display(), jobs = config.build.jobs, "building");
             let report = build::build(&engine, config.build)
                 .await
@@ -99,21 +107,27 @@ impl App {
     /// whatever the site root already has. Missing toolchains are reported once, with the fix.
     /// `serve`, and `start` over a site this build of the app made the bundle for, run neither
     /// cargo nor rustup.
+    ///
+    /// A bundle that fails to build stops the start with the cause (exit status 1) when the
+    /// pages are built first (`builds_first`: `build`, and `start` on a new site), unless the
+    /// app opted out (`--no-client`, `ISR_CLIENT_BUILD=off`); otherwise it is a warning.
     pub(super) async fn client_bundle(
         &self,
         config: &Config,
         site_was_built: bool,
-    ) -> Option<ClientBundle> {
+        builds_first: bool,
+    ) -> Result<Option<ClientBundle>, Stop> {
         if let (Command::Start, true, Some(krate)) = (config.command, site_was_built, self.client) {
             if let Some(bundle) = client::bundle_of_this_build(&config.site_root, &krate) {
                 tracing::info!(js = %bundle.js, "client bundle kept: this build of the app made it (no cargo or rustup run)");
-                return Some(bundle);
+                return Ok(Some(bundle));
             }
         }
-        let build_allowed = !matches!(
-            std::env::var("ISR_CLIENT_BUILD").as_deref(),
-            Ok("off") | Ok("0") | Ok("false")
-        );
+        let build_allowed = !config.no_client
+            && !matches!(
+                std::env::var("ISR_CLIENT_BUILD").as_deref(),
+                Ok("off") | Ok("0") | Ok("false")
+            );
         let buildable = config.command != Command::Serve
             && build_allowed
             && std::env::var_os("LEPTOS_OUTPUT_NAME").is_none()
@@ -131,7 +145,14 @@ impl App {
             match built {
                 Ok(bundle) => {
                     tracing::info!(js = %bundle.js, seconds = started.elapsed().as_secs_f64(), "client bundle ready: pages will hydrate");
-                    return Some(bundle);
+                    return Ok(Some(bundle));
+                }
+                Err(reason) if builds_first => {
+                    return Err(Stop::failure(format!(
+                        "the client bundle failed to build, so the pages would not hydrate: {reason}\n\
+                         (fix the cause, or build without hydration: `{} build --no-client` / ISR_NO_CLIENT=1)",
+                        self.name
+                    )))
                 }
                 Err(reason) => tracing::warn!(
                     "client bundle not built, pages will not hydrate (their content is complete without JS): {reason}"
@@ -142,7 +163,7 @@ impl App {
         if found.is_none() && self.client.is_some() {
             tracing::info!("no client bundle in the site root: pages are served without hydration");
         }
-        found
+        Ok(found)
     }
 
     /// Everything the site answers: pages, `/pkg`, `/_isr/*`, the sitemap, and the app's own
