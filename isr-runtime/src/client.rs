@@ -154,13 +154,18 @@ pub fn server_build_id() -> Option<String> {
 /// assert!(isr::client::bundle_of_this_build(std::path::Path::new("/nonexistent"), &krate).is_none());
 /// ```
 pub fn bundle_of_this_build(site_root: &Path, krate: &ClientCrate) -> Option<ClientBundle> {
-    let path = manifest_path(site_root);
-    let manifest: Manifest = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
+    let manifest = read_manifest(site_root)?;
+    if manifest.server.is_none() || manifest.server != server_build_id() {
+        return None;
+    }
+    // Only now the walk over the sources (the cheap checks first).
+    let written = std::fs::metadata(manifest_path(site_root))
+        .ok()?
+        .modified()
+        .ok()?;
     let sources_unchanged =
         newest_source(Path::new(krate.manifest_dir)).is_none_or(|newest| newest <= written);
-    (manifest.server.is_some() && manifest.server == server_build_id() && sources_unchanged)
-        .then(|| our_bundle(site_root))?
+    sources_unchanged.then(|| complete(site_root, &manifest))?
 }
 
 /// The newest modification time among the client crate's inputs: every file under `src/`,
@@ -484,9 +489,9 @@ pub fn ensure_bundle(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if let Ok(bytes) = std::fs::read(manifest_path(site_root)) {
-        if let Ok(mut manifest) = serde_json::from_slice::<Manifest>(&bytes) {
-            if manifest.source_hash == source_hash && our_bundle(site_root).is_some() {
+    if let Some(mut manifest) = read_manifest(site_root) {
+        if manifest.source_hash == source_hash {
+            if let Some(bundle) = complete(site_root, &manifest) {
                 // The same wasm: this build of the server confirms the bundle.
                 let server = server_build_id();
                 if manifest.server != server {
@@ -497,7 +502,7 @@ pub fn ensure_bundle(
                         tracing::warn!(%error, "could not record that this build confirmed the client bundle");
                     }
                 }
-                return Ok(manifest.bundle);
+                return Ok(bundle);
             }
         }
     }
@@ -558,10 +563,18 @@ fn write_gzip(path: &Path) -> Result<(), String> {
 
 /// The bundle `ensure_bundle` wrote, if its files are all there.
 fn our_bundle(site_root: &Path) -> Option<ClientBundle> {
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(manifest_path(site_root)).ok()?).ok()?;
+    complete(site_root, &read_manifest(site_root)?)
+}
+
+/// The manifest `ensure_bundle` wrote beside `site_root`, if any.
+fn read_manifest(site_root: &Path) -> Option<Manifest> {
+    serde_json::from_slice(&std::fs::read(manifest_path(site_root)).ok()?).ok()
+}
+
+/// `manifest`'s bundle, if its files are all in `site_root`.
+fn complete(site_root: &Path, manifest: &Manifest) -> Option<ClientBundle> {
     let exists = |url: &str| site_root.join(url.trim_start_matches('/')).is_file();
-    (exists(&manifest.bundle.js) && exists(&manifest.bundle.wasm)).then_some(manifest.bundle)
+    (exists(&manifest.bundle.js) && exists(&manifest.bundle.wasm)).then(|| manifest.bundle.clone())
 }
 
 #[cfg(test)]

@@ -252,7 +252,7 @@ impl Engine {
                         tags.push(tag.clone());
                     }
                 }
-                let html = Bytes::from(self.documents().write(
+                let html = Bytes::from(self.documents.write(
                     &body,
                     key.as_str(),
                     def.hydrate_export,

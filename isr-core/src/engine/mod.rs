@@ -285,11 +285,6 @@ impl Engine {
         self.changes.as_ref().map(|changes| changes.changed(key))
     }
 
-    /// What writes the documents of pages generated now.
-    pub(crate) fn documents(&self) -> Arc<dyn DocumentWriter> {
-        self.documents.clone()
-    }
-
     /// Changes whenever a page is committed or removed: what a document made from the page
     /// table (the sitemap) is valid for.
     pub fn table_stamp(&self) -> (u64, usize) {

@@ -52,11 +52,14 @@ impl App {
             }
             None => None,
         };
-        // Whether the pages are built before serving (not in the background over a built site):
-        // then a client bundle that fails to build fails the start, as it fails `build`.
+        // `start` over a site built before serves it at once and rebuilds it in the background
+        // (no downtime on restart); `build`, and `start` on a new site, build first. So does
+        // every restart under `cargo leptos watch`: the page its live reload shows after an edit
+        // must be rendered by the new code. Building first, a client bundle that fails to build
+        // fails the start, as it fails `build`.
         let under_watch = std::env::var_os("LEPTOS_WATCH").is_some();
-        let builds_first = config.command == Command::Build
-            || (config.command == Command::Start && (!was_built || under_watch));
+        let rebuild_in_background = config.command == Command::Start && was_built && !under_watch;
+        let builds_first = config.command != Command::Serve && !rebuild_in_background;
         let client = self.client_bundle(config, was_built, builds_first).await?;
         let shell = DocumentShell {
             client,
@@ -80,15 +83,6 @@ impl App {
                 config.site_root.display()
             ))
         })?;
-        // `start` over a site built before serves it at once and rebuilds it in the background
-        // (no downtime on restart); `build`, and `start` on a new site, build first. So does
-        // every restart under `cargo leptos watch`: the page its live reload shows after an edit
-        // must be rendered by the new code.
-        let rebuild_in_background = config.command == Command::Start && was_built && !under_watch;
-        debug_assert_eq!(
-            builds_first,
-            config.command != Command::Serve && !rebuild_in_background
-        );
         if builds_first {
             tracing::info!(site_root = %config.site_root.display(), jobs = config.build.jobs, "building");
             let report = build::build(&engine, config.build)
