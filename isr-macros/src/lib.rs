@@ -1,4 +1,4 @@
-//! The `#[page]` attribute of the [isr](https://docs.rs/isr) framework.
+//! The `#[page]`, `#[paths]` and `#[layout]` attributes of the [isr](https://docs.rs/isr) framework.
 //!
 //! Apps use it through `isr::page`; see that crate for the full guide. The attribute goes on the
 //! async data loader of a page and registers the page at compile time:
@@ -22,6 +22,7 @@
 
 mod args;
 mod expand;
+mod layout;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -67,6 +68,21 @@ pub fn paths(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(error) => {
             let error = error.to_compile_error();
             quote::quote!(#error #[allow(dead_code)] #function).into()
+        }
+    }
+}
+
+/// Declares a layout: see `isr::layout`.
+#[proc_macro_attribute]
+pub fn layout(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function = syn::parse_macro_input!(item as syn::ItemFn);
+    let mut errors = args::Errors::default();
+    let spec = layout::LayoutSpec::new(attr.into(), function.clone(), &mut errors);
+    match (spec, errors.finish()) {
+        (Some(spec), Ok(())) => spec.expand().into(),
+        (_, result) => {
+            let errors = result.err().map(|e| e.to_compile_error());
+            quote::quote!(#errors #[allow(dead_code)] #function).into()
         }
     }
 }

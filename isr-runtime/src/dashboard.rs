@@ -457,7 +457,7 @@ mod client {
         serde_json::from_str(&body).map_err(|e| e.to_string())
     }
 
-    pub fn refresh_every_second(
+    pub(super) fn refresh_every_second(
         query: String,
         summary: RwSignal<SummaryView>,
         list: RwSignal<ListView>,
@@ -481,7 +481,7 @@ mod client {
         set_interval(refresh, std::time::Duration::from_millis(super::REFRESH_MS));
     }
 
-    pub fn revalidate(path: String, notice: RwSignal<Option<String>>) {
+    pub(super) fn revalidate(path: String, notice: RwSignal<Option<String>>) {
         leptos::task::spawn_local(async move {
             let body = serde_json::json!({ "paths": [path] }).to_string();
             let message = match call("POST", "/_isr/api/revalidate", Some(body)).await {

@@ -29,9 +29,14 @@ where
     else {
         return;
     };
+    // The path the server rendered the page at (a page is served only at its own path), for
+    // the layouts that cover it.
+    let url_path = web_sys::window()
+        .and_then(|window| window.location().pathname().ok())
+        .unwrap_or_default();
     leptos::mount::hydrate_body(move || {
         leptos_meta::provide_meta_context();
-        crate::router::with_router(params, move || view(props))
+        crate::router::with_router(params, &url_path, move || view(props))
     });
 }
 

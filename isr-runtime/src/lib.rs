@@ -91,6 +91,30 @@ pub use isr_macros::page;
 /// ```
 pub use isr_macros::paths;
 
+/// Declares a layout: a plain function that takes the page (`children: Children`) and returns
+/// the frame around it, for every HTML page of the app or, with `prefix = "/blog"`, for the
+/// pages at `/blog` and under it (and the app's 404 and 503 pages there). Layouts nest from the
+/// shortest prefix (outside) to the longest; see [`mod@layout`] for the rules.
+///
+/// Compiled, not run: a layout is registered only in an app built with its `ssr` or `hydrate`
+/// feature.
+///
+/// ```no_run
+/// use leptos::prelude::*;
+///
+/// #[isr::layout]
+/// fn site_layout(children: Children) -> impl IntoView {
+///     view! { <header>"My site"</header> <main>{children()}</main> }
+/// }
+///
+/// #[isr::layout(prefix = "/blog")]
+/// fn blog_layout(children: Children) -> impl IntoView {
+///     view! { <nav><a href="/blog">"All posts"</a></nav> {children()} }
+/// }
+/// # fn main() {}
+/// ```
+pub use isr_macros::layout;
+
 /// The id of the `<script type="application/json">` element that holds a page's props.
 pub const PROPS_ELEMENT_ID: &str = "__isr_props";
 
@@ -112,6 +136,8 @@ pub mod embed;
 mod engine_tests;
 #[cfg(feature = "hydrate")]
 pub mod hydrate;
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
+pub mod layout;
 #[cfg(all(feature = "ssr", feature = "cli"))]
 pub mod log_fields;
 #[cfg(feature = "ssr")]
@@ -191,7 +217,7 @@ pub use isr_core::{Error, Result};
 /// struct Props { title: String }
 /// ```
 pub mod prelude {
-    pub use crate::{page, paths};
+    pub use crate::{layout, page, paths};
     #[cfg(feature = "ssr")]
     pub use crate::{Load, Params, Path, State};
     pub use serde::{Deserialize, Serialize};
@@ -202,9 +228,11 @@ pub mod prelude {
 #[cfg(feature = "ssr")]
 pub mod __private {
     pub use crate::context::{call_paths, check_paths, Check, FromContext, LoadContext, Rejection};
+    pub use crate::layout::{erase as erase_layout, LayoutDef};
     pub use crate::page::{accept_all, nothing_to_check, Generated};
     pub use crate::render::{render_body, render_load};
     pub use inventory;
+    pub use leptos::prelude::{AnyView, Children};
     #[cfg(feature = "hydrate")]
     pub use {crate::hydrate::hydrate_page, wasm_bindgen};
 
@@ -265,5 +293,8 @@ pub mod __private {
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
 pub mod __private {
     pub use crate::hydrate::hydrate_page;
+    pub use crate::layout::{erase as erase_layout, LayoutDef};
+    pub use inventory;
+    pub use leptos::prelude::{AnyView, Children};
     pub use wasm_bindgen;
 }

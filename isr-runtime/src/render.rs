@@ -297,14 +297,32 @@ where
     } else {
         serde_json::to_string(&params)?
     };
-    let url_path = route.url_path.clone();
-    let mut body = render_with(props, move |props| {
-        provide_context(leptos_router::location::RequestUrl::new(&url_path));
-        crate::router::with_router(params, move || view(props)).to_html()
-    })
-    .await?;
+    let mut body = render_routed(props, &route.url_path, &route.url_path, params, view).await?;
     body.params_json = params_json;
     Ok(body)
+}
+
+/// `view(props)` at `url_path` (what `use_location` reports) inside the layouts that cover
+/// `layout_path`.
+async fn render_routed<P, F, V>(
+    props: P,
+    url_path: &str,
+    layout_path: &str,
+    params: Vec<(String, String)>,
+    view: F,
+) -> crate::Result<RenderedBody>
+where
+    P: Serialize + Send + 'static,
+    F: FnOnce(P) -> V + Send + 'static,
+    V: IntoView + 'static,
+{
+    let url_path = url_path.to_owned();
+    let layout_path = layout_path.to_owned();
+    render_with(props, move |props| {
+        provide_context(leptos_router::location::RequestUrl::new(&url_path));
+        crate::router::with_router(params, &layout_path, move || view(props)).to_html()
+    })
+    .await
 }
 
 /// Renders `view(props)` to HTML inside a fresh reactive owner, collecting `leptos_meta` tags
@@ -623,7 +641,8 @@ pub fn live_reload_script() -> String {
 }
 
 /// The document of an app's status page (`404`, `503`): its view rendered with the app's shell,
-/// without props or hydration.
+/// inside the layouts that cover `layout_path` (see [`crate::server::StatusDocument`]), without
+/// props or hydration. Its view's `use_location` reports `url_path`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -632,7 +651,7 @@ pub fn live_reload_script() -> String {
 /// let shell = isr::render::DocumentShell::default();
 /// use leptos_router::components::A;
 /// let view = || view! { <h1>"Lost"</h1> <A href="/blog">"Blog"</A> };
-/// let html = isr::render::status_page(view, "Not found", "/404", &shell).await?;
+/// let html = isr::render::status_page(view, "Not found", "/404", "/", &shell).await?;
 /// assert!(html.contains(r#"<h1>Lost</h1><a href="/blog">Blog</a>"#) && !html.contains("__isr_props"));
 /// assert!(html.contains("<title>Not found</title>"));
 /// # Ok(()) }
@@ -645,13 +664,14 @@ pub async fn status_page<F, V>(
     view: F,
     title: &str,
     url_path: &str,
+    layout_path: &str,
     shell: &DocumentShell,
 ) -> crate::Result<String>
 where
     F: FnOnce() -> V + Send + 'static,
     V: IntoView + 'static,
 {
-    let body = render_page((), &PageRoute::at(url_path), |()| view()).await?;
+    let body = render_routed((), url_path, layout_path, Vec::new(), |()| view()).await?;
     let shell = DocumentShell {
         client: None,
         ..shell.clone()

@@ -24,8 +24,13 @@ use leptos_router::params::ParamsMap;
 /// params (`[["slug","hello"]]`), for its view's `use_params_map` in the browser.
 pub const PARAMS_ELEMENT_ID: &str = "__isr_params";
 
-/// `view()` inside a `<Router>` whose matched params are `params`.
-pub(crate) fn with_router<F, V>(params: Vec<(String, String)>, view: F) -> impl IntoView
+/// `view()` inside the app's layouts for `url_path` ([`crate::layout`]), inside a `<Router>`
+/// whose matched params are `params`.
+pub(crate) fn with_router<F, V>(
+    params: Vec<(String, String)>,
+    url_path: &str,
+    view: F,
+) -> impl IntoView
 where
     F: FnOnce() -> V + Send + 'static,
     V: IntoView + 'static,
@@ -34,6 +39,7 @@ where
     for (name, value) in params {
         map.insert(name, value);
     }
+    let url_path = url_path.to_owned();
     view! {
         <Router>
             {
@@ -41,7 +47,7 @@ where
                 provide_context(ArcMemo::new(move |_| map.clone()));
                 #[cfg(feature = "hydrate")]
                 load_other_pages_from_the_server();
-                view()
+                crate::layout::wrap(&url_path, view)
             }
         </Router>
     }

@@ -66,8 +66,8 @@ struct AppState {
     shell: Arc<crate::render::DocumentShell>,
 }
 
-/// The app's own documents for `404` and `503` answers (rendered once at start, with its
-/// layout); `None` answers with isr's plain ones.
+/// The app's own documents for `404` and `503` answers (rendered at start, in its layouts);
+/// `None` answers with isr's plain ones.
 ///
 /// ```
 /// let pages = isr::server::StatusPages::default();
@@ -76,9 +76,50 @@ struct AppState {
 #[derive(Clone, Debug, Default)]
 pub struct StatusPages {
     /// The HTML of every `404`.
-    pub not_found: Option<Bytes>,
+    pub not_found: Option<StatusDocument>,
     /// The HTML of every `503` (a page that cannot be generated right now).
-    pub unavailable: Option<Bytes>,
+    pub unavailable: Option<StatusDocument>,
+}
+
+/// One status page, rendered once for the whole app and once more for each layout prefix
+/// ([`crate::layout`]): a request gets the rendering of the longest prefix that covers its path.
+///
+/// ```
+/// use isr::server::StatusDocument;
+/// let page = StatusDocument::new("<p>lost</p>".into()).under("/blog", "<p>lost in the blog</p>".into());
+/// assert_eq!(page.at("/blog/x"), "<p>lost in the blog</p>");
+/// assert_eq!(page.at("/blogroll"), "<p>lost</p>");
+/// ```
+#[derive(Clone, Debug)]
+pub struct StatusDocument {
+    /// The app-wide rendering.
+    everywhere: Bytes,
+    /// `(prefix, rendering)`, one per layout prefix other than `/`.
+    under: Vec<(&'static str, Bytes)>,
+}
+
+impl StatusDocument {
+    /// The document for every path.
+    pub fn new(html: Bytes) -> Self {
+        StatusDocument {
+            everywhere: html,
+            under: Vec::new(),
+        }
+    }
+
+    /// With `html` for the paths `prefix` covers.
+    pub fn under(mut self, prefix: &'static str, html: Bytes) -> Self {
+        self.under.push((prefix, html));
+        self
+    }
+
+    /// The rendering a request at `url_path` gets.
+    pub fn at(&self, url_path: &str) -> &Bytes {
+        let prefixes: Vec<&'static str> = self.under.iter().map(|(prefix, _)| *prefix).collect();
+        crate::layout::longest_prefix(&prefixes, url_path)
+            .and_then(|prefix| self.under.iter().find(|(p, _)| *p == prefix))
+            .map_or(&self.everywhere, |(_, html)| html)
+    }
 }
 
 /// What the router serves besides pages.
@@ -294,7 +335,10 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
         request.headers(),
         request.uri().query(),
         state.cache_tag,
-        &state.status_pages,
+        StatusPagesAt {
+            pages: &state.status_pages,
+            path: request.uri().path(),
+        },
     )
 }
 
@@ -305,7 +349,7 @@ fn page_response(
     request_headers: &HeaderMap,
     query: Option<&str>,
     cache_tag: bool,
-    status_pages: &StatusPages,
+    status_pages: StatusPagesAt<'_>,
 ) -> Response {
     match served {
         Served::Stored {
@@ -438,9 +482,19 @@ fn plain_status(status: StatusCode, title: &str, message: &str) -> Response {
     )
 }
 
-fn not_found(pages: &StatusPages) -> Response {
-    match &pages.not_found {
-        Some(html) => html_response(StatusCode::NOT_FOUND, Body::from(html.clone())),
+/// The app's status pages as a request at `path` gets them.
+#[derive(Clone, Copy)]
+struct StatusPagesAt<'a> {
+    pages: &'a StatusPages,
+    path: &'a str,
+}
+
+fn not_found(pages: StatusPagesAt<'_>) -> Response {
+    match &pages.pages.not_found {
+        Some(document) => html_response(
+            StatusCode::NOT_FOUND,
+            Body::from(document.at(pages.path).clone()),
+        ),
         None => plain_status(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -449,9 +503,12 @@ fn not_found(pages: &StatusPages) -> Response {
     }
 }
 
-fn unavailable(retry_after: Duration, pages: &StatusPages) -> Response {
-    let mut response = match &pages.unavailable {
-        Some(html) => html_response(StatusCode::SERVICE_UNAVAILABLE, Body::from(html.clone())),
+fn unavailable(retry_after: Duration, pages: StatusPagesAt<'_>) -> Response {
+    let mut response = match &pages.pages.unavailable {
+        Some(document) => html_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Body::from(document.at(pages.path).clone()),
+        ),
         None => plain_status(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service unavailable",
@@ -467,7 +524,7 @@ fn unavailable(retry_after: Duration, pages: &StatusPages) -> Response {
     response
 }
 
-fn redirect(location: &str, permanent: bool, pages: &StatusPages) -> Response {
+fn redirect(location: &str, permanent: bool, pages: StatusPagesAt<'_>) -> Response {
     let status = if permanent {
         StatusCode::PERMANENT_REDIRECT
     } else {

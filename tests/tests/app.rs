@@ -155,6 +155,65 @@ async fn the_sitemap_lists_every_page_as_pages_appear_and_disappear() {
 }
 
 #[tokio::test]
+async fn pages_and_404s_get_the_layouts_that_cover_their_path() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    // The site layout (header, footer) around the /blog layout (feed link) around the view.
+    let post = server.get("/blog/what-is-isr").await;
+    assert_eq!(post.status, 200);
+    let header = post
+        .body
+        .find(r#"<header class="site">"#)
+        .expect("site header");
+    let article = post.body.find("<article>").expect("the view");
+    let subscribe = post
+        .body
+        .find(r#"<p class="subscribe">"#)
+        .expect("blog layout");
+    let footer = post
+        .body
+        .find(r#"<footer class="site">"#)
+        .expect("site footer");
+    assert!(
+        header < article && article < subscribe && subscribe < footer,
+        "{}",
+        post.body
+    );
+    assert_eq!(post.body.matches(r#"<header class="site">"#).count(), 1);
+    assert!(
+        post.body
+            .contains(r#"<link href="/blog/feed.xml" rel="alternate""#),
+        "{}",
+        post.body
+    );
+    // The 404 under /blog is in both layouts; elsewhere only in the site's.
+    let in_blog = server.get("/blog/no-such-post").await;
+    assert_eq!(in_blog.status, 404);
+    assert!(
+        in_blog.body.contains(r#"<p class="subscribe">"#),
+        "{}",
+        in_blog.body
+    );
+    for path in ["/nowhere", "/blogroll"] {
+        let outside = server.get(path).await;
+        assert_eq!(outside.status, 404, "{path}");
+        assert!(
+            outside.body.contains(r#"<header class="site">"#),
+            "{}",
+            outside.body
+        );
+        assert!(
+            !outside.body.contains("subscribe"),
+            "{path}: {}",
+            outside.body
+        );
+    }
+    // The feed is a file route: no layout.
+    let feed = server.get("/blog/feed.xml").await;
+    assert!(!feed.body.contains("<header"), "{}", feed.body);
+}
+
+#[tokio::test]
 async fn a_missing_page_gets_the_blogs_own_404_in_its_layout() {
     let fx = Fixture::new();
     let server = BlogServer::start(&fx, &[], &[]);

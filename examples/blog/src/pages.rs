@@ -127,17 +127,28 @@ time{color:#595959;font-size:.9rem}.tag{color:#067647;font-size:.85rem}input.fil
 padding:.4rem;font-size:1rem}button{font-size:1rem;margin-right:.5rem}nav.toc{background:#f6f6f6;\
 padding:.2rem .8rem;margin:.6rem 0}";
 
-/// The page frame shared by every page.
-#[component]
-fn Frame(children: Children) -> impl IntoView {
+/// The frame of every page of the site, its 404 and 503 pages included: isr renders each page
+/// inside it and hydrates it inside it, so views are only their content.
+#[isr::layout]
+fn site_layout(children: Children) -> impl IntoView {
     view! {
         <Style>{STYLE}</Style>
-        <Link rel="alternate" type_="application/rss+xml" title="The ISR blog" href="/blog/feed.xml" />
         <header class="site">
             <A href="/blog" exact=true>"The ISR blog"</A>
         </header>
         <main>{children()}</main>
         <footer class="site">"Statically generated, regenerated incrementally."</footer>
+    }
+}
+
+/// Inside the site's frame, for the pages at `/blog` and under it: the feed, announced to
+/// readers and browsers.
+#[isr::layout(prefix = "/blog")]
+fn blog_layout(children: Children) -> impl IntoView {
+    view! {
+        <Link rel="alternate" type_="application/rss+xml" title="The ISR blog" href="/blog/feed.xml" />
+        {children()}
+        <p class="subscribe"><a href="/blog/feed.xml">"Subscribe (RSS)"</a></p>
     }
 }
 
@@ -157,36 +168,34 @@ pub fn post_list(props: ListProps) -> impl IntoView {
     view! {
         <Title text="Blog" />
         <Meta name="description" content=format!("The ISR blog: {total} posts on Incremental Static Regeneration with leptos and axum.") />
-        <Frame>
-            <h1>"Blog"</h1>
-            <input
-                type="search"
-                class="filter"
-                placeholder="Filter posts by title"
-                aria-label="Filter posts by title"
-                prop:value=query
-                on:input=move |event| query.set(event_target_value(&event))
-            />
-            <p class="count">{move || format!("{} of {total} posts", shown())}</p>
-            <ul class="posts">
-                {move || {
-                    posts
-                        .iter()
-                        .filter(|p| matching(p))
-                        .map(|post| {
-                            let title = post.title.clone();
-                            view! {
-                                <li data-slug=post.slug.clone()>
-                                    <A href=format!("/blog/{}", post.slug)>{title}</A>
-                                    " "
-                                    <time datetime=post.date.clone()>{post.date.clone()}</time>
-                                </li>
-                            }
-                        })
-                        .collect_view()
-                }}
-            </ul>
-        </Frame>
+        <h1>"Blog"</h1>
+        <input
+            type="search"
+            class="filter"
+            placeholder="Filter posts by title"
+            aria-label="Filter posts by title"
+            prop:value=query
+            on:input=move |event| query.set(event_target_value(&event))
+        />
+        <p class="count">{move || format!("{} of {total} posts", shown())}</p>
+        <ul class="posts">
+            {move || {
+                posts
+                    .iter()
+                    .filter(|p| matching(p))
+                    .map(|post| {
+                        let title = post.title.clone();
+                        view! {
+                            <li data-slug=post.slug.clone()>
+                                <A href=format!("/blog/{}", post.slug)>{title}</A>
+                                " "
+                                <time datetime=post.date.clone()>{post.date.clone()}</time>
+                            </li>
+                        }
+                    })
+                    .collect_view()
+            }}
+        </ul>
     }
 }
 
@@ -196,43 +205,39 @@ pub fn post_page(props: PostProps) -> impl IntoView {
     view! {
         <Title text=props.title.clone() />
         <Meta name="description" content=description />
-        <Frame>
-            <article>
-                <h1>{props.title}</h1>
-                <p class="meta">
-                    <time datetime=props.date.clone()>{props.date.clone()}</time>
-                    {props
-                        .tags
-                        .into_iter()
-                        .map(|tag| view! { " " <span class="tag">{format!("#{tag}")}</span> })
-                        .collect_view()}
-                </p>
-                // A <div>, not a <p>: the browser would close a <p> before the <nav> inside it,
-                // and hydration would then find another DOM than the server rendered.
-                <div class="actions">
-                    <LikeButton />
-                    <TableOfContents entries=props.toc />
-                </div>
-                <div class="body" inner_html=props.html></div>
-            </article>
-            <p>
-                <A href="/blog" exact=true>"← All posts"</A>
+        <article>
+            <h1>{props.title}</h1>
+            <p class="meta">
+                <time datetime=props.date.clone()>{props.date.clone()}</time>
+                {props
+                    .tags
+                    .into_iter()
+                    .map(|tag| view! { " " <span class="tag">{format!("#{tag}")}</span> })
+                    .collect_view()}
             </p>
-        </Frame>
+            // A <div>, not a <p>: the browser would close a <p> before the <nav> inside it,
+            // and hydration would then find another DOM than the server rendered.
+            <div class="actions">
+                <LikeButton />
+                <TableOfContents entries=props.toc />
+            </div>
+            <div class="body" inner_html=props.html></div>
+        </article>
+        <p>
+            <A href="/blog" exact=true>"← All posts"</A>
+        </p>
     }
 }
 
-/// The blog's 404 page, in its layout (`App::not_found_page`).
+/// The blog's 404 page (`App::not_found_page`), rendered inside the layouts of the path asked for.
 pub fn not_found_page() -> impl IntoView {
     view! {
         <Title text="Not found — the ISR blog" />
-        <Frame>
-            <h1>"No such page"</h1>
-            <p class="not-found">"This page does not exist, or no longer does."</p>
-            <p>
-                <A href="/blog" exact=true>"← All posts"</A>
-            </p>
-        </Frame>
+        <h1>"No such page"</h1>
+        <p class="not-found">"This page does not exist, or no longer does."</p>
+        <p>
+            <A href="/blog" exact=true>"← All posts"</A>
+        </p>
     }
 }
 

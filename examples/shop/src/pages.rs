@@ -184,9 +184,10 @@ flex:1}.price{font-weight:600}.stock,.category{color:#666}.out .stock{color:#b00
 display:flex;justify-content:space-between;margin:1rem 0}button.add-to-cart{font-size:1rem;\
 padding:.4rem .9rem}footer.site{color:#666;font-size:.9rem;margin-top:2rem}";
 
-/// The page frame shared by every page: header with the cart badge, main, footer.
-#[component]
-fn Frame(children: Children) -> impl IntoView {
+/// The frame of every page of the shop: header with the cart badge, main, footer. isr renders
+/// each page inside it and hydrates it inside it, so the views are only their content.
+#[isr::layout]
+fn shop_layout(children: Children) -> impl IntoView {
     view! {
         <Style>{STYLE}</Style>
         <CartProvider>
@@ -223,46 +224,44 @@ pub fn catalogue_page_view(props: CatalogueProps) -> impl IntoView {
     view! {
         <Title text=title />
         <Meta name="description" content=description />
-        <Frame>
-            <h1>"Products"</h1>
-            <p class="summary">{format!("Page {page} of {pages} · {total} products")}</p>
-            <ul class="products">
-                {products
-                    .into_iter()
-                    .map(|p| {
-                        let class = (p.stock == 0).then_some("out");
-                        view! {
-                            <li data-id=p.id.to_string() class=class>
-                                <span class="name">
-                                    <A href=format::product_path(p.id)>{p.name}</A>
-                                </span>
-                                <span class="category">{p.category}</span>
-                                <span class="price">{format::price(p.price_cents)}</span>
-                                <span class="stock">{format::stock(p.stock)}</span>
-                            </li>
-                        }
-                    })
-                    .collect_view()}
-            </ul>
-            <nav class="pager">
-                {(page > 1)
-                    .then(|| {
-                        view! {
-                            <A href=format::catalogue_path(page - 1) exact=true attr:rel="prev" attr:class="prev">
-                                "← Previous"
-                            </A>
-                        }
-                    })}
-                {(page < pages)
-                    .then(|| {
-                        view! {
-                            <A href=format::catalogue_path(page + 1) exact=true attr:rel="next" attr:class="next">
-                                "Next →"
-                            </A>
-                        }
-                    })}
-            </nav>
-        </Frame>
+        <h1>"Products"</h1>
+        <p class="summary">{format!("Page {page} of {pages} · {total} products")}</p>
+        <ul class="products">
+            {products
+                .into_iter()
+                .map(|p| {
+                    let class = (p.stock == 0).then_some("out");
+                    view! {
+                        <li data-id=p.id.to_string() class=class>
+                            <span class="name">
+                                <A href=format::product_path(p.id)>{p.name}</A>
+                            </span>
+                            <span class="category">{p.category}</span>
+                            <span class="price">{format::price(p.price_cents)}</span>
+                            <span class="stock">{format::stock(p.stock)}</span>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+        <nav class="pager">
+            {(page > 1)
+                .then(|| {
+                    view! {
+                        <A href=format::catalogue_path(page - 1) exact=true attr:rel="prev" attr:class="prev">
+                            "← Previous"
+                        </A>
+                    }
+                })}
+            {(page < pages)
+                .then(|| {
+                    view! {
+                        <A href=format::catalogue_path(page + 1) exact=true attr:rel="next" attr:class="next">
+                            "Next →"
+                        </A>
+                    }
+                })}
+        </nav>
     }
 }
 
@@ -279,25 +278,23 @@ pub fn product_page(props: Product) -> impl IntoView {
     view! {
         <Title text=format!("{} — ISR shop", props.name) />
         <Meta name="description" content=description />
-        <Frame>
-            <article class="product" data-id=props.id.to_string()>
-                <h1>{props.name}</h1>
-                <p class="price">{format::price(props.price_cents)}</p>
-                <p class="stock">{format::stock(props.stock)}</p>
-                <p class="category">"Category: " {props.category}</p>
-                // Blocks go in <div>s, never in a <p>: the browser would move them out of the
-                // paragraph, and hydration would then find another DOM than the server rendered.
-                <div class="actions">
-                    <AddToCart id=props.id enabled=in_stock />
-                </div>
-                <div class="description">
-                    <p>{props.description}</p>
-                </div>
-            </article>
-            <p>
-                <A href="/products" exact=true>"← All products"</A>
-            </p>
-        </Frame>
+        <article class="product" data-id=props.id.to_string()>
+            <h1>{props.name}</h1>
+            <p class="price">{format::price(props.price_cents)}</p>
+            <p class="stock">{format::stock(props.stock)}</p>
+            <p class="category">"Category: " {props.category}</p>
+            // Blocks go in <div>s, never in a <p>: the browser would move them out of the
+            // paragraph, and hydration would then find another DOM than the server rendered.
+            <div class="actions">
+                <AddToCart id=props.id enabled=in_stock />
+            </div>
+            <div class="description">
+                <p>{props.description}</p>
+            </div>
+        </article>
+        <p>
+            <A href="/products" exact=true>"← All products"</A>
+        </p>
     }
 }
 

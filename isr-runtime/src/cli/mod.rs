@@ -74,20 +74,28 @@ pub struct App {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
-/// Renders an app's status page with the document shell.
+/// Renders an app's status page with the document shell, inside the layouts of a prefix (it
+/// is rendered once per layout prefix).
 type StatusView = Box<
-    dyn FnOnce(DocumentShell) -> futures::future::BoxFuture<'static, crate::Result<String>> + Send,
+    dyn Fn(
+            DocumentShell,
+            &'static str,
+        ) -> futures::future::BoxFuture<'static, crate::Result<String>>
+        + Send,
 >;
 
 /// `url_path` is where the status page's view believes it is (`use_location`): it is rendered
-/// once and served for every path that gets this status.
+/// once per layout prefix and served for every path that gets this status.
 fn status_view<F, V>(view: F, title: &'static str, url_path: &'static str) -> StatusView
 where
-    F: FnOnce() -> V + Send + 'static,
+    F: Fn() -> V + Clone + Send + Sync + 'static,
     V: leptos::prelude::IntoView + 'static,
 {
-    Box::new(move |shell| {
-        Box::pin(async move { crate::render::status_page(view, title, url_path, &shell).await })
+    Box::new(move |shell, layout_prefix| {
+        let view = view.clone();
+        Box::pin(async move {
+            crate::render::status_page(view, title, url_path, layout_prefix, &shell).await
+        })
     })
 }
 
@@ -155,9 +163,10 @@ impl App {
         self
     }
 
-    /// The app's own `404` page (any path that is no page, and pages that are gone), e.g. with
-    /// the app's layout; rendered once at start, at the path `/404` (what its `use_location`
-    /// reports). The status stays `404`.
+    /// The app's own `404` page (any path that is no page, and pages that are gone), inside the
+    /// app's layouts ([`crate::layout`]): rendered at start once for the whole app and once per
+    /// layout prefix, at the path `/404` (what its `use_location` reports); a request gets the
+    /// rendering in the layouts that cover its path. The status stays `404`.
     ///
     /// ```
     /// use leptos::prelude::*;
@@ -166,15 +175,16 @@ impl App {
     /// ```
     pub fn not_found_page<F, V>(mut self, view: F) -> Self
     where
-        F: FnOnce() -> V + Send + 'static,
+        F: Fn() -> V + Clone + Send + Sync + 'static,
         V: leptos::prelude::IntoView + 'static,
     {
         self.not_found_page = Some(status_view(view, "Not found", "/404"));
         self
     }
 
-    /// The app's own `503` page (a page that was never generated and cannot be right now);
-    /// rendered once at start, at the path `/503`. The status and `Retry-After` stay.
+    /// The app's own `503` page (a page that was never generated and cannot be right now),
+    /// inside the app's layouts as [`App::not_found_page`] is; rendered at start, at the path
+    /// `/503`. The status and `Retry-After` stay.
     ///
     /// ```
     /// use leptos::prelude::*;
@@ -183,7 +193,7 @@ impl App {
     /// ```
     pub fn unavailable_page<F, V>(mut self, view: F) -> Self
     where
-        F: FnOnce() -> V + Send + 'static,
+        F: Fn() -> V + Clone + Send + Sync + 'static,
         V: leptos::prelude::IntoView + 'static,
     {
         self.unavailable_page = Some(status_view(view, "Service unavailable", "/503"));

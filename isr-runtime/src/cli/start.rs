@@ -24,10 +24,12 @@ impl App {
         // once it is open.
         self.state.insert(crate::revalidate::Revalidator::unbound());
         let defs: Vec<&'static crate::PageDef> = crate::page::pages().collect();
-        check_pages(&defs, &self.state).map_err(|lines| Stop {
-            code: EXIT_BAD_CONFIG,
-            lines,
-        })?;
+        check_pages(&defs, &self.state)
+            .and(crate::layout::check())
+            .map_err(|lines| Stop {
+                code: EXIT_BAD_CONFIG,
+                lines,
+            })?;
         let store = FsStore::new(&config.site_root);
         // With Redis, an instance may start empty: pages come from the shared tier.
         let was_built = store.is_built_site();
@@ -200,26 +202,38 @@ impl App {
             .layer(crate::server::origin::HostCheckLayer))
     }
 
-    /// Renders the app's 404 and 503 pages with the document shell.
+    /// Renders the app's 404 and 503 pages with the document shell, once for the whole app and
+    /// once per layout prefix.
     pub(super) async fn status_pages(
         &mut self,
         shell: &DocumentShell,
     ) -> Result<crate::server::StatusPages, String> {
-        let mut pages = crate::server::StatusPages::default();
-        if let Some(view) = self.not_found_page.take() {
-            let html = view(shell.clone())
-                .await
-                .map_err(|e| format!("cannot render the app's 404 page: {e:#}"))?;
-            pages.not_found = Some(html.into());
-        }
-        if let Some(view) = self.unavailable_page.take() {
-            let html = view(shell.clone())
-                .await
-                .map_err(|e| format!("cannot render the app's 503 page: {e:#}"))?;
-            pages.unavailable = Some(html.into());
-        }
-        Ok(pages)
+        Ok(crate::server::StatusPages {
+            not_found: render_status(self.not_found_page.take(), shell, "404").await?,
+            unavailable: render_status(self.unavailable_page.take(), shell, "503").await?,
+        })
     }
+}
+
+/// Every rendering of one status page (`None` when the app has none).
+async fn render_status(
+    view: Option<super::StatusView>,
+    shell: &DocumentShell,
+    status: &str,
+) -> Result<Option<crate::server::StatusDocument>, String> {
+    let Some(view) = view else {
+        return Ok(None);
+    };
+    let failed = |e: crate::Error| format!("cannot render the app's {status} page: {e:#}");
+    let mut document =
+        crate::server::StatusDocument::new(view(shell.clone(), "/").await.map_err(failed)?.into());
+    for prefix in crate::layout::prefixes() {
+        if prefix != "/" {
+            let html = view(shell.clone(), prefix).await.map_err(failed)?;
+            document = document.under(prefix, html.into());
+        }
+    }
+    Ok(Some(document))
 }
 
 /// An opened site: the engine, the client bundle pages load, and the build to run in the
