@@ -1,4 +1,5 @@
-//! The `#[page]`, `#[paths]` and `#[layout]` attributes of the [isr](https://docs.rs/isr) framework.
+//! The `#[page]`, `#[paths]` and `#[layout]` attributes and the `asset!` macro of the
+//! [isr](https://docs.rs/isr) framework.
 //!
 //! Apps use it through `isr::page`; see that crate for the full guide. The attribute goes on the
 //! async data loader of a page and registers the page at compile time:
@@ -21,6 +22,7 @@
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 mod args;
+mod asset;
 mod expand;
 mod layout;
 mod validate;
@@ -84,5 +86,15 @@ pub fn layout(attr: TokenStream, item: TokenStream) -> TokenStream {
             let errors = result.err().map(|e| e.to_compile_error());
             quote::quote!(#errors #[allow(dead_code)] #function).into()
         }
+    }
+}
+
+/// The content-hashed URL of a file of the crate's `assets/` folder: see `isr::asset!`.
+#[proc_macro]
+pub fn asset(input: TokenStream) -> TokenStream {
+    let name = syn::parse_macro_input!(input as syn::LitStr);
+    match asset::AssetSpec::new(&name) {
+        Ok(spec) => spec.expand().into(),
+        Err(error) => error.to_compile_error().into(),
     }
 }

@@ -115,9 +115,29 @@ pub use isr_macros::paths;
 /// ```
 pub use isr_macros::layout;
 
+/// The content-hashed URL of a file of the crate's `assets/` folder, as a `&'static str`:
+/// `isr::asset!("style.css")` is `"/assets/style-1a2b3c4d5e6f.css"`. A file that is missing
+/// is a compile error at its name; an edit to it rebuilds the crate with the new hash. The server
+/// serves it there, cached forever (see [`mod@assets`]).
+///
+/// Compiled, not run: the file is embedded only in an app built with its `ssr` feature.
+///
+/// ```ignore
+/// use leptos::prelude::*;
+/// use leptos_meta::Stylesheet;
+///
+/// #[isr::layout]
+/// fn site_layout(children: Children) -> impl IntoView {
+///     view! { <Stylesheet href=isr::asset!("style.css") /> {children()} }
+/// }
+/// ```
+pub use isr_macros::asset;
+
 /// The id of the `<script type="application/json">` element that holds a page's props.
 pub const PROPS_ELEMENT_ID: &str = "__isr_props";
 
+#[cfg(feature = "ssr")]
+pub mod assets;
 #[cfg(feature = "ssr")]
 pub mod build;
 #[cfg(feature = "ssr")]
@@ -144,6 +164,8 @@ pub mod log_fields;
 pub mod malloc_arenas;
 #[cfg(feature = "ssr")]
 pub mod metrics;
+#[cfg(feature = "ssr")]
+pub mod public;
 #[cfg(feature = "ssr")]
 mod random;
 #[cfg(all(feature = "ssr", feature = "cli"))]
@@ -227,6 +249,7 @@ pub mod prelude {
 #[doc(hidden)]
 #[cfg(feature = "ssr")]
 pub mod __private {
+    pub use crate::assets::AssetDef;
     pub use crate::context::{call_paths, check_paths, Check, FromContext, LoadContext, Rejection};
     pub use crate::layout::{erase as erase_layout, LayoutDef};
     pub use crate::page::{accept_all, nothing_to_check, Generated};

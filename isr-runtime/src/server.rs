@@ -136,6 +136,11 @@ pub struct ServerOptions {
     pub assets: Option<std::path::PathBuf>,
     /// Whether `/pkg` files are content-hashed and may be cached forever.
     pub immutable_assets: bool,
+    /// The app's hashed assets served at `/assets` (`<site-root>/assets`, see
+    /// [`crate::assets`]), cached forever.
+    pub static_assets: Option<std::path::PathBuf>,
+    /// The app's `public/` files, each at its own path (see [`crate::public`]).
+    pub public: crate::public::PublicFiles,
     /// When set, `GET /_isr/metrics` needs `Authorization: Bearer <token>` (else `401`);
     /// when unset it needs the admin token, and it is open only when neither is set.
     pub metrics_token: Option<String>,
@@ -201,6 +206,7 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
             engine.clone(),
             options.public_url.clone(),
             options.trusted_proxies.clone(),
+            &options.public,
         )
     });
     let admin_token: Option<Arc<str>> = options.admin_token.map(Arc::from);
@@ -266,6 +272,17 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         );
         router = router.nest_service("/pkg", files);
     }
+    if let Some(assets) = options.static_assets {
+        let files = tower_http::set_header::SetResponseHeader::overriding(
+            tower_http::services::ServeDir::new(assets)
+                .precompressed_br()
+                .precompressed_gzip(),
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(crate::assets::CACHE_CONTROL),
+        );
+        router = router.nest_service(crate::assets::URL_PREFIX, files);
+    }
+    router = router.merge(options.public.routes());
     if let Some(sitemaps) = sitemaps {
         router = router.merge(sitemaps);
     }

@@ -1,7 +1,7 @@
 //! What an app gets besides its HTML pages, against the real blog and shop binaries over
 //! loopback: the blog's RSS feed (a file route with its own content type), the sitemap and
-//! robots.txt every app serves, the app's own 404 page in its layout, and typed params that
-//! answer 404 before any loader runs.
+//! robots.txt every app serves, the app's own 404 page in its layout, its hashed assets and public
+//! files, and typed params that answer 404 before any loader runs.
 
 use isr_tests::shop::{ShopFixture, ShopServer};
 use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
@@ -260,4 +260,136 @@ async fn typed_params_that_do_not_read_back_are_404_before_any_loader_runs() {
     assert_eq!(server.get("/products/4242").await.status, 503);
     fx.restore_db();
     assert_eq!(server.get("/products/42").await.status, 200);
+}
+
+/// The blog's stylesheet, as compiled into it.
+const BLOG_STYLE: &str = include_str!("../../examples/blog/assets/style.css");
+
+#[tokio::test]
+async fn assets_are_served_at_content_hashed_urls_cached_forever_and_precompressed() {
+    use sha2::Digest;
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    let page = server.get("/blog").await;
+    let href = page
+        .body
+        .split(r#"rel="stylesheet" href=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the layout links its stylesheet: {}", page.body))
+        .to_string();
+    let hash: String = sha2::Sha256::digest(BLOG_STYLE.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(href, format!("/assets/style-{}.css", &hash[..12]));
+
+    let css = server.get(&href).await;
+    assert_eq!(css.status, 200);
+    assert_eq!(css.body, BLOG_STYLE);
+    assert_eq!(css.header("content-type"), Some("text/css"));
+    assert_eq!(
+        css.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    for encoding in ["br", "gzip"] {
+        let response = reqwest::Client::new()
+            .get(server.url(&href))
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["content-encoding"].to_str().unwrap(),
+            encoding
+        );
+        let body = response.bytes().await.unwrap();
+        assert!(body.len() < BLOG_STYLE.len(), "{encoding}");
+        assert_eq!(isr_tests::decompressed(encoding, &body), BLOG_STYLE);
+    }
+    // In the static export too, with its variants.
+    let exported = fx.site_root().join(href.trim_start_matches('/'));
+    assert_eq!(std::fs::read_to_string(&exported).unwrap(), BLOG_STYLE);
+    assert!(exported.with_extension("css.br").is_file());
+    // Another hash of it is no asset.
+    assert_eq!(
+        server.get("/assets/style-000000000000.css").await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn public_files_keep_their_names_with_short_caching() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    let icon = server.get("/favicon.svg").await;
+    assert_eq!(icon.status, 200);
+    assert_eq!(
+        icon.body,
+        include_str!("../../examples/blog/public/favicon.svg")
+    );
+    assert_eq!(icon.header("content-type"), Some("image/svg+xml"));
+    assert_eq!(icon.header("cache-control"), Some("public, max-age=3600"));
+    let page = server.get("/blog").await;
+    assert!(
+        page.body
+            .contains(r#"<link rel="icon" href="/favicon.svg" type="image/svg+xml">"#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("data:,"), "no blank icon beside it");
+}
+
+#[test]
+fn another_public_folder_replaces_robots_txt_and_may_not_shadow_a_page() {
+    let fx = Fixture::new();
+    let public = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(public.path().join(".well-known")).unwrap();
+    std::fs::write(
+        public.path().join(".well-known/security.txt"),
+        "Contact: mailto:x@example.com\n",
+    )
+    .unwrap();
+    std::fs::write(
+        public.path().join("robots.txt"),
+        "User-agent: *\nDisallow: /\n",
+    )
+    .unwrap();
+    let dir = public.path().to_str().unwrap();
+    let server = BlogServer::start(&fx, &["--public-dir", dir], &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let robots = server.get("/robots.txt").await;
+        assert_eq!(
+            robots.body, "User-agent: *\nDisallow: /\n",
+            "the app's own, not isr's"
+        );
+        let security = server.get("/.well-known/security.txt").await;
+        assert_eq!(security.status, 200);
+        assert!(security.body.starts_with("Contact:"));
+        // The blog's own public folder is not served beside it.
+        assert_eq!(server.get("/favicon.svg").await.status, 404);
+    });
+    drop(server);
+
+    std::fs::create_dir_all(public.path().join("blog")).unwrap();
+    std::fs::write(public.path().join("blog/feed.xml"), "<rss/>").unwrap();
+    let clash = fx.run(&["build", "--public-dir", dir], &[]);
+    assert_eq!(clash.status.code(), Some(2), "{}", clash.stderr);
+    assert!(
+        clash
+            .stderr
+            .contains("blog/feed.xml and the page `blog::pages::feed` both answer /blog/feed.xml"),
+        "{}",
+        clash.stderr
+    );
+    let missing = fx.run(&["build", "--public-dir", "/nonexistent/public"], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        missing
+            .stderr
+            .contains("--public-dir / ISR_PUBLIC_DIR: no folder at /nonexistent/public"),
+        "{}",
+        missing.stderr
+    );
 }

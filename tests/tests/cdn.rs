@@ -479,6 +479,23 @@ async fn nginx_serves_the_export_and_never_its_metadata() {
         isr_tests::decompressed("gzip", &gzipped.bytes().await.unwrap()),
         page
     );
+    // The page's stylesheet (isr::asset!) is in the export, cached forever.
+    let stylesheet = page
+        .split(r#"rel="stylesheet" href=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page links its stylesheet");
+    let css = client
+        .get(format!("{base}{stylesheet}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200, "{stylesheet}");
+    assert_eq!(
+        css.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(css.text().await.unwrap().contains("font-family"));
     for hidden in ["/.isr/index.sqlite", "/.isr/", "/blog/.x.tmp"] {
         let response = client.get(format!("{base}{hidden}")).send().await.unwrap();
         assert_eq!(response.status(), 404, "{hidden} must not be served");

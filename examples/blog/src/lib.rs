@@ -21,8 +21,13 @@ pub fn app() -> isr::App {
     isr::App::new("blog")
         .site_root("target/site/blog")
         .client(isr::client_crate!())
-        // Scripts only from /pkg and isr's own hydration call: data never runs as script.
-        .shell(isr::Shell::new().content_security_policy(isr::ContentSecurityPolicy::strict()))
+        // Scripts only from /pkg and isr's own hydration call: data never runs as script. The
+        // icon is `public/favicon.svg`, served under its own name.
+        .shell(
+            isr::Shell::new()
+                .head(r#"<link rel="icon" href="/favicon.svg" type="image/svg+xml">"#)
+                .content_security_policy(isr::ContentSecurityPolicy::strict()),
+        )
         .state(content::Content::from_env())
         .not_found_page(pages::not_found_page)
 }

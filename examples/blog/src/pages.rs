@@ -8,7 +8,7 @@
 use crate::content::Content;
 use isr::prelude::*;
 use leptos::prelude::*;
-use leptos_meta::{Link, Meta, Style, Title};
+use leptos_meta::{Link, Meta, Stylesheet, Title};
 use leptos_router::components::A;
 
 /// One entry of the post list.
@@ -119,20 +119,12 @@ async fn feed(
     Ok(Load::props(crate::feed::rss(site.as_str(), &posts)))
 }
 
-const STYLE: &str =
-    "body{font-family:system-ui,sans-serif;max-width:44rem;margin:0 auto;padding:1rem;\
-color:#222;line-height:1.55}header.site,footer.site{color:#666;font-size:.9rem}\
-header.site a{color:inherit;font-weight:600;text-decoration:none}header.site a[aria-current]{text-decoration:underline}ul.posts{padding-left:1.2rem}\
-time{color:#595959;font-size:.9rem}.tag{color:#067647;font-size:.85rem}input.filter{width:100%;\
-padding:.4rem;font-size:1rem}button{font-size:1rem;margin-right:.5rem}nav.toc{background:#f6f6f6;\
-padding:.2rem .8rem;margin:.6rem 0}";
-
 /// The frame of every page of the site, its 404 and 503 pages included: isr renders each page
 /// inside it and hydrates it inside it, so views are only their content.
 #[isr::layout]
 fn site_layout(children: Children) -> impl IntoView {
     view! {
-        <Style>{STYLE}</Style>
+        <Stylesheet href=isr::asset!("style.css") />
         <header class="site">
             <A href="/blog" exact=true>"The ISR blog"</A>
         </header>

@@ -53,7 +53,12 @@ pub fn app(admin_token: Option<String>) -> isr::App {
         .site_root("target/site/shop")
         .client(isr::client_crate!())
         // Scripts only from /pkg and isr's own hydration call: data never runs as script.
-        .shell(isr::Shell::new().content_security_policy(isr::ContentSecurityPolicy::strict()))
+        // The icon is `public/favicon.svg`, served under its own name.
+        .shell(
+            isr::Shell::new()
+                .head(r#"<link rel="icon" href="/favicon.svg" type="image/svg+xml">"#)
+                .content_security_policy(isr::ContentSecurityPolicy::strict()),
+        )
         .state(db.clone())
         .routes(api::router(admin_token, db))
         .command(db::seed_command(), db::run_seed_command)

@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::format;
 use isr::prelude::*;
 use leptos::prelude::*;
-use leptos_meta::{Meta, Style, Title};
+use leptos_meta::{Meta, Stylesheet, Title};
 use leptos_router::components::A;
 
 /// A product, as stored (and as the admin API returns it); the props of `/products/:id`.
@@ -173,23 +173,12 @@ async fn all_product_ids(State(db): State<Db>) -> isr::Result<Vec<ProductId>> {
         .collect())
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:52rem;margin:0 auto;\
-padding:1rem;color:#222;line-height:1.5}header.site{display:flex;justify-content:space-between;\
-align-items:center;border-bottom:1px solid #ddd;padding-bottom:.5rem}nav.site a{\
-font-weight:700;color:inherit;text-decoration:none}nav.site a[aria-current]{text-decoration:underline}.cart{font-size:.95rem}.cart-count{\
-display:inline-block;min-width:1.4rem;text-align:center;background:#067647;color:#fff;\
-border-radius:.7rem;padding:0 .35rem}ul.products{list-style:none;padding:0}ul.products li{\
-display:flex;gap:1rem;padding:.3rem 0;border-bottom:1px solid #f0f0f0}ul.products .name{\
-flex:1}.price{font-weight:600}.stock,.category{color:#666}.out .stock{color:#b00}nav.pager{\
-display:flex;justify-content:space-between;margin:1rem 0}button.add-to-cart{font-size:1rem;\
-padding:.4rem .9rem}footer.site{color:#666;font-size:.9rem;margin-top:2rem}";
-
 /// The frame of every page of the shop: header with the cart badge, main, footer. isr renders
 /// each page inside it and hydrates it inside it, so the views are only their content.
 #[isr::layout]
 fn shop_layout(children: Children) -> impl IntoView {
     view! {
-        <Style>{STYLE}</Style>
+        <Stylesheet href=isr::asset!("style.css") />
         <CartProvider>
             <header class="site">
                 <nav class="site">

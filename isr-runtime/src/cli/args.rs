@@ -24,6 +24,11 @@ pub(super) struct Cli {
     #[arg(long, env = "LEPTOS_SITE_ROOT", global = true, value_name = "DIR")]
     pub(super) site_root: Option<PathBuf>,
 
+    /// Folder of files served under their own names (favicon.ico, .well-known/…) [default: the
+    /// app crate's public/ folder, when it has one]
+    #[arg(long, env = "ISR_PUBLIC_DIR", global = true, value_name = "DIR")]
+    pub(super) public_dir: Option<PathBuf>,
+
     /// Pages generated at the same time during the build [default: CPUs × 4]
     #[arg(long, env = "ISR_JOBS", global = true, value_name = "N")]
     pub(super) jobs: Option<String>,

@@ -15,6 +15,8 @@ pub(super) struct Config {
     /// `--public-url` as given.
     pub(super) public_url: Option<crate::site::SiteUrl>,
     pub(super) site_root: PathBuf,
+    /// The `public/` folder to serve, if any ([`crate::public`]).
+    pub(super) public_dir: Option<PathBuf>,
     pub(super) build: BuildOptions,
     pub(super) revalidate_secret: Option<String>,
     pub(super) admin_token: Option<String>,
@@ -80,6 +82,16 @@ impl App {
         if site_root.as_os_str().is_empty() {
             return Err("--site-root / LEPTOS_SITE_ROOT is empty".into());
         }
+        let public_dir = match cli.public_dir {
+            Some(dir) if !dir.is_dir() => {
+                return Err(format!(
+                    "--public-dir / ISR_PUBLIC_DIR: no folder at {}",
+                    dir.display()
+                ))
+            }
+            Some(dir) => Some(dir),
+            None => self.default_public_dir(),
+        };
         let revalidate_secret = secret_from_env("ISR_REVALIDATE_SECRET")?;
         let admin_token = secret_from_env("ISR_ADMIN_TOKEN")?;
         let metrics_token = secret_from_env("ISR_METRICS_TOKEN")?;
@@ -161,6 +173,7 @@ impl App {
             site_url,
             public_url,
             site_root,
+            public_dir,
             build: BuildOptions {
                 jobs,
                 keep_going: cli.keep_going,

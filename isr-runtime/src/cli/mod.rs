@@ -58,6 +58,8 @@ enum Command {
 pub struct App {
     name: String,
     default_site_root: PathBuf,
+    /// Set with [`App::public_dir`].
+    public_dir: Option<PathBuf>,
     routes: axum::Router,
     client: Option<ClientCrate>,
     commands: Vec<AppCommand>,
@@ -135,6 +137,7 @@ impl App {
         let name = name.into();
         App {
             default_site_root: PathBuf::from("target/site").join(&name),
+            public_dir: None,
             name,
             routes: axum::Router::new(),
             client: None,
@@ -313,6 +316,29 @@ impl App {
         self
     }
 
+    /// The folder of files served under their own names ([`crate::public`]) when neither
+    /// `--public-dir` nor `ISR_PUBLIC_DIR` is given. Without it, the `public/` folder of the
+    /// [client crate](App::client) is served when there is one.
+    ///
+    /// ```
+    /// let app = isr::App::new("blog").public_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/public"));
+    /// # let _ = app;
+    /// ```
+    pub fn public_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.public_dir = Some(path.into());
+        self
+    }
+
+    /// The `public/` folder served by default: [`App::public_dir`], else the client crate's,
+    /// when it exists.
+    fn default_public_dir(&self) -> Option<PathBuf> {
+        self.public_dir.clone().or_else(|| {
+            self.client
+                .map(|krate| std::path::Path::new(krate.manifest_dir).join("public"))
+                .filter(|dir| dir.is_dir())
+        })
+    }
+
     /// Extra axum routes of the app (an admin API, say), served beside the pages.
     ///
     /// ```
@@ -465,7 +491,7 @@ impl App {
             .await
             .map_err(|stop| stop.lines.join("; "))?;
         let router = self
-            .app_router(&opened.engine, &config, &opened.shell)
+            .app_router(&opened.engine, &config, &opened.shell, opened.public)
             .await
             .map_err(|stop| stop.lines.join("; "))?;
         opened.engine.mark_serving();

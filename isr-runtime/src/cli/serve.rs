@@ -9,6 +9,7 @@ impl App {
             engine,
             shell,
             background_build,
+            public,
         } = opened;
         let listening = match config.serve_threads {
             0 => tokio::net::TcpListener::bind(config.addr)
@@ -29,7 +30,7 @@ impl App {
             }
         };
         let addr = listening.local_addr().unwrap_or(config.addr);
-        let app = match self.app_router(&engine, &config, &shell).await {
+        let app = match self.app_router(&engine, &config, &shell, public).await {
             Ok(router) => crate::server::with_access_log(router),
             Err(stop) => return stop.report(),
         };

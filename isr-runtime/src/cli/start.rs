@@ -41,6 +41,16 @@ impl App {
             )));
         }
         let routes = Routes::new(defs).map_err(|e| Stop::failure(e.to_string()))?;
+        let public = public_files(config.public_dir.as_deref(), &routes)?;
+        let written = crate::assets::write_all(&config.site_root.join(crate::assets::SITE_DIR))
+            .map_err(|error| Stop::failure(error.to_string()))?;
+        if written.written > 0 {
+            tracing::info!(
+                written = written.written,
+                kept = written.kept,
+                "assets written to the site root"
+            );
+        }
         #[cfg(not(feature = "redis"))]
         let shared: Option<Arc<dyn crate::engine::SharedTier>> =
             config.shared.map(|never| match never {});
@@ -96,6 +106,7 @@ impl App {
             engine,
             shell,
             background_build: rebuild_in_background.then_some(config.build),
+            public,
         })
     }
 
@@ -169,6 +180,7 @@ impl App {
         engine: &Arc<Engine>,
         config: &Config,
         shell: &DocumentShell,
+        public: crate::public::PublicFiles,
     ) -> Result<axum::Router, Stop> {
         if config.revalidate_secret.is_none() {
             tracing::info!("on-demand revalidation is off: set ISR_REVALIDATE_SECRET to enable POST /_isr/revalidate");
@@ -182,6 +194,8 @@ impl App {
             revalidate_secret: config.revalidate_secret.clone(),
             assets: Some(config.site_root.join("pkg")),
             immutable_assets: shell.client.as_ref().is_some_and(|c| c.immutable),
+            static_assets: Some(config.site_root.join(crate::assets::SITE_DIR)),
+            public,
             metrics_token: config.metrics_token.clone(),
             cache_tag: config.cache_tag,
             admin_token: config.admin_token.clone(),
@@ -236,6 +250,42 @@ async fn render_status(
     Ok(Some(document))
 }
 
+/// The files of the `public/` folder, if any; a file at a page's path stops the start (exit
+/// status 2), naming both.
+fn public_files(
+    dir: Option<&std::path::Path>,
+    routes: &Routes,
+) -> Result<crate::public::PublicFiles, Stop> {
+    let Some(dir) = dir else {
+        return Ok(Default::default());
+    };
+    let files = crate::public::PublicFiles::scan(dir).map_err(|error| {
+        Stop::config(format!(
+            "public folder (--public-dir / ISR_PUBLIC_DIR): {error}"
+        ))
+    })?;
+    let clashes: Vec<String> = files
+        .paths()
+        .filter_map(|path| {
+            routes.def(path).map(|def| {
+                format!(
+                    "{}{path} and the page `{}` both answer {path}: remove one",
+                    dir.display(),
+                    def.id
+                )
+            })
+        })
+        .collect();
+    if !clashes.is_empty() {
+        return Err(Stop {
+            code: EXIT_BAD_CONFIG,
+            lines: clashes,
+        });
+    }
+    tracing::info!(dir = %dir.display(), files = files.paths().count(), "public files served under their own names");
+    Ok(files)
+}
+
 /// An opened site: the engine, the client bundle pages load, and the build to run in the
 /// background when `start` found a site built before.
 pub(super) struct Opened {
@@ -243,6 +293,8 @@ pub(super) struct Opened {
     /// What every document gets besides its body (the client bundle, the app's shell).
     pub(super) shell: DocumentShell,
     pub(super) background_build: Option<BuildOptions>,
+    /// The app's `public/` files.
+    pub(super) public: crate::public::PublicFiles,
 }
 
 /// Why the app stops before serving: the lines to print and the exit code.

@@ -1,5 +1,5 @@
 //! `GET /sitemap.xml`, `/sitemap/<n>.xml` (parts of a large sitemap) and `/robots.txt`, unless
-//! the app serves its own at those paths.
+//! the app serves its own at those paths (a page, or a file of its `public/` folder).
 //!
 //! They are served like pages: each document is made once (off the async workers) and kept
 //! with its gzip and brotli encodings and an etag, until a page is committed or removed; a
@@ -72,9 +72,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
     engine: Arc<Engine>,
     public_url: Option<SiteUrl>,
     trusted: TrustedProxies,
+    public: &crate::public::PublicFiles,
 ) -> Router<S> {
-    let own_sitemap = engine.routes().def("/sitemap.xml").is_some();
-    let own_robots = engine.routes().def("/robots.txt").is_some();
+    let own = |path: &str| engine.routes().def(path).is_some() || public.serves(path);
+    let own_sitemap = own("/sitemap.xml");
+    let own_robots = own("/robots.txt");
     let state = Sitemaps {
         engine,
         public_url,
