@@ -122,6 +122,85 @@ struct Manifest {
     /// [`server_build_id`] of the server that built or last confirmed the bundle.
     #[serde(default)]
     server: Option<String>,
+    /// Bundles this one replaced whose files are still in the site root: stored pages generated
+    /// before a bundle was replaced still load it ([`remove_retired_bundles`]).
+    #[serde(default)]
+    retired: Vec<RetiredBundle>,
+}
+
+/// A bundle replaced by a newer one, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct RetiredBundle {
+    bundle: ClientBundle,
+    /// Wall-clock ms since the epoch when the newer bundle was written: pages generated after it
+    /// (plus [`RETIRED_BUNDLE_GRACE`]) load the newer one.
+    retired_at_ms: u64,
+}
+
+/// How long after a bundle was replaced pages may still be generated with it: by a process of
+/// the previous build that is still finishing its work during a restart.
+pub const RETIRED_BUNDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Removes the files of replaced bundles that no stored page loads any more: every HTML page
+/// stored was generated at least [`RETIRED_BUNDLE_GRACE`] after the bundle was replaced
+/// (`oldest_page_ms`: the generation time of the oldest stored HTML page, `None` when there is
+/// none). A page that is never regenerated keeps its bundle. Returns the URLs of the removed
+/// bundles' scripts. Run after a build, when every page that can be was regenerated.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// assert!(isr::client::remove_retired_bundles(dir.path(), None).unwrap().is_empty());
+/// ```
+///
+/// # Errors
+/// When a file of a bundle to remove, or the manifest, cannot be removed or written.
+pub fn remove_retired_bundles(
+    site_root: &Path,
+    oldest_page_ms: Option<u64>,
+) -> Result<Vec<String>, String> {
+    let Some(mut manifest) = read_manifest(site_root) else {
+        return Ok(Vec::new());
+    };
+    let oldest = oldest_page_ms.unwrap_or_else(now_ms);
+    let grace = RETIRED_BUNDLE_GRACE.as_millis() as u64;
+    let (unused, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut manifest.retired)
+        .into_iter()
+        .partition(|retired| {
+            retired.retired_at_ms.saturating_add(grace) <= oldest
+                && retired.bundle != manifest.bundle
+        });
+    manifest.retired = kept;
+    if unused.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut removed = Vec::new();
+    for retired in unused {
+        for url in [&retired.bundle.js, &retired.bundle.wasm] {
+            let file = site_root.join(url.trim_start_matches('/'));
+            for path in [file.clone(), with_gz(&file)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+                }
+            }
+        }
+        removed.push(retired.bundle.js);
+    }
+    write_manifest(site_root, &manifest)?;
+    Ok(removed)
+}
+
+fn with_gz(path: &Path) -> PathBuf {
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    PathBuf::from(gz)
 }
 
 /// This server executable's build, as its length and modification time: a restart of the same
@@ -535,17 +614,39 @@ pub fn ensure_bundle(
     for file in [format!("{out_name}.js"), format!("{out_name}_bg.wasm")] {
         write_gzip(&pkg_dir.join(file))?;
     }
+    let bundle = ClientBundle {
+        js: format!("/pkg/{out_name}.js"),
+        wasm: format!("/pkg/{out_name}_bg.wasm"),
+        immutable: true,
+    };
     let manifest = Manifest {
-        bundle: ClientBundle {
-            js: format!("/pkg/{out_name}.js"),
-            wasm: format!("/pkg/{out_name}_bg.wasm"),
-            immutable: true,
-        },
+        retired: retire(read_manifest(site_root), &bundle),
+        bundle,
         source_hash,
         server: server_build_id(),
     };
     write_manifest(site_root, &manifest)?;
     Ok(manifest.bundle)
+}
+
+/// The retired bundles of `previous` plus its own bundle, now replaced by `new` (one bundle once).
+fn retire(previous: Option<Manifest>, new: &ClientBundle) -> Vec<RetiredBundle> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let mut retired = previous.retired;
+    retired.push(RetiredBundle {
+        bundle: previous.bundle,
+        retired_at_ms: now_ms(),
+    });
+    retired.retain(|r| &r.bundle != new);
+    let mut seen = Vec::new();
+    retired.retain(|r| {
+        let first = !seen.contains(&r.bundle.js);
+        seen.push(r.bundle.js.clone());
+        first
+    });
+    retired
 }
 
 /// Writes `<path>.gz` beside `path` (served instead of it to browsers that accept gzip: the
@@ -556,9 +657,8 @@ fn write_gzip(path: &Path) -> Result<(), String> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(&bytes).map_err(|e| e.to_string())?;
     let compressed = encoder.finish().map_err(|e| e.to_string())?;
-    let mut gz = path.as_os_str().to_owned();
-    gz.push(".gz");
-    std::fs::write(&gz, compressed).map_err(|e| format!("cannot write {gz:?}: {e}"))
+    let gz = with_gz(path);
+    std::fs::write(&gz, compressed).map_err(|e| format!("cannot write {}: {e}", gz.display()))
 }
 
 /// The bundle `ensure_bundle` wrote, if its files are all there.
@@ -607,6 +707,7 @@ mod tests {
             },
             source_hash: "1".into(),
             server: Some("another build".into()),
+            retired: Vec::new(),
         };
         std::fs::create_dir_all(dir.path().join("site.isr")).unwrap();
         std::fs::write(manifest_path(&root), serde_json::to_vec(&manifest).unwrap()).unwrap();
@@ -642,5 +743,89 @@ mod tests {
             .set_modified(later)
             .unwrap();
         assert!(bundle_of_this_build(&root, &krate).is_none());
+    }
+
+    fn bundle(name: &str) -> ClientBundle {
+        ClientBundle {
+            js: format!("/pkg/{name}.js"),
+            wasm: format!("/pkg/{name}_bg.wasm"),
+            immutable: true,
+        }
+    }
+
+    #[test]
+    fn a_replaced_bundle_goes_once_every_stored_page_is_newer_than_its_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("site");
+        std::fs::create_dir_all(root.join("pkg")).unwrap();
+        for name in ["a-1", "a-2", "a-3"] {
+            for file in [
+                format!("{name}.js"),
+                format!("{name}.js.gz"),
+                format!("{name}_bg.wasm"),
+                format!("{name}_bg.wasm.gz"),
+            ] {
+                std::fs::write(root.join("pkg").join(file), "x").unwrap();
+            }
+        }
+        let first = Manifest {
+            bundle: bundle("a-1"),
+            source_hash: "1".into(),
+            server: None,
+            retired: Vec::new(),
+        };
+        let second = Manifest {
+            retired: retire(Some(first), &bundle("a-2")),
+            bundle: bundle("a-2"),
+            source_hash: "2".into(),
+            server: None,
+        };
+        let third = Manifest {
+            retired: retire(Some(second), &bundle("a-3")),
+            bundle: bundle("a-3"),
+            source_hash: "3".into(),
+            server: None,
+        };
+        assert_eq!(
+            third
+                .retired
+                .iter()
+                .map(|r| r.bundle.js.as_str())
+                .collect::<Vec<_>>(),
+            ["/pkg/a-1.js", "/pkg/a-2.js"]
+        );
+        let replaced_at = third.retired[1].retired_at_ms;
+        write_manifest(&root, &third).unwrap();
+        let grace = RETIRED_BUNDLE_GRACE.as_millis() as u64;
+        // A page generated before (or within the grace of) the replacements still loads them.
+        assert!(remove_retired_bundles(&root, Some(replaced_at))
+            .unwrap()
+            .is_empty());
+        assert!(remove_retired_bundles(&root, Some(replaced_at + grace - 1))
+            .unwrap()
+            .is_empty());
+        assert!(root.join("pkg/a-1.js").is_file());
+        // Every page newer: both go, with their variants; the current bundle stays.
+        let removed = remove_retired_bundles(&root, Some(replaced_at + grace)).unwrap();
+        assert_eq!(removed, ["/pkg/a-1.js", "/pkg/a-2.js"]);
+        let left: Vec<String> = std::fs::read_dir(root.join("pkg"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 4, "{left:?}");
+        assert!(left.iter().all(|name| name.starts_with("a-3")), "{left:?}");
+        assert!(read_manifest(&root).unwrap().retired.is_empty());
+        assert_eq!(our_bundle(&root), Some(bundle("a-3")));
+    }
+
+    #[test]
+    fn the_same_bundle_built_again_is_not_retired() {
+        let first = Manifest {
+            bundle: bundle("a-1"),
+            source_hash: "1".into(),
+            server: None,
+            retired: Vec::new(),
+        };
+        assert!(retire(Some(first), &bundle("a-1")).is_empty());
     }
 }

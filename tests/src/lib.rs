@@ -408,6 +408,9 @@ fn blog_command(content: &Path, envs: &[(&str, &str)]) -> Command {
     }
     command
         .env("BLOG_CONTENT_DIR", content)
+        // Runs that give no `--site-root` stay in the fixture's folder, never in the
+        // workspace's `target/site/blog` (the default for a binary in cargo's target folder).
+        .env("LEPTOS_SITE_ROOT", content.with_file_name("site"))
         .env("RUST_LOG", "info")
         // The HTTP tests need no client bundle; the browser tests turn its build back on.
         .env("ISR_CLIENT_BUILD", "off")

@@ -119,6 +119,8 @@ impl ShopFixture {
         }
         command
             .env("SHOP_DB", self.db_path())
+            // Runs without `--site-root` stay in the fixture's folder.
+            .env("LEPTOS_SITE_ROOT", self.site_root())
             .env("RUST_LOG", "info")
             .env("ISR_CLIENT_BUILD", "off")
             .stdin(Stdio::null())

@@ -374,7 +374,12 @@ fn another_public_folder_replaces_robots_txt_and_may_not_shadow_a_page() {
 
     std::fs::create_dir_all(public.path().join("blog")).unwrap();
     std::fs::write(public.path().join("blog/feed.xml"), "<rss/>").unwrap();
-    let clash = fx.run(&["build", "--public-dir", dir], &[]);
+    let site_root = fx.site_root();
+    let site_root = site_root.to_str().unwrap();
+    let clash = fx.run(
+        &["build", "--site-root", site_root, "--public-dir", dir],
+        &[],
+    );
     assert_eq!(clash.status.code(), Some(2), "{}", clash.stderr);
     assert!(
         clash
@@ -383,7 +388,16 @@ fn another_public_folder_replaces_robots_txt_and_may_not_shadow_a_page() {
         "{}",
         clash.stderr
     );
-    let missing = fx.run(&["build", "--public-dir", "/nonexistent/public"], &[]);
+    let missing = fx.run(
+        &[
+            "build",
+            "--site-root",
+            site_root,
+            "--public-dir",
+            "/nonexistent/public",
+        ],
+        &[],
+    );
     assert_eq!(missing.status.code(), Some(2));
     assert!(
         missing

@@ -435,3 +435,107 @@ async fn every_request_gets_one_access_log_line() {
         nope[0]
     );
 }
+
+#[test]
+fn a_build_removes_the_client_bundles_no_stored_page_loads_any_more() {
+    let fx = Fixture::new();
+    let root = fx.path().join("out");
+    let pkg = root.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let files = |name: &str| {
+        [".js", ".js.gz", "_bg.wasm", "_bg.wasm.gz"]
+            .map(|suffix| pkg.join(format!("{name}{suffix}")))
+    };
+    for name in ["blog-old", "blog-recent", "blog-current"] {
+        for file in files(name) {
+            std::fs::write(file, "x").unwrap();
+        }
+    }
+    let bundle = |name: &str| serde_json::json!({"js": format!("/pkg/{name}.js"), "wasm": format!("/pkg/{name}_bg.wasm"), "immutable": true});
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // Replaced a day ago (every page built now is newer), and a minute ago (within the grace in
+    // which a process of the previous build may still write pages that load it).
+    let manifest = serde_json::json!({
+        "bundle": bundle("blog-current"),
+        "source_hash": "current",
+        "retired": [
+            {"bundle": bundle("blog-old"), "retired_at_ms": now_ms - 86_400_000},
+            {"bundle": bundle("blog-recent"), "retired_at_ms": now_ms - 60_000},
+        ],
+    });
+    let meta = fx.path().join("out.isr");
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(meta.join("client.json"), manifest.to_string()).unwrap();
+
+    let out = fx.run(
+        &[
+            "build",
+            "--site-root",
+            root.to_str().unwrap(),
+            "--no-client",
+        ],
+        &[],
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        files("blog-old").iter().all(|f| !f.exists()),
+        "{}",
+        out.stderr
+    );
+    assert!(files("blog-recent").iter().all(|f| f.exists()));
+    assert!(files("blog-current").iter().all(|f| f.exists()));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(meta.join("client.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["retired"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
+    );
+}
+
+#[test]
+fn the_default_site_root_is_in_the_target_folder_or_beside_the_binary_whatever_the_working_folder()
+{
+    let fx = Fixture::new();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |binary: &Path| {
+        let mut command = std::process::Command::new(binary);
+        command
+            .arg("build")
+            .current_dir(elsewhere.path())
+            .env_remove("LEPTOS_SITE_ROOT")
+            .env("BLOG_CONTENT_DIR", fx.content_dir())
+            .env("ISR_CLIENT_BUILD", "off")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let out = isr_tests::run_to_completion(command, isr_tests::EXIT_DEADLINE);
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    };
+    // A binary in a cargo target folder (marked by the CACHEDIR.TAG cargo writes).
+    let target = fx.path().join("custom-target");
+    std::fs::create_dir_all(target.join("release")).unwrap();
+    std::fs::write(
+        target.join("CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55\n",
+    )
+    .unwrap();
+    let in_target = target.join("release/blog");
+    std::fs::copy(isr_tests::blog_binary(), &in_target).unwrap();
+    run(&in_target);
+    assert_built(&target.join("site/blog"));
+    // A binary deployed on its own.
+    let deployed = fx.path().join("opt");
+    std::fs::create_dir_all(&deployed).unwrap();
+    std::fs::copy(isr_tests::blog_binary(), deployed.join("blog")).unwrap();
+    run(&deployed.join("blog"));
+    assert_built(&deployed.join("blog-site"));
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing in the working folder"
+    );
+}

@@ -11,7 +11,8 @@ pub mod content;
 pub mod feed;
 pub mod pages;
 
-/// The blog app: its pages (registered by `#[page]`), site root and client bundle.
+/// The blog app: its pages (registered by `#[page]`) and client bundle. Its site root is isr's
+/// default: `target/site/blog` under `cargo run`, from any folder.
 ///
 /// ```no_run
 /// std::process::exit(match blog::app().run() { c if c == std::process::ExitCode::SUCCESS => 0, _ => 1 });
@@ -19,7 +20,6 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub fn app() -> isr::App {
     isr::App::new("blog")
-        .site_root("target/site/blog")
         .client(isr::client_crate!())
         // Scripts only from /pkg and isr's own hydration call: data never runs as script. The
         // icon is `public/favicon.svg`, served under its own name.

@@ -50,7 +50,6 @@ pub fn app(admin_token: Option<String>) -> isr::App {
     // and migrated the database.
     let db = db::Db::new(db::db_path());
     isr::App::new("shop")
-        .site_root("target/site/shop")
         .client(isr::client_crate!())
         // Scripts only from /pkg and isr's own hydration call: data never runs as script.
         // The icon is `public/favicon.svg`, served under its own name.

@@ -78,7 +78,11 @@ impl App {
         });
         let site_root = cli
             .site_root
-            .unwrap_or_else(|| self.default_site_root.clone());
+            .or_else(|| self.default_site_root.clone())
+            .unwrap_or_else(|| {
+                let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&self.name));
+                super::site_root::default_site_root(&self.name, &exe)
+            });
         if site_root.as_os_str().is_empty() {
             return Err("--site-root / LEPTOS_SITE_ROOT is empty".into());
         }

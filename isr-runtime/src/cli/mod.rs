@@ -9,6 +9,7 @@
 mod args;
 mod config;
 mod serve;
+mod site_root;
 mod start;
 
 use args::*;
@@ -57,7 +58,8 @@ enum Command {
 /// ```
 pub struct App {
     name: String,
-    default_site_root: PathBuf,
+    /// Set with [`App::site_root`]; `None`: [`site_root::default_site_root`].
+    default_site_root: Option<PathBuf>,
     /// Set with [`App::public_dir`].
     public_dir: Option<PathBuf>,
     routes: axum::Router,
@@ -127,7 +129,9 @@ struct AppCommand {
 }
 
 impl App {
-    /// An app named `name` (used in messages; the default site root is `target/site/<name>`).
+    /// An app named `name` (used in messages and in the default site root: `site/<name>` in
+    /// cargo's target directory when the binary runs from there, e.g. `target/site/<name>`
+    /// under `cargo run`, whatever the working directory; else `<name>-site` beside the binary).
     ///
     /// ```
     /// let app = isr::App::new("shop");
@@ -136,7 +140,7 @@ impl App {
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
         App {
-            default_site_root: PathBuf::from("target/site").join(&name),
+            default_site_root: None,
             public_dir: None,
             name,
             routes: axum::Router::new(),
@@ -305,14 +309,15 @@ impl App {
         self
     }
 
-    /// The site root when neither `--site-root` nor `LEPTOS_SITE_ROOT` is given.
+    /// The site root when neither `--site-root` nor `LEPTOS_SITE_ROOT` is given (a relative path
+    /// is relative to the working directory; see [`App::new`] for isr's default).
     ///
     /// ```
-    /// let app = isr::App::new("blog").site_root("target/site/blog");
+    /// let app = isr::App::new("blog").site_root("/var/lib/blog/site");
     /// # let _ = app;
     /// ```
     pub fn site_root(mut self, path: impl Into<PathBuf>) -> Self {
-        self.default_site_root = path.into();
+        self.default_site_root = Some(path.into());
         self
     }
 
@@ -497,7 +502,7 @@ impl App {
         opened.engine.mark_serving();
         let rebuild = opened
             .background_build
-            .map(|options| spawn_rebuild(opened.engine.clone(), options));
+            .map(|options| spawn_rebuild(opened.engine.clone(), options, config.site_root.clone()));
         Ok(crate::embed::Embedded::new(
             router,
             opened.engine,

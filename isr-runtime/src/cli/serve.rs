@@ -58,7 +58,8 @@ impl App {
             "connection limits"
         );
         engine.mark_serving();
-        let rebuild = background_build.map(|options| spawn_rebuild(engine.clone(), options));
+        let rebuild = background_build
+            .map(|options| spawn_rebuild(engine.clone(), options, config.site_root.clone()));
         let served = match listening {
             Listening::Shared(listener) => crate::server::serve(listener, app, limits).await,
             Listening::Own(listeners) => {

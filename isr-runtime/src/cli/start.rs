@@ -30,6 +30,9 @@ impl App {
                 code: EXIT_BAD_CONFIG,
                 lines,
             })?;
+        if let Some(warning) = super::site_root::production_warning(&config.site_root) {
+            tracing::warn!("{warning}");
+        }
         let store = FsStore::new(&config.site_root);
         // With Redis, an instance may start empty: pages come from the shared tier.
         let was_built = store.is_built_site();
@@ -101,6 +104,7 @@ impl App {
                 .await
                 .map_err(|error| Stop::failure(error.to_string()))?;
             println!("{report}");
+            remove_unused_bundles(&engine, &config.site_root);
         }
         Ok(Opened {
             engine,
@@ -332,6 +336,7 @@ impl Stop {
 pub(super) fn spawn_rebuild(
     engine: Arc<Engine>,
     options: BuildOptions,
+    site_root: std::path::PathBuf,
 ) -> tokio::task::JoinHandle<()> {
     tracing::info!(jobs = options.jobs, "serving the existing site; rebuilding it in the background (pages swap in as they are regenerated)");
     tokio::spawn(async move {
@@ -347,6 +352,7 @@ pub(super) fn spawn_rebuild(
                     seconds = started.elapsed().as_secs_f64(),
                     "background rebuild finished"
                 );
+                remove_unused_bundles(&engine, &site_root);
             }
             Err(error) => tracing::error!(
                 %error,
@@ -354,6 +360,25 @@ pub(super) fn spawn_rebuild(
             ),
         }
     })
+}
+
+/// After a build: removes the client bundles that no stored page loads any more
+/// ([`client::remove_retired_bundles`]); a failure is a warning (the files only take room).
+fn remove_unused_bundles(engine: &Engine, site_root: &std::path::Path) {
+    if !engine.is_loaded() {
+        return;
+    }
+    let oldest = engine.html_pages().0.iter().map(|(_, at)| *at).min();
+    match client::remove_retired_bundles(site_root, oldest) {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(
+                ?removed,
+                "old client bundles removed: no stored page loads them"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not remove old client bundles"),
+    }
 }
 
 /// What must hold before any page is built: at least one page (an app built without its `ssr`
