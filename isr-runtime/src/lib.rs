@@ -120,9 +120,10 @@ pub use isr_macros::layout;
 /// is a compile error at its name; an edit to it rebuilds the crate with the new hash. The server
 /// serves it there, cached forever (see [`mod@assets`]).
 ///
-/// Compiled, not run: the file is embedded only in an app built with its `ssr` feature.
+/// Shown as text: the name must be a file of the calling crate's `assets/` folder, which this
+/// crate has not (the examples' layouts use it: `examples/blog/src/pages.rs`).
 ///
-/// ```ignore
+/// ```text
 /// use leptos::prelude::*;
 /// use leptos_meta::Stylesheet;
 ///

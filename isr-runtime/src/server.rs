@@ -24,6 +24,7 @@ pub mod auth;
 pub mod auth_limit;
 pub(crate) mod cache_headers;
 pub mod dashboard;
+pub mod dev;
 pub mod listener;
 #[cfg(feature = "metrics")]
 mod metrics_route;
@@ -141,6 +142,8 @@ pub struct ServerOptions {
     pub static_assets: Option<std::path::PathBuf>,
     /// The app's `public/` files, each at its own path (see [`crate::public`]).
     pub public: crate::public::PublicFiles,
+    /// Dev mode: every page request renders ([`dev`]); `None` serves the engine's pages.
+    pub dev: Option<Arc<dev::DevPages>>,
     /// When set, `GET /_isr/metrics` needs `Authorization: Bearer <token>` (else `401`);
     /// when unset it needs the admin token, and it is open only when neither is set.
     pub metrics_token: Option<String>,
@@ -286,7 +289,12 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
     if let Some(sitemaps) = sitemaps {
         router = router.merge(sitemaps);
     }
-    router.fallback(page_endpoint).with_state(state)
+    match options.dev {
+        Some(dev) => router
+            .fallback(move |request: Request| dev::dev_endpoint(dev.clone(), request))
+            .with_state(state),
+        None => router.fallback(page_endpoint).with_state(state),
+    }
 }
 
 /// What every answer under `/_isr/` carries (unless its handler set its own): never stored by

@@ -526,6 +526,14 @@ pub fn serving_on_a_free_port(
     for (key, value) in envs {
         command.env(key, value);
     }
+    // A debug build given no subcommand develops (`dev`): the tests serve the site (`start`)
+    // unless they name a subcommand.
+    if !args
+        .iter()
+        .any(|arg| ["build", "serve", "start", "dev"].contains(arg))
+    {
+        command.arg("start");
+    }
     command
         .args(args)
         .arg("--site-root")

@@ -191,6 +191,44 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     browser.close().await.unwrap();
 }
 
+/// Dev mode (`blog dev`): the port opens before the client bundle exists; the bundle builds in
+/// the background, and pages rendered once it is ready load it and hydrate in chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_pages_hydrate_once_the_background_client_build_is_ready() {
+    if !browsers_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &["dev"], &[("ISR_CLIENT_BUILD", "auto")]);
+    // Served before (or while) the bundle builds: a complete page, without hydration yet.
+    assert_eq!(server.get("/blog/what-is-isr").await.status, 200);
+    poll_until(
+        "a dev page that loads the client bundle",
+        isr_tests::browser::CLIENT_BUILD_DEADLINE,
+        || async {
+            let page = server.get("/blog/what-is-isr").await;
+            page.body.contains("/pkg/blog-").then_some(())
+        },
+    )
+    .await;
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("browser profile dir");
+    let browser = driver.browser(profile.path()).await;
+    browser
+        .goto(&server.url("/blog/what-is-isr"))
+        .await
+        .expect("open the post");
+    let first = wait_for_hydration(&browser).await;
+    click(&browser, "button.like").await;
+    poll_until("one more like", POLL_DEADLINE, || async {
+        (text(&browser, "span.likes").await == (first + 1).to_string()).then_some(())
+    })
+    .await;
+    let errors = console_errors(&browser).await;
+    assert!(errors.is_empty(), "browser console: {errors:#?}");
+    browser.close().await.unwrap();
+}
+
 /// Marks the current document (a page load replaces it, and the mark with it).
 async fn set_marker(browser: &fantoccini::Client) {
     browser

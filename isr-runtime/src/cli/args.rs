@@ -145,8 +145,11 @@ pub(super) enum Invocation {
     Build,
     /// Serve an existing site root (no rebuild)
     Serve,
-    /// Build, then serve (the default)
+    /// Build, then serve (the default of a release build)
     Start,
+    /// Serve while developing: every request runs its loader and renders, nothing is cached or
+    /// built ahead (the default of a debug build)
+    Dev,
     /// A running site at a glance: pages per route and state, failing pages (needs ISR_ADMIN_TOKEN)
     Status {
         #[command(flatten)]
@@ -264,6 +267,6 @@ pub(super) fn remote_command(cli: &Cli) -> Option<(&RemoteArgs, crate::remote::R
                 tags: tags.clone(),
             },
         )),
-        Invocation::Build | Invocation::Serve | Invocation::Start => None,
+        Invocation::Build | Invocation::Serve | Invocation::Start | Invocation::Dev => None,
     }
 }

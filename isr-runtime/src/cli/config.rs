@@ -168,6 +168,9 @@ impl App {
         let command = match cli.command {
             Some(Invocation::Build) => Command::Build,
             Some(Invocation::Serve) => Command::Serve,
+            Some(Invocation::Dev) => Command::Dev,
+            // `cargo run` of a debug build develops; a release build serves the site.
+            None if cfg!(debug_assertions) => Command::Dev,
             _ => Command::Start,
         };
         Ok(Config {
@@ -357,11 +360,11 @@ mod tests {
         let after = parse(&["serve", "--addr", "127.0.0.1:4000"]).unwrap();
         assert_eq!(before.addr, after.addr);
         assert_eq!(after.command, Command::Serve);
-        assert_eq!(parse(&[]).unwrap().command, Command::Start);
-        assert_eq!(
-            parse(&[]).unwrap().site_root,
-            PathBuf::from("target/site/demo")
-        );
+        // This test is a debug build: without a subcommand, it develops.
+        assert_eq!(parse(&[]).unwrap().command, Command::Dev);
+        assert_eq!(parse(&["start"]).unwrap().command, Command::Start);
+        // Under cargo's target folder, wherever that is.
+        assert!(parse(&[]).unwrap().site_root.ends_with("site/demo"));
     }
 
     #[test]

@@ -47,6 +47,7 @@ enum Command {
     Build,
     Serve,
     Start,
+    Dev,
 }
 
 /// An ISR app: what its `main` runs.
@@ -118,8 +119,10 @@ pub enum PageCommand {
     Build,
     /// `serve`
     Serve,
-    /// `start` (also when no subcommand is given)
+    /// `start` (also when a release build is given no subcommand)
     Start,
+    /// `dev` (also when a debug build is given no subcommand)
+    Dev,
 }
 
 /// A subcommand an app adds to the shared CLI (e.g. `shop seed`).
@@ -488,7 +491,8 @@ impl App {
         use clap::Parser;
         // The embedding app owns its process: its allocator is its own to tune (it may call
         // `isr::malloc_arenas::limit()` before it starts its runtime).
-        let cli = Cli::try_parse_from([self.name.clone()]).map_err(|e| e.to_string())?;
+        // `start` explicitly: an embedded isr serves its site, whatever the build profile.
+        let cli = Cli::try_parse_from([self.name.as_str(), "start"]).map_err(|e| e.to_string())?;
         let config = self.config(cli)?;
         self.prepare(config.command)?;
         let opened = self
@@ -517,6 +521,7 @@ impl App {
             Command::Build => PageCommand::Build,
             Command::Serve => PageCommand::Serve,
             Command::Start => PageCommand::Start,
+            Command::Dev => PageCommand::Dev,
         };
         if let Some(prepare) = self.before_pages.take() {
             prepare(command)?;

@@ -34,7 +34,9 @@ impl App {
             Ok(router) => crate::server::with_access_log(router),
             Err(stop) => return stop.report(),
         };
-        if engine.is_loaded() {
+        if config.command == Command::Dev {
+            tracing::info!("serving in dev mode (every request renders) at http://{addr}");
+        } else if engine.is_loaded() {
             tracing::info!(
                 "serving {} pages from {} at http://{addr}",
                 engine.page_count(),

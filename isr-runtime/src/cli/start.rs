@@ -54,6 +54,9 @@ impl App {
                 "assets written to the site root"
             );
         }
+        if config.command == Command::Dev {
+            return self.open_dev(config, routes, public).await;
+        }
         #[cfg(not(feature = "redis"))]
         let shared: Option<Arc<dyn crate::engine::SharedTier>> =
             config.shared.map(|never| match never {});
@@ -112,6 +115,72 @@ impl App {
             background_build: rebuild_in_background.then_some(config.build),
             public,
         })
+    }
+
+    /// Dev mode: an engine over memory (its pages are never stored or served: every request
+    /// renders, see [`crate::server::dev`]), no build, no shared tier or CDN; the client bundle
+    /// is built in the background once the server listens ([`App::app_router`]), except under
+    /// cargo-leptos, which builds it.
+    async fn open_dev(
+        &mut self,
+        config: &Config,
+        routes: Routes,
+        public: crate::public::PublicFiles,
+    ) -> Result<Opened, Stop> {
+        tracing::warn!("dev mode: every request runs its loader and renders (nothing cached or stored); run `{} start` or a release build to serve the site with ISR", self.name);
+        if config.shared.is_some() || config.cdn_purge.is_some() {
+            tracing::info!("dev mode: --redis and --cdn-purge are not used");
+        }
+        let client = std::env::var_os("LEPTOS_OUTPUT_NAME")
+            .and_then(|_| client::find_bundle(&config.site_root));
+        let shell = DocumentShell {
+            client,
+            extra_head: crate::render::live_reload_script(),
+            app: self.shell.clone(),
+        };
+        let engine = Engine::builder(routes, Arc::new(crate::store::MemoryStore::default()))
+            .options(config.engine)
+            .documents(Arc::new(shell.clone()))
+            .state(std::mem::take(&mut self.state))
+            .open()
+            .await
+            .map_err(|error| Stop::failure(format!("cannot open the dev engine: {error}")))?;
+        Ok(Opened {
+            engine,
+            shell,
+            background_build: None,
+            public,
+        })
+    }
+
+    /// Builds the client bundle for dev mode in the background and hands it to `dev` when
+    /// ready: the port is open meanwhile, and pages rendered from then on hydrate.
+    fn build_client_in_background(&self, config: &Config, dev: Arc<crate::server::dev::DevPages>) {
+        let build_allowed = !config.no_client
+            && !matches!(
+                std::env::var("ISR_CLIENT_BUILD").as_deref(),
+                Ok("off") | Ok("0") | Ok("false")
+            );
+        let Some(krate) = self.client.filter(|k| {
+            build_allowed
+                && std::env::var_os("LEPTOS_OUTPUT_NAME").is_none()
+                && std::path::Path::new(k.manifest_dir).is_dir()
+        }) else {
+            return;
+        };
+        let (name, root) = (self.name.clone(), config.site_root.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match client::ensure_bundle(&krate, &name, &root) {
+                Ok(bundle) => {
+                    tracing::info!(js = %bundle.js, seconds = started.elapsed().as_secs_f64(), "client bundle ready: pages rendered from now on hydrate");
+                    dev.set_client(bundle);
+                }
+                Err(reason) => tracing::error!(
+                    "the client bundle failed to build, pages will not hydrate: {reason}"
+                ),
+            }
+        });
     }
 
     /// The bundle pages load: built (when this app has a client crate and may build it), else
@@ -194,12 +263,22 @@ impl App {
         }
         crate::revalidate::set_running(engine.clone());
         let status_pages = self.status_pages(shell).await.map_err(Stop::failure)?;
+        let dev = (config.command == Command::Dev).then(|| {
+            let dev = Arc::new(crate::server::dev::DevPages::new(
+                engine.clone(),
+                shell.clone(),
+                status_pages.clone(),
+            ));
+            self.build_client_in_background(config, dev.clone());
+            dev
+        });
         let options = crate::server::ServerOptions {
             revalidate_secret: config.revalidate_secret.clone(),
             assets: Some(config.site_root.join("pkg")),
             immutable_assets: shell.client.as_ref().is_some_and(|c| c.immutable),
             static_assets: Some(config.site_root.join(crate::assets::SITE_DIR)),
             public,
+            dev,
             metrics_token: config.metrics_token.clone(),
             cache_tag: config.cache_tag,
             admin_token: config.admin_token.clone(),
