@@ -235,7 +235,7 @@ impl<T: Clone + Send + Sync + 'static> FromContext for State<T> {
             .get::<T>()
             .cloned()
             .map(State)
-            .ok_or_else(|| Rejection::Failed(anyhow::anyhow!(missing_state::<T>())))
+            .ok_or_else(|| Rejection::Failed(crate::Error::msg(missing_state::<T>())))
     }
 
     fn check(check: &Check<'_>) -> Result<(), String> {
@@ -346,8 +346,9 @@ fn no_params_in_paths<T>(check: &Check<'_>) -> Result<(), String> {
 /// When the params do not deserialize into `T`: a field with no param of its name, or a param
 /// whose text does not parse as the field's type.
 pub fn decode_params<T: DeserializeOwned>(params: &Params) -> crate::Result<T> {
-    let encoded = serde_urlencoded::to_string(params.iter().collect::<Vec<_>>())?;
-    Ok(serde_urlencoded::from_str(&encoded)?)
+    let encoded = serde_urlencoded::to_string(params.iter().collect::<Vec<_>>())
+        .map_err(crate::Error::other)?;
+    serde_urlencoded::from_str(&encoded).map_err(crate::Error::other)
 }
 
 /// Turns one item a `paths` function listed (a [`Params`], or any struct that serializes to
@@ -369,12 +370,13 @@ pub fn decode_params<T: DeserializeOwned>(params: &Params) -> crate::Result<T> {
 pub fn encode_params<T: Serialize>(value: &T) -> crate::Result<Params> {
     // Struct fields keep their order; nested values are refused by the serializer.
     let encoded = serde_urlencoded::to_string(value).map_err(|e| {
-        anyhow::anyhow!(
+        crate::Error::msg(format!(
             "`paths` listed a `{}` that is not a struct of string, number or boolean fields: {e}",
             std::any::type_name::<T>()
-        )
+        ))
     })?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&encoded)?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(&encoded).map_err(crate::Error::other)?;
     Ok(pairs.into_iter().collect())
 }
 
@@ -409,7 +411,7 @@ macro_rules! impl_paths_handler {
                         let $arg = match $arg::from_context(&cx) {
                             Ok(value) => value,
                             Err(Rejection::Failed(error)) => return Err(error),
-                            Err(Rejection::NotFound) => anyhow::bail!("an argument of `paths` names no page"),
+                            Err(Rejection::NotFound) => return Err(crate::Error::msg("an argument of `paths` names no page")),
                         };
                     )*
                     let listed = self($($arg),*).await?;

@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod clock;
 pub mod context;
 pub mod engine;
+pub mod error;
 pub mod hot_cache;
 pub mod metrics;
 pub mod model;
@@ -58,13 +59,7 @@ pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The error type of loaders: any error, with context (`anyhow`).
-///
-/// ```
-/// let err: isr_core::Error = anyhow::anyhow!("database down");
-/// assert_eq!(err.to_string(), "database down");
-/// ```
-pub type Error = anyhow::Error;
+pub use error::{Context, Error};
 
 /// `Result` with [`Error`].
 ///

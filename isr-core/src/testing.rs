@@ -100,7 +100,7 @@ pub fn scripted_load(
                 tags: vec![format!("case:{case}")],
                 ..Default::default()
             })),
-            Mode::Fail => Err(anyhow::anyhow!("data source down")),
+            Mode::Fail => Err(crate::Error::msg("data source down")),
             Mode::Panic => panic!("loader bug"),
             Mode::NotFound => Ok(Generated::NotFound),
             Mode::Hang => {

@@ -230,7 +230,7 @@ pub use {
 pub(crate) use isr_core::cpus;
 
 #[cfg(feature = "ssr")]
-pub use isr_core::{Error, Result};
+pub use isr_core::{error, Context, Error, Result};
 
 /// What a page module needs: `use isr::prelude::*;`.
 ///

@@ -286,7 +286,16 @@ async fn the_cli_shows_status_and_pages_and_revalidates_a_running_site() {
         "a failed page: exit 1\n{}",
         failed.stdout
     );
-    assert!(failed.stdout.contains("error"), "{}", failed.stdout);
+    // The page, the step and the cause on one line, no prefix twice.
+    assert!(
+        failed.stdout.lines().any(|l| l.starts_with(POST)
+            && l.contains("error")
+            && l.contains("loader: the content folder (BLOG_CONTENT_DIR) is missing")),
+        "{}",
+        failed.stdout
+    );
+    assert!(!failed.stdout.contains("error: error"), "{}", failed.stdout);
+    assert!(!failed.stderr.contains("error: error"), "{}", failed.stderr);
     let failing = fx.run(&["pages", "--url", &url, "--state", "backing_off"], &token);
     assert!(
         failing

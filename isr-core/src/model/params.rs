@@ -90,12 +90,12 @@ impl Params {
     ///
     /// # Errors
     /// When there is no param `name` (the route has no `:name` segment).
-    pub fn get(&self, name: &str) -> anyhow::Result<&str> {
+    pub fn get(&self, name: &str) -> crate::Result<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
-            .ok_or_else(|| anyhow::anyhow!("route param `{name}` is missing"))
+            .ok_or_else(|| crate::Error::msg(format!("route param `{name}` is missing")))
     }
 
     /// Whether there are no params.
