@@ -223,6 +223,7 @@ pub use {
         RenderedBody,
     },
     render::Shell,
+    server::server_fns::server_state,
     site::SiteUrl,
 };
 

@@ -30,6 +30,7 @@ pub mod listener;
 mod metrics_route;
 mod negotiate;
 pub mod origin;
+pub mod server_fns;
 pub mod session;
 pub mod sitemap;
 pub mod threads;
@@ -261,7 +262,7 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .merge(admin::routes())
         .merge(dashboard::routes())
         .layer(axum::middleware::map_response(operator_headers));
-    let mut router = Router::new().merge(operator);
+    let mut router = Router::new().merge(operator).merge(server_fns::routes());
     if let Some(assets) = options.assets {
         let cache = if options.immutable_assets {
             "public, max-age=31536000, immutable"

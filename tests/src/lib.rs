@@ -61,6 +61,7 @@ const CONTROLLED_ENV: &[&str] = &[
     "ISR_REVALIDATE_SECRET",
     "ISR_JOBS",
     "BLOG_CONTENT_DIR",
+    "BLOG_LIKES_FILE",
     "RUST_LOG",
     "ISR_CLIENT_BUILD",
     "LEPTOS_OUTPUT_NAME",
@@ -411,6 +412,8 @@ fn blog_command(content: &Path, envs: &[(&str, &str)]) -> Command {
         // Runs that give no `--site-root` stay in the fixture's folder, never in the
         // workspace's `target/site/blog` (the default for a binary in cargo's target folder).
         .env("LEPTOS_SITE_ROOT", content.with_file_name("site"))
+        // The like button's counts stay in the fixture too.
+        .env("BLOG_LIKES_FILE", content.with_file_name("likes.json"))
         .env("RUST_LOG", "info")
         // The HTTP tests need no client bundle; the browser tests turn its build back on.
         .env("ISR_CLIENT_BUILD", "off")

@@ -1,8 +1,8 @@
 //! Hydration in a real browser: Debian's chromium driven through chromedriver (WebDriver).
 //!
 //! The blog is built WITH its client bundle (wasm), served, and a post and the list are used
-//! like a person would: the like button counts, the table of contents opens, the filter box
-//! filters, a link (leptos_router's `<A>`) loads the next page from the server. Then the post is
+//! like a person would: the like button counts (on the server, through a server function), the
+//! table of contents opens, the filter box filters, a link (leptos_router's `<A>`) loads the next page from the server. Then the post is
 //! edited and revalidated on demand, the page reloaded: new content, still hydrated, and a
 //! `#fragment` link stays in the page. Any console error fails the test.
 //!
@@ -167,11 +167,27 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
         .await
         .unwrap()
         .contains("When to reach for it"));
-    assert_eq!(
-        wait_for_hydration(&browser).await,
-        1,
-        "a fresh page starts at 0 likes"
-    );
+    // The likes were counted on the server (a server function): once hydrated, the new page
+    // shows the stored three, not the 0 it was rendered with; one more click makes four there.
+    poll_until(
+        "the stored likes after hydration",
+        POLL_DEADLINE,
+        || async { (text(&browser, "span.likes").await == "3").then_some(()) },
+    )
+    .await;
+    click(&browser, "button.like").await;
+    poll_until("the fourth like, stored", POLL_DEADLINE, || async {
+        let stored = server
+            .send(
+                server
+                    .request(reqwest::Method::POST, "/api/post_likes")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("slug=what-is-isr"),
+            )
+            .await;
+        (stored.body == "4" && text(&browser, "span.likes").await == "4").then_some(())
+    })
+    .await;
 
     // A contents entry (`#fragment`) stays in the document: the router scrolls, nothing loads.
     click(&browser, "button.toc-toggle").await;

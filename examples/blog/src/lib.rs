@@ -9,6 +9,8 @@
 pub mod content;
 #[cfg(feature = "ssr")]
 pub mod feed;
+#[cfg(feature = "ssr")]
+pub mod likes;
 pub mod pages;
 
 /// The blog app: its pages (registered by `#[page]`) and client bundle. Its site root is isr's
@@ -29,5 +31,7 @@ pub fn app() -> isr::App {
                 .content_security_policy(isr::ContentSecurityPolicy::strict()),
         )
         .state(content::Content::from_env())
+        // The like button's counts, for its server functions (`pages::like_post`).
+        .state_with(|_| likes::Likes::from_env().map_err(|e| format!("{e:#}")))
         .not_found_page(pages::not_found_page)
 }

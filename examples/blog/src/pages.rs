@@ -210,7 +210,7 @@ pub fn post_page(props: PostProps) -> impl IntoView {
             // A <div>, not a <p>: the browser would close a <p> before the <nav> inside it,
             // and hydration would then find another DOM than the server rendered.
             <div class="actions">
-                <LikeButton />
+                <LikeButton slug=props.slug.clone() />
                 <TableOfContents entries=props.toc />
             </div>
             <div class="body" inner_html=props.html></div>
@@ -233,12 +233,61 @@ pub fn not_found_page() -> impl IntoView {
     }
 }
 
-/// Counts likes in the browser (client-side state).
+/// Adds a like to a published post and answers its new count (kept on the server, see
+/// `crate::likes`). A server function: the browser calls it at `POST /api/like_post`.
+#[server(endpoint = "like_post")]
+pub async fn like_post(slug: String) -> Result<u64, ServerFnError> {
+    let content: Content = isr::server_state()?;
+    let likes: crate::likes::Likes = isr::server_state()?;
+    // Only a published post: a made-up slug never adds an entry.
+    match content.read_post(&slug).await {
+        Ok(Some(post)) if !post.draft => {}
+        Ok(_) => return Err(ServerFnError::new(format!("no post `{slug}`"))),
+        Err(error) => return Err(ServerFnError::new(format!("{error:#}"))),
+    }
+    likes
+        .add(&slug)
+        .await
+        .map_err(|error| ServerFnError::new(format!("{error:#}")))
+}
+
+/// The likes a post has (`POST /api/post_likes`): what the button shows once hydrated (the
+/// static page was rendered before most of them).
+#[server(endpoint = "post_likes")]
+pub async fn post_likes(slug: String) -> Result<u64, ServerFnError> {
+    let likes: crate::likes::Likes = isr::server_state()?;
+    Ok(likes.get(&slug).await)
+}
+
+/// The like button: once hydrated it shows the post's stored count, and a click adds one on
+/// the server (shown at once, then the server's count).
 #[component]
-fn LikeButton() -> impl IntoView {
-    let likes = RwSignal::new(0u32);
+fn LikeButton(slug: String) -> impl IntoView {
+    let likes = RwSignal::new(0u64);
+    // Effects run in the browser only: after hydration, read the stored count.
+    let stored = slug.clone();
+    Effect::new(move |_| {
+        let slug = stored.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(count) = post_likes(slug).await {
+                likes.update(|n| *n = (*n).max(count));
+            }
+        });
+    });
+    let like = Action::new(move |slug: &String| like_post(slug.clone()));
+    Effect::new(move |_| {
+        if let Some(Ok(count)) = like.value().get() {
+            likes.update(|n| *n = (*n).max(count));
+        }
+    });
     view! {
-        <button class="like" on:click=move |_| likes.update(|n| *n += 1)>
+        <button
+            class="like"
+            on:click=move |_| {
+                likes.update(|n| *n += 1);
+                like.dispatch(slug.clone());
+            }
+        >
             "👍 like " <span class="likes">{move || likes.get()}</span>
         </button>
     }

@@ -310,6 +310,20 @@ impl Engine {
         self.table.html_pages()
     }
 
+    /// The values the app registered (`State<T>`), for code that runs outside loaders (server
+    /// functions).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/x"])).await;
+    /// assert!(engine.state().get::<u64>().is_none());
+    /// # }
+    /// ```
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
     /// The context one generation of a page with `params` runs with.
     pub fn load_context(&self, params: Params) -> LoadContext {
         LoadContext::new(params, self.state.clone())

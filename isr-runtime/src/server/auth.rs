@@ -181,6 +181,37 @@ impl Auth {
     }
 }
 
+/// Whether a state-changing request may come from a page of another site (a cross-site form
+/// or script, the CSRF case): the browser says so (`Sec-Fetch-Site` other than `same-origin` or
+/// `none`), or its `Origin` is not this site's (`--public-url`'s, else the request's own). A
+/// request with neither header is not a browser's cross-site one (browsers send `Origin` with
+/// every POST). What Next.js checks for its server actions.
+pub(crate) fn cross_site(
+    headers: &HeaderMap,
+    client: &ClientOrigin,
+    public_origin: Option<&str>,
+) -> bool {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return true;
+    }
+    let mut origins = headers.get_all(header::ORIGIN).iter().peekable();
+    if origins.peek().is_none() {
+        return false;
+    }
+    let expected = public_origin.map(str::to_owned).or_else(|| client.origin());
+    // Every `Origin` sent must be this site's (a request may not smuggle a second one).
+    !origins.all(|origin| {
+        let origin = origin.to_str().unwrap_or("").trim().trim_end_matches('/');
+        expected
+            .as_deref()
+            .is_some_and(|expected| origin.eq_ignore_ascii_case(expected))
+    })
+}
+
 /// The values of every `isr_session` cookie of a request.
 fn session_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
