@@ -7,7 +7,8 @@
 #   std from source (`-Zbuild-std`), linked by lld-22. scripts/build-client.sh picks whichever
 #   works.
 # - wasm-bindgen-cli at exactly the version of the `wasm-bindgen` crate in Cargo.lock.
-# - chromium + chromedriver (browser tests), from Debian.
+# - chromium + chromedriver (browser tests), from Debian; npm when missing (the client build
+#   installs binaryen's wasm-opt with it, into target/isr-tools).
 # - INSTALL_CARGO_LEPTOS=1 also installs cargo-leptos (slow: ~27 min on 2 cores), npm's
 #   binaryen (wasm-opt; Debian's binaryen 108 breaks wasm-bindgen output and is removed) and
 #   python3-selenium (scripts/dev-loop.py drives chromium with it).
@@ -46,6 +47,9 @@ fi
 
 # ---- browser for tests -------------------------------------------------------------
 apt_install chromium chromium-driver
+# npm: the client build installs binaryen's wasm-opt with it (Debian's binaryen 108 breaks
+# wasm-bindgen's output).
+command -v npm >/dev/null || apt_install npm
 
 # ---- wasm-bindgen-cli --------------------------------------------------------------
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then

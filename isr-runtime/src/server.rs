@@ -270,7 +270,9 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
             "no-cache"
         };
         let files = tower_http::set_header::SetResponseHeader::overriding(
-            tower_http::services::ServeDir::new(assets).precompressed_gzip(),
+            tower_http::services::ServeDir::new(assets)
+                .precompressed_br()
+                .precompressed_gzip(),
             header::CACHE_CONTROL,
             HeaderValue::from_static(cache),
         );

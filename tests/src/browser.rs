@@ -48,6 +48,12 @@ pub fn build_with_client(
         "the build must produce the client bundle:\n{}",
         build.stderr
     );
+    // The bundle of a new site root is size-optimized (`wasm-opt -Oz`).
+    assert!(
+        build.stderr.contains("client wasm optimized"),
+        "the wasm must go through wasm-opt:\n{}",
+        build.stderr
+    );
 }
 
 /// Clicks the blog's like button until the page is hydrated (the count moves), then returns

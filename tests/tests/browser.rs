@@ -57,6 +57,14 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
         Some("gzip"),
         "the wasm is served precompressed"
     );
+    let brotli = server
+        .send(
+            server
+                .request(reqwest::Method::GET, &wasm)
+                .header("accept-encoding", "gzip, br"),
+        )
+        .await;
+    assert_eq!(brotli.header("content-encoding"), Some("br"));
 
     let driver = Driver::start();
     let profile = tempfile::tempdir().expect("browser profile dir");
