@@ -664,9 +664,11 @@ const WASM_OPT_FEATURES: [&str; 6] = [
 /// The binaryen release isr installs (through npm) when no good `wasm-opt` is on `PATH`.
 pub const BINARYEN_VERSION: &str = "132.0.0";
 
-/// The oldest `wasm-opt` whose output keeps wasm-bindgen's externref table working (Debian 12's
-/// binaryen 108 turns it into a function table: the bundle then fails to start).
-const MIN_WASM_OPT_VERSION: u32 = 116;
+/// The oldest `wasm-opt` on `PATH` that isr uses: the oldest seen to keep wasm-bindgen's
+/// externref table working. Debian 12's binaryen 108 turns it into a function table (the bundle
+/// then fails to start: `WebAssembly.Table.set(): Argument 1 is invalid`); versions between were
+/// not tried, so they get isr's own copy.
+const MIN_WASM_OPT_VERSION: u32 = 132;
 
 /// The major version a `wasm-opt` program reports (`wasm-opt version 132 (version_132)`).
 fn wasm_opt_version(program: &Path) -> Option<u32> {
