@@ -194,6 +194,36 @@ pub fn decompressed(encoding: &str, body: &[u8]) -> String {
     text
 }
 
+/// GETs `url` accepting only `encoding` (`br`, `gzip`), asserts that the answer is in it, and
+/// returns the body decompressed with the size it had on the wire.
+///
+/// Not run as a documentation test: it needs a server (the HTTP tests have them).
+///
+/// ```no_run
+/// # async fn demo() {
+/// let (text, wire) = isr_tests::get_encoded(&reqwest::Client::new(), "http://127.0.0.1:3000/blog", "br").await;
+/// assert!(wire < text.len());
+/// # }
+/// ```
+pub async fn get_encoded(client: &reqwest::Client, url: &str, encoding: &str) -> (String, usize) {
+    let response = client
+        .get(url)
+        .header("accept-encoding", encoding)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(
+        response
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some(encoding),
+        "{url} in {encoding}"
+    );
+    let bytes = response.bytes().await.expect("read the body");
+    (decompressed(encoding, &bytes), bytes.len())
+}
+
 /// Whether `program arg` runs and exits 0 (is the program installed?).
 ///
 /// ```

@@ -293,19 +293,10 @@ async fn assets_are_served_at_content_hashed_urls_cached_forever_and_precompress
         Some("public, max-age=31536000, immutable")
     );
     for encoding in ["br", "gzip"] {
-        let response = reqwest::Client::new()
-            .get(server.url(&href))
-            .header("accept-encoding", encoding)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.headers()["content-encoding"].to_str().unwrap(),
-            encoding
-        );
-        let body = response.bytes().await.unwrap();
-        assert!(body.len() < BLOG_STYLE.len(), "{encoding}");
-        assert_eq!(isr_tests::decompressed(encoding, &body), BLOG_STYLE);
+        let (text, wire) =
+            isr_tests::get_encoded(&reqwest::Client::new(), &server.url(&href), encoding).await;
+        assert!(wire < BLOG_STYLE.len(), "{encoding}");
+        assert_eq!(text, BLOG_STYLE);
     }
     // In the static export too, with its variants.
     let exported = fx.site_root().join(href.trim_start_matches('/'));
