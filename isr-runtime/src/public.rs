@@ -3,17 +3,19 @@
 //! short `cache-control` ([`CACHE_CONTROL`]) since their URLs never change.
 //!
 //! The folder is read once at start (its list of files; their bytes at each request, so an edit
-//! shows at once and a file added shows after a restart): each file becomes a route of its own,
-//! so a page request never looks at the disk for it. A file whose path is also a page's route is
-//! an error at start; `/robots.txt` and `/sitemap.xml` in `public/` replace isr's own. Hidden
+//! shows at once and a file added shows after a restart): a request is looked up in that list
+//! (no disk access for other paths). The app's own routes and isr's win over a public file, and
+//! a public file over a page matched by a dynamic route; a file at a static page's path is an
+//! error at start; `/robots.txt` and `/sitemap.xml` in `public/` replace isr's own. Hidden
 //! files (`.gitkeep`, `.DS_Store`) are not served, except under `/.well-known/`. `.br`/`.gz`
 //! files beside a file are served as its precompressed variants.
 //!
 //! Stylesheets, scripts and images that pages name in their markup belong in `assets/`
 //! ([`crate::assets`]): their URLs change with their bytes, so they may be cached forever.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue};
-use axum::Router;
+use axum::response::Response;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -72,21 +74,37 @@ impl PublicFiles {
             .is_ok()
     }
 
-    /// One route per file: the file (or its `.br`/`.gz` variant, as the request accepts) with
-    /// [`CACHE_CONTROL`].
-    pub(crate) fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let mut router = Router::new();
-        for (url_path, file) in &self.files {
-            let service = tower_http::set_header::SetResponseHeader::overriding(
-                tower_http::services::ServeFile::new(file)
-                    .precompressed_br()
-                    .precompressed_gzip(),
-                header::CACHE_CONTROL,
-                HeaderValue::from_static(CACHE_CONTROL),
-            );
-            router = router.route_service(url_path, service);
+    /// The file served at `url_path`, if any (a binary search: no disk access).
+    fn file(&self, url_path: &str) -> Option<&Path> {
+        if self.files.is_empty() {
+            return None;
         }
-        router
+        self.files
+            .binary_search_by(|(path, _)| path.as_str().cmp(url_path))
+            .ok()
+            .map(|at| self.files[at].1.as_path())
+    }
+
+    /// The answer to `request` when its path is a public file's (that file, or its `.br`/`.gz`
+    /// variant as the request accepts, with [`CACHE_CONTROL`]); `Err(request)` otherwise.
+    /// Called by the pages' handler first: the app's own routes and isr's take precedence
+    /// over public files, which take precedence over pages.
+    pub(crate) async fn serve(&self, request: Request) -> Result<Response, Request> {
+        let Some(file) = self.file(request.uri().path()) else {
+            return Err(request);
+        };
+        let service = tower_http::set_header::SetResponseHeader::overriding(
+            tower_http::services::ServeFile::new(file)
+                .precompressed_br()
+                .precompressed_gzip(),
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_CONTROL),
+        );
+        let response = match tower::ServiceExt::oneshot(service, request).await {
+            Ok(response) => response.map(axum::body::Body::new),
+            Err(never) => match never {},
+        };
+        Ok(response)
     }
 }
 

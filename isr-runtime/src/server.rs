@@ -66,6 +66,8 @@ struct AppState {
     status_pages: StatusPages,
     /// The dashboard's document shell (its client bundle hydrates it).
     shell: Arc<crate::render::DocumentShell>,
+    /// The app's `public/` files, looked up before the pages.
+    public: Arc<crate::public::PublicFiles>,
 }
 
 /// The app's own documents for `404` and `503` answers (rendered at start, in its layouts);
@@ -243,6 +245,7 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         cache_tag: options.cache_tag,
         status_pages: options.status_pages,
         shell: Arc::new(options.shell),
+        public: Arc::new(options.public),
     };
     crate::metrics::register_auth_failures();
     let operator = Router::new().route("/_isr/revalidate", any(revalidate_endpoint));
@@ -288,14 +291,25 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         );
         router = router.nest_service(crate::assets::URL_PREFIX, files);
     }
-    router = router.merge(options.public.routes());
+
     if let Some(sitemaps) = sitemaps {
         router = router.merge(sitemaps);
     }
     match options.dev {
-        Some(dev) => router
-            .fallback(move |request: Request| dev::dev_endpoint(dev.clone(), request))
-            .with_state(state),
+        Some(dev) => {
+            let public = state.public.clone();
+            router
+                .fallback(move |request: Request| {
+                    let (dev, public) = (dev.clone(), public.clone());
+                    async move {
+                        match public.serve(request).await {
+                            Ok(file) => file,
+                            Err(request) => dev::dev_endpoint(dev, request).await,
+                        }
+                    }
+                })
+                .with_state(state)
+        }
         None => router.fallback(page_endpoint).with_state(state),
     }
 }
@@ -339,6 +353,10 @@ pub fn operator_policy(script_hashes: &[String]) -> String {
 }
 
 async fn page_endpoint(State(state): State<AppState>, request: Request) -> Response {
+    let request = match state.public.serve(request).await {
+        Ok(file) => return file,
+        Err(request) => request,
+    };
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = plain_status(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -346,6 +346,12 @@ fn another_public_folder_replaces_robots_txt_and_may_not_shadow_a_page() {
         "User-agent: *\nDisallow: /\n",
     )
     .unwrap();
+    // At the path of a server function (a route of the app's own): the route wins, no clash.
+    std::fs::create_dir_all(public.path().join("api")).unwrap();
+    std::fs::write(public.path().join("api/post_likes"), "a file").unwrap();
+    // Under a dynamic route (`/blog/:slug`): the file wins over a page that would be looked up.
+    std::fs::create_dir_all(public.path().join("blog")).unwrap();
+    std::fs::write(public.path().join("blog/pic.txt"), "a picture").unwrap();
     let dir = public.path().to_str().unwrap();
     let server = BlogServer::start(&fx, &["--public-dir", dir], &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -360,6 +366,23 @@ fn another_public_folder_replaces_robots_txt_and_may_not_shadow_a_page() {
         assert!(security.body.starts_with("Contact:"));
         // The blog's own public folder is not served beside it.
         assert_eq!(server.get("/favicon.svg").await.status, 404);
+        let likes = server
+            .send(
+                server
+                    .request(reqwest::Method::POST, "/api/post_likes")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("slug=what-is-isr"),
+            )
+            .await;
+        assert_eq!(likes.body, "0", "the server function, not the file");
+        assert_eq!(server.get("/blog/pic.txt").await.body, "a picture");
+        // HEAD of a public file: its headers, no body.
+        let head = server
+            .send(server.request(reqwest::Method::HEAD, "/robots.txt"))
+            .await;
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("cache-control"), Some("public, max-age=3600"));
+        assert!(head.body.is_empty());
     });
     drop(server);
 
