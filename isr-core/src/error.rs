@@ -38,12 +38,28 @@ pub enum Error {
         /// Why it failed.
         cause: Box<Error>,
     },
-    /// An error of another library, shown as it shows itself.
-    #[error(transparent)]
+    /// An error of another library, shown with the causes it names (`source()`), each once:
+    /// `error sending request: connection refused`.
+    #[error("{}", with_sources(&**.0))]
     Other(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// An `anyhow::Error`, shown with its whole chain (`outer: inner`).
     #[error("{0:#}")]
     Anyhow(anyhow::Error),
+}
+
+/// `error`'s text followed by each of its sources' whose text it does not already hold.
+fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl Error {
@@ -225,6 +241,30 @@ mod tests {
         assert_eq!(format!("{error:#}"), error.to_string());
         let anyhow = anyhow::anyhow!("inner").context("outer");
         assert_eq!(Error::from(anyhow).to_string(), "outer: inner");
+        // Another library's error keeps the causes it names, each once.
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error = Error::other(Outer(refused));
+        assert_eq!(
+            error.to_string(),
+            "error sending request: connection refused"
+        );
+        assert!(error
+            .root_cause()
+            .downcast_ref::<std::io::Error>()
+            .is_some());
         // Ours, boxed and back: not wrapped twice.
         let boxed: Box<dyn std::error::Error + Send + Sync> =
             Box::new(Error::msg("x").context("y"));

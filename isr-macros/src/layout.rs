@@ -64,11 +64,13 @@ fn prefix_problem(prefix: &str) -> Option<&'static str> {
         .any(|segment| segment.starts_with(':') || segment.starts_with('*'))
     {
         Some("a layout prefix is a fixed path: it cannot hold a `:param` or `*rest` segment")
-    } else if prefix
+    } else if !prefix
         .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%'))
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '.' | '_' | '~'))
     {
-        Some("a layout prefix is a plain path: no spaces, `?`, `#` or `%`")
+        // Pages are matched by their URL path as sent (percent-encoded): a prefix of other
+        // characters would never match one.
+        Some("a layout prefix uses only ASCII letters, digits, `/`, `-`, `.`, `_` and `~`")
     } else {
         None
     }

@@ -142,9 +142,12 @@ fn named(error: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(error.kind(), format!("{what} {}: {error}", path.display()))
 }
 
-/// Writes `bytes` at `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` at `path` through a temporary file in the same folder and a rename. The
+/// temporary name starts with a dot (the nginx recipe serves no such name) and holds no
+/// extension a browser would take for the asset's.
 fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = with_suffix(path, &format!(".{:016x}.tmp", crate::random::u64()));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("asset");
+    let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", crate::random::u64()));
     let written = std::fs::File::create(&tmp)
         .and_then(|mut file| file.write_all(bytes))
         .and_then(|()| std::fs::rename(&tmp, path));

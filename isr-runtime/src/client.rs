@@ -137,9 +137,10 @@ struct RetiredBundle {
     retired_at_ms: u64,
 }
 
-/// How long after a bundle was replaced pages may still be generated with it: by a process of
-/// the previous build that is still finishing its work during a restart.
-pub const RETIRED_BUNDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+/// How long after a bundle was replaced pages may still be generated with it (by a process of
+/// the previous build still finishing its work during a restart or a slow rolling deploy) and
+/// still be served by a cache in front that has not refreshed them.
+pub const RETIRED_BUNDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -664,6 +665,9 @@ const WASM_OPT_FEATURES: [&str; 6] = [
 /// The binaryen release isr installs (through npm) when no good `wasm-opt` is on `PATH`.
 pub const BINARYEN_VERSION: &str = "132.0.0";
 
+/// How long after a failed install of binaryen isr tries again.
+const NPM_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
 /// The oldest `wasm-opt` on `PATH` that isr uses: the oldest seen to keep wasm-bindgen's
 /// externref table working. Debian 12's binaryen 108 turns it into a function table (the bundle
 /// then fails to start: `WebAssembly.Table.set(): Argument 1 is invalid`); versions between were
@@ -713,6 +717,16 @@ fn wasm_opt_program(target_dir: &Path) -> Option<PathBuf> {
         tracing::info!("{why}: the client bundle is not size-optimized; {fix} puts one on PATH");
         return None;
     }
+    // A failed install is not tried again for a day: an offline machine does not wait on npm's
+    // network timeouts at every client build.
+    let failed_marker = root.with_extension("failed");
+    let failed_recently = std::fs::metadata(&failed_marker)
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < NPM_RETRY_AFTER));
+    if failed_recently {
+        tracing::info!("{why}, and installing binaryen failed less than a day ago: the client bundle is not size-optimized; {fix} puts one on PATH");
+        return None;
+    }
     tracing::info!(root = %root.display(), "{why}: installing binaryen {BINARYEN_VERSION} with npm for the client bundle (once; {fix} puts one on PATH instead)");
     let installed = std::fs::create_dir_all(&root).is_ok()
         && Command::new("npm")
@@ -725,6 +739,7 @@ fn wasm_opt_program(target_dir: &Path) -> Option<PathBuf> {
     if installed && wasm_opt_version(&own).is_some() {
         Some(own)
     } else {
+        let _ = std::fs::write(&failed_marker, b"");
         tracing::info!("binaryen could not be installed (is npm there?): the client bundle is not size-optimized; {fix} puts a wasm-opt on PATH");
         None
     }

@@ -223,7 +223,7 @@ pub use {
         RenderedBody,
     },
     render::Shell,
-    server::server_fns::server_state,
+    server::server_fns::{server_state, set_server_fn_status},
     site::SiteUrl,
 };
 

@@ -272,26 +272,15 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         } else {
             "no-cache"
         };
-        let files = tower_http::set_header::SetResponseHeader::overriding(
-            tower_http::services::ServeDir::new(assets)
-                .precompressed_br()
-                .precompressed_gzip(),
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache),
-        );
-        router = router.nest_service("/pkg", files);
+        router = router.merge(static_files("/pkg", assets, cache));
     }
     if let Some(assets) = options.static_assets {
-        let files = tower_http::set_header::SetResponseHeader::overriding(
-            tower_http::services::ServeDir::new(assets)
-                .precompressed_br()
-                .precompressed_gzip(),
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(crate::assets::CACHE_CONTROL),
-        );
-        router = router.nest_service(crate::assets::URL_PREFIX, files);
+        router = router.merge(static_files(
+            crate::assets::URL_PREFIX,
+            assets,
+            crate::assets::CACHE_CONTROL,
+        ));
     }
-
     if let Some(sitemaps) = sitemaps {
         router = router.merge(sitemaps);
     }
@@ -312,6 +301,39 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         }
         None => router.fallback(page_endpoint).with_state(state),
     }
+}
+
+/// `dir` served at `prefix` (with its `.br`/`.gz` variants), `cache_control` on what is found;
+/// any other answer (a 404 for a file of another build, during a rolling deploy) is `no-store`,
+/// so that no cache keeps it for the year a found file may be kept.
+fn static_files(
+    prefix: &str,
+    dir: std::path::PathBuf,
+    cache_control: &'static str,
+) -> Router<AppState> {
+    Router::new()
+        .nest_service(
+            prefix,
+            tower_http::services::ServeDir::new(dir)
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
+        .layer(axum::middleware::map_response_with_state(
+            cache_control,
+            static_cache_control,
+        ))
+}
+
+async fn static_cache_control(
+    State(cache_control): State<&'static str>,
+    mut response: Response,
+) -> Response {
+    let found = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
+    let value = if found { cache_control } else { "no-store" };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    response
 }
 
 /// What every answer under `/_isr/` carries (unless its handler set its own): never stored by

@@ -456,13 +456,13 @@ fn a_build_removes_the_client_bundles_no_stored_page_loads_any_more() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    // Replaced a day ago (every page built now is newer), and a minute ago (within the grace in
+    // Replaced two days ago (every page built now is newer), and a minute ago (within the grace in
     // which a process of the previous build may still write pages that load it).
     let manifest = serde_json::json!({
         "bundle": bundle("blog-current"),
         "source_hash": "current",
         "retired": [
-            {"bundle": bundle("blog-old"), "retired_at_ms": now_ms - 86_400_000},
+            {"bundle": bundle("blog-old"), "retired_at_ms": now_ms - 2 * 86_400_000},
             {"bundle": bundle("blog-recent"), "retired_at_ms": now_ms - 60_000},
         ],
     });

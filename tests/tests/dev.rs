@@ -51,6 +51,16 @@ async fn every_request_renders_and_nothing_is_stored_or_cached() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.header("cache-control"), Some("no-store"));
     assert!(missing.body.contains("No such page") && missing.body.contains("isr dev"));
+    // The same HTTP rules as in production: pages answer GET and HEAD, a trailing slash is
+    // redirected with its query string.
+    let post = server
+        .send(server.request(reqwest::Method::POST, "/blog"))
+        .await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    let slash = server.get("/blog/?page=2").await;
+    assert_eq!(slash.status, 308);
+    assert_eq!(slash.header("location"), Some("/blog?page=2"));
     // File routes render per request too.
     let feed = server.get("/blog/feed.xml").await;
     assert_eq!(feed.status, 200);

@@ -67,7 +67,11 @@ async fn calls_from_other_sites_unknown_posts_and_huge_bodies_change_nothing() {
     assert_eq!(fetched.status, 403);
     // A post that does not exist: an error, and no entry.
     let unknown = call(&server, "like_post", "no-such-post", &[]).await;
-    assert_eq!(unknown.status, 500, "{}", unknown.body);
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    for spelling in ["./what-is-isr", "../content/what-is-isr", "/etc/passwd"] {
+        let other = call(&server, "like_post", spelling, &[]).await;
+        assert_eq!(other.status, 404, "{spelling}: {}", other.body);
+    }
     assert!(
         unknown.body.contains("no post `no-such-post`"),
         "{}",

@@ -76,6 +76,13 @@ impl Likes {
     /// # Errors
     /// When the file cannot be written (the count is then not changed).
     pub async fn add(&self, slug: &str) -> anyhow::Result<u64> {
+        // A task of its own: a caller that goes away (the client disconnected) cannot stop it
+        // between the write and the count in memory.
+        let (likes, slug) = (self.clone(), slug.to_owned());
+        tokio::spawn(async move { likes.add_now(&slug).await }).await?
+    }
+
+    async fn add_now(&self, slug: &str) -> anyhow::Result<u64> {
         let mut counts = self.counts.lock().await;
         let count = counts.get(slug).copied().unwrap_or(0).saturating_add(1);
         let mut next = counts.clone();

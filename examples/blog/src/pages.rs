@@ -239,11 +239,14 @@ pub fn not_found_page() -> impl IntoView {
 pub async fn like_post(slug: String) -> Result<u64, ServerFnError> {
     let content: Content = isr::server_state()?;
     let likes: crate::likes::Likes = isr::server_state()?;
-    // Only a published post: a made-up slug never adds an entry.
-    match content.read_post(&slug).await {
-        Ok(Some(post)) if !post.draft => {}
-        Ok(_) => return Err(ServerFnError::new(format!("no post `{slug}`"))),
-        Err(error) => return Err(ServerFnError::new(format!("{error:#}"))),
+    let failed = |error: anyhow::Error| ServerFnError::new(format!("{error:#}"));
+    // Only a published post, named exactly as its file: a made-up slug (or another spelling of
+    // a real one, `./x`) never reaches the disk or adds an entry.
+    let published = content.all_slugs().await.map_err(failed)?.contains(&slug)
+        && matches!(content.read_post(&slug).await.map_err(failed)?, Some(post) if !post.draft);
+    if !published {
+        isr::set_server_fn_status(isr::axum::http::StatusCode::NOT_FOUND);
+        return Err(ServerFnError::new(format!("no post `{slug}`")));
     }
     likes
         .add(&slug)

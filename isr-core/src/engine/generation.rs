@@ -243,7 +243,7 @@ impl Engine {
         };
         let generated = (def.load)(self.load_context(params).at(key.to_url_path()))
             .await
-            .map_err(|error| (FailureKind::Error, format!("{error:#}")))?;
+            .map_err(|error| (FailureKind::Error, format!("loader: {error}")))?;
         let mut tags: Vec<String> = def.tags.iter().map(|t| t.to_string()).collect();
         let (kind, html) = match generated {
             Generated::Page(body) => {

@@ -1,7 +1,7 @@
 //! On-demand revalidation by path and by tag: the logic behind `POST /_isr/revalidate` and
 //! [`revalidate_path`] / [`revalidate_tag`].
 
-use crate::engine::{Engine, FailureKind, Outcome};
+use crate::engine::{Engine, Outcome};
 use crate::route::{PageKey, Resolved};
 use crate::store::PageKind;
 use futures::StreamExt;
@@ -285,14 +285,9 @@ fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {
             PageKind::NotFound => (RevalidationOutcome::NotFound, None),
             _ => (RevalidationOutcome::Regenerated, None),
         },
-        // The step, then the cause, once each: the path is the result's own field.
-        Some(Outcome::Failed { kind, message }) => (
-            RevalidationOutcome::Error,
-            Some(match kind {
-                FailureKind::Error => format!("loader: {message}"),
-                _ => message,
-            }),
-        ),
+        // The message names the step (`loader: …`, `could not store the page: …`) and the
+        // cause, each once; the path is the result's own field.
+        Some(Outcome::Failed { message, .. }) => (RevalidationOutcome::Error, Some(message)),
     };
     RevalidationResult {
         path,

@@ -169,8 +169,11 @@ impl App {
             Some(Invocation::Build) => Command::Build,
             Some(Invocation::Serve) => Command::Serve,
             Some(Invocation::Dev) => Command::Dev,
-            // `cargo run` of a debug build develops; a release build serves the site.
-            None if cfg!(debug_assertions) => Command::Dev,
+            // `cargo run` of a debug build develops; a release build, or a debug binary run
+            // from elsewhere (copied into an image), serves the site.
+            None if cfg!(debug_assertions) && super::site_root::runs_from_cargo_target() => {
+                Command::Dev
+            }
             _ => Command::Start,
         };
         Ok(Config {

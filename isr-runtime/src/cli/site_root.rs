@@ -28,6 +28,11 @@ pub(super) fn cargo_target_dir(path: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// Whether this executable lies in a cargo target folder (`cargo run`, `cargo test`).
+pub(super) fn runs_from_cargo_target() -> bool {
+    std::env::current_exe().is_ok_and(|exe| cargo_target_dir(&exe).is_some())
+}
+
 /// What to warn about a release build serving `site_root`: inside a cargo target directory,
 /// `cargo clean` deletes the site with its tombstones.
 pub(super) fn production_warning(site_root: &Path) -> Option<String> {

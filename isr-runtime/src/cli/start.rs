@@ -444,7 +444,9 @@ pub(super) fn spawn_rebuild(
 /// After a build: removes the client bundles that no stored page loads any more
 /// ([`client::remove_retired_bundles`]); a failure is a warning (the files only take room).
 fn remove_unused_bundles(engine: &Engine, site_root: &std::path::Path) {
-    if !engine.is_loaded() {
+    // With the shared tier, pages can come from instances still on an older build: their
+    // generation time says nothing about the bundle they load.
+    if !engine.is_loaded() || engine.has_shared_tier() {
         return;
     }
     let oldest = engine.html_pages().0.iter().map(|(_, at)| *at).min();

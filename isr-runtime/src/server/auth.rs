@@ -183,9 +183,11 @@ impl Auth {
 
 /// Whether a state-changing request may come from a page of another site (a cross-site form
 /// or script, the CSRF case): the browser says so (`Sec-Fetch-Site` other than `same-origin` or
-/// `none`), or its `Origin` is not this site's (`--public-url`'s, else the request's own). A
-/// request with neither header is not a browser's cross-site one (browsers send `Origin` with
-/// every POST). What Next.js checks for its server actions.
+/// `none`; a browser's `same-origin` is believed, which also holds behind a proxy that rewrites
+/// `Host` or ends TLS), or, from a browser that sends no `Sec-Fetch-Site`, its `Origin` is not
+/// this site's (`--public-url`'s, else the request's own). A request with neither header is not
+/// a browser's cross-site one (browsers send `Origin` with every POST). What Next.js checks for
+/// its server actions.
 pub(crate) fn cross_site(
     headers: &HeaderMap,
     client: &ClientOrigin,
@@ -195,8 +197,11 @@ pub(crate) fn cross_site(
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
-    if fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")) {
-        return true;
+    match fetch_site {
+        Some("same-origin" | "none") => return false,
+        Some(_) => return true,
+        // An older browser: judged by its `Origin`.
+        None => {}
     }
     let mut origins = headers.get_all(header::ORIGIN).iter().peekable();
     if origins.peek().is_none() {

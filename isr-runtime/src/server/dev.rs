@@ -65,29 +65,40 @@ pub(super) async fn dev_endpoint(dev: Arc<DevPages>, request: Request) -> Respon
     // Only the method and the path: the request's body is not `Sync`, so no reference to the
     // request may live across an await.
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let query = request.uri().query().map(str::to_owned);
     drop(request);
-    let mut response = respond(&dev, &method, &path).await;
+    let mut response = respond(&dev, &method, &path, query.as_deref()).await;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(super::ISR_CACHE, HeaderValue::from_static(DEV_CACHE));
     response
 }
 
-async fn respond(dev: &DevPages, method: &Method, path: &str) -> Response {
+async fn respond(dev: &DevPages, method: &Method, path: &str, query: Option<&str>) -> Response {
     let status_pages = StatusPagesAt {
         pages: &dev.status_pages,
         path,
     };
     if method != Method::GET && method != Method::HEAD {
-        return typed_response(
+        let mut response = plain_status(
             StatusCode::METHOD_NOT_ALLOWED,
-            Body::from("Pages answer GET and HEAD."),
-            "text/plain; charset=utf-8",
+            "Method not allowed",
+            "Pages answer GET and HEAD.",
         );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
     }
     let (def, key, params) = match dev.engine.routes().resolve(path) {
         Resolved::Page { def, key, params } => (def, key, params),
-        Resolved::Canonical(location) => return redirect(&location, true, status_pages),
+        Resolved::Canonical(location) => {
+            let location = match query {
+                Some(query) => format!("{location}?{query}"),
+                None => location,
+            };
+            return redirect(&location, true, status_pages);
+        }
         Resolved::NotFound => return not_found(dev, path),
     };
     let url_path = key.to_url_path();

@@ -5,7 +5,8 @@
 //! Their answers are never cached (`cache-control: no-store`; they are not pages and never
 //! touch the page cache). A call from a page of another site is refused with `403` (the
 //! browser's `Sec-Fetch-Site`, or an `Origin` that is not this site's: what Next.js checks for
-//! its server actions), and a body over [`MAX_BODY_BYTES`] with `413`. Inside a server
+//! its server actions), and a body over [`MAX_BODY_BYTES`] with `413` (one sent in chunks,
+//! without a length, is read up to the limit and then fails as the function's error). Inside a server
 //! function, [`server_state`] reads what the app registered with `App::state` (as loaders'
 //! `State<T>`), and leptos's `use_context::<http::request::Parts>()` the request.
 //!
@@ -58,6 +59,19 @@ pub fn server_state<T: Clone + Send + Sync + 'static>() -> Result<T, ServerFnErr
             std::any::type_name::<T>()
         ))
     })
+}
+
+/// Sets the HTTP status of the answer of the server function being run (leptos answers a
+/// function's error with 500: a missing item is better a 404). Outside one it does nothing.
+///
+/// ```
+/// // Outside a server function call: nothing to set, and no panic.
+/// isr::set_server_fn_status(axum::http::StatusCode::NOT_FOUND);
+/// ```
+pub fn set_server_fn_status(status: StatusCode) {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+    }
 }
 
 /// One route per registered server function.
