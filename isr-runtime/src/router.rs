@@ -24,7 +24,7 @@ use leptos_router::params::ParamsMap;
 /// params (`[["slug","hello"]]`), for its view's `use_params_map` in the browser.
 pub const PARAMS_ELEMENT_ID: &str = "__isr_params";
 
-/// `view()` inside the app's layouts for `url_path` ([`crate::layout`]), inside a `<Router>`
+/// `view()` inside the app's layouts for `url_path` ([`layout`](mod@crate::layout)), inside a `<Router>`
 /// whose matched params are `params`.
 pub(crate) fn with_router<F, V>(
     params: Vec<(String, String)>,

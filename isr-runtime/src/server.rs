@@ -86,7 +86,7 @@ pub struct StatusPages {
 }
 
 /// One status page, rendered once for the whole app and once more for each layout prefix
-/// ([`crate::layout`]): a request gets the rendering of the longest prefix that covers its path.
+/// ([`layout`](mod@crate::layout)): a request gets the rendering of the longest prefix that covers its path.
 ///
 /// ```
 /// use isr::server::StatusDocument;

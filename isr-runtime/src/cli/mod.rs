@@ -174,7 +174,7 @@ impl App {
     }
 
     /// The app's own `404` page (any path that is no page, and pages that are gone), inside the
-    /// app's layouts ([`crate::layout`]): rendered at start once for the whole app and once per
+    /// app's layouts ([`layout`](mod@crate::layout)): rendered at start once for the whole app and once per
     /// layout prefix, at the path `/404` (what its `use_location` reports); a request gets the
     /// rendering in the layouts that cover its path. The status stays `404`.
     ///
