@@ -37,6 +37,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p isr-core -p isr-macros -p isr 
 # their `isr` dependency would resolve against crates.io, where that name is another crate.
 command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --version 0.20.2
 cargo deny check bans licenses sources
+# cargo verifies each package against its own extraction of the ones before it, and never
+# extracts a name and version again: drop the extractions an earlier run of this left.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/isr-macros-* "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/isr-core-*
 cargo package -p isr-macros -p isr-core -p isr --allow-dirty
 # The examples build and link for macOS and Windows too (scripts/cross.sh).
 bash scripts/cross.sh
