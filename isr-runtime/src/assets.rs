@@ -132,7 +132,8 @@ fn write_assets(dir: &Path, assets: &[&AssetDef]) -> io::Result<Written> {
     Ok(report)
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+/// `path` with `suffix` appended to its file name (`style.css` → `style.css.br`).
+pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
@@ -157,8 +158,9 @@ fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written.map_err(|e| named(e, "cannot write the asset", path))
 }
 
-/// brotli at its best quality: assets are compressed once per build, not per page.
-fn brotli(bytes: &[u8]) -> Vec<u8> {
+/// brotli at its best quality: assets and client bundles are compressed once per build, not
+/// per page.
+pub(crate) fn brotli(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let params = brotli::enc::BrotliEncoderParams {
         quality: 11,
@@ -169,7 +171,8 @@ fn brotli(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn gzip(bytes: &[u8]) -> io::Result<Vec<u8>> {
+/// gzip at its best level (once per build, as [`brotli`]).
+pub(crate) fn gzip(bytes: &[u8]) -> io::Result<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes)?;
     encoder.finish()

@@ -7,6 +7,7 @@
 //! `LEPTOS_OUTPUT_NAME`) cargo-leptos builds the bundle and this module only finds it. Without a
 //! wasm toolchain the pages are served without hydration, and the build says how to fix it.
 
+use crate::assets::with_suffix;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::BufRead;
@@ -66,6 +67,14 @@ const CLIENT_PROFILE_SETTINGS: [&str; 5] = [
     "profile.wasm-release.codegen-units=1",
     "profile.wasm-release.panic=\"abort\"",
 ];
+
+/// Whether the environment variable `name` turns its step off (`off`, `0` or `false`).
+pub(crate) fn switched_off(name: &str) -> bool {
+    matches!(
+        std::env::var(name).as_deref(),
+        Ok("off") | Ok("0") | Ok("false")
+    )
+}
 
 /// The crate whose `hydrate` library is the client bundle; see [`client_crate!`](crate::client_crate).
 ///
@@ -398,10 +407,7 @@ fn wasm_bindgen_cli(target_dir: &Path, version: &str) -> Result<PathBuf, String>
         return Ok(own);
     }
     let fix = format!("`cargo install wasm-bindgen-cli --version {version}`");
-    if matches!(
-        std::env::var("ISR_INSTALL_TOOLS").as_deref(),
-        Ok("off") | Ok("0") | Ok("false")
-    ) {
+    if switched_off("ISR_INSTALL_TOOLS") {
         return Err(match found {
             Some(other) => {
                 format!("wasm-bindgen CLI is {other}, the bundle needs {version}: {fix}")
@@ -689,10 +695,7 @@ fn wasm_opt_version(program: &Path) -> Option<u32> {
 /// npm the first time, one log line). `None`, with one log line saying how to get one, when
 /// neither works or `ISR_WASM_OPT=off`: the bundle is then served unoptimized.
 fn wasm_opt_program(target_dir: &Path) -> Option<PathBuf> {
-    if matches!(
-        std::env::var("ISR_WASM_OPT").as_deref(),
-        Ok("off") | Ok("0") | Ok("false")
-    ) {
+    if switched_off("ISR_WASM_OPT") {
         return None;
     }
     let on_path = PathBuf::from("wasm-opt");
@@ -710,10 +713,7 @@ fn wasm_opt_program(target_dir: &Path) -> Option<PathBuf> {
         Some(old) => format!("wasm-opt {old} on PATH is too old (it breaks wasm-bindgen's output; {MIN_WASM_OPT_VERSION} or later works)"),
         None => "no wasm-opt on PATH".to_owned(),
     };
-    if matches!(
-        std::env::var("ISR_INSTALL_TOOLS").as_deref(),
-        Ok("off") | Ok("0") | Ok("false")
-    ) {
+    if switched_off("ISR_INSTALL_TOOLS") {
         tracing::info!("{why}: the client bundle is not size-optimized; {fix} puts one on PATH");
         return None;
     }
@@ -787,28 +787,12 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// Writes `<path>.br` and `<path>.gz` beside `path`, served instead of it to browsers that
 /// accept them (brotli at its best quality: the wasm shrinks to about a fifth).
 fn write_compressed(path: &Path) -> Result<(), String> {
-    use std::io::Write;
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(&bytes).map_err(|e| e.to_string())?;
-    let gzip = encoder.finish().map_err(|e| e.to_string())?;
-    let mut brotli = Vec::new();
-    let params = brotli::enc::BrotliEncoderParams {
-        quality: 11,
-        ..Default::default()
-    };
-    brotli::BrotliCompress(&mut &bytes[..], &mut brotli, &params)
-        .map_err(|e| format!("cannot compress {}: {e}", path.display()))?;
-    for (suffix, compressed) in [(".gz", gzip), (".br", brotli)] {
+    let gzip = crate::assets::gzip(&bytes).map_err(|e| e.to_string())?;
+    for (suffix, compressed) in [(".gz", gzip), (".br", crate::assets::brotli(&bytes))] {
         let file = with_suffix(path, suffix);
         std::fs::write(&file, compressed)
             .map_err(|e| format!("cannot write {}: {e}", file.display()))?;

@@ -380,15 +380,7 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
         Err(request) => request,
     };
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = plain_status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-            "Pages answer GET and HEAD.",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return method_not_allowed();
     }
     // What the client would get were every encoding stored: a page read from disk for it
     // needs only the HTML and that one.
@@ -540,6 +532,19 @@ fn typed_response(status: StatusCode, body: Body, content_type: &'static str) ->
     let headers = response.headers_mut();
     headers.reserve(PAGE_RESPONSE_HEADERS);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// `405` for a page request that is neither GET nor HEAD, with `Allow`.
+fn method_not_allowed() -> Response {
+    let mut response = plain_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "Pages answer GET and HEAD.",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     response
 }
 

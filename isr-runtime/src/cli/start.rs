@@ -153,19 +153,21 @@ impl App {
         })
     }
 
+    /// The client crate whose bundle isr may build here: the app has one with its sources on
+    /// this machine, the build is not turned off (`--no-client`, `ISR_CLIENT_BUILD=off`) and
+    /// cargo-leptos (`LEPTOS_OUTPUT_NAME`) does not build it.
+    fn buildable_client(&self, config: &Config) -> Option<ClientCrate> {
+        let allowed = !config.no_client
+            && !client::switched_off("ISR_CLIENT_BUILD")
+            && std::env::var_os("LEPTOS_OUTPUT_NAME").is_none();
+        self.client
+            .filter(|krate| allowed && std::path::Path::new(krate.manifest_dir).is_dir())
+    }
+
     /// Builds the client bundle for dev mode in the background and hands it to `dev` when
     /// ready: the port is open meanwhile, and pages rendered from then on hydrate.
     fn build_client_in_background(&self, config: &Config, dev: Arc<crate::server::dev::DevPages>) {
-        let build_allowed = !config.no_client
-            && !matches!(
-                std::env::var("ISR_CLIENT_BUILD").as_deref(),
-                Ok("off") | Ok("0") | Ok("false")
-            );
-        let Some(krate) = self.client.filter(|k| {
-            build_allowed
-                && std::env::var_os("LEPTOS_OUTPUT_NAME").is_none()
-                && std::path::Path::new(k.manifest_dir).is_dir()
-        }) else {
+        let Some(krate) = self.buildable_client(config) else {
             return;
         };
         let (name, root) = (self.name.clone(), config.site_root.clone());
@@ -203,19 +205,10 @@ impl App {
                 return Ok(Some(bundle));
             }
         }
-        let build_allowed = !config.no_client
-            && !matches!(
-                std::env::var("ISR_CLIENT_BUILD").as_deref(),
-                Ok("off") | Ok("0") | Ok("false")
-            );
-        let buildable = config.command != Command::Serve
-            && build_allowed
-            && std::env::var_os("LEPTOS_OUTPUT_NAME").is_none()
-            && self
-                .client
-                .is_some_and(|k| std::path::Path::new(k.manifest_dir).is_dir());
-        if buildable {
-            let krate = self.client.expect("checked above");
+        let buildable = self
+            .buildable_client(config)
+            .filter(|_| config.command != Command::Serve);
+        if let Some(krate) = buildable {
             let (name, root) = (self.name.clone(), config.site_root.clone());
             let started = std::time::Instant::now();
             let built =

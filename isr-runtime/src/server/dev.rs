@@ -5,7 +5,10 @@
 //! (status 500) instead of keeping an old page. The client bundle appears in the documents as
 //! soon as its background build is done ([`DevPages::set_client`]).
 
-use super::{html_response, plain_status, redirect, typed_response, StatusPages, StatusPagesAt};
+use super::{
+    html_response, method_not_allowed, plain_status, redirect, typed_response, StatusPages,
+    StatusPagesAt,
+};
 use crate::client::ClientBundle;
 use crate::engine::Engine;
 use crate::render::{escape_text, DocumentShell};
@@ -80,15 +83,7 @@ async fn respond(dev: &DevPages, method: &Method, path: &str, query: Option<&str
         path,
     };
     if method != Method::GET && method != Method::HEAD {
-        let mut response = plain_status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-            "Pages answer GET and HEAD.",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return method_not_allowed();
     }
     let (def, key, params) = match dev.engine.routes().resolve(path) {
         Resolved::Page { def, key, params } => (def, key, params),
