@@ -67,14 +67,16 @@ pub fn prefixes() -> Vec<&'static str> {
 ///
 /// ```
 /// let prefixes = ["/", "/blog", "/blog/archive"];
-/// assert_eq!(isr::layout::longest_prefix(&prefixes, "/blog/archive/2020"), Some("/blog/archive"));
-/// assert_eq!(isr::layout::longest_prefix(&prefixes, "/blogroll"), Some("/"));
-/// assert_eq!(isr::layout::longest_prefix(&["/shop"], "/blog"), None);
+/// assert_eq!(isr::layout::longest_prefix(prefixes, "/blog/archive/2020"), Some("/blog/archive"));
+/// assert_eq!(isr::layout::longest_prefix(prefixes, "/blogroll"), Some("/"));
+/// assert_eq!(isr::layout::longest_prefix(["/shop"], "/blog"), None);
 /// ```
-pub fn longest_prefix<'a>(prefixes: &[&'a str], url_path: &str) -> Option<&'a str> {
+pub fn longest_prefix<'a>(
+    prefixes: impl IntoIterator<Item = &'a str>,
+    url_path: &str,
+) -> Option<&'a str> {
     prefixes
-        .iter()
-        .copied()
+        .into_iter()
         .filter(|prefix| covers(prefix, url_path))
         .max_by_key(|prefix| prefix.len())
 }

@@ -119,8 +119,8 @@ impl StatusDocument {
 
     /// The rendering a request at `url_path` gets.
     pub fn at(&self, url_path: &str) -> &Bytes {
-        let prefixes: Vec<&'static str> = self.under.iter().map(|(prefix, _)| *prefix).collect();
-        crate::layout::longest_prefix(&prefixes, url_path)
+        // No allocation: a flood of 404s reads it on every answer.
+        crate::layout::longest_prefix(self.under.iter().map(|(prefix, _)| *prefix), url_path)
             .and_then(|prefix| self.under.iter().find(|(p, _)| *p == prefix))
             .map_or(&self.everywhere, |(_, html)| html)
     }

@@ -721,6 +721,17 @@ impl BlogServer {
         &self.client
     }
 
+    /// A call of the server function at `path` (`/api/post_likes`) with a form-encoded `body`,
+    /// as a script or curl makes it (no `Origin`).
+    pub async fn call_server_fn(&self, path: &str, body: &str) -> Resp {
+        self.send(
+            self.request(reqwest::Method::POST, path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
     /// A request builder for `method` on `path`.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path))

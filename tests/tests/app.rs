@@ -368,12 +368,7 @@ fn another_public_folder_replaces_robots_txt_and_may_not_shadow_a_page() {
         // The blog's own public folder is not served beside it.
         assert_eq!(server.get("/favicon.svg").await.status, 404);
         let likes = server
-            .send(
-                server
-                    .request(reqwest::Method::POST, "/api/post_likes")
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body("slug=what-is-isr"),
-            )
+            .call_server_fn("/api/post_likes", "slug=what-is-isr")
             .await;
         assert_eq!(likes.body, "0", "the server function, not the file");
         assert_eq!(server.get("/blog/pic.txt").await.body, "a picture");

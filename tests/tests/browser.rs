@@ -186,12 +186,7 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     click(&browser, "button.like").await;
     poll_until("the fourth like, stored", POLL_DEADLINE, || async {
         let stored = server
-            .send(
-                server
-                    .request(reqwest::Method::POST, "/api/post_likes")
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body("slug=what-is-isr"),
-            )
+            .call_server_fn("/api/post_likes", "slug=what-is-isr")
             .await;
         (stored.body == "4" && text(&browser, "span.likes").await == "4").then_some(())
     })

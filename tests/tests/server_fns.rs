@@ -99,12 +99,7 @@ async fn calls_from_other_sites_unknown_posts_and_huge_bodies_change_nothing() {
     );
     // A call without Origin (curl, a script on the server) is not a browser's cross-site one.
     let plain = server
-        .send(
-            server
-                .request(reqwest::Method::POST, "/api/like_post")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(format!("slug={SLUG}")),
-        )
+        .call_server_fn("/api/like_post", &format!("slug={SLUG}"))
         .await;
     assert_eq!(plain.body, "1");
 }
