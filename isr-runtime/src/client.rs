@@ -728,15 +728,23 @@ fn wasm_opt_program(target_dir: &Path) -> Option<PathBuf> {
         return None;
     }
     tracing::info!(root = %root.display(), "{why}: installing binaryen {BINARYEN_VERSION} with npm for the client bundle (once; {fix} puts one on PATH instead)");
-    let installed = std::fs::create_dir_all(&root).is_ok()
+    // Into a folder of this process's own, then renamed into place: builds running at the same
+    // time (parallel tests, two apps of one workspace) each install, the first rename wins and
+    // the others use its copy.
+    let staging = root.with_extension(format!("{:016x}.tmp", crate::random::u64()));
+    let installed = std::fs::create_dir_all(&staging).is_ok()
         && Command::new("npm")
             .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&root)
+            .arg(&staging)
             .arg(format!("binaryen@{BINARYEN_VERSION}"))
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|status| status.success());
-    if installed && wasm_opt_version(&own).is_some() {
+    if installed {
+        let _ = std::fs::rename(&staging, &root);
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    if wasm_opt_version(&own).is_some() {
         Some(own)
     } else {
         let _ = std::fs::write(&failed_marker, b"");
