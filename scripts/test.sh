@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A one-off run gains nothing from incremental caches, and they were most of a fresh clone's
+# target/ (24 of 35 GB in target/debug; CI's shared disk ran out). Set it to keep your own.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 bash scripts/setup-wasm.sh
 # Varnish and nginx for the CDN tests (tests/tests/cdn.rs), redis-server for the shared-tier
