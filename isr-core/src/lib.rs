@@ -38,7 +38,7 @@ pub use {
         CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
         Served, Trigger,
     },
-    model::{Generated, RenderedBody},
+    model::{Generated, Hydration, RenderedBody},
     page::{
         pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
     },

@@ -41,8 +41,9 @@ pub struct PageDef {
     /// `Some` for a route that serves a body of this content type (`/blog/feed.xml`) instead of
     /// an HTML document with a view.
     pub content_type: Option<&'static str>,
-    /// Name of the page's hydration function in the client bundle (`#[wasm_bindgen]` export).
-    pub hydrate_export: &'static str,
+    /// How the page comes alive in the browser: its whole view, through its own export of
+    /// the client bundle, or only its islands.
+    pub hydration: crate::model::Hydration,
 }
 
 inventory::collect!(PageDef);

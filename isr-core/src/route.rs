@@ -352,7 +352,9 @@ mod tests {
             accepts: crate::page::accept_all,
             check: crate::page::nothing_to_check,
             content_type: None,
-            hydrate_export: "isr_hydrate_test",
+            hydration: crate::model::Hydration::Full {
+                export: "isr_hydrate_test",
+            },
         }))
     }
 

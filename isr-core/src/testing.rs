@@ -20,7 +20,12 @@ use std::time::{Duration, Instant};
 pub struct TestDocuments;
 
 impl DocumentWriter for TestDocuments {
-    fn write(&self, body: &RenderedBody, url_path: &str, _hydrate_export: &str) -> String {
+    fn write(
+        &self,
+        body: &RenderedBody,
+        url_path: &str,
+        _hydration: crate::model::Hydration,
+    ) -> String {
         format!(
             "<!DOCTYPE html><html><head><title>{url_path}</title></head><body>{}</body></html>",
             body.body
@@ -123,7 +128,9 @@ pub static BLOCKING: PageDef = PageDef {
     accepts: crate::page::accept_all,
     check: crate::page::nothing_to_check,
     content_type: None,
-    hydrate_export: "isr_hydrate_test",
+    hydration: crate::model::Hydration::Full {
+        export: "isr_hydrate_test",
+    },
 };
 
 pub static ONLY_LISTED: PageDef = PageDef {
@@ -138,7 +145,9 @@ pub static ONLY_LISTED: PageDef = PageDef {
     accepts: crate::page::accept_all,
     check: crate::page::nothing_to_check,
     content_type: None,
-    hydrate_export: "isr_hydrate_test",
+    hydration: crate::model::Hydration::Full {
+        export: "isr_hydrate_test",
+    },
 };
 
 pub const START_MS: u64 = 1_700_000_000_000;

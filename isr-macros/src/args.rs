@@ -12,6 +12,7 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "path",
     "revalidate",
     "view",
+    "hydrate",
     "paths",
     "fallback",
     "tags",
@@ -54,6 +55,7 @@ pub(crate) struct PageArgs {
     pub path: Option<WithSpan<String>>,
     pub revalidate: Option<WithSpan<RawRevalidate>>,
     pub view: Option<Expr>,
+    pub hydrate: Option<WithSpan<String>>,
     pub paths: Option<syn::Path>,
     pub fallback: Option<WithSpan<String>>,
     pub tags: Option<Vec<LitStr>>,
@@ -111,6 +113,9 @@ impl PageArgs {
                 "path" => string(&value, "path", "\"/blog/:slug\"").map(|v| args.path = Some(v)),
                 "fallback" => string(&value, "fallback", "\"blocking\" or \"404\"")
                     .map(|v| args.fallback = Some(v)),
+                "hydrate" => {
+                    string(&value, "hydrate", "\"islands\"").map(|v| args.hydrate = Some(v))
+                }
                 "content_type" => string(&value, "content_type", "\"application/rss+xml\"")
                     .map(|v| args.content_type = Some(v)),
                 "revalidate" => revalidate(&value).map(|v| args.revalidate = Some(v)),

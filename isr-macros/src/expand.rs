@@ -48,17 +48,40 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
     };
     let tags = &spec.tags;
     let export_name = hydrate_export_name(&spec.path);
-    let (render, content_type, hydrate) = match &spec.output {
-        Output::View { view, props } => {
+    let (render, content_type, hydration, hydrate) = match &spec.output {
+        // An islands page: no export of its own, so none of its view's code is in the bundle
+        // (its `#[island]`s export themselves).
+        Output::View {
+            view,
+            props,
+            islands: true,
+        } => {
+            let render_view = quote_spanned! {view.span()=>
+                |props: #props| (#view)(props)
+            };
+            (
+                quote!(::isr::__private::render_load(load, &cx, ::isr::Hydration::Islands, #render_view).await),
+                quote!(::core::option::Option::None),
+                quote!(::isr::Hydration::Islands),
+                quote!(),
+            )
+        }
+        Output::View {
+            view,
+            props,
+            islands: false,
+        } => {
             // The view call carries the span of `view = ...`, so a view that does not take the
             // loader's props is reported at the attribute argument.
             let render_view = quote_spanned! {view.span()=>
                 |props: #props| (#view)(props)
             };
             let hydrate_fn = format_ident!("{}", export_name);
+            let hydration = quote!(::isr::Hydration::Full { export: #export_name });
             (
-                quote!(::isr::__private::render_load(load, &cx, #render_view).await),
+                quote!(::isr::__private::render_load(load, &cx, #hydration, #render_view).await),
                 quote!(::core::option::Option::None),
+                hydration,
                 quote! {
                     /// Hydrates this page in the browser: called by the page's own module script.
                     #[cfg(feature = "hydrate")]
@@ -74,9 +97,11 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
                 },
             )
         }
+        // A body is served as it is: no document, nothing to hydrate.
         Output::Body { content_type } => (
             quote!(::isr::__private::render_body(load)),
             quote!(::core::option::Option::Some(#content_type)),
+            quote!(::isr::Hydration::Islands),
             quote!(),
         ),
     };
@@ -140,7 +165,7 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
                     accepts: #accepts,
                     check: #check,
                     content_type: #content_type,
-                    hydrate_export: #export_name,
+                    hydration: #hydration,
                 }
             }
         };

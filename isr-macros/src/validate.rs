@@ -19,10 +19,12 @@ pub(crate) enum Fallback {
 
 /// What the route renders.
 pub(crate) enum Output {
-    /// An HTML document: `view(props)`, hydrated in the browser.
+    /// An HTML document: `view(props)`, hydrated in the browser as a whole, or (`islands`)
+    /// only its leptos `#[island]`s.
     View {
         view: Box<syn::Expr>,
         props: Box<syn::Type>,
+        islands: bool,
     },
     /// The loader's body as it is (`/blog/feed.xml`), with this content type.
     Body { content_type: String },
@@ -169,6 +171,11 @@ fn output(
             None
         }
         (Some(file), None) => {
+            if let Some(hydrate) = &args.hydrate {
+                errors.push(hydrate.error(format!(
+                    "`{file}` is a file route: it has no view to hydrate, remove `hydrate`"
+                )));
+            }
             let content_type = match &args.content_type {
                 Some(ct) if ct.value.trim().is_empty() || !ct.value.contains('/') => {
                     errors.push(ct.error(
@@ -204,9 +211,20 @@ fn output(
                 ));
                 return None;
             };
+            let islands = match args.hydrate.as_ref().map(|h| h.value.as_str()) {
+                None | Some("full") => false,
+                Some("islands") => true,
+                Some(other) => {
+                    errors.push(args.hydrate.as_ref().expect("matched a value").error(format!(
+                        "unknown hydrate \"{other}\": expected \"islands\" (only the view's `#[island]`s hydrate) or \"full\" (the whole view, the default)"
+                    )));
+                    return None;
+                }
+            };
             Some(Output::View {
                 view: Box::new(view.clone()),
                 props: Box::new(props?),
+                islands,
             })
         }
     }

@@ -35,7 +35,9 @@ fn def(path: &'static str) -> &'static PageDef {
         accepts: isr::__private::accept_all,
         check: isr::__private::nothing_to_check,
         content_type: None,
-        hydrate_export: "isr_hydrate_bench",
+        hydration: isr::Hydration::Full {
+            export: "isr_hydrate_bench",
+        },
     }))
 }
 
@@ -130,7 +132,9 @@ fn render(c: &mut Criterion) {
                 black_box(isr::render::document(
                     &body,
                     "/blog/post",
-                    "isr_hydrate_x",
+                    isr::Hydration::Full {
+                        export: "isr_hydrate_x",
+                    },
                     &Default::default(),
                 ))
             }
@@ -152,7 +156,15 @@ fn typical_document() -> bytes::Bytes {
             view! { <article>{p.into_iter().map(|t| view! { <p>{t}</p> }).collect_view()}</article> }
         }))
         .expect("render");
-    isr::render::document(&body, "/blog/post", "isr_hydrate_x", &Default::default()).into()
+    isr::render::document(
+        &body,
+        "/blog/post",
+        isr::Hydration::Full {
+            export: "isr_hydrate_x",
+        },
+        &Default::default(),
+    )
+    .into()
 }
 
 fn compression(c: &mut Criterion) {

@@ -50,7 +50,9 @@ static ITEMS: PageDef = PageDef {
     accepts: isr::__private::accept_all,
     check: isr::__private::nothing_to_check,
     content_type: None,
-    hydrate_export: "isr_hydrate_bench",
+    hydration: isr::Hydration::Full {
+        export: "isr_hydrate_bench",
+    },
 };
 
 fn main() {

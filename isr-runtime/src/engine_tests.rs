@@ -299,7 +299,9 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
         accepts: crate::page::accept_all,
         check: crate::page::nothing_to_check,
         content_type: None,
-        hydrate_export: "isr_hydrate_test",
+        hydration: crate::Hydration::Full {
+            export: "isr_hydrate_test",
+        },
     };
     static REAL: PageDef = PageDef {
         id: "tests::real",
@@ -313,7 +315,9 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
         accepts: crate::page::accept_all,
         check: crate::page::nothing_to_check,
         content_type: None,
-        hydrate_export: "isr_hydrate_test",
+        hydration: crate::Hydration::Full {
+            export: "isr_hydrate_test",
+        },
     };
     let dir = tempfile::tempdir().unwrap();
     let routes = Routes::new(vec![&RANDOM, &REAL]).unwrap();
@@ -569,7 +573,9 @@ async fn an_aborted_build_still_writes_and_syncs_what_it_built() {
         accepts: crate::page::accept_all,
         check: crate::page::nothing_to_check,
         content_type: None,
-        hydrate_export: "isr_hydrate_test",
+        hydration: crate::Hydration::Full {
+            export: "isr_hydrate_test",
+        },
     };
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");

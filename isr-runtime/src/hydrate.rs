@@ -88,3 +88,13 @@ fn read_params() -> Result<Vec<(String, String)>, String> {
             .map_err(|e| format!("#{PARAMS_ELEMENT_ID} is not a list of params: {e}")),
     }
 }
+
+/// Starts leptos's islands mode in the browser: the module script of a page with
+/// `hydrate = "islands"` calls it once the bundle is initialised, then hydrates each
+/// `<leptos-island>` with its own export (see `crate::render::ISLANDS_SCRIPT`). The name is
+/// `crate::render::ISLANDS_EXPORT`.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn isr_hydrate_islands() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_islands();
+}

@@ -43,7 +43,8 @@
 ///
 /// Arguments: `path = "/blog/:slug"` (required), `revalidate = <seconds> | false` (required),
 /// `view = post_page` (required for HTML pages: a function `fn(Props) -> impl IntoView`, or a
-/// closure such as `|post| view! { <Post post /> }`), `paths = async_fn` (pages to pre-render for
+/// closure such as `|post| view! { <Post post /> }`), `hydrate = "islands" | "full"` (how the
+/// page comes alive in the browser, default "full": see below), `paths = async_fn` (pages to pre-render for
 /// a dynamic path), `fallback = "blocking" | "404"` (what a never-generated dynamic path gets;
 /// default "404"), `tags = ["..."]`, `timeout = <seconds>` (loader time limit, default 30),
 /// `content_type = "..."` (for a route that ends in a file name; guessed from the extension).
@@ -52,6 +53,14 @@
 /// [`State<T>`]) and which returns `isr::Result<Load<Props>>`; a route that ends in a file name
 /// (`/blog/feed.xml`) has no view and returns its body (`Load<String>` or bytes). The loader and
 /// the registration exist only with the app's `ssr` feature.
+///
+/// **Hydration.** By default the whole view hydrates: the page embeds its props and route
+/// params, and the client bundle holds the view's code (the page's own export). With
+/// `hydrate = "islands"` only the view's leptos `#[island]` components hydrate (the app enables
+/// leptos's `islands` feature): the page embeds no props, the bundle holds only the islands'
+/// code, each island hydrates from the props leptos writes into its `<leptos-island>` element,
+/// and a page without an island loads no script at all. Islands have no router: a link inside
+/// one is a plain `<a>` (outside them, `<A>` works as everywhere).
 ///
 /// Compiled, not run: a page is registered only in an app built with its `ssr` feature.
 ///
@@ -220,7 +229,7 @@ pub use {
             RevalidationResult, Revalidator,
         },
         route::{PageKey, Resolved, RouteError, Routes},
-        RenderedBody,
+        Hydration, RenderedBody,
     },
     render::Shell,
     server::server_fns::{server_state, set_server_fn_status},
@@ -291,7 +300,9 @@ pub mod __private {
                     accepts: accept_all,
                     check: nothing_to_check,
                     content_type: None,
-                    hydrate_export: "isr_hydrate_example",
+                    hydration: crate::Hydration::Full {
+                        export: "isr_hydrate_example",
+                    },
                 }))
             })
             .collect();

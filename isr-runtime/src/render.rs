@@ -4,8 +4,8 @@
 use crate::page::Load;
 use crate::page::Params;
 use futures::StreamExt;
-use isr_core::Generated;
 pub use isr_core::RenderedBody;
+use isr_core::{Generated, Hydration};
 use leptos::prelude::{provide_context, IntoView, Owner, RenderHtml};
 use leptos_meta::ServerMetaContext;
 use serde::Serialize;
@@ -32,8 +32,8 @@ pub struct DocumentShell {
 }
 
 impl crate::engine::DocumentWriter for DocumentShell {
-    fn write(&self, body: &RenderedBody, url_path: &str, hydrate_export: &str) -> String {
-        document(body, url_path, hydrate_export, self)
+    fn write(&self, body: &RenderedBody, url_path: &str, hydration: Hydration) -> String {
+        document(body, url_path, hydration, self)
     }
 }
 
@@ -47,7 +47,7 @@ impl crate::engine::DocumentWriter for DocumentShell {
 ///     .body_attr("class", "site");
 /// let body = isr::RenderedBody { body: "<p>x</p>".into(), ..Default::default() };
 /// let shell = isr::render::DocumentShell { app: shell, ..Default::default() };
-/// let html = isr::render::document(&body, "/x", "isr_hydrate__sx", &shell);
+/// let html = isr::render::document(&body, "/x", isr::Hydration::Full { export: "isr_hydrate__sx" }, &shell);
 /// assert!(html.starts_with(r#"<!DOCTYPE html><html lang="de">"#));
 /// assert!(html.contains(r#"<link rel="icon" href="/favicon.svg">"#) && !html.contains("data:,"));
 /// assert!(html.contains(r#"<body class="site"><p>x</p>"#));
@@ -85,7 +85,7 @@ impl Shell {
     /// ```
     /// let shell = isr::Shell::new().content_security_policy(isr::ContentSecurityPolicy::strict());
     /// let shell = isr::render::DocumentShell { app: shell, ..Default::default() };
-    /// let html = isr::render::document(&Default::default(), "/x", "e", &shell);
+    /// let html = isr::render::document(&Default::default(), "/x", isr::Hydration::Full { export: "e" }, &shell);
     /// assert!(html.contains(r#"<meta http-equiv="content-security-policy" content="default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "#), "{html}");
     /// ```
     pub fn content_security_policy(mut self, policy: crate::csp::ContentSecurityPolicy) -> Self {
@@ -114,8 +114,9 @@ impl Shell {
 /// use leptos::prelude::*;
 /// let load = isr::Load::props("world".to_string());
 /// let cx = isr::LoadContext::new(isr::Params::new(), Default::default()).at("/hello");
-/// let generated = isr::__private::render_load(load, &cx, |name: String| view! { <p>"Hello " {name}</p> }).await?;
-/// assert!(matches!(generated, isr::__private::Generated::Page(ref b) if b.body.contains("world")));
+/// let full = isr::Hydration::Full { export: "isr_hydrate__shello" };
+/// let generated = isr::__private::render_load(load, &cx, full, |name: String| view! { <p>"Hello " {name}</p> }).await?;
+/// assert!(matches!(generated, isr::__private::Generated::Page(ref b) if b.body.contains("world") && b.props_json == r#""world""#));
 /// # Ok(()) }
 /// ```
 ///
@@ -125,6 +126,7 @@ impl Shell {
 pub async fn render_load<P, F, V>(
     load: Load<P>,
     cx: &crate::LoadContext,
+    hydration: Hydration,
     view: F,
 ) -> crate::Result<Generated>
 where
@@ -138,7 +140,7 @@ where
                 url_path: cx.url_path().to_owned(),
                 params: cx.params().clone(),
             };
-            let mut body = render_page(props, &route, view).await?;
+            let mut body = render_page_for(props, &route, hydration, view).await?;
             body.tags = tags;
             Generated::Page(body)
         }
@@ -287,28 +289,32 @@ where
     F: FnOnce(P) -> V + Send + 'static,
     V: IntoView + 'static,
 {
-    let params: Vec<(String, String)> = route
-        .params
-        .iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
-    let params_json = if params.is_empty() {
-        String::new()
-    } else {
-        serde_json::to_string(&params)?
-    };
-    let mut body = render_routed(props, &route.url_path, &route.url_path, params, view).await?;
-    body.params_json = params_json;
-    Ok(body)
+    render_page_for(props, route, Hydration::Full { export: "" }, view).await
 }
 
-/// `view(props)` at `url_path` (what `use_location` reports) inside the layouts that cover
-/// `layout_path`.
-async fn render_routed<P, F, V>(
+/// [`render_page`] for a page that hydrates as `hydration` says: an islands page is rendered
+/// in leptos's islands mode (only its `#[island]`s carry hydration data, each its own props)
+/// and keeps neither its props nor its params for the browser.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> isr::Result<()> {
+/// use leptos::prelude::*;
+/// let route = isr::render::PageRoute::at("/blog/hello").param("slug", "hello");
+/// let body = isr::render::render_page_for("secret draft notes", &route, isr::Hydration::Islands, |notes: &str| {
+///     view! { <p>{notes.len()}</p> }
+/// }).await?;
+/// assert_eq!(body.body, "<p>18</p>");
+/// assert!(body.props_json.is_empty() && body.params_json.is_empty());
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`render_page`]; an islands page never fails.
+pub async fn render_page_for<P, F, V>(
     props: P,
-    url_path: &str,
-    layout_path: &str,
-    params: Vec<(String, String)>,
+    route: &PageRoute,
+    hydration: Hydration,
     view: F,
 ) -> crate::Result<RenderedBody>
 where
@@ -316,13 +322,39 @@ where
     F: FnOnce(P) -> V + Send + 'static,
     V: IntoView + 'static,
 {
-    let url_path = url_path.to_owned();
-    let layout_path = layout_path.to_owned();
-    render_with(props, move |props| {
-        provide_context(leptos_router::location::RequestUrl::new(&url_path));
-        crate::router::with_router(params, &layout_path, move || view(props)).to_html()
+    let params: Vec<(String, String)> = route
+        .params
+        .iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    let params_json = if params.is_empty() || !hydration.embeds_props() {
+        String::new()
+    } else {
+        serde_json::to_string(&params)?
+    };
+    let url_path = route.url_path.clone();
+    let mut body = render_with(props, hydration, move |props| {
+        routed_html(&url_path, &url_path, params, move || view(props))
     })
-    .await
+    .await?;
+    body.params_json = params_json;
+    Ok(body)
+}
+
+/// The HTML of `view()` at `url_path` inside the layouts that cover `layout_path` and a
+/// `<Router>` with `params` (inside the render's owner).
+fn routed_html<F, V>(
+    url_path: &str,
+    layout_path: &str,
+    params: Vec<(String, String)>,
+    view: F,
+) -> String
+where
+    F: FnOnce() -> V + Send + 'static,
+    V: IntoView + 'static,
+{
+    provide_context(leptos_router::location::RequestUrl::new(url_path));
+    crate::router::with_router(params, layout_path, view).to_html()
 }
 
 /// Renders `view(props)` to HTML inside a fresh reactive owner, collecting `leptos_meta` tags
@@ -347,21 +379,37 @@ where
     F: FnOnce(P) -> V + Send,
     V: RenderHtml,
 {
-    render_with(props, |props| view(props).to_html()).await
+    render_with(props, Hydration::Full { export: "" }, |props| {
+        view(props).to_html()
+    })
+    .await
 }
 
-async fn render_with<P, F>(props: P, render: F) -> crate::Result<RenderedBody>
+/// Renders with a fresh reactive owner and collects the head; the props are kept as JSON for a
+/// fully hydrated page. An islands page renders in leptos's islands mode: under a shared
+/// context that is not hydrating, which each `#[island]` switches on for its own subtree (and
+/// its `children` off again).
+async fn render_with<P, F>(props: P, hydration: Hydration, render: F) -> crate::Result<RenderedBody>
 where
     P: Serialize + Send,
     F: FnOnce(P) -> String + Send,
 {
     // leptos_meta waits a tick of the leptos executor; make sure one exists (idempotent).
     let _ = any_spawner::Executor::init_tokio();
-    let props_json = serde_json::to_string(&props)?;
+    let props_json = if hydration.embeds_props() {
+        serde_json::to_string(&props)?
+    } else {
+        String::new()
+    };
     let (meta_context, meta_output) = ServerMetaContext::new();
     let boundary = HeadBoundary::new();
     let body = {
-        let owner = Owner::new();
+        let owner = match hydration {
+            Hydration::Full { .. } => Owner::new(),
+            Hydration::Islands => Owner::new_root(Some(std::sync::Arc::new(
+                hydration_context::SsrSharedContext::new_islands(),
+            ))),
+        };
         owner.with(|| {
             leptos_meta::provide_meta_context();
             provide_context(meta_context);
@@ -471,7 +519,8 @@ impl HeadBoundary {
 /// use isr::render::{document, DocumentShell};
 /// use isr::client::ClientBundle;
 /// let body = isr::RenderedBody { body: "<main>x</main>".into(), props_json: "{}".into(), ..Default::default() };
-/// let plain = document(&body, "/blog", "isr_hydrate__sblog", &DocumentShell::default());
+/// let full = isr::Hydration::Full { export: "isr_hydrate__sblog" };
+/// let plain = document(&body, "/blog", full, &DocumentShell::default());
 /// assert!(plain.contains("<body><main>x</main></body>"));
 /// assert!(plain.contains(r#"<script type="application/json" id="__isr_props">{}</script>"#));
 /// assert!(!plain.contains("type=\"module\""));
@@ -479,16 +528,26 @@ impl HeadBoundary {
 ///     client: Some(ClientBundle { js: "/pkg/a-1.js".into(), wasm: "/pkg/a-1_bg.wasm".into(), immutable: true }),
 ///     ..Default::default()
 /// };
-/// let hydrating = document(&body, "/blog", "isr_hydrate__sblog", &shell);
+/// let hydrating = document(&body, "/blog", full, &shell);
 /// assert!(hydrating.contains("isr_hydrate__sblog()"));
+/// // An islands page: no props, and no script at all without an island.
+/// let islands = document(&body, "/blog", isr::Hydration::Islands, &shell);
+/// assert!(!islands.contains("__isr_props") && !islands.contains("<script"));
+/// let body = isr::RenderedBody {
+///     body: r#"<leptos-island data-component="Like_1"><button>0</button></leptos-island>"#.into(),
+///     ..Default::default()
+/// };
+/// let islands = document(&body, "/blog", isr::Hydration::Islands, &shell);
+/// assert!(islands.contains(r#"<link rel="modulepreload" href="/pkg/a-1.js">"#));
+/// assert!(islands.contains("isr_hydrate_islands()") && !islands.contains("__isr_props"));
 /// ```
 pub fn document(
     body: &RenderedBody,
     path: &str,
-    hydrate_export: &str,
+    hydration: Hydration,
     shell: &DocumentShell,
 ) -> String {
-    document_with_scripts(body, path, hydrate_export, shell).html
+    document_with_scripts(body, path, hydration, shell).html
 }
 
 /// A document and the hashes of the inline scripts isr and the app wrote into it (what a
@@ -514,7 +573,7 @@ pub struct Document {
 ///     app: isr::Shell::new().content_security_policy(isr::ContentSecurityPolicy::strict()),
 ///     ..Default::default()
 /// };
-/// let doc = document_with_scripts(&body, "/blog", "isr_hydrate__sblog", &shell);
+/// let doc = document_with_scripts(&body, "/blog", isr::Hydration::Full { export: "isr_hydrate__sblog" }, &shell);
 /// assert_eq!(doc.script_hashes.len(), 1, "the hydration call");
 /// let meta = format!("<meta http-equiv=\"content-security-policy\" content=\"default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {}", doc.script_hashes[0]);
 /// assert!(doc.html.contains(&meta), "{}", doc.html);
@@ -522,15 +581,16 @@ pub struct Document {
 pub fn document_with_scripts(
     body: &RenderedBody,
     path: &str,
-    hydrate_export: &str,
+    hydration: Hydration,
     shell: &DocumentShell,
 ) -> Document {
-    let hydration = shell
+    let embeds_props = hydration.embeds_props();
+    let scripts = shell
         .client
         .as_ref()
-        .map(|client| hydration_scripts(client, hydrate_export));
+        .and_then(|client| hydration_scripts(client, hydration, &body.body));
     let mut script_hashes = inline_script_hashes(&shell.app.head);
-    if let Some((_, call)) = &hydration {
+    if let Some((_, call)) = &scripts {
         script_hashes.push(crate::csp::script_hash(call));
     }
     script_hashes.extend(inline_script_hashes(&shell.extra_head));
@@ -567,15 +627,17 @@ pub fn document_with_scripts(
     html.push_str("<title>");
     html.push_str(&escape_text(body.title.as_deref().unwrap_or(path)));
     html.push_str("</title>");
-    push_json_script(&mut html, PROPS_ELEMENT_ID, &body.props_json);
-    if !body.params_json.is_empty() {
-        push_json_script(
-            &mut html,
-            crate::router::PARAMS_ELEMENT_ID,
-            &body.params_json,
-        );
+    if embeds_props {
+        push_json_script(&mut html, PROPS_ELEMENT_ID, &body.props_json);
+        if !body.params_json.is_empty() {
+            push_json_script(
+                &mut html,
+                crate::router::PARAMS_ELEMENT_ID,
+                &body.params_json,
+            );
+        }
     }
-    if let Some((preload, call)) = &hydration {
+    if let Some((preload, call)) = &scripts {
         html.push_str(preload);
         html.push_str("<script type=\"module\">");
         html.push_str(call);
@@ -604,19 +666,55 @@ fn push_json_script(html: &mut String, id: &str, json: &str) {
 }
 
 /// The link that preloads the bundle's JS module, and the module script (its content) that
-/// calls the page's own hydration export once the bundle is initialised. The wasm is not preloaded: fetched at high priority it competes with the
+/// hydrates the page once the bundle is initialised: for a fully hydrated page, a call of its
+/// own export; for an islands page with islands, [`ISLANDS_SCRIPT`]; nothing for an islands
+/// page without one. The wasm is not preloaded: fetched at high priority it competes with the
 /// page's own content on slow links (Lighthouse's largest-contentful-paint went from 100 to
 /// 94-97 with it), while the module asks for it a moment later anyway.
-fn hydration_scripts(client: &ClientBundle, hydrate_export: &str) -> (String, String) {
+fn hydration_scripts(
+    client: &ClientBundle,
+    hydration: Hydration,
+    body: &str,
+) -> Option<(String, String)> {
     let js = escape_text(&client.js);
     let preload = format!("<link rel=\"modulepreload\" href=\"{js}\">");
     let js_url = escape_json_for_script(&serde_json::to_string(&client.js).unwrap_or_default());
     let wasm_url = escape_json_for_script(&serde_json::to_string(&client.wasm).unwrap_or_default());
-    let call = format!(
-        "import init, {{ {hydrate_export} }} from {js_url}; init({{ module_or_path: {wasm_url} }}).then(() => {hydrate_export}());"
-    );
-    (preload, call)
+    let call = match hydration {
+        Hydration::Full { export } => format!(
+            "import init, {{ {export} }} from {js_url}; init({{ module_or_path: {wasm_url} }}).then(() => {export}());"
+        ),
+        Hydration::Islands if body.contains(ISLAND_TAG) => format!(
+            "import init, * as bundle from {js_url}; await init({{ module_or_path: {wasm_url} }}); bundle.{ISLANDS_EXPORT}(); {ISLANDS_SCRIPT}"
+        ),
+        Hydration::Islands => return None,
+    };
+    Some((preload, call))
 }
+
+/// How leptos marks an island in server-rendered HTML (its element's opening).
+const ISLAND_TAG: &str = "<leptos-island";
+
+/// The bundle export that starts leptos's islands mode (`leptos::mount::hydrate_islands`);
+/// defined in `crate::hydrate`.
+pub const ISLANDS_EXPORT: &str = "isr_hydrate_islands";
+
+/// Hydrates every `<leptos-island>` of the page with its export of `bundle` (named by the
+/// element's `data-component`), in document order. An island's `<leptos-children>` carry a
+/// callback that restores the island's reactive owner, which runs before each island nested
+/// in them hydrates: what leptos's own islands script does (`leptos/src/hydration/
+/// island_script.js`), without its idle wait and islands router, as an inline module script
+/// whose hash is the same on every page.
+pub const ISLANDS_SCRIPT: &str = "const owners = []; \
+const walk = (node) => { for (const el of node.children) { \
+if (el.localName === 'leptos-island') { \
+const hydrate = bundle[el.dataset.component]; \
+if (hydrate) { owners.at(-1)?.(); hydrate(el); } \
+else console.warn(`isr: the client bundle has no island ${el.dataset.component}`); \
+walk(el); \
+} else if (el.localName === 'leptos-children') { owners.push(el.$$on_hydrate); walk(el); owners.pop(); } \
+else walk(el); } }; \
+walk(document.body);";
 
 /// cargo-leptos's live-reload script when running under `cargo leptos watch` (which sets
 /// `LEPTOS_WATCH` and the reload port), else nothing.
@@ -641,8 +739,9 @@ pub fn live_reload_script() -> String {
 }
 
 /// The document of an app's status page (`404`, `503`): its view rendered with the app's shell,
-/// inside the layouts that cover `layout_path` (see [`crate::server::StatusDocument`]), without
-/// props or hydration. Its view's `use_location` reports `url_path`.
+/// inside the layouts that cover `layout_path` (see [`crate::server::StatusDocument`]), as an
+/// islands page: no props, and the islands in it (a layout's, say) hydrate with the shell's
+/// client bundle. Its view's `use_location` reports `url_path`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -671,16 +770,13 @@ where
     F: FnOnce() -> V + Send + 'static,
     V: IntoView + 'static,
 {
-    let body = render_routed((), url_path, layout_path, Vec::new(), |()| view()).await?;
-    let shell = DocumentShell {
-        client: None,
-        ..shell.clone()
-    };
-    let html = document(&body, title, "", &shell);
-    // No props to hydrate with: drop the empty props element.
-    let props =
-        format!("<script type=\"application/json\" id=\"{PROPS_ELEMENT_ID}\">null</script>");
-    Ok(html.replacen(&props, "", 1))
+    let url_path = url_path.to_owned();
+    let layout_path = layout_path.to_owned();
+    let body = render_with((), Hydration::Islands, move |()| {
+        routed_html(&url_path, &layout_path, Vec::new(), view)
+    })
+    .await?;
+    Ok(document(&body, title, Hydration::Islands, shell))
 }
 
 /// A plain, self-contained HTML page for status responses (404, 503).
@@ -728,13 +824,114 @@ fn escape_json_for_script(json: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A fully hydrated page's hydration, for the documents these tests write.
+    const FULL: Hydration = Hydration::Full { export: "e" };
+
+    /// A shell with a client bundle and the strict policy.
+    fn hydrating_shell() -> DocumentShell {
+        DocumentShell {
+            client: Some(ClientBundle {
+                js: "/pkg/app-1.js".into(),
+                wasm: "/pkg/app-1_bg.wasm".into(),
+                immutable: true,
+            }),
+            app: Shell::new().content_security_policy(crate::ContentSecurityPolicy::strict()),
+            ..Default::default()
+        }
+    }
+
+    /// An island of a layout: a menu that opens, around server-rendered links.
+    #[leptos::island]
+    fn Menu(children: leptos::prelude::Children) -> impl IntoView {
+        use leptos::prelude::*;
+        let open = RwSignal::new(false);
+        view! {
+            <button on:click=move |_| open.update(|o| *o = !*o)>"Menu"</button>
+            <nav class:open=open>{children()}</nav>
+        }
+    }
+
+    #[tokio::test]
+    async fn an_islands_page_carries_no_props_and_only_the_islands_script() {
+        use leptos::prelude::*;
+        let route = PageRoute::at("/blog/x").param("slug", "x");
+        let body = render_page_for(
+            "the post's body",
+            &route,
+            Hydration::Islands,
+            |text: &str| {
+                view! { <Menu><a href="/blog">"Blog"</a></Menu> <article>{text}</article> }
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            body.body.contains("<leptos-island data-component=\"Menu_"),
+            "{}",
+            body.body
+        );
+        let doc = document_with_scripts(&body, "/blog/x", Hydration::Islands, &hydrating_shell());
+        assert!(
+            !doc.html.contains(PROPS_ELEMENT_ID)
+                && !doc.html.contains(crate::router::PARAMS_ELEMENT_ID)
+        );
+        assert!(doc
+            .html
+            .contains(r#"<link rel="modulepreload" href="/pkg/app-1.js">"#));
+        let script = format!(
+            "import init, * as bundle from \"/pkg/app-1.js\"; await init({{ module_or_path: \"/pkg/app-1_bg.wasm\" }}); bundle.{ISLANDS_EXPORT}(); {ISLANDS_SCRIPT}"
+        );
+        assert!(
+            doc.html
+                .contains(&format!("<script type=\"module\">{script}</script>")),
+            "{}",
+            doc.html
+        );
+        // The strict policy allows exactly that script.
+        assert_eq!(doc.script_hashes, [crate::csp::script_hash(&script)]);
+        assert!(doc.html.contains(&doc.script_hashes[0]));
+    }
+
+    #[tokio::test]
+    async fn a_status_page_hydrates_only_when_it_has_an_island() {
+        use leptos::prelude::*;
+        let shell = hydrating_shell();
+        let plain = status_page(|| view! { <h1>"Lost"</h1> }, "Not found", "/x", "/", &shell)
+            .await
+            .unwrap();
+        assert!(
+            !plain.contains("<script") && !plain.contains("modulepreload"),
+            "{plain}"
+        );
+        // Rendered in islands mode: an island with children (which needs leptos's shared
+        // context) renders, and its page loads the bundle to hydrate it.
+        let with_menu = status_page(
+            || view! { <Menu><a href="/">"Home"</a></Menu> <h1>"Lost"</h1> },
+            "Not found",
+            "/x",
+            "/",
+            &shell,
+        )
+        .await
+        .unwrap();
+        assert!(
+            with_menu.contains("<leptos-children><a href=\"/\">Home</a></leptos-children>"),
+            "{with_menu}"
+        );
+        assert!(
+            with_menu.contains(&format!("bundle.{ISLANDS_EXPORT}()")),
+            "{with_menu}"
+        );
+        assert!(!with_menu.contains(PROPS_ELEMENT_ID));
+    }
+
     #[test]
     fn props_json_cannot_close_the_script_element() {
         let body = RenderedBody {
             props_json: serde_json::to_string("</script><script>alert(1)</script>").unwrap(),
             ..Default::default()
         };
-        let html = document(&body, "/x", "e", &DocumentShell::default());
+        let html = document(&body, "/x", FULL, &DocumentShell::default());
         assert_eq!(html.matches("</script>").count(), 1);
         let start = html.find("id=\"__isr_props\">").unwrap() + "id=\"__isr_props\">".len();
         let json = &html[start..html.rfind("</script>").unwrap()];
@@ -747,7 +944,7 @@ mod tests {
         let html = document(
             &RenderedBody::default(),
             "/a<b",
-            "e",
+            FULL,
             &DocumentShell::default(),
         );
         assert!(html.contains("<title>/a&lt;b</title>"));
@@ -764,7 +961,7 @@ mod tests {
         .unwrap();
         assert_eq!(body.title.as_deref(), Some("Hello"), "head: {}", body.head);
         assert!(!body.head.contains("<title>"), "{}", body.head);
-        let html = super::document(&body, "/x", "e", &DocumentShell::default());
+        let html = super::document(&body, "/x", FULL, &DocumentShell::default());
         assert_eq!(html.matches("<title>").count(), 1);
         assert!(html.contains("<h1>Hello</h1>"));
     }
@@ -792,7 +989,7 @@ mod tests {
             .await
             .unwrap();
             assert_eq!(body.title.as_deref(), Some(title));
-            let html = super::document(&body, "/x", "e", &DocumentShell::default());
+            let html = super::document(&body, "/x", FULL, &DocumentShell::default());
             assert_eq!(html.matches("<script").count(), 1, "only the props: {html}");
             assert_eq!(html.matches("<body").count(), 1, "{html}");
             assert_eq!(html.matches("<title>").count(), 1, "{html}");
@@ -832,7 +1029,7 @@ mod tests {
             (body.html_attrs.as_str(), body.body_attrs.as_str()),
             ("", "")
         );
-        let html = super::document(&body, "/plain", "e", &DocumentShell::default());
+        let html = super::document(&body, "/plain", FULL, &DocumentShell::default());
         assert!(html.contains("<title>/plain</title>"), "{html}");
     }
 }

@@ -285,3 +285,22 @@ pub async fn text(browser: &Client, css: &str) -> String {
         .await
         .expect("element text")
 }
+
+/// Marks the current document (a page load replaces it, and the mark with it): with
+/// [`has_marker`], tells a navigation that loaded a document from one that stayed in it.
+pub async fn set_marker(browser: &Client) {
+    browser
+        .execute("window.__isr_test_marker = true;", vec![])
+        .await
+        .expect("set the marker");
+}
+
+/// Whether the current document carries the mark [`set_marker`] set; `None` while it cannot be
+/// asked (loading).
+pub async fn has_marker(browser: &Client) -> Option<bool> {
+    browser
+        .execute("return window.__isr_test_marker === true;", vec![])
+        .await
+        .ok()?
+        .as_bool()
+}

@@ -159,6 +159,57 @@ async fn pages_carry_isr_headers_and_answer_conditional_and_head_requests() {
     }
 }
 
+/// The post and the list hydrate in leptos's islands mode: the post's Markdown body is in the
+/// page once (as HTML, never again as props), the like button and the contents toggle are
+/// islands with their own props, and the list's filter island carries the summaries it filters.
+#[tokio::test]
+async fn the_post_and_the_list_ship_only_their_islands_props() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    let post = server.get(POST).await;
+    assert_isr_page(&post, POST_CACHE_CONTROL);
+    assert!(!post.body.contains("__isr_props") && !post.body.contains("__isr_params"));
+    assert_eq!(
+        post.body.matches("No full rebuilds.").count(),
+        1,
+        "{}",
+        post.body
+    );
+    let like = post
+        .body
+        .split("<leptos-island data-component=\"LikeButton_")
+        .nth(1)
+        .expect("the like button island");
+    assert!(
+        like.split('>')
+            .next()
+            .unwrap()
+            .ends_with(r#"data-props="{&quot;slug&quot;:&quot;what-is-isr&quot;}""#),
+        "{like}"
+    );
+    assert!(post
+        .body
+        .contains("<leptos-island data-component=\"TableOfContents_"));
+    // Without a client bundle (this fixture builds none) no page loads a script.
+    assert!(!post.body.contains("<script type=\"module\""));
+
+    let list = server.get("/blog").await;
+    assert!(!list.body.contains("__isr_props"));
+    let filter = list
+        .body
+        .split("<leptos-island data-component=\"PostFilter_")
+        .nth(1)
+        .expect("the filter island");
+    assert!(
+        filter.contains("&quot;slug&quot;:&quot;what-is-isr&quot;"),
+        "{filter}"
+    );
+    assert!(
+        filter.contains("<li data-slug=\"what-is-isr\"><a href=\"/blog/what-is-isr\">"),
+        "{filter}"
+    );
+}
+
 #[tokio::test]
 async fn pages_answer_only_get_and_head() {
     let fx = Fixture::new();

@@ -1,17 +1,20 @@
 //! Hydration in a real browser: Debian's chromium driven through chromedriver (WebDriver).
 //!
 //! The blog is built WITH its client bundle (wasm), served, and a post and the list are used
-//! like a person would: the like button counts (on the server, through a server function), the
-//! table of contents opens, the filter box filters, a link (leptos_router's `<A>`) loads the next page from the server. Then the post is
-//! edited and revalidated on demand, the page reloaded: new content, still hydrated, and a
-//! `#fragment` link stays in the page. Any console error fails the test.
+//! like a person would. Both pages hydrate in leptos's islands mode (`hydrate = "islands"`):
+//! the like button counts (on the server, through a server function), the table of contents
+//! opens, the filter box filters, each an `#[island]` of an otherwise static page whose bundle
+//! holds no page's code. Then the post is edited and revalidated on demand, the page reloaded:
+//! new content, still hydrated, and a `#fragment` link stays in the page. Any console error
+//! fails the test.
 //!
 //! Chromium and chromedriver are required; a machine without them fails this test unless
 //! `ISR_SKIP_BROWSER_TESTS=1` is set (CI does not set it).
 
 use fantoccini::Locator;
 use isr_tests::browser::{
-    browsers_available, build_with_client, click, console_errors, text, wait_for_hydration, Driver,
+    browsers_available, build_with_client, click, console_errors, has_marker, set_marker, text,
+    wait_for_hydration, Driver,
 };
 use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
 use serde_json::json;
@@ -37,8 +40,28 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
         .expect("the page imports its bundle")
         .to_string();
     assert!(js.starts_with("/pkg/blog-") && js.ends_with(".js"), "{js}");
+    // An islands page: no props, the islands' own props in their elements, and a script that
+    // starts leptos's islands mode.
+    assert!(!page.body.contains("__isr_props"), "{}", page.body);
+    assert!(page
+        .body
+        .contains("<leptos-island data-component=\"LikeButton_"));
+    assert!(page.body.contains("bundle.isr_hydrate_islands();"));
     let bundle = server.get(&js).await;
     assert_eq!(bundle.status, 200);
+    // The bundle exports the islands, and no page's hydration (no view's code).
+    assert!(
+        bundle.body.contains("export function LikeButton_"),
+        "the like button island"
+    );
+    assert!(
+        bundle.body.contains("export function PostFilter_"),
+        "the filter island"
+    );
+    assert!(
+        !bundle.body.contains("isr_hydrate__sblog"),
+        "a page's own export"
+    );
     assert_eq!(
         bundle.header("cache-control"),
         Some("public, max-age=31536000, immutable")
@@ -133,9 +156,8 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     })
     .await;
 
-    // The links are leptos_router `<A>`s, yet a click loads the linked page from the server, as
-    // a plain link does (every page is its own document, with its own props): a marker set on
-    // this document is gone once the post is shown, and the post hydrates with its own props.
+    // A link of the filter island loads the post from the server: a marker set on this
+    // document is gone once the post is shown, and the post's islands hydrate.
     set_marker(&browser).await;
     let link = browser
         .find(Locator::Css("ul.posts li a"))
@@ -246,21 +268,4 @@ async fn dev_mode_pages_hydrate_once_the_background_client_build_is_ready() {
     let errors = console_errors(&browser).await;
     assert!(errors.is_empty(), "browser console: {errors:#?}");
     browser.close().await.unwrap();
-}
-
-/// Marks the current document (a page load replaces it, and the mark with it).
-async fn set_marker(browser: &fantoccini::Client) {
-    browser
-        .execute("window.__isr_test_marker = true;", vec![])
-        .await
-        .expect("set the marker");
-}
-
-/// Whether the current document carries the mark; `None` while it cannot be asked (loading).
-async fn has_marker(browser: &fantoccini::Client) -> Option<bool> {
-    browser
-        .execute("return window.__isr_test_marker === true;", vec![])
-        .await
-        .ok()?
-        .as_bool()
 }

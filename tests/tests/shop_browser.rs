@@ -2,14 +2,17 @@
 //!
 //! The shop is built WITH its client bundle (wasm) and served. On a product page the static
 //! HTML says 0 items; once hydrated, "Add to cart" counts, the count is kept in localStorage,
-//! survives a reload and shows on every page. Any console error fails the test.
+//! survives a reload and shows on every page. The shop's pages hydrate in full (the default), so
+//! their links are leptos_router `<A>`s: a click loads the next page from the server, as a plain
+//! link does, and that page hydrates with its own props. Any console error fails the test.
 //!
 //! Chromium and chromedriver are required; a machine without them fails this test unless
 //! `ISR_SKIP_BROWSER_TESTS=1` is set (CI does not set it).
 
 use fantoccini::{Client, Locator};
 use isr_tests::browser::{
-    browsers_available, build_with_client, click, console_errors, text, BrowserLog, Driver,
+    browsers_available, build_with_client, click, console_errors, has_marker, set_marker, text,
+    BrowserLog, Driver,
 };
 use isr_tests::shop::{ShopFixture, ShopServer, TEST_PRODUCTS};
 use isr_tests::{poll_until, POLL_DEADLINE};
@@ -111,6 +114,18 @@ async fn the_cart_counts_in_the_browser_and_survives_a_reload() {
         .goto(&server.url("/products/page/2"))
         .await
         .expect("open the catalogue");
+    wait_for_badge(&browser, 2).await;
+    // The pager's `<A>` loads page 3 from the server (every page is its own document, with its
+    // own props): a marker set on this document is gone once page 3 shows, and page 3
+    // hydrates (its badge shows the stored cart).
+    set_marker(&browser).await;
+    click(&browser, "nav.pager a.next").await;
+    poll_until("page 3 to replace page 2", POLL_DEADLINE, || async {
+        let url = browser.current_url().await.ok()?;
+        let fresh = !has_marker(&browser).await?;
+        (url.path() == "/products/page/3" && fresh).then_some(())
+    })
+    .await;
     wait_for_badge(&browser, 2).await;
     let screenshot = browser.screenshot().await.expect("screenshot");
     assert!(screenshot.starts_with(b"\x89PNG"), "a PNG screenshot");

@@ -1,8 +1,10 @@
 //! The blog's pages: props, loaders (server only) and views (server and browser).
 //!
-//! The views are ordinary leptos components: rendered to static HTML by the build and by
-//! regenerations, then hydrated in the browser, where the like button, the table-of-contents
-//! toggle and the list filter come alive.
+//! The views are ordinary leptos components, rendered to static HTML by the build and by
+//! regenerations. The pages hydrate in leptos's islands mode (`hydrate = "islands"`): only the
+//! like button, the table-of-contents toggle and the list filter are `#[island]`s, so only their
+//! code is in the client bundle and only their props are in the page; the rest (the post's body,
+//! the layout) stays static HTML.
 
 #[cfg(feature = "ssr")]
 use crate::content::Content;
@@ -53,7 +55,7 @@ pub struct PostParams {
     pub slug: String,
 }
 
-#[page(path = "/blog", revalidate = 60, view = post_list, tags = ["posts"])]
+#[page(path = "/blog", revalidate = 60, view = post_list, hydrate = "islands", tags = ["posts"])]
 async fn blog_index(State(content): State<Content>) -> isr::Result<Load<ListProps>> {
     let posts = content
         .published_posts()
@@ -72,6 +74,7 @@ async fn blog_index(State(content): State<Content>) -> isr::Result<Load<ListProp
     path = "/blog/:slug",
     revalidate = 5,
     view = post_page,
+    hydrate = "islands",
     paths = all_posts,
     fallback = "blocking",
     tags = ["posts"]
@@ -146,8 +149,20 @@ fn blog_layout(children: Children) -> impl IntoView {
 
 /// `/blog`: every published post, newest first, with a filter box (works once hydrated).
 pub fn post_list(props: ListProps) -> impl IntoView {
+    let total = props.posts.len();
+    view! {
+        <Title text="Blog" />
+        <Meta name="description" content=format!("The ISR blog: {total} posts on Incremental Static Regeneration with leptos and axum.") />
+        <h1>"Blog"</h1>
+        <PostFilter posts=props.posts />
+    }
+}
+
+/// The filter box and the posts it matches: an island, hydrated with the post summaries as
+/// its props. Its links are plain `<a>`s: islands have no router (each page is a document).
+#[island]
+fn PostFilter(posts: Vec<PostSummary>) -> impl IntoView {
     let query = RwSignal::new(String::new());
-    let posts = props.posts;
     let total = posts.len();
     let matching = move |post: &PostSummary| {
         let query = query.get().to_lowercase();
@@ -158,9 +173,6 @@ pub fn post_list(props: ListProps) -> impl IntoView {
         move || posts.iter().filter(|p| matching(p)).count()
     };
     view! {
-        <Title text="Blog" />
-        <Meta name="description" content=format!("The ISR blog: {total} posts on Incremental Static Regeneration with leptos and axum.") />
-        <h1>"Blog"</h1>
         <input
             type="search"
             class="filter"
@@ -179,7 +191,7 @@ pub fn post_list(props: ListProps) -> impl IntoView {
                         let title = post.title.clone();
                         view! {
                             <li data-slug=post.slug.clone()>
-                                <A href=format!("/blog/{}", post.slug)>{title}</A>
+                                <a href=format!("/blog/{}", post.slug)>{title}</a>
                                 " "
                                 <time datetime=post.date.clone()>{post.date.clone()}</time>
                             </li>
@@ -262,9 +274,9 @@ pub async fn post_likes(slug: String) -> Result<u64, ServerFnError> {
     Ok(likes.get(&slug).await)
 }
 
-/// The like button: once hydrated it shows the post's stored count, and a click adds one on
-/// the server (shown at once, then the server's count).
-#[component]
+/// The like button (an island): once hydrated it shows the post's stored count, and a click
+/// adds one on the server (shown at once, then the server's count).
+#[island]
 fn LikeButton(slug: String) -> impl IntoView {
     let likes = RwSignal::new(0u64);
     // Effects run in the browser only: after hydration, read the stored count.
@@ -296,8 +308,8 @@ fn LikeButton(slug: String) -> impl IntoView {
     }
 }
 
-/// A button that shows or hides the post's headings.
-#[component]
+/// A button that shows or hides the post's headings (an island, with the headings as props).
+#[island]
 fn TableOfContents(entries: Vec<TocEntry>) -> impl IntoView {
     let open = RwSignal::new(false);
     (!entries.is_empty()).then(|| {

@@ -252,11 +252,7 @@ impl Engine {
                         tags.push(tag.clone());
                     }
                 }
-                let html = Bytes::from(self.documents.write(
-                    &body,
-                    key.as_str(),
-                    def.hydrate_export,
-                ));
+                let html = Bytes::from(self.documents.write(&body, key.as_str(), def.hydration));
                 // Hashing and compressing are CPU work: off the async workers.
                 let (etag, variants) = tokio::task::spawn_blocking(move || {
                     (Etag::of(&html), Variants::compress(html))

@@ -365,7 +365,9 @@ async fn a_flood_of_unknown_paths_runs_a_bounded_number_of_loaders_at_once() {
         accepts: crate::page::accept_all,
         check: crate::page::nothing_to_check,
         content_type: None,
-        hydrate_export: "isr_hydrate_test",
+        hydration: crate::model::Hydration::Full {
+            export: "isr_hydrate_test",
+        },
     };
     let routes = Routes::new(vec![&FLOOD]).unwrap();
     let options = EngineOptions {

@@ -14,6 +14,7 @@ use super::{plain_status, AppState};
 use crate::dashboard::{Dashboard, DashboardData, Filters, HYDRATE_EXPORT};
 use crate::engine::{PageQuery, PageState};
 use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
+use crate::Hydration;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -157,8 +158,14 @@ async fn page(
                 )
             }
         };
-    let document =
-        crate::render::document_with_scripts(&body, "isr dashboard", HYDRATE_EXPORT, &state.shell);
+    let document = crate::render::document_with_scripts(
+        &body,
+        "isr dashboard",
+        Hydration::Full {
+            export: HYDRATE_EXPORT,
+        },
+        &state.shell,
+    );
     let mut response = html(StatusCode::OK, document.html);
     if let Ok(policy) = HeaderValue::from_str(&super::operator_policy(&document.script_hashes)) {
         response

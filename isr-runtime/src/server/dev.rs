@@ -104,7 +104,7 @@ async fn respond(dev: &DevPages, method: &Method, path: &str, query: Option<&str
             return match generated {
                 Generated::Page(body) => {
                     let html =
-                        crate::render::document(&body, &url_path, def.hydrate_export, &dev.shell());
+                        crate::render::document(&body, &url_path, def.hydration, &dev.shell());
                     html_response(StatusCode::OK, Body::from(with_marker_html(html)))
                 }
                 Generated::Body { bytes, .. } => {
