@@ -1,8 +1,8 @@
-//! The operator dashboard at `/_isr/`: a leptos page rendered on the server from the engine's
-//! state and hydrated in the browser with the app's own client bundle (this module is
-//! compiled into both). Without JavaScript (or without a bundle) its forms still work: the
-//! filters are a GET form, the revalidate buttons POST forms. Hydrated, it refreshes itself
-//! every second from the operator API and revalidates a page without leaving it.
+//! The operator dashboard at `/_isr/`: a leptos view rendered on the server from the engine's
+//! state, kept live in the browser by one small inline script ([`LIVE_SCRIPT`]), not by the
+//! app's client bundle: none of its code is in the app's wasm. Without JavaScript its forms
+//! still work: the filters are a GET form, the revalidate buttons POST forms. With it, the page
+//! refreshes itself every second and revalidates a page without leaving it.
 //!
 //! The types here mirror the API's JSON (`/_isr/api/summary`, `/_isr/api/pages`) with the
 //! fields the page shows; unknown fields are ignored, so the API may grow.
@@ -11,10 +11,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The name of the bundle export that hydrates the dashboard.
-pub const HYDRATE_EXPORT: &str = "isr_hydrate_dashboard";
-
-/// How often the hydrated dashboard refreshes, in milliseconds.
+/// How often the dashboard refreshes in the browser, in milliseconds (the interval of
+/// [`LIVE_SCRIPT`]).
 pub const REFRESH_MS: u64 = 1_000;
 
 /// One route's line of the summary.
@@ -155,7 +153,7 @@ impl Filters {
     }
 }
 
-/// Everything the dashboard renders from (embedded in the page for hydration).
+/// Everything the dashboard renders from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DashboardData {
     /// The site at a glance: pages per route and state.
@@ -233,11 +231,11 @@ th{background:#f4f4f4}.state-backing_off,.state-missing{color:#a00;font-weight:6
 form.inline{display:inline}input,select,button{font:inherit;margin-right:.4rem}\
 .notice{background:#eef7ee;padding:.5rem .8rem}";
 
-/// The dashboard (see the module docs).
+/// The dashboard (see the module docs): static HTML, rendered on the server for each request.
+/// [`LIVE_SCRIPT`] keeps it current in the browser.
 #[component]
 pub fn Dashboard(
-    /// What to render: read from the engine on the server, from the embedded props when
-    /// hydrating.
+    /// What to render, read from the engine.
     data: DashboardData,
 ) -> impl IntoView {
     let DashboardData {
@@ -246,24 +244,25 @@ pub fn Dashboard(
         filters,
         notice,
     } = data;
-    let summary = RwSignal::new(summary);
-    let list = RwSignal::new(list);
-    let notice = RwSignal::new(notice);
-    #[cfg(feature = "hydrate")]
-    client::refresh_every_second(filters.query(), summary, list);
-    let next_link = {
-        let filters = filters.clone();
-        move || {
-            list.get().next.map(|after| {
-                let query = Filters {
-                    after,
-                    ..filters.clone()
-                }
-                .query();
-                view! { <a id="isr-next" href=format!("/_isr/?{query}")>"next pages →"</a> }
-            })
-        }
+    let oldest = summary
+        .oldest_stale_s
+        .map_or("none".to_string(), |a| format!("{a} s"));
+    let unknown = if summary.unknown_failing > 0 {
+        format!(
+            " (and {} requested paths that are no page of the site)",
+            summary.unknown_failing
+        )
+    } else {
+        String::new()
     };
+    let next_link = list.next.clone().map(|after| {
+        let query = Filters {
+            after,
+            ..filters.clone()
+        }
+        .query();
+        view! { <a id="isr-next" href=format!("/_isr/?{query}")>"next pages →"</a> }
+    });
     view! {
         <style>{STYLE}</style>
         <main id="isr-dashboard">
@@ -271,20 +270,13 @@ pub fn Dashboard(
             <form method="post" action="/_isr/logout" class="inline">
                 <button type="submit">"Log out"</button>
             </form>
-            {move || notice.get().map(|n| view! { <p class="notice" id="isr-notice">{n}</p> })}
+            <p id="isr-notice" class="notice" hidden=notice.is_none()>{notice.clone()}</p>
             <p id="isr-summary">
-                {move || {
-                    let s = summary.get();
-                    let oldest = s
-                        .oldest_stale_s
-                        .map_or("none".to_string(), |a| format!("{a} s"));
-                    let unknown = if s.unknown_failing > 0 {
-                        format!(" (and {} requested paths that are no page of the site)", s.unknown_failing)
-                    } else {
-                        String::new()
-                    };
-                    format!("{} pages, {} failing{unknown}, oldest stale page: {oldest}", s.pages, s.failing_total)
-                }}
+                {format!(
+                    "{} pages, {} failing{unknown}, oldest stale page: {oldest}",
+                    summary.pages,
+                    summary.failing_total,
+                )}
             </p>
             <table id="isr-routes">
                 <thead>
@@ -297,30 +289,7 @@ pub fn Dashboard(
                     </tr>
                 </thead>
                 <tbody>
-                    <For
-                        each=move || summary.get().routes
-                        key=|r| (r.route.clone(), r.pages, r.states.clone(), r.bytes)
-                        children=move |r| {
-                            let route = r.route.clone();
-                            view! {
-                                <tr>
-                                    <td>{r.route.clone()}</td>
-                                    <td>{r.pages}</td>
-                                    {STATES
-                                        .iter()
-                                        .map(|s| view! { <td>{r.states.get(*s).copied().unwrap_or(0)}</td> })
-                                        .collect_view()}
-                                    <td>{r.bytes}</td>
-                                    <td>
-                                        <form method="post" action="/_isr/actions/revalidate" class="inline">
-                                            <input type="hidden" name="route" value=route />
-                                            <button type="submit">"Revalidate route"</button>
-                                        </form>
-                                    </td>
-                                </tr>
-                            }
-                        }
-                    />
+                    {summary.routes.into_iter().map(route_row).collect_view()}
                 </tbody>
             </table>
             <form method="get" action="/_isr/" id="isr-filter">
@@ -340,7 +309,7 @@ pub fn Dashboard(
                 <input type="text" name="tag" placeholder="tag" required=true />
                 <button type="submit">"Revalidate tag"</button>
             </form>
-            <p id="isr-matched">{move || format!("{} matching pages", list.get().matched)}</p>
+            <p id="isr-matched">{format!("{} matching pages", list.matched)}</p>
             <table id="isr-pages">
                 <thead>
                     <tr>
@@ -356,21 +325,37 @@ pub fn Dashboard(
                     </tr>
                 </thead>
                 <tbody>
-                    <For
-                        each=move || list.get().pages
-                        key=|p| (p.key.clone(), p.state.clone(), p.generated_at_ms, p.failures, p.age_s)
-                        children=move |p| page_row(p, notice)
-                    />
+                    {list.pages.into_iter().map(page_row).collect_view()}
                 </tbody>
             </table>
-            {next_link}
+            <p id="isr-more">{next_link}</p>
         </main>
     }
 }
 
-fn page_row(page: PageRow, notice: RwSignal<Option<String>>) -> impl IntoView {
+fn route_row(r: RouteRow) -> impl IntoView {
+    let route = r.route.clone();
+    view! {
+        <tr>
+            <td>{r.route}</td>
+            <td>{r.pages}</td>
+            {STATES
+                .iter()
+                .map(|s| view! { <td>{r.states.get(*s).copied().unwrap_or(0)}</td> })
+                .collect_view()}
+            <td>{r.bytes}</td>
+            <td>
+                <form method="post" action="/_isr/actions/revalidate" class="inline">
+                    <input type="hidden" name="route" value=route />
+                    <button type="submit">"Revalidate route"</button>
+                </form>
+            </td>
+        </tr>
+    }
+}
+
+fn page_row(page: PageRow) -> impl IntoView {
     let last = page.last.clone().unwrap_or_default();
-    let path = page.path.clone();
     let state_class = format!("state state-{}", page.state);
     let generated = page.generated_at_ms.map(utc).unwrap_or_else(|| "-".into());
     let age = page
@@ -383,15 +368,6 @@ fn page_row(page: PageRow, notice: RwSignal<Option<String>>) -> impl IntoView {
         (outcome, Some(instance)) => format!("{outcome} ({}) by {instance}", last.trigger),
         (outcome, None) => format!("{outcome} ({})", last.trigger),
     };
-    let on_submit = move |event: leptos::ev::SubmitEvent| {
-        #[cfg(feature = "hydrate")]
-        {
-            event.prevent_default();
-            client::revalidate(path.clone(), notice);
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (&event, &path, notice);
-    };
     view! {
         <tr data-key=page.key.clone()>
             <td class="path"><a href=page.path.clone()>{page.path.clone()}</a></td>
@@ -403,8 +379,8 @@ fn page_row(page: PageRow, notice: RwSignal<Option<String>>) -> impl IntoView {
             <td class="error">{error}</td>
             <td>{page.tags.join(" ")}</td>
             <td>
-                <form method="post" action="/_isr/actions/revalidate" class="inline revalidate" on:submit=on_submit>
-                    <input type="hidden" name="path" value=page.path.clone() />
+                <form method="post" action="/_isr/actions/revalidate" class="inline revalidate">
+                    <input type="hidden" name="path" value=page.path />
                     <button type="submit">"Revalidate"</button>
                 </form>
             </td>
@@ -412,103 +388,51 @@ fn page_row(page: PageRow, notice: RwSignal<Option<String>>) -> impl IntoView {
     }
 }
 
-/// The browser side: refreshing from the API, and revalidating without leaving the page.
-#[cfg(feature = "hydrate")]
-mod client {
-    use super::{ListView, SummaryView};
-    use leptos::prelude::*;
-    use wasm_bindgen::{JsCast, JsValue};
-    use wasm_bindgen_futures::JsFuture;
-
-    /// GETs or POSTs `url` with the session cookie and the dashboard's header (the server
-    /// accepts a cookie only with it, or from the same origin); its JSON answer.
-    async fn call(
-        method: &str,
-        url: &str,
-        body: Option<String>,
-    ) -> Result<serde_json::Value, String> {
-        let text = |e: JsValue| format!("{e:?}");
-        let init = web_sys::RequestInit::new();
-        init.set_method(method);
-        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-        if let Some(body) = body {
-            init.set_body(&JsValue::from_str(&body));
-        }
-        let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(text)?;
-        let headers = request.headers();
-        headers
-            .set("content-type", "application/json")
-            .map_err(text)?;
-        headers.set("x-isr-dashboard", "1").map_err(text)?;
-        let window = web_sys::window().ok_or("no window")?;
-        let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
-            .await
-            .map_err(text)?
-            .dyn_into()
-            .map_err(text)?;
-        let body = JsFuture::from(response.text().map_err(text)?)
-            .await
-            .map_err(text)?
-            .as_string()
-            .unwrap_or_default();
-        if !response.ok() {
-            return Err(format!("{} {body}", response.status()));
-        }
-        serde_json::from_str(&body).map_err(|e| e.to_string())
-    }
-
-    pub(super) fn refresh_every_second(
-        query: String,
-        summary: RwSignal<SummaryView>,
-        list: RwSignal<ListView>,
-    ) {
-        let refresh = move || {
-            let query = query.clone();
-            leptos::task::spawn_local(async move {
-                if let Ok(value) = call("GET", "/_isr/api/summary", None).await {
-                    if let Ok(new) = serde_json::from_value::<SummaryView>(value) {
-                        summary.set(new);
-                    }
-                }
-                let url = format!("/_isr/api/pages?{query}");
-                if let Ok(value) = call("GET", &url, None).await {
-                    if let Ok(new) = serde_json::from_value::<ListView>(value) {
-                        list.set(new);
-                    }
-                }
-            });
-        };
-        set_interval(refresh, std::time::Duration::from_millis(super::REFRESH_MS));
-    }
-
-    pub(super) fn revalidate(path: String, notice: RwSignal<Option<String>>) {
-        leptos::task::spawn_local(async move {
-            let body = serde_json::json!({ "paths": [path] }).to_string();
-            let message = match call("POST", "/_isr/api/revalidate", Some(body)).await {
-                Ok(answer) => {
-                    let result = &answer["results"][0];
-                    match result["error"].as_str() {
-                        Some(error) => format!("{path}: {error}"),
-                        None => format!("{path}: {}", result["outcome"].as_str().unwrap_or("?")),
-                    }
-                }
-                Err(error) => format!("{path}: could not revalidate ({error})"),
-            };
-            notice.set(Some(message));
-        });
-    }
-}
-
-/// Hydrates the dashboard page (called by the page's script from the app's bundle).
-#[cfg(feature = "hydrate")]
-#[wasm_bindgen::prelude::wasm_bindgen]
-pub fn isr_hydrate_dashboard() {
-    crate::hydrate::hydrate_view::<DashboardData, _, _>(|props| view! { <Dashboard data=props /> });
-}
+/// The dashboard's only script (inline, allowed by its hash; no client bundle needed, so the
+/// dashboard of an app without one is live too). Every [`REFRESH_MS`] it fetches the same
+/// URL and brings the summary, the tables, the match count and the next link up to date in
+/// place: a node that did not change is kept (a button being clicked, a field being typed in
+/// stay), a changed one is replaced. A page's "Revalidate" posts to `/_isr/api/revalidate`
+/// (with the session cookie and the `x-isr-dashboard` header the API asks of a browser) and
+/// shows the outcome in the notice without leaving the page. Without JavaScript the forms
+/// post and the page reloads.
+pub const LIVE_SCRIPT: &str = "const parts = ['isr-summary', 'isr-routes', 'isr-matched', 'isr-pages', 'isr-more']; \
+const same = (a, b) => a.nodeType === 1 && a.nodeName === b.nodeName && a.childNodes.length === b.childNodes.length; \
+const morph = (a, b) => { if (a.isEqualNode(b)) return; if (!same(a, b)) { a.replaceWith(b); return; } \
+for (const { name, value } of b.attributes) if (a.getAttribute(name) !== value) a.setAttribute(name, value); \
+for (const { name } of [...a.attributes]) if (!b.hasAttribute(name)) a.removeAttribute(name); \
+const news = [...b.childNodes]; [...a.childNodes].forEach((child, i) => morph(child, news[i])); }; \
+const refresh = async () => { try { \
+const answer = await fetch(location.pathname + location.search, { credentials: 'same-origin', headers: { 'x-isr-dashboard': '1' } }); \
+if (!answer.ok) return; \
+const fresh = new DOMParser().parseFromString(await answer.text(), 'text/html'); \
+for (const id of parts) { const now = fresh.getElementById(id), old = document.getElementById(id); if (now && old) morph(old, now); } \
+} catch (_) {} }; \
+const notice = (text) => { const p = document.getElementById('isr-notice'); p.textContent = text; p.hidden = false; }; \
+document.addEventListener('submit', async (event) => { \
+const form = event.target; if (!form.matches('form.revalidate')) return; event.preventDefault(); \
+const path = form.elements.path.value; \
+try { \
+const answer = await fetch('/_isr/api/revalidate', { method: 'POST', credentials: 'same-origin', \
+headers: { 'content-type': 'application/json', 'x-isr-dashboard': '1' }, body: JSON.stringify({ paths: [path] }) }); \
+const body = await answer.text(); \
+if (!answer.ok) { notice(`${path}: could not revalidate (${answer.status} ${body})`); return; } \
+const result = JSON.parse(body).results[0]; \
+notice(`${path}: ${result.error ?? result.outcome}`); \
+} catch (error) { notice(`${path}: could not revalidate (${error})`); } \
+refresh(); }); \
+setInterval(refresh, 1000);";
 
 #[cfg(all(test, feature = "ssr"))]
 mod tests {
     use crate::engine::PageState;
+
+    #[test]
+    fn the_live_script_refreshes_at_the_documented_interval() {
+        assert!(
+            super::LIVE_SCRIPT.ends_with(&format!("setInterval(refresh, {});", super::REFRESH_MS))
+        );
+    }
 
     #[test]
     fn the_dashboard_lists_the_same_states_as_the_engine() {

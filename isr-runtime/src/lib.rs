@@ -158,7 +158,7 @@ pub mod cli;
 pub mod client;
 #[cfg(feature = "ssr")]
 pub mod csp;
-#[cfg(any(feature = "ssr", feature = "hydrate"))]
+#[cfg(feature = "ssr")]
 pub mod dashboard;
 #[cfg(all(feature = "ssr", feature = "cli"))]
 pub mod embed;

@@ -471,7 +471,11 @@ async fn the_dashboard_logs_in_with_a_cookie_and_refuses_cross_site_changes() {
         "filtered by q"
     );
     let again = dashboard("/_isr/?q=what-is").await;
-    assert!(!again.body.contains("class=\"notice\""), "shown once");
+    assert!(
+        again.body.contains("<p id=\"isr-notice\" hidden") && !again.body.contains("revalidated"),
+        "shown once: {}",
+        again.body
+    );
     // A link cannot make the dashboard say anything.
     let forged =
         dashboard("/_isr/?notice=Your%20session%20expired%2C%20log%20in%20at%20evil.example").await;

@@ -11,7 +11,7 @@
 
 use super::auth::{bearer_matches, Caller, Endpoint};
 use super::{plain_status, AppState};
-use crate::dashboard::{Dashboard, DashboardData, Filters, HYDRATE_EXPORT};
+use crate::dashboard::{Dashboard, DashboardData, Filters, LIVE_SCRIPT};
 use crate::engine::{PageQuery, PageState};
 use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
 use crate::Hydration;
@@ -147,25 +147,24 @@ async fn page(
         filters,
         notice: non_empty(&notice),
     };
-    let body =
-        match crate::render::render_view(data, |data| view! { <Dashboard data=data /> }).await {
-            Ok(body) => body,
-            Err(error) => {
-                return plain_status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Error",
-                    &format!("{error:#}"),
-                )
-            }
-        };
-    let document = crate::render::document_with_scripts(
-        &body,
-        "isr dashboard",
-        Hydration::Full {
-            export: HYDRATE_EXPORT,
-        },
-        &state.shell,
-    );
+    // Rendered without props: nothing hydrates it (see `crate::dashboard`).
+    let body = match crate::render::render_view((), |()| view! { <Dashboard data=data /> }).await {
+        Ok(body) => body,
+        Err(error) => {
+            return plain_status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error",
+                &format!("{error:#}"),
+            )
+        }
+    };
+    let shell = crate::render::DocumentShell {
+        client: None,
+        extra_head: format!("<script type=\"module\">{LIVE_SCRIPT}</script>"),
+        ..(*state.shell).clone()
+    };
+    let document =
+        crate::render::document_with_scripts(&body, "isr dashboard", Hydration::Islands, &shell);
     let mut response = html(StatusCode::OK, document.html);
     if let Ok(policy) = HeaderValue::from_str(&super::operator_policy(&document.script_hashes)) {
         response
