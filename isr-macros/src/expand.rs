@@ -49,52 +49,57 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
     let tags = &spec.tags;
     let export_name = hydrate_export_name(&spec.path);
     let (render, content_type, hydration, hydrate) = match &spec.output {
-        // An islands page: no export of its own, so none of its view's code is in the bundle
-        // (its `#[island]`s export themselves).
         Output::View {
             view,
             props,
-            islands: true,
-        } => {
-            let render_view = quote_spanned! {view.span()=>
-                |props: #props| (#view)(props)
-            };
-            (
-                quote!(::isr::__private::render_load(load, &cx, ::isr::Hydration::Islands, #render_view).await),
-                quote!(::core::option::Option::None),
-                quote!(::isr::Hydration::Islands),
-                quote!(),
-            )
-        }
-        Output::View {
-            view,
-            props,
-            islands: false,
+            islands,
         } => {
             // The view call carries the span of `view = ...`, so a view that does not take the
             // loader's props is reported at the attribute argument.
             let render_view = quote_spanned! {view.span()=>
                 |props: #props| (#view)(props)
             };
-            let hydrate_fn = format_ident!("{}", export_name);
-            let hydration = quote!(::isr::Hydration::Full { export: #export_name });
+            let (hydration, browser_code) = if *islands {
+                // No export of its own, so none of the view's code is in the bundle (its
+                // `#[island]`s export themselves). The client build still type-checks the view
+                // and counts it as used (it renders on the server only).
+                let view_check = format_ident!("__isr_islands_view_{}", loader_ident);
+                (
+                    quote!(::isr::Hydration::Islands),
+                    quote! {
+                        #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+                        #[allow(dead_code, non_snake_case)]
+                        fn #view_check() {
+                            let _ = #render_view;
+                        }
+                    },
+                )
+            } else {
+                let hydrate_fn = format_ident!("{}", export_name);
+                (
+                    quote!(::isr::Hydration::Full { export: #export_name }),
+                    quote! {
+                        #[cfg(feature = "hydrate")]
+                        ::isr::__isr_full_hydration! { page #path {
+                            /// Hydrates this page in the browser: called by the page's own module script.
+                            #[::isr::__private::wasm_bindgen::prelude::wasm_bindgen(
+                                wasm_bindgen = ::isr::__private::wasm_bindgen,
+                                js_name = #export_name
+                            )]
+                            #[doc(hidden)]
+                            #[allow(non_snake_case)]
+                            pub fn #hydrate_fn() {
+                                ::isr::__private::hydrate_page::<#props, _, _>(#render_view);
+                            }
+                        } }
+                    },
+                )
+            };
             (
                 quote!(::isr::__private::render_load(load, &cx, #hydration, #render_view).await),
                 quote!(::core::option::Option::None),
                 hydration,
-                quote! {
-                    /// Hydrates this page in the browser: called by the page's own module script.
-                    #[cfg(feature = "hydrate")]
-                    #[::isr::__private::wasm_bindgen::prelude::wasm_bindgen(
-                        wasm_bindgen = ::isr::__private::wasm_bindgen,
-                        js_name = #export_name
-                    )]
-                    #[doc(hidden)]
-                    #[allow(non_snake_case)]
-                    pub fn #hydrate_fn() {
-                        ::isr::__private::hydrate_page::<#props, _, _>(#render_view);
-                    }
-                },
+                browser_code,
             )
         }
         // A body is served as it is: no document, nothing to hydrate.

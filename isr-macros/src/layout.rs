@@ -120,7 +120,8 @@ impl LayoutSpec {
     }
 
     /// The function, unchanged, and its registration (in the app's `ssr` and `hydrate` builds:
-    /// the server renders pages in it and the browser hydrates them in it).
+    /// the server renders pages in it and the browser hydrates fully hydrated pages in it; an
+    /// islands-only bundle, isr's `islands` feature, leaves it out).
     pub(crate) fn expand(&self) -> TokenStream {
         let function = &self.function;
         let ident = &function.sig.ident;
@@ -132,10 +133,7 @@ impl LayoutSpec {
             Some(input) => quote_spanned!(input.span()=> #ident(children)),
             None => quote!(#ident(children)),
         };
-        quote! {
-            #function
-
-            #[cfg(any(feature = "ssr", feature = "hydrate"))]
+        let registration = quote! {
             const _: () = {
                 fn #erased(children: ::isr::__private::Children) -> ::isr::__private::AnyView {
                     ::isr::__private::erase_layout(#call)
@@ -148,6 +146,17 @@ impl LayoutSpec {
                     }
                 }
             };
+        };
+        quote! {
+            // Unused in an islands-only client bundle, which leaves layouts out.
+            #[cfg_attr(all(feature = "hydrate", not(feature = "ssr")), allow(dead_code))]
+            #function
+
+            #[cfg(feature = "ssr")]
+            #registration
+
+            #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+            ::isr::__isr_full_hydration! { layout { #registration } }
         }
     }
 }

@@ -256,6 +256,34 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
 }
 
+/// What a client bundle keeps of a fully hydrated page (its export) and of a layout (its
+/// registration): everything, unless isr's `islands` feature makes it an islands-only bundle.
+/// Used by the code `#[page]` and `#[layout]` generate; not a public API.
+#[cfg(not(feature = "islands"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __isr_full_hydration {
+    (page $path:literal { $($item:tt)* }) => { $($item)* };
+    (layout { $($item:tt)* }) => { $($item)* };
+}
+
+/// What a client bundle keeps of a fully hydrated page (its export) and of a layout (its
+/// registration): in an islands-only bundle (isr's `islands` feature), no layout, and a page
+/// that would hydrate in full is a compile error. Used by the code `#[page]` and `#[layout]`
+/// generate; not a public API.
+#[cfg(feature = "islands")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __isr_full_hydration {
+    (page $path:literal { $($item:tt)* }) => {
+        ::core::compile_error!(::core::concat!(
+            "page `", $path, "` hydrates in full, but isr's `islands` feature (an islands-only ",
+            "client bundle) is on: add `hydrate = \"islands\"` to its #[page], or turn the feature off"
+        ));
+    };
+    (layout { $($item:tt)* }) => {};
+}
+
 /// Items used by the code `#[page]` generates. Not a public API.
 #[doc(hidden)]
 #[cfg(feature = "ssr")]

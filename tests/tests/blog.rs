@@ -160,8 +160,9 @@ async fn pages_carry_isr_headers_and_answer_conditional_and_head_requests() {
 }
 
 /// The post and the list hydrate in leptos's islands mode: the post's Markdown body is in the
-/// page once (as HTML, never again as props), the like button and the contents toggle are
-/// islands with their own props, and the list's filter island carries the summaries it filters.
+/// page once (as HTML, never again as props), the like button is an island with its own props,
+/// the table of contents is static HTML, and the list's filter island carries the summaries it
+/// filters.
 #[tokio::test]
 async fn the_post_and_the_list_ship_only_their_islands_props() {
     let fx = Fixture::new();
@@ -187,9 +188,14 @@ async fn the_post_and_the_list_ship_only_their_islands_props() {
             .ends_with(r#"data-props="{&quot;slug&quot;:&quot;what-is-isr&quot;}""#),
         "{like}"
     );
+    assert_eq!(
+        post.body.matches("<leptos-island").count(),
+        1,
+        "only the like button"
+    );
     assert!(post
         .body
-        .contains("<leptos-island data-component=\"TableOfContents_"));
+        .contains("<details class=\"toc\"><summary>Contents</summary>"));
     // Without a client bundle (this fixture builds none) no page loads a script.
     assert!(!post.body.contains("<script type=\"module\""));
 

@@ -2,9 +2,9 @@
 //!
 //! The blog is built WITH its client bundle (wasm), served, and a post and the list are used
 //! like a person would. Both pages hydrate in leptos's islands mode (`hydrate = "islands"`):
-//! the like button counts (on the server, through a server function), the table of contents
-//! opens, the filter box filters, each an `#[island]` of an otherwise static page whose bundle
-//! holds no page's code. Then the post is edited and revalidated on demand, the page reloaded:
+//! the like button counts (on the server, through a server function) and the filter box
+//! filters, each an `#[island]` of an otherwise static page whose bundle holds no page's code
+//! and no layout; the table of contents (a `<details>`) opens with no code at all. Then the post is edited and revalidated on demand, the page reloaded:
 //! new content, still hydrated, and a `#fragment` link stays in the page. Any console error
 //! fails the test.
 //!
@@ -110,14 +110,15 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
         (text(&browser, "span.likes").await == "3").then_some(())
     })
     .await;
-    let toc = browser.find(Locator::Css("nav.toc")).await.unwrap();
-    assert!(!toc.is_displayed().await.unwrap(), "contents start hidden");
-    click(&browser, "button.toc-toggle").await;
-    poll_until("the toggle to show the contents", POLL_DEADLINE, || async {
+    // The contents are a `<details>`: folded at first, open on a click, with no code.
+    let toc = browser.find(Locator::Css("details.toc nav")).await.unwrap();
+    assert!(!toc.is_displayed().await.unwrap(), "contents start folded");
+    click(&browser, "details.toc summary").await;
+    poll_until("the contents to unfold", POLL_DEADLINE, || async {
         toc.is_displayed().await.ok()?.then_some(())
     })
     .await;
-    assert!(text(&browser, "nav.toc")
+    assert!(text(&browser, "details.toc nav")
         .await
         .contains("How a request is served"));
     let screenshot = browser.screenshot().await.expect("screenshot");
@@ -215,9 +216,12 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     .await;
 
     // A contents entry (`#fragment`) stays in the document: the router scrolls, nothing loads.
-    click(&browser, "button.toc-toggle").await;
+    click(&browser, "details.toc summary").await;
     set_marker(&browser).await;
-    let entry = browser.find(Locator::Css("nav.toc a")).await.unwrap();
+    let entry = browser
+        .find(Locator::Css("details.toc nav a"))
+        .await
+        .unwrap();
     let fragment = entry.attr("href").await.unwrap().expect("an entry's href");
     entry.click().await.unwrap();
     poll_until("the fragment in the address bar", POLL_DEADLINE, || async {

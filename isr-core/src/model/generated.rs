@@ -6,7 +6,8 @@
 ///
 /// ```
 /// let body = isr::RenderedBody { body: "<p>hi</p>".into(), ..Default::default() };
-/// let html = isr::render::document(&body, "/hello", "isr_hydrate__shello", &Default::default());
+/// let hydration = isr::Hydration::Full { export: "isr_hydrate__shello" };
+/// let html = isr::render::document(&body, "/hello", hydration, &Default::default());
 /// assert!(html.starts_with("<!DOCTYPE html>"));
 /// assert!(html.contains("<title>/hello</title>"));
 /// ```
