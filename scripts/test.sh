@@ -32,6 +32,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p isr --features ssr --all-targets -- -D warnings
 cargo test -p isr --features ssr --lib cli::
 cargo clippy -p isr --no-default-features --features ssr --all-targets -- -D warnings
+# An islands-only client bundle as an app's `hydrate` build sees isr (no `ssr`): a fully
+# hydrated page is a compile error naming it, layouts are left out (trybuild).
+cargo test -p isr --no-default-features --features hydrate,islands --test macros
 # API docs without a broken link or a private link, as docs.rs would build them.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p isr-core -p isr-macros -p isr --features isr/ssr,isr/redis,isr/metrics
 # The dependency contract (deny.toml: licenses, sources, no second version of a crate without

@@ -76,22 +76,26 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
                 )
             } else {
                 let hydrate_fn = format_ident!("{}", export_name);
+                let export = quote! {
+                    /// Hydrates this page in the browser: called by the page's own module script.
+                    #[::isr::__private::wasm_bindgen::prelude::wasm_bindgen(
+                        wasm_bindgen = ::isr::__private::wasm_bindgen,
+                        js_name = #export_name
+                    )]
+                    #[doc(hidden)]
+                    #[allow(non_snake_case)]
+                    pub fn #hydrate_fn() {
+                        ::isr::__private::hydrate_page::<#props, _, _>(#render_view);
+                    }
+                };
                 (
                     quote!(::isr::Hydration::Full { export: #export_name }),
+                    // Only a client build (no `ssr`) can be an islands-only bundle.
                     quote! {
-                        #[cfg(feature = "hydrate")]
-                        ::isr::__isr_full_hydration! { page #path {
-                            /// Hydrates this page in the browser: called by the page's own module script.
-                            #[::isr::__private::wasm_bindgen::prelude::wasm_bindgen(
-                                wasm_bindgen = ::isr::__private::wasm_bindgen,
-                                js_name = #export_name
-                            )]
-                            #[doc(hidden)]
-                            #[allow(non_snake_case)]
-                            pub fn #hydrate_fn() {
-                                ::isr::__private::hydrate_page::<#props, _, _>(#render_view);
-                            }
-                        } }
+                        #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+                        ::isr::__isr_full_hydration! { page #path { #export } }
+                        #[cfg(all(feature = "hydrate", feature = "ssr"))]
+                        #export
                     },
                 )
             };

@@ -40,22 +40,6 @@ where
     });
 }
 
-/// [`hydrate_page`] without a router: isr's dashboard.
-pub fn hydrate_view<P, F, V>(view: F)
-where
-    P: DeserializeOwned + 'static,
-    F: FnOnce(P) -> V + 'static,
-    V: leptos::prelude::IntoView + 'static,
-{
-    let Some(props) = read_or_log(read_props::<P>) else {
-        return;
-    };
-    leptos::mount::hydrate_body(move || {
-        leptos_meta::provide_meta_context();
-        view(props)
-    });
-}
-
 /// What the page embeds for hydration, or `None` after logging why it cannot be read (panics
 /// are reported to the console from here on).
 fn read_or_log<T>(read: impl FnOnce() -> Result<T, String>) -> Option<T> {

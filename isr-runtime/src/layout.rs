@@ -4,12 +4,14 @@
 //! A layout applies to every HTML page whose URL path is its prefix or lies under it (`/blog`
 //! covers `/blog` and `/blog/hello`, not `/blogroll`), and to the app's 404 and 503 pages at
 //! such paths. Layouts nest from the shortest prefix (outside) to the longest (inside), the app
-//! layout (`/`) outermost. The server renders a page inside them and the browser hydrates it
-//! inside the same ones (both read the same registrations), so a view is only its content.
+//! layout (`/`) outermost. The server renders a page inside them and the browser hydrates a
+//! fully hydrated page inside the same ones (both read the same registrations), so a view is
+//! only its content. An islands page (`hydrate = "islands"`) has its layouts on the server only.
 //! File routes (`/blog/feed.xml`) and isr's own pages get no layout.
 //!
-//! Layouts are registered at compile time in the app's `ssr` and `hydrate` builds; two layouts
-//! for one prefix stop the app at start ([`check`]).
+//! Layouts are registered at compile time in the app's `ssr` and `hydrate` builds (not in an
+//! islands-only bundle, isr's `islands` feature); two layouts for one prefix stop the app at
+//! start ([`check`]).
 
 use leptos::prelude::{AnyView, Children, IntoAny, IntoView};
 use std::sync::OnceLock;

@@ -106,7 +106,8 @@ pub use isr_macros::paths;
 /// shortest prefix (outside) to the longest; see [`mod@layout`] for the rules.
 ///
 /// Compiled, not run: a layout is registered only in an app built with its `ssr` or `hydrate`
-/// feature.
+/// feature (not in an islands-only client bundle, isr's `islands` feature: there layouts render
+/// on the server only).
 ///
 /// ```no_run
 /// use leptos::prelude::*;

@@ -700,21 +700,25 @@ const ISLAND_TAG: &str = "<leptos-island";
 pub const ISLANDS_EXPORT: &str = "isr_hydrate_islands";
 
 /// Hydrates every `<leptos-island>` of the page with its export of `bundle` (named by the
-/// element's `data-component`), in document order. An island's `<leptos-children>` carry a
-/// callback that restores the island's reactive owner, which runs before each island nested
-/// in them hydrates: what leptos's own islands script does (`leptos/src/hydration/
-/// island_script.js`), without its idle wait and islands router, as an inline module script
-/// whose hash is the same on every page.
+/// element's `data-component`), in document order, each awaited (a lazy island's export is
+/// async). An island's `<leptos-children>` carry a callback that restores the island's reactive
+/// owner, which runs before each island nested in them hydrates: what leptos's own islands
+/// script does (`leptos/src/hydration/island_script.js`), without its idle wait and islands
+/// router, as an inline module script whose hash is the same on every page. Only an island's
+/// export can be called: its name ends in `_<digits>` (leptos's hash), which no other export of
+/// a bundle does (`default`, `initSync`, isr's and the pages' own), so markup that found its
+/// way into a page (a post's raw HTML) cannot call anything else.
 pub const ISLANDS_SCRIPT: &str = "const owners = []; \
-const walk = (node) => { for (const el of node.children) { \
+const walk = async (node) => { for (const el of node.children) { \
 if (el.localName === 'leptos-island') { \
-const hydrate = bundle[el.dataset.component]; \
-if (hydrate) { owners.at(-1)?.(); hydrate(el); } \
-else console.warn(`isr: the client bundle has no island ${el.dataset.component}`); \
-walk(el); \
-} else if (el.localName === 'leptos-children') { owners.push(el.$$on_hydrate); walk(el); owners.pop(); } \
-else walk(el); } }; \
-walk(document.body);";
+const name = el.dataset.component ?? ''; \
+const hydrate = /^[A-Za-z][A-Za-z0-9_]*_[0-9]+$/.test(name) ? bundle[name] : undefined; \
+if (typeof hydrate === 'function') { owners.at(-1)?.(); await hydrate(el); } \
+else console.warn(`isr: the client bundle has no island ${name}`); \
+await walk(el); \
+} else if (el.localName === 'leptos-children') { owners.push(el.$$on_hydrate); await walk(el); owners.pop(); } \
+else await walk(el); } }; \
+await walk(document.body);";
 
 /// cargo-leptos's live-reload script when running under `cargo leptos watch` (which sets
 /// `LEPTOS_WATCH` and the reload port), else nothing.

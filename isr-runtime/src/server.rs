@@ -64,7 +64,7 @@ struct AppState {
     metrics: Option<Arc<metrics_route::MetricsText>>,
     cache_tag: bool,
     status_pages: StatusPages,
-    /// The dashboard's document shell (its client bundle hydrates it).
+    /// The shell of the dashboard's document (the app's head and policy; no client bundle).
     shell: Arc<crate::render::DocumentShell>,
     /// The app's `public/` files, looked up before the pages.
     public: Arc<crate::public::PublicFiles>,
@@ -162,7 +162,8 @@ pub struct ServerOptions {
     pub public_url: Option<crate::site::SiteUrl>,
     /// The app's `404` and `503` documents.
     pub status_pages: StatusPages,
-    /// The shell of isr's own pages (the dashboard): the client bundle that hydrates it.
+    /// The shell of isr's own pages (the dashboard): the app's head and content security
+    /// policy (its client bundle is not used there).
     pub shell: crate::render::DocumentShell,
     /// Serves `GET /_isr/metrics` from this recorder's handle ([`crate::metrics::install`]);
     /// `None`: no metrics route (404).

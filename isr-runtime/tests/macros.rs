@@ -12,3 +12,15 @@ fn page_attribute_in_apps() {
     cases.pass("tests/macros/pass/*.rs");
     cases.compile_fail("tests/macros/fail/*.rs");
 }
+
+/// An islands-only client bundle: isr built with `hydrate` and `islands`, without `ssr` (as
+/// an app's `hydrate` build sees it; run by `scripts/test.sh` with
+/// `--no-default-features --features hydrate,islands`). A page left to hydrate in full is a
+/// compile error naming it; an islands page and a layout compile, and no layout is registered.
+#[cfg(all(feature = "hydrate", feature = "islands", not(feature = "ssr")))]
+#[test]
+fn islands_only_client_bundles() {
+    let cases = trybuild::TestCases::new();
+    cases.pass("tests/macros/islands_only/pass/*.rs");
+    cases.compile_fail("tests/macros/islands_only/fail/*.rs");
+}

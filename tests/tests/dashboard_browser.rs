@@ -136,7 +136,7 @@ async fn log_in_search_revalidate_and_watch_the_page_change_without_a_reload() {
     let notice = until(
         &browser,
         "the notice",
-        "const n = document.querySelector('#isr-notice'); return n ? n.textContent : null;",
+        "const n = document.querySelector('#isr-notice'); return n && !n.hidden && n.textContent ? n.textContent : null;",
     )
     .await;
     assert!(notice.as_str().unwrap().contains("regenerated"), "{notice}");

@@ -3,7 +3,8 @@
 //! Posts are Markdown files with YAML front matter in `BLOG_CONTENT_DIR` (default: this
 //! example's `content/` folder). `/blog` lists them (revalidate 60 s), `/blog/:slug` shows one
 //! (revalidate 5 s, rendered on first request when the file is new). The same crate is the
-//! server (`ssr`: loaders + the `blog` binary) and the browser bundle (`hydrate`: the views).
+//! server (`ssr`: loaders + the `blog` binary) and the browser bundle (`hydrate`: the islands of
+//! its views, and nothing else: `isr/islands`).
 
 #[cfg(feature = "ssr")]
 pub mod content;

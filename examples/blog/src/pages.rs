@@ -123,7 +123,8 @@ async fn feed(
 }
 
 /// The frame of every page of the site, its 404 and 503 pages included: isr renders each page
-/// inside it and hydrates it inside it, so views are only their content.
+/// inside it, so views are only their content. On the server only: the pages are islands pages
+/// and the bundle holds no layout (`isr/islands`).
 #[isr::layout]
 fn site_layout(children: Children) -> impl IntoView {
     view! {
@@ -278,9 +279,9 @@ pub async fn post_likes(slug: String) -> Result<u64, ServerFnError> {
 /// its case tables to the client bundle (7 KB of its 100, brotli). The server never lowercases:
 /// the filter box starts empty.
 fn lowercase(text: &str) -> String {
-    #[cfg(feature = "hydrate")]
+    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
     return js_sys::JsString::from(text).to_lower_case().into();
-    #[cfg(not(feature = "hydrate"))]
+    #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
     text.to_lowercase()
 }
 

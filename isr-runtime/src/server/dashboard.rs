@@ -102,7 +102,11 @@ async fn page(
         return login_page(StatusCode::OK, "");
     }
     let filters = filters.map(|Query(f)| f).unwrap_or_default();
+    // The live script's refresh (it sends `x-isr-dashboard`) leaves a form's notice for the
+    // page load the form's redirect makes: it never shows the notice.
+    let refresh = headers.contains_key("x-isr-dashboard");
     let notice = session
+        .filter(|_| !refresh)
         .and_then(|id| state.auth.sessions.take_notice(&id))
         .unwrap_or_default();
     let non_empty = |v: &String| (!v.is_empty()).then(|| v.clone());
