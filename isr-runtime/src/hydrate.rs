@@ -1,8 +1,10 @@
-//! The browser half: hydrate a page from the props embedded in its HTML.
+//! The browser half: hydrate a page from the props embedded in its HTML, or start the islands
+//! of an islands page.
 //!
-//! `#[page]` generates one `#[wasm_bindgen]` export per page that calls [`hydrate_page`] with
-//! the page's view; the page's HTML imports the app's bundle and calls its own export. Props
-//! are read once from the page, never fetched again.
+//! `#[page]` generates one `#[wasm_bindgen]` export per fully hydrated page that calls
+//! [`hydrate_page`] with the page's view; the page's HTML imports the app's bundle and calls its
+//! own export. Props are read once from the page, never fetched again. An islands page
+//! (`hydrate = "islands"`) calls [`isr_hydrate_islands`] instead, then each island's own export.
 
 use crate::router::PARAMS_ELEMENT_ID;
 use crate::PROPS_ELEMENT_ID;
