@@ -40,7 +40,8 @@ pub use {
     },
     model::{Generated, Hydration, RenderedBody},
     page::{
-        pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
+        pages, CachePolicy, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
+        HTML_CONTENT_TYPE,
     },
     revalidate::{
         revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,

@@ -4,12 +4,17 @@
 
 use std::sync::OnceLock;
 
-/// Counter of page requests by cache status (`hit`, `stale`, `miss`, `not_found`).
+/// Counter of page requests by cache status (`hit`, `stale`, `miss`, `expired`,
+/// `stale_if_error`, `not_found`, `unavailable`).
 pub const REQUESTS_TOTAL: &str = "isr_requests_total";
 /// Counter of loader runs after the build, by route, outcome and trigger.
 pub const REGENERATIONS_TOTAL: &str = "isr_regenerations_total";
 /// Histogram of regeneration durations in seconds, by route.
 pub const REGENERATION_SECONDS: &str = "isr_regeneration_duration_seconds";
+/// Counter of requests for a page past its `expire`, by route and outcome: `regenerated` (it
+/// waited and got the new version), `stale_if_error` (regenerating failed; the old page,
+/// within its `stale_if_error`), `unavailable` (regenerating failed; 503).
+pub const EXPIRED_REQUESTS_TOTAL: &str = "isr_expired_requests_total";
 /// Counter of CDN purge requests by outcome (`ok`, `error` per endpoint request; `gave_up`
 /// per page whose retries ran out; `dropped` per page when the purge queue was full).
 pub const CDN_PURGES_TOTAL: &str = "isr_cdn_purges_total";
@@ -47,12 +52,20 @@ pub const UNKNOWN_PATHS_FAILING: &str = "isr_unknown_paths_failing";
 pub const OLDEST_STALE_SECONDS: &str = "isr_oldest_stale_seconds";
 
 /// The `cache` labels of [`REQUESTS_TOTAL`].
-const REQUEST_LABELS: [&str; 5] = ["hit", "stale", "miss", "not_found", "unavailable"];
+const REQUEST_LABELS: [&str; 7] = [
+    "hit",
+    "stale",
+    "miss",
+    "expired",
+    "stale_if_error",
+    "not_found",
+    "unavailable",
+];
 
 /// [`REQUESTS_TOTAL`] per label, registered with the recorder installed when
 /// [`hold_request_counters`] ran: a page request then increments a counter it already holds
 /// instead of looking its labels up again.
-static REQUEST_COUNTERS: OnceLock<[metrics::Counter; 5]> = OnceLock::new();
+static REQUEST_COUNTERS: OnceLock<[metrics::Counter; 7]> = OnceLock::new();
 
 /// Registers [`REQUESTS_TOTAL`]'s counters with the global recorder, once it is installed
 /// (`isr::metrics::install` calls it): page requests then count without a label lookup.
@@ -72,6 +85,11 @@ pub fn request(cache: &'static str) {
         Some((counters, i)) => counters[i].increment(1),
         None => metrics::counter!(REQUESTS_TOTAL, "cache" => cache).increment(1),
     }
+}
+
+/// Counts one request for a page past its `expire` ([`EXPIRED_REQUESTS_TOTAL`]).
+pub fn expired_request(route: &'static str, outcome: &'static str) {
+    metrics::counter!(EXPIRED_REQUESTS_TOTAL, "route" => route, "outcome" => outcome).increment(1);
 }
 
 /// Counts one loader run.

@@ -22,6 +22,12 @@ pub struct PageDef {
     pub path: &'static str,
     /// How long a generated page stays fresh.
     pub revalidate: Revalidate,
+    /// The ceiling on a served page's age, in seconds (`expire = N`): an older page is never
+    /// served as current, a request waits for its regeneration. `None`: no ceiling.
+    pub expire_secs: Option<u64>,
+    /// How long past `expire_secs` the old page may still be served (marked) while its
+    /// regeneration fails (`stale_if_error = N`); `None`: a 503 instead.
+    pub stale_if_error_secs: Option<u64>,
     /// Loader time limit in seconds; `None` uses [`DEFAULT_TIMEOUT_SECS`].
     pub timeout_secs: Option<u64>,
     /// What a request for a dynamic path that was never generated gets.
@@ -74,10 +80,39 @@ pub fn nothing_to_check(_: &Check<'_>) -> Vec<String> {
     Vec::new()
 }
 
+/// What a page's attribute says about keeping it: `revalidate`, `expire`, `stale_if_error`
+/// ([`PageDef::policy`]); the headers a response carries derive from it.
+///
+/// ```
+/// let mut def = isr::__private::example_def("/price");
+/// def.expire_secs = Some(600);
+/// let policy = def.policy();
+/// assert_eq!(policy.revalidate, isr::Revalidate::After(60));
+/// assert_eq!((policy.expire_secs, policy.stale_if_error_secs), (Some(600), None));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// How long a generated page stays fresh.
+    pub revalidate: Revalidate,
+    /// The ceiling on a served page's age, in seconds.
+    pub expire_secs: Option<u64>,
+    /// How long past `expire_secs` a page may still be served while regenerating it fails.
+    pub stale_if_error_secs: Option<u64>,
+}
+
 /// Loader time limit when a page sets no `timeout`.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
 impl PageDef {
+    /// The page's caching policy: its `revalidate`, `expire` and `stale_if_error`.
+    pub fn policy(&self) -> CachePolicy {
+        CachePolicy {
+            revalidate: self.revalidate,
+            expire_secs: self.expire_secs,
+            stale_if_error_secs: self.stale_if_error_secs,
+        }
+    }
+
     /// The loader's time limit.
     ///
     /// ```

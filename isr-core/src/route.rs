@@ -344,6 +344,8 @@ mod tests {
             id: path,
             path,
             revalidate: Revalidate::After(1),
+            expire_secs: None,
+            stale_if_error_secs: None,
             timeout_secs: None,
             fallback: Fallback::Blocking,
             tags: &[],

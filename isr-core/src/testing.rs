@@ -120,6 +120,8 @@ pub static BLOCKING: PageDef = PageDef {
     id: "tests::blocking",
     path: "/t/:case",
     revalidate: Revalidate::After(10),
+    expire_secs: None,
+    stale_if_error_secs: None,
     timeout_secs: Some(1),
     fallback: Fallback::Blocking,
     tags: &["t"],
@@ -137,6 +139,8 @@ pub static ONLY_LISTED: PageDef = PageDef {
     id: "tests::only_listed",
     path: "/listed/:case",
     revalidate: Revalidate::After(10),
+    expire_secs: None,
+    stale_if_error_secs: None,
     timeout_secs: Some(1),
     fallback: Fallback::NotFound,
     tags: &[],
@@ -148,6 +152,32 @@ pub static ONLY_LISTED: PageDef = PageDef {
     hydration: crate::model::Hydration::Full {
         export: "isr_hydrate_test",
     },
+};
+
+/// Scripted pages with a ceiling: revalidate 10 s, expire 30 s, stale-if-error 60 s more.
+pub static EXPIRING: PageDef = PageDef {
+    id: "tests::expiring",
+    path: "/e/:case",
+    revalidate: Revalidate::After(10),
+    expire_secs: Some(30),
+    stale_if_error_secs: Some(60),
+    timeout_secs: Some(1),
+    fallback: Fallback::Blocking,
+    tags: &[],
+    load: scripted_load,
+    paths: None,
+    accepts: crate::page::accept_all,
+    check: crate::page::nothing_to_check,
+    content_type: None,
+    hydration: crate::model::Hydration::Islands,
+};
+
+/// [`EXPIRING`] without `stale_if_error`.
+pub static EXPIRING_STRICT: PageDef = PageDef {
+    id: "tests::expiring_strict",
+    path: "/strict/:case",
+    stale_if_error_secs: None,
+    ..EXPIRING
 };
 
 pub const START_MS: u64 = 1_700_000_000_000;

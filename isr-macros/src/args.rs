@@ -11,6 +11,8 @@ use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 pub(crate) const KNOWN_KEYS: &[&str] = &[
     "path",
     "revalidate",
+    "expire",
+    "stale_if_error",
     "view",
     "hydrate",
     "paths",
@@ -54,6 +56,8 @@ pub(crate) enum RawRevalidate {
 pub(crate) struct PageArgs {
     pub path: Option<WithSpan<String>>,
     pub revalidate: Option<WithSpan<RawRevalidate>>,
+    pub expire: Option<WithSpan<i128>>,
+    pub stale_if_error: Option<WithSpan<i128>>,
     pub view: Option<Expr>,
     pub hydrate: Option<WithSpan<String>>,
     pub paths: Option<syn::Path>,
@@ -120,6 +124,10 @@ impl PageArgs {
                     .map(|v| args.content_type = Some(v)),
                 "revalidate" => revalidate(&value).map(|v| args.revalidate = Some(v)),
                 "timeout" => integer(&value, "timeout").map(|v| args.timeout = Some(v)),
+                "expire" => integer(&value, "expire").map(|v| args.expire = Some(v)),
+                "stale_if_error" => {
+                    integer(&value, "stale_if_error").map(|v| args.stale_if_error = Some(v))
+                }
                 "view" => view(&value).map(|v| args.view = Some(v)),
                 "paths" => path(&value, "paths", "an async fn, e.g. `all_slugs`")
                     .map(|v| args.paths = Some(v)),

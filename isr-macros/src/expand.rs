@@ -38,10 +38,13 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
         Some(seconds) => quote!(::isr::Revalidate::After(#seconds)),
         None => quote!(::isr::Revalidate::Never),
     };
-    let timeout = match spec.timeout {
+    let optional = |seconds: Option<u64>| match seconds {
         Some(seconds) => quote!(::core::option::Option::Some(#seconds)),
         None => quote!(::core::option::Option::None),
     };
+    let expire = optional(spec.expire);
+    let stale_if_error = optional(spec.stale_if_error);
+    let timeout = optional(spec.timeout);
     let fallback = match spec.fallback {
         Fallback::Blocking => quote!(::isr::Fallback::Blocking),
         Fallback::NotFound => quote!(::isr::Fallback::NotFound),
@@ -166,6 +169,8 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
                     id: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#loader_ident)),
                     path: #path,
                     revalidate: #revalidate,
+                    expire_secs: #expire,
+                    stale_if_error_secs: #stale_if_error,
                     timeout_secs: #timeout,
                     fallback: #fallback,
                     tags: &[#(#tags),*],

@@ -41,6 +41,10 @@ pub(crate) struct PageSpec {
     pub path: String,
     /// `None` means `revalidate = false`: on-demand revalidation only.
     pub revalidate: Option<u64>,
+    /// The hard ceiling on a served page's age, in seconds; `None`: no ceiling.
+    pub expire: Option<u64>,
+    /// How long past `expire` the old page may still be served while regenerating it fails.
+    pub stale_if_error: Option<u64>,
     pub timeout: Option<u64>,
     pub output: Output,
     pub paths: Option<syn::Path>,
@@ -95,6 +99,30 @@ impl PageSpec {
                 .ok()
                 .map(Some),
         };
+        let expire = args.expire.as_ref().and_then(|e| {
+            let seconds = positive_seconds(e, "expire").map_err(|e| errors.push(e)).ok()?;
+            if let Some(Some(revalidate)) = revalidate {
+                if seconds <= revalidate {
+                    errors.push(e.error(format!(
+                        "`expire = {seconds}` must be greater than `revalidate = {revalidate}`: between the two a page is served at once and regenerated in the background, past `expire` a request waits for the new version"
+                    )));
+                    return None;
+                }
+            }
+            Some(seconds)
+        });
+        let stale_if_error = args.stale_if_error.as_ref().and_then(|s| {
+            let seconds = positive_seconds(s, "stale_if_error")
+                .map_err(|e| errors.push(e))
+                .ok()?;
+            if args.expire.is_none() {
+                errors.push(s.error(
+                    "`stale_if_error` extends `expire` (how long past it a page may still be served while its regeneration fails): add `expire = <seconds>`",
+                ));
+                return None;
+            }
+            Some(seconds)
+        });
         let timeout = match &args.timeout {
             None => Some(None),
             Some(t) => positive_seconds(t, "timeout")
@@ -143,6 +171,8 @@ impl PageSpec {
             loader,
             path: args.path.expect("checked").value,
             revalidate: revalidate.expect("checked"),
+            expire,
+            stale_if_error,
             timeout: timeout.expect("checked"),
             output: output.expect("checked"),
             paths: args.paths,

@@ -27,6 +27,8 @@ fn def(path: &'static str) -> &'static PageDef {
         id: path,
         path,
         revalidate: Revalidate::After(3600),
+        expire_secs: None,
+        stale_if_error_secs: None,
         timeout_secs: None,
         fallback: Fallback::Blocking,
         tags: &["bench"],

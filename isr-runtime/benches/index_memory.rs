@@ -42,6 +42,8 @@ static ITEMS: PageDef = PageDef {
     id: "bench::items",
     path: "/items/:id",
     revalidate: Revalidate::After(60),
+    expire_secs: None,
+    stale_if_error_secs: None,
     timeout_secs: None,
     fallback: Fallback::Blocking,
     tags: &["items"],

@@ -42,6 +42,10 @@
 /// Declares an ISR page on its async data loader.
 ///
 /// Arguments: `path = "/blog/:slug"` (required), `revalidate = <seconds> | false` (required),
+/// `expire = <seconds>` (a ceiling on a served page's age, greater than `revalidate`: an older
+/// page is never served, the request waits for its regeneration), `stale_if_error = <seconds>`
+/// (with `expire`: how long past it the old page may still be served while regenerating fails;
+/// otherwise `503`),
 /// `view = post_page` (required for HTML pages: a function `fn(Props) -> impl IntoView`, or a
 /// closure such as `|post| view! { <Post post /> }`), `hydrate = "islands" | "full"` (how the
 /// page comes alive in the browser, default "full": see below), `paths = async_fn` (pages to pre-render for
@@ -222,7 +226,7 @@ pub use {
             Served, Trigger,
         },
         page::{
-            pages, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
+            pages, CachePolicy, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
             HTML_CONTENT_TYPE,
         },
         revalidate::{
@@ -302,10 +306,9 @@ pub mod __private {
     /// A boxed, sendable future of a loader.
     pub type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
 
-    /// Routes of pages whose loaders render `<p>page</p>` (fallback `blocking`), for the
-    /// documentation's examples: they need routes (a `PageKey` comes only from the router) and
-    /// engines without an app.
-    pub fn example_routes(paths: &[&'static str]) -> crate::Routes {
+    /// A page at `path` whose loader renders `<p>page</p>` (revalidate 60, fallback
+    /// `blocking`, no expire), for the documentation's examples.
+    pub fn example_def(path: &'static str) -> crate::PageDef {
         fn load(_: LoadContext) -> BoxFuture<crate::Result<Generated>> {
             Box::pin(async {
                 Ok(Generated::Page(crate::RenderedBody {
@@ -314,26 +317,32 @@ pub mod __private {
                 }))
             })
         }
+        crate::PageDef {
+            id: path,
+            path,
+            revalidate: crate::Revalidate::After(60),
+            expire_secs: None,
+            stale_if_error_secs: None,
+            timeout_secs: None,
+            fallback: crate::Fallback::Blocking,
+            tags: &["example"],
+            load,
+            paths: None,
+            accepts: accept_all,
+            check: nothing_to_check,
+            content_type: None,
+            hydration: crate::Hydration::Full {
+                export: "isr_hydrate_example",
+            },
+        }
+    }
+
+    /// Routes of [`example_def`] pages, for the documentation's examples: they need routes (a
+    /// `PageKey` comes only from the router) and engines without an app.
+    pub fn example_routes(paths: &[&'static str]) -> crate::Routes {
         let defs = paths
             .iter()
-            .map(|path| {
-                &*Box::leak(Box::new(crate::PageDef {
-                    id: path,
-                    path,
-                    revalidate: crate::Revalidate::After(60),
-                    timeout_secs: None,
-                    fallback: crate::Fallback::Blocking,
-                    tags: &["example"],
-                    load,
-                    paths: None,
-                    accepts: accept_all,
-                    check: nothing_to_check,
-                    content_type: None,
-                    hydration: crate::Hydration::Full {
-                        export: "isr_hydrate_example",
-                    },
-                }))
-            })
+            .map(|path| &*Box::leak(Box::new(example_def(path))))
             .collect();
         crate::Routes::new(defs).expect("valid example routes")
     }

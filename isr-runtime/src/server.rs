@@ -36,7 +36,8 @@ pub mod sitemap;
 pub mod threads;
 use auth::{bearer_matches, Auth, Caller, Endpoint};
 pub use cache_headers::{
-    age, cache_control, cache_status, cache_tag, not_found_cache_control, surrogate_key,
+    age, cache_control, cache_status, cache_tag, not_found_cache_control, policy_cache_control,
+    surrogate_key,
 };
 pub use listener::ConnectionLimits;
 pub use negotiate::preferred_encoding;
@@ -416,12 +417,18 @@ fn page_response(
         Served::Stored {
             page,
             cache,
-            revalidate,
+            policy,
             content_type,
             age,
         } => {
-            let window = crate::engine::effective_revalidate(&page.meta.kind, revalidate);
-            let prebuilt = PageHeaders::of(&page, window);
+            let window = crate::engine::effective_revalidate(&page.meta.kind, policy.revalidate);
+            let prebuilt = PageHeaders::of(
+                &page,
+                crate::page::CachePolicy {
+                    revalidate: window,
+                    ..policy
+                },
+            );
             let mut response = match &page.meta.kind {
                 PageKind::Page { .. } => {
                     page_body_response(&page, &prebuilt, wanted, request_headers, content_type)

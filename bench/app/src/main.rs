@@ -7,10 +7,13 @@
 //! | `BENCH_SLOW_MS` | 2000 | loader delay of `/slow` (revalidate 1 s) and `/slow3` (3 s) |
 //! | `BENCH_COLD_MS` | 500 | loader delay of `/cold/:id` (never pre-rendered) |
 //! | `BENCH_INSTANCE` | (none) | a name `/slow` and `/cold/:id` show (" from <name>"): which instance rendered them |
+//! | `BENCH_DOWN_FILE` | (none) | while this file exists, `/expiring` and `/expiring-strict` fail ("data source down") |
 //!
 //! Routes: `/page` (static, revalidate 1 h: the HIT path), `/items/:id` (dynamic, pre-rendered),
 //! `/slow` (stale every second, slow loader), `/slow3` (the same, stale every 3 s),
-//! `/cold/:id` (fallback blocking, tag `cold`).
+//! `/cold/:id` (fallback blocking, tag `cold`), `/expiring` (revalidate 1 s, expire 2 s,
+//! stale-if-error 2 s) and `/expiring-strict` (the same without stale-if-error), which show how
+//! many times their loader ran.
 
 use isr::prelude::*;
 use leptos::prelude::*;
@@ -94,6 +97,29 @@ async fn cold(params: Params) -> isr::Result<Load<BenchProps>> {
         params.get("id")?,
         rendered_by()
     ))))
+}
+
+/// Loader runs of the expiring pages, shown in their titles: which version a response is.
+static EXPIRING_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The expiring pages' data: an error while `BENCH_DOWN_FILE` exists.
+fn expiring_props(name: &str) -> isr::Result<Load<BenchProps>> {
+    if std::env::var_os("BENCH_DOWN_FILE").is_some_and(|file| std::path::Path::new(&file).exists())
+    {
+        return Err(isr::Error::msg("data source down"));
+    }
+    let run = EXPIRING_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    Ok(Load::props(props(format!("{name}, run {run}"))))
+}
+
+#[page(path = "/expiring", revalidate = 1, expire = 2, stale_if_error = 2, view = bench_view)]
+async fn expiring() -> isr::Result<Load<BenchProps>> {
+    expiring_props("Expiring")
+}
+
+#[page(path = "/expiring-strict", revalidate = 1, expire = 2, view = bench_view)]
+async fn expiring_strict() -> isr::Result<Load<BenchProps>> {
+    expiring_props("Strict")
 }
 
 fn bench_view(props: BenchProps) -> impl IntoView {

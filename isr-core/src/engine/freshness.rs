@@ -1,6 +1,6 @@
 //! Freshness: pure functions of a page's metadata, its route's window and the wall clock.
 
-use crate::page::Revalidate;
+use crate::page::{PageDef, Revalidate};
 use crate::store::PageKind;
 use std::time::Duration;
 
@@ -49,4 +49,28 @@ pub fn is_fresh(
         Revalidate::Never => true,
         Revalidate::After(s) => now_ms.saturating_sub(generated_at_ms) < s.saturating_mul(1000),
     }
+}
+
+/// Whether a stored outcome generated at `generated_at_ms` is past its page's `expire` at
+/// `now_ms` (wall clock): never without an `expire`, never for a remembered not-found (checked
+/// again within a minute anyway); an unknown generation time (0) is expired.
+///
+/// ```
+/// use isr::{store::PageKind, engine::is_expired};
+/// let page = PageKind::Page { etag: isr::store::Etag::of(b""), bytes: 0 };
+/// let mut def = isr::__private::example_def("/price");
+/// assert!(!is_expired(&page, 1_000, &def, u64::MAX), "no expire");
+/// def.expire_secs = Some(10);
+/// assert!(!is_expired(&page, 1_000, &def, 10_999));
+/// assert!(is_expired(&page, 1_000, &def, 11_000));
+/// assert!(!is_expired(&PageKind::NotFound, 1_000, &def, 11_000));
+/// ```
+pub fn is_expired(kind: &PageKind, generated_at_ms: u64, def: &PageDef, now_ms: u64) -> bool {
+    let Some(expire) = def.expire_secs else {
+        return false;
+    };
+    if matches!(kind, PageKind::NotFound) {
+        return false;
+    }
+    generated_at_ms == 0 || now_ms.saturating_sub(generated_at_ms) >= expire.saturating_mul(1000)
 }

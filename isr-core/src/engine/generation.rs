@@ -82,7 +82,7 @@ impl Engine {
         def: &'static PageDef,
         trigger: Trigger,
     ) -> Option<Outcome> {
-        if !matches!(trigger, Trigger::Stale | Trigger::Miss) {
+        if !matches!(trigger, Trigger::Stale | Trigger::Expired | Trigger::Miss) {
             return None;
         }
         let mono = self.clock.monotonic_ms();
@@ -113,7 +113,9 @@ impl Engine {
         );
         match (trigger, resident) {
             (Trigger::Miss, Some(page)) => Some(Outcome::Generated(page)),
-            (Trigger::Stale, Some(page)) if fresh => Some(Outcome::Generated(page)),
+            (Trigger::Stale | Trigger::Expired, Some(page)) if fresh => {
+                Some(Outcome::Generated(page))
+            }
             _ if mono < snapshot.retry_at_ms => Some(backing_off()),
             _ => None,
         }
@@ -400,7 +402,7 @@ impl Engine {
         self.negative.remove(key.as_str());
         // On-demand revalidation announces its pages itself (and waits for the news to go
         // out); a build announces only while requests are served (a background rebuild).
-        let announced = matches!(trigger, Trigger::Stale | Trigger::Miss)
+        let announced = matches!(trigger, Trigger::Stale | Trigger::Expired | Trigger::Miss)
             || (trigger == Trigger::Build && self.is_serving());
         if announced && before.as_ref() != Some(&meta.kind) {
             drop(self.announce_change(key));

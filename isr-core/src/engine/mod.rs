@@ -45,7 +45,7 @@ pub mod tier;
 pub use builder::EngineBuilder;
 pub use changes::PageChanges;
 pub use document::{BodyOnly, DocumentWriter};
-pub use freshness::{effective_revalidate, is_fresh, NOT_FOUND_RECHECK};
+pub use freshness::{effective_revalidate, is_expired, is_fresh, NOT_FOUND_RECHECK};
 pub use inspect::{PageList, PageQuery, PageState, PageStatus, Summary, MAX_LIST_LIMIT};
 pub use negative::NEGATIVE_CAPACITY;
 pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger};
@@ -452,6 +452,12 @@ impl Engine {
             match self.resident_or_read(&key, snapshot, encoding).await {
                 Ok(Some((page, snapshot))) => {
                     let now = self.clock.now_ms();
+                    if is_expired(&snapshot.kind, snapshot.generated_at_ms, def, now) {
+                        let age_ms = now.saturating_sub(snapshot.generated_at_ms);
+                        return self
+                            .serve_expired(def, key, params, page, snapshot.retry_at_ms, age_ms)
+                            .await;
+                    }
                     let cache = if is_fresh(
                         &snapshot.kind,
                         snapshot.generated_at_ms,
@@ -508,6 +514,62 @@ impl Engine {
         self.generate_for_request(def, key, params, true).await
     }
 
+    /// A request for a page past its `expire`: it waits for the page's regeneration (joining
+    /// the one running, if any), bounded by the loader's timeout, and gets the new version.
+    /// When that fails, or the page is backing off from failures, the old page is served
+    /// within its `stale_if_error` (marked [`CacheStatus::StaleIfError`]), else `503` with
+    /// `retry-after`: never a page older than its policy allows.
+    async fn serve_expired(
+        self: &Arc<Self>,
+        def: &'static PageDef,
+        key: PageKey,
+        params: Params,
+        old: Arc<CachedPage>,
+        retry_at_ms: u64,
+        age_ms: u64,
+    ) -> Served {
+        let mut failure = FailureKind::Error;
+        if self.clock.monotonic_ms() >= retry_at_ms {
+            let slot = StartSlot::Wait {
+                unknown_route: None,
+            };
+            match self.start(&key, def, params, Trigger::Expired, slot).await {
+                Outcome::Generated(page) => {
+                    metrics::expired_request(def.path, "regenerated");
+                    return self.stored(page, CacheStatus::Expired, def);
+                }
+                Outcome::Failed { kind, .. } => failure = kind,
+            }
+        }
+        let limit_ms = def
+            .expire_secs
+            .zip(def.stale_if_error_secs)
+            .map(|(expire, grace)| expire.saturating_add(grace).saturating_mul(1000));
+        if limit_ms.is_some_and(|limit| age_ms < limit) {
+            metrics::expired_request(def.path, "stale_if_error");
+            return self.stored(old, CacheStatus::StaleIfError, def);
+        }
+        metrics::expired_request(def.path, "unavailable");
+        Served::Unavailable {
+            retry_after: self.retry_after(&key, failure),
+        }
+    }
+
+    /// How long a client should wait before asking again for a page whose generation just
+    /// failed with `kind` (its backoff; at least a second).
+    fn retry_after(&self, key: &PageKey, kind: FailureKind) -> Duration {
+        let mono = self.clock.monotonic_ms();
+        let retry_at_ms = match (kind, self.table.snapshot(key.as_str())) {
+            (FailureKind::Busy, _) => 0,
+            (_, Some(snapshot)) => snapshot.retry_at_ms,
+            (_, None) => match self.negative.get(key.as_str(), mono) {
+                Some(Remembered::Failing { retry_at_ms, .. }) => retry_at_ms,
+                _ => 0,
+            },
+        };
+        Duration::from_millis(retry_at_ms.saturating_sub(mono)).max(Duration::from_secs(1))
+    }
+
     /// The answer for a stored outcome, with its age on the engine's clock.
     fn stored(&self, page: Arc<CachedPage>, cache: CacheStatus, def: &PageDef) -> Served {
         let age_ms = self
@@ -517,7 +579,7 @@ impl Engine {
         Served::Stored {
             page,
             cache,
-            revalidate: def.revalidate,
+            policy: def.policy(),
             content_type: def.response_type(),
             age: Duration::from_millis(age_ms),
         }
@@ -543,21 +605,9 @@ impl Engine {
             .await
         {
             Outcome::Generated(page) => self.stored(page, CacheStatus::Miss, def),
-            Outcome::Failed { kind, .. } => {
-                let mono = self.clock.monotonic_ms();
-                let retry_at_ms = match (kind, self.table.snapshot(key.as_str())) {
-                    (FailureKind::Busy, _) => 0,
-                    (_, Some(snapshot)) => snapshot.retry_at_ms,
-                    (_, None) => match self.negative.get(key.as_str(), mono) {
-                        Some(Remembered::Failing { retry_at_ms, .. }) => retry_at_ms,
-                        _ => 0,
-                    },
-                };
-                Served::Unavailable {
-                    retry_after: Duration::from_millis(retry_at_ms.saturating_sub(mono))
-                        .max(Duration::from_secs(1)),
-                }
-            }
+            Outcome::Failed { kind, .. } => Served::Unavailable {
+                retry_after: self.retry_after(&key, kind),
+            },
         }
     }
 

@@ -2,7 +2,7 @@
 //! and what a request gets.
 
 pub use crate::model::CachedPage;
-use crate::page::Revalidate;
+use crate::page::CachePolicy;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,12 @@ pub enum CacheStatus {
     Stale,
     /// Generated for this request.
     Miss,
+    /// The stored page was past its `expire`: this request waited for its regeneration (or
+    /// joined the one running) and got the new version.
+    Expired,
+    /// The stored page was past its `expire` and regenerating it failed (or is backing off):
+    /// served anyway, within its `stale_if_error`.
+    StaleIfError,
 }
 
 impl CacheStatus {
@@ -33,6 +39,8 @@ impl CacheStatus {
             CacheStatus::Hit => "HIT",
             CacheStatus::Stale => "STALE",
             CacheStatus::Miss => "MISS",
+            CacheStatus::Expired => "EXPIRED",
+            CacheStatus::StaleIfError => "STALE-IF-ERROR",
         }
     }
 
@@ -41,6 +49,8 @@ impl CacheStatus {
             CacheStatus::Hit => "hit",
             CacheStatus::Stale => "stale",
             CacheStatus::Miss => "miss",
+            CacheStatus::Expired => "expired",
+            CacheStatus::StaleIfError => "stale_if_error",
         }
     }
 }
@@ -58,6 +68,8 @@ pub enum Trigger {
     Stale,
     /// A request found no page (fallback blocking).
     Miss,
+    /// A request found the page past its `expire` and waits for it.
+    Expired,
     /// `POST /_isr/revalidate` or `isr::revalidate_*`.
     OnDemand,
 }
@@ -73,6 +85,7 @@ impl Trigger {
             Trigger::Build => "build",
             Trigger::Stale => "stale",
             Trigger::Miss => "miss",
+            Trigger::Expired => "expired",
             Trigger::OnDemand => "on_demand",
         }
     }
@@ -150,8 +163,9 @@ pub enum Served {
         page: Arc<CachedPage>,
         /// Fresh hit, stale hit (a regeneration was started) or generated for this request.
         cache: CacheStatus,
-        /// The page's route's window (see `effective_revalidate` for not-found pages).
-        revalidate: Revalidate,
+        /// The page's route's policy: its window (see `effective_revalidate` for not-found
+        /// pages), `expire` and `stale_if_error`.
+        policy: CachePolicy,
         /// The content type of the route's bodies (HTML documents unless a file route).
         content_type: &'static str,
         /// Time since its generation finished (wall clock; zero for one generated just now).

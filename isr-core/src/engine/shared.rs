@@ -119,7 +119,7 @@ impl Engine {
 
     /// Asks the other instances before running `key`'s loader (see [`Coordination`]).
     /// `OnDemand` and `Build` want new data: they wait for a running holder, then regenerate
-    /// themselves; `Stale` and `Miss` use a page another instance committed.
+    /// themselves; `Stale`, `Expired` and `Miss` use a page another instance committed.
     pub(super) async fn coordinate(
         self: &Arc<Self>,
         tier: &Arc<dyn SharedTier>,
@@ -165,8 +165,8 @@ impl Engine {
         }
     }
 
-    /// Pulls `key`; the page if it answers `trigger` (a miss takes any, a stale regeneration
-    /// only a fresh one).
+    /// Pulls `key`; the page if it answers `trigger` (a miss takes any, a stale or expired
+    /// page's regeneration only a fresh one).
     async fn pull_usable(
         &self,
         key: &PageKey,

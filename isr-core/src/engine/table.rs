@@ -569,6 +569,8 @@ mod tests {
         id: "table::posts",
         path: "/p/:slug",
         revalidate: Revalidate::After(1),
+        expire_secs: None,
+        stale_if_error_secs: None,
         timeout_secs: None,
         fallback: Fallback::Blocking,
         tags: &["posts"],

@@ -357,6 +357,8 @@ async fn a_flood_of_unknown_paths_runs_a_bounded_number_of_loaders_at_once() {
         id: "tests::flood",
         path: "/flood/:slug",
         revalidate: Revalidate::After(10),
+        expire_secs: None,
+        stale_if_error_secs: None,
         timeout_secs: Some(5),
         fallback: Fallback::Blocking,
         tags: &[],
@@ -1002,4 +1004,111 @@ async fn serving_while_loading(store: &SlowLoadStore) -> Harness {
         .await
         .unwrap();
     Harness { engine, clock }
+}
+
+/// A harness over the [`EXPIRING`] and [`EXPIRING_STRICT`] routes.
+async fn expiring_harness() -> Harness {
+    harness_of(
+        Engine::builder(
+            Routes::new(vec![&EXPIRING, &EXPIRING_STRICT]).unwrap(),
+            Arc::new(MemoryStore::default()),
+        ),
+        Arc::new(ManualClock::new(START_MS)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn between_revalidate_and_expire_the_old_page_comes_at_once() {
+    let h = expiring_harness().await;
+    let s = script("window", Mode::Page("v1"));
+    assert_eq!(h.get("/e/window").await.0, Some(CacheStatus::Miss));
+    s.set(Mode::Page("v2"));
+    h.clock.advance_ms(29_999);
+    let (cache, body) = h.get("/e/window").await;
+    assert_eq!(cache, Some(CacheStatus::Stale));
+    assert!(body.contains("v1"), "{body}");
+    let (cache, body) = h.eventually_contains("/e/window", "v2").await;
+    assert_eq!(cache, Some(CacheStatus::Hit), "{body}");
+}
+
+#[tokio::test]
+async fn past_expire_a_request_waits_for_the_new_page() {
+    let h = expiring_harness().await;
+    let s = script("ceiling", Mode::Page("v1"));
+    h.get("/e/ceiling").await;
+    s.set(Mode::Page("v2"));
+    h.clock.advance_ms(30_000); // age == expire: expired
+    let (cache, body) = h.get("/e/ceiling").await;
+    assert_eq!(cache, Some(CacheStatus::Expired));
+    assert!(body.contains("v2"), "never the expired page: {body}");
+    assert_eq!(s.calls(), 2);
+    assert_eq!(h.get("/e/ceiling").await.0, Some(CacheStatus::Hit));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_an_expired_page_share_one_regeneration() {
+    let h = Arc::new(expiring_harness().await);
+    let s = script("crowd", Mode::Page("v1"));
+    h.get("/e/crowd").await;
+    s.set(Mode::Page("v2"));
+    s.delay(Duration::from_millis(200));
+    h.clock.advance_ms(31_000);
+    let requests: Vec<_> = (0..10)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move { h.get("/e/crowd").await })
+        })
+        .collect();
+    for request in requests {
+        let (cache, body) = request.await.unwrap();
+        assert!(body.contains("v2"), "{body}");
+        assert!(
+            matches!(cache, Some(CacheStatus::Expired | CacheStatus::Hit)),
+            "{cache:?}"
+        );
+    }
+    assert_eq!(s.calls(), 2, "one loader run for every waiting request");
+}
+
+#[tokio::test]
+async fn an_expired_page_that_fails_is_served_within_stale_if_error_then_503() {
+    let h = expiring_harness().await;
+    let s = script("grace", Mode::Page("v1"));
+    h.get("/e/grace").await;
+    s.set(Mode::Fail);
+    h.clock.advance_ms(30_000);
+    let (cache, body) = h.get("/e/grace").await;
+    assert_eq!(cache, Some(CacheStatus::StaleIfError));
+    assert!(body.contains("v1"), "{body}");
+    assert_eq!(s.calls(), 2);
+    // Inside the backoff: the old page again, no new loader run.
+    let (cache, _) = h.get("/e/grace").await;
+    assert_eq!(cache, Some(CacheStatus::StaleIfError));
+    assert_eq!(s.calls(), 2, "backing off");
+    // Past expire + stale_if_error (30 + 60 s): never the old page.
+    h.clock.advance_ms(60_000);
+    assert_eq!(h.get("/e/grace").await, (None, "503".into()));
+    assert_eq!(s.calls(), 3, "the request tried again first");
+    // The data source is back: the next request past the backoff gets the new page.
+    s.set(Mode::Page("v2"));
+    h.clock.advance_ms(10_000);
+    let (cache, body) = h.get("/e/grace").await;
+    assert_eq!(cache, Some(CacheStatus::Expired));
+    assert!(body.contains("v2"), "{body}");
+}
+
+#[tokio::test]
+async fn without_stale_if_error_an_expired_page_that_fails_is_503() {
+    let h = expiring_harness().await;
+    let s = script("strict", Mode::Page("v1"));
+    h.get("/strict/strict").await;
+    s.set(Mode::Fail);
+    h.clock.advance_ms(30_000);
+    assert_eq!(h.get("/strict/strict").await, (None, "503".into()));
+    match h.engine.request("/strict/strict").await {
+        Served::Unavailable { retry_after } => assert!(retry_after >= Duration::from_secs(1)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.calls(), 2, "the second request is inside the backoff");
 }

@@ -11,7 +11,7 @@
 
 use crate::encoding::Encoding;
 use crate::engine::{CacheStatus, CachedPage};
-use crate::page::Revalidate;
+use crate::page::{CachePolicy, Revalidate};
 use crate::server::STALE_WHILE_REVALIDATE_SECS;
 use crate::store::PageKind;
 use axum::http::HeaderValue;
@@ -22,8 +22,8 @@ use std::time::Duration;
 /// clones them (a reference count each) instead of formatting and checking them again.
 #[derive(Clone, Debug)]
 pub(crate) struct PageHeaders {
-    /// The window these were built for (`cache_control` depends on it).
-    window: Revalidate,
+    /// The policy these were built for (`cache_control` depends on it).
+    policy: CachePolicy,
     pub cache_control: HeaderValue,
     pub surrogate_key: HeaderValue,
     pub cache_tag: HeaderValue,
@@ -32,18 +32,18 @@ pub(crate) struct PageHeaders {
 }
 
 impl PageHeaders {
-    /// The page's headers for `window` (its route's effective revalidate window), built once
-    /// per page version.
-    pub(crate) fn of(page: &CachedPage, window: Revalidate) -> std::borrow::Cow<'_, PageHeaders> {
-        match page.memo(|page| PageHeaders::build(page, window)) {
-            Some(built) if built.window == window => std::borrow::Cow::Borrowed(built),
-            // The same page served under another window (not done by isr's own router), or a
+    /// The page's headers for `policy` (its route's, with the effective revalidate window),
+    /// built once per page version.
+    pub(crate) fn of(page: &CachedPage, policy: CachePolicy) -> std::borrow::Cow<'_, PageHeaders> {
+        match page.memo(|page| PageHeaders::build(page, policy)) {
+            Some(built) if built.policy == policy => std::borrow::Cow::Borrowed(built),
+            // The same page served under another policy (not done by isr's own router), or a
             // memo an embedder put there first.
-            _ => std::borrow::Cow::Owned(PageHeaders::build(page, window)),
+            _ => std::borrow::Cow::Owned(PageHeaders::build(page, policy)),
         }
     }
 
-    fn build(page: &CachedPage, window: Revalidate) -> PageHeaders {
+    fn build(page: &CachedPage, policy: CachePolicy) -> PageHeaders {
         let not_found = matches!(page.meta.kind, PageKind::NotFound);
         // Slices of the page's own etag buffer: a reference count each, no copy.
         let etags = Encoding::ALL.map(|encoding| {
@@ -52,8 +52,8 @@ impl PageHeaders {
         });
         let (surrogate_key, cache_tag) = purge_key_headers(&page.meta.tags, &page.meta.key);
         PageHeaders {
-            window,
-            cache_control: shared_cache_control(not_found, window),
+            policy,
+            cache_control: shared_cache_control(not_found, policy),
             surrogate_key,
             cache_tag,
             etags,
@@ -75,35 +75,72 @@ impl PageHeaders {
 /// assert_eq!(isr::server::cache_control(isr::Revalidate::Never), "s-maxage=31536000, stale-while-revalidate=31536000");
 /// ```
 pub fn cache_control(revalidate: Revalidate) -> HeaderValue {
-    let max_age = revalidate.seconds().unwrap_or(STALE_WHILE_REVALIDATE_SECS);
-    header_value(format!(
-        "s-maxage={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE_SECS}"
-    ))
+    policy_cache_control(CachePolicy {
+        revalidate,
+        expire_secs: None,
+        stale_if_error_secs: None,
+    })
 }
 
-/// [`cache_control`] (or [`not_found_cache_control`]) of `window`, formatted once per serving
-/// thread and window and then cloned (a reference count): a site has a few windows, one per
-/// route, and a page read back from the store would otherwise format its own. Bounded: a
-/// thread keeps [`MEMO_WINDOWS`] of them; any further window is formatted each time.
-fn shared_cache_control(not_found: bool, window: Revalidate) -> HeaderValue {
+/// `cache-control` of a stored page or redirect under `policy`. Without an `expire`, as
+/// [`cache_control`]. With one, no directive lets a downstream cache keep the page past it
+/// (plus its `stale_if_error`): `s-maxage` is the window (the `expire` itself with
+/// `revalidate = false`), `stale-while-revalidate` the rest up to `expire` (left out when
+/// nothing is left), and `stale-if-error` (RFC 5861) the page's own.
+///
+/// ```
+/// use isr::{CachePolicy, Revalidate};
+/// let price = CachePolicy { revalidate: Revalidate::After(60), expire_secs: Some(600), stale_if_error_secs: Some(3600) };
+/// assert_eq!(isr::server::policy_cache_control(price), "s-maxage=60, stale-while-revalidate=540, stale-if-error=3600");
+/// let strict = CachePolicy { stale_if_error_secs: None, ..price };
+/// assert_eq!(isr::server::policy_cache_control(strict), "s-maxage=60, stale-while-revalidate=540");
+/// let on_demand = CachePolicy { revalidate: Revalidate::Never, ..strict };
+/// assert_eq!(isr::server::policy_cache_control(on_demand), "s-maxage=600");
+/// ```
+pub fn policy_cache_control(policy: CachePolicy) -> HeaderValue {
+    let Some(expire) = policy.expire_secs else {
+        let max_age = policy
+            .revalidate
+            .seconds()
+            .unwrap_or(STALE_WHILE_REVALIDATE_SECS);
+        return header_value(format!(
+            "s-maxage={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE_SECS}"
+        ));
+    };
+    let max_age = policy.revalidate.seconds().unwrap_or(expire).min(expire);
+    let mut value = format!("s-maxage={max_age}");
+    if expire > max_age {
+        value.push_str(&format!(", stale-while-revalidate={}", expire - max_age));
+    }
+    if let Some(grace) = policy.stale_if_error_secs {
+        value.push_str(&format!(", stale-if-error={grace}"));
+    }
+    header_value(value)
+}
+
+/// [`policy_cache_control`] (or [`not_found_cache_control`]) of `policy`, formatted once per
+/// serving thread and policy and then cloned (a reference count): a site has a few policies,
+/// one per route, and a page read back from the store would otherwise format its own.
+/// Bounded: a thread keeps [`MEMO_WINDOWS`] of them; any further one is formatted each time.
+fn shared_cache_control(not_found: bool, policy: CachePolicy) -> HeaderValue {
     thread_local! {
-        static MEMO: std::cell::RefCell<Vec<(bool, Revalidate, HeaderValue)>> =
+        static MEMO: std::cell::RefCell<Vec<(bool, CachePolicy, HeaderValue)>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
     MEMO.with_borrow_mut(|memo| {
         if let Some((.., value)) = memo
             .iter()
-            .find(|(n, w, _)| (*n, *w) == (not_found, window))
+            .find(|(n, p, _)| (*n, *p) == (not_found, policy))
         {
             return value.clone();
         }
         let value = if not_found {
-            not_found_cache_control(window)
+            not_found_cache_control(policy.revalidate)
         } else {
-            cache_control(window)
+            policy_cache_control(policy)
         };
         if memo.len() < MEMO_WINDOWS {
-            memo.push((not_found, window, value.clone()));
+            memo.push((not_found, policy, value.clone()));
         }
         value
     })
@@ -145,7 +182,9 @@ fn whole_seconds(age: Duration) -> u64 {
 /// `cache-status` (RFC 9211) of an answer: `isr; hit; ttl=3`, `isr; fwd=stale; ttl=-2`,
 /// `isr; fwd=miss; stored; ttl=60`. `ttl` is the window left (negative once stale), absent for
 /// pages that never expire; `stored` says a generated outcome was kept (a path that never
-/// existed is remembered in memory only).
+/// existed is remembered in memory only). A page past its `expire` says why: `isr; fwd=miss;
+/// detail=expired; stored; ttl=60` (the request waited for the new version) or `isr;
+/// fwd=stale; detail=stale-if-error; ttl=-700` (regenerating it failed).
 ///
 /// ```
 /// use std::time::Duration;
@@ -160,6 +199,12 @@ fn whole_seconds(age: Duration) -> u64 {
 /// assert_eq!(never, "isr; hit");
 /// let longest = isr::server::cache_status(CacheStatus::Miss, Revalidate::After(0), Duration::MAX, true);
 /// assert_eq!(longest, "isr; fwd=miss; stored; ttl=-18446744073709551615");
+/// let expired = isr::server::cache_status(CacheStatus::Expired, Revalidate::After(60), Duration::ZERO, true);
+/// assert_eq!(expired, "isr; fwd=miss; detail=expired; stored; ttl=60");
+/// let kept = isr::server::cache_status(CacheStatus::StaleIfError, Revalidate::After(60), Duration::from_secs(760), true);
+/// assert_eq!(kept, "isr; fwd=stale; detail=stale-if-error; ttl=-700");
+/// let longest = isr::server::cache_status(CacheStatus::Expired, Revalidate::After(0), Duration::MAX, true);
+/// assert_eq!(longest, "isr; fwd=miss; detail=expired; stored; ttl=-18446744073709551615");
 /// ```
 pub fn cache_status(
     cache: CacheStatus,
@@ -167,15 +212,18 @@ pub fn cache_status(
     age: Duration,
     stored: bool,
 ) -> HeaderValue {
-    // Formatted on the stack: this runs for every page response. 48 bytes hold the longest
-    // value (`isr; fwd=miss; stored; ttl=`, 27 bytes, and a ttl within ±u64::MAX, 21 at most).
-    let mut value = StackText::<48>::new();
+    // Formatted on the stack: this runs for every page response. 72 bytes hold the longest
+    // value (`isr; fwd=stale; detail=stale-if-error; ttl=`, 43 bytes, or `isr; fwd=miss;
+    // detail=expired; stored; ttl=`, 43, and a ttl within ±u64::MAX, 21 at most).
+    let mut value = StackText::<72>::new();
     value.push(match cache {
         CacheStatus::Hit => "isr; hit",
         CacheStatus::Stale => "isr; fwd=stale",
         CacheStatus::Miss => "isr; fwd=miss",
+        CacheStatus::Expired => "isr; fwd=miss; detail=expired",
+        CacheStatus::StaleIfError => "isr; fwd=stale; detail=stale-if-error",
     });
-    if cache == CacheStatus::Miss && stored {
+    if matches!(cache, CacheStatus::Miss | CacheStatus::Expired) && stored {
         value.push("; stored");
     }
     if let Some(window) = window.seconds() {
@@ -307,19 +355,38 @@ mod tests {
         for round in 0..2 {
             for seconds in 0..(MEMO_WINDOWS as u64 + 8) {
                 let window = Revalidate::After(seconds);
+                let policy = CachePolicy {
+                    revalidate: window,
+                    expire_secs: None,
+                    stale_if_error_secs: None,
+                };
                 assert_eq!(
-                    shared_cache_control(false, window),
+                    shared_cache_control(false, policy),
                     cache_control(window),
                     "{round}"
                 );
                 assert_eq!(
-                    shared_cache_control(true, window),
+                    shared_cache_control(true, policy),
                     not_found_cache_control(window)
+                );
+                let expiring = CachePolicy {
+                    expire_secs: Some(seconds + 1),
+                    stale_if_error_secs: Some(7),
+                    ..policy
+                };
+                assert_eq!(
+                    shared_cache_control(false, expiring),
+                    policy_cache_control(expiring)
                 );
             }
         }
+        let never = CachePolicy {
+            revalidate: Revalidate::Never,
+            expire_secs: None,
+            stale_if_error_secs: None,
+        };
         assert_eq!(
-            shared_cache_control(false, Revalidate::Never),
+            shared_cache_control(false, never),
             cache_control(Revalidate::Never)
         );
     }

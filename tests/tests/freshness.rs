@@ -1,0 +1,117 @@
+//! Freshness you can state (issue 30) over HTTP, on the bench app's `/expiring` (revalidate
+//! 1 s, expire 2 s, stale-if-error 2 s) and `/expiring-strict` (no stale-if-error), whose loader
+//! fails while a file exists: past `expire` a request waits for the new version; when that
+//! fails the old page is served within `stale_if_error`, then `503`; never an older page. The
+//! windows are seconds long, so the test lets them pass (a sleep before asserting what then
+//! happens, never to assert that something did not).
+
+use isr_tests::{bench_binary, serving_on_a_free_port, BlogServer, Resp, SECRET};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The run number in an expiring page's title (`Expiring, run 3`).
+fn run_of(resp: &Resp) -> u64 {
+    let title = resp.body.split("<h1>").nth(1).unwrap_or_default();
+    title
+        .split(", run ")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no run number in {}", resp.body))
+}
+
+/// Sleeps until `age` has passed since `since` (letting a window pass; nothing is asserted
+/// about the wait itself).
+async fn until(since: Instant, age: Duration) {
+    tokio::time::sleep((since + age).saturating_duration_since(Instant::now())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_expire_requests_wait_and_failures_serve_within_stale_if_error_then_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = dir.path().join("down");
+    let mut command = Command::new(bench_binary());
+    command
+        .env("RUST_LOG", "info")
+        .env("ISR_ADMIN_TOKEN", SECRET)
+        .env("BENCH_PAGES", "5")
+        .env("BENCH_DOWN_FILE", &down)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    serving_on_a_free_port(&mut command, &["start"], &[], &dir.path().join("site"));
+    let server = BlogServer::spawn_with_deadline(command, Duration::from_secs(120));
+
+    // Every response says how long a cache may keep it: never past expire + stale-if-error.
+    let first = server.get("/expiring").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        first.header("cache-control"),
+        Some("s-maxage=1, stale-while-revalidate=1, stale-if-error=2")
+    );
+    let strict = server.get("/expiring-strict").await;
+    assert_eq!(
+        strict.header("cache-control"),
+        Some("s-maxage=1, stale-while-revalidate=1")
+    );
+
+    // Past expire: the request waits for a new version (no traffic in between, so nothing
+    // regenerated it in the background).
+    let generated = Instant::now();
+    until(generated, Duration::from_millis(2_300)).await;
+    let waited = server.get("/expiring").await;
+    assert_eq!(waited.status, 200);
+    assert_eq!(waited.cache(), "EXPIRED", "{:?}", waited.headers);
+    assert!(waited
+        .header("cache-status")
+        .unwrap()
+        .contains("detail=expired"));
+    assert!(run_of(&waited) > run_of(&first), "a new version");
+    let regenerated = Instant::now();
+
+    // The data source goes down. Past expire, the old page is still served, marked, within
+    // stale-if-error (2 s past expire).
+    std::fs::write(&down, b"").unwrap();
+    until(regenerated, Duration::from_millis(2_300)).await;
+    let kept = server.get("/expiring").await;
+    assert_eq!(kept.status, 200);
+    assert_eq!(kept.cache(), "STALE-IF-ERROR", "{:?}", kept.headers);
+    assert!(kept
+        .header("cache-status")
+        .unwrap()
+        .contains("detail=stale-if-error"));
+    assert_eq!(run_of(&kept), run_of(&waited), "the old page");
+    // Past expire + stale-if-error: never the old page.
+    until(regenerated, Duration::from_millis(4_300)).await;
+    let refused = server.get("/expiring").await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.header("cache-control"), Some("no-store"));
+    assert!(refused.header("retry-after").is_some());
+    // Without stale-if-error, an expired page whose regeneration fails is 503 at once.
+    let strict = server.get("/expiring-strict").await;
+    assert_eq!(strict.status, 503, "{}", strict.body);
+
+    // The data source is back: once the backoff has passed, a request gets the new version.
+    std::fs::remove_file(&down).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let back = loop {
+        let resp = server.get("/expiring").await;
+        if resp.status == 200 || Instant::now() > deadline {
+            break resp;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!(back.cache(), "EXPIRED");
+    assert!(run_of(&back) > run_of(&waited));
+
+    let metrics = server.metrics().await;
+    let count = |outcome: &str| {
+        metrics.sum(
+            "isr_expired_requests_total",
+            &[("route", "/expiring"), ("outcome", outcome)],
+        )
+    };
+    assert!(count("regenerated") >= 2.0);
+    assert!(count("stale_if_error") >= 1.0);
+    assert!(count("unavailable") >= 1.0);
+}
