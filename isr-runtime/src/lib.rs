@@ -43,9 +43,9 @@
 ///
 /// Arguments: `path = "/blog/:slug"` (required), `revalidate = <seconds> | false` (required),
 /// `expire = <seconds>` (a ceiling on a served page's age, greater than `revalidate`: an older
-/// page is never served, the request waits for its regeneration), `stale_if_error = <seconds>`
-/// (with `expire`: how long past it the old page may still be served while regenerating fails;
-/// otherwise `503`),
+/// page is never served as current, the request waits for its regeneration),
+/// `stale_if_error = <seconds>` (with `expire`: how long past it the old page may still be
+/// served, marked, while regenerating fails; otherwise `503`),
 /// `view = post_page` (required for HTML pages: a function `fn(Props) -> impl IntoView`, or a
 /// closure such as `|post| view! { <Post post /> }`), `hydrate = "islands" | "full"` (how the
 /// page comes alive in the browser, default "full": see below), `paths = async_fn` (pages to pre-render for

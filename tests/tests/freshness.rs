@@ -46,7 +46,7 @@ async fn past_expire_requests_wait_and_failures_serve_within_stale_if_error_then
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(
         first.header("cache-control"),
-        Some("s-maxage=1, stale-while-revalidate=1, stale-if-error=2")
+        Some("s-maxage=1, stale-while-revalidate=1, stale-if-error=3")
     );
     let strict = server.get("/expiring-strict").await;
     assert_eq!(

@@ -111,11 +111,18 @@ impl Engine {
             def.revalidate,
             self.clock.now_ms(),
         );
+        // Past `expire` only a version within it answers (a page that never goes stale by time
+        // is "fresh" however old it is).
+        let expired = super::is_expired(
+            &snapshot.kind,
+            snapshot.generated_at_ms,
+            def,
+            self.clock.now_ms(),
+        );
         match (trigger, resident) {
             (Trigger::Miss, Some(page)) => Some(Outcome::Generated(page)),
-            (Trigger::Stale | Trigger::Expired, Some(page)) if fresh => {
-                Some(Outcome::Generated(page))
-            }
+            (Trigger::Stale, Some(page)) if fresh => Some(Outcome::Generated(page)),
+            (Trigger::Expired, Some(page)) if !expired => Some(Outcome::Generated(page)),
             _ if mono < snapshot.retry_at_ms => Some(backing_off()),
             _ => None,
         }

@@ -453,9 +453,8 @@ impl Engine {
                 Ok(Some((page, snapshot))) => {
                     let now = self.clock.now_ms();
                     if is_expired(&snapshot.kind, snapshot.generated_at_ms, def, now) {
-                        let age_ms = now.saturating_sub(snapshot.generated_at_ms);
                         return self
-                            .serve_expired(def, key, params, page, snapshot.retry_at_ms, age_ms)
+                            .serve_expired(def, key, params, page, snapshot.retry_at_ms)
                             .await;
                     }
                     let cache = if is_fresh(
@@ -507,6 +506,12 @@ impl Engine {
         if def.is_dynamic() && def.fallback == Fallback::NotFound {
             // Another instance may have committed it (a new page it learnt of first).
             if let Some(page) = self.pull_unknown(&key, def).await {
+                let now = self.clock.now_ms();
+                let generated_at_ms = page.meta.generated_at_ms;
+                if is_expired(&page.meta.kind, generated_at_ms, def, now) {
+                    // Another instance's version, past its `expire`: never served as current.
+                    return self.serve_expired(def, key, params, page, 0).await;
+                }
                 return self.stored(page, CacheStatus::Miss, def);
             }
             return Served::NotFound;
@@ -515,10 +520,11 @@ impl Engine {
     }
 
     /// A request for a page past its `expire`: it waits for the page's regeneration (joining
-    /// the one running, if any), bounded by the loader's timeout, and gets the new version.
-    /// When that fails, or the page is backing off from failures, the old page is served
-    /// within its `stale_if_error` (marked [`CacheStatus::StaleIfError`]), else `503` with
-    /// `retry-after`: never a page older than its policy allows.
+    /// the one running, if any), bounded by the loader's timeout and the wait for a free
+    /// generation slot, and gets the new version. When that fails, or the page is backing off
+    /// from failures, the old page is served within its `stale_if_error` (marked
+    /// [`CacheStatus::StaleIfError`]), else `503` with `retry-after`: never a page older than
+    /// its policy allows.
     async fn serve_expired(
         self: &Arc<Self>,
         def: &'static PageDef,
@@ -526,21 +532,39 @@ impl Engine {
         params: Params,
         old: Arc<CachedPage>,
         retry_at_ms: u64,
-        age_ms: u64,
     ) -> Served {
         let mut failure = FailureKind::Error;
         if self.clock.monotonic_ms() >= retry_at_ms {
-            let slot = StartSlot::Wait {
-                unknown_route: None,
-            };
-            match self.start(&key, def, params, Trigger::Expired, slot).await {
-                Outcome::Generated(page) => {
-                    metrics::expired_request(def.path, "regenerated");
-                    return self.stored(page, CacheStatus::Expired, def);
+            // Twice at most: what a request joins may be a pull from Redis rather than a loader
+            // run (`catch_up`), which brings no version or an expired one; then the loader
+            // runs (a failed loader run leaves the page backing off, so a second start ends
+            // at once).
+            for _ in 0..2 {
+                let slot = StartSlot::Wait {
+                    unknown_route: None,
+                };
+                match self
+                    .start(&key, def, params.clone(), Trigger::Expired, slot)
+                    .await
+                {
+                    Outcome::Generated(page)
+                        if !is_expired(
+                            &page.meta.kind,
+                            page.meta.generated_at_ms,
+                            def,
+                            self.clock.now_ms(),
+                        ) =>
+                    {
+                        metrics::expired_request(def.path, "regenerated");
+                        return self.stored(page, CacheStatus::Expired, def);
+                    }
+                    Outcome::Generated(_) => {}
+                    Outcome::Failed { kind, .. } => failure = kind,
                 }
-                Outcome::Failed { kind, .. } => failure = kind,
             }
         }
+        // The age now, after the wait: the old page's limit is counted to this answer.
+        let age_ms = self.clock.now_ms().saturating_sub(old.meta.generated_at_ms);
         let limit_ms = def
             .expire_secs
             .zip(def.stale_if_error_secs)

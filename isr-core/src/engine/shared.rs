@@ -180,13 +180,16 @@ impl Engine {
                 return None;
             }
         };
+        let now = self.clock.now_ms();
         let fresh = super::is_fresh(
             &page.meta.kind,
             page.meta.generated_at_ms,
             def.revalidate,
-            self.clock.now_ms(),
+            now,
         );
-        (trigger == Trigger::Miss || fresh).then_some(page)
+        // Never a version past its `expire`, whatever asked.
+        let expired = super::is_expired(&page.meta.kind, page.meta.generated_at_ms, def, now);
+        ((trigger == Trigger::Miss || fresh) && !expired).then_some(page)
     }
 
     /// Copies `key` from Redis into the store, page table and hot cache when Redis holds a

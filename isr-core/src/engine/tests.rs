@@ -1006,11 +1006,19 @@ async fn serving_while_loading(store: &SlowLoadStore) -> Harness {
     Harness { engine, clock }
 }
 
-/// A harness over the [`EXPIRING`] and [`EXPIRING_STRICT`] routes.
+/// [`EXPIRING`] with `revalidate = false`: never stale by time, expired after 30 s.
+static EXPIRING_ON_DEMAND: PageDef = PageDef {
+    id: "tests::expiring_on_demand",
+    path: "/on-demand/:case",
+    revalidate: Revalidate::Never,
+    ..EXPIRING
+};
+
+/// A harness over the [`EXPIRING`], [`EXPIRING_STRICT`] and [`EXPIRING_ON_DEMAND`] routes.
 async fn expiring_harness() -> Harness {
     harness_of(
         Engine::builder(
-            Routes::new(vec![&EXPIRING, &EXPIRING_STRICT]).unwrap(),
+            Routes::new(vec![&EXPIRING, &EXPIRING_STRICT, &EXPIRING_ON_DEMAND]).unwrap(),
             Arc::new(MemoryStore::default()),
         ),
         Arc::new(ManualClock::new(START_MS)),
@@ -1107,8 +1115,31 @@ async fn without_stale_if_error_an_expired_page_that_fails_is_503() {
     h.clock.advance_ms(30_000);
     assert_eq!(h.get("/strict/strict").await, (None, "503".into()));
     match h.engine.request("/strict/strict").await {
-        Served::Unavailable { retry_after } => assert!(retry_after >= Duration::from_secs(1)),
+        // The first backoff is under a second: rounded up to the one-second floor.
+        Served::Unavailable { retry_after } => assert_eq!(retry_after, Duration::from_secs(1)),
         other => panic!("{other:?}"),
     }
     assert_eq!(s.calls(), 2, "the second request is inside the backoff");
+}
+
+#[tokio::test]
+async fn a_page_that_is_never_stale_by_time_still_expires() {
+    let h = expiring_harness().await;
+    let s = script("on-demand", Mode::Page("v1"));
+    h.get("/on-demand/on-demand").await;
+    s.set(Mode::Page("v2"));
+    h.clock.advance_ms(29_999);
+    assert_eq!(
+        h.get("/on-demand/on-demand").await.0,
+        Some(CacheStatus::Hit)
+    );
+    assert_eq!(s.calls(), 1);
+    h.clock.advance_ms(1);
+    let (cache, body) = h.get("/on-demand/on-demand").await;
+    assert_eq!(cache, Some(CacheStatus::Expired));
+    assert!(
+        body.contains("v2"),
+        "the loader ran, not the resident old page: {body}"
+    );
+    assert_eq!(s.calls(), 2);
 }

@@ -86,12 +86,13 @@ pub fn cache_control(revalidate: Revalidate) -> HeaderValue {
 /// [`cache_control`]. With one, no directive lets a downstream cache keep the page past it
 /// (plus its `stale_if_error`): `s-maxage` is the window (the `expire` itself with
 /// `revalidate = false`), `stale-while-revalidate` the rest up to `expire` (left out when
-/// nothing is left), and `stale-if-error` (RFC 5861) the page's own.
+/// nothing is left), and `stale-if-error`, which RFC 5861 counts from the end of `s-maxage`,
+/// reaches to `expire + stale_if_error` as isr's own does.
 ///
 /// ```
 /// use isr::{CachePolicy, Revalidate};
 /// let price = CachePolicy { revalidate: Revalidate::After(60), expire_secs: Some(600), stale_if_error_secs: Some(3600) };
-/// assert_eq!(isr::server::policy_cache_control(price), "s-maxage=60, stale-while-revalidate=540, stale-if-error=3600");
+/// assert_eq!(isr::server::policy_cache_control(price), "s-maxage=60, stale-while-revalidate=540, stale-if-error=4140");
 /// let strict = CachePolicy { stale_if_error_secs: None, ..price };
 /// assert_eq!(isr::server::policy_cache_control(strict), "s-maxage=60, stale-while-revalidate=540");
 /// let on_demand = CachePolicy { revalidate: Revalidate::Never, ..strict };
@@ -113,7 +114,8 @@ pub fn policy_cache_control(policy: CachePolicy) -> HeaderValue {
         value.push_str(&format!(", stale-while-revalidate={}", expire - max_age));
     }
     if let Some(grace) = policy.stale_if_error_secs {
-        value.push_str(&format!(", stale-if-error={grace}"));
+        let past_max_age = (expire - max_age).saturating_add(grace);
+        value.push_str(&format!(", stale-if-error={past_max_age}"));
     }
     header_value(value)
 }
