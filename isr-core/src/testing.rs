@@ -138,38 +138,20 @@ pub static BLOCKING: PageDef = PageDef {
 pub static ONLY_LISTED: PageDef = PageDef {
     id: "tests::only_listed",
     path: "/listed/:case",
-    revalidate: Revalidate::After(10),
-    expire_secs: None,
-    stale_if_error_secs: None,
-    timeout_secs: Some(1),
     fallback: Fallback::NotFound,
     tags: &[],
-    load: scripted_load,
-    paths: None,
-    accepts: crate::page::accept_all,
-    check: crate::page::nothing_to_check,
-    content_type: None,
-    hydration: crate::model::Hydration::Full {
-        export: "isr_hydrate_test",
-    },
+    ..BLOCKING
 };
 
 /// Scripted pages with a ceiling: revalidate 10 s, expire 30 s, stale-if-error 60 s more.
 pub static EXPIRING: PageDef = PageDef {
     id: "tests::expiring",
     path: "/e/:case",
-    revalidate: Revalidate::After(10),
     expire_secs: Some(30),
     stale_if_error_secs: Some(60),
-    timeout_secs: Some(1),
-    fallback: Fallback::Blocking,
     tags: &[],
-    load: scripted_load,
-    paths: None,
-    accepts: crate::page::accept_all,
-    check: crate::page::nothing_to_check,
-    content_type: None,
     hydration: crate::model::Hydration::Islands,
+    ..BLOCKING
 };
 
 /// [`EXPIRING`] without `stale_if_error`.

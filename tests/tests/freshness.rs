@@ -20,6 +20,14 @@ fn run_of(resp: &Resp) -> u64 {
         .unwrap_or_else(|| panic!("no run number in {}", resp.body))
 }
 
+/// A `200` marked `x-isr-cache: <cache>` whose `cache-status` names `detail`.
+fn assert_marked(resp: &Resp, cache: &str, detail: &str) {
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.cache(), cache, "{:?}", resp.headers);
+    let status = resp.header("cache-status").unwrap_or_default();
+    assert!(status.contains(&format!("detail={detail}")), "{status}");
+}
+
 /// Sleeps until `age` has passed since `since` (letting a window pass; nothing is asserted
 /// about the wait itself).
 async fn until(since: Instant, age: Duration) {
@@ -59,12 +67,7 @@ async fn past_expire_requests_wait_and_failures_serve_within_stale_if_error_then
     let generated = Instant::now();
     until(generated, Duration::from_millis(2_300)).await;
     let waited = server.get("/expiring").await;
-    assert_eq!(waited.status, 200);
-    assert_eq!(waited.cache(), "EXPIRED", "{:?}", waited.headers);
-    assert!(waited
-        .header("cache-status")
-        .unwrap()
-        .contains("detail=expired"));
+    assert_marked(&waited, "EXPIRED", "expired");
     assert!(run_of(&waited) > run_of(&first), "a new version");
     let regenerated = Instant::now();
 
@@ -73,12 +76,7 @@ async fn past_expire_requests_wait_and_failures_serve_within_stale_if_error_then
     std::fs::write(&down, b"").unwrap();
     until(regenerated, Duration::from_millis(2_300)).await;
     let kept = server.get("/expiring").await;
-    assert_eq!(kept.status, 200);
-    assert_eq!(kept.cache(), "STALE-IF-ERROR", "{:?}", kept.headers);
-    assert!(kept
-        .header("cache-status")
-        .unwrap()
-        .contains("detail=stale-if-error"));
+    assert_marked(&kept, "STALE-IF-ERROR", "stale-if-error");
     assert_eq!(run_of(&kept), run_of(&waited), "the old page");
     // Past expire + stale-if-error: never the old page.
     until(regenerated, Duration::from_millis(4_300)).await;
@@ -100,8 +98,7 @@ async fn past_expire_requests_wait_and_failures_serve_within_stale_if_error_then
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(back.status, 200, "{}", back.body);
-    assert_eq!(back.cache(), "EXPIRED");
+    assert_marked(&back, "EXPIRED", "expired");
     assert!(run_of(&back) > run_of(&waited));
 
     let metrics = server.metrics().await;
