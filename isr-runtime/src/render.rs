@@ -289,7 +289,7 @@ where
     F: FnOnce(P) -> V + Send + 'static,
     V: IntoView + 'static,
 {
-    render_page_for(props, route, Hydration::Full { export: "" }, view).await
+    render_page_in(props, route, RenderMode::Full, view).await
 }
 
 /// [`render_page`] for a page that hydrates as `hydration` says: an islands page is rendered
@@ -322,18 +322,51 @@ where
     F: FnOnce(P) -> V + Send + 'static,
     V: IntoView + 'static,
 {
+    render_page_in(props, route, RenderMode::of(hydration), view).await
+}
+
+/// How a view is rendered: for full hydration (its props and route params kept as JSON, no
+/// shared context) or in leptos's islands mode (neither kept; a shared context that is not
+/// hydrating, which each `#[island]` switches on for its own subtree).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RenderMode {
+    Full,
+    Islands,
+}
+
+impl RenderMode {
+    fn of(hydration: Hydration) -> RenderMode {
+        match hydration {
+            Hydration::Full { .. } => RenderMode::Full,
+            Hydration::Islands => RenderMode::Islands,
+        }
+    }
+}
+
+/// [`render_page`] / [`render_page_for`] in `mode`.
+async fn render_page_in<P, F, V>(
+    props: P,
+    route: &PageRoute,
+    mode: RenderMode,
+    view: F,
+) -> crate::Result<RenderedBody>
+where
+    P: Serialize + Send + 'static,
+    F: FnOnce(P) -> V + Send + 'static,
+    V: IntoView + 'static,
+{
     let params: Vec<(String, String)> = route
         .params
         .iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect();
-    let params_json = if params.is_empty() || !hydration.embeds_props() {
+    let params_json = if params.is_empty() || mode == RenderMode::Islands {
         String::new()
     } else {
         serde_json::to_string(&params)?
     };
     let url_path = route.url_path.clone();
-    let mut body = render_with(props, hydration, move |props| {
+    let mut body = render_with(props, mode, move |props| {
         routed_html(&url_path, &url_path, params, move || view(props))
     })
     .await?;
@@ -379,24 +412,18 @@ where
     F: FnOnce(P) -> V + Send,
     V: RenderHtml,
 {
-    render_with(props, Hydration::Full { export: "" }, |props| {
-        view(props).to_html()
-    })
-    .await
+    render_with(props, RenderMode::Full, |props| view(props).to_html()).await
 }
 
-/// Renders with a fresh reactive owner and collects the head; the props are kept as JSON for a
-/// fully hydrated page. An islands page renders in leptos's islands mode: under a shared
-/// context that is not hydrating, which each `#[island]` switches on for its own subtree (and
-/// its `children` off again).
-async fn render_with<P, F>(props: P, hydration: Hydration, render: F) -> crate::Result<RenderedBody>
+/// Renders with a fresh reactive owner in `mode` (see [`RenderMode`]) and collects the head.
+async fn render_with<P, F>(props: P, mode: RenderMode, render: F) -> crate::Result<RenderedBody>
 where
     P: Serialize + Send,
     F: FnOnce(P) -> String + Send,
 {
     // leptos_meta waits a tick of the leptos executor; make sure one exists (idempotent).
     let _ = any_spawner::Executor::init_tokio();
-    let props_json = if hydration.embeds_props() {
+    let props_json = if mode == RenderMode::Full {
         serde_json::to_string(&props)?
     } else {
         String::new()
@@ -404,9 +431,9 @@ where
     let (meta_context, meta_output) = ServerMetaContext::new();
     let boundary = HeadBoundary::new();
     let body = {
-        let owner = match hydration {
-            Hydration::Full { .. } => Owner::new(),
-            Hydration::Islands => Owner::new_root(Some(std::sync::Arc::new(
+        let owner = match mode {
+            RenderMode::Full => Owner::new(),
+            RenderMode::Islands => Owner::new_root(Some(std::sync::Arc::new(
                 hydration_context::SsrSharedContext::new_islands(),
             ))),
         };
@@ -776,7 +803,7 @@ where
 {
     let url_path = url_path.to_owned();
     let layout_path = layout_path.to_owned();
-    let body = render_with((), Hydration::Islands, move |()| {
+    let body = render_with((), RenderMode::Islands, move |()| {
         routed_html(&url_path, &layout_path, Vec::new(), view)
     })
     .await?;
