@@ -2,9 +2,13 @@ vcl 4.1;
 
 # Varnish 7 in front of isr.
 #
-# - Keeps a page as long as isr says: `s-maxage` minus `age` (Varnish does the arithmetic),
-#   then serves it stale for `stale-while-revalidate` while it fetches the new one in the
-#   background — the same ISR rule, one tier further out.
+# - Keeps a page as long as isr's `cdn-cache-control` (RFC 9213, the directives for CDNs)
+#   says: `max-age` minus `age`, then serves it stale for `stale-while-revalidate` while it
+#   fetches the new one in the background — the same ISR rule, one tier further out. Both count
+#   from the page's generation, so a page with an `expire` is never served past it: an answer
+#   that arrives already stale keeps only what is left of its stale window. Past that, the
+#   request goes to isr, which serves the old page within the page's `stale_if_error` (marked)
+#   while its regeneration fails, and 503 after.
 # - isr compresses pages itself (gzip and brotli): this file keeps one object per page and
 #   encoding (`br`, `gzip`, none) and passes the choice to isr, whatever `http_gzip_support` is.
 # - isr purges a page the moment it changes: `PURGE <path>` from an address in `purgers`
@@ -74,23 +78,34 @@ sub vcl_backend_response {
         set beresp.ttl = 0s;
         return (deliver);
     }
-    if (beresp.http.Cache-Control ~ "s-maxage=") {
+    if (beresp.http.CDN-Cache-Control ~ "(^|[ ,])max-age=[0-9]+") {
         # Objects vary by the encoding chosen above (Accept-Encoding itself is rewritten by
         # Varnish); vcl_deliver shows clients isr's own `vary`.
         if (beresp.http.Vary ~ "(?i)accept-encoding") {
             set beresp.http.Vary = "X-ISR-Encoding";
         }
-        if (beresp.http.Cache-Control ~ "stale-while-revalidate=[0-9]+") {
+        # The time left: max-age minus the page's age (`cache-control` says the same to caches
+        # that read only it, with `must-revalidate` for browsers, which this cache is not).
+        set beresp.ttl = std.duration(
+                regsub(beresp.http.CDN-Cache-Control, "^(.*[ ,])?max-age=([0-9]+).*$", "\2s"),
+                0s)
+            - std.duration(regsub(beresp.http.Age, "^([0-9]+).*$", "\1s"), 0s);
+        if (beresp.http.CDN-Cache-Control ~ "stale-while-revalidate=[0-9]+") {
             set beresp.grace = std.duration(
-                regsub(beresp.http.Cache-Control, ".*stale-while-revalidate=([0-9]+).*", "\1s"),
+                regsub(beresp.http.CDN-Cache-Control, "^.*stale-while-revalidate=([0-9]+).*$", "\1s"),
                 0s);
         } else {
             set beresp.grace = 0s;
         }
-        # A page answered stale by isr arrives already stale (its age is past s-maxage): keep
-        # it for grace only, and fetch again on the next request.
+        # A page answered stale by isr arrives already stale (its age is past max-age): keep
+        # it for what is left of its stale window only (never past the page's `expire`), and
+        # fetch again on the next request.
         if (beresp.ttl < 0s) {
+            set beresp.grace = beresp.grace + beresp.ttl;
             set beresp.ttl = 0s;
+        }
+        if (beresp.grace < 0s) {
+            set beresp.grace = 0s;
         }
         set beresp.keep = 0s;
         return (deliver);

@@ -13,6 +13,7 @@
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 pub mod backoff;
+pub mod cache_profile;
 pub mod clock;
 pub mod context;
 pub mod engine;
@@ -40,7 +41,7 @@ pub use {
     },
     model::{Generated, Hydration, RenderedBody},
     page::{
-        pages, CachePolicy, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
+        pages, CacheProfile, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
         HTML_CONTENT_TYPE,
     },
     revalidate::{

@@ -1,6 +1,7 @@
 //! What an app declares: page definitions (registered by `#[page]`), route params, and the
 //! outcome of a data loader.
 
+pub use crate::cache_profile::CacheProfile;
 use crate::context::{Check, LoadContext};
 pub use crate::model::{Generated, Params};
 use futures::future::BoxFuture;
@@ -12,7 +13,7 @@ use std::fmt;
 /// ```
 /// # use isr::{PageDef, Revalidate, Fallback};
 /// for def in isr::pages() {
-///     println!("{} revalidates {:?}", def.path, def.revalidate);
+///     println!("{} revalidates {:?}", def.path, def.cache.window());
 /// }
 /// ```
 pub struct PageDef {
@@ -20,14 +21,10 @@ pub struct PageDef {
     pub id: &'static str,
     /// The route pattern as written in the attribute, e.g. `/blog/:slug`.
     pub path: &'static str,
-    /// How long a generated page stays fresh.
-    pub revalidate: Revalidate,
-    /// The ceiling on a served page's age, in seconds (`expire = N`): an older page is never
-    /// served as current, a request waits for its regeneration. `None`: no ceiling.
-    pub expire_secs: Option<u64>,
-    /// How long past `expire_secs` the old page may still be served (marked) while its
-    /// regeneration fails (`stale_if_error = N`); `None`: a 503 instead.
-    pub stale_if_error_secs: Option<u64>,
+    /// How long the page stays fresh, its ceiling, its grace while regenerating fails and how
+    /// long browsers may reuse it: `cache = PROFILE`, or `revalidate`, `expire`,
+    /// `stale_if_error` and `browser`.
+    pub cache: CacheProfile,
     /// Loader time limit in seconds; `None` uses [`DEFAULT_TIMEOUT_SECS`].
     pub timeout_secs: Option<u64>,
     /// What a request for a dynamic path that was never generated gets.
@@ -80,37 +77,18 @@ pub fn nothing_to_check(_: &Check<'_>) -> Vec<String> {
     Vec::new()
 }
 
-/// What a page's attribute says about keeping it: `revalidate`, `expire`, `stale_if_error`
-/// ([`PageDef::policy`]); the headers a response carries derive from it.
-///
-/// ```
-/// let mut def = isr::__private::example_def("/price");
-/// def.expire_secs = Some(600);
-/// let policy = def.policy();
-/// assert_eq!(policy.revalidate, isr::Revalidate::After(60));
-/// assert_eq!((policy.expire_secs, policy.stale_if_error_secs), (Some(600), None));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CachePolicy {
-    /// How long a generated page stays fresh.
-    pub revalidate: Revalidate,
-    /// The ceiling on a served page's age, in seconds.
-    pub expire_secs: Option<u64>,
-    /// How long past `expire_secs` a page may still be served while regenerating it fails.
-    pub stale_if_error_secs: Option<u64>,
-}
-
 /// Loader time limit when a page sets no `timeout`.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
 impl PageDef {
-    /// The page's caching policy: its `revalidate`, `expire` and `stale_if_error`.
-    pub fn policy(&self) -> CachePolicy {
-        CachePolicy {
-            revalidate: self.revalidate,
-            expire_secs: self.expire_secs,
-            stale_if_error_secs: self.stale_if_error_secs,
-        }
+    /// How long a generated page stays fresh (its profile's window).
+    ///
+    /// ```
+    /// let def = isr::__private::example_def("/price");
+    /// assert_eq!(def.window(), isr::Revalidate::After(60));
+    /// ```
+    pub fn window(&self) -> Revalidate {
+        self.cache.window()
     }
 
     /// The loader's time limit.
@@ -181,7 +159,7 @@ impl fmt::Debug for PageDef {
         f.debug_struct("PageDef")
             .field("id", &self.id)
             .field("path", &self.path)
-            .field("revalidate", &self.revalidate)
+            .field("cache", &self.cache)
             .field("fallback", &self.fallback)
             .field("tags", &self.tags)
             .finish_non_exhaustive()
@@ -205,7 +183,7 @@ pub fn pages() -> impl Iterator<Item = &'static PageDef> {
 /// assert_eq!(Revalidate::After(60).seconds(), Some(60));
 /// assert_eq!(Revalidate::Never.seconds(), None);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Revalidate {
     /// Stale this many seconds after generation; regenerated on the next request.
     After(u64),

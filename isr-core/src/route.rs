@@ -332,7 +332,7 @@ fn key_of(segments: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::{Fallback, Generated, Revalidate};
+    use crate::page::{CacheProfile, Fallback, Generated, Revalidate};
     use futures::future::BoxFuture;
 
     fn load(_: crate::context::LoadContext) -> BoxFuture<'static, crate::Result<Generated>> {
@@ -343,9 +343,7 @@ mod tests {
         Box::leak(Box::new(PageDef {
             id: path,
             path,
-            revalidate: Revalidate::After(1),
-            expire_secs: None,
-            stale_if_error_secs: None,
+            cache: CacheProfile::of(Revalidate::After(1)),
             timeout_secs: None,
             fallback: Fallback::Blocking,
             tags: &[],

@@ -6,7 +6,7 @@
 
 use crate::clock::ManualClock;
 use crate::engine::{CacheStatus, DocumentWriter, Engine, FailureKind, Outcome, Served};
-use crate::page::{Fallback, Generated, PageDef, Revalidate};
+use crate::page::{CacheProfile, Fallback, Generated, PageDef, Revalidate};
 use crate::route::Routes;
 use crate::store::{MemoryStore, PageKind, PageStore};
 use crate::RenderedBody;
@@ -119,9 +119,7 @@ pub fn scripted_load(
 pub static BLOCKING: PageDef = PageDef {
     id: "tests::blocking",
     path: "/t/:case",
-    revalidate: Revalidate::After(10),
-    expire_secs: None,
-    stale_if_error_secs: None,
+    cache: CacheProfile::of(Revalidate::After(10)),
     timeout_secs: Some(1),
     fallback: Fallback::Blocking,
     tags: &["t"],
@@ -147,8 +145,7 @@ pub static ONLY_LISTED: PageDef = PageDef {
 pub static EXPIRING: PageDef = PageDef {
     id: "tests::expiring",
     path: "/e/:case",
-    expire_secs: Some(30),
-    stale_if_error_secs: Some(60),
+    cache: CacheProfile::revalidate(10).expire(30).stale_if_error(60),
     tags: &[],
     hydration: crate::model::Hydration::Islands,
     ..BLOCKING
@@ -158,7 +155,7 @@ pub static EXPIRING: PageDef = PageDef {
 pub static EXPIRING_STRICT: PageDef = PageDef {
     id: "tests::expiring_strict",
     path: "/strict/:case",
-    stale_if_error_secs: None,
+    cache: CacheProfile::revalidate(10).expire(30),
     ..EXPIRING
 };
 

@@ -13,6 +13,8 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "revalidate",
     "expire",
     "stale_if_error",
+    "browser",
+    "cache",
     "view",
     "hydrate",
     "paths",
@@ -58,6 +60,9 @@ pub(crate) struct PageArgs {
     pub revalidate: Option<WithSpan<RawRevalidate>>,
     pub expire: Option<WithSpan<i128>>,
     pub stale_if_error: Option<WithSpan<i128>>,
+    pub browser: Option<WithSpan<i128>>,
+    /// `cache = PROFILE`: an `isr::CacheProfile` expression, instead of the four above.
+    pub cache: Option<Expr>,
     pub view: Option<Expr>,
     pub hydrate: Option<WithSpan<String>>,
     pub paths: Option<syn::Path>,
@@ -127,6 +132,12 @@ impl PageArgs {
                 "expire" => integer(&value, "expire").map(|v| args.expire = Some(v)),
                 "stale_if_error" => {
                     integer(&value, "stale_if_error").map(|v| args.stale_if_error = Some(v))
+                }
+                "browser" => integer(&value, "browser").map(|v| args.browser = Some(v)),
+                // Any expression: its type (`isr::CacheProfile`) is checked where it is used.
+                "cache" => {
+                    args.cache = Some(value.clone());
+                    Ok(())
                 }
                 "view" => view(&value).map(|v| args.view = Some(v)),
                 "paths" => path(&value, "paths", "an async fn, e.g. `all_slugs`")

@@ -1,7 +1,7 @@
 //! Code generation: the loader (server only), its argument extraction and its `isr::PageDef`
 //! registration; the page's hydration export (browser only).
 
-use crate::validate::{hydrate_export_name, Fallback, Output, PageSpec};
+use crate::validate::{hydrate_export_name, CacheSpec, Fallback, Output, PageSpec};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -34,17 +34,11 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
         }
     });
     let arg_types: Vec<_> = spec.args.iter().map(|arg| &arg.ty).collect();
-    let revalidate = match spec.revalidate {
-        Some(seconds) => quote!(::isr::Revalidate::After(#seconds)),
-        None => quote!(::isr::Revalidate::Never),
-    };
-    let optional = |seconds: Option<u64>| match seconds {
+    let cache = cache_profile(&spec.cache);
+    let timeout = match spec.timeout {
         Some(seconds) => quote!(::core::option::Option::Some(#seconds)),
         None => quote!(::core::option::Option::None),
     };
-    let expire = optional(spec.expire);
-    let stale_if_error = optional(spec.stale_if_error);
-    let timeout = optional(spec.timeout);
     let fallback = match spec.fallback {
         Fallback::Blocking => quote!(::isr::Fallback::Blocking),
         Fallback::NotFound => quote!(::isr::Fallback::NotFound),
@@ -168,9 +162,7 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
                 ::isr::PageDef {
                     id: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#loader_ident)),
                     path: #path,
-                    revalidate: #revalidate,
-                    expire_secs: #expire,
-                    stale_if_error_secs: #stale_if_error,
+                    cache: #cache,
                     timeout_secs: #timeout,
                     fallback: #fallback,
                     tags: &[#(#tags),*],
@@ -193,5 +185,40 @@ pub(crate) fn expand_paths(function: &syn::ItemFn) -> TokenStream {
     quote! {
         #[cfg(feature = "ssr")]
         #function
+    }
+}
+
+/// The page's `isr::CacheProfile`: the app's profile expression (its span kept, so a value of
+/// another type is reported at it), or the builder calls of the separate arguments (already
+/// checked, so the builders' own checks pass).
+fn cache_profile(cache: &CacheSpec) -> TokenStream {
+    match cache {
+        CacheSpec::Profile(profile) => quote_spanned! {profile.span()=>
+            {
+                const PROFILE: ::isr::CacheProfile = #profile;
+                PROFILE
+            }
+        },
+        CacheSpec::Seconds {
+            revalidate,
+            expire,
+            stale_if_error,
+            browser,
+        } => {
+            let mut profile = match revalidate {
+                Some(seconds) => quote!(::isr::CacheProfile::revalidate(#seconds)),
+                None => quote!(::isr::CacheProfile::on_demand()),
+            };
+            if let Some(seconds) = expire {
+                profile.extend(quote!(.expire(#seconds)));
+            }
+            if let Some(seconds) = stale_if_error {
+                profile.extend(quote!(.stale_if_error(#seconds)));
+            }
+            if *browser > 0 {
+                profile.extend(quote!(.browser(#browser)));
+            }
+            profile
+        }
     }
 }

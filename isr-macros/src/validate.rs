@@ -30,6 +30,24 @@ pub(crate) enum Output {
     Body { content_type: String },
 }
 
+/// How the page is kept: what becomes its `isr::CacheProfile`.
+pub(crate) enum CacheSpec {
+    /// `cache = PROFILE`: the app's own profile expression (checked where it is used: its type,
+    /// and its builders' rules when the constant is evaluated).
+    Profile(Box<syn::Expr>),
+    /// The separate arguments, checked here.
+    Seconds {
+        /// `None` means `revalidate = false`: on-demand revalidation only.
+        revalidate: Option<u64>,
+        /// The hard ceiling on a served page's age, in seconds; `None`: no ceiling.
+        expire: Option<u64>,
+        /// How long past `expire` the old page may still be served while regenerating fails.
+        stale_if_error: Option<u64>,
+        /// How long browsers may reuse the page without asking (0: they ask every time).
+        browser: u64,
+    },
+}
+
 /// One argument of the loader: its type is an `isr::FromContext` extractor.
 pub(crate) struct LoaderArg {
     pub ty: syn::Type,
@@ -39,12 +57,7 @@ pub(crate) struct LoaderArg {
 pub(crate) struct PageSpec {
     pub loader: ItemFn,
     pub path: String,
-    /// `None` means `revalidate = false`: on-demand revalidation only.
-    pub revalidate: Option<u64>,
-    /// The hard ceiling on a served page's age, in seconds; `None`: no ceiling.
-    pub expire: Option<u64>,
-    /// How long past `expire` the old page may still be served while regenerating it fails.
-    pub stale_if_error: Option<u64>,
+    pub cache: CacheSpec,
     pub timeout: Option<u64>,
     pub output: Output,
     pub paths: Option<syn::Path>,
@@ -77,52 +90,7 @@ impl PageSpec {
         let route = path.and_then(|p| check_path(p).map_err(|e| errors.push(e)).ok());
         let params: &[String] = route.as_ref().map_or(&[], |r| &r.params);
         let loader_args = loader_args(&loader, params, route.is_some(), errors);
-        let revalidate = match &args.revalidate {
-            None => {
-                errors.push(syn::Error::new(
-                    Span::call_site(),
-                    "missing `revalidate = <seconds>` (or `revalidate = false`) in #[page(...)]",
-                ));
-                None
-            }
-            Some(WithSpan {
-                value: RawRevalidate::Never,
-                ..
-            }) => Some(None),
-            Some(
-                raw @ WithSpan {
-                    value: RawRevalidate::Seconds(n),
-                    ..
-                },
-            ) => positive_seconds(&raw.map(*n), "revalidate")
-                .map_err(|e| errors.push(e))
-                .ok()
-                .map(Some),
-        };
-        let expire = args.expire.as_ref().and_then(|e| {
-            let seconds = positive_seconds(e, "expire").map_err(|e| errors.push(e)).ok()?;
-            if let Some(Some(revalidate)) = revalidate {
-                if seconds <= revalidate {
-                    errors.push(e.error(format!(
-                        "`expire = {seconds}` must be greater than `revalidate = {revalidate}`: between the two a page is served at once and regenerated in the background, past `expire` a request waits for the new version"
-                    )));
-                    return None;
-                }
-            }
-            Some(seconds)
-        });
-        let stale_if_error = args.stale_if_error.as_ref().and_then(|s| {
-            let seconds = positive_seconds(s, "stale_if_error")
-                .map_err(|e| errors.push(e))
-                .ok()?;
-            if args.expire.is_none() {
-                errors.push(s.error(
-                    "`stale_if_error` extends `expire` (how long past it a page may still be served while its regeneration fails): add `expire = <seconds>`",
-                ));
-                return None;
-            }
-            Some(seconds)
-        });
+        let cache = cache_spec(&args, errors);
         let timeout = match &args.timeout {
             None => Some(None),
             Some(t) => positive_seconds(t, "timeout")
@@ -170,9 +138,7 @@ impl PageSpec {
         Some(PageSpec {
             loader,
             path: args.path.expect("checked").value,
-            revalidate: revalidate.expect("checked"),
-            expire,
-            stale_if_error,
+            cache: cache.expect("checked"),
             timeout: timeout.expect("checked"),
             output: output.expect("checked"),
             paths: args.paths,
@@ -363,6 +329,99 @@ fn positive_seconds(seconds: &WithSpan<i128>, key: &str) -> syn::Result<u64> {
         )));
     }
     Ok(n as u64)
+}
+
+/// The page's caching: a named profile (`cache = PRICES`), or the profile the separate
+/// arguments make (`revalidate` required, `expire` > `revalidate`, `stale_if_error` only with
+/// `expire`). Both at once is an error at each separate argument.
+fn cache_spec(args: &PageArgs, errors: &mut Errors) -> Option<CacheSpec> {
+    if let Some(profile) = &args.cache {
+        let separate = [
+            ("revalidate", args.revalidate.as_ref().map(|r| &r.tokens)),
+            ("expire", args.expire.as_ref().map(|e| &e.tokens)),
+            (
+                "stale_if_error",
+                args.stale_if_error.as_ref().map(|s| &s.tokens),
+            ),
+            ("browser", args.browser.as_ref().map(|b| &b.tokens)),
+        ];
+        let mut clash = false;
+        for (key, tokens) in separate {
+            if let Some(tokens) = tokens {
+                clash = true;
+                errors.push(syn::Error::new_spanned(
+                    tokens,
+                    format!("`{key}` and `cache` on one page: the profile already says how the page is kept; remove `{key}` or `cache`"),
+                ));
+            }
+        }
+        return (!clash).then(|| CacheSpec::Profile(Box::new(profile.clone())));
+    }
+    let revalidate = match &args.revalidate {
+        None => {
+            errors.push(syn::Error::new(
+                Span::call_site(),
+                "missing `revalidate = <seconds>` (or `revalidate = false`) in #[page(...)]",
+            ));
+            None
+        }
+        Some(WithSpan {
+            value: RawRevalidate::Never,
+            ..
+        }) => Some(None),
+        Some(
+            raw @ WithSpan {
+                value: RawRevalidate::Seconds(n),
+                ..
+            },
+        ) => positive_seconds(&raw.map(*n), "revalidate")
+            .map_err(|e| errors.push(e))
+            .ok()
+            .map(Some),
+    };
+    let expire = args.expire.as_ref().and_then(|e| {
+        let seconds = positive_seconds(e, "expire").map_err(|e| errors.push(e)).ok()?;
+        if let Some(Some(revalidate)) = revalidate {
+            if seconds <= revalidate {
+                errors.push(e.error(format!(
+                    "`expire = {seconds}` must be greater than `revalidate = {revalidate}`: between the two a page is served at once and regenerated in the background, past `expire` a request waits for the new version"
+                )));
+                return None;
+            }
+        }
+        Some(seconds)
+    });
+    let stale_if_error = args.stale_if_error.as_ref().and_then(|s| {
+        let seconds = positive_seconds(s, "stale_if_error")
+            .map_err(|e| errors.push(e))
+            .ok()?;
+        if args.expire.is_none() {
+            errors.push(s.error(
+                "`stale_if_error` extends `expire` (how long past it a page may still be served while its regeneration fails): add `expire = <seconds>`",
+            ));
+            return None;
+        }
+        Some(seconds)
+    });
+    let browser = match &args.browser {
+        None => Some(0),
+        Some(b) if b.value == 0 => Some(0),
+        Some(b) if b.value < 0 => {
+            errors.push(b.error(
+                "`browser` is how long browsers may reuse the page: 0 (they ask every time) or more seconds",
+            ));
+            None
+        }
+        Some(b) => positive_seconds(b, "browser")
+            .map_err(|e| errors.push(e))
+            .ok(),
+    };
+    Some(CacheSpec::Seconds {
+        revalidate: revalidate?,
+        expire,
+        stale_if_error,
+        browser: browser?,
+    })
 }
 
 /// A checked route pattern.

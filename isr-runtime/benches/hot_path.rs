@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use isr::__private::Generated;
 use isr::clock::SystemClock;
 use isr::store::MemoryStore;
-use isr::{Engine, Fallback, PageDef, Revalidate, Routes, Served};
+use isr::{CacheProfile, Engine, Fallback, PageDef, Revalidate, Routes, Served};
 use leptos::prelude::*;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -26,9 +26,7 @@ fn def(path: &'static str) -> &'static PageDef {
     Box::leak(Box::new(PageDef {
         id: path,
         path,
-        revalidate: Revalidate::After(3600),
-        expire_secs: None,
-        stale_if_error_secs: None,
+        cache: CacheProfile::of(Revalidate::After(3600)),
         timeout_secs: None,
         fallback: Fallback::Blocking,
         tags: &["bench"],
@@ -95,7 +93,11 @@ fn cache_lookup(c: &mut Criterion) {
 fn headers(c: &mut Criterion) {
     let page = "<p>benchmark page</p>".repeat(500);
     c.bench_function("cache-control header value", |b| {
-        b.iter(|| black_box(isr::server::cache_control(black_box(Revalidate::After(60)))))
+        b.iter(|| {
+            black_box(isr::server::cache_control(black_box(
+                CacheProfile::revalidate(60),
+            )))
+        })
     });
     c.bench_function("strong etag of a 10 KB page (at generation)", |b| {
         b.iter(|| black_box(isr::engine::etag_of(black_box(page.as_bytes()))))

@@ -7,7 +7,7 @@
 
 use isr::clock::SystemClock;
 use isr::store::{Etag, MemoryStore, PageKind, PageMeta, PageStore};
-use isr::{Engine, Fallback, PageDef, Revalidate, Routes};
+use isr::{CacheProfile, Engine, Fallback, PageDef, Revalidate, Routes};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,9 +41,7 @@ fn load(
 static ITEMS: PageDef = PageDef {
     id: "bench::items",
     path: "/items/:id",
-    revalidate: Revalidate::After(60),
-    expire_secs: None,
-    stale_if_error_secs: None,
+    cache: CacheProfile::of(Revalidate::After(60)),
     timeout_secs: None,
     fallback: Fallback::Blocking,
     tags: &["items"],

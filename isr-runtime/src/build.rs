@@ -234,7 +234,7 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
         .iter()
         .map(|def| RouteSummary {
             route: def.path,
-            revalidate: def.revalidate,
+            revalidate: def.window(),
             pages: 0,
             other: 0,
             bytes: 0,

@@ -4,7 +4,7 @@
 use crate::clock::ManualClock;
 use crate::encoding::Variants;
 use crate::engine::{CacheStatus, Engine, Served, Trigger, NEGATIVE_CAPACITY};
-use crate::page::{Fallback, Generated, PageDef, Params, Revalidate};
+use crate::page::{CacheProfile, Fallback, Generated, PageDef, Params, Revalidate};
 use crate::render::DocumentShell;
 use crate::route::Routes;
 use crate::store::{FsStore, PageKind, PageStore};
@@ -290,9 +290,7 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
     static RANDOM: PageDef = PageDef {
         id: "tests::random",
         path: "/r/:slug",
-        revalidate: Revalidate::After(60),
-        expire_secs: None,
-        stale_if_error_secs: None,
+        cache: CacheProfile::of(Revalidate::After(60)),
         timeout_secs: Some(5),
         fallback: Fallback::Blocking,
         tags: &["posts"],
@@ -308,9 +306,7 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
     static REAL: PageDef = PageDef {
         id: "tests::real",
         path: "/real",
-        revalidate: Revalidate::After(60),
-        expire_secs: None,
-        stale_if_error_secs: None,
+        cache: CacheProfile::of(Revalidate::After(60)),
         timeout_secs: Some(5),
         fallback: Fallback::Blocking,
         tags: &["posts"],
@@ -568,9 +564,7 @@ async fn an_aborted_build_still_writes_and_syncs_what_it_built() {
     static LISTED: PageDef = PageDef {
         id: "tests::listed_slow",
         path: "/slow-listed/:n",
-        revalidate: Revalidate::After(3600),
-        expire_secs: None,
-        stale_if_error_secs: None,
+        cache: CacheProfile::of(Revalidate::After(3600)),
         timeout_secs: Some(5),
         fallback: Fallback::NotFound,
         tags: &[],

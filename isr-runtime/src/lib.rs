@@ -41,11 +41,13 @@
 
 /// Declares an ISR page on its async data loader.
 ///
-/// Arguments: `path = "/blog/:slug"` (required), `revalidate = <seconds> | false` (required),
-/// `expire = <seconds>` (a ceiling on a served page's age, greater than `revalidate`: an older
-/// page is never served as current, the request waits for its regeneration),
-/// `stale_if_error = <seconds>` (with `expire`: how long past it the old page may still be
-/// served, marked, while regenerating fails; otherwise `503`),
+/// Arguments: `path = "/blog/:slug"` (required), `revalidate = <seconds> | false` (required
+/// unless `cache`), `expire = <seconds>` (a ceiling on a served page's age, greater than
+/// `revalidate`: an older page is never served as current, the request waits for its
+/// regeneration), `stale_if_error = <seconds>` (with `expire`: how long past it the old page may
+/// still be served, marked, while regenerating fails; otherwise `503`), `browser = <seconds>`
+/// (how long browsers may reuse the page without asking; default 0), `cache = PROFILE` (a
+/// [`CacheProfile`] constant instead of those four),
 /// `view = post_page` (required for HTML pages: a function `fn(Props) -> impl IntoView`, or a
 /// closure such as `|post| view! { <Post post /> }`), `hydrate = "islands" | "full"` (how the
 /// page comes alive in the browser, default "full": see below), `paths = async_fn` (pages to pre-render for
@@ -226,7 +228,7 @@ pub use {
             Served, Trigger,
         },
         page::{
-            pages, CachePolicy, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
+            pages, CacheProfile, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
             HTML_CONTENT_TYPE,
         },
         revalidate::{
@@ -320,9 +322,7 @@ pub mod __private {
         crate::PageDef {
             id: path,
             path,
-            revalidate: crate::Revalidate::After(60),
-            expire_secs: None,
-            stale_if_error_secs: None,
+            cache: crate::CacheProfile::of(crate::Revalidate::After(60)),
             timeout_secs: None,
             fallback: crate::Fallback::Blocking,
             tags: &["example"],

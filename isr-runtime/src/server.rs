@@ -36,8 +36,8 @@ pub mod sitemap;
 pub mod threads;
 use auth::{bearer_matches, Auth, Caller, Endpoint};
 pub use cache_headers::{
-    age, cache_control, cache_status, cache_tag, not_found_cache_control, policy_cache_control,
-    surrogate_key,
+    age, cache_control, cache_status, cache_tag, cdn_cache_control, not_found_cache_control,
+    not_found_cdn_cache_control, surrogate_key,
 };
 pub use listener::ConnectionLimits;
 pub use negotiate::preferred_encoding;
@@ -56,6 +56,7 @@ const ISR_CACHE: HeaderName = HeaderName::from_static(CACHE_STATUS_HEADER);
 const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
 
 #[derive(Clone)]
 struct AppState {
@@ -421,14 +422,8 @@ fn page_response(
             content_type,
             age,
         } => {
-            let window = crate::engine::effective_revalidate(&page.meta.kind, policy.revalidate);
-            let prebuilt = PageHeaders::of(
-                &page,
-                crate::page::CachePolicy {
-                    revalidate: window,
-                    ..policy
-                },
-            );
+            let window = crate::engine::effective_revalidate(&page.meta.kind, policy.window());
+            let prebuilt = PageHeaders::of(&page, policy.with_window(window));
             let mut response = match &page.meta.kind {
                 PageKind::Page { .. } => {
                     page_body_response(&page, &prebuilt, wanted, request_headers, content_type)
@@ -441,6 +436,7 @@ fn page_response(
             };
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, prebuilt.cache_control.clone());
+            headers.insert(CDN_CACHE_CONTROL, prebuilt.cdn_cache_control.clone());
             headers.insert(header::AGE, cache_headers::age(age));
             headers.insert(SURROGATE_KEY, prebuilt.surrogate_key.clone());
             if cache_tag {

@@ -39,7 +39,11 @@ async fn the_feed_is_rss_that_follows_the_posts() {
     assert!(feed.header("etag").is_some());
     assert_eq!(
         feed.header("cache-control"),
-        Some("s-maxage=60, stale-while-revalidate=31536000")
+        Some("max-age=0, must-revalidate, s-maxage=60")
+    );
+    assert_eq!(
+        feed.header("cdn-cache-control"),
+        Some("max-age=60, stale-while-revalidate=31536000")
     );
     // A real RSS parser reads it back: every published post, newest first, absolute links.
     let channel = rss::Channel::read_from(feed.body.as_bytes()).expect("valid RSS 2.0");

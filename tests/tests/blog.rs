@@ -12,8 +12,8 @@ const POST_TITLE: &str = "What is Incremental Static Regeneration?";
 /// A sentence of `what-is-isr.md` that the tests replace.
 const POST_OLD_TEXT: &str = "No content frozen forever.";
 const SLUG_ROUTE: &str = "/blog/:slug";
-const POST_CACHE_CONTROL: &str = "s-maxage=5, stale-while-revalidate=31536000";
-const LIST_CACHE_CONTROL: &str = "s-maxage=60, stale-while-revalidate=31536000";
+const POST_CACHE_CONTROL: &str = "max-age=0, must-revalidate, s-maxage=5";
+const LIST_CACHE_CONTROL: &str = "max-age=0, must-revalidate, s-maxage=60";
 
 /// The published posts, as `/blog` must list them: newest first, ties by slug.
 const PUBLISHED_IN_ORDER: [&str; 6] = [
@@ -672,7 +672,11 @@ async fn deleted_post_becomes_404_once_regenerated() {
         assert_eq!(resp.status, 404);
         assert!(!resp.body.contains("ISR pages still hydrate"));
         // Kept downstream only until isr checks it again; never served stale.
-        assert_eq!(resp.header("cache-control"), Some("s-maxage=5"));
+        assert_eq!(
+            resp.header("cache-control"),
+            Some("max-age=0, must-revalidate, s-maxage=5")
+        );
+        assert_eq!(resp.header("cdn-cache-control"), Some("max-age=5"));
         assert!(age_of(&resp) <= 5);
     }
     // Other posts are unaffected.

@@ -461,6 +461,15 @@ async fn nginx_serves_the_export_and_never_its_metadata() {
         .await
         .unwrap();
     assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    // The recipe's page headers are the ones isr sends for a one-minute window.
+    assert_eq!(
+        gzipped.headers()["cache-control"],
+        "max-age=0, must-revalidate, s-maxage=60"
+    );
+    assert_eq!(
+        gzipped.headers()["cdn-cache-control"],
+        "max-age=60, stale-while-revalidate=31536000"
+    );
     assert_eq!(
         isr_tests::decompressed("gzip", &gzipped.bytes().await.unwrap()),
         page

@@ -54,12 +54,16 @@ async fn past_expire_requests_wait_and_failures_serve_within_stale_if_error_then
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(
         first.header("cache-control"),
-        Some("s-maxage=1, stale-while-revalidate=1, stale-if-error=3")
+        Some("max-age=0, must-revalidate, s-maxage=1")
+    );
+    assert_eq!(
+        first.header("cdn-cache-control"),
+        Some("max-age=1, stale-while-revalidate=1, stale-if-error=3")
     );
     let strict = server.get("/expiring-strict").await;
     assert_eq!(
-        strict.header("cache-control"),
-        Some("s-maxage=1, stale-while-revalidate=1")
+        strict.header("cdn-cache-control"),
+        Some("max-age=1, stale-while-revalidate=1")
     );
 
     // Past expire: the request waits for a new version (no traffic in between, so nothing

@@ -8,8 +8,12 @@ use isr_tests::Resp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::json;
 
-const PRODUCT_CACHE_CONTROL: &str = "s-maxage=300, stale-while-revalidate=31536000";
-const CATALOGUE_CACHE_CONTROL: &str = "s-maxage=60, stale-while-revalidate=31536000";
+/// The product pages' profile (`PRODUCT_PAGES`): revalidate 5 min, expire 1 h, a day of
+/// stale-if-error; browsers ask every time.
+const PRODUCT_CACHE_CONTROL: &str = "max-age=0, must-revalidate, s-maxage=300";
+const PRODUCT_CDN_CACHE_CONTROL: &str =
+    "max-age=300, stale-while-revalidate=3300, stale-if-error=89700";
+const CATALOGUE_CACHE_CONTROL: &str = "max-age=0, must-revalidate, s-maxage=60";
 
 /// A product row as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +163,10 @@ async fn product_and_catalogue_pages_show_the_database() {
     assert_eq!(page.status, 200);
     assert_eq!(page.cache(), "HIT");
     assert_eq!(page.header("cache-control"), Some(PRODUCT_CACHE_CONTROL));
+    assert_eq!(
+        page.header("cdn-cache-control"),
+        Some(PRODUCT_CDN_CACHE_CONTROL)
+    );
     assert!(page.body.contains(&format!("<h1>{}</h1>", stored.name)));
     assert!(page
         .body

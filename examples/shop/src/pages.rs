@@ -144,9 +144,18 @@ async fn all_catalogue_pages(State(db): State<Db>) -> isr::Result<Vec<CatalogueP
         .collect())
 }
 
+/// How product pages (prices, stock) are kept: fresh for 5 minutes, regenerated in the
+/// background after that, never served older than an hour (a request then waits for the new
+/// price), and while the database is down the last price is shown for up to a day more.
+/// Browsers ask every time (a `304` while nothing changed).
+pub const PRODUCT_PAGES: isr::CacheProfile = isr::CacheProfile::revalidate(300)
+    .expire(3600)
+    .stale_if_error(86_400)
+    .browser(0);
+
 #[page(
     path = "/products/:id",
-    revalidate = 300,
+    cache = PRODUCT_PAGES,
     view = product_page,
     paths = all_product_ids,
     fallback = "blocking",

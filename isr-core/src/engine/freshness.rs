@@ -60,13 +60,13 @@ pub fn is_fresh(
 /// let page = PageKind::Page { etag: isr::store::Etag::of(b""), bytes: 0 };
 /// let mut def = isr::__private::example_def("/price");
 /// assert!(!is_expired(&page, 1_000, &def, u64::MAX), "no expire");
-/// def.expire_secs = Some(10);
+/// def.cache = isr::CacheProfile::revalidate(5).expire(10);
 /// assert!(!is_expired(&page, 1_000, &def, 10_999));
 /// assert!(is_expired(&page, 1_000, &def, 11_000));
 /// assert!(!is_expired(&PageKind::NotFound, 1_000, &def, 11_000));
 /// ```
 pub fn is_expired(kind: &PageKind, generated_at_ms: u64, def: &PageDef, now_ms: u64) -> bool {
-    let Some(expire) = def.expire_secs else {
+    let Some(expire) = def.cache.expire_secs() else {
         return false;
     };
     if matches!(kind, PageKind::NotFound) {

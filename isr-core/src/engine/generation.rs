@@ -108,7 +108,7 @@ impl Engine {
         let fresh = super::is_fresh(
             &snapshot.kind,
             snapshot.generated_at_ms,
-            def.revalidate,
+            def.window(),
             self.clock.now_ms(),
         );
         // Past `expire` only a version within it answers (a page that never goes stale by time
@@ -320,7 +320,7 @@ impl Engine {
         if kind == PageKind::NotFound && !listed && !self.table.contains(key.as_str()) {
             // A path that never existed: remembered in bounded memory, never written to disk.
             // (A path the app's own `paths` listed is stored: the app bounds that list.)
-            let recheck = super::effective_revalidate(&kind, def.revalidate)
+            let recheck = super::effective_revalidate(&kind, def.window())
                 .seconds()
                 .map_or(NOT_FOUND_RECHECK, Duration::from_secs);
             self.negative.insert(

@@ -421,7 +421,7 @@ impl Engine {
         } else if super::is_fresh(
             &snapshot.kind,
             snapshot.generated_at_ms,
-            snapshot.def.revalidate,
+            snapshot.def.window(),
             clocks.now_ms,
         ) {
             PageState::Fresh
@@ -512,7 +512,7 @@ struct Clocks {
 }
 
 fn window_of(def: &PageDef) -> Option<u64> {
-    match def.revalidate {
+    match def.window() {
         Revalidate::After(seconds) => Some(seconds),
         Revalidate::Never => None,
     }

@@ -457,19 +457,15 @@ impl Engine {
                             .serve_expired(def, key, params, page, snapshot.retry_at_ms)
                             .await;
                     }
-                    let cache = if is_fresh(
-                        &snapshot.kind,
-                        snapshot.generated_at_ms,
-                        def.revalidate,
-                        now,
-                    ) {
-                        CacheStatus::Hit
-                    } else {
-                        if mono >= snapshot.retry_at_ms {
-                            self.regenerate_in_background(&key, def, params);
-                        }
-                        CacheStatus::Stale
-                    };
+                    let cache =
+                        if is_fresh(&snapshot.kind, snapshot.generated_at_ms, def.window(), now) {
+                            CacheStatus::Hit
+                        } else {
+                            if mono >= snapshot.retry_at_ms {
+                                self.regenerate_in_background(&key, def, params);
+                            }
+                            CacheStatus::Stale
+                        };
                     return self.stored(page, cache, def);
                 }
                 Ok(None) => {
@@ -566,8 +562,9 @@ impl Engine {
         // The age now, after the wait: the old page's limit is counted to this answer.
         let age_ms = self.clock.now_ms().saturating_sub(old.meta.generated_at_ms);
         let limit_ms = def
-            .expire_secs
-            .zip(def.stale_if_error_secs)
+            .cache
+            .expire_secs()
+            .zip(def.cache.stale_if_error_secs())
             .map(|(expire, grace)| expire.saturating_add(grace).saturating_mul(1000));
         if limit_ms.is_some_and(|limit| age_ms < limit) {
             metrics::expired_request(def.path, "stale_if_error");
@@ -603,7 +600,7 @@ impl Engine {
         Served::Stored {
             page,
             cache,
-            policy: def.policy(),
+            policy: def.cache,
             content_type: def.response_type(),
             age: Duration::from_millis(age_ms),
         }

@@ -2,7 +2,7 @@
 //! and what a request gets.
 
 pub use crate::model::CachedPage;
-use crate::page::CachePolicy;
+use crate::page::CacheProfile;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,9 +163,9 @@ pub enum Served {
         page: Arc<CachedPage>,
         /// Fresh hit, stale hit (a regeneration was started) or generated for this request.
         cache: CacheStatus,
-        /// The page's route's policy: its window (see `effective_revalidate` for not-found
-        /// pages), `expire` and `stale_if_error`.
-        policy: CachePolicy,
+        /// The page's route's cache profile: its window (see `effective_revalidate` for
+        /// not-found pages), `expire`, `stale_if_error` and browser lifetime.
+        policy: CacheProfile,
         /// The content type of the route's bodies (HTML documents unless a file route).
         content_type: &'static str,
         /// Time since its generation finished (wall clock; zero for one generated just now).

@@ -184,7 +184,7 @@ impl Engine {
         let fresh = super::is_fresh(
             &page.meta.kind,
             page.meta.generated_at_ms,
-            def.revalidate,
+            def.window(),
             now,
         );
         // Never a version past its `expire`, whatever asked.

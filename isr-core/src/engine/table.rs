@@ -558,7 +558,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::{Fallback, Generated, Revalidate};
+    use crate::page::{CacheProfile, Fallback, Generated, Revalidate};
     use futures::future::BoxFuture;
 
     fn load(_: crate::context::LoadContext) -> BoxFuture<'static, crate::Result<Generated>> {
@@ -568,9 +568,7 @@ mod tests {
     static POSTS: PageDef = PageDef {
         id: "table::posts",
         path: "/p/:slug",
-        revalidate: Revalidate::After(1),
-        expire_secs: None,
-        stale_if_error_secs: None,
+        cache: CacheProfile::of(Revalidate::After(1)),
         timeout_secs: None,
         fallback: Fallback::Blocking,
         tags: &["posts"],

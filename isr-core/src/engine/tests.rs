@@ -4,7 +4,7 @@
 use super::*;
 use crate::clock::ManualClock;
 use crate::encoding::Variants;
-use crate::page::{Generated, PageDef, Revalidate};
+use crate::page::{CacheProfile, Generated, PageDef, Revalidate};
 use crate::route::PageKey;
 use crate::store::{MemoryStore, PageMeta, StoreFuture};
 use crate::testing::*;
@@ -356,9 +356,7 @@ async fn a_flood_of_unknown_paths_runs_a_bounded_number_of_loaders_at_once() {
     static FLOOD: PageDef = PageDef {
         id: "tests::flood",
         path: "/flood/:slug",
-        revalidate: Revalidate::After(10),
-        expire_secs: None,
-        stale_if_error_secs: None,
+        cache: CacheProfile::of(Revalidate::After(10)),
         timeout_secs: Some(5),
         fallback: Fallback::Blocking,
         tags: &[],
@@ -1010,7 +1008,7 @@ async fn serving_while_loading(store: &SlowLoadStore) -> Harness {
 static EXPIRING_ON_DEMAND: PageDef = PageDef {
     id: "tests::expiring_on_demand",
     path: "/on-demand/:case",
-    revalidate: Revalidate::Never,
+    cache: CacheProfile::on_demand().expire(30).stale_if_error(60),
     ..EXPIRING
 };
 

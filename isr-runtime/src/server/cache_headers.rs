@@ -11,7 +11,7 @@
 
 use crate::encoding::Encoding;
 use crate::engine::{CacheStatus, CachedPage};
-use crate::page::{CachePolicy, Revalidate};
+use crate::page::{CacheProfile, Revalidate};
 use crate::server::STALE_WHILE_REVALIDATE_SECS;
 use crate::store::PageKind;
 use axum::http::HeaderValue;
@@ -22,9 +22,10 @@ use std::time::Duration;
 /// clones them (a reference count each) instead of formatting and checking them again.
 #[derive(Clone, Debug)]
 pub(crate) struct PageHeaders {
-    /// The policy these were built for (`cache_control` depends on it).
-    policy: CachePolicy,
+    /// The profile these were built for (`cache_control` depends on it).
+    profile: CacheProfile,
     pub cache_control: HeaderValue,
+    pub cdn_cache_control: HeaderValue,
     pub surrogate_key: HeaderValue,
     pub cache_tag: HeaderValue,
     /// `ETag` per encoding (identity, gzip, br), where stored.
@@ -32,18 +33,21 @@ pub(crate) struct PageHeaders {
 }
 
 impl PageHeaders {
-    /// The page's headers for `policy` (its route's, with the effective revalidate window),
+    /// The page's headers for `profile` (its route's, with the effective revalidate window),
     /// built once per page version.
-    pub(crate) fn of(page: &CachedPage, policy: CachePolicy) -> std::borrow::Cow<'_, PageHeaders> {
-        match page.memo(|page| PageHeaders::build(page, policy)) {
-            Some(built) if built.policy == policy => std::borrow::Cow::Borrowed(built),
-            // The same page served under another policy (not done by isr's own router), or a
+    pub(crate) fn of(
+        page: &CachedPage,
+        profile: CacheProfile,
+    ) -> std::borrow::Cow<'_, PageHeaders> {
+        match page.memo(|page| PageHeaders::build(page, profile)) {
+            Some(built) if built.profile == profile => std::borrow::Cow::Borrowed(built),
+            // The same page served under another profile (not done by isr's own router), or a
             // memo an embedder put there first.
-            _ => std::borrow::Cow::Owned(PageHeaders::build(page, policy)),
+            _ => std::borrow::Cow::Owned(PageHeaders::build(page, profile)),
         }
     }
 
-    fn build(page: &CachedPage, policy: CachePolicy) -> PageHeaders {
+    fn build(page: &CachedPage, profile: CacheProfile) -> PageHeaders {
         let not_found = matches!(page.meta.kind, PageKind::NotFound);
         // Slices of the page's own etag buffer: a reference count each, no copy.
         let etags = Encoding::ALL.map(|encoding| {
@@ -51,9 +55,11 @@ impl PageHeaders {
             HeaderValue::from_maybe_shared(page.etags().shared(encoding)?).ok()
         });
         let (surrogate_key, cache_tag) = purge_key_headers(&page.meta.tags, &page.meta.key);
+        let (cache_control, cdn_cache_control) = shared_cache_controls(not_found, profile);
         PageHeaders {
-            policy,
-            cache_control: shared_cache_control(not_found, policy),
+            profile,
+            cache_control,
+            cdn_cache_control,
             surrogate_key,
             cache_tag,
             etags,
@@ -66,102 +72,146 @@ impl PageHeaders {
     }
 }
 
-/// `cache-control` of a stored page or redirect whose window is `revalidate`:
-/// `s-maxage=<window>, stale-while-revalidate=<a year>` (RFC 5861).
+/// `cache-control` of a stored page or redirect under `profile`: what browsers may do, and
+/// `s-maxage` for shared caches that read only this header. Browsers get `max-age=<browser>`
+/// (`max-age=0, must-revalidate` by default: they ask every time, and an unchanged page costs a
+/// `304`); shared caches keep the page for its window (`s-maxage`, the `expire` itself with
+/// `revalidate = false`, a year for a page that never goes stale by time) and then ask again,
+/// since `s-maxage` forbids them to serve it stale (RFC 9111 §5.2.2.10). The directives that
+/// let a CDN serve it stale are in [`cdn_cache_control`]. Neither lifetime reaches past
+/// `expire`.
 ///
 /// ```
-/// let v = isr::server::cache_control(isr::Revalidate::After(60));
-/// assert_eq!(v, "s-maxage=60, stale-while-revalidate=31536000");
-/// assert_eq!(isr::server::cache_control(isr::Revalidate::Never), "s-maxage=31536000, stale-while-revalidate=31536000");
+/// use isr::CacheProfile;
+/// let v = isr::server::cache_control(CacheProfile::revalidate(60));
+/// assert_eq!(v, "max-age=0, must-revalidate, s-maxage=60");
+/// let price = CacheProfile::revalidate(60).expire(600).stale_if_error(3600).browser(10);
+/// assert_eq!(isr::server::cache_control(price), "max-age=10, s-maxage=60");
+/// let too_long = CacheProfile::revalidate(60).expire(600).browser(900);
+/// assert_eq!(isr::server::cache_control(too_long), "max-age=600, s-maxage=60");
+/// let on_demand = CacheProfile::on_demand().expire(600);
+/// assert_eq!(isr::server::cache_control(on_demand), "max-age=0, must-revalidate, s-maxage=600");
+/// assert_eq!(isr::server::cache_control(CacheProfile::on_demand()), "max-age=0, must-revalidate, s-maxage=31536000");
 /// ```
-pub fn cache_control(revalidate: Revalidate) -> HeaderValue {
-    policy_cache_control(CachePolicy {
-        revalidate,
-        expire_secs: None,
-        stale_if_error_secs: None,
+pub fn cache_control(profile: CacheProfile) -> HeaderValue {
+    let browser = profile
+        .browser_secs()
+        .min(profile.expire_secs().unwrap_or(u64::MAX));
+    let shared = shared_max_age(profile);
+    header_value(if browser == 0 {
+        format!("max-age=0, must-revalidate, s-maxage={shared}")
+    } else {
+        format!("max-age={browser}, s-maxage={shared}")
     })
 }
 
-/// `cache-control` of a stored page or redirect under `policy`. Without an `expire`, as
-/// [`cache_control`]. With one, no directive lets a downstream cache keep the page past it
-/// (plus its `stale_if_error`): `s-maxage` is the window (the `expire` itself with
-/// `revalidate = false`), `stale-while-revalidate` the rest up to `expire` (left out when
-/// nothing is left), and `stale-if-error`, which RFC 5861 counts from the end of `s-maxage`,
-/// reaches to `expire + stale_if_error` as isr's own does.
+/// `cdn-cache-control` (RFC 9213) of a stored page or redirect under `profile`: the directives
+/// for CDNs (which prefer it to `cache-control`, and do not pass it on to browsers). `max-age`
+/// is the window, as `s-maxage`; `stale-while-revalidate` lets the CDN serve the old page
+/// while it fetches the new one, as isr does: a year without an `expire`, the rest up to
+/// `expire` with one (left out when nothing is left); `stale-if-error`, counted from the end
+/// of `max-age` (RFC 5861), reaches to `expire + stale_if_error`, as isr's own. With the
+/// response's `age`, no directive lets a CDN keep the page past `expire` (+
+/// `stale_if_error`).
 ///
 /// ```
-/// use isr::{CachePolicy, Revalidate};
-/// let price = CachePolicy { revalidate: Revalidate::After(60), expire_secs: Some(600), stale_if_error_secs: Some(3600) };
-/// assert_eq!(isr::server::policy_cache_control(price), "s-maxage=60, stale-while-revalidate=540, stale-if-error=4140");
-/// let strict = CachePolicy { stale_if_error_secs: None, ..price };
-/// assert_eq!(isr::server::policy_cache_control(strict), "s-maxage=60, stale-while-revalidate=540");
-/// let on_demand = CachePolicy { revalidate: Revalidate::Never, ..strict };
-/// assert_eq!(isr::server::policy_cache_control(on_demand), "s-maxage=600");
+/// use isr::CacheProfile;
+/// let v = isr::server::cdn_cache_control(CacheProfile::revalidate(60));
+/// assert_eq!(v, "max-age=60, stale-while-revalidate=31536000");
+/// let price = CacheProfile::revalidate(60).expire(600).stale_if_error(3600);
+/// assert_eq!(isr::server::cdn_cache_control(price), "max-age=60, stale-while-revalidate=540, stale-if-error=4140");
+/// let strict = CacheProfile::revalidate(60).expire(600);
+/// assert_eq!(isr::server::cdn_cache_control(strict), "max-age=60, stale-while-revalidate=540");
+/// let on_demand = CacheProfile::on_demand().expire(600);
+/// assert_eq!(isr::server::cdn_cache_control(on_demand), "max-age=600");
 /// ```
-pub fn policy_cache_control(policy: CachePolicy) -> HeaderValue {
-    let Some(expire) = policy.expire_secs else {
-        let max_age = policy
-            .revalidate
-            .seconds()
-            .unwrap_or(STALE_WHILE_REVALIDATE_SECS);
+pub fn cdn_cache_control(profile: CacheProfile) -> HeaderValue {
+    let max_age = shared_max_age(profile);
+    let Some(expire) = profile.expire_secs() else {
         return header_value(format!(
-            "s-maxage={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE_SECS}"
+            "max-age={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE_SECS}"
         ));
     };
-    let max_age = policy.revalidate.seconds().unwrap_or(expire).min(expire);
-    let mut value = format!("s-maxage={max_age}");
+    let mut value = format!("max-age={max_age}");
     if expire > max_age {
         value.push_str(&format!(", stale-while-revalidate={}", expire - max_age));
     }
-    if let Some(grace) = policy.stale_if_error_secs {
+    if let Some(grace) = profile.stale_if_error_secs() {
         let past_max_age = (expire - max_age).saturating_add(grace);
         value.push_str(&format!(", stale-if-error={past_max_age}"));
     }
     header_value(value)
 }
 
-/// [`policy_cache_control`] (or [`not_found_cache_control`]) of `policy`, formatted once per
-/// serving thread and policy and then cloned (a reference count): a site has a few policies,
-/// one per route, and a page read back from the store would otherwise format its own.
-/// Bounded: a thread keeps [`MEMO_WINDOWS`] of them; any further one is formatted each time.
-fn shared_cache_control(not_found: bool, policy: CachePolicy) -> HeaderValue {
+/// How long a shared cache keeps a page before asking again: its window, capped at `expire`
+/// (the `expire` itself, or a year, for a page that never goes stale by time).
+fn shared_max_age(profile: CacheProfile) -> u64 {
+    let expire = profile.expire_secs();
+    profile
+        .window()
+        .seconds()
+        .or(expire)
+        .unwrap_or(STALE_WHILE_REVALIDATE_SECS)
+        .min(expire.unwrap_or(u64::MAX))
+}
+
+/// [`cache_control`] and [`cdn_cache_control`] (or their not-found forms) of `profile`,
+/// formatted once per serving thread and profile and then cloned (a reference count each): a
+/// site has a few profiles, one per route, and a page read back from the store would otherwise
+/// format its own. Bounded: a thread keeps [`MEMO_PROFILES`] of them; any further one is
+/// formatted each time.
+fn shared_cache_controls(not_found: bool, profile: CacheProfile) -> (HeaderValue, HeaderValue) {
+    type Memo = Vec<(bool, CacheProfile, (HeaderValue, HeaderValue))>;
     thread_local! {
-        static MEMO: std::cell::RefCell<Vec<(bool, CachePolicy, HeaderValue)>> =
-            const { std::cell::RefCell::new(Vec::new()) };
+        static MEMO: std::cell::RefCell<Memo> = const { std::cell::RefCell::new(Vec::new()) };
     }
     MEMO.with_borrow_mut(|memo| {
-        if let Some((.., value)) = memo
+        if let Some((.., values)) = memo
             .iter()
-            .find(|(n, p, _)| (*n, *p) == (not_found, policy))
+            .find(|(n, p, _)| (*n, *p) == (not_found, profile))
         {
-            return value.clone();
+            return values.clone();
         }
-        let value = if not_found {
-            not_found_cache_control(policy.revalidate)
+        let values = if not_found {
+            (
+                not_found_cache_control(profile.window()),
+                not_found_cdn_cache_control(profile.window()),
+            )
         } else {
-            policy_cache_control(policy)
+            (cache_control(profile), cdn_cache_control(profile))
         };
-        if memo.len() < MEMO_WINDOWS {
-            memo.push((not_found, policy, value.clone()));
+        if memo.len() < MEMO_PROFILES {
+            memo.push((not_found, profile, values.clone()));
         }
-        value
+        values
     })
 }
 
-/// How many `cache-control` values a serving thread keeps (see [`shared_cache_control`]).
-const MEMO_WINDOWS: usize = 32;
+/// How many profiles' header values a serving thread keeps (see [`shared_cache_controls`]).
+const MEMO_PROFILES: usize = 32;
 
-/// `cache-control` of a loader's not-found (`recheck`: its effective window): kept downstream
-/// only until isr would check it again, never served stale, so that a page created later is
-/// not hidden behind an old 404.
+/// `cache-control` of a loader's not-found (`recheck`: its effective window): browsers ask
+/// every time; shared caches keep it only until isr would check it again, never stale, so that
+/// a page created later is not hidden behind an old 404.
 ///
 /// ```
 /// let v = isr::server::not_found_cache_control(isr::Revalidate::After(5));
-/// assert_eq!(v, "s-maxage=5");
+/// assert_eq!(v, "max-age=0, must-revalidate, s-maxage=5");
 /// ```
 pub fn not_found_cache_control(recheck: Revalidate) -> HeaderValue {
     let max_age = recheck.seconds().unwrap_or(0);
-    header_value(format!("s-maxage={max_age}"))
+    header_value(format!("max-age=0, must-revalidate, s-maxage={max_age}"))
+}
+
+/// `cdn-cache-control` of a loader's not-found: the recheck window, nothing stale.
+///
+/// ```
+/// let v = isr::server::not_found_cdn_cache_control(isr::Revalidate::After(5));
+/// assert_eq!(v, "max-age=5");
+/// ```
+pub fn not_found_cdn_cache_control(recheck: Revalidate) -> HeaderValue {
+    let max_age = recheck.seconds().unwrap_or(0);
+    header_value(format!("max-age={max_age}"))
 }
 
 /// `age`: whole seconds since the generation finished (RFC 9111 §5.1), rounded up, so that a
@@ -353,43 +403,62 @@ mod tests {
     }
 
     #[test]
-    fn cache_control_is_the_same_value_from_the_memo_and_past_its_bound() {
+    fn cache_controls_are_the_same_values_from_the_memo_and_past_its_bound() {
         for round in 0..2 {
-            for seconds in 0..(MEMO_WINDOWS as u64 + 8) {
+            for seconds in 1..(MEMO_PROFILES as u64 + 8) {
                 let window = Revalidate::After(seconds);
-                let policy = CachePolicy {
-                    revalidate: window,
-                    expire_secs: None,
-                    stale_if_error_secs: None,
-                };
+                let profile = CacheProfile::revalidate(seconds);
                 assert_eq!(
-                    shared_cache_control(false, policy),
-                    cache_control(window),
+                    shared_cache_controls(false, profile),
+                    (cache_control(profile), cdn_cache_control(profile)),
                     "{round}"
                 );
                 assert_eq!(
-                    shared_cache_control(true, policy),
-                    not_found_cache_control(window)
+                    shared_cache_controls(true, profile),
+                    (
+                        not_found_cache_control(window),
+                        not_found_cdn_cache_control(window)
+                    )
                 );
-                let expiring = CachePolicy {
-                    expire_secs: Some(seconds + 1),
-                    stale_if_error_secs: Some(7),
-                    ..policy
-                };
+                let expiring = profile.expire(seconds + 1).stale_if_error(7).browser(3);
                 assert_eq!(
-                    shared_cache_control(false, expiring),
-                    policy_cache_control(expiring)
+                    shared_cache_controls(false, expiring),
+                    (cache_control(expiring), cdn_cache_control(expiring))
                 );
             }
         }
-        let never = CachePolicy {
-            revalidate: Revalidate::Never,
-            expire_secs: None,
-            stale_if_error_secs: None,
-        };
-        assert_eq!(
-            shared_cache_control(false, never),
-            cache_control(Revalidate::Never)
-        );
+    }
+
+    #[test]
+    fn no_lifetime_reaches_past_expire_and_stale_if_error() {
+        for window in [1, 59, 60, 599] {
+            for grace in [None, Some(1), Some(3600)] {
+                for browser in [0, 30, 600, 10_000] {
+                    let mut profile = CacheProfile::revalidate(window)
+                        .expire(600)
+                        .browser(browser);
+                    if let Some(grace) = grace {
+                        profile = profile.stale_if_error(grace);
+                    }
+                    let directives = |v: HeaderValue| -> Vec<(String, u64)> {
+                        v.to_str()
+                            .unwrap()
+                            .split(", ")
+                            .filter_map(|d| d.split_once('='))
+                            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+                            .collect()
+                    };
+                    let cc = directives(cache_control(profile));
+                    assert!(cc.iter().all(|(_, v)| *v <= 600), "{cc:?}");
+                    let cdn = directives(cdn_cache_control(profile));
+                    let get = |k: &str| cdn.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+                    let max_age = get("max-age").unwrap();
+                    let swr = get("stale-while-revalidate").unwrap_or(0);
+                    assert_eq!(max_age + swr, 600, "{cdn:?}");
+                    let sie = get("stale-if-error");
+                    assert_eq!(sie.map(|s| max_age + s), grace.map(|g| 600 + g), "{cdn:?}");
+                }
+            }
+        }
     }
 }

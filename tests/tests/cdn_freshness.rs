@@ -1,0 +1,194 @@
+//! Freshness through a real Varnish 7 (the shipped `deploy/varnish/isr.vcl`, which reads isr's
+//! `cdn-cache-control`): no cache in front of isr serves a page past its `expire` (plus its
+//! `stale_if_error`). The bench app's `/expiring` (revalidate 1 s, expire 2 s, stale-if-error
+//! 2 s) and `/expiring-strict` (no stale-if-error) are fetched through Varnish while their data
+//! source is down, so that the first version is the only one there can be: every `200` must be
+//! that version, requested while it was younger than its limit; after the limit, `503`.
+
+use isr_tests::varnish::{varnish_available, Varnish};
+use isr_tests::{bench_binary, free_port, serving_on_a_free_port, BlogServer, SECRET};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts of the bench app and Varnish tried when Varnish finds its port taken.
+const VARNISH_ATTEMPTS: usize = 3;
+
+/// The bench app (its loaders of the expiring pages fail while `down` exists) with Varnish in
+/// front.
+fn bench_behind_varnish(dir: &std::path::Path, down: &std::path::Path) -> (BlogServer, Varnish) {
+    assert!(
+        varnish_available(),
+        "varnishd is not installed: `apt-get install varnish` (scripts/test.sh does)"
+    );
+    let mut taken = Vec::new();
+    for attempt in 0..VARNISH_ATTEMPTS {
+        let mut command = Command::new(bench_binary());
+        command
+            .env("RUST_LOG", "info")
+            .env("ISR_ADMIN_TOKEN", SECRET)
+            .env("BENCH_PAGES", "5")
+            .env("BENCH_DOWN_FILE", down)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let site = dir.join(format!("site-{attempt}"));
+        serving_on_a_free_port(&mut command, &["start"], &[], &site);
+        let server = BlogServer::spawn_with_deadline(command, Duration::from_secs(120));
+        match Varnish::try_start(free_port(), server.addr()) {
+            Ok(varnish) => return (server, varnish),
+            Err(error) if error.contains("Address already in use") => taken.push(error),
+            Err(error) => panic!("{error}"),
+        }
+    }
+    panic!("Varnish found its port taken {VARNISH_ATTEMPTS} times:\n{taken:?}");
+}
+
+/// One answer through Varnish: status, body, `x-isr-cache`, and whether Varnish answered from
+/// its cache.
+struct Edge {
+    status: u16,
+    body: String,
+    isr_cache: String,
+    varnish_hit: bool,
+}
+
+async fn through(client: &reqwest::Client, varnish: &Varnish, path: &str) -> Edge {
+    let response = client
+        .get(varnish.url(path))
+        .send()
+        .await
+        .expect("GET through Varnish");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let isr_cache = header("x-isr-cache");
+    let varnish_hit = header("x-varnish").split_whitespace().count() == 2;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    Edge {
+        status,
+        body,
+        isr_cache,
+        varnish_hit,
+    }
+}
+
+/// The `<h1>` of a bench page (`Expiring, run 3`): which version an answer is.
+fn title(body: &str) -> &str {
+    body.split("<h1>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_default()
+}
+
+/// What was seen of one page through Varnish.
+struct Watch {
+    path: &'static str,
+    /// `expire` + `stale_if_error`: the oldest the page may be when served.
+    limit: Duration,
+    /// The first answer's title (the only version there is while the data source is down).
+    first: String,
+    /// When the first answer arrived: the page was generated before, so a request sent `d`
+    /// after this finds the page at least `d` old.
+    generated_by: Instant,
+    hits: usize,
+    marked_stale_if_error: usize,
+    refused_after_limit: bool,
+}
+
+impl Watch {
+    async fn start(
+        client: &reqwest::Client,
+        varnish: &Varnish,
+        path: &'static str,
+        limit: Duration,
+    ) -> Watch {
+        let first = through(client, varnish, path).await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        Watch {
+            path,
+            limit,
+            first: title(&first.body).to_string(),
+            generated_by: Instant::now(),
+            hits: 0,
+            marked_stale_if_error: 0,
+            refused_after_limit: false,
+        }
+    }
+
+    /// One request: a `200` must be the first version, sent before the limit; a `503` comes
+    /// only once isr has nothing it may serve.
+    async fn observe(&mut self, client: &reqwest::Client, varnish: &Varnish) {
+        let sent = Instant::now();
+        let edge = through(client, varnish, self.path).await;
+        let at_least = sent.saturating_duration_since(self.generated_by);
+        match edge.status {
+            200 => {
+                assert_eq!(
+                    title(&edge.body),
+                    self.first,
+                    "{}: no other version exists",
+                    self.path
+                );
+                assert!(
+                    at_least < self.limit,
+                    "{} served at an age of at least {at_least:?}, past its limit {:?} (x-isr-cache {}, varnish hit {})",
+                    self.path,
+                    self.limit,
+                    edge.isr_cache,
+                    edge.varnish_hit
+                );
+                self.hits += usize::from(edge.varnish_hit);
+                self.marked_stale_if_error += usize::from(edge.isr_cache == "STALE-IF-ERROR");
+            }
+            503 => self.refused_after_limit |= at_least >= self.limit,
+            other => panic!("{}: unexpected {other}: {}", self.path, edge.body),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_varnish_no_page_is_served_past_expire_and_stale_if_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = dir.path().join("down");
+    let (_server, varnish) = bench_behind_varnish(dir.path(), &down);
+    let client = reqwest::Client::new();
+
+    let mut pages = [
+        Watch::start(&client, &varnish, "/expiring", Duration::from_secs(4)).await,
+        Watch::start(
+            &client,
+            &varnish,
+            "/expiring-strict",
+            Duration::from_secs(2),
+        )
+        .await,
+    ];
+    // The data source goes down: no later version can be generated.
+    std::fs::write(&down, b"").unwrap();
+
+    // Watch both pages until each has been refused past its limit (bounded by a deadline).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pages.iter().any(|page| !page.refused_after_limit) {
+        assert!(
+            Instant::now() < deadline,
+            "no 503 past the limit within 20 s"
+        );
+        for page in &mut pages {
+            page.observe(&client, &varnish).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for page in &pages {
+        assert!(page.hits > 0, "{}: Varnish kept the page at all", page.path);
+    }
+    assert!(
+        pages[0].marked_stale_if_error > 0,
+        "past expire, isr served the old page under stale-if-error through Varnish"
+    );
+    assert_eq!(pages[1].marked_stale_if_error, 0);
+}
