@@ -166,6 +166,46 @@ impl CacheProfile {
         self
     }
 
+    /// The profile of a version that stops being valid `seconds` after its generation (its
+    /// loader's `valid_until`): no lifetime reaches past that. The window and `expire` are
+    /// capped at it, and `stale_if_error` reaches no further than it.
+    ///
+    /// ```
+    /// use isr::{CacheProfile, Revalidate};
+    /// let p = CacheProfile::revalidate(60).valid_for(20);
+    /// assert_eq!((p.window(), p.expire_secs()), (Revalidate::After(20), Some(20)));
+    /// let p = CacheProfile::revalidate(60).expire(600).stale_if_error(3600).valid_for(900);
+    /// assert_eq!((p.expire_secs(), p.stale_if_error_secs()), (Some(600), Some(300)));
+    /// let p = CacheProfile::revalidate(60).expire(600).stale_if_error(60).valid_for(600);
+    /// assert_eq!((p.expire_secs(), p.stale_if_error_secs()), (Some(600), None));
+    /// ```
+    pub const fn valid_for(mut self, seconds: u64) -> Self {
+        match self.expire_secs {
+            Some(expire) if expire <= seconds => {
+                let left = seconds - expire;
+                if let Some(grace) = self.stale_if_error_secs {
+                    self.stale_if_error_secs = if left == 0 {
+                        None
+                    } else if grace > left {
+                        Some(left)
+                    } else {
+                        Some(grace)
+                    };
+                }
+            }
+            _ => {
+                self.expire_secs = Some(seconds);
+                self.stale_if_error_secs = None;
+            }
+        }
+        if let Revalidate::After(window) = self.window {
+            if window > seconds {
+                self.window = Revalidate::After(seconds);
+            }
+        }
+        self
+    }
+
     /// How long a generated page stays fresh.
     pub const fn window(&self) -> Revalidate {
         self.window

@@ -37,6 +37,10 @@ impl DocumentWriter for TestDocuments {
 #[derive(Clone)]
 pub enum Mode {
     Page(&'static str),
+    /// A page valid until this wall-clock time (ms since the Unix epoch).
+    PageUntil(&'static str, u64),
+    /// A 404 until this wall-clock time (ms since the Unix epoch).
+    NotYet(u64),
     Fail,
     Panic,
     NotFound,
@@ -105,6 +109,13 @@ pub fn scripted_load(
                 tags: vec![format!("case:{case}")],
                 ..Default::default()
             })),
+            Mode::PageUntil(text, until_ms) => Ok(Generated::Page(RenderedBody {
+                body: format!("<p>{text}</p>"),
+                tags: vec![format!("case:{case}")],
+                valid_until_ms: Some(until_ms),
+                ..Default::default()
+            })),
+            Mode::NotYet(until_ms) => Ok(Generated::NotYet { until_ms }),
             Mode::Fail => Err(crate::Error::msg("data source down")),
             Mode::Panic => panic!("loader bug"),
             Mode::NotFound => Ok(Generated::NotFound),

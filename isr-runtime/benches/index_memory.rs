@@ -90,6 +90,7 @@ fn main() {
                         bytes: 10_240,
                     },
                     tags: vec!["items".into(), format!("item:{id}")],
+                    valid_until_ms: None,
                 };
                 store.put(&key, meta, None).await.expect("put");
             }

@@ -135,16 +135,24 @@ where
     V: IntoView + 'static,
 {
     Ok(match load {
-        Load::Props { props, tags } => {
+        Load::Props {
+            props,
+            tags,
+            valid_until,
+        } => {
             let route = PageRoute {
                 url_path: cx.url_path().to_owned(),
                 params: cx.params().clone(),
             };
             let mut body = render_page_for(props, &route, hydration, view).await?;
             body.tags = tags;
+            body.valid_until_ms = valid_until.map(isr_core::model::unix_ms);
             Generated::Page(body)
         }
         Load::NotFound => Generated::NotFound,
+        Load::NotYet { until } => Generated::NotYet {
+            until_ms: isr_core::model::unix_ms(until),
+        },
         Load::Redirect {
             location,
             permanent,
@@ -200,7 +208,7 @@ impl IntoBody for bytes::Bytes {
 /// ```
 /// let load = isr::Load::props(String::from("User-agent: *")).tag("robots");
 /// let generated = isr::__private::render_body(load).unwrap();
-/// assert!(matches!(generated, isr::__private::Generated::Body { ref bytes, ref tags }
+/// assert!(matches!(generated, isr::__private::Generated::Body { ref bytes, ref tags, valid_until_ms: None }
 ///     if bytes.as_ref() == b"User-agent: *" && tags == &["robots"]));
 /// ```
 ///
@@ -208,11 +216,19 @@ impl IntoBody for bytes::Bytes {
 /// Never: the `Result` is the signature the generated loader code expects.
 pub fn render_body<B: IntoBody>(load: Load<B>) -> crate::Result<Generated> {
     Ok(match load {
-        Load::Props { props, tags } => Generated::Body {
+        Load::Props {
+            props,
+            tags,
+            valid_until,
+        } => Generated::Body {
             bytes: props.into_body(),
             tags,
+            valid_until_ms: valid_until.map(isr_core::model::unix_ms),
         },
         Load::NotFound => Generated::NotFound,
+        Load::NotYet { until } => Generated::NotYet {
+            until_ms: isr_core::model::unix_ms(until),
+        },
         Load::Redirect {
             location,
             permanent,
@@ -462,6 +478,7 @@ where
         props_json,
         params_json: String::new(),
         tags: Vec::new(),
+        valid_until_ms: None,
     })
 }
 

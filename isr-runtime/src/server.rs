@@ -37,7 +37,7 @@ pub mod threads;
 use auth::{bearer_matches, Auth, Caller, Endpoint};
 pub use cache_headers::{
     age, cache_control, cache_status, cache_tag, cdn_cache_control, not_found_cache_control,
-    not_found_cdn_cache_control, surrogate_key,
+    not_found_cdn_cache_control, surrogate_key, version_profile,
 };
 pub use listener::ConnectionLimits;
 pub use negotiate::preferred_encoding;
@@ -422,8 +422,9 @@ fn page_response(
             content_type,
             age,
         } => {
-            let window = crate::engine::effective_revalidate(&page.meta.kind, policy.window());
-            let prebuilt = PageHeaders::of(&page, policy.with_window(window));
+            let profile = cache_headers::version_profile(&page.meta, policy);
+            let window = profile.window();
+            let prebuilt = PageHeaders::of(&page, profile);
             let mut response = match &page.meta.kind {
                 PageKind::Page { .. } => {
                     page_body_response(&page, &prebuilt, wanted, request_headers, content_type)

@@ -5,7 +5,7 @@
 //! windows are seconds long, so the test lets them pass (a sleep before asserting what then
 //! happens, never to assert that something did not).
 
-use isr_tests::{bench_binary, serving_on_a_free_port, BlogServer, Resp, SECRET};
+use isr_tests::{bench_binary, serving_on_a_free_port, BlogServer, Fixture, Resp, SECRET};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,4 +115,98 @@ async fn past_expire_requests_wait_and_failures_serve_within_stale_if_error_then
     assert!(count("regenerated") >= 2.0);
     assert!(count("stale_if_error") >= 1.0);
     assert!(count("unavailable") >= 1.0);
+}
+
+/// A directive's value in a header (`max-age` in `max-age=3, stale-while-revalidate=1`).
+fn directive(resp: &Resp, header: &str, name: &str) -> Option<u64> {
+    resp.header(header)?
+        .split(", ")
+        .find_map(|d| d.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+}
+
+/// How long, at most, any cache may keep this answer from now on: what `cdn-cache-control`
+/// and `cache-control` allow minus its `age` (caches count from the generation).
+fn kept_for_at_most(resp: &Resp) -> u64 {
+    let age = resp.header("age").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let cdn = directive(resp, "cdn-cache-control", "max-age").unwrap_or(0)
+        + directive(resp, "cdn-cache-control", "stale-while-revalidate").unwrap_or(0)
+        + directive(resp, "cdn-cache-control", "stale-if-error").unwrap_or(0);
+    let shared = directive(resp, "cache-control", "s-maxage").unwrap_or(0);
+    let browser = directive(resp, "cache-control", "max-age").unwrap_or(0);
+    cdn.max(shared).max(browser).saturating_sub(age)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_post_is_404_and_unlisted_until_its_publish_at_then_served_at_once() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    // Goes public 5 s from now (whole seconds: RFC 3339 without fractions).
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at_secs = now_secs + 5;
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(at_secs);
+    let stamp = time::OffsetDateTime::from_unix_timestamp(at_secs as i64)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    fx.write_post(
+        "scheduled",
+        &format!(
+            "---\ntitle: Scheduled\ndate: 2026-12-07\npublish_at: {stamp}\n---\nEmbargoed text.\n"
+        ),
+    );
+    // The list and feed learn of it (a CMS save would send this).
+    let answer = server
+        .revalidate(&serde_json::json!({ "tags": ["posts"] }))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    let left = || {
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            .as_secs()
+            + 1
+    };
+    let post = server.get("/blog/scheduled").await;
+    assert_eq!(post.status, 404, "not public yet");
+    assert!(kept_for_at_most(&post) <= left(), "{:?}", post.headers);
+    for path in ["/blog", "/blog/feed.xml"] {
+        let resp = server.get(path).await;
+        assert_eq!(resp.status, 200);
+        assert!(
+            !resp.body.contains("/blog/scheduled"),
+            "{path} lists it early"
+        );
+        // The list is valid until the post goes public: no cache keeps it longer.
+        assert!(
+            kept_for_at_most(&resp) <= left(),
+            "{path}: {:?}",
+            resp.headers
+        );
+    }
+
+    // From publish_at on: the first request for each gets the new version (it waits).
+    tokio::time::sleep(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            + Duration::from_millis(50),
+    )
+    .await;
+    let post = server.get("/blog/scheduled").await;
+    assert_eq!(post.status, 200, "{}", post.body);
+    assert!(post.body.contains("Embargoed text."));
+    let list = server.get("/blog").await;
+    assert_eq!(
+        list.cache(),
+        "EXPIRED",
+        "the list waited for its new version"
+    );
+    assert!(
+        list.body.contains("/blog/scheduled"),
+        "listed from publish_at on"
+    );
+    let feed = server.get("/blog/feed.xml").await;
+    assert!(feed.body.contains("/blog/scheduled"));
 }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Env var naming the content folder.
 pub const CONTENT_DIR_ENV: &str = "BLOG_CONTENT_DIR";
@@ -25,6 +26,8 @@ pub struct Post {
     pub date: String,
     pub tags: Vec<String>,
     pub draft: bool,
+    /// From when the post is public (`publish_at`, RFC 3339); `None`: at once.
+    pub publish_at: Option<SystemTime>,
     /// The body rendered to HTML (headings carry `id`s).
     pub html: String,
     /// The headings, for a table of contents.
@@ -40,6 +43,26 @@ struct FrontMatter {
     tags: Vec<String>,
     #[serde(default)]
     draft: bool,
+    /// `2026-12-24T09:00:00Z`: the post is a 404 and missing from the list, feed and sitemap
+    /// until then.
+    #[serde(default)]
+    publish_at: Option<String>,
+}
+
+impl Post {
+    /// Whether the public site shows the post at `now`: not a draft, and its `publish_at` (if
+    /// any) has come.
+    pub fn is_public_at(&self, now: SystemTime) -> bool {
+        !self.draft && self.publish_at.is_none_or(|at| at <= now)
+    }
+}
+
+/// The posts public at a moment, newest first, and when the next scheduled one goes public:
+/// until then the list is what it is (its page is valid until that time).
+#[derive(Debug, Default)]
+pub struct Publication {
+    pub posts: Vec<Post>,
+    pub next_at: Option<SystemTime>,
 }
 
 /// The blog's posts: a folder of Markdown files. Registered as app state
@@ -91,15 +114,28 @@ impl Content {
         tokio::task::spawn_blocking(move || read_post_in(&dir, &slug)).await?
     }
 
-    /// Every published post, newest first (ties by slug); unparsable posts are skipped and
+    /// Every post public now, newest first (ties by slug); unparsable posts are skipped and
     /// logged.
     pub async fn published_posts(&self) -> anyhow::Result<Vec<Post>> {
+        Ok(self.publication(SystemTime::now()).await?.posts)
+    }
+
+    /// The posts public at `now`, newest first (ties by slug), and the next `publish_at` after
+    /// `now` of a post that is not a draft; unparsable posts are skipped and logged.
+    pub async fn publication(&self, now: SystemTime) -> anyhow::Result<Publication> {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || {
             let mut posts = Vec::new();
+            let mut next_at: Option<SystemTime> = None;
             for slug in list_slugs(&dir)? {
                 match read_post_in(&dir, &slug) {
-                    Ok(Some(post)) if !post.draft => posts.push(post),
+                    Ok(Some(post)) if post.is_public_at(now) => posts.push(post),
+                    // Not a draft, not public yet: scheduled.
+                    Ok(Some(Post {
+                        draft: false,
+                        publish_at: Some(at),
+                        ..
+                    })) => next_at = Some(next_at.map_or(at, |next| next.min(at))),
                     Ok(_) => {}
                     Err(error) => {
                         tracing::warn!(path = %format!("/blog/{slug}"), error = %format!("{error:#}"), "post skipped in the list")
@@ -107,7 +143,7 @@ impl Content {
                 }
             }
             posts.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.slug.cmp(&b.slug)));
-            Ok(posts)
+            Ok(Publication { posts, next_at })
         })
         .await?
     }
@@ -187,6 +223,17 @@ pub fn parse_post(slug: &str, text: &str) -> anyhow::Result<Post> {
         bail!("front matter: `title` is empty");
     }
     check_date(&front.date)?;
+    let publish_at = front
+        .publish_at
+        .as_deref()
+        .map(|at| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .map(SystemTime::from)
+                .with_context(|| {
+                    format!("front matter: `publish_at` must be RFC 3339 (2026-12-24T09:00:00Z), got {at:?}")
+                })
+        })
+        .transpose()?;
     let (html, toc) = markdown_to_html(body);
     Ok(Post {
         slug: slug.to_string(),
@@ -194,6 +241,7 @@ pub fn parse_post(slug: &str, text: &str) -> anyhow::Result<Post> {
         date: front.date,
         tags: front.tags,
         draft: front.draft,
+        publish_at,
         html,
         toc,
     })
@@ -280,6 +328,59 @@ fn slugify(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publish_at_schedules_a_post_and_a_bad_one_names_the_field() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_893_488_400);
+        let post = parse_post(
+            "later",
+            "---\ntitle: Later\ndate: 2030-01-01\npublish_at: 2030-01-01T09:00:00Z\n---\nSoon.\n",
+        )
+        .unwrap();
+        assert_eq!(post.publish_at, Some(at));
+        assert!(!post.is_public_at(at - std::time::Duration::from_millis(1)));
+        assert!(post.is_public_at(at));
+        let draft = Post {
+            draft: true,
+            ..post
+        };
+        assert!(!draft.is_public_at(at));
+        let error = parse_post(
+            "bad",
+            "---\ntitle: Bad\ndate: 2030-01-01\npublish_at: tomorrow\n---\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("`publish_at` must be RFC 3339"),
+            "{error:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_publication_lists_public_posts_and_the_next_scheduled_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let post = |slug: &str, extra: &str| {
+            std::fs::write(
+                dir.path().join(format!("{slug}.md")),
+                format!("---\ntitle: {slug}\ndate: 2026-01-01\n{extra}---\nText.\n"),
+            )
+            .unwrap();
+        };
+        post("now", "");
+        post("soon", "publish_at: 2030-01-01T09:00:00Z\n");
+        post("later", "publish_at: 2031-01-01T09:00:00Z\n");
+        post("hidden", "draft: true\npublish_at: 2029-01-01T09:00:00Z\n");
+        let content = Content::at(dir.path());
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let publication = content.publication(now).await.unwrap();
+        let slugs: Vec<_> = publication.posts.iter().map(|p| p.slug.as_str()).collect();
+        assert_eq!(slugs, ["now"]);
+        let soon = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_893_488_400);
+        assert_eq!(publication.next_at, Some(soon), "a draft schedules nothing");
+        let then = content.publication(soon).await.unwrap();
+        assert_eq!(then.posts.len(), 2);
+        assert!(then.next_at > Some(soon));
+    }
 
     #[test]
     fn parses_front_matter_and_markdown() {

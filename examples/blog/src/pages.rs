@@ -55,11 +55,13 @@ pub struct PostParams {
     pub slug: String,
 }
 
+/// `/blog`: the public posts. Valid until the next scheduled post goes public (`publish_at`):
+/// then the next request waits for the list with it, and no cache keeps the old list longer.
 #[page(path = "/blog", revalidate = 60, view = post_list, hydrate = "islands", tags = ["posts"])]
 async fn blog_index(State(content): State<Content>) -> isr::Result<Load<ListProps>> {
-    let posts = content
-        .published_posts()
-        .await?
+    let publication = content.publication(std::time::SystemTime::now()).await?;
+    let posts = publication
+        .posts
         .into_iter()
         .map(|p| PostSummary {
             slug: p.slug,
@@ -67,7 +69,11 @@ async fn blog_index(State(content): State<Content>) -> isr::Result<Load<ListProp
             date: p.date,
         })
         .collect();
-    Ok(Load::props(ListProps { posts }))
+    let list = Load::props(ListProps { posts });
+    Ok(match publication.next_at {
+        Some(at) => list.valid_until(at),
+        None => list,
+    })
 }
 
 #[page(
@@ -84,6 +90,12 @@ async fn post(
     State(content): State<Content>,
 ) -> isr::Result<Load<PostProps>> {
     match content.read_post(&slug).await? {
+        // Scheduled: a 404 until it goes public, then generated on the next request.
+        Some(crate::content::Post {
+            draft: false,
+            publish_at: Some(at),
+            ..
+        }) if at > std::time::SystemTime::now() => Ok(Load::not_yet(at)),
         Some(post) if !post.draft => Ok(Load::props(PostProps {
             slug: post.slug,
             title: post.title,
@@ -118,8 +130,12 @@ async fn feed(
     State(content): State<Content>,
     State(site): State<isr::SiteUrl>,
 ) -> isr::Result<Load<String>> {
-    let posts = content.published_posts().await?;
-    Ok(Load::props(crate::feed::rss(site.as_str(), &posts)))
+    let publication = content.publication(std::time::SystemTime::now()).await?;
+    let feed = Load::props(crate::feed::rss(site.as_str(), &publication.posts));
+    Ok(match publication.next_at {
+        Some(at) => feed.valid_until(at),
+        None => feed,
+    })
 }
 
 /// The frame of every page of the site, its 404 and 503 pages included: isr renders each page
@@ -256,7 +272,8 @@ pub async fn like_post(slug: String) -> Result<u64, ServerFnError> {
     // Only a published post, named exactly as its file: a made-up slug (or another spelling of
     // a real one, `./x`) never reaches the disk or adds an entry.
     let published = content.all_slugs().await.map_err(failed)?.contains(&slug)
-        && matches!(content.read_post(&slug).await.map_err(failed)?, Some(post) if !post.draft);
+        && matches!(content.read_post(&slug).await.map_err(failed)?,
+            Some(post) if post.is_public_at(std::time::SystemTime::now()));
     if !published {
         isr::set_server_fn_status(isr::axum::http::StatusCode::NOT_FOUND);
         return Err(ServerFnError::new(format!("no post `{slug}`")));

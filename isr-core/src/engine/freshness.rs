@@ -51,21 +51,33 @@ pub fn is_fresh(
     }
 }
 
-/// Whether a stored outcome generated at `generated_at_ms` is past its page's `expire` at
-/// `now_ms` (wall clock): never without an `expire`, never for a remembered not-found (checked
-/// again within a minute anyway); an unknown generation time (0) is expired.
+/// Whether a stored outcome generated at `generated_at_ms` is expired at `now_ms` (wall
+/// clock): past its page's `expire` (never without one, never for a remembered not-found,
+/// which is checked again within a minute anyway; an unknown generation time, 0, is expired),
+/// or past the time its loader said it stops being valid (`valid_until_ms`, for any outcome).
 ///
 /// ```
 /// use isr::{store::PageKind, engine::is_expired};
 /// let page = PageKind::Page { etag: isr::store::Etag::of(b""), bytes: 0 };
 /// let mut def = isr::__private::example_def("/price");
-/// assert!(!is_expired(&page, 1_000, &def, u64::MAX), "no expire");
+/// assert!(!is_expired(&page, 1_000, None, &def, u64::MAX), "no expire");
+/// assert!(is_expired(&page, 1_000, Some(5_000), &def, 5_000), "valid until 5 s");
 /// def.cache = isr::CacheProfile::revalidate(5).expire(10);
-/// assert!(!is_expired(&page, 1_000, &def, 10_999));
-/// assert!(is_expired(&page, 1_000, &def, 11_000));
-/// assert!(!is_expired(&PageKind::NotFound, 1_000, &def, 11_000));
+/// assert!(!is_expired(&page, 1_000, None, &def, 10_999));
+/// assert!(is_expired(&page, 1_000, None, &def, 11_000));
+/// assert!(!is_expired(&PageKind::NotFound, 1_000, None, &def, 11_000));
+/// assert!(is_expired(&PageKind::NotFound, 1_000, Some(2_000), &def, 2_000), "not yet, until 2 s");
 /// ```
-pub fn is_expired(kind: &PageKind, generated_at_ms: u64, def: &PageDef, now_ms: u64) -> bool {
+pub fn is_expired(
+    kind: &PageKind,
+    generated_at_ms: u64,
+    valid_until_ms: Option<u64>,
+    def: &PageDef,
+    now_ms: u64,
+) -> bool {
+    if valid_until_reached(valid_until_ms, now_ms) {
+        return true;
+    }
     let Some(expire) = def.cache.expire_secs() else {
         return false;
     };
@@ -74,3 +86,20 @@ pub fn is_expired(kind: &PageKind, generated_at_ms: u64, def: &PageDef, now_ms: 
     }
     generated_at_ms == 0 || now_ms.saturating_sub(generated_at_ms) >= expire.saturating_mul(1000)
 }
+
+/// Whether the time a loader said its outcome stops being valid has come (wall clock).
+///
+/// ```
+/// use isr::engine::valid_until_reached;
+/// assert!(!valid_until_reached(None, u64::MAX));
+/// assert!(!valid_until_reached(Some(2_000), 1_999));
+/// assert!(valid_until_reached(Some(2_000), 2_000));
+/// ```
+pub fn valid_until_reached(valid_until_ms: Option<u64>, now_ms: u64) -> bool {
+    valid_until_ms.is_some_and(|at| now_ms >= at)
+}
+
+/// The shortest a loader's `valid_until` makes a version last: a time at or before the end of
+/// its generation counts as this long after it, so that a loader that keeps answering with a
+/// past time makes one generation per second at most, never a loop.
+pub const MIN_VALIDITY: std::time::Duration = std::time::Duration::from_secs(1);

@@ -89,11 +89,14 @@ impl Engine {
         let Some(snapshot) = self.table.snapshot(key.as_str()) else {
             return match self.negative.get(key.as_str(), mono) {
                 Some(Remembered::NotFound {
-                    generated_at_ms, ..
+                    generated_at_ms,
+                    valid_until_ms,
+                    ..
                 }) => Some(Outcome::Generated(Arc::new(super::not_found_page(
                     key,
                     def,
                     generated_at_ms,
+                    valid_until_ms,
                 )))),
                 Some(Remembered::Failing { retry_at_ms, .. }) if mono < retry_at_ms => {
                     Some(backing_off())
@@ -116,6 +119,7 @@ impl Engine {
         let expired = super::is_expired(
             &snapshot.kind,
             snapshot.generated_at_ms,
+            snapshot.valid_until_ms,
             def,
             self.clock.now_ms(),
         );
@@ -254,13 +258,14 @@ impl Engine {
             .await
             .map_err(|error| (FailureKind::Error, format!("loader: {error}")))?;
         let mut tags: Vec<String> = def.tags.iter().map(|t| t.to_string()).collect();
-        let (kind, html) = match generated {
+        let (kind, html, valid_until_ms) = match generated {
             Generated::Page(body) => {
                 for tag in &body.tags {
                     if !tags.contains(tag) {
                         tags.push(tag.clone());
                     }
                 }
+                let valid_until_ms = body.valid_until_ms;
                 let html = Bytes::from(self.documents.write(&body, key.as_str(), def.hydration));
                 // Hashing and compressing are CPU work: off the async workers.
                 let (etag, variants) = tokio::task::spawn_blocking(move || {
@@ -272,9 +277,13 @@ impl Engine {
                     etag,
                     bytes: variants.identity.len() as u64,
                 };
-                (kind, Some(variants))
+                (kind, Some(variants), valid_until_ms)
             }
-            Generated::Body { bytes, tags: added } => {
+            Generated::Body {
+                bytes,
+                tags: added,
+                valid_until_ms,
+            } => {
                 for tag in added {
                     if !tags.contains(&tag) {
                         tags.push(tag);
@@ -295,9 +304,10 @@ impl Engine {
                     etag,
                     bytes: variants.identity.len() as u64,
                 };
-                (kind, Some(variants))
+                (kind, Some(variants), valid_until_ms)
             }
-            Generated::NotFound => (PageKind::NotFound, None),
+            Generated::NotFound => (PageKind::NotFound, None, None),
+            Generated::NotYet { until_ms } => (PageKind::NotFound, None, Some(until_ms)),
             Generated::Redirect {
                 location,
                 permanent,
@@ -306,6 +316,7 @@ impl Engine {
                     location,
                     permanent,
                 },
+                None,
                 None,
             ),
         };
@@ -316,24 +327,35 @@ impl Engine {
                 .snapshot(key.as_str())
                 .map_or(0, |previous| previous.generated_at_ms + 1),
         );
+        // A time at or before the generation's end counts as `MIN_VALIDITY` after it: expired
+        // soon, never regenerated in a loop.
+        let valid_until_ms = valid_until_ms.map(|at| {
+            at.max(generated_at_ms.saturating_add(super::MIN_VALIDITY.as_millis() as u64))
+        });
         let listed = trigger == Trigger::Build;
         if kind == PageKind::NotFound && !listed && !self.table.contains(key.as_str()) {
             // A path that never existed: remembered in bounded memory, never written to disk.
             // (A path the app's own `paths` listed is stored: the app bounds that list.)
+            // Trusted until its recheck, or until the time the page may exist if sooner.
             let recheck = super::effective_revalidate(&kind, def.window())
                 .seconds()
-                .map_or(NOT_FOUND_RECHECK, Duration::from_secs);
+                .map_or(NOT_FOUND_RECHECK, Duration::from_secs)
+                .min(Duration::from_millis(
+                    valid_until_ms.map_or(u64::MAX, |at| at.saturating_sub(generated_at_ms)),
+                ));
             self.negative.insert(
                 key.clone(),
                 Remembered::NotFound {
                     until_ms: self.clock.monotonic_ms() + recheck.as_millis() as u64,
                     generated_at_ms,
+                    valid_until_ms,
                 },
             );
             return Ok(Made::Generated(Arc::new(super::not_found_page(
                 key,
                 def,
                 generated_at_ms,
+                valid_until_ms,
             ))));
         }
         let meta = PageMeta {
@@ -345,6 +367,7 @@ impl Engine {
             generation: self.table.generation(key.as_str()),
             kind,
             tags,
+            valid_until_ms,
         };
         // The commit (Redis, store, page table, hot cache) is a task of its own: once it has
         // started writing it always finishes and is accounted, even when the generation's

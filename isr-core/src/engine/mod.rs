@@ -45,7 +45,10 @@ pub mod tier;
 pub use builder::EngineBuilder;
 pub use changes::PageChanges;
 pub use document::{BodyOnly, DocumentWriter};
-pub use freshness::{effective_revalidate, is_expired, is_fresh, NOT_FOUND_RECHECK};
+pub use freshness::{
+    effective_revalidate, is_expired, is_fresh, valid_until_reached, MIN_VALIDITY,
+    NOT_FOUND_RECHECK,
+};
 pub use inspect::{PageList, PageQuery, PageState, PageStatus, Summary, MAX_LIST_LIMIT};
 pub use negative::NEGATIVE_CAPACITY;
 pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger};
@@ -452,7 +455,13 @@ impl Engine {
             match self.resident_or_read(&key, snapshot, encoding).await {
                 Ok(Some((page, snapshot))) => {
                     let now = self.clock.now_ms();
-                    if is_expired(&snapshot.kind, snapshot.generated_at_ms, def, now) {
+                    if is_expired(
+                        &snapshot.kind,
+                        snapshot.generated_at_ms,
+                        snapshot.valid_until_ms,
+                        def,
+                        now,
+                    ) {
                         return self
                             .serve_expired(def, key, params, page, snapshot.retry_at_ms)
                             .await;
@@ -483,9 +492,11 @@ impl Engine {
         }
         match self.negative.get(key.as_str(), mono) {
             Some(Remembered::NotFound {
-                generated_at_ms, ..
+                generated_at_ms,
+                valid_until_ms,
+                ..
             }) => {
-                let page = Arc::new(not_found_page(&key, def, generated_at_ms));
+                let page = Arc::new(not_found_page(&key, def, generated_at_ms, valid_until_ms));
                 return self.stored(page, CacheStatus::Hit, def);
             }
             Some(Remembered::Failing { retry_at_ms, .. }) if mono < retry_at_ms => {
@@ -504,7 +515,13 @@ impl Engine {
             if let Some(page) = self.pull_unknown(&key, def).await {
                 let now = self.clock.now_ms();
                 let generated_at_ms = page.meta.generated_at_ms;
-                if is_expired(&page.meta.kind, generated_at_ms, def, now) {
+                if is_expired(
+                    &page.meta.kind,
+                    generated_at_ms,
+                    page.meta.valid_until_ms,
+                    def,
+                    now,
+                ) {
                     // Another instance's version, past its `expire`: never served as current.
                     return self.serve_expired(def, key, params, page, 0).await;
                 }
@@ -547,6 +564,7 @@ impl Engine {
                         if !is_expired(
                             &page.meta.kind,
                             page.meta.generated_at_ms,
+                            page.meta.valid_until_ms,
                             def,
                             self.clock.now_ms(),
                         ) =>
@@ -566,7 +584,9 @@ impl Engine {
             .expire_secs()
             .zip(def.cache.stale_if_error_secs())
             .map(|(expire, grace)| expire.saturating_add(grace).saturating_mul(1000));
-        if limit_ms.is_some_and(|limit| age_ms < limit) {
+        // A version its loader said is no longer valid is never served under stale-if-error.
+        let invalid = valid_until_reached(old.meta.valid_until_ms, self.clock.now_ms());
+        if !invalid && limit_ms.is_some_and(|limit| age_ms < limit) {
             metrics::expired_request(def.path, "stale_if_error");
             return self.stored(old, CacheStatus::StaleIfError, def);
         }
@@ -1036,8 +1056,14 @@ fn check_body(body: Option<Variants>, etag: Etag, bytes: u64) -> Result<Variants
     })
 }
 
-/// The page a remembered not-found of a never-stored path is served as.
-fn not_found_page(key: &PageKey, def: &'static PageDef, generated_at_ms: u64) -> CachedPage {
+/// The page a remembered not-found of a never-stored path is served as (`valid_until_ms`: a
+/// [`Load::NotYet`](crate::page::Load::NotYet)'s time).
+fn not_found_page(
+    key: &PageKey,
+    def: &'static PageDef,
+    generated_at_ms: u64,
+    valid_until_ms: Option<u64>,
+) -> CachedPage {
     CachedPage::new(
         crate::store::PageMeta {
             key: key.to_string(),
@@ -1046,6 +1072,7 @@ fn not_found_page(key: &PageKey, def: &'static PageDef, generated_at_ms: u64) ->
             generation: 0,
             kind: PageKind::NotFound,
             tags: Vec::new(),
+            valid_until_ms,
         },
         None,
         0,

@@ -13,8 +13,14 @@ pub const NEGATIVE_CAPACITY: usize = 10_000;
 /// What is remembered about a path that is not a stored page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Remembered {
-    /// The loader said not found; trusted until this monotonic time (ms).
-    NotFound { until_ms: u64, generated_at_ms: u64 },
+    /// The loader said not found; trusted until this monotonic time (ms). `valid_until_ms`:
+    /// the wall-clock time a [`Load::NotYet`](crate::page::Load::NotYet) named (its headers
+    /// let no cache keep the 404 past it).
+    NotFound {
+        until_ms: u64,
+        generated_at_ms: u64,
+        valid_until_ms: Option<u64>,
+    },
     /// Its generation failed `failures` times in a row; no new attempt before `retry_at_ms`.
     /// `known`: the site itself named the path (the build's `paths`, on-demand revalidation),
     /// not only a request for it (an anonymous client can make up any number of those).

@@ -188,7 +188,13 @@ impl Engine {
             now,
         );
         // Never a version past its `expire`, whatever asked.
-        let expired = super::is_expired(&page.meta.kind, page.meta.generated_at_ms, def, now);
+        let expired = super::is_expired(
+            &page.meta.kind,
+            page.meta.generated_at_ms,
+            page.meta.valid_until_ms,
+            def,
+            now,
+        );
         ((trigger == Trigger::Miss || fresh) && !expired).then_some(page)
     }
 
@@ -343,6 +349,7 @@ impl Engine {
                 generation: stored_generation,
                 kind: PageKind::NotFound,
                 tags: Vec::new(),
+                valid_until_ms: None,
             };
             match tier
                 .commit(lease.token(), &tombstone, None, false, Duration::ZERO)
@@ -429,6 +436,7 @@ impl Engine {
                         until_ms: self.clock.monotonic_ms()
                             + super::NOT_FOUND_RECHECK.as_millis() as u64,
                         generated_at_ms: now,
+                        valid_until_ms: None,
                     },
                 );
                 None

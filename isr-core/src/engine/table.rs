@@ -156,6 +156,8 @@ pub(crate) struct Snapshot {
     /// Failed generations in a row (0 when the last one succeeded).
     pub failures: u32,
     pub version: u64,
+    /// See [`PageMeta::valid_until_ms`].
+    pub valid_until_ms: Option<u64>,
 }
 
 impl Snapshot {
@@ -168,6 +170,7 @@ impl Snapshot {
             generation: self.generation,
             kind: self.kind.clone(),
             tags,
+            valid_until_ms: self.valid_until_ms,
         }
     }
 }
@@ -179,6 +182,9 @@ struct Inner {
     tags: IndexMap<Box<str>, TagKeys>,
     failing: HashMap<PageKey, Backoff>,
     redirects: HashMap<PageKey, (Box<str>, bool)>,
+    /// `PageMeta::valid_until_ms` of the few pages that have one (beside the entries, which
+    /// stay small for the many that do not).
+    valid_until: HashMap<PageKey, u64>,
     next_version: u64,
 }
 
@@ -197,6 +203,7 @@ impl PageTable {
                 tags: IndexMap::new(),
                 failing: HashMap::new(),
                 redirects: HashMap::new(),
+                valid_until: HashMap::new(),
                 next_version: 0,
             }),
         }
@@ -254,6 +261,7 @@ impl PageTable {
             retry_at_ms: backoff.map_or(0, |b| b.retry_at_ms),
             failures: backoff.map_or(0, |b| b.failures),
             version: entry.version,
+            valid_until_ms: inner.valid_until.get(key).copied(),
         })
     }
 
@@ -402,6 +410,7 @@ impl PageTable {
         inner.untag_all(&stored, entry.loader_tags.to_vec());
         inner.failing.remove(key);
         inner.redirects.remove(key);
+        inner.valid_until.remove(key);
         true
     }
 
@@ -500,6 +509,14 @@ impl Inner {
                 self.redirects.remove(key.as_str());
             }
         }
+        match meta.valid_until_ms {
+            Some(at) => {
+                self.valid_until.insert(key.clone(), at);
+            }
+            None => {
+                self.valid_until.remove(key.as_str());
+            }
+        }
         self.failing.remove(key.as_str());
         self.entries.insert(
             key.clone(),
@@ -590,6 +607,7 @@ mod tests {
             generation: 0,
             kind: PageKind::NotFound,
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            valid_until_ms: None,
         }
     }
 

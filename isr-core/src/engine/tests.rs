@@ -937,6 +937,7 @@ impl SlowLoadStore {
                 bytes: body.len() as u64,
             },
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            valid_until_ms: None,
         };
         self.inner
             .put(&key, meta, Some(Variants::compress(body)))
@@ -1050,6 +1051,69 @@ async fn past_expire_a_request_waits_for_the_new_page() {
     assert!(body.contains("v2"), "never the expired page: {body}");
     assert_eq!(s.calls(), 2);
     assert_eq!(h.get("/e/ceiling").await.0, Some(CacheStatus::Hit));
+}
+
+#[tokio::test]
+async fn from_its_valid_until_a_page_is_expired_and_the_next_request_waits() {
+    let h = expiring_harness().await;
+    // Valid for 5 s, well within its window (10 s) and expire (30 s).
+    let s = script("sale", Mode::PageUntil("sale", START_MS + 5_000));
+    assert_eq!(h.get("/e/sale").await.0, Some(CacheStatus::Miss));
+    s.set(Mode::Page("full price"));
+    h.clock.advance_ms(4_999);
+    let (cache, body) = h.get("/e/sale").await;
+    assert_eq!(cache, Some(CacheStatus::Hit));
+    assert!(body.contains("sale"), "{body}");
+    h.clock.advance_ms(1);
+    let (cache, body) = h.get("/e/sale").await;
+    assert_eq!(
+        cache,
+        Some(CacheStatus::Expired),
+        "never the old page past valid_until"
+    );
+    assert!(body.contains("full price"), "{body}");
+    assert_eq!(h.get("/e/sale").await.0, Some(CacheStatus::Hit));
+    assert_eq!(s.calls(), 2);
+}
+
+#[tokio::test]
+async fn past_valid_until_a_failing_loader_gets_no_stale_if_error() {
+    let h = expiring_harness().await;
+    // The route allows 60 s of stale-if-error past its expire; valid_until allows none.
+    let s = script("ended", Mode::PageUntil("sale", START_MS + 5_000));
+    h.get("/e/ended").await;
+    s.set(Mode::Fail);
+    h.clock.advance_ms(5_000);
+    assert_eq!(h.get("/e/ended").await, (None, "503".to_string()));
+}
+
+#[tokio::test]
+async fn a_not_yet_page_is_404_until_its_time_then_generated() {
+    let h = expiring_harness().await;
+    let s = script("embargo", Mode::NotYet(START_MS + 3_000));
+    assert_eq!(h.get("/e/embargo").await.1, "404");
+    s.set(Mode::Page("published"));
+    h.clock.advance_ms(2_999);
+    assert_eq!(h.get("/e/embargo").await.1, "404", "still remembered");
+    assert_eq!(s.calls(), 1);
+    h.clock.advance_ms(1);
+    let (_, body) = h.get("/e/embargo").await;
+    assert!(body.contains("published"), "{body}");
+    assert_eq!(s.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_valid_until_in_the_past_lasts_a_second_never_a_loop() {
+    let h = expiring_harness().await;
+    let s = script("past", Mode::PageUntil("old news", START_MS - 60_000));
+    assert_eq!(h.get("/e/past").await.0, Some(CacheStatus::Miss));
+    for _ in 0..5 {
+        assert_eq!(h.get("/e/past").await.0, Some(CacheStatus::Hit));
+    }
+    assert_eq!(s.calls(), 1, "one generation for the burst");
+    h.clock.advance_ms(MIN_VALIDITY.as_millis() as u64);
+    assert_eq!(h.get("/e/past").await.0, Some(CacheStatus::Expired));
+    assert_eq!(s.calls(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

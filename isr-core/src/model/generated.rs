@@ -32,6 +32,9 @@ pub struct RenderedBody {
     pub params_json: String,
     /// Tags the loader added for this generation.
     pub tags: Vec<String>,
+    /// When this version stops being valid (`Load::valid_until`), in milliseconds since the
+    /// Unix epoch.
+    pub valid_until_ms: Option<u64>,
 }
 
 /// A loader's outcome with the props already rendered: what the engine stores.
@@ -50,9 +53,17 @@ pub enum Generated {
         bytes: bytes::Bytes,
         /// Tags the loader added for this generation.
         tags: Vec<String>,
+        /// When this version stops being valid, in milliseconds since the Unix epoch.
+        valid_until_ms: Option<u64>,
     },
     /// See [`Load::NotFound`](crate::page::Load::NotFound).
     NotFound,
+    /// See [`Load::NotYet`](crate::page::Load::NotYet): a 404 until this time, in
+    /// milliseconds since the Unix epoch.
+    NotYet {
+        /// When the page may exist.
+        until_ms: u64,
+    },
     /// See [`Load::Redirect`](crate::page::Load::Redirect).
     Redirect {
         /// The target, as the loader gave it.
@@ -60,4 +71,16 @@ pub enum Generated {
         /// `true`: 308, `false`: 307.
         permanent: bool,
     },
+}
+
+/// `time` in whole milliseconds since the Unix epoch (0 before it, saturating far after it).
+///
+/// ```
+/// let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500);
+/// assert_eq!(isr_core::model::unix_ms(at), 1_500);
+/// assert_eq!(isr_core::model::unix_ms(std::time::UNIX_EPOCH - std::time::Duration::from_secs(1)), 0);
+/// ```
+pub fn unix_ms(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -49,7 +49,7 @@ impl PageKind {
 /// ```
 /// let meta = isr::store::PageMeta {
 ///     key: "/blog".into(), route: "/blog".into(), generated_at_ms: 0, generation: 0,
-///     kind: isr::store::PageKind::NotFound, tags: vec!["posts".into()],
+///     kind: isr::store::PageKind::NotFound, tags: vec!["posts".into()], valid_until_ms: None,
 /// };
 /// assert!(meta.tags.contains(&"posts".to_string()));
 /// ```
@@ -73,4 +73,9 @@ pub struct PageMeta {
     pub kind: PageKind,
     /// Attribute tags plus the tags its loader returned.
     pub tags: Vec<String>,
+    /// When this version stops being valid (`Load::valid_until`, or a `Load::NotYet`'s
+    /// time), in milliseconds since the Unix epoch (wall clock: persisted and shared across
+    /// instances). From then on it is expired: never served before it is regenerated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until_ms: Option<u64>,
 }

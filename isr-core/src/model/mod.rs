@@ -14,7 +14,7 @@ mod params;
 
 pub use cached::CachedPage;
 pub use etag::{Etag, RepresentationEtags};
-pub use generated::{Generated, RenderedBody};
+pub use generated::{unix_ms, Generated, RenderedBody};
 pub use hydration::Hydration;
 pub use key::PageKey;
 pub use meta::{PageKind, PageMeta};

@@ -72,6 +72,32 @@ impl PageHeaders {
     }
 }
 
+/// The profile one stored version is served under: its route's `profile` with the effective
+/// window of its kind (a not-found is rechecked within a minute), and no lifetime past the time
+/// its loader said it stops being valid (`valid_until`, counted from its generation).
+///
+/// ```
+/// use isr::{store::{PageKind, PageMeta}, CacheProfile, Revalidate};
+/// let mut meta = PageMeta {
+///     key: "/sale".into(), route: "/sale".into(), generated_at_ms: 10_000, generation: 0,
+///     kind: PageKind::Page { etag: isr::store::Etag::of(b""), bytes: 0 }, tags: vec![],
+///     valid_until_ms: None,
+/// };
+/// let route = CacheProfile::revalidate(60);
+/// assert_eq!(isr::server::version_profile(&meta, route), route);
+/// meta.valid_until_ms = Some(40_500);
+/// let until = isr::server::version_profile(&meta, route);
+/// assert_eq!((until.window(), until.expire_secs()), (Revalidate::After(30), Some(30)));
+/// ```
+pub fn version_profile(meta: &crate::store::PageMeta, profile: CacheProfile) -> CacheProfile {
+    let window = crate::engine::effective_revalidate(&meta.kind, profile.window());
+    let profile = profile.with_window(window);
+    match meta.valid_until_ms {
+        Some(at) => profile.valid_for(at.saturating_sub(meta.generated_at_ms) / 1000),
+        None => profile,
+    }
+}
+
 /// `cache-control` of a stored page or redirect under `profile`: what browsers may do, and
 /// `s-maxage` for shared caches that read only this header. Browsers get `max-age=<browser>`
 /// (`max-age=0, must-revalidate` by default: they ask every time, and an unchanged page costs a

@@ -110,7 +110,7 @@ async fn respond(dev: &DevPages, method: &Method, path: &str, query: Option<&str
                 Generated::Body { bytes, .. } => {
                     typed_response(StatusCode::OK, Body::from(bytes), def.response_type())
                 }
-                Generated::NotFound => not_found(dev, path),
+                Generated::NotFound | Generated::NotYet { .. } => not_found(dev, path),
                 Generated::Redirect {
                     location,
                     permanent,

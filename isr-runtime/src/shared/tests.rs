@@ -33,6 +33,7 @@ fn page(
             bytes: html.len() as u64,
         },
         tags: tags.iter().map(|t| t.to_string()).collect(),
+        valid_until_ms: None,
     };
     (meta, body)
 }

@@ -815,6 +815,7 @@ mod tests {
             generation: 7,
             kind,
             tags: vec!["posts".into(), format!("post:{key}")],
+            valid_until_ms: None,
         }
     }
 

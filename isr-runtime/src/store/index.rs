@@ -15,9 +15,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Schema version kept in SQLite's `user_version` (3: the shared `generation` column; an index
-/// of version 2 gets it, as 0, when opened).
-const SCHEMA_VERSION: i64 = 3;
+/// Schema version kept in SQLite's `user_version` (3: the shared `generation` column; 4: the
+/// `valid_until_ms` column). An index of an older version is migrated when opened.
+const SCHEMA_VERSION: i64 = 4;
 
 /// Rows buffered while durability is deferred (the build) before one transaction writes them.
 const DEFERRED_BATCH: usize = 1024;
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS pages (
     bytes INTEGER,                 -- body length (pages)
     location TEXT,                 -- redirects
     permanent INTEGER,             -- redirects
-    tags TEXT NOT NULL             -- JSON array of strings
+    tags TEXT NOT NULL,            -- JSON array of strings
+    valid_until_ms INTEGER         -- when the loader said this version stops being valid
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS page_tags (
     tag TEXT NOT NULL,
@@ -84,7 +85,7 @@ impl Index {
                 .execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))
                 .map_err(sql_error)?,
             SCHEMA_VERSION => {}
-            2 => migrate_from_v2(&writer)?,
+            2 | 3 => migrate(&writer)?,
             other => {
                 return Err(io::Error::other(format!(
                     "page index {} has schema version {other}, this isr reads {SCHEMA_VERSION}: rebuild the site",
@@ -134,7 +135,7 @@ impl Index {
         .map_err(sql_error)?;
         let mut statement = reader
             .prepare(
-                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation FROM pages",
+                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms FROM pages",
             )
             .map_err(sql_error)?;
         let rows = statement.query_map([], row_to_meta).map_err(sql_error)?;
@@ -161,7 +162,7 @@ impl Index {
         let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         let row = reader
             .query_row(
-                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation FROM pages WHERE key = ?1",
+                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms FROM pages WHERE key = ?1",
                 [key],
                 row_to_meta,
             )
@@ -290,11 +291,13 @@ impl Writer {
 
 const DELETE_TAGS: &str = "DELETE FROM page_tags WHERE key = ?1";
 
-/// Version 2 → 3: the `generation` column. A version 2 row's `generated_at_ms` was its shared
-/// generation (the commit made them one number), so it becomes its generation: an upgraded
-/// instance does not see every page as behind Redis. In one immediate transaction that reads
-/// the version again, so two processes opening the index at once migrate it once.
-fn migrate_from_v2(connection: &Connection) -> io::Result<()> {
+/// An older index to this version, step by step. Version 2 → 3: the `generation` column; a
+/// version 2 row's `generated_at_ms` was its shared generation (the commit made them one
+/// number), so it becomes its generation: an upgraded instance does not see every page as
+/// behind Redis. Version 3 → 4: the `valid_until_ms` column (none: no row had one). In one
+/// immediate transaction that reads the version again, so two processes opening the index at
+/// once migrate it once.
+fn migrate(connection: &Connection) -> io::Result<()> {
     connection
         .execute_batch("BEGIN IMMEDIATE;")
         .map_err(sql_error)?;
@@ -304,9 +307,16 @@ fn migrate_from_v2(connection: &Connection) -> io::Result<()> {
             .map_err(sql_error)?;
         if version == 2 {
             connection
-                .execute_batch(&format!(
+                .execute_batch(
                     "ALTER TABLE pages ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
-                     UPDATE pages SET generation = generated_at_ms;
+                     UPDATE pages SET generation = generated_at_ms;",
+                )
+                .map_err(sql_error)?;
+        }
+        if version == 2 || version == 3 {
+            connection
+                .execute_batch(&format!(
+                    "ALTER TABLE pages ADD COLUMN valid_until_ms INTEGER;
                      PRAGMA user_version = {SCHEMA_VERSION};"
                 ))
                 .map_err(sql_error)?;
@@ -345,8 +355,8 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
     let tags = serde_json::to_string(&meta.tags).map_err(io::Error::other)?;
     cached(
         connection,
-        "INSERT OR REPLACE INTO pages (key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT OR REPLACE INTO pages (key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
         .execute(
             params![
@@ -359,7 +369,8 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
                 location,
                 permanent,
                 tags,
-                meta.generation as i64
+                meta.generation as i64,
+                meta.valid_until_ms.map(|at| at.min(i64::MAX as u64) as i64)
             ],
         )
         .map_err(sql_error)?;
@@ -388,6 +399,7 @@ fn row_to_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PageMeta, Str
     let permanent: Option<bool> = row.get(7)?;
     let tags: String = row.get(8)?;
     let generation: i64 = row.get(9)?;
+    let valid_until_ms: Option<i64> = row.get(10)?;
     let kind = match (kind, etag, bytes, location) {
         (0, Some(etag), Some(bytes), _) if bytes >= 0 => match <[u8; 16]>::try_from(etag) {
             Ok(etag) => PageKind::Page {
@@ -414,6 +426,7 @@ fn row_to_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PageMeta, Str
         generation: generation.max(0) as u64,
         kind,
         tags,
+        valid_until_ms: valid_until_ms.map(|at| at.max(0) as u64),
     }))
 }
 
@@ -444,11 +457,44 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].generation, 1_700_000_000_123);
         assert_eq!(rows[0].generated_at_ms, 1_700_000_000_123);
+        assert_eq!(rows[0].valid_until_ms, None);
         drop(index);
-        // Opened again: already version 3, nothing migrated twice.
+        // Opened again: already the current version, nothing migrated twice.
         assert_eq!(
             Index::open(&path).unwrap().load().unwrap()[0].generation,
             1_700_000_000_123
         );
+    }
+
+    /// An index of version 3 gets the `valid_until_ms` column (empty), and a row written with
+    /// one reads back with it.
+    #[test]
+    fn a_version_3_index_gets_the_valid_until_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE pages (key TEXT PRIMARY KEY NOT NULL, route TEXT NOT NULL,
+                 generated_at_ms INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0,
+                 kind INTEGER NOT NULL, etag BLOB, bytes INTEGER, location TEXT,
+                 permanent INTEGER, tags TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE page_tags (tag TEXT NOT NULL, key TEXT NOT NULL,
+                 PRIMARY KEY (tag, key)) WITHOUT ROWID;
+             INSERT INTO pages VALUES ('/gone', '/:slug', 1700000000123, 7, 1, NULL, NULL, NULL, NULL, '[]');
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        drop(old);
+        let index = Index::open(&path).unwrap();
+        let rows = index.load().unwrap();
+        assert_eq!((rows[0].generation, rows[0].valid_until_ms), (7, None));
+        let mut later = rows[0].clone();
+        later.key = "/later".into();
+        later.valid_until_ms = Some(1_800_000_000_000);
+        index.put_durable(later).unwrap();
+        drop(index);
+        let rows = Index::open(&path).unwrap().load().unwrap();
+        let later = rows.iter().find(|row| row.key == "/later").unwrap();
+        assert_eq!(later.valid_until_ms, Some(1_800_000_000_000));
     }
 }
