@@ -76,8 +76,8 @@ impl CacheProfile {
     }
 
     /// The profile of a `revalidate` window alone (no ceiling, browsers revalidate every
-    /// time), with no checks: what a page without the newer arguments has, and what
-    /// [`CacheProfile::revalidate`] builds once it has checked its argument.
+    /// time), with no checks: what [`CacheProfile::revalidate`] builds once it has checked
+    /// its argument (and what tests build pages with).
     ///
     /// ```
     /// let profile = isr::CacheProfile::of(isr::Revalidate::After(0));
@@ -178,6 +178,9 @@ impl CacheProfile {
     /// assert_eq!((p.expire_secs(), p.stale_if_error_secs()), (Some(600), Some(300)));
     /// let p = CacheProfile::revalidate(60).expire(600).stale_if_error(60).valid_for(600);
     /// assert_eq!((p.expire_secs(), p.stale_if_error_secs()), (Some(600), None));
+    /// // Later than anything the headers allow anyway: unchanged.
+    /// let p = CacheProfile::revalidate(60).valid_for(3 * 365 * 24 * 3600);
+    /// assert_eq!(p, CacheProfile::revalidate(60));
     /// ```
     pub const fn valid_for(mut self, seconds: u64) -> Self {
         match self.expire_secs {
@@ -193,9 +196,21 @@ impl CacheProfile {
                     };
                 }
             }
-            _ => {
+            Some(_) => {
                 self.expire_secs = Some(seconds);
                 self.stale_if_error_secs = None;
+            }
+            None => {
+                // Without a ceiling, caches may keep a page for its window and a year of
+                // serving stale: a later time than that shortens nothing.
+                let kept = match self.window {
+                    Revalidate::After(window) => window.saturating_add(MAX_PROFILE_SECS),
+                    Revalidate::Never => MAX_PROFILE_SECS.saturating_mul(2),
+                };
+                if seconds >= kept {
+                    return self;
+                }
+                self.expire_secs = Some(seconds);
             }
         }
         if let Revalidate::After(window) = self.window {

@@ -106,6 +106,11 @@ impl HotCache {
         self.cache.get(key)
     }
 
+    /// The resident page at `key`, if any, without counting it as read (for eviction).
+    pub(crate) fn peek(&self, key: &str) -> Option<Arc<CachedPage>> {
+        self.cache.peek(key)
+    }
+
     /// Makes `page` the resident version of `key` (a page larger than the cache's shard is
     /// simply not kept).
     pub(crate) fn insert(&self, key: PageKey, page: Arc<CachedPage>) {

@@ -188,17 +188,13 @@ pub(crate) fn expand_paths(function: &syn::ItemFn) -> TokenStream {
     }
 }
 
-/// The page's `isr::CacheProfile`: the app's profile expression (its span kept, so a value of
-/// another type is reported at it), or the builder calls of the separate arguments (already
+/// The page's `isr::CacheProfile`: the app's profile expression, or the builder calls of the separate arguments (already
 /// checked, so the builders' own checks pass).
 fn cache_profile(cache: &CacheSpec) -> TokenStream {
     match cache {
-        CacheSpec::Profile(profile) => quote_spanned! {profile.span()=>
-            {
-                const PROFILE: ::isr::CacheProfile = #profile;
-                PROFILE
-            }
-        },
+        // As written, in the registration's static: evaluated when compiling (a profile that
+        // breaks a builder's rule is a compile error), a value of another type reported at it.
+        CacheSpec::Profile(profile) => quote_spanned! {profile.span()=> #profile },
         CacheSpec::Seconds {
             revalidate,
             expire,

@@ -91,6 +91,7 @@ fn main() {
                     },
                     tags: vec!["items".into(), format!("item:{id}")],
                     valid_until_ms: None,
+                    mark: None,
                 };
                 store.put(&key, meta, None).await.expect("put");
             }

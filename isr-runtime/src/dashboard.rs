@@ -27,6 +27,45 @@ pub struct RouteRow {
     pub states: BTreeMap<String, u64>,
     /// HTML bytes of its stored pages.
     pub bytes: u64,
+    /// Its window in seconds; `None`: on demand only.
+    #[serde(default)]
+    pub revalidate_s: Option<u64>,
+    /// Its `expire`, in seconds.
+    #[serde(default)]
+    pub expire_s: Option<u64>,
+    /// Its `stale_if_error`, in seconds.
+    #[serde(default)]
+    pub stale_if_error_s: Option<u64>,
+    /// How long browsers may reuse its pages, in seconds.
+    #[serde(default)]
+    pub browser_s: u64,
+}
+
+impl RouteRow {
+    /// The route's caching policy in a few words.
+    ///
+    /// ```
+    /// let row = isr::dashboard::RouteRow { revalidate_s: Some(60), expire_s: Some(600), stale_if_error_s: Some(3600), ..Default::default() };
+    /// assert_eq!(row.policy(), "revalidate 60 s, expire 600 s, stale-if-error 3600 s");
+    /// let row = isr::dashboard::RouteRow { browser_s: 10, ..Default::default() };
+    /// assert_eq!(row.policy(), "on demand, browsers 10 s");
+    /// ```
+    pub fn policy(&self) -> String {
+        let mut parts = vec![match self.revalidate_s {
+            Some(seconds) => format!("revalidate {seconds} s"),
+            None => "on demand".to_string(),
+        }];
+        if let Some(seconds) = self.expire_s {
+            parts.push(format!("expire {seconds} s"));
+        }
+        if let Some(seconds) = self.stale_if_error_s {
+            parts.push(format!("stale-if-error {seconds} s"));
+        }
+        if self.browser_s > 0 {
+            parts.push(format!("browsers {} s", self.browser_s));
+        }
+        parts.join(", ")
+    }
 }
 
 /// The summary the dashboard shows.
@@ -97,6 +136,10 @@ pub struct PageRow {
     /// The HTML's length; `None` for a not-found, a redirect or a page never stored.
     #[serde(default)]
     pub bytes: Option<u64>,
+    /// When the stored version expires (its `expire` or its loader's `valid_until`, the
+    /// sooner), in ms since the Unix epoch; `None`: never by time.
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
 }
 
 /// One listing.
@@ -168,9 +211,10 @@ pub struct DashboardData {
 }
 
 /// The states a page can be in (the filter's options).
-pub const STATES: [&str; 6] = [
+pub const STATES: [&str; 7] = [
     "fresh",
     "stale",
+    "expired",
     "regenerating",
     "backing_off",
     "not_found",
@@ -227,7 +271,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}\
 th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}\
 th{background:#f4f4f4}.state-backing_off,.state-missing{color:#a00;font-weight:600}\
-.state-stale{color:#8a5a00}.state-regenerating{color:#0054a6}.error{color:#a00;max-width:32rem}\
+.state-stale,.state-expired{color:#8a5a00}.state-regenerating{color:#0054a6}.error{color:#a00;max-width:32rem}\
 form.inline{display:inline}input,select,button{font:inherit;margin-right:.4rem}\
 .notice{background:#eef7ee;padding:.5rem .8rem}";
 
@@ -285,6 +329,7 @@ pub fn Dashboard(
                         <th>"pages"</th>
                         {STATES.iter().map(|s| view! { <th>{s.replace('_', " ")}</th> }).collect_view()}
                         <th>"bytes"</th>
+                        <th>"policy"</th>
                         <th></th>
                     </tr>
                 </thead>
@@ -307,6 +352,7 @@ pub fn Dashboard(
             </form>
             <form method="post" action="/_isr/actions/revalidate" id="isr-revalidate-tag">
                 <input type="text" name="tag" placeholder="tag" required=true />
+                {mode_select(crate::revalidate::InvalidationMode::Auto)}
                 <button type="submit">"Revalidate tag"</button>
             </form>
             <p id="isr-matched">{format!("{} matching pages", list.matched)}</p>
@@ -317,6 +363,7 @@ pub fn Dashboard(
                         <th>"state"</th>
                         <th>"generated (UTC)"</th>
                         <th>"age"</th>
+                        <th>"expires (UTC)"</th>
                         <th>"failures"</th>
                         <th>"last run"</th>
                         <th>"last error"</th>
@@ -335,6 +382,7 @@ pub fn Dashboard(
 
 fn route_row(r: RouteRow) -> impl IntoView {
     let route = r.route.clone();
+    let policy = r.policy();
     view! {
         <tr>
             <td>{r.route}</td>
@@ -344,13 +392,28 @@ fn route_row(r: RouteRow) -> impl IntoView {
                 .map(|s| view! { <td>{r.states.get(*s).copied().unwrap_or(0)}</td> })
                 .collect_view()}
             <td>{r.bytes}</td>
+            <td>{policy}</td>
             <td>
                 <form method="post" action="/_isr/actions/revalidate" class="inline">
                     <input type="hidden" name="route" value=route />
+                    {mode_select(crate::revalidate::InvalidationMode::Auto)}
                     <button type="submit">"Revalidate route"</button>
                 </form>
             </td>
         </tr>
+    }
+}
+
+/// The invalidation mode of a revalidate form (`selected` chosen): regenerate now, mark stale,
+/// mark expired, or auto (regenerate what was requested lately, mark the rest stale).
+fn mode_select(selected: crate::revalidate::InvalidationMode) -> impl IntoView {
+    view! {
+        <select name="mode" title="invalidation mode">
+            {crate::revalidate::InvalidationMode::ALL
+                .iter()
+                .map(|mode| view! { <option value=mode.as_str() selected=*mode == selected>{mode.as_str()}</option> })
+                .collect_view()}
+        </select>
     }
 }
 
@@ -362,6 +425,7 @@ fn page_row(page: PageRow) -> impl IntoView {
         .age_s
         .map(|a| format!("{a} s"))
         .unwrap_or_else(|| "-".into());
+    let expires = page.expires_at_ms.map(utc).unwrap_or_else(|| "-".into());
     let error = last.error.clone().unwrap_or_default();
     let run = match (&last.outcome[..], &last.instance) {
         ("", _) => "-".to_string(),
@@ -374,6 +438,7 @@ fn page_row(page: PageRow) -> impl IntoView {
             <td class=state_class>{page.state.replace('_', " ")}</td>
             <td class="generated" data-ms=page.generated_at_ms.unwrap_or(0)>{generated}</td>
             <td>{age}</td>
+            <td>{expires}</td>
             <td>{page.failures}</td>
             <td>{run}</td>
             <td class="error">{error}</td>
@@ -381,6 +446,7 @@ fn page_row(page: PageRow) -> impl IntoView {
             <td>
                 <form method="post" action="/_isr/actions/revalidate" class="inline revalidate">
                     <input type="hidden" name="path" value=page.path />
+                    {mode_select(crate::revalidate::InvalidationMode::Regenerate)}
                     <button type="submit">"Revalidate"</button>
                 </form>
             </td>
@@ -393,6 +459,7 @@ fn page_row(page: PageRow) -> impl IntoView {
 /// URL and brings the summary, the tables, the match count and the next link up to date in
 /// place: a node that did not change is kept (a button being clicked, a field being typed in
 /// stay), a changed one is replaced. A page's "Revalidate" posts to `/_isr/api/revalidate`
+/// in the mode its form names (`regenerate` unless changed)
 /// (with the session cookie and the `x-isr-dashboard` header the API asks of a browser) and
 /// shows the outcome in the notice without leaving the page. Without JavaScript the forms
 /// post and the page reloads.
@@ -411,10 +478,10 @@ for (const id of parts) { const now = fresh.getElementById(id), old = document.g
 const notice = (text) => { const p = document.getElementById('isr-notice'); p.textContent = text; p.hidden = false; }; \
 document.addEventListener('submit', async (event) => { \
 const form = event.target; if (!form.matches('form.revalidate')) return; event.preventDefault(); \
-const path = form.elements.path.value; \
+const path = form.elements.path.value; const mode = form.elements.mode.value; \
 try { \
 const answer = await fetch('/_isr/api/revalidate', { method: 'POST', credentials: 'same-origin', \
-headers: { 'content-type': 'application/json', 'x-isr-dashboard': '1' }, body: JSON.stringify({ paths: [path] }) }); \
+headers: { 'content-type': 'application/json', 'x-isr-dashboard': '1' }, body: JSON.stringify({ paths: [path], mode }) }); \
 const body = await answer.text(); \
 if (!answer.ok) { notice(`${path}: could not revalidate (${answer.status} ${body})`); return; } \
 const result = JSON.parse(body).results[0]; \

@@ -31,6 +31,8 @@ pub(crate) enum RemoteCommand {
     Revalidate {
         paths: Vec<String>,
         tags: Vec<String>,
+        /// `auto`, `regenerate`, `stale` or `expire`; `None`: the API's default (`auto`).
+        mode: Option<String>,
     },
 }
 
@@ -103,8 +105,11 @@ async fn execute(remote: &Remote, command: &RemoteCommand) -> Result<String, Fai
                 pages_text(&list)
             })
         }
-        RemoteCommand::Revalidate { paths, tags } => {
-            let body = serde_json::json!({ "paths": paths, "tags": tags });
+        RemoteCommand::Revalidate { paths, tags, mode } => {
+            let mut body = serde_json::json!({ "paths": paths, "tags": tags });
+            if let Some(mode) = mode {
+                body["mode"] = mode.as_str().into();
+            }
             let answer = call(remote, "POST", "/_isr/api/revalidate", Some(body)).await?;
             let failed = answer["results"]
                 .as_array()
@@ -364,7 +369,16 @@ fn revalidate_text(answer: &Value) -> String {
             ]
         })
         .collect();
-    table(&["path", "outcome", "error"], &rows)
+    let mut text = table(&["path", "outcome", "error"], &rows);
+    if let Some(counts) = answer["counts"].as_object().filter(|c| !c.is_empty()) {
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(outcome, n)| format!("{n} {}", outcome.replace('_', " ")))
+            .collect();
+        text.push_str(&counts.join(", "));
+        text.push('\n');
+    }
+    text
 }
 
 #[cfg(test)]

@@ -418,6 +418,7 @@ fn page_response(
         Served::Stored {
             page,
             cache,
+            why,
             policy,
             content_type,
             age,
@@ -445,7 +446,7 @@ fn page_response(
             }
             headers.insert(
                 CACHE_STATUS,
-                cache_status(cache, window, age, page.is_stored()),
+                cache_status(cache, &why, window, age, page.is_stored()),
             );
             headers.insert(ISR_CACHE, HeaderValue::from_static(cache.as_str()));
             response
@@ -683,14 +684,15 @@ async fn revalidate_request(engine: &Arc<Engine>, request: Request) -> Response 
             return json_error(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "invalid JSON body (expected {{\"paths\": [..], \"tags\": [..]}}): {error}"
+                    "invalid JSON body (expected {{\"paths\": [..], \"tags\": [..], \"mode\": \"auto|regenerate|stale|expire\"}}): {error}"
                 ),
             )
         }
     };
     match crate::revalidate::start(engine, &parsed, MAX_AWAITED_PAGES).await {
         Revalidation::Done(results) => {
-            axum::Json(serde_json::json!({ "results": results })).into_response()
+            let counts = crate::revalidate::counts(&results);
+            axum::Json(serde_json::json!({ "results": results, "counts": counts })).into_response()
         }
         Revalidation::Accepted { accepted } => (
             StatusCode::ACCEPTED,

@@ -66,7 +66,9 @@ async fn the_feed_is_rss_that_follows_the_posts() {
         "fresh-news",
         &isr_tests::post_markdown("Fresh news", "2030-01-01", "Hot off the press."),
     );
-    let answer = server.revalidate(&json!({ "tags": ["posts"] })).await;
+    let answer = server
+        .revalidate(&json!({ "mode": "regenerate", "tags": ["posts"] }))
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let feed = server.get("/blog/feed.xml").await;
     let channel = rss::Channel::read_from(feed.body.as_bytes()).expect("valid RSS 2.0");
@@ -129,7 +131,7 @@ async fn the_sitemap_lists_every_page_as_pages_appear_and_disappear() {
     // …and a deleted one disappears once its regeneration finds it gone.
     fx.remove_post("late-arrival");
     let answer = server
-        .revalidate(&json!({ "paths": ["/blog/late-arrival"] }))
+        .revalidate(&json!({ "mode": "regenerate", "paths": ["/blog/late-arrival"] }))
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     poll_until(

@@ -54,8 +54,8 @@ fn assert_isr_page(resp: &Resp, cache_control: &str) {
     age_of(resp);
     let status = resp.header("cache-status").expect("a cache-status");
     let expected = match resp.cache() {
-        "HIT" => "isr; hit; ttl=",
-        "STALE" => "isr; fwd=stale; ttl=",
+        "HIT" => "isr; hit; detail=within-window; ttl=",
+        "STALE" => "isr; fwd=stale; detail=window-passed; ttl=",
         _ => "isr; fwd=miss; stored; ttl=",
     };
     assert!(
@@ -252,11 +252,13 @@ async fn list_is_newest_first_and_skips_drafts_and_broken_posts() {
         "aaa-tie",
         &isr_tests::post_markdown("Tied post", "2026-11-12", "Tie."),
     );
-    let results = server.revalidate(&json!({ "paths": ["/blog"] })).await;
+    let results = server
+        .revalidate(&json!({ "mode": "regenerate", "paths": ["/blog"] }))
+        .await;
     assert_eq!(results.status, 200, "{}", results.body);
     assert_eq!(
         results.json(),
-        json!({ "results": [{ "path": "/blog", "outcome": "regenerated" }] })
+        json!({ "results": [{ "path": "/blog", "outcome": "regenerated" }], "counts": { "regenerated": 1 } })
     );
     let list = server.get("/blog").await;
     assert_eq!(list.status, 200);
@@ -719,11 +721,13 @@ async fn on_demand_revalidation_by_path_regenerates_before_answering() {
     assert!(server.get(POST).await.body.contains(POST_OLD_TEXT));
     fx.edit_post(POST_SLUG, POST_OLD_TEXT, "On-demand marker.");
 
-    let resp = server.revalidate(&json!({ "paths": [POST] })).await;
+    let resp = server
+        .revalidate(&json!({ "mode": "regenerate", "paths": [POST] }))
+        .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(
         resp.json(),
-        json!({ "results": [{ "path": POST, "outcome": "regenerated" }] })
+        json!({ "results": [{ "path": POST, "outcome": "regenerated" }], "counts": { "regenerated": 1 } })
     );
     // No waiting: the very next request has the new page.
     let page = server.get(POST).await;
@@ -741,7 +745,7 @@ async fn on_demand_revalidation_by_path_regenerates_before_answering() {
 
     // Paths without a route, and posts that do not exist.
     let resp = server
-        .revalidate(&json!({ "paths": ["/nope/x", "/blog/does-not-exist"] }))
+        .revalidate(&json!({ "mode": "regenerate", "paths": ["/nope/x", "/blog/does-not-exist"] }))
         .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(
@@ -749,7 +753,7 @@ async fn on_demand_revalidation_by_path_regenerates_before_answering() {
         json!({ "results": [
             { "path": "/nope/x", "outcome": "no_route" },
             { "path": "/blog/does-not-exist", "outcome": "not_found" },
-        ] })
+        ], "counts": { "not_found": 1, "no_route": 1 } })
     );
     assert_eq!(server.get("/blog/does-not-exist").await.status, 404);
 
@@ -757,7 +761,7 @@ async fn on_demand_revalidation_by_path_regenerates_before_answering() {
     let before = server.get("/blog/on-demand").await;
     fx.hide_content();
     let resp = server
-        .revalidate(&json!({ "paths": ["/blog/on-demand"] }))
+        .revalidate(&json!({ "mode": "regenerate", "paths": ["/blog/on-demand"] }))
         .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     let results = resp.json()["results"].clone();
@@ -792,7 +796,9 @@ async fn on_demand_revalidation_by_tag_refreshes_the_list() {
     assert_eq!(list.cache(), "HIT");
     assert!(list.body.contains(old_title));
 
-    let resp = server.revalidate(&json!({ "tags": ["posts"] })).await;
+    let resp = server
+        .revalidate(&json!({ "mode": "regenerate", "tags": ["posts"] }))
+        .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     let body = resp.json();
     let results = body["results"].as_array().expect("results").clone();
@@ -905,7 +911,7 @@ async fn revalidate_endpoint_checks_token_then_size_then_json() {
     // Both keys are optional.
     let empty = server.send(authorized("{}".to_string())).await;
     assert_eq!(empty.status, 200, "{}", empty.body);
-    assert_eq!(empty.json(), json!({ "results": [] }));
+    assert_eq!(empty.json(), json!({ "results": [], "counts": {} }));
     // Nothing above regenerated anything.
     assert_eq!(
         server.metrics().await.sum("isr_regenerations_total", &[]),
@@ -1079,7 +1085,9 @@ async fn revalidating_more_than_a_thousand_pages_is_accepted_and_finishes_in_the
     paths.push(POST.to_string());
     paths.push(POST.to_string()); // named twice: regenerated once
     let before = server.metrics().await;
-    let resp = server.revalidate(&json!({ "paths": paths })).await;
+    let resp = server
+        .revalidate(&json!({ "mode": "regenerate", "paths": paths }))
+        .await;
     assert_eq!(resp.status, 202, "{}", resp.body);
     let body: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
     assert_eq!(body["accepted"], 1_101);

@@ -125,7 +125,7 @@ async fn errors_name_post_files_relative_to_the_content_folder() {
     fx.write_post("broken", "no front matter here\n");
     std::fs::create_dir(fx.post_file("unreadable")).expect("create a folder named like a post");
     let resp = server
-        .revalidate(&json!({ "paths": ["/blog/broken", "/blog/unreadable"] }))
+        .revalidate(&json!({ "mode": "regenerate", "paths": ["/blog/broken", "/blog/unreadable"] }))
         .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     let results = resp.json()["results"].clone();
@@ -151,7 +151,7 @@ async fn errors_name_post_files_relative_to_the_content_folder() {
     // The content folder gone: named as the setting, not as a path.
     fx.hide_content();
     let resp = server
-        .revalidate(&json!({ "paths": ["/blog/what-is-isr"] }))
+        .revalidate(&json!({ "mode": "regenerate", "paths": ["/blog/what-is-isr"] }))
         .await;
     fx.restore_content();
     assert_eq!(resp.status, 200, "{}", resp.body);

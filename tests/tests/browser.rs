@@ -185,7 +185,7 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
         "## When to reach for it",
     );
     let answer = server
-        .revalidate(&json!({"paths": ["/blog/what-is-isr"]}))
+        .revalidate(&json!({ "mode": "regenerate","paths": ["/blog/what-is-isr"]}))
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["results"][0]["outcome"], "regenerated");

@@ -162,7 +162,9 @@ async fn on_demand_revalidation_purges_the_edge_before_it_answers() {
     );
 
     fx.edit_post(POST_SLUG, POST_OLD_TEXT, "Revalidated on demand 9c2d.");
-    let answer = server.revalidate(&json!({ "paths": [POST] })).await;
+    let answer = server
+        .revalidate(&json!({ "mode": "regenerate", "paths": [POST] }))
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let results: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(
@@ -198,7 +200,9 @@ async fn a_purge_endpoint_that_is_down_never_blocks_the_webhook_and_is_retried()
         "Edited while the edge is down 3a7f.",
     );
     let started = Instant::now();
-    let answer = server.revalidate(&json!({ "paths": [POST] })).await;
+    let answer = server
+        .revalidate(&json!({ "mode": "regenerate", "paths": [POST] }))
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(started.elapsed() < Duration::from_secs(10));
     let results: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
@@ -313,7 +317,7 @@ async fn a_post_created_after_the_edge_cached_its_404_appears_within_its_window(
         &post_markdown("Later post", "2026-01-02", "Written later."),
     );
     let answer = server
-        .revalidate(&json!({ "paths": ["/blog/later-post"] }))
+        .revalidate(&json!({ "mode": "regenerate", "paths": ["/blog/later-post"] }))
         .await;
     assert!(answer.body.contains("\"purged\":true"), "{}", answer.body);
     let edge = through(&varnish, "/blog/later-post", &[]).await;

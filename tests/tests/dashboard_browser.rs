@@ -181,7 +181,7 @@ async fn log_in_search_revalidate_and_watch_the_page_change_without_a_reload() {
     let run = until(
         &browser,
         "the last run",
-        &row("return [row.children[4].textContent, row.children[5].textContent];"),
+        &row("return [row.children[5].textContent, row.children[6].textContent];"),
     )
     .await;
     assert_eq!(

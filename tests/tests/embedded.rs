@@ -46,7 +46,7 @@ async fn isr_serves_inside_the_apps_own_router_and_layers() {
 
     // Everything else isr serves: on-demand revalidation, the sitemap.
     let answer = server
-        .revalidate(&json!({ "paths": ["/blog/what-is-isr"] }))
+        .revalidate(&json!({ "mode": "regenerate", "paths": ["/blog/what-is-isr"] }))
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["results"][0]["outcome"], "regenerated");

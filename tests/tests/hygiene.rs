@@ -265,7 +265,7 @@ async fn a_webhook_whose_client_closed_its_side_is_still_carried_out() {
         "## When to use it",
         "## When to reach for it",
     );
-    let body = r#"{"paths": ["/blog/what-is-isr"]}"#;
+    let body = r#"{"paths": ["/blog/what-is-isr"], "mode": "regenerate"}"#;
     let request = format!(
         "POST /_isr/revalidate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SECRET}\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
@@ -301,7 +301,7 @@ async fn the_shared_runtime_serves_as_it_does_on_other_platforms() {
     let answers = futures::future::join_all((0..20).map(|_| server.get("/blog/what-is-isr"))).await;
     assert!(answers.iter().all(|a| a.status == 200));
     let revalidated = server
-        .revalidate(&serde_json::json!({"paths": ["/blog"]}))
+        .revalidate(&serde_json::json!({ "mode": "regenerate","paths": ["/blog"]}))
         .await;
     assert_eq!(revalidated.status, 200, "{}", revalidated.body);
     let status = server.stop_with("TERM");

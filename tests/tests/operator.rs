@@ -126,7 +126,9 @@ async fn listing_filters_and_paginates_in_a_stable_order_while_pages_regenerate(
         let server = &server;
         async move {
             for _ in 0..5 {
-                let resp = server.revalidate(&json!({ "tags": ["posts"] })).await;
+                let resp = server
+                    .revalidate(&json!({ "mode": "regenerate", "tags": ["posts"] }))
+                    .await;
                 assert_eq!(resp.status, 200, "{}", resp.body);
             }
         }
@@ -169,7 +171,7 @@ async fn a_failing_loader_shows_its_error_and_next_attempt() {
             server
                 .request(Method::POST, "/_isr/api/revalidate")
                 .header("authorization", format!("Bearer {TOKEN}"))
-                .body(json!({ "paths": [POST] }).to_string()),
+                .body(json!({ "paths": [POST], "mode": "regenerate" }).to_string()),
         )
         .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
@@ -207,6 +209,10 @@ async fn a_failing_loader_shows_its_error_and_next_attempt() {
         .find(|r| r["route"] == SLUG_ROUTE)
         .unwrap();
     assert_eq!(posts["states"]["backing_off"], 1, "{posts}");
+    // Its caching policy: the blog's posts revalidate after 5 s, no ceiling.
+    assert_eq!(posts["revalidate_s"], 5, "{posts}");
+    assert_eq!(posts["browser_s"], 0, "{posts}");
+    assert!(posts.get("expire_s").is_none(), "{posts}");
     let failing = keys(&get(&server, "/_isr/api/pages?state=backing_off").await);
     assert_eq!(failing, [POST]);
 
@@ -266,7 +272,16 @@ async fn the_cli_shows_status_and_pages_and_revalidates_a_running_site() {
     assert!(keys(&list).iter().all(|k| k.starts_with("/blog/")));
 
     let done = fx.run(
-        &["revalidate", "--url", &url, POST, "--tag", "posts"],
+        &[
+            "revalidate",
+            "--url",
+            &url,
+            POST,
+            "--tag",
+            "posts",
+            "--mode",
+            "regenerate",
+        ],
         &token,
     );
     assert_eq!(done.code(), Some(0), "{}", done.stderr);
@@ -279,7 +294,10 @@ async fn the_cli_shows_status_and_pages_and_revalidates_a_running_site() {
     );
 
     fx.hide_content();
-    let failed = fx.run(&["revalidate", "--url", &url, POST], &token);
+    let failed = fx.run(
+        &["revalidate", "--url", &url, POST, "--mode", "regenerate"],
+        &token,
+    );
     assert_eq!(
         failed.code(),
         Some(1),
@@ -449,7 +467,7 @@ async fn the_dashboard_logs_in_with_a_cookie_and_refuses_cross_site_changes() {
                 .header("cookie", &cookie)
                 .header("origin", &own)
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body("tag=posts"),
+                .body("tag=posts&mode=regenerate"),
         )
         .await;
     assert_eq!(by_tag.header("location"), Some("/_isr/"));
@@ -468,7 +486,7 @@ async fn the_dashboard_logs_in_with_a_cookie_and_refuses_cross_site_changes() {
         .await;
     assert_eq!(refreshed.status, 200);
     assert!(
-        !refreshed.body.contains("pages revalidated"),
+        !refreshed.body.contains("posts (regenerate)"),
         "{}",
         refreshed.body
     );
@@ -476,7 +494,7 @@ async fn the_dashboard_logs_in_with_a_cookie_and_refuses_cross_site_changes() {
     assert!(
         noticed
             .body
-            .contains("class=\"notice\">posts: 9 pages revalidated"),
+            .contains("class=\"notice\">posts (regenerate): 9 pages: 8 regenerated, 1 not found"),
         "{}",
         noticed.body
     );

@@ -433,7 +433,7 @@ async fn concurrent_webhook_calls_are_merged_per_page() {
         .metrics()
         .await
         .sum("isr_regenerations_total", &[("trigger", "on_demand")]);
-    let body = json!({"tags": ["cold"]});
+    let body = json!({"tags": ["cold"], "mode": "regenerate"});
     let calls: Vec<_> = (0..56).map(|_| server.revalidate(&body)).collect();
     for answer in futures::future::join_all(calls).await {
         assert_eq!(answer.status, 200, "{}", answer.body);

@@ -230,7 +230,7 @@ async fn on_demand_on_one_instance_reaches_the_others() {
     cluster.everywhere("/cold/od", "Cold od from a").await;
     let answer = cluster
         .get("b")
-        .revalidate(&serde_json::json!({ "paths": ["/cold/od"] }))
+        .revalidate(&serde_json::json!({ "mode": "regenerate", "paths": ["/cold/od"] }))
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let results: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
@@ -389,7 +389,7 @@ async fn redis_down_serves_every_page_and_coherence_resumes_after_an_empty_resta
     loop {
         let answer = cluster
             .get("b")
-            .revalidate(&serde_json::json!({ "paths": ["/cold/after"] }))
+            .revalidate(&serde_json::json!({ "mode": "regenerate", "paths": ["/cold/after"] }))
             .await;
         let results: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
         if results["results"][0]["shared"] == true {
@@ -421,7 +421,9 @@ async fn tag_revalidation_on_any_instance_covers_pages_another_generated() {
     }
     // `d` starts after those commits: its own tiers know nothing of them.
     let d = instance(&cluster.redis, cluster.roots.path(), "d", &[]);
-    let answer = d.revalidate(&serde_json::json!({ "tags": ["cold"] })).await;
+    let answer = d
+        .revalidate(&serde_json::json!({ "mode": "regenerate", "tags": ["cold"] }))
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let results: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     let mut paths: Vec<&str> = results["results"]
@@ -478,7 +480,7 @@ async fn missed_events_are_detected_and_local_pages_rechecked() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let answer = cluster
         .get("c")
-        .revalidate(&serde_json::json!({ "paths": ["/cold/gap"] }))
+        .revalidate(&serde_json::json!({ "mode": "regenerate", "paths": ["/cold/gap"] }))
         .await;
     assert!(answer.body.contains(r#""shared":true"#), "{}", answer.body);
     let trimmed = cluster

@@ -532,7 +532,7 @@ async fn an_unreadable_database_keeps_the_old_pages() {
     for break_it in ways {
         break_it(&fx);
         let answer = server
-            .revalidate(&json!({ "paths": ["/products/1", "/products"] }))
+            .revalidate(&json!({ "mode": "regenerate", "paths": ["/products/1", "/products"] }))
             .await;
         assert_eq!(answer.status, 200, "{}", answer.body);
         let results = answer.json()["results"].clone();

@@ -147,7 +147,9 @@ async fn all_catalogue_pages(State(db): State<Db>) -> isr::Result<Vec<CatalogueP
 /// How product pages (prices, stock) are kept: fresh for 5 minutes, regenerated in the
 /// background after that, never served older than an hour (a request then waits for the new
 /// price), and while the database is down the last price is shown for up to a day more.
-/// Browsers ask every time (a `304` while nothing changed).
+/// Browsers ask every time (a `304` while nothing changed). Server-side, like the loaders
+/// that name it (`isr::CacheProfile` is part of isr's `ssr` API).
+#[cfg(feature = "ssr")]
 pub const PRODUCT_PAGES: isr::CacheProfile = isr::CacheProfile::revalidate(300)
     .expire(3600)
     .stale_if_error(86_400)

@@ -12,7 +12,7 @@ use crate::encoding::Variants;
 use crate::metrics;
 use crate::page::{Generated, PageDef, Params};
 use crate::route::PageKey;
-use crate::store::{Etag, PageKind, PageMeta};
+use crate::store::{Etag, Mark, MarkMode, PageKind, PageMeta};
 use bytes::Bytes;
 use futures::future::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -92,12 +92,14 @@ impl Engine {
                     generated_at_ms,
                     valid_until_ms,
                     ..
-                }) => Some(Outcome::Generated(Arc::new(super::not_found_page(
-                    key,
-                    def,
-                    generated_at_ms,
-                    valid_until_ms,
-                )))),
+                }) if !super::valid_until_reached(valid_until_ms, self.clock.now_ms()) => {
+                    Some(Outcome::Generated(Arc::new(super::not_found_page(
+                        key,
+                        def,
+                        generated_at_ms,
+                        valid_until_ms,
+                    ))))
+                }
                 Some(Remembered::Failing { retry_at_ms, .. }) if mono < retry_at_ms => {
                     Some(backing_off())
                 }
@@ -123,10 +125,16 @@ impl Engine {
             def,
             self.clock.now_ms(),
         );
+        // A marked version is what the request wants replaced, whatever its age.
+        let marked = snapshot.mark.as_ref().map(|mark| mark.mode);
         match (trigger, resident) {
             (Trigger::Miss, Some(page)) => Some(Outcome::Generated(page)),
-            (Trigger::Stale, Some(page)) if fresh => Some(Outcome::Generated(page)),
-            (Trigger::Expired, Some(page)) if !expired => Some(Outcome::Generated(page)),
+            (Trigger::Stale, Some(page)) if fresh && marked.is_none() => {
+                Some(Outcome::Generated(page))
+            }
+            (Trigger::Expired, Some(page)) if !expired && marked != Some(MarkMode::Expire) => {
+                Some(Outcome::Generated(page))
+            }
             _ if mono < snapshot.retry_at_ms => Some(backing_off()),
             _ => None,
         }
@@ -254,6 +262,8 @@ impl Engine {
                 Coordination::Alone => None,
             },
         };
+        // A mark made after this (an invalidation while the loader runs) outlives the version.
+        let started_at_ms = self.clock.now_ms();
         let generated = (def.load)(self.load_context(params).at(key.to_url_path()))
             .await
             .map_err(|error| (FailureKind::Error, format!("loader: {error}")))?;
@@ -368,6 +378,7 @@ impl Engine {
             kind,
             tags,
             valid_until_ms,
+            mark: None,
         };
         // The commit (Redis, store, page table, hot cache) is a task of its own: once it has
         // started writing it always finishes and is accounted, even when the generation's
@@ -376,8 +387,13 @@ impl Engine {
         let engine = self.clone();
         let page = key.clone();
         self.spawn_tracked(async move {
+            let produced = Produced {
+                meta,
+                html,
+                started_at_ms,
+            };
             engine
-                .commit_generated(&page, def, lease, meta, html, trigger)
+                .commit_generated(&page, def, lease, produced, trigger)
                 .await
         })
         .await
@@ -395,10 +411,14 @@ impl Engine {
         key: &PageKey,
         def: &'static PageDef,
         lease: Option<Lease>,
-        meta: PageMeta,
-        html: Option<Variants>,
+        produced: Produced,
         trigger: Trigger,
     ) -> Result<Made, Failure> {
+        let Produced {
+            meta,
+            html,
+            started_at_ms,
+        } = produced;
         let meta = match self
             .commit_shared(key, def, lease, meta, html.as_ref(), trigger)
             .await
@@ -428,7 +448,19 @@ impl Engine {
             )
         })?;
         let before = self.table.snapshot(key.as_str()).map(|s| s.kind);
-        let version = self.table.commit(key, def, &meta);
+        let (version, kept_mark) = self.table.commit_generation(key, def, &meta, started_at_ms);
+        let mut meta = meta;
+        if let Some(mark) = kept_mark {
+            // Marked while the loader ran: the new version keeps the mark, on disk too.
+            meta.mark = Some(Mark::clone(&mark));
+            if let Err(error) = self
+                .store
+                .set_marks(vec![key.clone()], meta.mark.clone())
+                .await
+            {
+                tracing::warn!(path = %key, %error, "could not persist the invalidation mark of the new version; it holds until a restart");
+            }
+        }
         self.negative.remove(key.as_str());
         // On-demand revalidation announces its pages itself (and waits for the news to go
         // out); a build announces only while requests are served (a background rebuild).
@@ -508,4 +540,12 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+/// What one loader run produced, to commit.
+struct Produced {
+    meta: PageMeta,
+    html: Option<Variants>,
+    /// When the loader started (wall clock): a mark made after it stays on the version.
+    started_at_ms: u64,
 }

@@ -35,6 +35,9 @@ pub enum PageState {
     Fresh,
     /// Past its window (served as STALE; the next request regenerates it).
     Stale,
+    /// Past its `expire` or its loader's `valid_until`: the next request waits for the new
+    /// version.
+    Expired,
     /// A generation of it is running now.
     Regenerating,
     /// Its last generations failed; no new attempt before `next_regeneration_ms`.
@@ -49,9 +52,10 @@ pub enum PageState {
 
 impl PageState {
     /// Every state, in display order.
-    pub const ALL: [PageState; 6] = [
+    pub const ALL: [PageState; 7] = [
         PageState::Fresh,
         PageState::Stale,
+        PageState::Expired,
         PageState::Regenerating,
         PageState::BackingOff,
         PageState::NotFound,
@@ -63,6 +67,7 @@ impl PageState {
         match self {
             PageState::Fresh => "fresh",
             PageState::Stale => "stale",
+            PageState::Expired => "expired",
             PageState::Regenerating => "regenerating",
             PageState::BackingOff => "backing_off",
             PageState::NotFound => "not_found",
@@ -116,6 +121,24 @@ pub struct PageStatus {
     pub age_s: Option<u64>,
     /// Its window (`None`: never revalidated by time).
     pub revalidate_s: Option<u64>,
+    /// Its route's `expire` (the ceiling on a served version's age).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_s: Option<u64>,
+    /// Its route's `stale_if_error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_if_error_s: Option<u64>,
+    /// The time its loader said the stored version stops being valid (ms since the Unix
+    /// epoch; `Load::valid_until`, `Load::not_yet`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until_ms: Option<u64>,
+    /// When the stored version expires (ms since the Unix epoch): the sooner of its `expire`
+    /// and its `valid_until`; from then on a request waits for the new version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    /// An on-demand invalidation's mark on the stored version (`stale` or `expire`, when, and
+    /// the tag or path that named it), until a regeneration replaces it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<crate::store::Mark>,
     /// Backing off: the earliest time (ms since the Unix epoch) a new attempt may start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_regeneration_ms: Option<u64>,
@@ -186,6 +209,16 @@ pub struct RouteSummary {
     pub states: BTreeMap<&'static str, usize>,
     /// HTML bytes of its stored pages.
     pub bytes: u64,
+    /// Its window in seconds (`None`: on demand only).
+    pub revalidate_s: Option<u64>,
+    /// Its `expire`, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_s: Option<u64>,
+    /// Its `stale_if_error`, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_if_error_s: Option<u64>,
+    /// How long browsers may reuse its pages, in seconds.
+    pub browser_s: u64,
 }
 
 /// The whole site at a glance.
@@ -333,6 +366,10 @@ impl Engine {
             .map(|def| {
                 let summary = RouteSummary {
                     route: def.path,
+                    revalidate_s: window_of(def),
+                    expire_s: def.cache.expire_secs(),
+                    stale_if_error_s: def.cache.stale_if_error_secs(),
+                    browser_s: def.cache.browser_secs(),
                     ..RouteSummary::default()
                 };
                 (def.path, summary)
@@ -416,14 +453,29 @@ impl Engine {
             PageState::Regenerating
         } else if clocks.mono_ms < snapshot.retry_at_ms {
             PageState::BackingOff
+        } else if snapshot
+            .mark
+            .as_ref()
+            .is_some_and(|mark| mark.mode == crate::store::MarkMode::Expire)
+            || super::is_expired(
+                &snapshot.kind,
+                snapshot.generated_at_ms,
+                snapshot.valid_until_ms,
+                snapshot.def,
+                clocks.now_ms,
+            )
+        {
+            PageState::Expired
         } else if snapshot.kind == PageKind::NotFound {
             PageState::NotFound
-        } else if super::is_fresh(
-            &snapshot.kind,
-            snapshot.generated_at_ms,
-            snapshot.def.window(),
-            clocks.now_ms,
-        ) {
+        } else if snapshot.mark.is_none()
+            && super::is_fresh(
+                &snapshot.kind,
+                snapshot.generated_at_ms,
+                snapshot.def.window(),
+                clocks.now_ms,
+            )
+        {
             PageState::Fresh
         } else {
             PageState::Stale
@@ -457,6 +509,11 @@ impl Engine {
             generation: (snapshot.generation > 0).then_some(snapshot.generation),
             age_s: Some(now.saturating_sub(snapshot.generated_at_ms) / 1000),
             revalidate_s: window_of(snapshot.def),
+            expire_s: snapshot.def.cache.expire_secs(),
+            stale_if_error_s: snapshot.def.cache.stale_if_error_secs(),
+            valid_until_ms: snapshot.valid_until_ms,
+            expires_at_ms: expires_at(snapshot),
+            mark: snapshot.mark.as_deref().cloned(),
             next_regeneration_ms: backing_off.then(|| now + (snapshot.retry_at_ms - mono)),
             failures: snapshot.failures,
             last: self.runs.last(key.as_str()),
@@ -492,6 +549,11 @@ impl Engine {
             generation: None,
             age_s: None,
             revalidate_s: window_of(def),
+            expire_s: def.cache.expire_secs(),
+            stale_if_error_s: def.cache.stale_if_error_secs(),
+            valid_until_ms: None,
+            expires_at_ms: None,
+            mark: None,
             next_regeneration_ms: (mono < retry_at_ms).then(|| now + (retry_at_ms - mono)),
             failures,
             last: self.runs.last(key.as_str()),
@@ -509,6 +571,25 @@ struct Clocks {
     now_ms: u64,
     mono_ms: u64,
     running: HashSet<PageKey>,
+}
+
+/// When a stored version expires: the sooner of its route's `expire` (not for a not-found,
+/// which is rechecked anyway) and its loader's `valid_until`.
+fn expires_at(snapshot: &Snapshot) -> Option<u64> {
+    let by_expire = snapshot
+        .def
+        .cache
+        .expire_secs()
+        .filter(|_| snapshot.kind != PageKind::NotFound)
+        .map(|expire| {
+            snapshot
+                .generated_at_ms
+                .saturating_add(expire.saturating_mul(1000))
+        });
+    match (by_expire, snapshot.valid_until_ms) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn window_of(def: &PageDef) -> Option<u64> {

@@ -51,7 +51,7 @@ pub use freshness::{
 };
 pub use inspect::{PageList, PageQuery, PageState, PageStatus, Summary, MAX_LIST_LIMIT};
 pub use negative::NEGATIVE_CAPACITY;
-pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger};
+pub use outcome::{CacheStatus, CachedPage, FailureKind, Outcome, Served, Trigger, Why};
 pub use runs::{LastRun, RUNS_KEPT};
 pub use scheduler::default_max_regenerations;
 pub use shared::CATCH_UP_WAIT;
@@ -64,7 +64,7 @@ use crate::hot_cache::{HotCache, DEFAULT_BUDGET_BYTES};
 use crate::metrics;
 use crate::page::{Fallback, PageDef, Params};
 use crate::route::{PageKey, Resolved, Routes};
-use crate::store::{CommitStamp, Etag, PageKind, PageStore};
+use crate::store::{CommitStamp, Etag, Mark, MarkMode, PageKind, PageStore};
 use futures::future::{BoxFuture, Shared};
 use futures::StreamExt;
 use loading::LoadState;
@@ -101,7 +101,13 @@ pub struct EngineOptions {
     /// page table while requests are served (a request for a page not loaded yet looks its
     /// key up in the store). Off: the table is complete when the engine opens.
     pub serve_while_loading: bool,
+    /// An invalidation of mode `auto` regenerates at once the pages requested within this
+    /// long (and resident in the hot cache), and marks the others stale.
+    pub recent_requests: Duration,
 }
+
+/// [`EngineOptions::recent_requests`] by default: ten minutes.
+pub const DEFAULT_RECENT_REQUESTS: Duration = Duration::from_secs(600);
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -110,6 +116,7 @@ impl Default for EngineOptions {
             hot_cache_bytes: DEFAULT_BUDGET_BYTES,
             not_found_capacity: NEGATIVE_CAPACITY,
             serve_while_loading: false,
+            recent_requests: DEFAULT_RECENT_REQUESTS,
         }
     }
 }
@@ -161,6 +168,8 @@ pub struct Engine {
     serving: std::sync::atomic::AtomicBool,
     /// On-demand regenerations, merged per page (see [`on_demand`]).
     on_demand: Arc<on_demand::OnDemandRuns<Option<Outcome>>>,
+    /// See [`EngineOptions::recent_requests`].
+    recent_requests: Duration,
 }
 
 impl Engine {
@@ -252,6 +261,7 @@ impl Engine {
                 shared: shared::SharedState::default(),
                 runs: runs::RunLog::new(),
                 serving: std::sync::atomic::AtomicBool::new(false),
+                recent_requests: options.recent_requests,
             }
         });
         if let Some(tier) = shared {
@@ -455,27 +465,34 @@ impl Engine {
             match self.resident_or_read(&key, snapshot, encoding).await {
                 Ok(Some((page, snapshot))) => {
                     let now = self.clock.now_ms();
-                    if is_expired(
-                        &snapshot.kind,
-                        snapshot.generated_at_ms,
-                        snapshot.valid_until_ms,
-                        def,
-                        now,
-                    ) {
+                    let marked = snapshot.mark.clone();
+                    let marked_expire = marked.as_ref().is_some_and(|m| m.mode == MarkMode::Expire);
+                    if marked_expire
+                        || is_expired(
+                            &snapshot.kind,
+                            snapshot.generated_at_ms,
+                            snapshot.valid_until_ms,
+                            def,
+                            now,
+                        )
+                    {
                         return self
                             .serve_expired(def, key, params, page, snapshot.retry_at_ms)
                             .await;
                     }
-                    let cache =
-                        if is_fresh(&snapshot.kind, snapshot.generated_at_ms, def.window(), now) {
-                            CacheStatus::Hit
-                        } else {
+                    let fresh =
+                        is_fresh(&snapshot.kind, snapshot.generated_at_ms, def.window(), now);
+                    let (cache, why) = match marked {
+                        None if fresh => (CacheStatus::Hit, Why::WithinWindow),
+                        _ => {
                             if mono >= snapshot.retry_at_ms {
                                 self.regenerate_in_background(&key, def, params);
                             }
-                            CacheStatus::Stale
-                        };
-                    return self.stored(page, cache, def);
+                            let why = marked.map_or(Why::WindowPassed, Why::Invalidated);
+                            (CacheStatus::Stale, why)
+                        }
+                    };
+                    return self.stored(page, cache, why, def);
                 }
                 Ok(None) => {
                     // No usable body for a stored page: a miss (whatever the fallback), so the
@@ -491,13 +508,15 @@ impl Engine {
             }
         }
         match self.negative.get(key.as_str(), mono) {
+            // Trusted until its recheck on the monotonic clock, and never past the wall-clock
+            // time a `Load::not_yet` named.
             Some(Remembered::NotFound {
                 generated_at_ms,
                 valid_until_ms,
                 ..
-            }) => {
+            }) if !valid_until_reached(valid_until_ms, self.clock.now_ms()) => {
                 let page = Arc::new(not_found_page(&key, def, generated_at_ms, valid_until_ms));
-                return self.stored(page, CacheStatus::Hit, def);
+                return self.stored(page, CacheStatus::Hit, Why::WithinWindow, def);
             }
             Some(Remembered::Failing { retry_at_ms, .. }) if mono < retry_at_ms => {
                 return Served::Unavailable {
@@ -525,19 +544,21 @@ impl Engine {
                     // Another instance's version, past its `expire`: never served as current.
                     return self.serve_expired(def, key, params, page, 0).await;
                 }
-                return self.stored(page, CacheStatus::Miss, def);
+                return self.stored(page, CacheStatus::Miss, Why::Generated, def);
             }
             return Served::NotFound;
         }
         self.generate_for_request(def, key, params, true).await
     }
 
-    /// A request for a page past its `expire`: it waits for the page's regeneration (joining
-    /// the one running, if any), bounded by the loader's timeout and the wait for a free
-    /// generation slot, and gets the new version. When that fails, or the page is backing off
-    /// from failures, the old page is served within its `stale_if_error` (marked
-    /// [`CacheStatus::StaleIfError`]), else `503` with `retry-after`: never a page older than
-    /// its policy allows.
+    /// A request for a page past its `expire` or its loader's `valid_until`, or marked
+    /// `expire` by an invalidation: it waits for the page's regeneration (joining the one
+    /// running, if any), bounded by the loader's timeout and the wait for a free generation
+    /// slot, and gets the new version. When that fails, or the page is backing off from
+    /// failures, the old page is served within its `stale_if_error` (marked
+    /// [`CacheStatus::StaleIfError`]; a page expired only by a mark is within its policy, so
+    /// it is served so too), else `503` with `retry-after`: never a page older than its policy
+    /// allows.
     async fn serve_expired(
         self: &Arc<Self>,
         def: &'static PageDef,
@@ -547,6 +568,25 @@ impl Engine {
         retry_at_ms: u64,
     ) -> Served {
         let mut failure = FailureKind::Error;
+        // What made the old version expired: its loader's time, the route's ceiling, or an
+        // invalidation's mark.
+        let by_policy = is_expired(
+            &old.meta.kind,
+            old.meta.generated_at_ms,
+            old.meta.valid_until_ms,
+            def,
+            self.clock.now_ms(),
+        );
+        let why = if valid_until_reached(old.meta.valid_until_ms, self.clock.now_ms()) {
+            Why::ValidUntil
+        } else if by_policy {
+            Why::Expired
+        } else {
+            match self.table.mark_of(key.as_str()) {
+                Some(mark) => Why::Invalidated(mark),
+                None => Why::Expired,
+            }
+        };
         if self.clock.monotonic_ms() >= retry_at_ms {
             // Twice at most: what a request joins may be a pull from Redis rather than a loader
             // run (`catch_up`), which brings no version or an expired one; then the loader
@@ -560,6 +600,8 @@ impl Engine {
                     .start(&key, def, params.clone(), Trigger::Expired, slot)
                     .await
                 {
+                    // A version within its policy and not marked `expire` (one that started before
+                    // the mark keeps it: then the loader runs again).
                     Outcome::Generated(page)
                         if !is_expired(
                             &page.meta.kind,
@@ -567,10 +609,10 @@ impl Engine {
                             page.meta.valid_until_ms,
                             def,
                             self.clock.now_ms(),
-                        ) =>
+                        ) && !self.marked_expire(&key, &page) =>
                     {
                         metrics::expired_request(def.path, "regenerated");
-                        return self.stored(page, CacheStatus::Expired, def);
+                        return self.stored(page, CacheStatus::Expired, why, def);
                     }
                     Outcome::Generated(_) => {}
                     Outcome::Failed { kind, .. } => failure = kind,
@@ -584,16 +626,29 @@ impl Engine {
             .expire_secs()
             .zip(def.cache.stale_if_error_secs())
             .map(|(expire, grace)| expire.saturating_add(grace).saturating_mul(1000));
-        // A version its loader said is no longer valid is never served under stale-if-error.
+        // A version its loader said is no longer valid is never served under stale-if-error;
+        // one expired only by a mark is within its policy.
         let invalid = valid_until_reached(old.meta.valid_until_ms, self.clock.now_ms());
-        if !invalid && limit_ms.is_some_and(|limit| age_ms < limit) {
+        let within = !by_policy || limit_ms.is_some_and(|limit| age_ms < limit);
+        if !invalid && within {
             metrics::expired_request(def.path, "stale_if_error");
-            return self.stored(old, CacheStatus::StaleIfError, def);
+            return self.stored(old, CacheStatus::StaleIfError, Why::StaleIfError, def);
         }
         metrics::expired_request(def.path, "unavailable");
         Served::Unavailable {
             retry_after: self.retry_after(&key, failure),
         }
+    }
+
+    /// Whether `page` (a version a request got) is still marked `expire` in the table: a
+    /// generation that started before the mark keeps it.
+    fn marked_expire(&self, key: &PageKey, page: &CachedPage) -> bool {
+        self.table.snapshot(key.as_str()).is_some_and(|snapshot| {
+            snapshot.version == page.version
+                && snapshot
+                    .mark
+                    .is_some_and(|mark| mark.mode == MarkMode::Expire)
+        })
     }
 
     /// How long a client should wait before asking again for a page whose generation just
@@ -612,7 +667,8 @@ impl Engine {
     }
 
     /// The answer for a stored outcome, with its age on the engine's clock.
-    fn stored(&self, page: Arc<CachedPage>, cache: CacheStatus, def: &PageDef) -> Served {
+    fn stored(&self, page: Arc<CachedPage>, cache: CacheStatus, why: Why, def: &PageDef) -> Served {
+        page.served_at(self.clock.monotonic_ms());
         let age_ms = self
             .clock
             .now_ms()
@@ -620,6 +676,7 @@ impl Engine {
         Served::Stored {
             page,
             cache,
+            why,
             policy: def.cache,
             content_type: def.response_type(),
             age: Duration::from_millis(age_ms),
@@ -645,7 +702,7 @@ impl Engine {
             )
             .await
         {
-            Outcome::Generated(page) => self.stored(page, CacheStatus::Miss, def),
+            Outcome::Generated(page) => self.stored(page, CacheStatus::Miss, Why::Generated, def),
             Outcome::Failed { kind, .. } => Served::Unavailable {
                 retry_after: self.retry_after(&key, kind),
             },
@@ -851,6 +908,63 @@ impl Engine {
             unknown_route: unknown,
         };
         self.start(&key, def, params, trigger, slot).await
+    }
+
+    /// The wall clock, in ms since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Whether `key` is a stored page (in the page table).
+    pub(crate) fn is_stored(&self, key: &PageKey) -> bool {
+        self.table.contains(key.as_str())
+    }
+
+    /// Whether a request was answered with the current version of `key` within
+    /// [`EngineOptions::recent_requests`] (read from its resident copy: a page the hot cache
+    /// no longer holds counts as not requested).
+    pub(crate) fn recently_requested(&self, key: &PageKey) -> bool {
+        let since = self
+            .clock
+            .monotonic_ms()
+            .saturating_sub(self.recent_requests.as_millis() as u64);
+        let Some(snapshot) = self.table.snapshot(key.as_str()) else {
+            return false;
+        };
+        self.hot
+            .peek(key.as_str())
+            .is_some_and(|page| page.version == snapshot.version && page.served_since(since))
+    }
+
+    /// Marks the stored pages among `keys` (an invalidation of mode `stale` or `expire`): in
+    /// the page table at once (the next request sees it), then durably in the store (a restart
+    /// never brings the version back unmarked; a store that fails is logged, the mark holds in
+    /// memory). An `expire` mark is announced like a change (the CDN purges the page: its next
+    /// request must reach isr). Returns the keys marked: those stored.
+    pub(crate) async fn mark_pages(self: &Arc<Self>, keys: &[PageKey], mark: Mark) -> Vec<PageKey> {
+        let marked = self.table.mark(keys, &mark);
+        // Persisted as the table holds them: an earlier `expire` mark is not weakened.
+        let mut groups: HashMap<Mark, Vec<PageKey>> = HashMap::new();
+        for key in &marked {
+            if let Some(held) = self.table.mark_of(key.as_str()) {
+                groups
+                    .entry(Mark::clone(&held))
+                    .or_default()
+                    .push(key.clone());
+            }
+        }
+        for (held, keys) in groups {
+            let count = keys.len();
+            if let Err(error) = self.store.set_marks(keys, Some(held)).await {
+                tracing::warn!(pages = count, %error, "could not persist invalidation marks; they hold until a restart");
+            }
+        }
+        if mark.mode == MarkMode::Expire {
+            for key in &marked {
+                drop(self.announce_change(key));
+            }
+        }
+        marked
     }
 
     /// Regenerates `key` for on-demand revalidation, merged with the other on-demand requests
@@ -1073,6 +1187,7 @@ fn not_found_page(
             kind: PageKind::NotFound,
             tags: Vec::new(),
             valid_until_ms,
+            mark: None,
         },
         None,
         0,

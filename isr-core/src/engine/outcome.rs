@@ -55,6 +55,58 @@ impl CacheStatus {
     }
 }
 
+/// Why a stored answer is what it is: the `detail` of its `cache-status` header.
+///
+/// ```
+/// use isr::engine::Why;
+/// use isr::store::{Mark, MarkMode};
+/// assert_eq!(Why::WindowPassed.detail().as_deref(), Some("window-passed"));
+/// assert_eq!(Why::Generated.detail(), None);
+/// let mark = Mark::new(MarkMode::Stale, 1, "tag posts");
+/// let why = Why::Invalidated(std::sync::Arc::new(mark));
+/// assert_eq!(why.detail().as_deref(), Some("\"invalidated (stale): tag posts\""));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// A hit within the page's window (a page never stale by time is always within it).
+    WithinWindow,
+    /// Served stale: its window passed (a regeneration was started).
+    WindowPassed,
+    /// Waited for: the stored version was past its `expire`.
+    Expired,
+    /// Waited for: the stored version was past the time its loader said it stops being
+    /// valid (`Load::valid_until`, `Load::not_yet`).
+    ValidUntil,
+    /// The old version, past its `expire`, served within `stale_if_error` while regenerating
+    /// fails.
+    StaleIfError,
+    /// Generated for this request (or pulled from another instance): nothing was stored.
+    Generated,
+    /// Served stale, or waited for: an on-demand invalidation marked the version (its mode,
+    /// and the tag or path that named it).
+    Invalidated(Arc<crate::store::Mark>),
+}
+
+impl Why {
+    /// The `detail` of `cache-status` (RFC 9211): a token, or for an invalidation a string
+    /// naming its mode and cause (`"invalidated (stale): tag posts"`; a byte a header cannot
+    /// hold percent-encoded); `None` for a generated answer, which `fwd=miss` says all about.
+    pub fn detail(&self) -> Option<std::borrow::Cow<'static, str>> {
+        Some(std::borrow::Cow::Borrowed(match self {
+            Why::WithinWindow => "within-window",
+            Why::WindowPassed => "window-passed",
+            Why::Expired => "expired",
+            Why::ValidUntil => "valid-until",
+            Why::StaleIfError => "stale-if-error",
+            Why::Generated => return None,
+            Why::Invalidated(mark) => {
+                let text = format!("invalidated ({}): {}", mark.mode.as_str(), mark.cause);
+                return Some(std::borrow::Cow::Owned(sf_string(&text)));
+            }
+        }))
+    }
+}
+
 /// What started a generation (the `trigger` label of the regeneration metric).
 ///
 /// ```
@@ -163,6 +215,8 @@ pub enum Served {
         page: Arc<CachedPage>,
         /// Fresh hit, stale hit (a regeneration was started) or generated for this request.
         cache: CacheStatus,
+        /// Why: the window, an `expire`, a `valid_until`… (`cache-status`'s `detail`).
+        why: Why,
         /// The page's route's cache profile: its window (see `effective_revalidate` for
         /// not-found pages), `expire`, `stale_if_error` and browser lifetime.
         policy: CacheProfile,
@@ -185,4 +239,23 @@ pub enum Served {
         /// to whole seconds.
         retry_after: Duration,
     },
+}
+
+/// `text` as a structured-field string (RFC 8941 §3.3.3): quoted, `"` and `\` escaped, and
+/// every byte outside printable ASCII percent-encoded (a string holds nothing else).
+fn sf_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for byte in text.bytes() {
+        match byte {
+            b'"' | b'\\' => {
+                quoted.push('\\');
+                quoted.push(byte as char);
+            }
+            0x20..=0x7e => quoted.push(byte as char),
+            _ => quoted.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    quoted.push('"');
+    quoted
 }

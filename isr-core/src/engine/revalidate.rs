@@ -3,7 +3,8 @@
 
 use crate::engine::{Engine, Outcome};
 use crate::route::{PageKey, Resolved};
-use crate::store::PageKind;
+use crate::store::{Mark, MarkMode, PageKind};
+use futures::FutureExt;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -18,6 +19,9 @@ const CONCURRENCY: usize = 8;
 /// let req: isr::RevalidateRequest = serde_json::from_str(r#"{"tags":["posts"]}"#).unwrap();
 /// assert_eq!(req.tags, vec!["posts".to_string()]);
 /// assert!(req.paths.is_empty());
+/// assert_eq!(req.mode, isr::revalidate::InvalidationMode::Auto);
+/// let req: isr::RevalidateRequest = serde_json::from_str(r#"{"paths":["/a"],"mode":"expire"}"#).unwrap();
+/// assert_eq!(req.mode, isr::revalidate::InvalidationMode::Expire);
 /// ```
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +32,61 @@ pub struct RevalidateRequest {
     /// Tags whose pages to regenerate.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// What happens to the pages named (default [`InvalidationMode::Auto`]).
+    #[serde(default)]
+    pub mode: InvalidationMode,
+}
+
+/// What an invalidation does to the stored pages it names.
+///
+/// ```
+/// use isr::revalidate::InvalidationMode;
+/// assert_eq!(InvalidationMode::parse("stale"), Some(InvalidationMode::Stale));
+/// assert_eq!(InvalidationMode::default().as_str(), "auto");
+/// assert_eq!(InvalidationMode::parse("later"), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidationMode {
+    /// Regenerate every page now and answer when done (a tag of 100,000 pages runs 100,000
+    /// loaders).
+    Regenerate,
+    /// Mark the pages stale: no loader runs now; the next request of each gets the old page
+    /// at once and starts its regeneration.
+    Stale,
+    /// Mark the pages expired: the next request of each waits for the new version
+    /// (read-your-own-writes after a CMS save); the CDN is purged of them.
+    Expire,
+    /// Regenerate now the pages requested lately ([`EngineOptions::recent_requests`](crate::engine::EngineOptions::recent_requests),
+    /// 10 minutes by default) and pages never stored (a new page named by its path); mark
+    /// the others stale.
+    #[default]
+    Auto,
+}
+
+impl InvalidationMode {
+    /// Every mode, as named in the API.
+    pub const ALL: [InvalidationMode; 4] = [
+        InvalidationMode::Auto,
+        InvalidationMode::Regenerate,
+        InvalidationMode::Stale,
+        InvalidationMode::Expire,
+    ];
+
+    /// The name in the API, the CLI and the dashboard.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidationMode::Regenerate => "regenerate",
+            InvalidationMode::Stale => "stale",
+            InvalidationMode::Expire => "expire",
+            InvalidationMode::Auto => "auto",
+        }
+    }
+
+    /// The mode named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.as_str() == name)
+    }
 }
 
 /// What happened to one page.
@@ -65,11 +124,18 @@ pub struct RevalidationResult {
 /// ```
 /// assert_eq!(serde_json::to_string(&isr::RevalidationOutcome::NotFound).unwrap(), "\"not_found\"");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RevalidationOutcome {
     /// A new version is in place (a page or a redirect).
     Regenerated,
+    /// Marked stale: the next request gets the old version and starts the regeneration.
+    MarkedStale,
+    /// Marked expired: the next request waits for the new version.
+    MarkedExpired,
+    /// Not stored, so nothing to mark (mode `stale` or `expire`): its next request generates
+    /// it.
+    NotStored,
     /// The loader says the page does not exist: it answers 404 now.
     NotFound,
     /// The loader failed; the old page stays.
@@ -99,10 +165,18 @@ pub enum Revalidation {
     },
 }
 
-/// One page to regenerate: a requested path (routed like a request) or a key of the tag index
-/// (already decoded: never decoded again).
+/// One page to revalidate: a requested path (routed like a request) or a key of the tag index
+/// (already decoded: never decoded again), with what named it (`path /x`, `tag posts`).
 enum Target {
-    Key(PageKey),
+    Key(PageKey, String),
+    NoRoute(String),
+}
+
+/// What happens to one target.
+enum Action {
+    Regenerate(PageKey),
+    /// Marked (`Some`: the key was stored and is marked now) or not stored (`None`).
+    Marked(PageKey, Option<MarkMode>),
     NoRoute(String),
 }
 
@@ -148,7 +222,7 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
             match engine.routes().resolve(canonical) {
                 Resolved::Page { key, .. } => {
                     if seen.insert(key.clone()) {
-                        targets.push(Target::Key(key));
+                        targets.push(Target::Key(key, format!("path {canonical}")));
                     }
                 }
                 _ => targets.push(Target::NoRoute(canonical.to_string())),
@@ -159,7 +233,7 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
             let from_store = stored.remove(tag.as_str()).unwrap_or_default();
             for key in engine.keys_with_tag(tag).into_iter().chain(from_store) {
                 if seen.insert(key.clone()) {
-                    targets.push(Target::Key(key));
+                    targets.push(Target::Key(key, format!("tag {tag}")));
                 }
             }
         }
@@ -177,7 +251,7 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
-/// let req = isr::RevalidateRequest { paths: vec!["/blog/hello".into(), "/nowhere".into()], tags: vec![] };
+/// let req = isr::RevalidateRequest { paths: vec!["/blog/hello".into(), "/nowhere".into()], ..Default::default() };
 /// let results = isr::revalidate::revalidate(&engine, &req).await;
 /// assert_eq!(results[0].outcome, isr::RevalidationOutcome::Regenerated);
 /// assert_eq!(results[1].outcome, isr::RevalidationOutcome::NoRoute);
@@ -202,7 +276,11 @@ pub async fn revalidate(
 /// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
 /// engine.request("/blog/a").await;
 /// engine.request("/blog/b").await;
-/// let req = isr::RevalidateRequest { paths: vec![], tags: vec!["example".into()] };
+/// let req = isr::RevalidateRequest {
+///     tags: vec!["example".into()],
+///     mode: isr::revalidate::InvalidationMode::Regenerate,
+///     ..Default::default()
+/// };
 /// // Two pages, at most one awaited: the work goes on in the background.
 /// let answer = isr::revalidate::start(&engine, &req, 1).await;
 /// assert!(matches!(answer, isr::revalidate::Revalidation::Accepted { .. }), "{answer:?}");
@@ -219,16 +297,23 @@ pub async fn start(
 ) -> Revalidation {
     let targets = targets(engine, request).await;
     let count = targets.len();
-    // Every page is queued for this request now, as it arrives (merged with the other
-    // requests for it: see `engine::on_demand`); the runs start at most CONCURRENCY at a time.
-    let queued: Vec<_> = targets
+    let actions = decide(engine, targets, request.mode).await;
+    let regenerations = actions
+        .iter()
+        .filter(|action| matches!(action, Action::Regenerate(_)))
+        .count();
+    // Every page to regenerate is queued for this request now, as it arrives (merged with the
+    // other requests for it: see `engine::on_demand`); the runs start at most CONCURRENCY at
+    // a time. Marked pages are answered as they are (an `expire` mark once its purge went).
+    let queued: Vec<_> = actions
         .into_iter()
-        .map(|target| match target {
-            Target::Key(key) => {
+        .map(|action| match action {
+            Action::Regenerate(key) => {
                 let run = engine.regenerate_on_demand(&key);
-                Ok((key, run))
+                Queued::Run(key, run.boxed())
             }
-            Target::NoRoute(path) => Err(path),
+            Action::Marked(key, mode) => Queued::Marked(key, mode),
+            Action::NoRoute(path) => Queued::NoRoute(path),
         })
         .collect();
     let worker = engine.clone();
@@ -238,8 +323,9 @@ pub async fn start(
                 let engine = worker.clone();
                 async move {
                     match queued {
-                        Err(path) => result_for(path, None),
-                        Ok((key, run)) => {
+                        Queued::NoRoute(path) => result_for(path, None),
+                        Queued::Marked(key, mode) => marked_result(&engine, key, mode).await,
+                        Queued::Run(key, run) => {
                             let outcome = run.await;
                             // The new version is in place: now the CDN may fetch it.
                             let purged = match &outcome {
@@ -268,14 +354,120 @@ pub async fn start(
             .collect::<Vec<_>>()
             .await
     });
-    if count > max_awaited {
+    if regenerations > max_awaited {
         tracing::info!(
             pages = count,
+            regenerations,
             "on-demand revalidation accepted; regenerating in the background"
         );
         return Revalidation::Accepted { accepted: count };
     }
     Revalidation::Done(work.await.unwrap_or_default())
+}
+
+/// A target's work, queued in request order.
+enum Queued {
+    Run(
+        PageKey,
+        futures::future::BoxFuture<'static, Option<Outcome>>,
+    ),
+    Marked(PageKey, Option<MarkMode>),
+    NoRoute(String),
+}
+
+/// What `mode` does to each target: regenerations, and marks made now (in the page table and
+/// the store, grouped by mode and cause), in request order.
+async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMode) -> Vec<Action> {
+    let now_ms = engine.now_ms();
+    let mut actions = Vec::with_capacity(targets.len());
+    let mut to_mark: HashMap<(MarkMode, String), Vec<PageKey>> = HashMap::new();
+    for target in targets {
+        let (key, cause) = match target {
+            Target::NoRoute(path) => {
+                actions.push(Action::NoRoute(path));
+                continue;
+            }
+            Target::Key(key, cause) => (key, cause),
+        };
+        let stored = engine.is_stored(&key);
+        let mark = match mode {
+            InvalidationMode::Regenerate => None,
+            InvalidationMode::Stale => Some(MarkMode::Stale),
+            InvalidationMode::Expire => Some(MarkMode::Expire),
+            InvalidationMode::Auto if !stored || engine.recently_requested(&key) => None,
+            InvalidationMode::Auto => Some(MarkMode::Stale),
+        };
+        match mark {
+            None => actions.push(Action::Regenerate(key)),
+            Some(mark) => {
+                to_mark.entry((mark, cause)).or_default().push(key.clone());
+                actions.push(Action::Marked(key, Some(mark)));
+            }
+        }
+    }
+    let mut marked: HashSet<PageKey> = HashSet::new();
+    for ((mode, cause), keys) in to_mark {
+        marked.extend(
+            engine
+                .mark_pages(&keys, Mark::new(mode, now_ms, cause))
+                .await,
+        );
+    }
+    // A key that was not stored (or no longer is) was not marked.
+    for action in &mut actions {
+        if let Action::Marked(key, mode) = action {
+            if !marked.contains(key) {
+                *mode = None;
+            }
+        }
+    }
+    actions
+}
+
+/// The result of a marked page: an `expire` mark is announced like a change (the CDN purges
+/// it, so that its next request reaches isr) and answered once the first delivery went.
+async fn marked_result(
+    engine: &Arc<Engine>,
+    key: PageKey,
+    mode: Option<MarkMode>,
+) -> RevalidationResult {
+    let (outcome, purged) = match mode {
+        None => (RevalidationOutcome::NotStored, None),
+        Some(MarkMode::Stale) => (RevalidationOutcome::MarkedStale, None),
+        Some(MarkMode::Expire) => {
+            let purged = match engine.announce_change(&key) {
+                Some(delivered) => Some(delivered.await),
+                None => None,
+            };
+            (RevalidationOutcome::MarkedExpired, purged)
+        }
+    };
+    RevalidationResult {
+        path: key.to_string(),
+        outcome,
+        error: None,
+        purged,
+        shared: None,
+    }
+}
+
+/// How many results have each outcome: what an answer says per mode (`regenerated`,
+/// `marked_stale`, `marked_expired`, …), outcomes with no page left out.
+///
+/// ```
+/// use isr::{RevalidationOutcome, RevalidationResult};
+/// let result = |outcome| RevalidationResult { path: "/x".into(), outcome, error: None, purged: None, shared: None };
+/// let counts = isr::revalidate::counts(&[result(RevalidationOutcome::Regenerated), result(RevalidationOutcome::MarkedStale), result(RevalidationOutcome::MarkedStale)]);
+/// assert_eq!(serde_json::to_string(&counts).unwrap(), r#"{"regenerated":1,"marked_stale":2}"#);
+/// ```
+pub fn counts(
+    results: &[RevalidationResult],
+) -> std::collections::BTreeMap<RevalidationOutcome, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for result in results {
+        *counts.entry(result.outcome).or_default() += 1;
+    }
+    counts
 }
 
 fn result_for(path: String, outcome: Option<Outcome>) -> RevalidationResult {
@@ -373,11 +565,14 @@ impl Revalidator {
         let request = RevalidateRequest {
             paths: Vec::new(),
             tags: vec![tag.to_string()],
+            mode: InvalidationMode::Regenerate,
         };
         Ok(revalidate(&self.engine()?, &request).await)
     }
 
-    /// Regenerates the pages `request` names (paths and tags), as the webhook does, and waits.
+    /// Invalidates the pages `request` names (paths and tags) in its mode (`auto` unless it
+    /// says otherwise: see [`InvalidationMode`]), as the webhook does, and waits for the pages
+    /// it regenerates.
     ///
     /// # Errors
     /// [`NotRunning`] when the app is gone.
@@ -444,6 +639,7 @@ pub(crate) async fn revalidate_one(engine: &Arc<Engine>, path: &str) -> Revalida
     let request = RevalidateRequest {
         paths: vec![path.to_string()],
         tags: Vec::new(),
+        mode: InvalidationMode::Regenerate,
     };
     let result = revalidate(engine, &request).await.into_iter().next();
     // One path is never "accepted" for later; no result only when the work itself was lost

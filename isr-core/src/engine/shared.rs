@@ -276,7 +276,9 @@ impl Engine {
                 lease.token(),
                 &meta,
                 body,
-                trigger == Trigger::Build,
+                // A build keeps Redis's version of an unchanged page, unless the version says
+                // when it stops being valid (that time may have moved: Redis must get it).
+                trigger == Trigger::Build && meta.valid_until_ms.is_none(),
                 self.age_of(&meta),
             )
             .await
@@ -350,6 +352,7 @@ impl Engine {
                 kind: PageKind::NotFound,
                 tags: Vec::new(),
                 valid_until_ms: None,
+                mark: None,
             };
             match tier
                 .commit(lease.token(), &tombstone, None, false, Duration::ZERO)

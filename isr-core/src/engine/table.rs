@@ -20,10 +20,10 @@
 
 use crate::page::PageDef;
 use crate::route::PageKey;
-use crate::store::{Etag, PageKind, PageMeta};
+use crate::store::{Etag, Mark, PageKind, PageMeta};
 use indexmap::IndexMap;
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -158,6 +158,8 @@ pub(crate) struct Snapshot {
     pub version: u64,
     /// See [`PageMeta::valid_until_ms`].
     pub valid_until_ms: Option<u64>,
+    /// See [`PageMeta::mark`].
+    pub mark: Option<Arc<Mark>>,
 }
 
 impl Snapshot {
@@ -171,6 +173,7 @@ impl Snapshot {
             kind: self.kind.clone(),
             tags,
             valid_until_ms: self.valid_until_ms,
+            mark: self.mark.as_deref().cloned(),
         }
     }
 }
@@ -185,6 +188,8 @@ struct Inner {
     /// `PageMeta::valid_until_ms` of the few pages that have one (beside the entries, which
     /// stay small for the many that do not).
     valid_until: HashMap<PageKey, u64>,
+    /// Invalidation marks of the pages that have one (see [`Mark`]).
+    marks: HashMap<PageKey, Arc<Mark>>,
     next_version: u64,
 }
 
@@ -204,6 +209,7 @@ impl PageTable {
                 failing: HashMap::new(),
                 redirects: HashMap::new(),
                 valid_until: HashMap::new(),
+                marks: HashMap::new(),
                 next_version: 0,
             }),
         }
@@ -230,6 +236,9 @@ impl PageTable {
         let mut inner = self.write();
         inner.entries.shrink_to_fit();
         inner.tags.shrink_to_fit();
+        inner.redirects.shrink_to_fit();
+        inner.valid_until.shrink_to_fit();
+        inner.marks.shrink_to_fit();
     }
 
     pub(super) fn snapshot(&self, key: &str) -> Option<Snapshot> {
@@ -262,6 +271,7 @@ impl PageTable {
             failures: backoff.map_or(0, |b| b.failures),
             version: entry.version,
             valid_until_ms: inner.valid_until.get(key).copied(),
+            mark: inner.marks.get(key).cloned(),
         })
     }
 
@@ -360,10 +370,56 @@ impl PageTable {
         }
     }
 
-    /// Records a committed generation (or a page loaded at start-up): replaces the entry,
-    /// clears its failures, moves its tags in the index. Returns the new version.
+    /// Records a committed generation (or a page loaded at start-up, or pulled from the shared
+    /// tier): replaces the entry, clears its failures, moves its tags in the index. A mark
+    /// made after the version was generated stays (see [`PageTable::commit_generation`]).
+    /// Returns the new version.
     pub(super) fn commit(&self, key: &PageKey, def: &'static PageDef, meta: &PageMeta) -> u64 {
-        self.write().commit(key, def, meta)
+        self.write().commit(key, def, meta, meta.generated_at_ms)
+    }
+
+    /// [`PageTable::commit`] of a generation whose loader started at `started_at_ms`: the
+    /// page's mark stays when it was made after that (the loader may have read the data the
+    /// invalidation said had changed). Returns the new version and whether a mark stayed.
+    pub(super) fn commit_generation(
+        &self,
+        key: &PageKey,
+        def: &'static PageDef,
+        meta: &PageMeta,
+        started_at_ms: u64,
+    ) -> (u64, Option<Arc<Mark>>) {
+        let mut inner = self.write();
+        let version = inner.commit(key, def, meta, started_at_ms);
+        (version, inner.marks.get(key.as_str()).cloned())
+    }
+
+    /// Marks the stored pages among `keys` (an invalidation's `stale` or `expire`); a page
+    /// already marked `expire` keeps that mode (a later `stale` does not weaken it). Returns
+    /// the keys that were marked (those the table holds).
+    pub(super) fn mark(&self, keys: &[PageKey], mark: &Mark) -> Vec<PageKey> {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let mut marked = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some((stored, _)) = inner.entries.get_key_value(key.as_str()) else {
+                continue;
+            };
+            let merged = match inner.marks.get(key.as_str()) {
+                Some(old) if old.mode > mark.mode => Mark {
+                    at_ms: old.at_ms.max(mark.at_ms),
+                    ..Mark::clone(old)
+                },
+                _ => mark.clone(),
+            };
+            inner.marks.insert(stored.clone(), Arc::new(merged));
+            marked.push(stored.clone());
+        }
+        marked
+    }
+
+    /// The page's mark, if any.
+    pub(super) fn mark_of(&self, key: &str) -> Option<Arc<Mark>> {
+        self.read().marks.get(key).cloned()
     }
 
     /// Adds pages read from the store at start-up, under one lock, skipping every key the
@@ -374,7 +430,7 @@ impl PageTable {
         let mut added = 0;
         for (key, def, meta) in rows {
             if !inner.entries.contains_key(key.as_str()) {
-                inner.commit(key, def, meta);
+                inner.commit(key, def, meta, meta.generated_at_ms);
                 added += 1;
             }
         }
@@ -411,6 +467,7 @@ impl PageTable {
         inner.failing.remove(key);
         inner.redirects.remove(key);
         inner.valid_until.remove(key);
+        inner.marks.remove(key);
         true
     }
 
@@ -462,7 +519,13 @@ impl Inner {
     }
 
     /// See [`PageTable::commit`].
-    fn commit(&mut self, key: &PageKey, def: &'static PageDef, meta: &PageMeta) -> u64 {
+    fn commit(
+        &mut self,
+        key: &PageKey,
+        def: &'static PageDef,
+        meta: &PageMeta,
+        started_at_ms: u64,
+    ) -> u64 {
         let route = self.route_of(def);
         if let Some(old) = self.entries.get_mut(key.as_str()) {
             let old_tags = std::mem::replace(&mut old.loader_tags, TagIds::None).to_vec();
@@ -507,6 +570,22 @@ impl Inner {
             }
             _ => {
                 self.redirects.remove(key.as_str());
+            }
+        }
+        // A mark made after this version's generation started stays on it; else the
+        // version's own (a row loaded with its mark) replaces it.
+        let kept = self
+            .marks
+            .get(key.as_str())
+            .is_some_and(|mark| mark.at_ms > started_at_ms);
+        if !kept {
+            match &meta.mark {
+                Some(mark) => {
+                    self.marks.insert(key.clone(), Arc::new(mark.clone()));
+                }
+                None => {
+                    self.marks.remove(key.as_str());
+                }
             }
         }
         match meta.valid_until_ms {
@@ -608,6 +687,7 @@ mod tests {
             kind: PageKind::NotFound,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             valid_until_ms: None,
+            mark: None,
         }
     }
 

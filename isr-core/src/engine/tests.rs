@@ -6,7 +6,7 @@ use crate::clock::ManualClock;
 use crate::encoding::Variants;
 use crate::page::{CacheProfile, Generated, PageDef, Revalidate};
 use crate::route::PageKey;
-use crate::store::{MemoryStore, PageMeta, StoreFuture};
+use crate::store::{MarkMode, MemoryStore, PageMeta, StoreFuture};
 use crate::testing::*;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -587,6 +587,7 @@ async fn tag_revalidation_regenerates_encoded_keys_as_they_are() {
     let request = crate::RevalidateRequest {
         paths: vec![],
         tags: vec!["case:sale%20now".into(), "case:sale%20now".into()],
+        mode: crate::revalidate::InvalidationMode::Regenerate,
     };
     let results = crate::revalidate::revalidate(&h.engine, &request).await;
     assert_eq!(results.len(), 1, "{results:?}");
@@ -653,6 +654,7 @@ async fn tag_revalidation_while_loading_covers_pages_not_loaded_yet() {
     let request = crate::RevalidateRequest {
         paths: vec![],
         tags: vec!["edited".into()],
+        mode: crate::revalidate::InvalidationMode::Regenerate,
     };
     let results = crate::revalidate::revalidate(&h.engine, &request).await;
     assert_eq!(results.len(), 3, "{results:?}");
@@ -683,6 +685,7 @@ async fn on_demand_work_finishes_when_the_caller_goes_away() {
         let request = crate::RevalidateRequest {
             paths: vec!["/t/abandoned".into()],
             tags: vec![],
+            mode: crate::revalidate::InvalidationMode::Regenerate,
         };
         crate::revalidate::start(&engine, &request, usize::MAX).await
     });
@@ -722,6 +725,7 @@ async fn concurrent_tag_revalidations_are_merged_per_page() {
     let request = crate::RevalidateRequest {
         paths: vec![],
         tags: vec!["t".into()],
+        mode: crate::revalidate::InvalidationMode::Regenerate,
     };
     let calls: Vec<_> = (0..56)
         .map(|_| {
@@ -889,6 +893,9 @@ impl PageStore for FaultyStore {
     fn remove(&self, key: &PageKey) -> StoreFuture<()> {
         self.inner.remove(key)
     }
+    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<crate::store::Mark>) -> StoreFuture<()> {
+        self.inner.set_marks(keys, mark)
+    }
     fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>> {
         self.inner.keys_with_tag(tag)
     }
@@ -938,6 +945,7 @@ impl SlowLoadStore {
             },
             tags: tags.iter().map(|t| t.to_string()).collect(),
             valid_until_ms: None,
+            mark: None,
         };
         self.inner
             .put(&key, meta, Some(Variants::compress(body)))
@@ -982,6 +990,9 @@ impl PageStore for SlowLoadStore {
     }
     fn remove(&self, key: &PageKey) -> StoreFuture<()> {
         self.inner.remove(key)
+    }
+    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<crate::store::Mark>) -> StoreFuture<()> {
+        self.inner.set_marks(keys, mark)
     }
     fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>> {
         self.inner.keys_with_tag(tag)
@@ -1204,4 +1215,154 @@ async fn a_page_that_is_never_stale_by_time_still_expires() {
         "the loader ran, not the resident old page: {body}"
     );
     assert_eq!(s.calls(), 2);
+}
+
+/// An invalidation of `mode` naming `paths` and `tags`, answered.
+async fn invalidate(
+    h: &Harness,
+    mode: crate::revalidate::InvalidationMode,
+    paths: &[&str],
+    tags: &[&str],
+) -> Vec<crate::RevalidationResult> {
+    let request = crate::RevalidateRequest {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        mode,
+    };
+    crate::revalidate::revalidate(&h.engine, &request).await
+}
+
+/// The `why` of the answer to `path`.
+async fn why_of(h: &Harness, path: &str) -> (CacheStatus, Why) {
+    match h.engine.request(path).await {
+        Served::Stored { cache, why, .. } => (cache, why),
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stale_mark_runs_no_loader_until_a_request_which_gets_the_old_page() {
+    use crate::revalidate::InvalidationMode;
+    let h = harness().await;
+    let s = script("mark-stale", Mode::Page("v1"));
+    h.get("/t/mark-stale").await;
+    s.set(Mode::Page("v2"));
+    let results = invalidate(&h, InvalidationMode::Stale, &[], &["case:mark-stale"]).await;
+    assert_eq!(results[0].outcome, crate::RevalidationOutcome::MarkedStale);
+    assert_eq!(s.calls(), 1, "no loader runs for a stale mark");
+    // Within its window by time, but marked: the old page at once, the regeneration started.
+    let (cache, why) = why_of(&h, "/t/mark-stale").await;
+    assert_eq!(cache, CacheStatus::Stale);
+    let Why::Invalidated(mark) = why else {
+        panic!("{why:?}")
+    };
+    assert_eq!(
+        (mark.mode, mark.cause.as_str()),
+        (MarkMode::Stale, "tag case:mark-stale")
+    );
+    let (cache, body) = h.eventually_contains("/t/mark-stale", "v2").await;
+    assert_eq!(cache, Some(CacheStatus::Hit), "{body}");
+    assert_eq!(s.calls(), 2);
+}
+
+#[tokio::test]
+async fn an_expire_mark_makes_the_next_request_wait_for_the_new_version() {
+    use crate::revalidate::InvalidationMode;
+    let h = harness().await;
+    let s = script("mark-expire", Mode::Page("draft"));
+    h.get("/t/mark-expire").await;
+    s.set(Mode::Page("saved"));
+    let results = invalidate(&h, InvalidationMode::Expire, &["/t/mark-expire"], &[]).await;
+    assert_eq!(
+        results[0].outcome,
+        crate::RevalidationOutcome::MarkedExpired
+    );
+    assert_eq!(s.calls(), 1);
+    let (cache, body) = h.get("/t/mark-expire").await;
+    assert_eq!(cache, Some(CacheStatus::Expired));
+    assert!(body.contains("saved"), "read-your-own-writes: {body}");
+    assert_eq!(h.get("/t/mark-expire").await.0, Some(CacheStatus::Hit));
+    // When the regeneration fails, the old page is kept (it is within its own policy).
+    invalidate(&h, InvalidationMode::Expire, &["/t/mark-expire"], &[]).await;
+    s.set(Mode::Fail);
+    let (cache, body) = h.get("/t/mark-expire").await;
+    assert_eq!(cache, Some(CacheStatus::StaleIfError));
+    assert!(body.contains("saved"), "{body}");
+}
+
+#[tokio::test]
+async fn auto_regenerates_what_was_requested_lately_and_marks_the_rest_stale() {
+    use crate::revalidate::InvalidationMode;
+    let h = harness().await;
+    let hot = script("auto-hot", Mode::Page("hot v1"));
+    let cold = script("auto-cold", Mode::Page("cold v1"));
+    h.get("/t/auto-hot").await;
+    h.get("/t/auto-cold").await;
+    // Eleven minutes on, only the hot page is requested again.
+    h.clock.advance_ms(11 * 60 * 1000);
+    h.get("/t/auto-hot").await;
+    h.clock.advance_ms(1_000);
+    hot.set(Mode::Page("hot v2"));
+    cold.set(Mode::Page("cold v2"));
+    let results = invalidate(&h, InvalidationMode::Auto, &[], &["t"]).await;
+    let outcome = |path: &str| results.iter().find(|r| r.path == path).unwrap().outcome;
+    assert_eq!(
+        outcome("/t/auto-hot"),
+        crate::RevalidationOutcome::Regenerated
+    );
+    assert_eq!(
+        outcome("/t/auto-cold"),
+        crate::RevalidationOutcome::MarkedStale
+    );
+    assert_eq!((hot.calls(), cold.calls()), (3, 1));
+    let counts = crate::revalidate::counts(&results);
+    assert_eq!(counts[&crate::RevalidationOutcome::Regenerated], 1);
+    // A path never stored is generated at once (a new page named by the CMS).
+    let fresh = script("auto-new", Mode::Page("new"));
+    let results = invalidate(&h, InvalidationMode::Auto, &["/t/auto-new"], &[]).await;
+    assert_eq!(results[0].outcome, crate::RevalidationOutcome::Regenerated);
+    assert_eq!(fresh.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_mark_survives_a_restart_and_a_generation_that_started_before_it() {
+    use crate::revalidate::InvalidationMode;
+    let store = Arc::new(MemoryStore::default());
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let h = harness_with(store.clone(), clock.clone()).await;
+    let s = script("mark-race", Mode::Page("v1"));
+    h.get("/t/mark-race").await;
+    // A regeneration whose loader read the data before the invalidation: it keeps the mark.
+    s.set(Mode::Page("v2"));
+    s.delay(Duration::from_millis(200));
+    let running = {
+        let engine = h.engine.clone();
+        tokio::spawn(
+            async move { crate::revalidate::revalidate_one(&engine, "/t/mark-race").await },
+        )
+    };
+    while s.calls() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    clock.advance_ms(1);
+    invalidate(&h, InvalidationMode::Stale, &["/t/mark-race"], &[]).await;
+    assert_eq!(
+        running.await.unwrap().outcome,
+        crate::RevalidationOutcome::Regenerated
+    );
+    // Read without a request (which would start the regeneration the mark asks for).
+    let key = h.engine.routes().page_of_key("/t/mark-race").unwrap().1;
+    let status = h.engine.page_status(&key).unwrap();
+    assert_eq!(status.state, PageState::Stale);
+    assert_eq!(status.mark.map(|m| m.mode), Some(MarkMode::Stale));
+    // Another engine over the same store (a restart) finds the version still marked.
+    h.engine.shutdown(Duration::from_secs(5)).await;
+    s.delay(Duration::ZERO);
+    s.set(Mode::Page("v3"));
+    let restarted = harness_with(store, clock).await;
+    let (cache, why) = why_of(&restarted, "/t/mark-race").await;
+    assert_eq!(cache, CacheStatus::Stale);
+    assert!(matches!(why, Why::Invalidated(_)), "{why:?}");
+    let (cache, body) = restarted.eventually_contains("/t/mark-race", "v3").await;
+    assert_eq!(cache, Some(CacheStatus::Hit), "{body}");
 }

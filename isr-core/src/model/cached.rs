@@ -35,6 +35,9 @@ pub struct CachedPage {
     /// Whether `body` holds only some of the stored encodings (the HTML and the one a request
     /// wanted, read back from the store for it); a request that wants another is read again.
     pub(crate) partial: bool,
+    /// When a request was last answered with this version: seconds on the engine's monotonic
+    /// clock, plus one (0: never). What an invalidation of mode `auto` reads.
+    last_served_s: std::sync::atomic::AtomicU32,
 }
 
 impl CachedPage {
@@ -50,7 +53,30 @@ impl CachedPage {
             version,
             memo: std::sync::OnceLock::new(),
             partial: false,
+            last_served_s: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// Records that a request was answered with this version at `monotonic_ms` (a relaxed
+    /// store, and only when the second changed: cheap on the hot path).
+    pub(crate) fn served_at(&self, monotonic_ms: u64) {
+        let second = u32::try_from(monotonic_ms / 1000 + 1).unwrap_or(u32::MAX);
+        if self
+            .last_served_s
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != second
+        {
+            self.last_served_s
+                .store(second, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a request was answered with this version at or after `monotonic_ms`.
+    pub(crate) fn served_since(&self, monotonic_ms: u64) -> bool {
+        let last = self
+            .last_served_s
+            .load(std::sync::atomic::Ordering::Relaxed);
+        last > 0 && u64::from(last - 1) >= monotonic_ms / 1000
     }
 
     /// Whether this copy can answer a request that wants `encoding` (`None`: one that needs

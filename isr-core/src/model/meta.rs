@@ -49,7 +49,7 @@ impl PageKind {
 /// ```
 /// let meta = isr::store::PageMeta {
 ///     key: "/blog".into(), route: "/blog".into(), generated_at_ms: 0, generation: 0,
-///     kind: isr::store::PageKind::NotFound, tags: vec!["posts".into()], valid_until_ms: None,
+///     kind: isr::store::PageKind::NotFound, tags: vec!["posts".into()], valid_until_ms: None, mark: None,
 /// };
 /// assert!(meta.tags.contains(&"posts".to_string()));
 /// ```
@@ -78,4 +78,8 @@ pub struct PageMeta {
     /// instances). From then on it is expired: never served before it is regenerated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until_ms: Option<u64>,
+    /// An on-demand invalidation's mark on this version (modes `stale` and `expire`), until a
+    /// generation that started after it replaces the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<super::Mark>,
 }

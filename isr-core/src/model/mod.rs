@@ -9,6 +9,7 @@ mod etag;
 mod generated;
 mod hydration;
 pub(crate) mod key;
+mod mark;
 mod meta;
 mod params;
 
@@ -17,5 +18,6 @@ pub use etag::{Etag, RepresentationEtags};
 pub use generated::{unix_ms, Generated, RenderedBody};
 pub use hydration::Hydration;
 pub use key::PageKey;
+pub use mark::{Mark, MarkMode};
 pub use meta::{PageKind, PageMeta};
 pub use params::Params;

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 /// use isr::store::{MemoryStore, PageStore, PageMeta, PageKind, Etag};
 /// let store = MemoryStore::default();
 /// let meta = PageMeta { key: key.to_string(), route: key.to_string(), generated_at_ms: 1, generation: 0,
-///     kind: PageKind::Page { etag: Etag::of(b"hi"), bytes: 2 }, tags: vec![] };
+///     kind: PageKind::Page { etag: Etag::of(b"hi"), bytes: 2 }, tags: vec![], valid_until_ms: None,
+///     mark: None };
 /// let body = isr::encoding::Variants::identity_only("hi".into());
 /// store.put(&key, meta, Some(body.clone())).await?;
 /// assert_eq!(store.body(&key).await?, Some(body));
@@ -51,6 +52,16 @@ impl PageStore for MemoryStore {
 
     fn remove(&self, key: &PageKey) -> StoreFuture<()> {
         self.lock().remove(key.as_str());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<super::Mark>) -> StoreFuture<()> {
+        let mut pages = self.lock();
+        for key in &keys {
+            if let Some((meta, _)) = pages.get_mut(key.as_str()) {
+                meta.mark = mark.clone();
+            }
+        }
         Box::pin(async { Ok(()) })
     }
 

@@ -175,7 +175,7 @@ pub(super) enum Invocation {
         #[arg(long)]
         limit: Option<usize>,
     },
-    /// Regenerate pages of a running site now, by path and by tag (needs ISR_ADMIN_TOKEN)
+    /// Revalidate pages of a running site, by path and by tag (needs ISR_ADMIN_TOKEN)
     Revalidate {
         #[command(flatten)]
         remote: RemoteArgs,
@@ -184,6 +184,11 @@ pub(super) enum Invocation {
         /// Also every page carrying this tag (repeatable)
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
+        /// auto: regenerate the pages requested lately, mark the others stale; regenerate:
+        /// all of them now; stale: mark them (the next request regenerates); expire: the next
+        /// request waits for the new version [default: auto]
+        #[arg(long, value_parser = ["auto", "regenerate", "stale", "expire"])]
+        mode: Option<String>,
     },
 }
 
@@ -260,11 +265,13 @@ pub(super) fn remote_command(cli: &Cli) -> Option<(&RemoteArgs, crate::remote::R
             remote,
             paths,
             tags,
+            mode,
         } => Some((
             remote,
             RemoteCommand::Revalidate {
                 paths: paths.clone(),
                 tags: tags.clone(),
+                mode: mode.clone(),
             },
         )),
         Invocation::Build | Invocation::Serve | Invocation::Start | Invocation::Dev => None,

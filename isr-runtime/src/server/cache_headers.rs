@@ -1,16 +1,20 @@
-//! The caching headers of a page response: `cache-control`, `age` and `cache-status`.
+//! The caching headers of a page response: `cache-control`, `cdn-cache-control`, `age` and
+//! `cache-status`.
 //!
-//! They tell a downstream shared cache (a CDN, Varnish) exactly what isr knows: a page is fresh
-//! for its `revalidate` window counted from the end of its generation, so the response carries
-//! its `age` (RFC 9111 §5.1) and the downstream cache keeps it for `s-maxage − age` more, not a
-//! whole window more; a page served stale arrives already stale. `cache-status` (RFC 9211)
-//! says how isr answered. Why no `public`: a response to a request without `Authorization` is
-//! storable by shared caches anyway (RFC 9111 §3), so `public` would add nothing but bytes.
-//! Browsers see no `max-age` and no `last-modified`, so they revalidate every time (with the
-//! `etag`: a cheap `304`).
+//! They tell each cache exactly what isr knows, all derived from the page's
+//! [`CacheProfile`]: a page is fresh for its `revalidate` window counted from the end of its
+//! generation, so the response carries its `age` (RFC 9111 §5.1) and a downstream cache keeps
+//! it for `max-age − age` more, not a whole window more; a page served stale arrives already
+//! stale. `cache-control` tells browsers what they may do (`max-age=<browser>`, by default `0,
+//! must-revalidate`: they revalidate every time with the `etag`, a cheap `304`) and holds
+//! `s-maxage` for shared caches that read only it; `cdn-cache-control` (RFC 9213) carries the
+//! CDN's directives (`stale-while-revalidate`, `stale-if-error`). No lifetime reaches past the
+//! page's `expire` (+ `stale_if_error`) or its loader's `valid_until`. `cache-status` (RFC
+//! 9211) says how isr answered and why. Why no `public`: a response to a request without
+//! `Authorization` is storable by shared caches anyway (RFC 9111 §3).
 
 use crate::encoding::Encoding;
-use crate::engine::{CacheStatus, CachedPage};
+use crate::engine::{CacheStatus, CachedPage, Why};
 use crate::page::{CacheProfile, Revalidate};
 use crate::server::STALE_WHILE_REVALIDATE_SECS;
 use crate::store::PageKind;
@@ -55,7 +59,13 @@ impl PageHeaders {
             HeaderValue::from_maybe_shared(page.etags().shared(encoding)?).ok()
         });
         let (surrogate_key, cache_tag) = purge_key_headers(&page.meta.tags, &page.meta.key);
-        let (cache_control, cdn_cache_control) = shared_cache_controls(not_found, profile);
+        // A version with its own `valid_until` has a profile of its own: formatted for it
+        // alone, not kept in the per-thread memo of the routes' profiles.
+        let (cache_control, cdn_cache_control) = if page.meta.valid_until_ms.is_some() {
+            cache_controls(not_found, profile)
+        } else {
+            shared_cache_controls(not_found, profile)
+        };
         PageHeaders {
             profile,
             cache_control,
@@ -81,7 +91,7 @@ impl PageHeaders {
 /// let mut meta = PageMeta {
 ///     key: "/sale".into(), route: "/sale".into(), generated_at_ms: 10_000, generation: 0,
 ///     kind: PageKind::Page { etag: isr::store::Etag::of(b""), bytes: 0 }, tags: vec![],
-///     valid_until_ms: None,
+///     valid_until_ms: None, mark: None,
 /// };
 /// let route = CacheProfile::revalidate(60);
 /// assert_eq!(isr::server::version_profile(&meta, route), route);
@@ -101,7 +111,7 @@ pub fn version_profile(meta: &crate::store::PageMeta, profile: CacheProfile) -> 
 /// `cache-control` of a stored page or redirect under `profile`: what browsers may do, and
 /// `s-maxage` for shared caches that read only this header. Browsers get `max-age=<browser>`
 /// (`max-age=0, must-revalidate` by default: they ask every time, and an unchanged page costs a
-/// `304`); shared caches keep the page for its window (`s-maxage`, the `expire` itself with
+/// `304`; `must-revalidate` also whenever the page has an `expire`); shared caches keep the page for its window (`s-maxage`, the `expire` itself with
 /// `revalidate = false`, a year for a page that never goes stale by time) and then ask again,
 /// since `s-maxage` forbids them to serve it stale (RFC 9111 §5.2.2.10). The directives that
 /// let a CDN serve it stale are in [`cdn_cache_control`]. Neither lifetime reaches past
@@ -112,9 +122,11 @@ pub fn version_profile(meta: &crate::store::PageMeta, profile: CacheProfile) -> 
 /// let v = isr::server::cache_control(CacheProfile::revalidate(60));
 /// assert_eq!(v, "max-age=0, must-revalidate, s-maxage=60");
 /// let price = CacheProfile::revalidate(60).expire(600).stale_if_error(3600).browser(10);
-/// assert_eq!(isr::server::cache_control(price), "max-age=10, s-maxage=60");
+/// assert_eq!(isr::server::cache_control(price), "max-age=10, must-revalidate, s-maxage=60");
 /// let too_long = CacheProfile::revalidate(60).expire(600).browser(900);
-/// assert_eq!(isr::server::cache_control(too_long), "max-age=600, s-maxage=60");
+/// assert_eq!(isr::server::cache_control(too_long), "max-age=600, must-revalidate, s-maxage=60");
+/// let reused = CacheProfile::revalidate(60).browser(30);
+/// assert_eq!(isr::server::cache_control(reused), "max-age=30, s-maxage=60");
 /// let on_demand = CacheProfile::on_demand().expire(600);
 /// assert_eq!(isr::server::cache_control(on_demand), "max-age=0, must-revalidate, s-maxage=600");
 /// assert_eq!(isr::server::cache_control(CacheProfile::on_demand()), "max-age=0, must-revalidate, s-maxage=31536000");
@@ -124,8 +136,10 @@ pub fn cache_control(profile: CacheProfile) -> HeaderValue {
         .browser_secs()
         .min(profile.expire_secs().unwrap_or(u64::MAX));
     let shared = shared_max_age(profile);
-    header_value(if browser == 0 {
-        format!("max-age=0, must-revalidate, s-maxage={shared}")
+    // With a ceiling, a browser never reuses its copy once stale (offline, say: RFC 9111
+    // §4.2.4 would let it).
+    header_value(if browser == 0 || profile.expire_secs().is_some() {
+        format!("max-age={browser}, must-revalidate, s-maxage={shared}")
     } else {
         format!("max-age={browser}, s-maxage={shared}")
     })
@@ -170,7 +184,7 @@ pub fn cdn_cache_control(profile: CacheProfile) -> HeaderValue {
 }
 
 /// How long a shared cache keeps a page before asking again: its window, capped at `expire`
-/// (the `expire` itself, or a year, for a page that never goes stale by time).
+/// (the `expire` itself, or a year, for a page that never goes stale by time), and at a year.
 fn shared_max_age(profile: CacheProfile) -> u64 {
     let expire = profile.expire_secs();
     profile
@@ -179,6 +193,7 @@ fn shared_max_age(profile: CacheProfile) -> u64 {
         .or(expire)
         .unwrap_or(STALE_WHILE_REVALIDATE_SECS)
         .min(expire.unwrap_or(u64::MAX))
+        .min(STALE_WHILE_REVALIDATE_SECS)
 }
 
 /// [`cache_control`] and [`cdn_cache_control`] (or their not-found forms) of `profile`,
@@ -198,19 +213,24 @@ fn shared_cache_controls(not_found: bool, profile: CacheProfile) -> (HeaderValue
         {
             return values.clone();
         }
-        let values = if not_found {
-            (
-                not_found_cache_control(profile.window()),
-                not_found_cdn_cache_control(profile.window()),
-            )
-        } else {
-            (cache_control(profile), cdn_cache_control(profile))
-        };
+        let values = cache_controls(not_found, profile);
         if memo.len() < MEMO_PROFILES {
             memo.push((not_found, profile, values.clone()));
         }
         values
     })
+}
+
+/// [`cache_control`] and [`cdn_cache_control`] of `profile`, or their not-found forms.
+fn cache_controls(not_found: bool, profile: CacheProfile) -> (HeaderValue, HeaderValue) {
+    if not_found {
+        (
+            not_found_cache_control(profile.window()),
+            not_found_cdn_cache_control(profile.window()),
+        )
+    } else {
+        (cache_control(profile), cdn_cache_control(profile))
+    }
 }
 
 /// How many profiles' header values a serving thread keeps (see [`shared_cache_controls`]).
@@ -257,50 +277,93 @@ fn whole_seconds(age: Duration) -> u64 {
     age.as_millis().div_ceil(1000).min(u128::from(u64::MAX)) as u64
 }
 
-/// `cache-status` (RFC 9211) of an answer: `isr; hit; ttl=3`, `isr; fwd=stale; ttl=-2`,
-/// `isr; fwd=miss; stored; ttl=60`. `ttl` is the window left (negative once stale), absent for
-/// pages that never expire; `stored` says a generated outcome was kept (a path that never
-/// existed is remembered in memory only). A page past its `expire` says why: `isr; fwd=miss;
-/// detail=expired; stored; ttl=60` (the request waited for the new version) or `isr;
-/// fwd=stale; detail=stale-if-error; ttl=-700` (regenerating it failed).
+/// `cache-status` (RFC 9211) of an answer: `isr; hit; detail=within-window; ttl=3`, `isr;
+/// fwd=stale; detail=window-passed; ttl=-2`, `isr; fwd=miss; stored; ttl=60`. `ttl` is the
+/// window left (negative once stale), absent for pages that never expire; `stored` says a
+/// generated outcome was kept (a path that never existed is remembered in memory only);
+/// `detail` names why ([`Why`]): within the window, window passed, `expired` or `valid-until`
+/// (the request waited for the new version), `stale-if-error` (regenerating an expired page
+/// failed).
 ///
 /// ```
 /// use std::time::Duration;
-/// use isr::{CacheStatus, Revalidate};
-/// let hit = isr::server::cache_status(CacheStatus::Hit, Revalidate::After(5), Duration::from_secs(2), true);
-/// assert_eq!(hit, "isr; hit; ttl=3");
-/// let stale = isr::server::cache_status(CacheStatus::Stale, Revalidate::After(5), Duration::from_secs(7), true);
-/// assert_eq!(stale, "isr; fwd=stale; ttl=-2");
-/// let miss = isr::server::cache_status(CacheStatus::Miss, Revalidate::After(60), Duration::ZERO, true);
+/// use isr::{CacheStatus, Revalidate, engine::Why};
+/// let hit = isr::server::cache_status(CacheStatus::Hit, &Why::WithinWindow, Revalidate::After(5), Duration::from_secs(2), true);
+/// assert_eq!(hit, "isr; hit; detail=within-window; ttl=3");
+/// let stale = isr::server::cache_status(CacheStatus::Stale, &Why::WindowPassed, Revalidate::After(5), Duration::from_secs(7), true);
+/// assert_eq!(stale, "isr; fwd=stale; detail=window-passed; ttl=-2");
+/// let miss = isr::server::cache_status(CacheStatus::Miss, &Why::Generated, Revalidate::After(60), Duration::ZERO, true);
 /// assert_eq!(miss, "isr; fwd=miss; stored; ttl=60");
-/// let never = isr::server::cache_status(CacheStatus::Hit, Revalidate::Never, Duration::from_secs(9), true);
-/// assert_eq!(never, "isr; hit");
-/// let longest = isr::server::cache_status(CacheStatus::Miss, Revalidate::After(0), Duration::MAX, true);
-/// assert_eq!(longest, "isr; fwd=miss; stored; ttl=-18446744073709551615");
-/// let expired = isr::server::cache_status(CacheStatus::Expired, Revalidate::After(60), Duration::ZERO, true);
+/// let never = isr::server::cache_status(CacheStatus::Hit, &Why::WithinWindow, Revalidate::Never, Duration::from_secs(9), true);
+/// assert_eq!(never, "isr; hit; detail=within-window");
+/// let expired = isr::server::cache_status(CacheStatus::Expired, &Why::Expired, Revalidate::After(60), Duration::ZERO, true);
 /// assert_eq!(expired, "isr; fwd=miss; detail=expired; stored; ttl=60");
-/// let kept = isr::server::cache_status(CacheStatus::StaleIfError, Revalidate::After(60), Duration::from_secs(760), true);
+/// let until = isr::server::cache_status(CacheStatus::Expired, &Why::ValidUntil, Revalidate::After(60), Duration::ZERO, true);
+/// assert_eq!(until, "isr; fwd=miss; detail=valid-until; stored; ttl=60");
+/// let kept = isr::server::cache_status(CacheStatus::StaleIfError, &Why::StaleIfError, Revalidate::After(60), Duration::from_secs(760), true);
 /// assert_eq!(kept, "isr; fwd=stale; detail=stale-if-error; ttl=-700");
-/// let longest = isr::server::cache_status(CacheStatus::Expired, Revalidate::After(0), Duration::MAX, true);
-/// assert_eq!(longest, "isr; fwd=miss; detail=expired; stored; ttl=-18446744073709551615");
+/// let longest = isr::server::cache_status(CacheStatus::StaleIfError, &Why::StaleIfError, Revalidate::After(0), Duration::MAX, true);
+/// assert_eq!(longest, "isr; fwd=stale; detail=stale-if-error; ttl=-18446744073709551615");
+/// let mark = isr::store::Mark::new(isr::store::MarkMode::Stale, 1, "tag \"posts\" ünï");
+/// let marked = isr::server::cache_status(CacheStatus::Stale, &Why::Invalidated(std::sync::Arc::new(mark)), Revalidate::After(60), Duration::from_secs(2), true);
+/// assert_eq!(marked, r#"isr; fwd=stale; detail="invalidated (stale): tag \"posts\" %C3%BCn%C3%AF"; ttl=58"#);
 /// ```
 pub fn cache_status(
     cache: CacheStatus,
+    why: &Why,
     window: Revalidate,
     age: Duration,
     stored: bool,
 ) -> HeaderValue {
-    // Formatted on the stack: this runs for every page response. 72 bytes hold the longest
-    // value (`isr; fwd=stale; detail=stale-if-error; ttl=`, 43 bytes, or `isr; fwd=miss;
-    // detail=expired; stored; ttl=`, 43, and a ttl within ±u64::MAX, 21 at most).
-    let mut value = StackText::<72>::new();
+    if let Why::Invalidated(_) = why {
+        // Names a tag or path of any length: formatted on the heap (rare: only until the
+        // marked page is regenerated).
+        let mut value = Vec::new();
+        push_cache_status(&mut value, cache, why, window, age, stored);
+        return HeaderValue::from_bytes(&value).unwrap_or_else(|_| HeaderValue::from_static("isr"));
+    }
+    // Formatted on the stack: this runs for every page response. 80 bytes hold the longest
+    // value (`isr; fwd=stale; detail=stale-if-error; ttl=`, 43 bytes, and a ttl within
+    // ±u64::MAX, 21 at most).
+    let mut value = StackText::<80>::new();
+    push_cache_status(&mut value, cache, why, window, age, stored);
+    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static("isr"))
+}
+
+/// Where [`cache_status`] is written: a stack buffer, or a `Vec` for a long value.
+trait Text {
+    fn push(&mut self, text: &str);
+}
+
+impl Text for Vec<u8> {
+    fn push(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+}
+
+impl<const N: usize> Text for StackText<N> {
+    fn push(&mut self, text: &str) {
+        StackText::push(self, text);
+    }
+}
+
+fn push_cache_status(
+    value: &mut impl Text,
+    cache: CacheStatus,
+    why: &Why,
+    window: Revalidate,
+    age: Duration,
+    stored: bool,
+) {
     value.push(match cache {
         CacheStatus::Hit => "isr; hit",
-        CacheStatus::Stale => "isr; fwd=stale",
-        CacheStatus::Miss => "isr; fwd=miss",
-        CacheStatus::Expired => "isr; fwd=miss; detail=expired",
-        CacheStatus::StaleIfError => "isr; fwd=stale; detail=stale-if-error",
+        CacheStatus::Stale | CacheStatus::StaleIfError => "isr; fwd=stale",
+        CacheStatus::Miss | CacheStatus::Expired => "isr; fwd=miss",
     });
+    if let Some(detail) = why.detail() {
+        value.push("; detail=");
+        value.push(&detail);
+    }
     if matches!(cache, CacheStatus::Miss | CacheStatus::Expired) && stored {
         value.push("; stored");
     }
@@ -309,7 +372,6 @@ pub fn cache_status(
         value.push("; ttl=");
         value.push(itoa::Buffer::new().format(ttl));
     }
-    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static("isr"))
 }
 
 /// Text of at most `N` bytes built without allocating (what does not fit is dropped).

@@ -264,6 +264,9 @@ struct ActionForm {
     tag: String,
     #[serde(default)]
     route: String,
+    /// The invalidation mode (`auto` when absent).
+    #[serde(default)]
+    mode: crate::revalidate::InvalidationMode,
 }
 
 async fn action_revalidate(
@@ -288,7 +291,10 @@ async fn action_revalidate(
         );
     };
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let mut request = RevalidateRequest::default();
+    let mut request = RevalidateRequest {
+        mode: form.mode,
+        ..RevalidateRequest::default()
+    };
     if !form.path.is_empty() {
         request.paths.push(form.path.clone());
     }
@@ -318,13 +324,18 @@ async fn action_revalidate(
         .unwrap_or_default();
     let notice = match crate::revalidate::start(&state.engine, &request, MAX_AWAITED_PAGES).await {
         Revalidation::Done(results) => {
-            let failed = results
-                .iter()
-                .filter(|r| r.outcome == crate::RevalidationOutcome::Error)
-                .count();
+            let counts: Vec<String> = crate::revalidate::counts(&results)
+                .into_iter()
+                .map(|(outcome, n)| {
+                    let outcome = serde_json::to_value(outcome).unwrap_or_default();
+                    format!("{n} {}", outcome.as_str().unwrap_or("").replace('_', " "))
+                })
+                .collect();
             format!(
-                "{what}: {} pages revalidated, {failed} failed (the old version stays)",
-                results.len()
+                "{what} ({}): {} pages: {}",
+                form.mode.as_str(),
+                results.len(),
+                counts.join(", ")
             )
         }
         Revalidation::Accepted { accepted } => {

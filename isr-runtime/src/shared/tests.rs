@@ -34,6 +34,7 @@ fn page(
         },
         tags: tags.iter().map(|t| t.to_string()).collect(),
         valid_until_ms: None,
+        mark: None,
     };
     (meta, body)
 }

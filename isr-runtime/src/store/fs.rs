@@ -26,7 +26,7 @@
 #[cfg(target_os = "linux")]
 use super::cached_read::read_file_cached;
 use super::index::Index;
-use super::{CommitStamp, PageKind, PageMeta, PageStore, StoreFuture, StoredBody};
+use super::{CommitStamp, Mark, PageKind, PageMeta, PageStore, StoreFuture, StoredBody};
 use crate::encoding::{Encoding, Variants};
 use crate::route::PageKey;
 use bytes::Bytes;
@@ -584,6 +584,14 @@ impl PageStore for FsStore {
         })
     }
 
+    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<Mark>) -> StoreFuture<()> {
+        let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+        self.blocking(move |inner| match inner.index(false)? {
+            Some(index) => index.set_marks(keys, mark),
+            None => Ok(()),
+        })
+    }
+
     fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>> {
         let tag = tag.to_string();
         self.blocking(move |inner| match inner.index(false)? {
@@ -816,6 +824,7 @@ mod tests {
             kind,
             tags: vec!["posts".into(), format!("post:{key}")],
             valid_until_ms: None,
+            mark: None,
         }
     }
 

@@ -9,14 +9,14 @@
 //! Blocking: every method here blocks on SQLite; [`super::FsStore`] calls them from tokio's
 //! blocking pool.
 
-use super::{Etag, PageKind, PageMeta};
+use super::{Etag, Mark, MarkMode, PageKind, PageMeta};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Schema version kept in SQLite's `user_version` (3: the shared `generation` column; 4: the
-/// `valid_until_ms` column). An index of an older version is migrated when opened.
+/// `valid_until_ms` and `mark_*` columns). An index of an older version is migrated when opened.
 const SCHEMA_VERSION: i64 = 4;
 
 /// Rows buffered while durability is deferred (the build) before one transaction writes them.
@@ -34,7 +34,10 @@ CREATE TABLE IF NOT EXISTS pages (
     location TEXT,                 -- redirects
     permanent INTEGER,             -- redirects
     tags TEXT NOT NULL,            -- JSON array of strings
-    valid_until_ms INTEGER         -- when the loader said this version stops being valid
+    valid_until_ms INTEGER,        -- when the loader said this version stops being valid
+    mark_mode INTEGER,             -- an invalidation's mark: 0 stale, 1 expire
+    mark_at_ms INTEGER,            --   when it was made
+    mark_cause TEXT                --   what named the page (`tag posts`, `path /blog`)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS page_tags (
     tag TEXT NOT NULL,
@@ -47,6 +50,8 @@ CREATE INDEX IF NOT EXISTS page_tags_by_key ON page_tags (key);
 enum Op {
     Put(PageMeta),
     Remove(String),
+    /// Sets (or clears) the mark of these keys' rows.
+    Mark(Vec<String>, Option<Mark>),
 }
 
 /// The open index: one writer connection, one reader connection (WAL lets them run together);
@@ -135,7 +140,7 @@ impl Index {
         .map_err(sql_error)?;
         let mut statement = reader
             .prepare(
-                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms FROM pages",
+                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms, mark_mode, mark_at_ms, mark_cause FROM pages",
             )
             .map_err(sql_error)?;
         let rows = statement.query_map([], row_to_meta).map_err(sql_error)?;
@@ -162,7 +167,7 @@ impl Index {
         let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         let row = reader
             .query_row(
-                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms FROM pages WHERE key = ?1",
+                "SELECT key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms, mark_mode, mark_at_ms, mark_cause FROM pages WHERE key = ?1",
                 [key],
                 row_to_meta,
             )
@@ -201,6 +206,26 @@ impl Index {
         }
         // `synchronous` is a connection setting: FULL for this one commit (which also makes the
         // WAL frames of the deferred commits before it durable), then OFF again.
+        writer
+            .connection
+            .execute_batch("PRAGMA synchronous = FULL;")
+            .map_err(sql_error)?;
+        let written = writer.write_pending();
+        let restored = writer
+            .connection
+            .execute_batch("PRAGMA synchronous = OFF;")
+            .map_err(sql_error);
+        written.and(restored)
+    }
+
+    /// Sets (with `None`: clears) the mark of the rows of `keys`, durably and in one
+    /// transaction, even while durability is deferred (after the rows buffered before it).
+    pub(super) fn set_marks(&self, keys: Vec<String>, mark: Option<Mark>) -> io::Result<()> {
+        let mut writer = self.lock_writer();
+        writer.pending.push(Op::Mark(keys, mark));
+        if !writer.deferred {
+            return writer.write_pending();
+        }
         writer
             .connection
             .execute_batch("PRAGMA synchronous = FULL;")
@@ -281,6 +306,18 @@ impl Writer {
                         .execute([key])
                         .map_err(sql_error)?;
                 }
+                Op::Mark(keys, mark) => {
+                    let (mode, at_ms, cause) = mark_columns(mark.as_ref());
+                    let mut update = cached(
+                        &transaction,
+                        "UPDATE pages SET mark_mode = ?1, mark_at_ms = ?2, mark_cause = ?3 WHERE key = ?4",
+                    )?;
+                    for key in keys {
+                        update
+                            .execute(params![mode, at_ms, cause, key])
+                            .map_err(sql_error)?;
+                    }
+                }
             }
         }
         transaction.commit().map_err(sql_error)?;
@@ -294,7 +331,8 @@ const DELETE_TAGS: &str = "DELETE FROM page_tags WHERE key = ?1";
 /// An older index to this version, step by step. Version 2 → 3: the `generation` column; a
 /// version 2 row's `generated_at_ms` was its shared generation (the commit made them one
 /// number), so it becomes its generation: an upgraded instance does not see every page as
-/// behind Redis. Version 3 → 4: the `valid_until_ms` column (none: no row had one). In one
+/// behind Redis. Version 3 → 4: the `valid_until_ms` and `mark_*` columns (empty: no row had
+/// one). In one
 /// immediate transaction that reads the version again, so two processes opening the index at
 /// once migrate it once.
 fn migrate(connection: &Connection) -> io::Result<()> {
@@ -317,6 +355,9 @@ fn migrate(connection: &Connection) -> io::Result<()> {
             connection
                 .execute_batch(&format!(
                     "ALTER TABLE pages ADD COLUMN valid_until_ms INTEGER;
+                     ALTER TABLE pages ADD COLUMN mark_mode INTEGER;
+                     ALTER TABLE pages ADD COLUMN mark_at_ms INTEGER;
+                     ALTER TABLE pages ADD COLUMN mark_cause TEXT;
                      PRAGMA user_version = {SCHEMA_VERSION};"
                 ))
                 .map_err(sql_error)?;
@@ -353,10 +394,11 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
         } => (2, None, None, Some(location.as_str()), Some(*permanent)),
     };
     let tags = serde_json::to_string(&meta.tags).map_err(io::Error::other)?;
+    let (mark_mode, mark_at_ms, mark_cause) = mark_columns(meta.mark.as_ref());
     cached(
         connection,
-        "INSERT OR REPLACE INTO pages (key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT OR REPLACE INTO pages (key, route, generated_at_ms, kind, etag, bytes, location, permanent, tags, generation, valid_until_ms, mark_mode, mark_at_ms, mark_cause)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
         .execute(
             params![
@@ -370,7 +412,10 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
                 permanent,
                 tags,
                 meta.generation as i64,
-                meta.valid_until_ms.map(|at| at.min(i64::MAX as u64) as i64)
+                meta.valid_until_ms.map(|at| at.min(i64::MAX as u64) as i64),
+                mark_mode,
+                mark_at_ms,
+                mark_cause
             ],
         )
         .map_err(sql_error)?;
@@ -387,6 +432,21 @@ fn write_row(connection: &Connection, meta: &PageMeta) -> io::Result<()> {
     Ok(())
 }
 
+/// The `mark_mode`, `mark_at_ms` and `mark_cause` columns of `mark` (all NULL without one).
+fn mark_columns(mark: Option<&Mark>) -> (Option<i64>, Option<i64>, Option<&str>) {
+    match mark {
+        Some(mark) => (
+            Some(match mark.mode {
+                MarkMode::Stale => 0,
+                MarkMode::Expire => 1,
+            }),
+            Some(mark.at_ms.min(i64::MAX as u64) as i64),
+            Some(mark.cause.as_str()),
+        ),
+        None => (None, None, None),
+    }
+}
+
 /// A row → metadata; the inner `Err` is a row whose values do not make sense (skipped).
 fn row_to_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PageMeta, String>> {
     let key: String = row.get(0)?;
@@ -400,6 +460,21 @@ fn row_to_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PageMeta, Str
     let tags: String = row.get(8)?;
     let generation: i64 = row.get(9)?;
     let valid_until_ms: Option<i64> = row.get(10)?;
+    let mark_mode: Option<i64> = row.get(11)?;
+    let mark_at_ms: Option<i64> = row.get(12)?;
+    let mark_cause: Option<String> = row.get(13)?;
+    let mark = match (mark_mode, mark_at_ms) {
+        (Some(mode), Some(at_ms)) => Some(Mark {
+            mode: if mode == 1 {
+                MarkMode::Expire
+            } else {
+                MarkMode::Stale
+            },
+            at_ms: at_ms.max(0) as u64,
+            cause: mark_cause.unwrap_or_default(),
+        }),
+        _ => None,
+    };
     let kind = match (kind, etag, bytes, location) {
         (0, Some(etag), Some(bytes), _) if bytes >= 0 => match <[u8; 16]>::try_from(etag) {
             Ok(etag) => PageKind::Page {
@@ -427,6 +502,7 @@ fn row_to_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PageMeta, Str
         kind,
         tags,
         valid_until_ms: valid_until_ms.map(|at| at.max(0) as u64),
+        mark,
     }))
 }
 
@@ -493,8 +569,21 @@ mod tests {
         later.valid_until_ms = Some(1_800_000_000_000);
         index.put_durable(later).unwrap();
         drop(index);
-        let rows = Index::open(&path).unwrap().load().unwrap();
+        let index = Index::open(&path).unwrap();
+        let rows = index.load().unwrap();
         let later = rows.iter().find(|row| row.key == "/later").unwrap();
         assert_eq!(later.valid_until_ms, Some(1_800_000_000_000));
+        // A mark set on a row reads back; cleared, it is gone; a key with no row is skipped.
+        let mark = Mark::new(MarkMode::Expire, 1_700_000_000_999, "tag posts");
+        index
+            .set_marks(vec!["/later".into(), "/none".into()], Some(mark.clone()))
+            .unwrap();
+        drop(index);
+        let index = Index::open(&path).unwrap();
+        assert_eq!(index.get("/later").unwrap().unwrap().mark, Some(mark));
+        assert_eq!(index.get("/gone").unwrap().unwrap().mark, None);
+        assert!(index.get("/none").unwrap().is_none());
+        index.set_marks(vec!["/later".into()], None).unwrap();
+        assert_eq!(index.get("/later").unwrap().unwrap().mark, None);
     }
 }

@@ -38,6 +38,14 @@ async fn b() -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { price: 2 }))
 }
 
+/// Named like the macro's own items might be: still the app's constant.
+const PROFILE: isr::CacheProfile = isr::CacheProfile::revalidate(10).expire(20);
+
+#[page(path = "/c", cache = PROFILE.browser(5), view = show)]
+async fn c() -> isr::Result<Load<Props>> {
+    Ok(Load::props(Props { price: 4 }))
+}
+
 fn main() {
     let def = |path: &str| isr::pages().find(|d| d.path == path).unwrap();
     assert_eq!(
@@ -52,4 +60,5 @@ fn main() {
     assert_eq!(def("/a").cache, PRICES);
     assert_eq!(def("/b").cache.window(), isr::Revalidate::Never);
     assert_eq!(def("/b").cache.expire_secs(), Some(90));
+    assert_eq!(def("/c").cache, PROFILE.browser(5));
 }

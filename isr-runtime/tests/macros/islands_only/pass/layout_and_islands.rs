@@ -1,5 +1,6 @@
 //! An islands-only client bundle (the app's `hydrate` build with isr's `islands` feature): an
-//! islands page and a layout compile, and the layout is not registered in the bundle.
+//! islands page and a layout compile, and the layout is not registered in the bundle; a page
+//! naming a server-only cache profile compiles.
 
 use isr::prelude::*;
 use leptos::prelude::*;
@@ -27,6 +28,16 @@ fn show(props: Props) -> impl IntoView {
 #[page(path = "/islands", revalidate = 60, view = show, hydrate = "islands")]
 async fn islands() -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: "Islands".into() }))
+}
+
+/// A cache profile is server API: defined under `ssr`, named by a page that the client bundle
+/// also compiles (the profile is only used by the server's registration).
+#[cfg(feature = "ssr")]
+const LISTS: isr::CacheProfile = isr::CacheProfile::revalidate(60).expire(600);
+
+#[page(path = "/lists", cache = LISTS, view = show, hydrate = "islands")]
+async fn lists() -> isr::Result<Load<Props>> {
+    Ok(Load::props(Props { title: "Lists".into() }))
 }
 
 fn main() {
