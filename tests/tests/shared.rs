@@ -584,3 +584,63 @@ async fn a_page_a_build_no_longer_lists_is_gone_on_every_instance_and_from_redis
         .sum("isr_regenerations_total", &[("route", "/items/:id")]);
     assert_eq!(b_runs, 0.0, "nor did the old instance run it");
 }
+
+/// Polls `server` until `path` answers with `cache-status` naming `detail` (deadline).
+async fn until_detail(server: &BlogServer, path: &str, detail: &str) -> Resp {
+    let deadline = Instant::now() + PROPAGATION_DEADLINE;
+    loop {
+        let resp = server.get(path).await;
+        if resp
+            .header("cache-status")
+            .is_some_and(|status| status.contains(detail))
+        {
+            return resp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} on {} never said {detail:?}; last: {} {:?}",
+            server.base_url(),
+            resp.cache(),
+            resp.header("cache-status")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mark_made_on_one_instance_holds_on_the_others_and_on_one_that_was_down() {
+    let mut cluster = Cluster::start(&[]);
+    // Marked stale on a: b's next request of it gets the old version at once, marked (the
+    // news travels through Redis), and starts its regeneration.
+    let answer = cluster
+        .get("a")
+        .revalidate(&serde_json::json!({ "paths": ["/items/1"], "mode": "stale" }))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body.contains("marked_stale"), "{}", answer.body);
+    let stale = until_detail(
+        cluster.get("b"),
+        "/items/1",
+        "invalidated (stale): path /items/1",
+    )
+    .await;
+    assert_eq!(stale.cache(), "STALE");
+
+    // c is down while a marks another page: when it comes back (serving what it stored), it
+    // finds the mark in Redis.
+    let c = cluster.instances.pop().expect("c");
+    drop(c);
+    let answer = cluster
+        .get("a")
+        .revalidate(&serde_json::json!({ "paths": ["/items/2"], "mode": "expire" }))
+        .await;
+    assert!(answer.body.contains("marked_expired"), "{}", answer.body);
+    let c = instance_running(&cluster.redis, cluster.roots.path(), "c", "serve", &[]);
+    let waited = until_detail(&c, "/items/2", "invalidated (expire): path /items/2").await;
+    assert_eq!(waited.cache(), "EXPIRED");
+    // Regenerated once, the mark is gone (also from Redis: both marked pages were
+    // regenerated, /items/1 by b).
+    let again = c.get("/items/2").await;
+    assert_eq!(again.cache(), "HIT", "{:?}", again.headers);
+    wait_for_redis(&cluster.redis, "HLEN bench:marks", ":0").await;
+}

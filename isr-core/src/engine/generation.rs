@@ -447,8 +447,21 @@ impl Engine {
                 format!("could not store the page: {e}"),
             )
         })?;
-        let before = self.table.snapshot(key.as_str()).map(|s| s.kind);
+        let before = self.table.snapshot(key.as_str());
+        let had_mark = before.as_ref().is_some_and(|s| s.mark.is_some());
+        let before = before.map(|s| s.kind);
         let (version, kept_mark) = self.table.commit_generation(key, def, &meta, started_at_ms);
+        if had_mark && kept_mark.is_none() {
+            // The marked version is replaced: the tier forgets the mark too.
+            if let Some(tier) = self.shared_tier().cloned() {
+                let page = key.clone();
+                self.spawn_background(async move {
+                    if let Err(error) = tier.clear_mark(&page).await {
+                        tracing::debug!(path = %page, %error, "could not clear the page's mark in Redis");
+                    }
+                });
+            }
+        }
         let mut meta = meta;
         if let Some(mark) = kept_mark {
             // Marked while the loader ran: the new version keeps the mark, on disk too.

@@ -939,10 +939,29 @@ impl Engine {
     /// Marks the stored pages among `keys` (an invalidation of mode `stale` or `expire`): in
     /// the page table at once (the next request sees it), then durably in the store (a restart
     /// never brings the version back unmarked; a store that fails is logged, the mark holds in
-    /// memory). An `expire` mark is announced like a change (the CDN purges the page: its next
-    /// request must reach isr). Returns the keys marked: those stored.
+    /// memory), then through the shared tier, if any, for every instance (keys this instance
+    /// does not hold included). Returns the keys marked here: those stored.
     pub(crate) async fn mark_pages(self: &Arc<Self>, keys: &[PageKey], mark: Mark) -> Vec<PageKey> {
-        let marked = self.table.mark(keys, &mark);
+        let marked = self.mark_local(keys, &mark, false).await;
+        // Every instance hears of it (and one that missed the news finds it in the tier).
+        if let Some(tier) = self.shared_tier() {
+            if let Err(error) = tier.publish_marks(keys, &mark).await {
+                tracing::warn!(pages = keys.len(), %error, "could not publish invalidation marks through Redis; the other instances serve these pages until their window passes");
+            }
+        }
+        marked
+    }
+
+    /// Marks the stored pages among `keys` here: in the page table, then durably in the store
+    /// (see [`Engine::mark_pages`]; `only_older`: see `PageTable::mark`). Returns the keys
+    /// marked.
+    pub(crate) async fn mark_local(
+        self: &Arc<Self>,
+        keys: &[PageKey],
+        mark: &Mark,
+        only_older: bool,
+    ) -> Vec<PageKey> {
+        let marked = self.table.mark(keys, mark, only_older);
         // Persisted as the table holds them: an earlier `expire` mark is not weakened.
         let mut groups: HashMap<Mark, Vec<PageKey>> = HashMap::new();
         for key in &marked {
@@ -957,11 +976,6 @@ impl Engine {
             let count = keys.len();
             if let Err(error) = self.store.set_marks(keys, Some(held)).await {
                 tracing::warn!(pages = count, %error, "could not persist invalidation marks; they hold until a restart");
-            }
-        }
-        if mark.mode == MarkMode::Expire {
-            for key in &marked {
-                drop(self.announce_change(key));
             }
         }
         marked

@@ -16,7 +16,7 @@ use super::{check_body, CachedPage, Engine, FailureKind, Outcome, SharedGenerati
 use crate::metrics;
 use crate::page::PageDef;
 use crate::route::PageKey;
-use crate::store::{PageKind, PageMeta};
+use crate::store::{Mark, PageKind, PageMeta};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -31,6 +31,9 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 /// Pages whose newer generation is announced but not pulled yet, at most; more start a full
 /// re-check instead.
 const MAX_BEHIND: usize = 100_000;
+/// The most marks read back from the shared tier at once (when joining, or re-checking after
+/// events may have been missed).
+const MAX_SHARED_MARKS: usize = 200_000;
 /// Keys per pipelined generation check of the re-check.
 const RESYNC_CHUNK: usize = 256;
 /// Pause of the re-check while Redis does not answer.
@@ -90,6 +93,39 @@ impl Engine {
         if self.shared.tier.set(tier.clone()).is_ok() {
             let sink: Arc<dyn EventSink> = self.clone();
             tier.follow_events(Arc::downgrade(&sink));
+            // Marks made while this instance was away.
+            self.apply_shared_marks();
+        }
+    }
+
+    /// Applies the marks the shared tier holds (in the background): what an instance that
+    /// joins, or that may have missed events, does.
+    fn apply_shared_marks(self: &Arc<Self>) {
+        let Some(tier) = self.shared_tier().cloned() else {
+            return;
+        };
+        let engine = self.clone();
+        self.spawn_background(async move {
+            match tier.marks(MAX_SHARED_MARKS).await {
+                Ok(marks) => engine.apply_marks(marks).await,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the invalidation marks in Redis")
+                }
+            }
+        });
+    }
+
+    /// Applies marks another instance made: each page stored here whose version was generated
+    /// before its mark gets it (page table and store).
+    async fn apply_marks(self: &Arc<Self>, marks: Vec<(String, Mark)>) {
+        let mut groups: HashMap<Mark, Vec<PageKey>> = HashMap::new();
+        for (key, mark) in marks {
+            if let Some((_, key)) = self.routes.page_of_key(&key) {
+                groups.entry(mark).or_default().push(key);
+            }
+        }
+        for (mark, keys) in groups {
+            self.mark_local(&keys, &mark, true).await;
         }
     }
 
@@ -699,8 +735,15 @@ impl EventSink for Engine {
         let _ = self.start_pull(&key, def, "event");
     }
 
+    fn page_marked(self: Arc<Self>, key: &str, mark: Mark) {
+        let engine = self.clone();
+        let key = key.to_string();
+        self.spawn_background(async move { engine.apply_marks(vec![(key, mark)]).await });
+    }
+
     fn resync(self: Arc<Self>) {
         self.start_recheck();
+        self.apply_shared_marks();
     }
 
     fn reconnected(self: Arc<Self>) {

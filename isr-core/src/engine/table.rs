@@ -394,16 +394,20 @@ impl PageTable {
     }
 
     /// Marks the stored pages among `keys` (an invalidation's `stale` or `expire`); a page
-    /// already marked `expire` keeps that mode (a later `stale` does not weaken it). Returns
-    /// the keys that were marked (those the table holds).
-    pub(super) fn mark(&self, keys: &[PageKey], mark: &Mark) -> Vec<PageKey> {
+    /// already marked `expire` keeps that mode (a later `stale` does not weaken it).
+    /// `only_older`: only versions generated before the mark was made (another instance's
+    /// mark, which a version regenerated here since must not take). Returns the keys marked.
+    pub(super) fn mark(&self, keys: &[PageKey], mark: &Mark, only_older: bool) -> Vec<PageKey> {
         let mut inner = self.write();
         let inner = &mut *inner;
         let mut marked = Vec::with_capacity(keys.len());
         for key in keys {
-            let Some((stored, _)) = inner.entries.get_key_value(key.as_str()) else {
+            let Some((stored, entry)) = inner.entries.get_key_value(key.as_str()) else {
                 continue;
             };
+            if only_older && entry.generated_at_ms >= mark.at_ms {
+                continue;
+            }
             let merged = match inner.marks.get(key.as_str()) {
                 Some(old) if old.mode > mark.mode => Mark {
                     at_ms: old.at_ms.max(mark.at_ms),

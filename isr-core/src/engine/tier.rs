@@ -7,7 +7,7 @@
 use crate::encoding::Variants;
 use crate::metrics;
 use crate::route::PageKey;
-use crate::store::PageMeta;
+use crate::store::{Mark, PageMeta};
 use futures::future::BoxFuture;
 use std::io;
 use std::sync::{Arc, Weak};
@@ -75,12 +75,29 @@ pub trait SharedTier: Send + Sync + 'static {
 
     /// Starts applying other instances' commits to `sink`, until the sink is dropped.
     fn follow_events(self: Arc<Self>, sink: Weak<dyn EventSink>);
+
+    /// Publishes an invalidation's `mark` on `keys`: kept in the tier (an instance that missed
+    /// the news finds it when it re-checks: [`SharedTier::marks`]) and announced to every
+    /// instance ([`EventSink::page_marked`]).
+    fn publish_marks<'a>(
+        &'a self,
+        keys: &'a [PageKey],
+        mark: &'a Mark,
+    ) -> BoxFuture<'a, io::Result<()>>;
+
+    /// Forgets `key`'s mark (a regeneration that started after it replaced the version).
+    fn clear_mark<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<()>>;
+
+    /// Up to `limit` marks the tier holds, by page key.
+    fn marks(&self, limit: usize) -> BoxFuture<'_, io::Result<Vec<(String, Mark)>>>;
 }
 
 /// What the event reader tells the engine.
 pub trait EventSink: Send + Sync + 'static {
     /// Another instance committed `key` as `generation`.
     fn page_changed(self: Arc<Self>, key: &str, generation: u64);
+    /// Another instance marked `key` (an invalidation of mode `stale` or `expire`).
+    fn page_marked(self: Arc<Self>, key: &str, mark: Mark);
     /// Events may have been missed: every local page must be re-checked against Redis.
     fn resync(self: Arc<Self>);
     /// Redis answers again after being unreachable (write back what was generated meanwhile).

@@ -308,6 +308,16 @@ impl Reader {
                 if origin.as_deref() == Some(self.tier.instance()) {
                     continue;
                 }
+                if let (Some(key), Some(mark)) =
+                    (entry.get::<String>("k"), entry.get::<String>("m"))
+                {
+                    // An invalidation's mark (a mark that does not parse is another version's).
+                    if let Ok(mark) = serde_json::from_str(&mark) {
+                        metrics::redis_event_applied();
+                        sink.clone().page_marked(&key, mark);
+                    }
+                    continue;
+                }
                 let (Some(key), Some(generation)) =
                     (entry.get::<String>("k"), entry.get::<u64>("g"))
                 else {

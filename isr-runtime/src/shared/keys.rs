@@ -5,7 +5,9 @@
 //! <prefix>:lease:<key>  string fencing token of the instance regenerating the page (PX ttl)
 //! <prefix>:tag:<tag>    set    keys of the pages that carry the tag
 //! <prefix>:fence        string the last fencing token handed out (INCR)
-//! <prefix>:events       stream one entry per commit: k (key), g (generation), o (origin)
+//! <prefix>:events       stream one entry per commit: k (key), g (generation), o (origin);
+//!                              one per invalidation mark: k (key), m (mark JSON), o (origin)
+//! <prefix>:marks        hash   page key → its invalidation mark (JSON), until regenerated
 //! <prefix>:epoch        string random id written when the data set is new (lost data = new id)
 //! ```
 //!
@@ -60,6 +62,11 @@ impl RedisKeys {
     /// The event stream.
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
+    }
+
+    /// The invalidation marks of pages not regenerated since.
+    pub fn marks(&self) -> String {
+        format!("{}:marks", self.prefix)
     }
 
     /// The data set's epoch.

@@ -43,7 +43,7 @@ pub use keys::RedisKeys;
 use crate::encoding::Variants;
 use crate::metrics;
 use crate::route::PageKey;
-use crate::store::{PageKind, PageMeta};
+use crate::store::{Mark, PageKind, PageMeta};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -55,6 +55,9 @@ use std::time::Duration;
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(8);
 /// Entries the event stream keeps (approximately; older ones are trimmed).
 pub const EVENTS_KEPT: u64 = 100_000;
+
+/// Pages whose marks one Redis round trip publishes.
+const MARKS_PER_CALL: usize = 256;
 
 /// How to reach the shared tier.
 ///
@@ -470,6 +473,97 @@ impl SharedTier for RedisTier {
 
     fn follow_events(self: Arc<Self>, sink: std::sync::Weak<dyn EventSink>) {
         events::spawn_reader(self, sink);
+    }
+
+    fn publish_marks<'a>(
+        &'a self,
+        keys: &'a [PageKey],
+        mark: &'a Mark,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            let json = serde_json::to_string(mark).map_err(io::Error::other)?;
+            let (marks, events) = (self.keys.marks(), self.keys.events());
+            for chunk in keys.chunks(MARKS_PER_CALL) {
+                let mut pipe = redis::pipe();
+                for key in chunk {
+                    pipe.cmd("HSET")
+                        .arg(&marks)
+                        .arg(key.as_str())
+                        .arg(&json)
+                        .ignore();
+                    pipe.cmd("XADD")
+                        .arg(&events)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(EVENTS_KEPT)
+                        .arg("*")
+                        .arg("k")
+                        .arg(key.as_str())
+                        .arg("m")
+                        .arg(&json)
+                        .arg("o")
+                        .arg(&self.instance)
+                        .ignore();
+                }
+                let mut connection = self.connection.clone();
+                let () = self
+                    .call("publish_marks", TRANSFER_TIMEOUT, async {
+                        pipe.query_async(&mut connection).await
+                    })
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn clear_mark<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let _removed: u64 = self
+                .call("clear_mark", REQUEST_TIMEOUT, async {
+                    redis::cmd("HDEL")
+                        .arg(self.keys.marks())
+                        .arg(key.as_str())
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn marks(&self, limit: usize) -> BoxFuture<'_, io::Result<Vec<(String, Mark)>>> {
+        Box::pin(async move {
+            let hash = self.keys.marks();
+            let mut marks = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let mut connection = self.connection.clone();
+                let (next, chunk): (u64, Vec<(String, String)>) = self
+                    .call("marks", TRANSFER_TIMEOUT, async {
+                        redis::cmd("HSCAN")
+                            .arg(&hash)
+                            .arg(cursor)
+                            .arg("COUNT")
+                            .arg(512)
+                            .query_async(&mut connection)
+                            .await
+                    })
+                    .await?;
+                // A mark that does not parse (another version's) is left out.
+                marks.extend(
+                    chunk
+                        .into_iter()
+                        .filter_map(|(key, json)| Some((key, serde_json::from_str(&json).ok()?))),
+                );
+                if next == 0 || marks.len() >= limit {
+                    break;
+                }
+                cursor = next;
+            }
+            marks.truncate(limit);
+            Ok(marks)
+        })
     }
 
     fn instance(&self) -> &str {

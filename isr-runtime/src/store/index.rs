@@ -199,33 +199,24 @@ impl Index {
     /// Writes the row of `meta` now, durably, even while durability is deferred (the rows
     /// buffered before it are written first, so the order of writes holds).
     pub(super) fn put_durable(&self, meta: PageMeta) -> io::Result<()> {
-        let mut writer = self.lock_writer();
-        writer.pending.push(Op::Put(meta));
-        if !writer.deferred {
-            return writer.write_pending();
-        }
-        // `synchronous` is a connection setting: FULL for this one commit (which also makes the
-        // WAL frames of the deferred commits before it durable), then OFF again.
-        writer
-            .connection
-            .execute_batch("PRAGMA synchronous = FULL;")
-            .map_err(sql_error)?;
-        let written = writer.write_pending();
-        let restored = writer
-            .connection
-            .execute_batch("PRAGMA synchronous = OFF;")
-            .map_err(sql_error);
-        written.and(restored)
+        self.apply_durably(Op::Put(meta))
     }
 
     /// Sets (with `None`: clears) the mark of the rows of `keys`, durably and in one
     /// transaction, even while durability is deferred (after the rows buffered before it).
     pub(super) fn set_marks(&self, keys: Vec<String>, mark: Option<Mark>) -> io::Result<()> {
+        self.apply_durably(Op::Mark(keys, mark))
+    }
+
+    /// Writes `op` (after every buffered one) now and durably, deferred durability or not.
+    fn apply_durably(&self, op: Op) -> io::Result<()> {
         let mut writer = self.lock_writer();
-        writer.pending.push(Op::Mark(keys, mark));
+        writer.pending.push(op);
         if !writer.deferred {
             return writer.write_pending();
         }
+        // `synchronous` is a connection setting: FULL for this one commit (which also makes the
+        // WAL frames of the deferred commits before it durable), then OFF again.
         writer
             .connection
             .execute_batch("PRAGMA synchronous = FULL;")
