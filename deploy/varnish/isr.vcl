@@ -7,8 +7,10 @@ vcl 4.1;
 #   fetches the new one in the background — the same ISR rule, one tier further out. Both count
 #   from the page's generation, so a page with an `expire` is never served past it: an answer
 #   that arrives already stale keeps only what is left of its stale window. Past that, the
-#   request goes to isr, which serves the old page within the page's `stale_if_error` (marked)
-#   while its regeneration fails, and 503 after.
+#   request goes to isr (which serves the old page within the page's `stale_if_error`, marked,
+#   while its regeneration fails, and 503 after); when isr cannot be reached or answers 5xx,
+#   this cache serves its own copy within the page's `stale-if-error` (RFC 5861, counted from
+#   the end of `max-age`), never later.
 # - isr compresses pages itself (gzip and brotli): this file keeps one object per page and
 #   encoding (`br`, `gzip`, none) and passes the choice to isr, whatever `http_gzip_support` is.
 # - isr purges a page the moment it changes: `PURGE <path>` from an address in `purgers`
@@ -31,6 +33,11 @@ acl purgers {
 }
 
 sub vcl_recv {
+    # A request whose copy is past its stale-while-revalidate (see vcl_hit) fetches isr's
+    # answer now; after that fetch failed, it takes the copy within stale-if-error.
+    if (req.http.X-ISR-Refresh && !req.http.X-ISR-Stale-If-Error) {
+        set req.hash_always_miss = true;
+    }
     if (req.method == "PURGE") {
         if (client.ip !~ purgers) {
             return (synth(403, "Forbidden"));
@@ -90,18 +97,30 @@ sub vcl_backend_response {
                 regsub(beresp.http.CDN-Cache-Control, "^(.*[ ,])?max-age=([0-9]+).*$", "\2s"),
                 0s)
             - std.duration(regsub(beresp.http.Age, "^([0-9]+).*$", "\1s"), 0s);
+        # Two windows after max-age, both counted from its end: stale-while-revalidate (served
+        # at once, refetched in the background) and stale-if-error (served only when isr
+        # cannot answer). The object lives for the longer; vcl_hit tells them apart.
+        set beresp.http.X-ISR-SWR = "0s";
         if (beresp.http.CDN-Cache-Control ~ "stale-while-revalidate=[0-9]+") {
+            set beresp.http.X-ISR-SWR = regsub(beresp.http.CDN-Cache-Control,
+                "^.*stale-while-revalidate=([0-9]+).*$", "\1s");
+        }
+        set beresp.grace = std.duration(beresp.http.X-ISR-SWR, 0s);
+        if (beresp.http.CDN-Cache-Control ~ "stale-if-error=[0-9]+") {
             set beresp.grace = std.duration(
-                regsub(beresp.http.CDN-Cache-Control, "^.*stale-while-revalidate=([0-9]+).*$", "\1s"),
+                regsub(beresp.http.CDN-Cache-Control, "^.*stale-if-error=([0-9]+).*$", "\1s"),
                 0s);
-        } else {
-            set beresp.grace = 0s;
+            if (beresp.grace < std.duration(beresp.http.X-ISR-SWR, 0s)) {
+                set beresp.grace = std.duration(beresp.http.X-ISR-SWR, 0s);
+            }
         }
         # A page answered stale by isr arrives already stale (its age is past max-age): keep
-        # it for what is left of its stale window only (never past the page's `expire`), and
-        # fetch again on the next request.
+        # it for what is left of its windows only (never past the page's `expire` and
+        # `stale_if_error`), and fetch again on the next request.
         if (beresp.ttl < 0s) {
             set beresp.grace = beresp.grace + beresp.ttl;
+            set beresp.http.X-ISR-SWR =
+                "" + (std.duration(beresp.http.X-ISR-SWR, 0s) + beresp.ttl) + "s";
             set beresp.ttl = 0s;
         }
         if (beresp.grace < 0s) {
@@ -112,7 +131,32 @@ sub vcl_backend_response {
     }
 }
 
+sub vcl_hit {
+    if (obj.ttl >= 0s) {
+        return (deliver);
+    }
+    # Within stale-while-revalidate: the copy at once, isr's answer fetched in the background.
+    if (obj.ttl + std.duration(obj.http.X-ISR-SWR, 0s) > 0s) {
+        return (deliver);
+    }
+    # Within stale-if-error, after isr failed this request: the copy.
+    if (req.http.X-ISR-Stale-If-Error) {
+        return (deliver);
+    }
+    # Past stale-while-revalidate: isr's answer now (it decides what may still be served).
+    set req.http.X-ISR-Refresh = "1";
+    return (restart);
+}
+
 sub vcl_deliver {
+    # isr could not answer a request whose copy is past stale-while-revalidate: try the copy
+    # within stale-if-error (one more lookup; a copy past it is gone, and the 5xx stands).
+    if (resp.status >= 500 && req.http.X-ISR-Refresh && !req.http.X-ISR-Stale-If-Error
+            && req.restarts < 3) {
+        set req.http.X-ISR-Stale-If-Error = "1";
+        return (restart);
+    }
+    unset resp.http.X-ISR-SWR;
     if (resp.http.Vary ~ "X-ISR-Encoding") {
         set resp.http.Vary = "accept-encoding";
     }

@@ -3,7 +3,8 @@
 //! `stale_if_error`). The bench app's `/expiring` (revalidate 1 s, expire 2 s, stale-if-error
 //! 2 s) and `/expiring-strict` (no stale-if-error) are fetched through Varnish while their data
 //! source is down, so that the first version is the only one there can be: every `200` must be
-//! that version, requested while it was younger than its limit; after the limit, `503`.
+//! that version, requested while it was younger than its limit; after the limit, `503`. With
+//! isr itself down, Varnish serves its own copy within the page's `stale-if-error`, never after.
 
 use isr_tests::varnish::{varnish_available, Varnish};
 use isr_tests::{bench_binary, free_port, serving_on_a_free_port, BlogServer, SECRET};
@@ -191,4 +192,37 @@ async fn behind_varnish_no_page_is_served_past_expire_and_stale_if_error() {
         "past expire, isr served the old page under stale-if-error through Varnish"
     );
     assert_eq!(pages[1].marked_stale_if_error, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_isr_down_varnish_serves_its_copy_within_stale_if_error_and_never_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = dir.path().join("down");
+    let (server, varnish) = bench_behind_varnish(dir.path(), &down);
+    let client = reqwest::Client::new();
+    let mut page = Watch::start(&client, &varnish, "/expiring", Duration::from_secs(4)).await;
+    // isr itself is gone (the process stopped): only Varnish's copy is left.
+    drop(server);
+
+    let mut past_expire = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !page.refused_after_limit {
+        assert!(
+            Instant::now() < deadline,
+            "no 503 past the limit within 20 s"
+        );
+        let sent = Instant::now();
+        page.observe(&client, &varnish).await;
+        // Served after expire (2 s) with isr down: Varnish's own stale-if-error.
+        if sent.saturating_duration_since(page.generated_by) > Duration::from_millis(2_200)
+            && !page.refused_after_limit
+        {
+            past_expire += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        past_expire > 0,
+        "Varnish served its copy within stale-if-error while isr was down"
+    );
 }
