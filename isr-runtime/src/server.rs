@@ -4,7 +4,7 @@
 //! generated.
 
 use crate::encoding::Encoding;
-use crate::engine::{CachedPage, Engine, Served};
+use crate::engine::{CacheStatus, CachedPage, Engine, Served, Why};
 use crate::render::status_document;
 use crate::revalidate::{RevalidateRequest, Revalidation, MAX_AWAITED_PAGES};
 use crate::store::PageKind;
@@ -425,6 +425,14 @@ fn page_response(
         } => {
             let profile = cache_headers::version_profile(&page.meta, policy);
             let window = profile.window();
+            // A version served stale because an invalidation marked it is stale downstream
+            // too: its `age` is at least its window, so a cache keeps it only to serve stale.
+            let age = match &why {
+                Why::Invalidated(_) if cache == CacheStatus::Stale => {
+                    age.max(cache_headers::shared_lifetime(profile))
+                }
+                _ => age,
+            };
             let prebuilt = PageHeaders::of(&page, profile);
             let mut response = match &page.meta.kind {
                 PageKind::Page { .. } => {

@@ -61,6 +61,13 @@ async fn stale_marks_serve_the_old_page_once_and_expire_marks_make_the_next_requ
     let stale = server.get(POST).await;
     assert_eq!(stale.cache(), "STALE");
     assert!(stale.body.contains(POST_OLD_TEXT), "the old page at once");
+    // Stale downstream too: its `age` is at least its window (5 s), so a CDN keeps it only to
+    // serve it stale while it fetches the new one.
+    let age: u64 = stale
+        .header("age")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    assert!(age >= 5, "age {age}");
     let why = stale.header("cache-status").unwrap_or_default();
     assert!(
         why.contains(&format!("detail=\"invalidated (stale): path {POST}\"")),

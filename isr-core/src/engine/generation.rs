@@ -434,6 +434,13 @@ impl Engine {
                 ))
             }
         };
+        // A mark made after the loader started stays on the new version: written with its row.
+        let mut meta = meta;
+        meta.mark = self
+            .table
+            .mark_of(key.as_str())
+            .filter(|mark| mark.at_ms > started_at_ms)
+            .map(|mark| Mark::clone(&mark));
         // A build's writes may defer their durability to its final sync; every other
         // generation's write (a request's, during a background rebuild too) is durable now.
         let stored = if trigger == Trigger::Build {
@@ -462,13 +469,12 @@ impl Engine {
                 });
             }
         }
-        let mut meta = meta;
-        if let Some(mark) = kept_mark {
-            // Marked while the loader ran: the new version keeps the mark, on disk too.
+        if let Some(mark) = kept_mark.filter(|kept| meta.mark.as_ref() != Some(&**kept)) {
+            // Marked while the row was being written: the new version keeps it, on disk too.
             meta.mark = Some(Mark::clone(&mark));
             if let Err(error) = self
                 .store
-                .set_marks(vec![key.clone()], meta.mark.clone())
+                .set_marks(vec![(key.clone(), meta.mark.clone())])
                 .await
             {
                 tracing::warn!(path = %key, %error, "could not persist the invalidation mark of the new version; it holds until a restart");
@@ -483,7 +489,7 @@ impl Engine {
             drop(self.announce_change(key));
         }
         let page = Arc::new(CachedPage::new(meta, html, version));
-        self.hot.insert(key.clone(), page.clone());
+        self.make_resident(key, page.clone());
         self.caught_up(key);
         Ok(Made::Generated(page))
     }

@@ -392,7 +392,7 @@ impl Engine {
             if let PageKind::Page { bytes, .. } = snapshot.kind {
                 route.bytes += bytes;
             }
-            if state == PageState::Stale {
+            if matches!(state, PageState::Stale | PageState::Expired) {
                 let age = clocks.now_ms.saturating_sub(snapshot.generated_at_ms) / 1000;
                 oldest_stale_s = oldest_stale_s.max(Some(age));
             }

@@ -836,8 +836,18 @@ impl Engine {
     /// copy unused (a copy is served only while its version is the table's).
     fn keep_resident(&self, key: &PageKey, page: &Arc<CachedPage>, current: bool) {
         if current {
-            self.hot.insert(key.clone(), page.clone());
+            self.make_resident(key, page.clone());
         }
+    }
+
+    /// Makes `page` the resident copy of `key`, carrying over when a request last got the
+    /// page (a new version of a page requested a minute ago was requested a minute ago: what
+    /// an invalidation of mode `auto` reads).
+    pub(crate) fn make_resident(&self, key: &PageKey, page: Arc<CachedPage>) {
+        if let Some(old) = self.hot.peek(key.as_str()) {
+            page.served_like(&old);
+        }
+        self.hot.insert(key.clone(), page);
     }
 
     /// Starts a stale regeneration if a scheduler slot is free now; otherwise the page stays
@@ -936,49 +946,61 @@ impl Engine {
             .is_some_and(|page| page.version == snapshot.version && page.served_since(since))
     }
 
-    /// Marks the stored pages among `keys` (an invalidation of mode `stale` or `expire`): in
-    /// the page table at once (the next request sees it), then durably in the store (a restart
-    /// never brings the version back unmarked; a store that fails is logged, the mark holds in
-    /// memory), then through the shared tier, if any, for every instance (keys this instance
-    /// does not hold included). Returns the keys marked here: those stored.
-    pub(crate) async fn mark_pages(self: &Arc<Self>, keys: &[PageKey], mark: Mark) -> Vec<PageKey> {
-        let marked = self.mark_local(keys, &mark, false).await;
-        // Every instance hears of it (and one that missed the news finds it in the tier).
+    /// Marks pages (an invalidation of mode `stale` or `expire`): in the page table at once
+    /// (the next request sees it), durably in the store (a restart never brings the version
+    /// back unmarked), announced like a change (the CDN purges the page; the future of each
+    /// announcement is returned for those the caller waits for), then through the shared tier,
+    /// if any, for every instance (pages this one does not hold included). Returns the pages
+    /// marked here (stored; while the page table still loads, every page named, marked in the
+    /// store) and, when persisting failed, why (the marks then hold in memory only).
+    pub(crate) async fn mark_pages(
+        self: &Arc<Self>,
+        marks: Vec<(PageKey, Mark)>,
+    ) -> (Vec<PageKey>, Option<String>) {
+        let (marked, error) = self.mark_local(&marks, false).await;
         if let Some(tier) = self.shared_tier() {
-            if let Err(error) = tier.publish_marks(keys, &mark).await {
-                tracing::warn!(pages = keys.len(), %error, "could not publish invalidation marks through Redis; the other instances serve these pages until their window passes");
+            if let Err(error) = tier.publish_marks(&marks).await {
+                tracing::warn!(pages = marks.len(), %error, "could not publish invalidation marks through Redis; the other instances serve these pages until their window passes");
             }
         }
-        marked
+        (marked, error)
     }
 
-    /// Marks the stored pages among `keys` here: in the page table, then durably in the store
-    /// (see [`Engine::mark_pages`]; `only_older`: see `PageTable::mark`). Returns the keys
-    /// marked.
+    /// Marks the stored pages named here: in the page table, then durably in the store (see
+    /// [`Engine::mark_pages`]; `only_older`: see `PageTable::mark`). Returns the keys marked
+    /// and the store's error, if any.
     pub(crate) async fn mark_local(
         self: &Arc<Self>,
-        keys: &[PageKey],
-        mark: &Mark,
+        marks: &[(PageKey, Mark)],
         only_older: bool,
-    ) -> Vec<PageKey> {
-        let marked = self.table.mark(keys, mark, only_older);
-        // Persisted as the table holds them: an earlier `expire` mark is not weakened.
-        let mut groups: HashMap<Mark, Vec<PageKey>> = HashMap::new();
-        for key in &marked {
-            if let Some(held) = self.table.mark_of(key.as_str()) {
-                groups
-                    .entry(Mark::clone(&held))
-                    .or_default()
-                    .push(key.clone());
+    ) -> (Vec<PageKey>, Option<String>) {
+        let held = self.table.mark(marks, only_older);
+        let mut keys: Vec<PageKey> = held.iter().map(|(key, _)| key.clone()).collect();
+        // As the table holds them (an earlier `expire` is not weakened); while the table still
+        // loads, the store marks the rows not loaded yet (they load with their mark).
+        let mut persisted: Vec<(PageKey, Option<Mark>)> = held
+            .into_iter()
+            .map(|(key, mark)| (key, Some(Mark::clone(&mark))))
+            .collect();
+        if !only_older && !self.is_loaded() {
+            for (key, mark) in marks {
+                if !self.table.contains(key.as_str()) {
+                    persisted.push((key.clone(), Some(mark.clone())));
+                    keys.push(key.clone());
+                }
             }
         }
-        for (held, keys) in groups {
-            let count = keys.len();
-            if let Err(error) = self.store.set_marks(keys, Some(held)).await {
+        let count = persisted.len();
+        let error = match self.store.set_marks(persisted).await {
+            Ok(()) => None,
+            Err(error) => {
                 tracing::warn!(pages = count, %error, "could not persist invalidation marks; they hold until a restart");
+                Some(format!(
+                    "the mark could not be persisted (it holds until a restart): {error}"
+                ))
             }
-        }
-        marked
+        };
+        (keys, error)
     }
 
     /// Regenerates `key` for on-demand revalidation, merged with the other on-demand requests

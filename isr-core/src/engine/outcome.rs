@@ -241,21 +241,29 @@ pub enum Served {
     },
 }
 
-/// `text` as a structured-field string (RFC 8941 §3.3.3): quoted, `"` and `\` escaped, and
-/// every byte outside printable ASCII percent-encoded (a string holds nothing else).
+/// `text` as a structured-field string (RFC 8941 §3.3.3): quoted, `"` and `\` escaped,
+/// `%` and every byte outside printable ASCII percent-encoded (a string holds nothing else),
+/// at most [`MAX_DETAIL_BYTES`] of `text` (a tag may be long; a header should not be).
 fn sf_string(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 2);
+    let mut quoted = String::with_capacity(text.len().min(MAX_DETAIL_BYTES) + 5);
     quoted.push('"');
-    for byte in text.bytes() {
+    for byte in text.bytes().take(MAX_DETAIL_BYTES) {
         match byte {
             b'"' | b'\\' => {
                 quoted.push('\\');
                 quoted.push(byte as char);
             }
+            b'%' => quoted.push_str("%25"),
             0x20..=0x7e => quoted.push(byte as char),
             _ => quoted.push_str(&format!("%{byte:02X}")),
         }
     }
+    if text.len() > MAX_DETAIL_BYTES {
+        quoted.push_str("...");
+    }
     quoted.push('"');
     quoted
 }
+
+/// The most bytes of a cause `cache-status` names.
+const MAX_DETAIL_BYTES: usize = 200;

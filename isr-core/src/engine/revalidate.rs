@@ -144,8 +144,8 @@ pub enum RevalidationOutcome {
     NoRoute,
 }
 
-/// A request naming more pages than this is answered `202 Accepted` at once and finishes in
-/// the background.
+/// A request that would wait for more pages than this (regenerations, and the CDN purges of
+/// `expire` marks) is answered `202 Accepted` at once and finishes in the background.
 pub const MAX_AWAITED_PAGES: usize = 1_000;
 
 /// What an on-demand request got.
@@ -175,8 +175,9 @@ enum Target {
 /// What happens to one target.
 enum Action {
     Regenerate(PageKey),
-    /// Marked (`Some`: the key was stored and is marked now) or not stored (`None`).
-    Marked(PageKey, Option<MarkMode>),
+    /// Marked (`Some`: the key was stored and is marked now) or not stored (`None`), with
+    /// the store's error when the mark could not be persisted.
+    Marked(PageKey, Option<MarkMode>, Option<String>),
     NoRoute(String),
 }
 
@@ -268,7 +269,9 @@ pub async fn revalidate(
 }
 
 /// Like [`revalidate`], but answers [`Revalidation::Accepted`] without waiting when the request
-/// names more than `max_awaited` pages (the webhook uses [`MAX_AWAITED_PAGES`]).
+/// would wait for more than `max_awaited` pages: regenerations and the CDN purges of `expire`
+/// marks (the webhook uses [`MAX_AWAITED_PAGES`]). Marks are made before it answers, however
+/// many.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -298,9 +301,15 @@ pub async fn start(
     let targets = targets(engine, request).await;
     let count = targets.len();
     let actions = decide(engine, targets, request.mode).await;
-    let regenerations = actions
+    // What the answer would wait for: regenerations, and the CDN purges of `expire` marks.
+    let awaited = actions
         .iter()
-        .filter(|action| matches!(action, Action::Regenerate(_)))
+        .filter(|action| {
+            matches!(
+                action,
+                Action::Regenerate(_) | Action::Marked(_, Some(MarkMode::Expire), _)
+            )
+        })
         .count();
     // Every page to regenerate is queued for this request now, as it arrives (merged with the
     // other requests for it: see `engine::on_demand`); the runs start at most CONCURRENCY at
@@ -312,7 +321,7 @@ pub async fn start(
                 let run = engine.regenerate_on_demand(&key);
                 Queued::Run(key, run.boxed())
             }
-            Action::Marked(key, mode) => Queued::Marked(key, mode),
+            Action::Marked(key, mode, error) => Queued::Marked(key, mode, error),
             Action::NoRoute(path) => Queued::NoRoute(path),
         })
         .collect();
@@ -324,7 +333,9 @@ pub async fn start(
                 async move {
                     match queued {
                         Queued::NoRoute(path) => result_for(path, None),
-                        Queued::Marked(key, mode) => marked_result(&engine, key, mode).await,
+                        Queued::Marked(key, mode, error) => {
+                            marked_result(&engine, key, mode, error).await
+                        }
                         Queued::Run(key, run) => {
                             let outcome = run.await;
                             // The new version is in place: now the CDN may fetch it.
@@ -354,10 +365,10 @@ pub async fn start(
             .collect::<Vec<_>>()
             .await
     });
-    if regenerations > max_awaited {
+    if awaited > max_awaited {
         tracing::info!(
             pages = count,
-            regenerations,
+            awaited,
             "on-demand revalidation accepted; regenerating in the background"
         );
         return Revalidation::Accepted { accepted: count };
@@ -371,16 +382,16 @@ enum Queued {
         PageKey,
         futures::future::BoxFuture<'static, Option<Outcome>>,
     ),
-    Marked(PageKey, Option<MarkMode>),
+    Marked(PageKey, Option<MarkMode>, Option<String>),
     NoRoute(String),
 }
 
-/// What `mode` does to each target: regenerations, and marks made now (in the page table and
-/// the store, grouped by mode and cause), in request order.
+/// What `mode` does to each target: regenerations, and marks made now (in the page table, the
+/// store and the shared tier, all in one batch), in request order.
 async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMode) -> Vec<Action> {
     let now_ms = engine.now_ms();
     let mut actions = Vec::with_capacity(targets.len());
-    let mut to_mark: HashMap<(MarkMode, String), Vec<PageKey>> = HashMap::new();
+    let mut to_mark: Vec<(PageKey, Mark)> = Vec::new();
     for target in targets {
         let (key, cause) = match target {
             Target::NoRoute(path) => {
@@ -389,7 +400,8 @@ async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMo
             }
             Target::Key(key, cause) => (key, cause),
         };
-        let stored = engine.is_stored(&key);
+        // While the page table still loads, a page it lacks may be stored all the same.
+        let stored = engine.is_stored(&key) || !engine.is_loaded();
         let mark = match mode {
             InvalidationMode::Regenerate => None,
             InvalidationMode::Stale => Some(MarkMode::Stale),
@@ -400,23 +412,22 @@ async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMo
         match mark {
             None => actions.push(Action::Regenerate(key)),
             Some(mark) => {
-                to_mark.entry((mark, cause)).or_default().push(key.clone());
-                actions.push(Action::Marked(key, Some(mark)));
+                to_mark.push((key.clone(), Mark::new(mark, now_ms, cause)));
+                actions.push(Action::Marked(key, Some(mark), None));
             }
         }
     }
-    let mut marked: HashSet<PageKey> = HashSet::new();
-    for ((mode, cause), keys) in to_mark {
-        marked.extend(
-            engine
-                .mark_pages(&keys, Mark::new(mode, now_ms, cause))
-                .await,
-        );
+    if to_mark.is_empty() {
+        return actions;
     }
-    // A key that was not stored (or no longer is) was not marked.
+    let (marked, error) = engine.mark_pages(to_mark).await;
+    let marked: HashSet<PageKey> = marked.into_iter().collect();
     for action in &mut actions {
-        if let Action::Marked(key, mode) = action {
-            if !marked.contains(key) {
+        if let Action::Marked(key, mode, failed) = action {
+            if marked.contains(key) {
+                failed.clone_from(&error);
+            } else {
+                // Not stored (or no longer): nothing was marked.
                 *mode = None;
             }
         }
@@ -424,28 +435,31 @@ async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMo
     actions
 }
 
-/// The result of a marked page: an `expire` mark is announced like a change (the CDN purges
-/// it, so that its next request reaches isr) and answered once the first delivery went.
+/// The result of a marked page. Its mark is announced like a change (the CDN purges it, so
+/// that its next request reaches isr and gets what the mark says); an `expire` mark is
+/// answered once that first delivery went (its next request must see the new version).
 async fn marked_result(
     engine: &Arc<Engine>,
     key: PageKey,
     mode: Option<MarkMode>,
+    error: Option<String>,
 ) -> RevalidationResult {
-    let (outcome, purged) = match mode {
-        None => (RevalidationOutcome::NotStored, None),
-        Some(MarkMode::Stale) => (RevalidationOutcome::MarkedStale, None),
-        Some(MarkMode::Expire) => {
-            let purged = match engine.announce_change(&key) {
-                Some(delivered) => Some(delivered.await),
-                None => None,
-            };
-            (RevalidationOutcome::MarkedExpired, purged)
+    let announced = mode.and_then(|_| engine.announce_change(&key));
+    let (outcome, purged) = match (mode, announced) {
+        (None, _) => (RevalidationOutcome::NotStored, None),
+        (Some(MarkMode::Stale), announced) => {
+            drop(announced);
+            (RevalidationOutcome::MarkedStale, None)
         }
+        (Some(MarkMode::Expire), Some(delivered)) => {
+            (RevalidationOutcome::MarkedExpired, Some(delivered.await))
+        }
+        (Some(MarkMode::Expire), None) => (RevalidationOutcome::MarkedExpired, None),
     };
     RevalidationResult {
         path: key.to_string(),
         outcome,
-        error: None,
+        error,
         purged,
         shared: None,
     }

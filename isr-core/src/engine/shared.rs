@@ -118,15 +118,11 @@ impl Engine {
     /// Applies marks another instance made: each page stored here whose version was generated
     /// before its mark gets it (page table and store).
     async fn apply_marks(self: &Arc<Self>, marks: Vec<(String, Mark)>) {
-        let mut groups: HashMap<Mark, Vec<PageKey>> = HashMap::new();
-        for (key, mark) in marks {
-            if let Some((_, key)) = self.routes.page_of_key(&key) {
-                groups.entry(mark).or_default().push(key);
-            }
-        }
-        for (mark, keys) in groups {
-            self.mark_local(&keys, &mark, true).await;
-        }
+        let marks: Vec<(PageKey, Mark)> = marks
+            .into_iter()
+            .filter_map(|(key, mark)| Some((self.routes.page_of_key(&key)?.1, mark)))
+            .collect();
+        self.mark_local(&marks, true).await;
     }
 
     pub(super) fn shared_tier(&self) -> Option<&Arc<dyn SharedTier>> {
@@ -259,6 +255,15 @@ impl Engine {
         }
         meta.key = key.to_string();
         meta.route = def.path.to_string();
+        // A mark this instance holds stays on a version committed before it was made (the
+        // table keeps it the same way), written with the row so that a restart keeps it too.
+        // (A version whose loader began before the mark and ended after it clears it here; the
+        // instance that ran it keeps the mark, regenerates, and that version comes next.)
+        meta.mark = self
+            .table
+            .mark_of(key.as_str())
+            .filter(|mark| mark.at_ms > meta.generated_at_ms)
+            .map(|mark| Mark::clone(&mark));
         let body = match &meta.kind {
             crate::store::PageKind::Page { etag, bytes } => {
                 let (etag, bytes, body) = (*etag, *bytes, shared.body);
@@ -281,7 +286,7 @@ impl Engine {
         lock(&self.shared.pending).remove(key);
         self.negative.remove(key.as_str());
         let page = Arc::new(CachedPage::new(meta, body, version));
-        self.hot.insert(key.clone(), page.clone());
+        self.make_resident(key, page.clone());
         self.caught_up(key);
         metrics::shared_pull(reason);
         let run = super::LastRun::pulled(shared.origin, self.clock.now_ms(), reason);

@@ -393,15 +393,21 @@ impl PageTable {
         (version, inner.marks.get(key.as_str()).cloned())
     }
 
-    /// Marks the stored pages among `keys` (an invalidation's `stale` or `expire`); a page
-    /// already marked `expire` keeps that mode (a later `stale` does not weaken it).
-    /// `only_older`: only versions generated before the mark was made (another instance's
-    /// mark, which a version regenerated here since must not take). Returns the keys marked.
-    pub(super) fn mark(&self, keys: &[PageKey], mark: &Mark, only_older: bool) -> Vec<PageKey> {
+    /// Marks the stored pages named (an invalidation's `stale` or `expire`); a page already
+    /// marked `expire` keeps that mode (a later `stale` does not weaken it). A marked page's
+    /// backoff ends (the invalidation is a reason to try again; its failure count stays).
+    /// `only_older`: only versions generated before their mark was made (another instance's
+    /// mark, which a version regenerated here since must not take). Returns each page marked
+    /// with the mark it now holds.
+    pub(super) fn mark(
+        &self,
+        marks: &[(PageKey, Mark)],
+        only_older: bool,
+    ) -> Vec<(PageKey, Arc<Mark>)> {
         let mut inner = self.write();
         let inner = &mut *inner;
-        let mut marked = Vec::with_capacity(keys.len());
-        for key in keys {
+        let mut marked = Vec::with_capacity(marks.len());
+        for (key, mark) in marks {
             let Some((stored, entry)) = inner.entries.get_key_value(key.as_str()) else {
                 continue;
             };
@@ -415,8 +421,13 @@ impl PageTable {
                 },
                 _ => mark.clone(),
             };
-            inner.marks.insert(stored.clone(), Arc::new(merged));
-            marked.push(stored.clone());
+            let merged = Arc::new(merged);
+            let stored = stored.clone();
+            inner.marks.insert(stored.clone(), merged.clone());
+            if let Some(backoff) = inner.failing.get_mut(key.as_str()) {
+                backoff.retry_at_ms = 0;
+            }
+            marked.push((stored, merged));
         }
         marked
     }
@@ -577,7 +588,9 @@ impl Inner {
             }
         }
         // A mark made after this version's generation started stays on it; else the
-        // version's own (a row loaded with its mark) replaces it.
+        // version's own (a row loaded with its mark) replaces it. Strictly after: the data
+        // changed before the invalidation arrived, so a loader that started in the mark's own
+        // millisecond read the new data.
         let kept = self
             .marks
             .get(key.as_str())

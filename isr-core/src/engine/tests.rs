@@ -893,8 +893,8 @@ impl PageStore for FaultyStore {
     fn remove(&self, key: &PageKey) -> StoreFuture<()> {
         self.inner.remove(key)
     }
-    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<crate::store::Mark>) -> StoreFuture<()> {
-        self.inner.set_marks(keys, mark)
+    fn set_marks(&self, marks: Vec<(PageKey, Option<crate::store::Mark>)>) -> StoreFuture<()> {
+        self.inner.set_marks(marks)
     }
     fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>> {
         self.inner.keys_with_tag(tag)
@@ -991,8 +991,8 @@ impl PageStore for SlowLoadStore {
     fn remove(&self, key: &PageKey) -> StoreFuture<()> {
         self.inner.remove(key)
     }
-    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<crate::store::Mark>) -> StoreFuture<()> {
-        self.inner.set_marks(keys, mark)
+    fn set_marks(&self, marks: Vec<(PageKey, Option<crate::store::Mark>)>) -> StoreFuture<()> {
+        self.inner.set_marks(marks)
     }
     fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>> {
         self.inner.keys_with_tag(tag)
@@ -1278,8 +1278,13 @@ async fn an_expire_mark_makes_the_next_request_wait_for_the_new_version() {
         crate::RevalidationOutcome::MarkedExpired
     );
     assert_eq!(s.calls(), 1);
-    let (cache, body) = h.get("/t/mark-expire").await;
-    assert_eq!(cache, Some(CacheStatus::Expired));
+    let (cache, why) = why_of(&h, "/t/mark-expire").await;
+    assert_eq!(cache, CacheStatus::Expired);
+    assert!(
+        matches!(why, Why::Invalidated(ref m) if m.mode == MarkMode::Expire),
+        "{why:?}"
+    );
+    let (_, body) = h.get("/t/mark-expire").await;
     assert!(body.contains("saved"), "read-your-own-writes: {body}");
     assert_eq!(h.get("/t/mark-expire").await.0, Some(CacheStatus::Hit));
     // When the regeneration fails, the old page is kept (it is within its own policy).
@@ -1298,9 +1303,11 @@ async fn auto_regenerates_what_was_requested_lately_and_marks_the_rest_stale() {
     let cold = script("auto-cold", Mode::Page("cold v1"));
     h.get("/t/auto-hot").await;
     h.get("/t/auto-cold").await;
-    // Eleven minutes on, only the hot page is requested again.
+    // Eleven minutes on, only the hot page is requested again (stale: the version that
+    // replaces it keeps the page's last request time).
     h.clock.advance_ms(11 * 60 * 1000);
     h.get("/t/auto-hot").await;
+    h.wait_idle().await;
     h.clock.advance_ms(1_000);
     hot.set(Mode::Page("hot v2"));
     cold.set(Mode::Page("cold v2"));
@@ -1315,6 +1322,10 @@ async fn auto_regenerates_what_was_requested_lately_and_marks_the_rest_stale() {
         crate::RevalidationOutcome::MarkedStale
     );
     assert_eq!((hot.calls(), cold.calls()), (3, 1));
+    // Regenerated just now by the invalidation, and requested before: still recent.
+    let results = invalidate(&h, InvalidationMode::Auto, &["/t/auto-hot"], &[]).await;
+    assert_eq!(results[0].outcome, crate::RevalidationOutcome::Regenerated);
+    assert_eq!(hot.calls(), 4);
     let counts = crate::revalidate::counts(&results);
     assert_eq!(counts[&crate::RevalidationOutcome::Regenerated], 1);
     // A path never stored is generated at once (a new page named by the CMS).
@@ -1365,4 +1376,25 @@ async fn a_mark_survives_a_restart_and_a_generation_that_started_before_it() {
     assert!(matches!(why, Why::Invalidated(_)), "{why:?}");
     let (cache, body) = restarted.eventually_contains("/t/mark-race", "v3").await;
     assert_eq!(cache, Some(CacheStatus::Hit), "{body}");
+}
+
+#[tokio::test]
+async fn a_mark_ends_the_backoff_of_a_failing_page() {
+    use crate::revalidate::InvalidationMode;
+    let h = harness().await;
+    let s = script("mark-backoff", Mode::Page("v1"));
+    h.get("/t/mark-backoff").await;
+    // Its last regeneration failed: backing off (no new attempt for a while).
+    s.set(Mode::Fail);
+    h.clock.advance_ms(10_000);
+    h.get("/t/mark-backoff").await;
+    h.wait_idle().await;
+    assert_eq!(s.calls(), 2);
+    // The data is fixed and the CMS says so: the next request waits for the new version, the
+    // backoff notwithstanding (read-your-own-writes).
+    s.set(Mode::Page("v2"));
+    invalidate(&h, InvalidationMode::Expire, &["/t/mark-backoff"], &[]).await;
+    let (cache, body) = h.get("/t/mark-backoff").await;
+    assert_eq!(cache, Some(CacheStatus::Expired));
+    assert!(body.contains("v2"), "{body}");
 }

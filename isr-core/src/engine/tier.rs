@@ -76,14 +76,10 @@ pub trait SharedTier: Send + Sync + 'static {
     /// Starts applying other instances' commits to `sink`, until the sink is dropped.
     fn follow_events(self: Arc<Self>, sink: Weak<dyn EventSink>);
 
-    /// Publishes an invalidation's `mark` on `keys`: kept in the tier (an instance that missed
-    /// the news finds it when it re-checks: [`SharedTier::marks`]) and announced to every
-    /// instance ([`EventSink::page_marked`]).
-    fn publish_marks<'a>(
-        &'a self,
-        keys: &'a [PageKey],
-        mark: &'a Mark,
-    ) -> BoxFuture<'a, io::Result<()>>;
+    /// Publishes an invalidation's mark on each page named: kept in the tier (an instance
+    /// that missed the news finds it when it re-checks: [`SharedTier::marks`]) and announced to
+    /// every instance ([`EventSink::page_marked`]).
+    fn publish_marks<'a>(&'a self, marks: &'a [(PageKey, Mark)]) -> BoxFuture<'a, io::Result<()>>;
 
     /// Forgets `key`'s mark (a regeneration that started after it replaced the version).
     fn clear_mark<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<()>>;

@@ -71,6 +71,15 @@ impl CachedPage {
         }
     }
 
+    /// Takes `other`'s last request time when it is later (the copy this one replaces).
+    pub(crate) fn served_like(&self, other: &CachedPage) {
+        let theirs = other
+            .last_served_s
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.last_served_s
+            .fetch_max(theirs, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Whether a request was answered with this version at or after `monotonic_ms`.
     pub(crate) fn served_since(&self, monotonic_ms: u64) -> bool {
         let last = self

@@ -55,11 +55,11 @@ impl PageStore for MemoryStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<super::Mark>) -> StoreFuture<()> {
+    fn set_marks(&self, marks: Vec<(PageKey, Option<super::Mark>)>) -> StoreFuture<()> {
         let mut pages = self.lock();
-        for key in &keys {
+        for (key, mark) in marks {
             if let Some((meta, _)) = pages.get_mut(key.as_str()) {
-                meta.mark = mark.clone();
+                meta.mark = mark;
             }
         }
         Box::pin(async { Ok(()) })

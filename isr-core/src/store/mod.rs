@@ -118,11 +118,11 @@ pub trait PageStore: Send + Sync + 'static {
     /// Forgets a page entirely (body and metadata).
     fn remove(&self, key: &PageKey) -> StoreFuture<()>;
 
-    /// Sets (with `None`: clears) the invalidation mark ([`PageMeta::mark`]) of the stored
-    /// pages among `keys`, durably and at once for all of them (one transaction); keys not
-    /// stored are skipped. An invalidation of mode `stale` or `expire` calls it, so that a
-    /// restart never brings an invalidated version back as fresh.
-    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<Mark>) -> StoreFuture<()>;
+    /// Sets (with `None`: clears) the invalidation mark ([`PageMeta::mark`]) of each stored
+    /// page named, durably and at once for all of them (one transaction); keys not stored are
+    /// skipped. An invalidation of mode `stale` or `expire` calls it, so that a restart never
+    /// brings an invalidated version back as fresh.
+    fn set_marks(&self, marks: Vec<(PageKey, Option<Mark>)>) -> StoreFuture<()>;
 
     /// Keys of the stored pages that carry `tag` (an indexed lookup, not a scan).
     fn keys_with_tag(&self, tag: &str) -> StoreFuture<Vec<String>>;

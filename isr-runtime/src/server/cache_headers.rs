@@ -183,6 +183,11 @@ pub fn cdn_cache_control(profile: CacheProfile) -> HeaderValue {
     header_value(value)
 }
 
+/// How long a shared cache keeps a page of `profile` before it is stale (`s-maxage`).
+pub(crate) fn shared_lifetime(profile: CacheProfile) -> Duration {
+    Duration::from_secs(shared_max_age(profile))
+}
+
 /// How long a shared cache keeps a page before asking again: its window, capped at `expire`
 /// (the `expire` itself, or a year, for a page that never goes stale by time), and at a year.
 fn shared_max_age(profile: CacheProfile) -> u64 {

@@ -475,17 +475,13 @@ impl SharedTier for RedisTier {
         events::spawn_reader(self, sink);
     }
 
-    fn publish_marks<'a>(
-        &'a self,
-        keys: &'a [PageKey],
-        mark: &'a Mark,
-    ) -> BoxFuture<'a, io::Result<()>> {
+    fn publish_marks<'a>(&'a self, marked: &'a [(PageKey, Mark)]) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move {
-            let json = serde_json::to_string(mark).map_err(io::Error::other)?;
             let (marks, events) = (self.keys.marks(), self.keys.events());
-            for chunk in keys.chunks(MARKS_PER_CALL) {
+            for chunk in marked.chunks(MARKS_PER_CALL) {
                 let mut pipe = redis::pipe();
-                for key in chunk {
+                for (key, mark) in chunk {
+                    let json = serde_json::to_string(mark).map_err(io::Error::other)?;
                     pipe.cmd("HSET")
                         .arg(&marks)
                         .arg(key.as_str())

@@ -584,10 +584,13 @@ impl PageStore for FsStore {
         })
     }
 
-    fn set_marks(&self, keys: Vec<PageKey>, mark: Option<Mark>) -> StoreFuture<()> {
-        let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+    fn set_marks(&self, marks: Vec<(PageKey, Option<Mark>)>) -> StoreFuture<()> {
+        let marks: Vec<(String, Option<Mark>)> = marks
+            .into_iter()
+            .map(|(key, mark)| (key.to_string(), mark))
+            .collect();
         self.blocking(move |inner| match inner.index(false)? {
-            Some(index) => index.set_marks(keys, mark),
+            Some(index) => index.set_marks(marks),
             None => Ok(()),
         })
     }

@@ -50,8 +50,8 @@ CREATE INDEX IF NOT EXISTS page_tags_by_key ON page_tags (key);
 enum Op {
     Put(PageMeta),
     Remove(String),
-    /// Sets (or clears) the mark of these keys' rows.
-    Mark(Vec<String>, Option<Mark>),
+    /// Sets (or clears) the mark of each key's row.
+    Mark(Vec<(String, Option<Mark>)>),
 }
 
 /// The open index: one writer connection, one reader connection (WAL lets them run together);
@@ -202,10 +202,10 @@ impl Index {
         self.apply_durably(Op::Put(meta))
     }
 
-    /// Sets (with `None`: clears) the mark of the rows of `keys`, durably and in one
-    /// transaction, even while durability is deferred (after the rows buffered before it).
-    pub(super) fn set_marks(&self, keys: Vec<String>, mark: Option<Mark>) -> io::Result<()> {
-        self.apply_durably(Op::Mark(keys, mark))
+    /// Sets (with `None`: clears) the mark of each key's row, durably and in one transaction,
+    /// even while durability is deferred (after the rows buffered before it).
+    pub(super) fn set_marks(&self, marks: Vec<(String, Option<Mark>)>) -> io::Result<()> {
+        self.apply_durably(Op::Mark(marks))
     }
 
     /// Writes `op` (after every buffered one) now and durably, deferred durability or not.
@@ -297,13 +297,13 @@ impl Writer {
                         .execute([key])
                         .map_err(sql_error)?;
                 }
-                Op::Mark(keys, mark) => {
-                    let (mode, at_ms, cause) = mark_columns(mark.as_ref());
+                Op::Mark(marks) => {
                     let mut update = cached(
                         &transaction,
                         "UPDATE pages SET mark_mode = ?1, mark_at_ms = ?2, mark_cause = ?3 WHERE key = ?4",
                     )?;
-                    for key in keys {
+                    for (key, mark) in marks {
+                        let (mode, at_ms, cause) = mark_columns(mark.as_ref());
                         update
                             .execute(params![mode, at_ms, cause, key])
                             .map_err(sql_error)?;
@@ -567,14 +567,17 @@ mod tests {
         // A mark set on a row reads back; cleared, it is gone; a key with no row is skipped.
         let mark = Mark::new(MarkMode::Expire, 1_700_000_000_999, "tag posts");
         index
-            .set_marks(vec!["/later".into(), "/none".into()], Some(mark.clone()))
+            .set_marks(vec![
+                ("/later".into(), Some(mark.clone())),
+                ("/none".into(), Some(mark.clone())),
+            ])
             .unwrap();
         drop(index);
         let index = Index::open(&path).unwrap();
         assert_eq!(index.get("/later").unwrap().unwrap().mark, Some(mark));
         assert_eq!(index.get("/gone").unwrap().unwrap().mark, None);
         assert!(index.get("/none").unwrap().is_none());
-        index.set_marks(vec!["/later".into()], None).unwrap();
+        index.set_marks(vec![("/later".into(), None)]).unwrap();
         assert_eq!(index.get("/later").unwrap().unwrap().mark, None);
     }
 }
