@@ -33,10 +33,21 @@ acl purgers {
 }
 
 sub vcl_recv {
+    # These say how this cache handles a request on its restarts: a client never sets them
+    # (forcing a fetch for every request, or a stale copy).
+    if (req.restarts == 0) {
+        unset req.http.X-ISR-Refresh;
+        unset req.http.X-ISR-Stale-If-Error;
+    }
     # A request whose copy is past its stale-while-revalidate (see vcl_hit) fetches isr's
-    # answer now; after that fetch failed, it takes the copy within stale-if-error.
+    # answer now (no grace: a miss that replaces the copy when it succeeds, and that requests
+    # for the same page wait on together); after that fetch failed, it takes the copy within
+    # stale-if-error.
     if (req.http.X-ISR-Refresh && !req.http.X-ISR-Stale-If-Error) {
-        set req.hash_always_miss = true;
+        set req.grace = 0s;
+    } elsif (req.http.X-ISR-Stale-If-Error) {
+        # The limit of the refresh pass no longer holds: the object's own grace does.
+        set req.grace = 3650d;
     }
     if (req.method == "PURGE") {
         if (client.ip !~ purgers) {
@@ -69,6 +80,9 @@ sub vcl_recv {
 }
 
 sub vcl_backend_fetch {
+    # This cache's own bookkeeping is not isr's business.
+    unset bereq.http.X-ISR-Refresh;
+    unset bereq.http.X-ISR-Stale-If-Error;
     # Varnish rewrites Accept-Encoding to gzip on a miss when http_gzip_support is on: ask isr
     # for the encoding this object is for.
     if (bereq.http.X-ISR-Encoding == "identity") {
@@ -132,7 +146,9 @@ sub vcl_backend_response {
 }
 
 sub vcl_hit {
-    if (obj.ttl >= 0s) {
+    # Fresh, or an object this file did not give windows to (assets, or one cached before
+    # this file was loaded): Varnish's own rules.
+    if (obj.ttl >= 0s || !obj.http.X-ISR-SWR) {
         return (deliver);
     }
     # Within stale-while-revalidate: the copy at once, isr's answer fetched in the background.
@@ -151,8 +167,7 @@ sub vcl_hit {
 sub vcl_deliver {
     # isr could not answer a request whose copy is past stale-while-revalidate: try the copy
     # within stale-if-error (one more lookup; a copy past it is gone, and the 5xx stands).
-    if (resp.status >= 500 && req.http.X-ISR-Refresh && !req.http.X-ISR-Stale-If-Error
-            && req.restarts < 3) {
+    if (resp.status >= 500 && req.http.X-ISR-Refresh && !req.http.X-ISR-Stale-If-Error) {
         set req.http.X-ISR-Stale-If-Error = "1";
         return (restart);
     }

@@ -226,3 +226,26 @@ async fn with_isr_down_varnish_serves_its_copy_within_stale_if_error_and_never_a
         "Varnish served its copy within stale-if-error while isr was down"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_ask_varnish_for_a_stale_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, varnish) = bench_behind_varnish(dir.path(), &dir.path().join("down"));
+    let client = reqwest::Client::new();
+    let first = through(&client, &varnish, "/expiring").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let generated_by = Instant::now();
+    // Past expire (2 s), isr up: the answer is a new version, whatever the request claims
+    // about how this cache handles it (headers the VCL sets for itself on its restarts).
+    tokio::time::sleep((generated_by + Duration::from_millis(2_300)) - Instant::now()).await;
+    let forged = client
+        .get(varnish.url("/expiring"))
+        .header("x-isr-stale-if-error", "1")
+        .header("x-isr-refresh", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 200);
+    let body = forged.text().await.unwrap();
+    assert_ne!(title(&body), title(&first.body), "never the expired copy");
+}

@@ -642,5 +642,12 @@ async fn a_mark_made_on_one_instance_holds_on_the_others_and_on_one_that_was_dow
     // regenerated, /items/1 by b).
     let again = c.get("/items/2").await;
     assert_eq!(again.cache(), "HIT", "{:?}", again.headers);
-    wait_for_redis(&cluster.redis, "HLEN bench:marks", ":0").await;
+    for page in ["/items/1", "/items/2"] {
+        wait_for_redis(
+            &cluster.redis,
+            &format!("HEXISTS bench:page:{page} mark"),
+            ":0",
+        )
+        .await;
+    }
 }

@@ -4,7 +4,7 @@
 
 use super::negative::Remembered;
 use super::scheduler::Slot;
-use super::shared::{Coordination, Superseded};
+use super::shared::{Coordination, LoaderRun, Superseded};
 use super::tier::Lease;
 use super::{CachedPage, Engine, FailureKind, Outcome, StartSlot, Trigger, NOT_FOUND_RECHECK};
 use crate::backoff;
@@ -420,7 +420,17 @@ impl Engine {
             started_at_ms,
         } = produced;
         let meta = match self
-            .commit_shared(key, def, lease, meta, html.as_ref(), trigger)
+            .commit_shared(
+                key,
+                def,
+                lease,
+                meta,
+                html.as_ref(),
+                LoaderRun {
+                    trigger,
+                    started_at_ms,
+                },
+            )
             .await
         {
             Ok(meta) => meta,
@@ -434,13 +444,15 @@ impl Engine {
                 ))
             }
         };
-        // A mark made after the loader started stays on the new version: written with its row.
+        // A mark made after the loader started stays on the new version (this instance's, or
+        // one Redis kept): written with its row.
         let mut meta = meta;
-        meta.mark = self
+        let local = self
             .table
             .mark_of(key.as_str())
             .filter(|mark| mark.at_ms > started_at_ms)
             .map(|mark| Mark::clone(&mark));
+        meta.mark = local.or(meta.mark.take());
         // A build's writes may defer their durability to its final sync; every other
         // generation's write (a request's, during a background rebuild too) is durable now.
         let stored = if trigger == Trigger::Build {
@@ -454,21 +466,8 @@ impl Engine {
                 format!("could not store the page: {e}"),
             )
         })?;
-        let before = self.table.snapshot(key.as_str());
-        let had_mark = before.as_ref().is_some_and(|s| s.mark.is_some());
-        let before = before.map(|s| s.kind);
+        let before = self.table.snapshot(key.as_str()).map(|s| s.kind);
         let (version, kept_mark) = self.table.commit_generation(key, def, &meta, started_at_ms);
-        if had_mark && kept_mark.is_none() {
-            // The marked version is replaced: the tier forgets the mark too.
-            if let Some(tier) = self.shared_tier().cloned() {
-                let page = key.clone();
-                self.spawn_background(async move {
-                    if let Err(error) = tier.clear_mark(&page).await {
-                        tracing::debug!(path = %page, %error, "could not clear the page's mark in Redis");
-                    }
-                });
-            }
-        }
         if let Some(mark) = kept_mark.filter(|kept| meta.mark.as_ref() != Some(&**kept)) {
             // Marked while the row was being written: the new version keeps it, on disk too.
             meta.mark = Some(Mark::clone(&mark));

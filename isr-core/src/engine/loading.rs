@@ -151,7 +151,10 @@ pub(super) fn fill_in_background(
         if let Some(engine) = engine.upgrade() {
             engine.table.shrink_to_fit();
             engine.loading.finish(true);
+            engine.table.drop_pending_marks();
             log_loaded(&engine.table, ignored, started);
+            // Pages committed or marked elsewhere while this instance was away.
+            engine.recheck_shared();
         }
     });
 }

@@ -292,6 +292,11 @@ impl Engine {
         self.serving.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Whether changes are announced to a listener (a CDN purger).
+    pub(crate) fn announces_changes(&self) -> bool {
+        self.changes.is_some()
+    }
+
     /// Announces that `key` changed; `None` when nobody listens. The future says whether the
     /// first delivery succeeded.
     pub(crate) fn announce_change(&self, key: &PageKey) -> Option<BoxFuture<'static, bool>> {
@@ -948,25 +953,35 @@ impl Engine {
 
     /// Marks pages (an invalidation of mode `stale` or `expire`): in the page table at once
     /// (the next request sees it), durably in the store (a restart never brings the version
-    /// back unmarked), announced like a change (the CDN purges the page; the future of each
-    /// announcement is returned for those the caller waits for), then through the shared tier,
-    /// if any, for every instance (pages this one does not hold included). Returns the pages
-    /// marked here (stored; while the page table still loads, every page named, marked in the
-    /// store) and, when persisting failed, why (the marks then hold in memory only).
+    /// back unmarked), then through the shared tier, if any, on the pages it holds, for every
+    /// instance. Returns the pages marked (here, or in the shared tier for the other
+    /// instances) and, when persisting failed, why (the marks then hold in memory only).
     pub(crate) async fn mark_pages(
         self: &Arc<Self>,
         marks: Vec<(PageKey, Mark)>,
     ) -> (Vec<PageKey>, Option<String>) {
-        let (marked, error) = self.mark_local(&marks, false).await;
+        let (mut marked, error) = self.mark_local(&marks, false).await;
         if let Some(tier) = self.shared_tier() {
-            if let Err(error) = tier.publish_marks(&marks).await {
-                tracing::warn!(pages = marks.len(), %error, "could not publish invalidation marks through Redis; the other instances serve these pages until their window passes");
+            match tier.publish_marks(&marks).await {
+                Ok(shared) => {
+                    let here: HashSet<PageKey> = marked.iter().cloned().collect();
+                    marked.extend(
+                        shared
+                            .iter()
+                            .filter_map(|key| Some(self.routes.page_of_key(key)?.1))
+                            .filter(|key| !here.contains(key)),
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(pages = marks.len(), %error, "could not publish invalidation marks through Redis; the other instances serve these pages until their window passes")
+                }
             }
         }
         (marked, error)
     }
 
-    /// Marks the stored pages named here: in the page table, then durably in the store (see
+    /// Marks the stored pages named here: in the page table (while it still fills, a page not
+    /// loaded yet is marked when its row arrives), then durably in the store (see
     /// [`Engine::mark_pages`]; `only_older`: see `PageTable::mark`). Returns the keys marked
     /// and the store's error, if any.
     pub(crate) async fn mark_local(
@@ -974,21 +989,25 @@ impl Engine {
         marks: &[(PageKey, Mark)],
         only_older: bool,
     ) -> (Vec<PageKey>, Option<String>) {
-        let held = self.table.mark(marks, only_older);
+        let loading = !self.is_loaded();
+        let held = self.table.mark(marks, only_older, loading);
         let mut keys: Vec<PageKey> = held.iter().map(|(key, _)| key.clone()).collect();
         // As the table holds them (an earlier `expire` is not weakened); while the table still
-        // loads, the store marks the rows not loaded yet (they load with their mark).
+        // loads, the store marks the rows not loaded yet too (a restart keeps them).
         let mut persisted: Vec<(PageKey, Option<Mark>)> = held
             .into_iter()
             .map(|(key, mark)| (key, Some(Mark::clone(&mark))))
             .collect();
-        if !only_older && !self.is_loaded() {
+        if !only_older && loading {
             for (key, mark) in marks {
                 if !self.table.contains(key.as_str()) {
                     persisted.push((key.clone(), Some(mark.clone())));
                     keys.push(key.clone());
                 }
             }
+        }
+        if persisted.is_empty() {
+            return (keys, None);
         }
         let count = persisted.len();
         let error = match self.store.set_marks(persisted).await {

@@ -301,14 +301,14 @@ pub async fn start(
     let targets = targets(engine, request).await;
     let count = targets.len();
     let actions = decide(engine, targets, request.mode).await;
-    // What the answer would wait for: regenerations, and the CDN purges of `expire` marks.
+    // What the answer would wait for: regenerations, and the CDN purges of marks.
+    let purges = engine.announces_changes();
     let awaited = actions
         .iter()
-        .filter(|action| {
-            matches!(
-                action,
-                Action::Regenerate(_) | Action::Marked(_, Some(MarkMode::Expire), _)
-            )
+        .filter(|action| match action {
+            Action::Regenerate(_) => true,
+            Action::Marked(_, Some(_), _) => purges,
+            _ => false,
         })
         .count();
     // Every page to regenerate is queued for this request now, as it arrives (merged with the
@@ -436,8 +436,10 @@ async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMo
 }
 
 /// The result of a marked page. Its mark is announced like a change (the CDN purges it, so
-/// that its next request reaches isr and gets what the mark says); an `expire` mark is
-/// answered once that first delivery went (its next request must see the new version).
+/// that its next request reaches isr and gets what the mark says), and answered once that
+/// first delivery went (so a large invalidation fills the purge queue no faster than it
+/// drains; `purged` says so for an `expire` mark, whose next request must see the new
+/// version).
 async fn marked_result(
     engine: &Arc<Engine>,
     key: PageKey,
@@ -448,7 +450,9 @@ async fn marked_result(
     let (outcome, purged) = match (mode, announced) {
         (None, _) => (RevalidationOutcome::NotStored, None),
         (Some(MarkMode::Stale), announced) => {
-            drop(announced);
+            if let Some(delivered) = announced {
+                delivered.await;
+            }
             (RevalidationOutcome::MarkedStale, None)
         }
         (Some(MarkMode::Expire), Some(delivered)) => {

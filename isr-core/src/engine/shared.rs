@@ -31,9 +31,6 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 /// Pages whose newer generation is announced but not pulled yet, at most; more start a full
 /// re-check instead.
 const MAX_BEHIND: usize = 100_000;
-/// The most marks read back from the shared tier at once (when joining, or re-checking after
-/// events may have been missed).
-const MAX_SHARED_MARKS: usize = 200_000;
 /// Keys per pipelined generation check of the re-check.
 const RESYNC_CHUNK: usize = 256;
 /// Pause of the re-check while Redis does not answer.
@@ -93,26 +90,19 @@ impl Engine {
         if self.shared.tier.set(tier.clone()).is_ok() {
             let sink: Arc<dyn EventSink> = self.clone();
             tier.follow_events(Arc::downgrade(&sink));
-            // Marks made while this instance was away.
-            self.apply_shared_marks();
+            // Pages committed or marked while this instance was away (once the page table
+            // is whole: a table still filling is re-checked when it is).
+            if self.is_loaded() {
+                self.start_recheck();
+            }
         }
     }
 
-    /// Applies the marks the shared tier holds (in the background): what an instance that
-    /// joins, or that may have missed events, does.
-    fn apply_shared_marks(self: &Arc<Self>) {
-        let Some(tier) = self.shared_tier().cloned() else {
-            return;
-        };
-        let engine = self.clone();
-        self.spawn_background(async move {
-            match tier.marks(MAX_SHARED_MARKS).await {
-                Ok(marks) => engine.apply_marks(marks).await,
-                Err(error) => {
-                    tracing::warn!(%error, "could not read the invalidation marks in Redis")
-                }
-            }
-        });
+    /// Re-checks every local page against the shared tier, if any (see `start_recheck`).
+    pub(super) fn recheck_shared(self: &Arc<Self>) {
+        if self.shared_tier().is_some() {
+            self.start_recheck();
+        }
     }
 
     /// Applies marks another instance made: each page stored here whose version was generated
@@ -257,13 +247,14 @@ impl Engine {
         meta.route = def.path.to_string();
         // A mark this instance holds stays on a version committed before it was made (the
         // table keeps it the same way), written with the row so that a restart keeps it too.
-        // (A version whose loader began before the mark and ended after it clears it here; the
-        // instance that ran it keeps the mark, regenerates, and that version comes next.)
-        meta.mark = self
+        let local = self
             .table
             .mark_of(key.as_str())
             .filter(|mark| mark.at_ms > meta.generated_at_ms)
             .map(|mark| Mark::clone(&mark));
+        // Redis's mark (kept by the commit when made after the version's loader started) or
+        // this instance's own.
+        meta.mark = local.or(meta.mark.take());
         let body = match &meta.kind {
             crate::store::PageKind::Page { etag, bytes } => {
                 let (etag, bytes, body) = (*etag, *bytes, shared.body);
@@ -303,8 +294,12 @@ impl Engine {
         lease: Option<Lease>,
         mut meta: PageMeta,
         body: Option<&crate::encoding::Variants>,
-        trigger: Trigger,
+        run: LoaderRun,
     ) -> Result<PageMeta, Superseded> {
+        let LoaderRun {
+            trigger,
+            started_at_ms,
+        } = run;
         let Some(tier) = self.shared_tier() else {
             return Ok(meta);
         };
@@ -321,13 +316,16 @@ impl Engine {
                 // when it stops being valid (that time may have moved: Redis must get it).
                 trigger == Trigger::Build && meta.valid_until_ms.is_none(),
                 self.age_of(&meta),
+                started_at_ms,
             )
             .await
         {
-            Ok(Commit::Written { generation }) => {
+            Ok(Commit::Written { generation, mark }) => {
                 lease.released_by_commit();
                 lock(&self.shared.pending).remove(key);
                 meta.generation = generation;
+                // A mark made (anywhere) after this loader started stays on the version.
+                meta.mark = mark;
                 Ok(meta)
             }
             Ok(Commit::Unchanged { stored_generation }) => {
@@ -396,7 +394,14 @@ impl Engine {
                 mark: None,
             };
             match tier
-                .commit(lease.token(), &tombstone, None, false, Duration::ZERO)
+                .commit(
+                    lease.token(),
+                    &tombstone,
+                    None,
+                    false,
+                    Duration::ZERO,
+                    u64::MAX,
+                )
                 .await
             {
                 Ok(Commit::Written { .. } | Commit::Unchanged { .. }) => {
@@ -516,7 +521,7 @@ impl Engine {
                 .generations(std::slice::from_ref(key), REQUEST_TIMEOUT)
                 .await
             {
-                Ok(found) => found[0] > self.table.generation(key.as_str()),
+                Ok(found) => found[0].generation > self.table.generation(key.as_str()),
                 Err(_) => return,
             };
             lock(&self.shared.rechecked).insert(key.clone());
@@ -591,9 +596,18 @@ impl Engine {
                     }
                 };
                 next = chunks.next();
+                // Marks made while events were missed, on the versions held here.
+                let marks: Vec<(PageKey, Mark)> = chunk
+                    .iter()
+                    .zip(&generations)
+                    .filter_map(|(key, held)| Some((key.clone(), held.mark.clone()?)))
+                    .collect();
+                if !marks.is_empty() {
+                    engine.mark_local(&marks, true).await;
+                }
                 let newer: Vec<(&PageKey, &'static PageDef)> = chunk
                     .iter()
-                    .zip(generations)
+                    .zip(generations.iter().map(|held| held.generation))
                     .filter(|(key, generation)| *generation > engine.table.generation(key.as_str()))
                     .filter_map(|(key, _)| {
                         engine
@@ -669,10 +683,11 @@ impl Engine {
                     None
                 };
                 match tier
-                    .commit(0, &meta, body.as_ref(), false, engine.age_of(&meta))
+                    // Its loader's start is not known: a mark made meanwhile stays.
+                    .commit(0, &meta, body.as_ref(), false, engine.age_of(&meta), 0)
                     .await
                 {
-                    Ok(Commit::Written { generation }) => {
+                    Ok(Commit::Written { generation, .. }) => {
                         // The table follows (the store's row keeps the replaced generation
                         // until the page's next commit: at worst one pull of this same page
                         // after a restart).
@@ -740,18 +755,23 @@ impl EventSink for Engine {
         let _ = self.start_pull(&key, def, "event");
     }
 
-    fn page_marked(self: Arc<Self>, key: &str, mark: Mark) {
+    fn pages_marked(self: Arc<Self>, marks: Vec<(String, Mark)>) {
         let engine = self.clone();
-        let key = key.to_string();
-        self.spawn_background(async move { engine.apply_marks(vec![(key, mark)]).await });
+        self.spawn_background(async move { engine.apply_marks(marks).await });
     }
 
     fn resync(self: Arc<Self>) {
         self.start_recheck();
-        self.apply_shared_marks();
     }
 
     fn reconnected(self: Arc<Self>) {
         self.write_back();
     }
+}
+
+/// The loader run a version to commit comes from: what started it, and when (wall clock).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LoaderRun {
+    pub trigger: Trigger,
+    pub started_at_ms: u64,
 }

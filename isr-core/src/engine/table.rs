@@ -190,6 +190,9 @@ struct Inner {
     valid_until: HashMap<PageKey, u64>,
     /// Invalidation marks of the pages that have one (see [`Mark`]).
     marks: HashMap<PageKey, Arc<Mark>>,
+    /// Marks of pages not loaded yet while the table fills at start-up (see `PageTable::mark`):
+    /// applied as their rows arrive (`only_older`: only to a row generated before the mark).
+    pending_marks: HashMap<PageKey, (Mark, bool)>,
     next_version: u64,
 }
 
@@ -210,6 +213,7 @@ impl PageTable {
                 redirects: HashMap::new(),
                 valid_until: HashMap::new(),
                 marks: HashMap::new(),
+                pending_marks: HashMap::new(),
                 next_version: 0,
             }),
         }
@@ -397,39 +401,35 @@ impl PageTable {
     /// marked `expire` keeps that mode (a later `stale` does not weaken it). A marked page's
     /// backoff ends (the invalidation is a reason to try again; its failure count stays).
     /// `only_older`: only versions generated before their mark was made (another instance's
-    /// mark, which a version regenerated here since must not take). Returns each page marked
-    /// with the mark it now holds.
+    /// mark, which a version regenerated here since must not take). `pending`: the table still
+    /// fills, so a page it lacks is marked when its row arrives. Returns each page marked now
+    /// with the mark it holds.
     pub(super) fn mark(
         &self,
         marks: &[(PageKey, Mark)],
         only_older: bool,
+        pending: bool,
     ) -> Vec<(PageKey, Arc<Mark>)> {
         let mut inner = self.write();
-        let inner = &mut *inner;
         let mut marked = Vec::with_capacity(marks.len());
         for (key, mark) in marks {
-            let Some((stored, entry)) = inner.entries.get_key_value(key.as_str()) else {
-                continue;
-            };
-            if only_older && entry.generated_at_ms >= mark.at_ms {
-                continue;
+            match inner.mark_one(key, mark, only_older) {
+                Some(held) => marked.push((key.clone(), held)),
+                None if pending && !inner.entries.contains_key(key.as_str()) => {
+                    inner
+                        .pending_marks
+                        .insert(key.clone(), (mark.clone(), only_older));
+                }
+                None => {}
             }
-            let merged = match inner.marks.get(key.as_str()) {
-                Some(old) if old.mode > mark.mode => Mark {
-                    at_ms: old.at_ms.max(mark.at_ms),
-                    ..Mark::clone(old)
-                },
-                _ => mark.clone(),
-            };
-            let merged = Arc::new(merged);
-            let stored = stored.clone();
-            inner.marks.insert(stored.clone(), merged.clone());
-            if let Some(backoff) = inner.failing.get_mut(key.as_str()) {
-                backoff.retry_at_ms = 0;
-            }
-            marked.push((stored, merged));
         }
         marked
+    }
+
+    /// Forgets the marks of pages never loaded (the table is complete).
+    pub(super) fn drop_pending_marks(&self) {
+        let mut inner = self.write();
+        inner.pending_marks = HashMap::new();
     }
 
     /// The page's mark, if any.
@@ -446,6 +446,9 @@ impl PageTable {
         for (key, def, meta) in rows {
             if !inner.entries.contains_key(key.as_str()) {
                 inner.commit(key, def, meta, meta.generated_at_ms);
+                if let Some((mark, only_older)) = inner.pending_marks.remove(key.as_str()) {
+                    inner.mark_one(key, &mark, only_older);
+                }
                 added += 1;
             }
         }
@@ -531,6 +534,28 @@ impl Inner {
             }
         }
         tags
+    }
+
+    /// Marks `key` if it is stored (see [`PageTable::mark`]); the mark it now holds.
+    fn mark_one(&mut self, key: &PageKey, mark: &Mark, only_older: bool) -> Option<Arc<Mark>> {
+        let (stored, entry) = self.entries.get_key_value(key.as_str())?;
+        if only_older && entry.generated_at_ms >= mark.at_ms {
+            return None;
+        }
+        let merged = match self.marks.get(key.as_str()) {
+            Some(old) if old.mode > mark.mode => Mark {
+                at_ms: old.at_ms.max(mark.at_ms),
+                ..Mark::clone(old)
+            },
+            _ => mark.clone(),
+        };
+        let merged = Arc::new(merged);
+        let stored = stored.clone();
+        self.marks.insert(stored, merged.clone());
+        if let Some(backoff) = self.failing.get_mut(key.as_str()) {
+            backoff.retry_at_ms = 0;
+        }
+        Some(merged)
     }
 
     /// See [`PageTable::commit`].

@@ -46,7 +46,9 @@ pub trait SharedTier: Send + Sync + 'static {
     /// `meta.generation`: another instance committed meanwhile). `age` is how old the page is
     /// by the committer's own clock (a write-back's is the outage's length), so the tier dates
     /// the version by its own clock, minus that. `keep_unchanged`: an unchanged etag keeps the
-    /// stored generation (the build). Releases the lease when it is still ours.
+    /// stored generation (the build). `started_at_ms`: when the version's loader started (0:
+    /// unknown); the page's mark stays on the new version when it was made after that, and is
+    /// cleared otherwise. Releases the lease when it is still ours.
     fn commit<'a>(
         &'a self,
         token: u64,
@@ -54,17 +56,19 @@ pub trait SharedTier: Send + Sync + 'static {
         body: Option<&'a Variants>,
         keep_unchanged: bool,
         age: Duration,
+        started_at_ms: u64,
     ) -> BoxFuture<'a, io::Result<Commit>>;
 
     /// The page as the tier holds it, if it does.
     fn pull<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<Option<SharedPage>>>;
 
-    /// The stored generation of each of `keys` (0: none), within `timeout`.
+    /// The stored generation of each of `keys` (0: none) and its invalidation mark, within
+    /// `timeout`.
     fn generations<'a>(
         &'a self,
         keys: &'a [PageKey],
         timeout: Duration,
-    ) -> BoxFuture<'a, io::Result<Vec<u64>>>;
+    ) -> BoxFuture<'a, io::Result<Vec<SharedVersion>>>;
 
     /// Up to `limit` keys of pages (committed by any instance) that carry `tag`.
     fn keys_with_tag<'a>(
@@ -76,24 +80,23 @@ pub trait SharedTier: Send + Sync + 'static {
     /// Starts applying other instances' commits to `sink`, until the sink is dropped.
     fn follow_events(self: Arc<Self>, sink: Weak<dyn EventSink>);
 
-    /// Publishes an invalidation's mark on each page named: kept in the tier (an instance
-    /// that missed the news finds it when it re-checks: [`SharedTier::marks`]) and announced to
-    /// every instance ([`EventSink::page_marked`]).
-    fn publish_marks<'a>(&'a self, marks: &'a [(PageKey, Mark)]) -> BoxFuture<'a, io::Result<()>>;
-
-    /// Forgets `key`'s mark (a regeneration that started after it replaced the version).
-    fn clear_mark<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<()>>;
-
-    /// Up to `limit` marks the tier holds, by page key.
-    fn marks(&self, limit: usize) -> BoxFuture<'_, io::Result<Vec<(String, Mark)>>>;
+    /// Publishes an invalidation's mark on each page named that the tier holds: kept with the
+    /// page (an instance that missed the news finds it when it re-checks its pages:
+    /// [`SharedTier::generations`]; a commit of a version whose loader started after it clears
+    /// it), an `expire` never weakened by a `stale`, and announced to every instance
+    /// ([`EventSink::pages_marked`]). Returns the keys marked.
+    fn publish_marks<'a>(
+        &'a self,
+        marks: &'a [(PageKey, Mark)],
+    ) -> BoxFuture<'a, io::Result<Vec<String>>>;
 }
 
 /// What the event reader tells the engine.
 pub trait EventSink: Send + Sync + 'static {
     /// Another instance committed `key` as `generation`.
     fn page_changed(self: Arc<Self>, key: &str, generation: u64);
-    /// Another instance marked `key` (an invalidation of mode `stale` or `expire`).
-    fn page_marked(self: Arc<Self>, key: &str, mark: Mark);
+    /// Another instance marked these pages (an invalidation of mode `stale` or `expire`).
+    fn pages_marked(self: Arc<Self>, marks: Vec<(String, Mark)>);
     /// Events may have been missed: every local page must be re-checked against Redis.
     fn resync(self: Arc<Self>);
     /// Redis answers again after being unreachable (write back what was generated meanwhile).
@@ -117,14 +120,26 @@ pub enum Acquired {
     },
 }
 
+/// What the tier holds of one page, for a check against the local version: its generation
+/// and its invalidation mark.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedVersion {
+    /// The stored generation (0: none).
+    pub generation: u64,
+    /// The page's mark (see [`SharedTier::publish_marks`]).
+    pub mark: Option<Mark>,
+}
+
 /// What a commit did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Commit {
     /// Written as `generation`.
     Written {
         /// The next generation: one past the larger of the stored one and the one the page
         /// replaced (so generations only grow, also after the tier lost its data).
         generation: u64,
+        /// The invalidation mark the new version keeps (made after its loader started).
+        mark: Option<Mark>,
     },
     /// Refused: a newer token or generation is stored (`stored_generation`).
     Rejected {

@@ -5,6 +5,7 @@
 use super::RedisTier;
 use crate::engine::tier::{EventSink, SharedTier};
 use crate::metrics;
+use crate::store::Mark;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamReadReply;
 use redis::Value;
@@ -308,13 +309,12 @@ impl Reader {
                 if origin.as_deref() == Some(self.tier.instance()) {
                     continue;
                 }
-                if let (Some(key), Some(mark)) =
-                    (entry.get::<String>("k"), entry.get::<String>("m"))
-                {
-                    // An invalidation's mark (a mark that does not parse is another version's).
-                    if let Ok(mark) = serde_json::from_str(&mark) {
+                if let Some(marks) = entry.get::<String>("marks") {
+                    // A batch of invalidation marks (one that does not parse is another
+                    // version's).
+                    if let Ok(marks) = serde_json::from_str::<Vec<(String, Mark)>>(&marks) {
                         metrics::redis_event_applied();
-                        sink.clone().page_marked(&key, mark);
+                        sink.clone().pages_marked(marks);
                     }
                     continue;
                 }

@@ -1,13 +1,13 @@
 //! The names of everything isr keeps in Redis, under one prefix.
 //!
 //! ```text
-//! <prefix>:page:<key>   hash   gen, fence, etag, meta (JSON), origin, identity, gzip, br
+//! <prefix>:page:<key>   hash   gen, fence, etag, meta (JSON), origin, identity, gzip, br,
+//!                              mark (an invalidation's mark, JSON, until a regeneration)
 //! <prefix>:lease:<key>  string fencing token of the instance regenerating the page (PX ttl)
 //! <prefix>:tag:<tag>    set    keys of the pages that carry the tag
 //! <prefix>:fence        string the last fencing token handed out (INCR)
 //! <prefix>:events       stream one entry per commit: k (key), g (generation), o (origin);
-//!                              one per invalidation mark: k (key), m (mark JSON), o (origin)
-//! <prefix>:marks        hash   page key → its invalidation mark (JSON), until regenerated
+//!                              one per batch of invalidation marks: marks (JSON [[key, mark]…]), o
 //! <prefix>:epoch        string random id written when the data set is new (lost data = new id)
 //! ```
 //!
@@ -62,11 +62,6 @@ impl RedisKeys {
     /// The event stream.
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
-    }
-
-    /// The invalidation marks of pages not regenerated since.
-    pub fn marks(&self) -> String {
-        format!("{}:marks", self.prefix)
     }
 
     /// The data set's epoch.

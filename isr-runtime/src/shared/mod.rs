@@ -34,7 +34,8 @@ mod keys;
 mod scripts;
 
 pub use crate::engine::tier::{
-    Acquired, Commit, EventSink, Lease, SharedPage, SharedTier, REQUEST_TIMEOUT, TRANSFER_TIMEOUT,
+    Acquired, Commit, EventSink, Lease, SharedPage, SharedTier, SharedVersion, REQUEST_TIMEOUT,
+    TRANSFER_TIMEOUT,
 };
 pub use breaker::{Breaker, OPEN_FOR, TRIP_AFTER};
 pub use events::StreamId;
@@ -297,6 +298,7 @@ impl SharedTier for RedisTier {
         body: Option<&'a Variants>,
         keep_unchanged: bool,
         age: Duration,
+        started_at_ms: u64,
     ) -> BoxFuture<'a, io::Result<Commit>> {
         Box::pin(async move {
             let etag = match &meta.kind {
@@ -314,7 +316,7 @@ impl SharedTier for RedisTier {
                 None => (&empty, &empty, &empty),
             };
             let mut connection = self.connection.clone();
-            let (written, generation): (u8, u64) = self
+            let (written, generation, mark): (u8, u64, String) = self
                 .call("commit", TRANSFER_TIMEOUT, async {
                     let script = &scripts::scripts().commit;
                     let mut invocation = script.key(self.keys.page(&meta.key));
@@ -334,7 +336,8 @@ impl SharedTier for RedisTier {
                         .arg(gzip.as_ref())
                         .arg(brotli.as_ref())
                         .arg(EVENTS_KEPT)
-                        .arg(age.as_millis() as u64);
+                        .arg(age.as_millis() as u64)
+                        .arg(started_at_ms);
                     for tag in &meta.tags {
                         invocation.arg(tag);
                     }
@@ -342,7 +345,11 @@ impl SharedTier for RedisTier {
                 })
                 .await?;
             Ok(match written {
-                1 => Commit::Written { generation },
+                // A mark that does not parse (another version's) is left out.
+                1 => Commit::Written {
+                    generation,
+                    mark: serde_json::from_str(&mark).ok(),
+                },
                 2 => Commit::Unchanged {
                     stored_generation: generation,
                 },
@@ -367,7 +374,9 @@ impl SharedTier for RedisTier {
                     redis::pipe()
                         .cmd("HMGET")
                         .arg(self.keys.page(key.as_str()))
-                        .arg(&["gen", "meta", "identity", "gzip", "br", "origin", "at"])
+                        .arg(&[
+                            "gen", "meta", "identity", "gzip", "br", "origin", "at", "mark",
+                        ])
                         .cmd("TIME")
                         .query_async(&mut connection)
                         .await
@@ -383,6 +392,9 @@ impl SharedTier for RedisTier {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             meta.generation = generation;
             let (identity, gzip, brotli, origin, at) = (next(), next(), next(), next(), next());
+            // The page's invalidation mark, as Redis holds it (one that does not parse is
+            // another version's: left out).
+            meta.mark = next().and_then(|mark| serde_json::from_slice(&mark).ok());
             let now_ms = seconds * 1000 + micros / 1000;
             let age = match at {
                 Some(at) => Some(Duration::from_millis(
@@ -415,7 +427,7 @@ impl SharedTier for RedisTier {
         &'a self,
         keys: &'a [PageKey],
         timeout: Duration,
-    ) -> BoxFuture<'a, io::Result<Vec<u64>>> {
+    ) -> BoxFuture<'a, io::Result<Vec<SharedVersion>>> {
         Box::pin(async move {
             if keys.is_empty() {
                 return Ok(Vec::new());
@@ -423,16 +435,23 @@ impl SharedTier for RedisTier {
             let mut connection = self.connection.clone();
             let mut pipe = redis::pipe();
             for key in keys {
-                pipe.cmd("HGET")
+                pipe.cmd("HMGET")
                     .arg(self.keys.page(key.as_str()))
-                    .arg("gen");
+                    .arg("gen")
+                    .arg("mark");
             }
-            let found: Vec<Option<u64>> = self
+            let found: Vec<(Option<u64>, Option<String>)> = self
                 .call("generations", timeout, async {
                     pipe.query_async(&mut connection).await
                 })
                 .await?;
-            Ok(found.into_iter().map(|g| g.unwrap_or(0)).collect())
+            Ok(found
+                .into_iter()
+                .map(|(generation, mark)| SharedVersion {
+                    generation: generation.unwrap_or(0),
+                    mark: mark.and_then(|mark| serde_json::from_str(&mark).ok()),
+                })
+                .collect())
         })
     }
 
@@ -475,90 +494,37 @@ impl SharedTier for RedisTier {
         events::spawn_reader(self, sink);
     }
 
-    fn publish_marks<'a>(&'a self, marked: &'a [(PageKey, Mark)]) -> BoxFuture<'a, io::Result<()>> {
+    fn publish_marks<'a>(
+        &'a self,
+        marks: &'a [(PageKey, Mark)],
+    ) -> BoxFuture<'a, io::Result<Vec<String>>> {
         Box::pin(async move {
-            let (marks, events) = (self.keys.marks(), self.keys.events());
-            for chunk in marked.chunks(MARKS_PER_CALL) {
-                let mut pipe = redis::pipe();
-                for (key, mark) in chunk {
-                    let json = serde_json::to_string(mark).map_err(io::Error::other)?;
-                    pipe.cmd("HSET")
-                        .arg(&marks)
-                        .arg(key.as_str())
-                        .arg(&json)
-                        .ignore();
-                    pipe.cmd("XADD")
-                        .arg(&events)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(EVENTS_KEPT)
-                        .arg("*")
-                        .arg("k")
-                        .arg(key.as_str())
-                        .arg("m")
-                        .arg(&json)
-                        .arg("o")
-                        .arg(&self.instance)
-                        .ignore();
-                }
+            let page_prefix = self.keys.page("");
+            let mut marked = Vec::new();
+            for chunk in marks.chunks(MARKS_PER_CALL) {
+                let pairs = chunk
+                    .iter()
+                    .map(|(key, mark)| Ok((key.as_str(), serde_json::to_string(mark)?)))
+                    .collect::<Result<Vec<_>, serde_json::Error>>()
+                    .map_err(io::Error::other)?;
                 let mut connection = self.connection.clone();
-                let () = self
+                let keys: Vec<String> = self
                     .call("publish_marks", TRANSFER_TIMEOUT, async {
-                        pipe.query_async(&mut connection).await
+                        let script = &scripts::scripts().publish_marks;
+                        let mut invocation = script.key(self.keys.events());
+                        invocation
+                            .arg(&self.instance)
+                            .arg(EVENTS_KEPT)
+                            .arg(&page_prefix);
+                        for (key, json) in &pairs {
+                            invocation.arg(*key).arg(json);
+                        }
+                        invocation.invoke_async(&mut connection).await
                     })
                     .await?;
+                marked.extend(keys);
             }
-            Ok(())
-        })
-    }
-
-    fn clear_mark<'a>(&'a self, key: &'a PageKey) -> BoxFuture<'a, io::Result<()>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let _removed: u64 = self
-                .call("clear_mark", REQUEST_TIMEOUT, async {
-                    redis::cmd("HDEL")
-                        .arg(self.keys.marks())
-                        .arg(key.as_str())
-                        .query_async(&mut connection)
-                        .await
-                })
-                .await?;
-            Ok(())
-        })
-    }
-
-    fn marks(&self, limit: usize) -> BoxFuture<'_, io::Result<Vec<(String, Mark)>>> {
-        Box::pin(async move {
-            let hash = self.keys.marks();
-            let mut marks = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let mut connection = self.connection.clone();
-                let (next, chunk): (u64, Vec<(String, String)>) = self
-                    .call("marks", TRANSFER_TIMEOUT, async {
-                        redis::cmd("HSCAN")
-                            .arg(&hash)
-                            .arg(cursor)
-                            .arg("COUNT")
-                            .arg(512)
-                            .query_async(&mut connection)
-                            .await
-                    })
-                    .await?;
-                // A mark that does not parse (another version's) is left out.
-                marks.extend(
-                    chunk
-                        .into_iter()
-                        .filter_map(|(key, json)| Some((key, serde_json::from_str(&json).ok()?))),
-                );
-                if next == 0 || marks.len() >= limit {
-                    break;
-                }
-                cursor = next;
-            }
-            marks.truncate(limit);
-            Ok(marks)
+            Ok(marked)
         })
     }
 

@@ -88,15 +88,35 @@ async fn an_older_token_is_fenced_and_generations_only_grow() {
     let (new_lease, _) = lead(&tier, "/p/2").await;
     let (meta, body) = page("/p/2", 5_000, "<p>new</p>", &[]);
     let written = tier
-        .commit(new_lease.token(), &meta, Some(&body), false, Duration::ZERO)
+        .commit(
+            new_lease.token(),
+            &meta,
+            Some(&body),
+            false,
+            Duration::ZERO,
+            0,
+        )
         .await
         .unwrap();
-    assert_eq!(written, Commit::Written { generation: 1 });
+    assert_eq!(
+        written,
+        Commit::Written {
+            generation: 1,
+            mark: None
+        }
+    );
     new_lease.released_by_commit();
     // The old holder's late commit, even with a later clock, is refused.
     let (meta, body) = page("/p/2", 9_000, "<p>old</p>", &[]);
     let late = tier
-        .commit(old_lease.token(), &meta, Some(&body), false, Duration::ZERO)
+        .commit(
+            old_lease.token(),
+            &meta,
+            Some(&body),
+            false,
+            Duration::ZERO,
+            0,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -119,10 +139,16 @@ async fn an_older_token_is_fenced_and_generations_only_grow() {
     assert_eq!(stored_generation, 1);
     let (meta, body) = page("/p/2", 1_000, "<p>newer</p>", &[]);
     let written = tier
-        .commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
+        .commit(lease.token(), &meta, Some(&body), false, Duration::ZERO, 0)
         .await
         .unwrap();
-    assert_eq!(written, Commit::Written { generation: 2 });
+    assert_eq!(
+        written,
+        Commit::Written {
+            generation: 2,
+            mark: None
+        }
+    );
 }
 
 /// A write-back (a page made while Redis was down) replaces only the version it was made
@@ -133,14 +159,14 @@ async fn a_write_back_is_taken_only_over_the_version_it_replaced() {
     let tier = tier(&redis);
     let (lease, _) = lead(&tier, "/p/3").await;
     let (meta, body) = page("/p/3", 7_000, "<p>with lease</p>", &[]);
-    tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
+    tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO, 0)
         .await
         .unwrap();
     // Made over no version (generation 0), with a later clock: another commit came first.
     let (meta, body) = page("/p/3", 9_000, "<p>made over nothing</p>", &[]);
     // (A write-back refused: the stored generation 1 is newer than the 0 it was made over.)
     assert_eq!(
-        tier.commit(0, &meta, Some(&body), false, Duration::ZERO)
+        tier.commit(0, &meta, Some(&body), false, Duration::ZERO, 0)
             .await
             .unwrap(),
         Commit::Rejected {
@@ -151,10 +177,13 @@ async fn a_write_back_is_taken_only_over_the_version_it_replaced() {
     let (mut meta, body) = page("/p/3", 6_000, "<p>made over 1</p>", &[]);
     meta.generation = 1;
     assert_eq!(
-        tier.commit(0, &meta, Some(&body), false, Duration::ZERO)
+        tier.commit(0, &meta, Some(&body), false, Duration::ZERO, 0)
             .await
             .unwrap(),
-        Commit::Written { generation: 2 }
+        Commit::Written {
+            generation: 2,
+            mark: None
+        }
     );
 }
 
@@ -169,10 +198,16 @@ async fn after_redis_lost_its_data_generations_go_on_and_write_backs_keep_their_
     let (mut meta, body) = page("/p/8", 1_000, "<p>made during the outage</p>", &[]);
     meta.generation = 5; // what the instances held before Redis lost it
     let written = tier
-        .commit(0, &meta, Some(&body), false, Duration::from_secs(60))
+        .commit(0, &meta, Some(&body), false, Duration::from_secs(60), 0)
         .await
         .unwrap();
-    assert_eq!(written, Commit::Written { generation: 6 });
+    assert_eq!(
+        written,
+        Commit::Written {
+            generation: 6,
+            mark: None
+        }
+    );
     let pulled = tier.pull(&key("/p/8")).await.unwrap().unwrap();
     let age = pulled.age.unwrap();
     assert!(
@@ -184,10 +219,16 @@ async fn after_redis_lost_its_data_generations_go_on_and_write_backs_keep_their_
     let (mut meta, body) = page("/p/8", 2_000, "<p>next</p>", &[]);
     meta.generation = 6;
     let written = tier
-        .commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
+        .commit(lease.token(), &meta, Some(&body), false, Duration::ZERO, 0)
         .await
         .unwrap();
-    assert_eq!(written, Commit::Written { generation: 7 });
+    assert_eq!(
+        written,
+        Commit::Written {
+            generation: 7,
+            mark: None
+        }
+    );
 }
 
 #[tokio::test]
@@ -196,13 +237,13 @@ async fn the_build_keeps_the_generation_of_unchanged_content() {
     let tier = tier(&redis);
     let (lease, _) = lead(&tier, "/p/4").await;
     let (meta, body) = page("/p/4", 1_000, "<p>same</p>", &[]);
-    tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO)
+    tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO, 0)
         .await
         .unwrap();
     let (lease, _) = lead(&tier, "/p/4").await;
     let (meta, body) = page("/p/4", 2_000, "<p>same</p>", &[]);
     assert_eq!(
-        tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO)
+        tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO, 0)
             .await
             .unwrap(),
         Commit::Unchanged {
@@ -217,10 +258,13 @@ async fn the_build_keeps_the_generation_of_unchanged_content() {
     let (lease, _) = lead(&tier, "/p/4").await;
     let (meta, body) = page("/p/4", 3_000, "<p>changed</p>", &[]);
     assert_eq!(
-        tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO)
+        tier.commit(lease.token(), &meta, Some(&body), true, Duration::ZERO, 0)
             .await
             .unwrap(),
-        Commit::Written { generation: 2 }
+        Commit::Written {
+            generation: 2,
+            mark: None
+        }
     );
 }
 
@@ -231,7 +275,7 @@ async fn tag_sets_follow_each_commit() {
     for (path, tags) in [("/p/5", &["a", "b"][..]), ("/p/6", &["b"][..])] {
         let (lease, _) = lead(&tier, path).await;
         let (meta, body) = page(path, 1_000, "<p>x</p>", tags);
-        tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
+        tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO, 0)
             .await
             .unwrap();
     }
@@ -243,7 +287,7 @@ async fn tag_sets_follow_each_commit() {
     // /p/5 loses tag a and gains c.
     let (lease, _) = lead(&tier, "/p/5").await;
     let (meta, body) = page("/p/5", 2_000, "<p>y</p>", &["b", "c"]);
-    tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO)
+    tier.commit(lease.token(), &meta, Some(&body), false, Duration::ZERO, 0)
         .await
         .unwrap();
     assert!(tier
