@@ -35,9 +35,10 @@ pub const MAX_PROFILE_SECS: u64 = 365 * 24 * 3600;
 /// const WRONG: isr::CacheProfile = isr::CacheProfile::revalidate(60).expire(30);
 /// ```
 ///
-/// Used on a page (`cache` replaces `revalidate`, `expire`, `stale_if_error` and `browser`):
+/// Used on a page (`cache` replaces `revalidate`, `expire`, `stale_if_error` and `browser`;
+/// `isr-runtime/tests/macros/pass/expire.rs` compiles and runs this):
 ///
-/// ```ignore
+/// ```text
 /// #[page(path = "/price/:id", cache = PRICES, fallback = "blocking", view = PriceView)]
 /// async fn price(Path(id): Path<u32>) -> isr::Result<Load<Price>> { todo!() }
 /// ```
