@@ -447,11 +447,7 @@ impl Engine {
         // A mark made after the loader started stays on the new version (this instance's, or
         // one Redis kept): written with its row.
         let mut meta = meta;
-        let local = self
-            .table
-            .mark_of(key.as_str())
-            .filter(|mark| mark.at_ms > started_at_ms)
-            .map(|mark| Mark::clone(&mark));
+        let local = self.table.mark_made_after(key.as_str(), started_at_ms);
         meta.mark = local.or(meta.mark.take());
         // A build's writes may defer their durability to its final sync; every other
         // generation's write (a request's, during a background rebuild too) is durable now.

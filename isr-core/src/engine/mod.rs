@@ -943,12 +943,12 @@ impl Engine {
             .clock
             .monotonic_ms()
             .saturating_sub(self.recent_requests.as_millis() as u64);
-        let Some(snapshot) = self.table.snapshot(key.as_str()) else {
+        let Some(version) = self.table.version(key.as_str()) else {
             return false;
         };
         self.hot
             .peek(key.as_str())
-            .is_some_and(|page| page.version == snapshot.version && page.served_since(since))
+            .is_some_and(|page| page.version == version && page.served_since(since))
     }
 
     /// Marks pages (an invalidation of mode `stale` or `expire`): in the page table at once

@@ -249,9 +249,7 @@ impl Engine {
         // table keeps it the same way), written with the row so that a restart keeps it too.
         let local = self
             .table
-            .mark_of(key.as_str())
-            .filter(|mark| mark.at_ms > meta.generated_at_ms)
-            .map(|mark| Mark::clone(&mark));
+            .mark_made_after(key.as_str(), meta.generated_at_ms);
         // Redis's mark (kept by the commit when made after the version's loader started) or
         // this instance's own.
         meta.mark = local.or(meta.mark.take());

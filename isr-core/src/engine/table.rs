@@ -437,6 +437,16 @@ impl PageTable {
         self.read().marks.get(key).cloned()
     }
 
+    /// The page's mark when it was made after `started_at_ms`: the mark a version whose loader
+    /// started then keeps (see [`PageTable::commit_generation`]).
+    pub(super) fn mark_made_after(&self, key: &str, started_at_ms: u64) -> Option<Mark> {
+        self.read()
+            .marks
+            .get(key)
+            .filter(|mark| made_after(mark, started_at_ms))
+            .map(|mark| Mark::clone(mark))
+    }
+
     /// Adds pages read from the store at start-up, under one lock, skipping every key the
     /// table already holds: an entry committed (or looked up) while the index was still being
     /// read is at least as new as the row read. Returns how many were added.
@@ -613,13 +623,11 @@ impl Inner {
             }
         }
         // A mark made after this version's generation started stays on it; else the
-        // version's own (a row loaded with its mark) replaces it. Strictly after: the data
-        // changed before the invalidation arrived, so a loader that started in the mark's own
-        // millisecond read the new data.
+        // version's own (a row loaded with its mark) replaces it.
         let kept = self
             .marks
             .get(key.as_str())
-            .is_some_and(|mark| mark.at_ms > started_at_ms);
+            .is_some_and(|mark| made_after(mark, started_at_ms));
         if !kept {
             match &meta.mark {
                 Some(mark) => {
@@ -691,6 +699,13 @@ impl Inner {
             }
         }
     }
+}
+
+/// Whether `mark` was made after a loader that started at `started_at_ms`, so the version that
+/// loader makes keeps it. Strictly after: the data changed before the invalidation arrived, so a
+/// loader that started in the mark's own millisecond read the new data.
+fn made_after(mark: &Mark, started_at_ms: u64) -> bool {
+    mark.at_ms > started_at_ms
 }
 
 #[cfg(test)]
