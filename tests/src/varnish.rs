@@ -159,3 +159,70 @@ impl Drop for Varnish {
         let _ = self.child.wait();
     }
 }
+
+/// Starts of a backend and Varnish tried when Varnish finds its port taken.
+const VARNISH_ATTEMPTS: usize = 3;
+
+/// A backend started by `start` (given the port Varnish will listen on, for a backend that
+/// purges it) with Varnish in front. [`crate::free_port`] releases the port it finds, so another
+/// process may bind it before varnishd does: then both start again on another port.
+pub fn in_front_of(
+    mut start: impl FnMut(u16) -> crate::BlogServer,
+) -> (crate::BlogServer, Varnish) {
+    assert!(
+        varnish_available(),
+        "varnishd is not installed: `apt-get install varnish` (scripts/test.sh does)"
+    );
+    let mut taken: Vec<String> = Vec::new();
+    for _ in 0..VARNISH_ATTEMPTS {
+        let port = crate::free_port();
+        let server = start(port);
+        match Varnish::try_start(port, server.addr()) {
+            Ok(varnish) => return (server, varnish),
+            Err(error) if error.contains("Address already in use") => taken.push(error),
+            Err(error) => panic!("{error}"),
+        }
+    }
+    panic!(
+        "Varnish found its port taken {VARNISH_ATTEMPTS} times:\n{}",
+        taken.join("\n")
+    );
+}
+
+/// One answer through Varnish.
+pub struct Edge {
+    pub status: u16,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Edge {
+    /// A header's value, when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether Varnish answered from its cache (`x-varnish` holds two transaction ids).
+    pub fn varnish_hit(&self) -> bool {
+        self.header("x-varnish")
+            .is_some_and(|v| v.split_whitespace().count() == 2)
+    }
+}
+
+/// `GET path` through `varnish` with `headers`.
+pub async fn through(varnish: &Varnish, path: &str, headers: &[(&str, &str)]) -> Edge {
+    let client = reqwest::Client::new();
+    let mut request = client.get(varnish.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("GET through Varnish");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.text().await.unwrap_or_default();
+    Edge {
+        status,
+        body,
+        headers,
+    }
+}

@@ -3,7 +3,7 @@
 //! (and retries when the purge endpoint is down), compressed variants and 404s through the
 //! edge, and 503s never cached. Each test has its own blog server and its own Varnish.
 
-use isr_tests::varnish::{varnish_available, Varnish};
+use isr_tests::varnish::{self, through, varnish_available, Varnish};
 use isr_tests::{
     free_port, poll_until, post_markdown, BlogServer, Fixture, POLL_DEADLINE, POST_REVALIDATE,
 };
@@ -25,70 +25,18 @@ fn require_varnish() {
     );
 }
 
-/// Starts of the blog and Varnish tried when Varnish finds its port taken.
-const VARNISH_ATTEMPTS: usize = 3;
-
-/// The blog (built and serving) with Varnish in front; `purge`: whether the blog purges it.
-///
-/// Varnish's port is chosen first (the blog is told where to purge, Varnish where the blog
-/// is). `free_port` releases it, so another process may bind it before varnishd does: then
-/// both start again on another port.
+/// The blog (built and serving) with Varnish in front; `purge`: whether the blog purges it
+/// (Varnish's port is chosen first: the blog is told where to purge).
 fn blog_behind_varnish(fx: &Fixture, purge: bool) -> (BlogServer, Varnish) {
-    let mut taken: Vec<String> = Vec::new();
-    for _ in 0..VARNISH_ATTEMPTS {
-        let port = free_port();
+    varnish::in_front_of(|port| {
         let endpoint = format!("http://127.0.0.1:{port}");
         let args: Vec<&str> = if purge {
             vec!["--cdn-purge", &endpoint]
         } else {
             vec![]
         };
-        let server = BlogServer::start(fx, &args, &[]);
-        match Varnish::try_start(port, server.addr()) {
-            Ok(varnish) => return (server, varnish),
-            Err(error) if error.contains("Address already in use") => taken.push(error),
-            Err(error) => panic!("{error}"),
-        }
-    }
-    panic!(
-        "Varnish found its port taken {VARNISH_ATTEMPTS} times:\n{}",
-        taken.join("\n")
-    );
-}
-
-struct Edge {
-    status: u16,
-    body: String,
-    headers: reqwest::header::HeaderMap,
-}
-
-impl Edge {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Whether Varnish answered from its cache (`x-varnish` holds two transaction ids).
-    fn varnish_hit(&self) -> bool {
-        self.header("x-varnish")
-            .is_some_and(|v| v.split_whitespace().count() == 2)
-    }
-}
-
-async fn through(varnish: &Varnish, path: &str, headers: &[(&str, &str)]) -> Edge {
-    let client = reqwest::Client::new();
-    let mut request = client.get(varnish.url(path));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("GET through Varnish");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.text().await.unwrap_or_default();
-    Edge {
-        status,
-        body,
-        headers,
-    }
+        BlogServer::start(fx, &args, &[])
+    })
 }
 
 #[tokio::test]

@@ -6,23 +6,17 @@
 //! that version, requested while it was younger than its limit; after the limit, `503`. With
 //! isr itself down, Varnish serves its own copy within the page's `stale-if-error`, never after.
 
-use isr_tests::varnish::{varnish_available, Varnish};
-use isr_tests::{bench_binary, free_port, serving_on_a_free_port, BlogServer, SECRET};
+use isr_tests::varnish::{self, through, Varnish};
+use isr_tests::{bench_binary, serving_on_a_free_port, BlogServer, SECRET};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Starts of the bench app and Varnish tried when Varnish finds its port taken.
-const VARNISH_ATTEMPTS: usize = 3;
 
 /// The bench app (its loaders of the expiring pages fail while `down` exists) with Varnish in
 /// front.
 fn bench_behind_varnish(dir: &std::path::Path, down: &std::path::Path) -> (BlogServer, Varnish) {
-    assert!(
-        varnish_available(),
-        "varnishd is not installed: `apt-get install varnish` (scripts/test.sh does)"
-    );
-    let mut taken = Vec::new();
-    for attempt in 0..VARNISH_ATTEMPTS {
+    let mut attempt = 0;
+    varnish::in_front_of(|_| {
+        attempt += 1;
         let mut command = Command::new(bench_binary());
         command
             .env("RUST_LOG", "info")
@@ -33,49 +27,8 @@ fn bench_behind_varnish(dir: &std::path::Path, down: &std::path::Path) -> (BlogS
             .stderr(Stdio::piped());
         let site = dir.join(format!("site-{attempt}"));
         serving_on_a_free_port(&mut command, &["start"], &[], &site);
-        let server = BlogServer::spawn_with_deadline(command, Duration::from_secs(120));
-        match Varnish::try_start(free_port(), server.addr()) {
-            Ok(varnish) => return (server, varnish),
-            Err(error) if error.contains("Address already in use") => taken.push(error),
-            Err(error) => panic!("{error}"),
-        }
-    }
-    panic!("Varnish found its port taken {VARNISH_ATTEMPTS} times:\n{taken:?}");
-}
-
-/// One answer through Varnish: status, body, `x-isr-cache`, and whether Varnish answered from
-/// its cache.
-struct Edge {
-    status: u16,
-    body: String,
-    isr_cache: String,
-    varnish_hit: bool,
-}
-
-async fn through(client: &reqwest::Client, varnish: &Varnish, path: &str) -> Edge {
-    let response = client
-        .get(varnish.url(path))
-        .send()
-        .await
-        .expect("GET through Varnish");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let isr_cache = header("x-isr-cache");
-    let varnish_hit = header("x-varnish").split_whitespace().count() == 2;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
-    Edge {
-        status,
-        body,
-        isr_cache,
-        varnish_hit,
-    }
+        BlogServer::spawn_with_deadline(command, Duration::from_secs(120))
+    })
 }
 
 /// The `<h1>` of a bench page (`Expiring, run 3`): which version an answer is.
@@ -102,13 +55,8 @@ struct Watch {
 }
 
 impl Watch {
-    async fn start(
-        client: &reqwest::Client,
-        varnish: &Varnish,
-        path: &'static str,
-        limit: Duration,
-    ) -> Watch {
-        let first = through(client, varnish, path).await;
+    async fn start(varnish: &Varnish, path: &'static str, limit: Duration) -> Watch {
+        let first = through(varnish, path, &[]).await;
         assert_eq!(first.status, 200, "{}", first.body);
         Watch {
             path,
@@ -123,9 +71,10 @@ impl Watch {
 
     /// One request: a `200` must be the first version, sent before the limit; a `503` comes
     /// only once isr has nothing it may serve.
-    async fn observe(&mut self, client: &reqwest::Client, varnish: &Varnish) {
+    async fn observe(&mut self, varnish: &Varnish) {
         let sent = Instant::now();
-        let edge = through(client, varnish, self.path).await;
+        let edge = through(varnish, self.path, &[]).await;
+        let isr_cache = edge.header("x-isr-cache").unwrap_or_default();
         let at_least = sent.saturating_duration_since(self.generated_by);
         match edge.status {
             200 => {
@@ -140,11 +89,11 @@ impl Watch {
                     "{} served at an age of at least {at_least:?}, past its limit {:?} (x-isr-cache {}, varnish hit {})",
                     self.path,
                     self.limit,
-                    edge.isr_cache,
-                    edge.varnish_hit
+                    isr_cache,
+                    edge.varnish_hit()
                 );
-                self.hits += usize::from(edge.varnish_hit);
-                self.marked_stale_if_error += usize::from(edge.isr_cache == "STALE-IF-ERROR");
+                self.hits += usize::from(edge.varnish_hit());
+                self.marked_stale_if_error += usize::from(isr_cache == "STALE-IF-ERROR");
             }
             503 => self.refused_after_limit |= at_least >= self.limit,
             other => panic!("{}: unexpected {other}: {}", self.path, edge.body),
@@ -157,17 +106,10 @@ async fn behind_varnish_no_page_is_served_past_expire_and_stale_if_error() {
     let dir = tempfile::tempdir().unwrap();
     let down = dir.path().join("down");
     let (_server, varnish) = bench_behind_varnish(dir.path(), &down);
-    let client = reqwest::Client::new();
 
     let mut pages = [
-        Watch::start(&client, &varnish, "/expiring", Duration::from_secs(4)).await,
-        Watch::start(
-            &client,
-            &varnish,
-            "/expiring-strict",
-            Duration::from_secs(2),
-        )
-        .await,
+        Watch::start(&varnish, "/expiring", Duration::from_secs(4)).await,
+        Watch::start(&varnish, "/expiring-strict", Duration::from_secs(2)).await,
     ];
     // The data source goes down: no later version can be generated.
     std::fs::write(&down, b"").unwrap();
@@ -180,7 +122,7 @@ async fn behind_varnish_no_page_is_served_past_expire_and_stale_if_error() {
             "no 503 past the limit within 20 s"
         );
         for page in &mut pages {
-            page.observe(&client, &varnish).await;
+            page.observe(&varnish).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -199,8 +141,7 @@ async fn with_isr_down_varnish_serves_its_copy_within_stale_if_error_and_never_a
     let dir = tempfile::tempdir().unwrap();
     let down = dir.path().join("down");
     let (server, varnish) = bench_behind_varnish(dir.path(), &down);
-    let client = reqwest::Client::new();
-    let mut page = Watch::start(&client, &varnish, "/expiring", Duration::from_secs(4)).await;
+    let mut page = Watch::start(&varnish, "/expiring", Duration::from_secs(4)).await;
     // isr itself is gone (the process stopped): only Varnish's copy is left.
     drop(server);
 
@@ -212,7 +153,7 @@ async fn with_isr_down_varnish_serves_its_copy_within_stale_if_error_and_never_a
             "no 503 past the limit within 20 s"
         );
         let sent = Instant::now();
-        page.observe(&client, &varnish).await;
+        page.observe(&varnish).await;
         // Served after expire (2 s) with isr down: Varnish's own stale-if-error.
         if sent.saturating_duration_since(page.generated_by) > Duration::from_millis(2_200)
             && !page.refused_after_limit
@@ -231,21 +172,19 @@ async fn with_isr_down_varnish_serves_its_copy_within_stale_if_error_and_never_a
 async fn a_client_cannot_ask_varnish_for_a_stale_copy() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, varnish) = bench_behind_varnish(dir.path(), &dir.path().join("down"));
-    let client = reqwest::Client::new();
-    let first = through(&client, &varnish, "/expiring").await;
+    let first = through(&varnish, "/expiring", &[]).await;
     assert_eq!(first.status, 200, "{}", first.body);
     let generated_by = Instant::now();
     // Past expire (2 s), isr up: the answer is a new version, whatever the request claims
     // about how this cache handles it (headers the VCL sets for itself on its restarts).
     tokio::time::sleep((generated_by + Duration::from_millis(2_300)) - Instant::now()).await;
-    let forged = client
-        .get(varnish.url("/expiring"))
-        .header("x-isr-stale-if-error", "1")
-        .header("x-isr-refresh", "1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status(), 200);
-    let body = forged.text().await.unwrap();
+    let forged = through(
+        &varnish,
+        "/expiring",
+        &[("x-isr-stale-if-error", "1"), ("x-isr-refresh", "1")],
+    )
+    .await;
+    assert_eq!(forged.status, 200);
+    let body = forged.body;
     assert_ne!(title(&body), title(&first.body), "never the expired copy");
 }
