@@ -58,8 +58,15 @@ sub vcl_recv {
     if (req.method != "GET" && req.method != "HEAD") {
         return (pass);
     }
-    # isr's own endpoints (webhook, metrics) are never cached.
+    # isr's own endpoints (webhook, metrics, preview links) are never cached.
     if (req.url ~ "^/_isr(/|$)") {
+        return (pass);
+    }
+    # An editor's preview (the cookie a signed preview link sets): isr renders the page for
+    # this request only (`private, no-store`); it goes there with its cookie and is never
+    # stored here, and no stored copy answers it. A forged cookie gets the public page from
+    # isr, also uncached.
+    if (req.http.Cookie ~ "(^|;)\s*isr_preview=") {
         return (pass);
     }
     # Pages ignore query strings: one object per page, so that a purge of the path reaches it.

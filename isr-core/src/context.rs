@@ -34,6 +34,8 @@
 //!   path whose params do not parse is a 404 before any loader runs or is scheduled.
 //! - [`State<T>`]: a clone of the value registered with `isr::App::state`; several types can
 //!   be registered, one value per type.
+//! - [`Preview`]: whether the page is rendered for an editor's preview (drafts may be shown);
+//!   such a rendering is never stored or cached anywhere.
 //!
 //! Every argument is also checked once when the app starts ([`FromContext::check`]): a missing
 //! state type, or a `Path<T>` field that is not a parameter of the route, stops the app with a
@@ -97,6 +99,7 @@ pub struct LoadContext {
     params: Params,
     state: Arc<AppState>,
     url_path: String,
+    preview: bool,
 }
 
 impl LoadContext {
@@ -106,7 +109,26 @@ impl LoadContext {
             params,
             state,
             url_path: String::from("/"),
+            preview: false,
         }
+    }
+
+    /// The same context for an editor's preview: [`Preview`] is `true` in it. Only a render
+    /// that is never stored gets one (a request with a valid preview cookie).
+    ///
+    /// ```
+    /// let cx = isr::LoadContext::new(isr::Params::new(), Default::default());
+    /// assert!(!cx.is_preview());
+    /// assert!(cx.for_preview().is_preview());
+    /// ```
+    pub fn for_preview(mut self) -> Self {
+        self.preview = true;
+        self
+    }
+
+    /// Whether this render is an editor's preview ([`LoadContext::for_preview`]).
+    pub fn is_preview(&self) -> bool {
+        self.preview
     }
 
     /// The same context for the page at this URL path (what its view's `use_location` reports).
@@ -179,7 +201,7 @@ pub struct Check<'a> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an argument of a page loader or `paths` function",
     label = "not an isr extractor",
-    note = "arguments are `Params` (raw route params), `Path<T>` (route params deserialized into `T`) or `State<T>` (a value registered with `App::state`)"
+    note = "arguments are `Params` (raw route params), `Path<T>` (route params deserialized into `T`), `State<T>` (a value registered with `App::state`) or `Preview` (whether an editor previews the page)"
 )]
 pub trait FromContext: Sized + Send + 'static {
     /// Takes the argument from the context of one generation.
@@ -243,6 +265,28 @@ impl<T: Clone + Send + Sync + 'static> FromContext for State<T> {
             Some(_) => Ok(()),
             None => Err(missing_state::<T>()),
         }
+    }
+}
+
+/// Whether the page is rendered for an editor's preview: a request that carries the cookie a
+/// signed preview link set (see `isr::preview`). A loader may then return what the public must
+/// not see yet (drafts, scheduled posts, unpublished changes): a preview render is never
+/// written to the memory cache, the disk, the shared tier or a CDN, and its answer is
+/// `cache-control: private, no-store`. Every stored generation (build, regeneration,
+/// revalidation) gets `Preview(false)`, and so do `paths` functions.
+///
+/// ```
+/// use isr::{FromContext, Preview};
+/// let cx = isr::LoadContext::new(isr::Params::new(), Default::default());
+/// assert_eq!(Preview::from_context(&cx).unwrap(), Preview(false));
+/// assert_eq!(Preview::from_context(&cx.for_preview()).unwrap(), Preview(true));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Preview(pub bool);
+
+impl FromContext for Preview {
+    fn from_context(cx: &LoadContext) -> Result<Self, Rejection> {
+        Ok(Preview(cx.preview))
     }
 }
 

@@ -34,7 +34,7 @@ pub use engine::revalidate;
 pub use model::encoding;
 
 pub use {
-    context::{AppState, FromContext, LoadContext, Path, Rejection, State},
+    context::{AppState, FromContext, LoadContext, Path, Preview, Rejection, State},
     engine::{
         CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
         Served, Trigger,

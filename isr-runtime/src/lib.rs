@@ -182,6 +182,8 @@ pub mod malloc_arenas;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
+pub mod preview;
+#[cfg(feature = "ssr")]
 pub mod public;
 #[cfg(feature = "ssr")]
 mod random;
@@ -222,7 +224,7 @@ pub use {
     build::{BuildError, BuildOptions, BuildReport},
     csp::ContentSecurityPolicy,
     isr_core::{
-        context::{AppState, FromContext, LoadContext, Path, Rejection, State},
+        context::{AppState, FromContext, LoadContext, Path, Preview, Rejection, State},
         engine::{
             CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
             Served, Trigger,
@@ -259,7 +261,7 @@ pub use isr_core::{error, Context, Error, Result};
 pub mod prelude {
     pub use crate::{layout, page, paths};
     #[cfg(feature = "ssr")]
-    pub use crate::{Load, Params, Path, State};
+    pub use crate::{Load, Params, Path, Preview, State};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -17,8 +17,13 @@ pub(crate) fn bytes<const N: usize>() -> [u8; N] {
 
 /// `N` random bytes as lowercase hex (`2 × N` characters).
 pub(crate) fn hex<const N: usize>() -> String {
-    let mut out = String::with_capacity(2 * N);
-    for byte in bytes::<N>() {
+    to_hex(&bytes::<N>())
+}
+
+/// `bytes` as lowercase hex.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
         out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
         out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
     }

@@ -30,10 +30,12 @@ pub mod listener;
 mod metrics_route;
 mod negotiate;
 pub mod origin;
+pub mod preview;
 pub mod server_fns;
 pub mod session;
 pub mod sitemap;
 pub mod threads;
+mod uncached;
 use auth::{bearer_matches, Auth, Caller, Endpoint};
 pub use cache_headers::{
     age, cache_control, cache_status, cache_tag, cdn_cache_control, not_found_cache_control,
@@ -70,6 +72,8 @@ struct AppState {
     shell: Arc<crate::render::DocumentShell>,
     /// The app's `public/` files, looked up before the pages.
     public: Arc<crate::public::PublicFiles>,
+    /// Signs and checks preview links and cookies; `None`: previews are off.
+    preview: Option<Arc<crate::preview::PreviewKey>>,
 }
 
 /// The app's own documents for `404` and `503` answers (rendered at start, in its layouts);
@@ -178,6 +182,9 @@ pub struct ServerOptions {
     /// [`FAILURE_WINDOW`](auth_limit::FAILURE_WINDOW) before it gets `429` (0: the default,
     /// [`auth_limit::MAX_FAILURES`]).
     pub max_auth_failures: u32,
+    /// Enables editors' previews ([`preview`]): links signed with this key open a preview
+    /// cookie; `None`: every preview route is `404` and the cookie is ignored.
+    pub preview: Option<crate::preview::PreviewKey>,
 }
 
 /// The ISR router: pages (as the fallback), `/pkg/*` (client bundle), `POST /_isr/revalidate`
@@ -249,6 +256,7 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         status_pages: options.status_pages,
         shell: Arc::new(options.shell),
         public: Arc::new(options.public),
+        preview: options.preview.map(Arc::new),
     };
     crate::metrics::register_auth_failures();
     let operator = Router::new().route("/_isr/revalidate", any(revalidate_endpoint));
@@ -267,6 +275,7 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
     let operator = operator
         .merge(admin::routes())
         .merge(dashboard::routes())
+        .merge(preview::routes())
         .layer(axum::middleware::map_response(operator_headers));
     let mut router = Router::new().merge(operator).merge(server_fns::routes());
     if let Some(assets) = options.assets {
@@ -289,14 +298,20 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
     }
     match options.dev {
         Some(dev) => {
-            let public = state.public.clone();
+            let (public, preview_key) = (state.public.clone(), state.preview.clone());
             router
                 .fallback(move |request: Request| {
                     let (dev, public) = (dev.clone(), public.clone());
+                    let audience = match &preview_key {
+                        Some(key) if preview::is_previewing(key, request.headers()) => {
+                            crate::engine::Audience::Editor
+                        }
+                        _ => crate::engine::Audience::Developer,
+                    };
                     async move {
                         match public.serve(request).await {
                             Ok(file) => file,
-                            Err(request) => dev::dev_endpoint(dev, request).await,
+                            Err(request) => dev::dev_endpoint(dev, request, audience).await,
                         }
                     }
                 })
@@ -382,6 +397,11 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
         Ok(file) => return file,
         Err(request) => request,
     };
+    if let Some(key) = &state.preview {
+        if preview::is_previewing(key, request.headers()) {
+            return preview::preview_page(state.clone(), request).await;
+        }
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return method_not_allowed();
     }

@@ -123,13 +123,26 @@ impl Content {
     /// The posts public at `now`, newest first (ties by slug), and the next `publish_at` after
     /// `now` of a post that is not a draft; unparsable posts are skipped and logged.
     pub async fn publication(&self, now: SystemTime) -> anyhow::Result<Publication> {
+        self.posts_seen_by(now, Reader::Public).await
+    }
+
+    /// What `reader` sees at `now`: the public posts, or for an editor's preview every post
+    /// (drafts and scheduled ones too, with nothing scheduled: a preview is never kept); newest
+    /// first (ties by slug), unparsable posts skipped and logged.
+    pub async fn posts_seen_by(
+        &self,
+        now: SystemTime,
+        reader: Reader,
+    ) -> anyhow::Result<Publication> {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || {
             let mut posts = Vec::new();
             let mut next_at: Option<SystemTime> = None;
             for slug in list_slugs(&dir)? {
                 match read_post_in(&dir, &slug) {
-                    Ok(Some(post)) if post.is_public_at(now) => posts.push(post),
+                    Ok(Some(post)) if reader == Reader::Editor || post.is_public_at(now) => {
+                        posts.push(post)
+                    }
                     // Not a draft, not public yet: scheduled.
                     Ok(Some(Post {
                         draft: false,
@@ -146,6 +159,40 @@ impl Content {
             Ok(Publication { posts, next_at })
         })
         .await?
+    }
+}
+
+/// Who reads the posts: the public, or an editor in a preview (`isr::Preview`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// Public posts only.
+    Public,
+    /// Every post: drafts and scheduled posts too.
+    Editor,
+}
+
+impl Reader {
+    /// The reader of a page rendered with `Preview(preview)`.
+    pub fn of_preview(preview: bool) -> Self {
+        if preview {
+            Reader::Editor
+        } else {
+            Reader::Public
+        }
+    }
+}
+
+impl Post {
+    /// What an editor's preview says of a post the public does not see at `now`: `draft`,
+    /// `scheduled`; `None` for a public post.
+    pub fn unpublished_at(&self, now: SystemTime) -> Option<&'static str> {
+        if self.draft {
+            Some("draft")
+        } else if !self.is_public_at(now) {
+            Some("scheduled")
+        } else {
+            None
+        }
     }
 }
 

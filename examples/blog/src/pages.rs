@@ -7,7 +7,7 @@
 //! contents, the layout) stays static HTML.
 
 #[cfg(feature = "ssr")]
-use crate::content::Content;
+use crate::content::{Content, Reader};
 use isr::prelude::*;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, Stylesheet, Title};
@@ -19,6 +19,10 @@ pub struct PostSummary {
     pub slug: String,
     pub title: String,
     pub date: String,
+    /// In an editor's preview, why the public does not see the post (`draft`, `scheduled`);
+    /// never set on the public site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpublished: Option<String>,
 }
 
 /// Props of `/blog`.
@@ -47,6 +51,9 @@ pub struct PostProps {
     /// The Markdown body, rendered to HTML on the server.
     pub html: String,
     pub toc: Vec<TocEntry>,
+    /// In an editor's preview, why the public does not see the post (`draft`, `scheduled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpublished: Option<String>,
 }
 
 /// The params of `/blog/:slug`.
@@ -57,13 +64,21 @@ pub struct PostParams {
 
 /// `/blog`: the public posts. Valid until the next scheduled post goes public (`publish_at`):
 /// then the next request waits for the list with it, and no cache keeps the old list longer.
+/// In an editor's preview, drafts and scheduled posts too, each labelled.
 #[page(path = "/blog", revalidate = 60, view = post_list, hydrate = "islands", tags = ["posts"])]
-async fn blog_index(State(content): State<Content>) -> isr::Result<Load<ListProps>> {
-    let publication = content.publication(std::time::SystemTime::now()).await?;
+async fn blog_index(
+    State(content): State<Content>,
+    Preview(preview): Preview,
+) -> isr::Result<Load<ListProps>> {
+    let now = std::time::SystemTime::now();
+    let publication = content
+        .posts_seen_by(now, Reader::of_preview(preview))
+        .await?;
     let posts = publication
         .posts
         .into_iter()
         .map(|p| PostSummary {
+            unpublished: p.unpublished_at(now).map(str::to_owned),
             slug: p.slug,
             title: p.title,
             date: p.date,
@@ -88,15 +103,13 @@ async fn blog_index(State(content): State<Content>) -> isr::Result<Load<ListProp
 async fn post(
     Path(PostParams { slug }): Path<PostParams>,
     State(content): State<Content>,
+    Preview(preview): Preview,
 ) -> isr::Result<Load<PostProps>> {
+    let now = std::time::SystemTime::now();
     match content.read_post(&slug).await? {
-        // Scheduled: a 404 until it goes public, then generated on the next request.
-        Some(crate::content::Post {
-            draft: false,
-            publish_at: Some(at),
-            ..
-        }) if at > std::time::SystemTime::now() => Ok(Load::not_yet(at)),
-        Some(post) if !post.draft => Ok(Load::props(PostProps {
+        // An editor's preview shows every post, drafts and scheduled ones included.
+        Some(post) if preview || post.is_public_at(now) => Ok(Load::props(PostProps {
+            unpublished: post.unpublished_at(now).map(str::to_owned),
             slug: post.slug,
             title: post.title,
             date: post.date,
@@ -105,6 +118,12 @@ async fn post(
             toc: post.toc,
         })
         .tag(format!("post:{slug}"))),
+        // Scheduled: a 404 until it goes public, then generated on the next request.
+        Some(crate::content::Post {
+            draft: false,
+            publish_at: Some(at),
+            ..
+        }) => Ok(Load::not_yet(at)),
         _ => Ok(Load::NotFound),
     }
 }
@@ -206,11 +225,16 @@ fn PostFilter(posts: Vec<PostSummary>) -> impl IntoView {
                     .filter(|p| matching(p))
                     .map(|post| {
                         let title = post.title.clone();
+                        let unpublished = post
+                            .unpublished
+                            .clone()
+                            .map(|label| view! { " " <span class="unpublished">{label}</span> });
                         view! {
                             <li data-slug=post.slug.clone()>
                                 <a href=format!("/blog/{}", post.slug)>{title}</a>
                                 " "
                                 <time datetime=post.date.clone()>{post.date.clone()}</time>
+                                {unpublished}
                             </li>
                         }
                     })
@@ -228,6 +252,7 @@ pub fn post_page(props: PostProps) -> impl IntoView {
         <Meta name="description" content=description />
         <article>
             <h1>{props.title}</h1>
+            {props.unpublished.map(|label| view! { <p class="unpublished">{format!("Not public: {label}")}</p> })}
             <p class="meta">
                 <time datetime=props.date.clone()>{props.date.clone()}</time>
                 {props

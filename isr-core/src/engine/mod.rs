@@ -41,6 +41,7 @@ mod scheduler;
 mod shared;
 mod table;
 pub mod tier;
+mod uncached;
 
 pub use builder::EngineBuilder;
 pub use changes::PageChanges;
@@ -56,6 +57,7 @@ pub use runs::{LastRun, RUNS_KEPT};
 pub use scheduler::default_max_regenerations;
 pub use shared::CATCH_UP_WAIT;
 pub use tier::SharedTier;
+pub use uncached::{Audience, Uncached};
 
 use crate::clock::Clock;
 use crate::context::{AppState, LoadContext};

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
     after_help = "Environment: RUST_LOG (log filter, default info), ISR_REVALIDATE_SECRET \
                   (enables POST /_isr/revalidate with `Authorization: Bearer <secret>`), \
                   ISR_ADMIN_TOKEN (enables the operator API /_isr/api and the status, pages and \
-                  revalidate subcommands), ISR_METRICS_TOKEN (GET /_isr/metrics then needs `Authorization: Bearer <token>`)."
+                  revalidate subcommands), ISR_METRICS_TOKEN (GET /_isr/metrics then needs `Authorization: Bearer <token>`), \
+                  ISR_PREVIEW_SECRET (signs editors' preview links: /_isr/preview, preview-link)."
 )]
 pub(super) struct Cli {
     #[command(subcommand)]
@@ -129,6 +130,16 @@ pub(super) struct Cli {
     #[arg(long, env = "ISR_MAX_REGENERATIONS", global = true, value_name = "N")]
     pub(super) max_regenerations: Option<String>,
 
+    /// Secret that signs editors' preview links (HMAC-SHA256; at least 16 characters); without it previews are off [prefer the environment variable: a flag shows in the process list]
+    #[arg(
+        long,
+        env = "ISR_PREVIEW_SECRET",
+        global = true,
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub(super) preview_secret: Option<String>,
+
     /// Seconds to let running generations finish after SIGINT/SIGTERM [default: 10]
     #[arg(
         long,
@@ -189,6 +200,19 @@ pub(super) enum Invocation {
         /// request waits for the new version [default: auto]
         #[arg(long, value_parser = ["auto", "regenerate", "stale", "expire"])]
         mode: Option<String>,
+    },
+    /// Print a signed preview link for a page: it opens the page with drafts shown, until it
+    /// expires (needs ISR_PREVIEW_SECRET)
+    PreviewLink {
+        /// The page's path, e.g. /blog/draft
+        path: String,
+        /// How long the link (and the preview it opens) lasts: seconds (90) or with a unit
+        /// (10m, 1h, 2d) [default: 1h]
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// The site's public origin [default: --public-url, else http://<--addr>]
+        #[arg(long, env = "ISR_URL", value_name = "URL")]
+        url: Option<String>,
     },
 }
 
@@ -274,6 +298,10 @@ pub(super) fn remote_command(cli: &Cli) -> Option<(&RemoteArgs, crate::remote::R
                 mode: mode.clone(),
             },
         )),
-        Invocation::Build | Invocation::Serve | Invocation::Start | Invocation::Dev => None,
+        Invocation::Build
+        | Invocation::Serve
+        | Invocation::Start
+        | Invocation::Dev
+        | Invocation::PreviewLink { .. } => None,
     }
 }

@@ -21,6 +21,8 @@ pub(super) struct Config {
     pub(super) revalidate_secret: Option<String>,
     pub(super) admin_token: Option<String>,
     pub(super) metrics_token: Option<String>,
+    /// `--preview-secret` / `ISR_PREVIEW_SECRET`: editors' previews on.
+    pub(super) preview: Option<crate::preview::PreviewKey>,
     pub(super) trusted_proxies: crate::server::origin::TrustedProxies,
     pub(super) max_auth_failures: u32,
     pub(super) cdn_purge: Option<crate::cdn::PurgeTargets>,
@@ -99,6 +101,7 @@ impl App {
         let revalidate_secret = secret_from_env("ISR_REVALIDATE_SECRET")?;
         let admin_token = secret_from_env("ISR_ADMIN_TOKEN")?;
         let metrics_token = secret_from_env("ISR_METRICS_TOKEN")?;
+        let preview = preview_key(cli.preview_secret.as_deref())?;
         let trusted_proxies = crate::server::origin::TrustedProxies::parse(
             cli.trusted_proxies.as_deref().unwrap_or_default(),
         )
@@ -192,6 +195,7 @@ impl App {
             revalidate_secret,
             admin_token,
             metrics_token,
+            preview,
             trusted_proxies,
             max_auth_failures,
             cdn_purge,
@@ -300,6 +304,16 @@ pub(super) fn secret_from_env(variable: &str) -> Result<Option<String>, String> 
     };
     crate::server::auth::check_secret(variable, &secret)?;
     Ok(Some(secret))
+}
+
+/// The preview key of `--preview-secret` / `ISR_PREVIEW_SECRET` (trimmed; empty is unset).
+pub(super) fn preview_key(
+    secret: Option<&str>,
+) -> Result<Option<crate::preview::PreviewKey>, String> {
+    match secret.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(secret) => crate::preview::PreviewKey::new(secret).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Largest accepted value of the connection timeout flags, in seconds (a day).

@@ -8,6 +8,7 @@
 
 mod args;
 mod config;
+mod preview_link;
 mod serve;
 mod site_root;
 mod start;
@@ -431,6 +432,20 @@ impl App {
                 };
             }
         };
+        if let Some(Invocation::PreviewLink { path, ttl, url }) = &cli.command {
+            let now = preview_link::unix_now();
+            return match preview_link::preview_link(&cli, path, ttl.as_deref(), url.as_deref(), now)
+            {
+                Ok(link) => {
+                    println!("{link}");
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(EXIT_BAD_CONFIG)
+                }
+            };
+        }
         if let Some((remote, command)) = remote_command(&cli) {
             return match self.remote(&cli, remote) {
                 Ok(remote) => block_on(crate::remote::run(remote, command)),

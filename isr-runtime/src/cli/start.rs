@@ -254,6 +254,9 @@ impl App {
         if config.admin_token.is_none() {
             tracing::info!("the operator API is off: set ISR_ADMIN_TOKEN to enable /_isr/api");
         }
+        if config.preview.is_none() {
+            tracing::info!("previews are off: set ISR_PREVIEW_SECRET to enable signed preview links (/_isr/preview)");
+        }
         crate::revalidate::set_running(engine.clone());
         let status_pages = self.status_pages(shell).await.map_err(Stop::failure)?;
         let dev = (config.command == Command::Dev).then(|| {
@@ -283,6 +286,7 @@ impl App {
             metrics: self.metrics.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             max_auth_failures: config.max_auth_failures,
+            preview: config.preview.clone(),
         };
         // The app's own handlers revalidate through `Extension<isr::Revalidator>`.
         let app_routes = std::mem::take(&mut self.routes)

@@ -7,6 +7,7 @@
 //! | `GET /_isr/metrics` | `Bearer <ISR_METRICS_TOKEN>`, else `Bearer <ISR_ADMIN_TOKEN>`; open when neither is set |
 //! | `POST /_isr/login` | the admin token, once: then a session ([`super::session`]) |
 //! | `/_isr/` forms | a session, from the dashboard itself |
+//! | `GET /_isr/preview` | a link signed with `ISR_PREVIEW_SECRET` ([`crate::preview`]) |
 //!
 //! Every failed attempt is counted (`isr_auth_failures_total{endpoint}`) and logged (client
 //! address and route, never what was sent; at most one line per 10 s). One that presented a
@@ -66,6 +67,8 @@ pub enum Endpoint {
     Login,
     /// The dashboard's forms (`/_isr/actions/…`, `/_isr/logout`).
     Dashboard,
+    /// `GET /_isr/preview` (a preview link's signature).
+    Preview,
 }
 
 impl Endpoint {
@@ -77,6 +80,7 @@ impl Endpoint {
             Endpoint::Metrics => "metrics",
             Endpoint::Login => "login",
             Endpoint::Dashboard => "dashboard",
+            Endpoint::Preview => "preview",
         }
     }
 }
@@ -219,13 +223,21 @@ pub(crate) fn cross_site(
 
 /// The values of every `isr_session` cookie of a request.
 fn session_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    cookie_values(headers, super::dashboard::SESSION_COOKIE)
+}
+
+/// The values of every cookie named `name` that a request sent.
+pub(crate) fn cookie_values<'a>(
+    headers: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == super::dashboard::SESSION_COOKIE)
+        .filter(move |(cookie, _)| *cookie == name)
         .map(|(_, value)| value)
 }
 

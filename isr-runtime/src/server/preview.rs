@@ -1,0 +1,263 @@
+//! Editors' previews over HTTP (the links and cookies are [`crate::preview`]'s):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /_isr/preview?path=&expires=&sig=` | valid: sets the cookie, `307` to `path`; forged or expired: `401`, no cookie; malformed: `400` |
+//! | `GET /_isr/preview/exit[?path=]` | clears the cookie, `307` to `path` (or `/`) |
+//! | any page, with a valid cookie | rendered now with `Preview(true)`, kept nowhere |
+//!
+//! Without a preview secret every preview route is `404` and the cookie is ignored. A preview
+//! answer is `cache-control: private, no-store` and `x-robots-tag: noindex`, carries a banner
+//! with the exit link, and touches nothing the public site is served from (hot cache, disk,
+//! Redis, CDN, the page table's traffic and freshness): see
+//! [`Engine::render_uncached`](crate::engine::Engine::render_uncached). A forged link is a
+//! failed authentication (counted, and charged to the client address, as a wrong token is).
+
+use super::auth::{cookie_values, Caller, Endpoint};
+use super::uncached::{self, Mode};
+use super::AppState;
+use crate::engine::Audience;
+use crate::preview::{self, PreviewKey, Refused};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What `x-isr-cache` says on a preview answer.
+const PREVIEW_CACHE: &str = "PREVIEW";
+
+const X_ROBOTS_TAG: HeaderName = HeaderName::from_static("x-robots-tag");
+
+/// The routes of preview links and of its exit.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(preview::LINK_PATH, get(open_preview))
+        .route(preview::EXIT_PATH, get(exit_preview))
+}
+
+/// The query of a preview link, as sent (checked by [`open_preview`]).
+#[derive(serde::Deserialize)]
+struct LinkQuery {
+    path: Option<String>,
+    expires: Option<String>,
+    sig: Option<String>,
+}
+
+/// The query of the exit link.
+#[derive(serde::Deserialize)]
+struct ExitQuery {
+    path: Option<String>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn open_preview(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    query: Result<Query<LinkQuery>, QueryRejection>,
+) -> Response {
+    let Some(key) = state.preview.as_deref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Some(refusal) = state.auth.refuse_if_blocked(&client) {
+        return refusal;
+    }
+    let Ok(Query(LinkQuery {
+        path: Some(path),
+        expires: Some(expires),
+        sig: Some(sig),
+    })) = query
+    else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "a preview link has `path`, `expires` and `sig`",
+        );
+    };
+    let Some(expires) = preview::canonical_seconds(&expires) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "`expires` is a Unix time in seconds",
+        );
+    };
+    if !preview::is_local_path(&path) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "`path` is a path on this site (it starts with one `/`)",
+        );
+    }
+    match key.check_link(&path, expires, &sig, unix_now()) {
+        Ok(()) => {}
+        Err(Refused::Signature) => {
+            state.auth.failed(Endpoint::Preview, &client, true);
+            return json_error(StatusCode::UNAUTHORIZED, "this preview link is not valid");
+        }
+        Err(Refused::Expired) => {
+            state.auth.failed(Endpoint::Preview, &client, false);
+            return json_error(StatusCode::UNAUTHORIZED, "this preview link has expired");
+        }
+    }
+    let max_age = expires.saturating_sub(unix_now());
+    let cookie = format!(
+        "{}={}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{}",
+        preview::COOKIE,
+        key.cookie_value(expires),
+        if state.auth.secure_cookies(&client) {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    tracing::info!(path = %path, expires, "preview opened");
+    redirect_setting_cookie(&path, &cookie)
+}
+
+async fn exit_preview(
+    State(state): State<AppState>,
+    query: Result<Query<ExitQuery>, QueryRejection>,
+) -> Response {
+    if state.preview.is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let path = query
+        .ok()
+        .and_then(|Query(q)| q.path)
+        .filter(|path| preview::is_local_path(path))
+        .unwrap_or_else(|| "/".to_owned());
+    let cookie = format!(
+        "{}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0",
+        preview::COOKIE
+    );
+    redirect_setting_cookie(&path, &cookie)
+}
+
+/// `307` to the local `path` with `Set-Cookie: cookie`.
+fn redirect_setting_cookie(path: &str, cookie: &str) -> Response {
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&preview::location(path)) {
+        headers.insert(header::LOCATION, location);
+    }
+    if let Ok(cookie) = HeaderValue::from_str(cookie) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Whether a request carries a preview cookie `key` made that has not ended.
+pub(super) fn is_previewing(key: &PreviewKey, headers: &HeaderMap) -> bool {
+    let now = unix_now();
+    cookie_values(headers, preview::COOKIE).any(|value| key.cookie_is_valid(value, now))
+}
+
+/// The page at the request's path rendered now for an editor (the router's page fallback,
+/// for a request [`is_previewing`]).
+pub(super) async fn preview_page(state: AppState, request: Request) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let query = request.uri().query().map(str::to_owned);
+    drop(request);
+    let mode = Mode {
+        engine: &state.engine,
+        documents: None,
+        audience: Audience::Editor,
+        status_pages: &state.status_pages,
+        mark: with_banner,
+        failure_note: "The public page is not affected (it keeps its last good version). A preview runs the loader on every request: fix the cause and reload.",
+        extra_head: "",
+        failure_log: "preview: the loader failed",
+    };
+    let mut response = uncached::respond(&mode, &method, &path, query.as_deref()).await;
+    let headers = response.headers_mut();
+    headers.insert(super::ISR_CACHE, HeaderValue::from_static(PREVIEW_CACHE));
+    preview_headers(headers);
+    response
+}
+
+/// What every preview answer carries: kept by no cache (browser, proxy or CDN), indexed by
+/// no search engine.
+pub(super) fn preview_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    headers.insert(X_ROBOTS_TAG, HeaderValue::from_static("noindex"));
+    headers.remove(super::CDN_CACHE_CONTROL);
+}
+
+/// The banner of a preview document, at the end of its `<body>` (after the content, so that
+/// hydration, which starts at the body's first node, never meets it), with the exit link back
+/// to `url_path`.
+///
+/// ```text
+/// <aside id="isr-preview" role="status">Preview: drafts are shown, nothing here is cached · <a href="/_isr/preview/exit?path=…">Exit preview</a></aside>
+/// ```
+pub(crate) fn with_banner(html: String, url_path: &str) -> String {
+    let exit = format!(
+        "{}?path={}",
+        preview::EXIT_PATH,
+        percent_encoding::utf8_percent_encode(url_path, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let banner = format!(
+        "<aside id=\"isr-preview\" role=\"status\" style=\"position:fixed;left:0;right:0;bottom:0;z-index:2147483647;display:flex;gap:1rem;justify-content:center;align-items:center;padding:.4rem 1rem;font:14px/1.5 system-ui,sans-serif;background:#1e40af;color:#fff\">Preview: drafts are shown, nothing here is cached <a href=\"{exit}\" style=\"color:#fff;font-weight:600\">Exit preview</a></aside>",
+        exit = crate::render::escape_text(&exit),
+    );
+    uncached::insert_before_last(html, "</body>", &banner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_ends_the_body_and_exits_to_the_page() {
+        let html = with_banner(
+            "<html><body><main>x</main></body></html>".into(),
+            "/blog/a b\"<",
+        );
+        assert!(
+            html.starts_with("<html><body><main>x</main><aside id=\"isr-preview\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"/_isr/preview/exit?path=%2Fblog%2Fa%20b%22%3C\""),
+            "{html}"
+        );
+        assert!(html.ends_with("</aside></body></html>"));
+    }
+
+    #[test]
+    fn only_a_cookie_of_this_key_that_has_not_ended_previews() {
+        let key = PreviewKey::new("0123456789abcdef").unwrap();
+        let headers = |cookie: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+            headers
+        };
+        let valid = key.cookie_value(unix_now() + 60);
+        let ended = key.cookie_value(unix_now() - 1);
+        assert!(is_previewing(
+            &key,
+            &headers(&format!("a=1; isr_preview={valid}"))
+        ));
+        assert!(!is_previewing(
+            &key,
+            &headers(&format!("isr_preview={ended}"))
+        ));
+        assert!(!is_previewing(&key, &headers(&format!("other={valid}"))));
+        let other = PreviewKey::new("fedcba9876543210").unwrap();
+        assert!(!is_previewing(
+            &other,
+            &headers(&format!("isr_preview={valid}"))
+        ));
+    }
+}
