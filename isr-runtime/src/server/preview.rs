@@ -217,6 +217,219 @@ pub(crate) fn with_banner(html: String, url_path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Engine;
+    use crate::page::{Generated, PageDef};
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    const SECRET: &str = "0123456789abcdef-preview";
+
+    /// `/news/:slug`, whose loader writes whether it renders a preview.
+    fn news_def() -> &'static PageDef {
+        fn load(cx: crate::LoadContext) -> crate::__private::BoxFuture<crate::Result<Generated>> {
+            let preview = cx.is_preview();
+            Box::pin(async move {
+                Ok(Generated::Page(crate::RenderedBody {
+                    body: format!("<p>preview={preview}</p>"),
+                    ..Default::default()
+                }))
+            })
+        }
+        Box::leak(Box::new(PageDef {
+            load,
+            ..crate::__private::example_def("/news/:slug")
+        }))
+    }
+
+    async fn engine() -> Arc<Engine> {
+        let routes = crate::Routes::new(vec![news_def()]).unwrap();
+        crate::__private::example_engine(routes).await
+    }
+
+    fn router(engine: &Arc<Engine>, preview: bool, public_url: Option<&str>) -> Router {
+        super::super::router(
+            engine.clone(),
+            super::super::ServerOptions {
+                preview: preview.then(|| PreviewKey::new(SECRET).unwrap()),
+                public_url: public_url.map(|u| crate::site::SiteUrl::parse(u).unwrap()),
+                max_auth_failures: 2,
+                ..Default::default()
+            },
+        )
+    }
+
+    async fn get(router: &Router, uri: &str, cookie: Option<&str>) -> Response {
+        let mut request = axum::http::Request::get(uri).header("host", "127.0.0.1:3000");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 9], 40000))));
+        router.clone().oneshot(request).await.unwrap()
+    }
+
+    async fn text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn header<'a>(response: &'a Response, name: &str) -> &'a str {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn link(path: &str, expires: u64, key: &PreviewKey) -> String {
+        format!("/_isr/preview?{}", key.link_query(path, expires))
+    }
+
+    #[tokio::test]
+    async fn a_valid_link_previews_every_page_and_nothing_is_kept() {
+        let engine = engine().await;
+        let app = router(&engine, true, None);
+        let key = PreviewKey::new(SECRET).unwrap();
+        let opened = get(&app, &link("/news/draft", unix_now() + 600, &key), None).await;
+        assert_eq!(opened.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(header(&opened, "location"), "/news/draft");
+        let cookie = header(&opened, "set-cookie").to_owned();
+        assert!(cookie.starts_with("isr_preview="), "{cookie}");
+        for attribute in ["; HttpOnly", "; SameSite=Lax", "; Path=/", "; Max-Age="] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        let max_age: u64 = cookie.rsplit("Max-Age=").next().unwrap().parse().unwrap();
+        assert!((590..=600).contains(&max_age), "{cookie}");
+        assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+        assert!(!cookie.contains(SECRET));
+        let value = cookie.split(';').next().unwrap().to_owned();
+
+        for _ in 0..2 {
+            let page = get(&app, "/news/draft", Some(&value)).await;
+            assert_eq!(page.status(), StatusCode::OK);
+            assert_eq!(header(&page, "cache-control"), "private, no-store");
+            assert_eq!(header(&page, "x-robots-tag"), "noindex");
+            assert_eq!(header(&page, "x-isr-cache"), "PREVIEW");
+            assert_eq!(header(&page, "cdn-cache-control"), "");
+            assert_eq!(header(&page, "surrogate-key"), "");
+            let html = text(page).await;
+            assert!(html.contains("<p>preview=true</p>"), "{html}");
+            assert!(
+                html.contains("href=\"/_isr/preview/exit?path=%2Fnews%2Fdraft\""),
+                "{html}"
+            );
+        }
+        assert_eq!(engine.page_count(), 0, "a preview is kept nowhere");
+        assert_eq!(engine.remembered_non_pages(), 0);
+
+        let public = get(&app, "/news/draft", None).await;
+        assert_eq!(header(&public, "x-isr-cache"), "MISS");
+        assert!(text(public).await.contains("<p>preview=false</p>"));
+        let again = get(&app, "/news/draft", Some(&value)).await;
+        assert_eq!(
+            header(&again, "x-isr-cache"),
+            "PREVIEW",
+            "never the stored page"
+        );
+        assert!(text(again).await.contains("<p>preview=true</p>"));
+        let public = get(&app, "/news/draft", None).await;
+        assert_eq!(header(&public, "x-isr-cache"), "HIT");
+        assert!(
+            text(public).await.contains("<p>preview=false</p>"),
+            "never the preview"
+        );
+    }
+
+    #[tokio::test]
+    async fn forged_expired_and_malformed_links_set_no_cookie() {
+        let engine = engine().await;
+        let app = router(&engine, true, None);
+        let key = PreviewKey::new(SECRET).unwrap();
+        let other = PreviewKey::new("another-secret-0123456789").unwrap();
+        let now = unix_now();
+        let tampered = link("/news/draft", now + 600, &key).replace("draft", "other");
+        let refused = [
+            (link("/news/draft", now - 1, &key), StatusCode::UNAUTHORIZED),
+            ("/_isr/preview".to_owned(), StatusCode::BAD_REQUEST),
+            (
+                "/_isr/preview?path=%2Fx&expires=soon&sig=00".to_owned(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                link("//evil.example", now + 600, &key),
+                StatusCode::BAD_REQUEST,
+            ),
+            // The two guesses last: they are charged to the address (the limit here is 2).
+            (
+                link("/news/draft", now + 600, &other),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (tampered, StatusCode::UNAUTHORIZED),
+        ];
+        for (uri, status) in refused {
+            let answer = get(&app, &uri, None).await;
+            assert_eq!(answer.status(), status, "{uri}");
+            assert_eq!(header(&answer, "set-cookie"), "", "{uri}");
+            assert_eq!(header(&answer, "location"), "", "{uri}");
+        }
+        // The forged and the tampered link were charged; an expired one is not a guess.
+        let blocked = get(&app, &link("/news/draft", now + 600, &key), None).await;
+        assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+        // A cookie of another key, or one that ended, previews nothing.
+        for cookie in [other.cookie_value(now + 600), key.cookie_value(now - 1)] {
+            let page = get(&app, "/news/x", Some(&format!("isr_preview={cookie}"))).await;
+            assert_ne!(header(&page, "x-isr-cache"), "PREVIEW");
+            assert!(text(page).await.contains("preview=false"));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_exit_link_clears_the_cookie_and_returns_to_the_page() {
+        let engine = engine().await;
+        let app = router(&engine, true, Some("https://news.example.com"));
+        let exit = get(&app, "/_isr/preview/exit?path=%2Fnews%2Fa", None).await;
+        assert_eq!(exit.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(header(&exit, "location"), "/news/a");
+        assert_eq!(
+            header(&exit, "set-cookie"),
+            "isr_preview=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"
+        );
+        let elsewhere = get(&app, "/_isr/preview/exit?path=%2F%2Fevil.example", None).await;
+        assert_eq!(header(&elsewhere, "location"), "/");
+        let key = PreviewKey::new(SECRET).unwrap();
+        let opened = get(&app, &link("/news/a", unix_now() + 60, &key), None).await;
+        assert!(
+            header(&opened, "set-cookie").ends_with("; Secure"),
+            "https site"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_secret_previews_are_off() {
+        let engine = engine().await;
+        let app = router(&engine, false, None);
+        let key = PreviewKey::new(SECRET).unwrap();
+        let now = unix_now();
+        for uri in [
+            link("/news/a", now + 60, &key),
+            "/_isr/preview/exit".to_owned(),
+        ] {
+            let answer = get(&app, &uri, None).await;
+            assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{uri}");
+            assert_eq!(header(&answer, "set-cookie"), "");
+        }
+        let cookie = format!("isr_preview={}", key.cookie_value(now + 60));
+        let page = get(&app, "/news/a", Some(&cookie)).await;
+        assert_eq!(header(&page, "x-isr-cache"), "MISS");
+        assert!(text(page).await.contains("preview=false"));
+    }
 
     #[test]
     fn the_banner_ends_the_body_and_exits_to_the_page() {
