@@ -68,6 +68,7 @@ const CONTROLLED_ENV: &[&str] = &[
     "LEPTOS_WATCH",
     "ISR_METRICS_TOKEN",
     "ISR_ADMIN_TOKEN",
+    "ISR_PREVIEW_SECRET",
     "ISR_URL",
     "ISR_REDIS_URL",
     "ISR_REDIS_PREFIX",

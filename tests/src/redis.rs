@@ -163,6 +163,76 @@ impl Redis {
         Ok(String::from_utf8_lossy(&bulk).into_owned())
     }
 
+    /// Sends one inline command whose answer is an array of bulk strings (`KEYS *`,
+    /// `HGETALL key`, `SMEMBERS key`) and returns them; an error for any other answer.
+    pub fn strings(&self, command: &str) -> std::io::Result<Vec<Vec<u8>>> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut stream = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(1))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(format!("{command}\r\n").as_bytes())?;
+        let mut reader = BufReader::new(stream);
+        fn read_line(reader: &mut impl BufRead) -> std::io::Result<String> {
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            Ok(line.trim_end().to_string())
+        }
+        let head = read_line(&mut reader)?;
+        let count: usize = head
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("{command}: answered {head:?}")))?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            let line = read_line(&mut reader)?;
+            let length: usize = line
+                .strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| std::io::Error::other(format!("{command}: item {line:?}")))?;
+            let mut bulk = vec![0; length + 2];
+            reader.read_exact(&mut bulk)?;
+            bulk.truncate(length);
+            items.push(bulk);
+        }
+        Ok(items)
+    }
+
+    /// Every string Redis holds, as `(key, field, value)`: each field of each hash, each member
+    /// of each set, each string value (streams and other types are left out). A page's `gzip`
+    /// and `br` fields are decompressed.
+    pub fn contents(&self) -> Vec<(String, String, Vec<u8>)> {
+        let mut found = Vec::new();
+        for key in self.strings("KEYS *").expect("KEYS *") {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            match self.command(&format!("TYPE {key}")).expect("TYPE").as_str() {
+                "+hash" => {
+                    let pairs = self.strings(&format!("HGETALL {key}")).expect("HGETALL");
+                    for pair in pairs.chunks(2) {
+                        let field = String::from_utf8_lossy(&pair[0]).into_owned();
+                        let value = match field.as_str() {
+                            "gzip" | "br" => {
+                                let encoding = if field == "br" { "br" } else { "gzip" };
+                                crate::decompressed(encoding, &pair[1]).into_bytes()
+                            }
+                            _ => pair[1].clone(),
+                        };
+                        found.push((key.clone(), field, value));
+                    }
+                }
+                "+set" => {
+                    for member in self.strings(&format!("SMEMBERS {key}")).expect("SMEMBERS") {
+                        found.push((key.clone(), String::new(), member));
+                    }
+                }
+                "+string" => {
+                    let value = self.command(&format!("GET {key}")).expect("GET");
+                    found.push((key.clone(), String::new(), value.into_bytes()));
+                }
+                _ => {}
+            }
+        }
+        found
+    }
+
     /// The `process_id` that the server on `addr` reports in `INFO server`.
     fn server_pid(&self) -> std::io::Result<u32> {
         let info = self.command("INFO server")?;
