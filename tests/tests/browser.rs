@@ -19,6 +19,9 @@ use isr_tests::browser::{
 use isr_tests::{poll_until, BlogServer, Fixture, POLL_DEADLINE};
 use serde_json::json;
 
+/// The secret that signs the preview links of the browser test.
+const PREVIEW_SECRET: &str = "preview-secret-0123456789";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     if !browsers_available() {
@@ -28,7 +31,7 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     build_with_client(&fx.site_root(), |args, envs, deadline| {
         fx.run_with_deadline(args, envs, deadline)
     });
-    let server = BlogServer::start(&fx, &["serve"], &[]);
+    let server = BlogServer::start(&fx, &["serve"], &[("ISR_PREVIEW_SECRET", PREVIEW_SECRET)]);
 
     // The page loads a content-hashed bundle that is served with long-lived cache headers.
     let page = server.get("/blog/what-is-isr").await;
@@ -231,6 +234,51 @@ async fn pages_hydrate_in_chromium_and_stay_hydrated_after_revalidation() {
     .await;
     assert_eq!(has_marker(&browser).await, Some(true), "same document");
 
+    let errors = console_errors(&browser).await;
+    assert!(errors.is_empty(), "browser console: {errors:#?}");
+
+    // An editor's preview of the list (a link made by `blog preview-link`): the draft is
+    // listed and labelled, the filter island hydrates over it, and the banner's exit link
+    // brings back the public list.
+    let made = fx.run(
+        &["preview-link", "/blog", "--url", &server.base_url()],
+        &[("ISR_PREVIEW_SECRET", PREVIEW_SECRET)],
+    );
+    assert_eq!(made.code(), Some(0), "{}", made.stderr);
+    browser
+        .goto(made.stdout.trim())
+        .await
+        .expect("open the preview link");
+    poll_until("the preview of the list", POLL_DEADLINE, || async {
+        let url = browser.current_url().await.ok()?;
+        (url.path() == "/blog" && url.query().is_none()).then_some(())
+    })
+    .await;
+    let banner = browser.find(Locator::Css("#isr-preview")).await.unwrap();
+    assert!(
+        banner.is_displayed().await.unwrap(),
+        "the preview banner shows"
+    );
+    let listed = browser.find_all(Locator::Css("ul.posts li")).await.unwrap();
+    assert_eq!(listed.len(), 7, "six published posts and the draft");
+    assert_eq!(text(&browser, "span.unpublished").await, "draft");
+    let filter = browser.find(Locator::Css("input.filter")).await.unwrap();
+    poll_until("the preview's list to filter", POLL_DEADLINE, || async {
+        filter.clear().await.ok()?;
+        filter.send_keys("not published").await.ok()?;
+        let shown = browser.find_all(Locator::Css("ul.posts li")).await.ok()?;
+        let first = shown.first()?.attr("data-slug").await.ok()??;
+        (shown.len() == 1 && first == "upcoming").then_some(())
+    })
+    .await;
+    click(&browser, "#isr-preview a").await;
+    poll_until("the public list after the exit", POLL_DEADLINE, || async {
+        let url = browser.current_url().await.ok()?;
+        let posts = browser.find_all(Locator::Css("ul.posts li")).await.ok()?;
+        let banner = browser.find(Locator::Css("#isr-preview")).await.is_ok();
+        (url.path() == "/blog" && posts.len() == 6 && !banner).then_some(())
+    })
+    .await;
     let errors = console_errors(&browser).await;
     assert!(errors.is_empty(), "browser console: {errors:#?}");
     browser.close().await.unwrap();
