@@ -34,6 +34,8 @@
 //!   path whose params do not parse is a 404 before any loader runs or is scheduled.
 //! - [`State<T>`]: a clone of the value registered with `isr::App::state`; several types can
 //!   be registered, one value per type.
+//! - [`Query<T>`]: the route's listed query parameters (`query = ["page", "tag"]`)
+//!   deserialized into `T`; a value that does not parse is a 404 before any loader runs.
 //! - [`Preview`]: whether the page is rendered for an editor's preview (drafts may be shown);
 //!   such a rendering is never stored or cached anywhere.
 //!
@@ -99,6 +101,7 @@ pub struct LoadContext {
     params: Params,
     state: Arc<AppState>,
     url_path: String,
+    query: Params,
     preview: bool,
 }
 
@@ -109,8 +112,27 @@ impl LoadContext {
             params,
             state,
             url_path: String::from("/"),
+            query: Params::new(),
             preview: false,
         }
+    }
+
+    /// The same context for a variant with these query parameters (canonical, see
+    /// [`crate::model::query`]).
+    ///
+    /// ```
+    /// let cx = isr::LoadContext::new(isr::Params::new(), Default::default())
+    ///     .with_query(isr::Params::new().with("page", "2"));
+    /// assert_eq!(cx.query().get("page").unwrap(), "2");
+    /// ```
+    pub fn with_query(mut self, query: Params) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// The variant's query parameters (empty for the page itself).
+    pub fn query(&self) -> &Params {
+        &self.query
     }
 
     /// The same context for an editor's preview: [`Preview`] is `true` in it. Only a render
@@ -182,7 +204,7 @@ impl Rejection {
 ///
 /// ```
 /// let state = isr::AppState::default();
-/// let check = isr::context::Check { route: "/blog/:slug", params: &["slug"], state: &state, in_paths: false };
+/// let check = isr::context::Check { route: "/blog/:slug", params: &["slug"], query: &[], state: &state, in_paths: false };
 /// assert!(<isr::Params as isr::FromContext>::check(&check).is_ok());
 /// ```
 #[derive(Debug)]
@@ -191,6 +213,8 @@ pub struct Check<'a> {
     pub route: &'a str,
     /// Its `:param` names.
     pub params: &'a [&'a str],
+    /// Its listed query parameters (`query = [...]`).
+    pub query: &'a [&'a str],
     /// The app's registered state.
     pub state: &'a AppState,
     /// Whether the argument belongs to the route's `paths` function (which gets no params).
@@ -201,7 +225,7 @@ pub struct Check<'a> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an argument of a page loader or `paths` function",
     label = "not an isr extractor",
-    note = "arguments are `Params` (raw route params), `Path<T>` (route params deserialized into `T`), `State<T>` (a value registered with `App::state`) or `Preview` (whether an editor previews the page)"
+    note = "arguments are `Params` (raw route params), `Path<T>` (route params deserialized into `T`), `Query<T>` (the route's listed query parameters deserialized into `T`), `State<T>` (a value registered with `App::state`) or `Preview` (whether an editor previews the page)"
 )]
 pub trait FromContext: Sized + Send + 'static {
     /// Takes the argument from the context of one generation.
@@ -215,6 +239,13 @@ pub trait FromContext: Sized + Send + 'static {
     /// is scheduled; `false` answers 404).
     fn accepts(_params: &Params) -> bool {
         true
+    }
+
+    /// The canonical values of a variant's listed query parameters as this argument reads
+    /// them (see [`Query`]); `None` when they name no page (404, no loader runs). The default
+    /// keeps them as they are.
+    fn canonical_query(query: Params) -> Option<Params> {
+        Some(query)
     }
 
     /// Checked once at start-up: an `Err` names what the app must fix.
@@ -287,6 +318,80 @@ pub struct Preview(pub bool);
 impl FromContext for Preview {
     fn from_context(cx: &LoadContext) -> Result<Self, Rejection> {
         Ok(Preview(cx.preview))
+    }
+}
+
+/// The route's listed query parameters (`#[page(query = ["page", "tag"])]`) deserialized into
+/// `T`, as axum's `Query` does, from the variant's canonical query (parameters not listed never
+/// get here). Its reading is also the variant's identity: the values `T` writes back are the
+/// key (`?page=02` is the page `?page=2`), and those equal to `T`'s own defaults (what it
+/// deserializes from no parameters) are left out, so `/blog?page=1` is `/blog` when `page`
+/// defaults to 1. A query that does not deserialize is a 404 before any loader runs.
+///
+/// ```
+/// use isr::{FromContext, Query};
+/// #[derive(serde::Deserialize, serde::Serialize)]
+/// struct List { #[serde(default = "first")] page: u32, tag: Option<String> }
+/// fn first() -> u32 { 1 }
+/// let canonical = |page: &str| Query::<List>::canonical_query(isr::Params::new().with("page", page));
+/// assert_eq!(canonical("02"), Some(isr::Params::new().with("page", "2")));
+/// assert_eq!(canonical("1"), Some(isr::Params::new()), "the default: the page itself");
+/// assert_eq!(canonical("two"), None);
+/// let cx = isr::LoadContext::new(isr::Params::new(), Default::default())
+///     .with_query(isr::Params::new().with("tag", "rust"));
+/// let Query(list) = Query::<List>::from_context(&cx).unwrap();
+/// assert_eq!((list.page, list.tag.as_deref()), (1, Some("rust")));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Serialize + Send + 'static> FromContext for Query<T> {
+    fn from_context(cx: &LoadContext) -> Result<Self, Rejection> {
+        decode_params(&cx.query)
+            .map(Query)
+            .map_err(|_| Rejection::NotFound)
+    }
+
+    fn canonical_query(query: Params) -> Option<Params> {
+        let value: T = decode_params(&query).ok()?;
+        let written = encode_params(&value).ok()?;
+        let defaults = decode_params::<T>(&Params::new())
+            .ok()
+            .and_then(|value| encode_params(&value).ok())
+            .unwrap_or_default();
+        Some(
+            written
+                .iter()
+                .filter(|(name, value)| defaults.get(name).ok() != Some(*value))
+                .collect(),
+        )
+    }
+
+    fn check(check: &Check<'_>) -> Result<(), String> {
+        let type_name = std::any::type_name::<T>();
+        if check.in_paths {
+            return Err(format!(
+                "the `paths` function of `{}` takes `Query<{type_name}>`: `paths` lists pages, it receives no query (take `State<T>` only)",
+                check.route
+            ));
+        }
+        if check.query.is_empty() {
+            return Err(format!(
+                "`Query<{type_name}>` reads the query string, but route `{}` lists no parameters: add `query = [\"name\", ..]` to its `#[page]`",
+                check.route
+            ));
+        }
+        let Some(fields) = introspect::struct_fields::<T>() else {
+            return Ok(());
+        };
+        match fields.iter().find(|f| !check.query.contains(f)) {
+            None => Ok(()),
+            Some(field) => Err(format!(
+                "`Query<{type_name}>` has a field `{field}`, but route `{}` does not list it in `query = [...]` (it lists: {})",
+                check.route,
+                check.query.join(", ")
+            )),
+        }
     }
 }
 
@@ -572,6 +677,7 @@ mod tests {
         Check {
             route,
             params,
+            query: &[],
             state,
             in_paths: false,
         }

@@ -34,15 +34,15 @@ pub use engine::revalidate;
 pub use model::encoding;
 
 pub use {
-    context::{AppState, FromContext, LoadContext, Path, Preview, Rejection, State},
+    context::{AppState, FromContext, LoadContext, Path, Preview, Query, Rejection, State},
     engine::{
         CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
         Served, Trigger,
     },
     model::{Generated, Hydration, RenderedBody},
     page::{
-        pages, CacheProfile, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
-        HTML_CONTENT_TYPE,
+        pages, CacheProfile, Fallback, Load, PageDef, Params, QuerySpec, Revalidate,
+        DEFAULT_MAX_VARIANTS, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
     },
     revalidate::{
         revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,

@@ -48,6 +48,65 @@ pub struct PageDef {
     /// How the page comes alive in the browser: its whole view, through its own export of
     /// the client bundle, or only its islands.
     pub hydration: crate::model::Hydration,
+    /// The query parameters that name pages of this route (`query = [...]`): none by default,
+    /// and then the query string is ignored.
+    pub query: QuerySpec,
+}
+
+/// The query parameters that make a route's variants (`#[page(query = ["page", "tag"])]`):
+/// `/blog?page=2` is its own page, stored, revalidated, tagged and purged like any other;
+/// every parameter not listed is ignored (it never reaches the loader or makes a page). See
+/// [`crate::model::query`] for the canonical text of a query.
+///
+/// ```
+/// let spec = isr::QuerySpec::NONE;
+/// assert!(spec.names.is_empty());
+/// assert_eq!(spec.max_variants, isr::DEFAULT_MAX_VARIANTS);
+/// assert_eq!((spec.canonical)(isr::Params::new().with("page", "2")), Some(isr::Params::new().with("page", "2")));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct QuerySpec {
+    /// The listed parameters; empty: the route has no variants.
+    pub names: &'static [&'static str],
+    /// Variants of one page kept at most (`max_variants`): past them a request for a new
+    /// variant is a `404` (logged), so that made-up values cannot fill the disk. Not-found
+    /// answers of variants are never stored (the bounded negative memory holds them).
+    pub max_variants: usize,
+    /// Whether the sitemap lists the stored variants too (`sitemap_variants = true`); by
+    /// default it lists only the page itself.
+    pub in_sitemap: bool,
+    /// The loader's reading of the listed parameters (its `Query<T>`, see
+    /// `FromContext::canonical_query`): their canonical values, without those equal to
+    /// `T`'s defaults; `None` when they name no page (a `404` before any loader runs).
+    pub canonical: fn(Params) -> Option<Params>,
+}
+
+/// Variants of one page kept at most when a route sets no `max_variants`.
+pub const DEFAULT_MAX_VARIANTS: usize = 100;
+
+impl QuerySpec {
+    /// No variants: the query string is ignored.
+    pub const NONE: QuerySpec = QuerySpec {
+        names: &[],
+        max_variants: DEFAULT_MAX_VARIANTS,
+        in_sitemap: false,
+        canonical: keep_query,
+    };
+
+    /// Whether the route has variants.
+    pub fn has_variants(&self) -> bool {
+        !self.names.is_empty()
+    }
+}
+
+/// [`QuerySpec::canonical`] of a loader that reads no `Query<T>`: the listed values as given.
+///
+/// ```
+/// let q = isr::Params::new().with("tag", "x");
+/// assert_eq!(isr::__private::keep_query(q.clone()), Some(q));
+/// ```
+pub fn keep_query(query: Params) -> Option<Params> {
+    Some(query)
 }
 
 inventory::collect!(PageDef);
@@ -71,7 +130,7 @@ pub fn accept_all(_: &Params) -> bool {
 ///
 /// ```
 /// let state = isr::AppState::default();
-/// let check = isr::context::Check { route: "/", params: &[], state: &state, in_paths: false };
+/// let check = isr::context::Check { route: "/", params: &[], query: &[], state: &state, in_paths: false };
 /// assert!(isr::__private::nothing_to_check(&check).is_empty());
 /// ```
 pub fn nothing_to_check(_: &Check<'_>) -> Vec<String> {

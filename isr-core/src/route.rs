@@ -46,7 +46,9 @@ pub enum Resolved {
         /// The `:param` values the path gave, decoded, in route order.
         params: Params,
     },
-    /// The path has a trailing slash; the page lives at this canonical path (308).
+    /// The page lives at this canonical URL (308): the path without its trailing slash, or
+    /// (from [`Routes::resolve_request`]) the query with its listed parameters spelled
+    /// canonically; [`Routes::resolve_request`]'s keep the request's other parameters.
     Canonical(String),
     /// No route, or a path that is not acceptable (traversal, control characters, …).
     NotFound,
@@ -171,6 +173,76 @@ impl Routes {
         self.route_checked(&key)
     }
 
+    /// Routes a request: its raw path as [`Routes::resolve`] does (a canonical path keeps the
+    /// request's query), and for a route with
+    /// `query = [...]` its listed query parameters (`raw_query`, without `?`), which make the
+    /// key of a variant (`/blog?page=2`). Parameters not listed are dropped; the listed ones
+    /// are read as [`crate::model::query`] says and canonicalized by the loader's `Query<T>`
+    /// ([`QuerySpec::canonical`](crate::page::QuerySpec)): values that do not parse, or a
+    /// canonical query longer than [`MAX_QUERY_BYTES`](crate::model::query::MAX_QUERY_BYTES),
+    /// name no page.
+    ///
+    /// ```
+    /// let routes = isr::__private::example_routes_with_query(&["/blog", "/about"], &["page"]);
+    /// let key = |path, query| match routes.resolve_request(path, query) {
+    ///     isr::Resolved::Page { key, .. } => key.as_str().to_owned(),
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// assert_eq!(key("/blog", Some("page=2&utm_source=x")), "/blog?page=2");
+    /// assert_eq!(key("/blog", Some("utm_source=x")), "/blog");
+    /// assert_eq!(key("/blog", None), "/blog");
+    /// // Spelled otherwise: sent to the canonical spelling, other parameters kept.
+    /// let moved = |path, query| match routes.resolve_request(path, query) {
+    ///     isr::Resolved::Canonical(location) => location,
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// assert_eq!(moved("/blog", Some("page=2&page=3&utm_source=x")), "/blog?page=2&utm_source=x");
+    /// assert_eq!(moved("/blog/", Some("page=2")), "/blog?page=2", "the trailing slash first");
+    /// ```
+    pub fn resolve_request(&self, raw_path: &str, raw_query: Option<&str>) -> Resolved {
+        match self.resolve(raw_path) {
+            Resolved::Page { def, key, params } if def.query.has_variants() => {
+                let listed = crate::model::query::listed(raw_query, def.query.names);
+                let Some(canonical) = (def.query.canonical)(listed) else {
+                    return Resolved::NotFound;
+                };
+                let text = crate::model::query::encode(&canonical);
+                if text.len() > crate::model::query::MAX_QUERY_BYTES {
+                    return Resolved::NotFound;
+                }
+                if let Some(location) = respelled(key.as_str(), raw_query, def.query.names, &text) {
+                    return Resolved::Canonical(location);
+                }
+                if text.is_empty() {
+                    return Resolved::Page { def, key, params };
+                }
+                let key = PageKey::checked(&format!("{}?{text}", key.as_str()));
+                Resolved::Page { def, key, params }
+            }
+            Resolved::Canonical(path) => Resolved::Canonical(match raw_query {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            }),
+            other => other,
+        }
+    }
+
+    /// Whether `key`'s query (if any) is one its route lists and reads as it is written.
+    fn query_is_canonical_for(def: &PageDef, key: &str) -> bool {
+        let Some((_, text)) = key.split_once('?') else {
+            return true;
+        };
+        let Some(params) = crate::model::query::decode(text) else {
+            return false;
+        };
+        def.query.has_variants()
+            && params
+                .iter()
+                .all(|(name, _)| def.query.names.contains(&name))
+            && (def.query.canonical)(params.clone())
+                .is_some_and(|again| crate::model::query::encode(&again) == text)
+    }
+
     /// Routes an already decoded key (from the store, the tag index or an operator): nothing is
     /// percent-decoded again, so `/blog/sale%2520now` stays that page and never becomes
     /// `/blog/sale%20now`. `None` when the text is not a canonical key of a page route.
@@ -186,8 +258,11 @@ impl Routes {
         if !is_canonical_key(key) {
             return None;
         }
-        match self.route_checked(key) {
-            Resolved::Page { def, key, params } => Some((def, key, params)),
+        let path = key.split_once('?').map_or(key, |(path, _)| path);
+        match self.route_checked(path) {
+            Resolved::Page { def, params, .. } if Self::query_is_canonical_for(def, key) => {
+                Some((def, PageKey::checked(key), params))
+            }
             _ => None,
         }
     }
@@ -203,9 +278,13 @@ impl Routes {
         if !is_canonical_key(key) {
             return None;
         }
-        let matched = self.router.at(key).ok()?;
+        let path = key.split_once('?').map_or(key, |(path, _)| path);
+        let matched = self.router.at(path).ok()?;
         let def = self.defs[*matched.value];
-        if def.is_dynamic() && self.under_a_file(key) {
+        if def.is_dynamic() && self.under_a_file(path) {
+            return None;
+        }
+        if !Self::query_is_canonical_for(def, key) {
             return None;
         }
         Some((def, PageKey::checked(key)))
@@ -285,6 +364,38 @@ impl Routes {
     }
 }
 
+/// Where a request whose listed query parameters are not spelled as their canonical `text` is
+/// sent (`None` when they are): its page's path with `text`, then the parameters the route
+/// does not list, as sent (`?page=1&utm_source=x` → `?utm_source=x` when 1 is the default).
+/// The listed parameters are compared in name order, so their order alone does not redirect;
+/// a value spelled otherwise (`page=02`, `tag=a+b`), repeated, empty or equal to its default
+/// does. One page then has one URL, and a cache in front (which sorts the query) one object
+/// for it, which a purge of that URL reaches.
+fn respelled(path: &str, raw_query: Option<&str>, listed: &[&str], text: &str) -> Option<String> {
+    let pairs: Vec<&str> = raw_query
+        .map(|q| q.split('&').filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
+    let is_listed = |pair: &&str| {
+        let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+        percent_decode_str(&name.replace('+', " "))
+            .decode_utf8()
+            .is_ok_and(|name| listed.contains(&name.as_ref()))
+    };
+    let (mut given, others): (Vec<&str>, Vec<&str>) = pairs.into_iter().partition(is_listed);
+    given.sort_by_key(|pair| pair.split_once('=').map_or(*pair, |(name, _)| name));
+    if given.join("&") == text {
+        return None;
+    }
+    let query: Vec<&str> = std::iter::once(text)
+        .filter(|t| !t.is_empty())
+        .chain(others)
+        .collect();
+    Some(match query.is_empty() {
+        true => path.to_owned(),
+        false => format!("{path}?{}", query.join("&")),
+    })
+}
+
 /// `/blog/:slug` → `/blog/{slug}` (matchit syntax).
 fn matchit_pattern(path: &str) -> String {
     path.split('/')
@@ -355,6 +466,7 @@ mod tests {
             hydration: crate::model::Hydration::Full {
                 export: "isr_hydrate_test",
             },
+            query: crate::page::QuerySpec::NONE,
         }))
     }
 
@@ -372,12 +484,14 @@ mod tests {
     #[test]
     fn url_paths_of_keys_route_back_to_the_same_keys() {
         let r = routes();
+        // A `?` in a segment would read as a variant's query: no page has one.
+        assert!(matches!(r.resolve("/blog/a%3Fb"), Resolved::NotFound));
         for (request, url_path) in [
             ("/", "/"),
             ("/blog", "/blog"),
             ("/blog/caf%C3%A9", "/blog/caf%C3%A9"),
             ("/blog/sale%2520now", "/blog/sale%2520now"),
-            ("/blog/a%20b%3Fc%23d", "/blog/a%20b%3Fc%23d"),
+            ("/blog/a%20b%23d", "/blog/a%20b%23d"),
             ("/blog/x:y@z,1;2=3", "/blog/x:y@z,1;2=3"),
         ] {
             let Resolved::Page { key, .. } = r.resolve(request) else {

@@ -142,6 +142,7 @@ pub static BLOCKING: PageDef = PageDef {
     hydration: crate::model::Hydration::Full {
         export: "isr_hydrate_test",
     },
+    query: crate::page::QuerySpec::NONE,
 };
 
 pub static ONLY_LISTED: PageDef = PageDef {
@@ -159,6 +160,7 @@ pub static EXPIRING: PageDef = PageDef {
     cache: CacheProfile::revalidate(10).expire(30).stale_if_error(60),
     tags: &[],
     hydration: crate::model::Hydration::Islands,
+    query: crate::page::QuerySpec::NONE,
     ..BLOCKING
 };
 

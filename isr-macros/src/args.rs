@@ -20,6 +20,9 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "paths",
     "fallback",
     "tags",
+    "query",
+    "max_variants",
+    "sitemap_variants",
     "timeout",
     "content_type",
 ];
@@ -68,6 +71,10 @@ pub(crate) struct PageArgs {
     pub paths: Option<syn::Path>,
     pub fallback: Option<WithSpan<String>>,
     pub tags: Option<Vec<LitStr>>,
+    /// `query = ["page", "tag"]`: the parameters that name variants.
+    pub query: Option<WithSpan<Vec<LitStr>>>,
+    pub max_variants: Option<WithSpan<i128>>,
+    pub sitemap_variants: Option<WithSpan<bool>>,
     pub timeout: Option<WithSpan<i128>>,
     pub content_type: Option<WithSpan<String>>,
 }
@@ -143,6 +150,18 @@ impl PageArgs {
                 "paths" => path(&value, "paths", "an async fn, e.g. `all_slugs`")
                     .map(|v| args.paths = Some(v)),
                 "tags" => tags(&value).map(|v| args.tags = Some(v)),
+                "query" => string_list(&value, "query", "query = [\"page\", \"tag\"]").map(|v| {
+                    args.query = Some(WithSpan {
+                        value: v,
+                        tokens: value.to_token_stream(),
+                    })
+                }),
+                "max_variants" => {
+                    integer(&value, "max_variants").map(|v| args.max_variants = Some(v))
+                }
+                "sitemap_variants" => {
+                    boolean(&value, "sitemap_variants").map(|v| args.sitemap_variants = Some(v))
+                }
                 _ => unreachable!("checked against KNOWN_KEYS"),
             };
             if let Err(error) = parsed {
@@ -263,6 +282,44 @@ fn path(value: &Expr, key: &str, what: &str) -> syn::Result<syn::Path> {
             format!("`{key}` expects {what}"),
         )),
     }
+}
+
+fn boolean(value: &Expr, key: &str) -> syn::Result<WithSpan<bool>> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(WithSpan {
+            value: b.value,
+            tokens: b.to_token_stream(),
+        }),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{key}` expects `true` or `false`"),
+        )),
+    }
+}
+
+/// `["a", "b"]`: a list of string literals.
+fn string_list(value: &Expr, key: &str, example: &str) -> syn::Result<Vec<LitStr>> {
+    let Expr::Array(array) = value else {
+        return Err(syn::Error::new(
+            value.span(),
+            format!("`{key}` expects a list of string literals, e.g. `{example}`"),
+        ));
+    };
+    array
+        .elems
+        .iter()
+        .map(|elem| match elem {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => Ok(s.clone()),
+            other => Err(syn::Error::new(
+                other.span(),
+                format!("each entry of `{key}` is a string literal, e.g. `{example}`"),
+            )),
+        })
+        .collect()
 }
 
 fn tags(value: &Expr) -> syn::Result<Vec<LitStr>> {

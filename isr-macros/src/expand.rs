@@ -18,6 +18,7 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
     let erased_loader = format_ident!("__isr_load_{}", loader_ident);
     let erased_paths = format_ident!("__isr_paths_{}", loader_ident);
     let accepts = format_ident!("__isr_accepts_{}", loader_ident);
+    let canonical_query = format_ident!("__isr_canonical_query_{}", loader_ident);
     let check = format_ident!("__isr_check_{}", loader_ident);
     let arg_names: Vec<_> = (0..spec.args.len())
         .map(|i| format_ident!("__isr_arg{}", i))
@@ -44,6 +45,25 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
         Fallback::NotFound => quote!(::isr::Fallback::NotFound),
     };
     let tags = &spec.tags;
+    let query_spec = {
+        let names = &spec.query.names;
+        let max_variants = match spec.query.max_variants {
+            Some(n) => {
+                let n = n as usize;
+                quote!(#n)
+            }
+            None => quote!(::isr::DEFAULT_MAX_VARIANTS),
+        };
+        let in_sitemap = spec.query.in_sitemap;
+        quote! {
+            ::isr::QuerySpec {
+                names: &[#(#names),*],
+                max_variants: #max_variants,
+                in_sitemap: #in_sitemap,
+                canonical: #canonical_query,
+            }
+        }
+    };
     let export_name = hydrate_export_name(&spec.path);
     let (render, content_type, hydration, hydrate) = match &spec.output {
         Output::View {
@@ -146,6 +166,10 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
                 let _ = params;
                 true #(&& <#arg_types as ::isr::__private::FromContext>::accepts(params))*
             }
+            fn #canonical_query(query: ::isr::Params) -> ::core::option::Option<::isr::Params> {
+                #(let query = <#arg_types as ::isr::__private::FromContext>::canonical_query(query)?;)*
+                ::core::option::Option::Some(query)
+            }
             fn #check(check: &::isr::__private::Check<'_>) -> ::std::vec::Vec<::std::string::String> {
                 #[allow(unused_mut)]
                 let mut errors = ::std::vec::Vec::new();
@@ -172,6 +196,7 @@ pub(crate) fn expand(spec: &PageSpec) -> TokenStream {
                     check: #check,
                     content_type: #content_type,
                     hydration: #hydration,
+                    query: #query_spec,
                 }
             }
         };

@@ -63,8 +63,18 @@ pub(crate) struct PageSpec {
     pub paths: Option<syn::Path>,
     pub fallback: Fallback,
     pub tags: Vec<LitStr>,
+    /// The query parameters that name variants (`query = [...]`); empty: none.
+    pub query: QuerySpec,
     /// The loader's arguments, extracted in order before it runs.
     pub args: Vec<LoaderArg>,
+}
+
+/// `query`, `max_variants` and `sitemap_variants`, checked.
+pub(crate) struct QuerySpec {
+    pub names: Vec<String>,
+    /// `None`: isr's default.
+    pub max_variants: Option<u64>,
+    pub in_sitemap: bool,
 }
 
 impl PageSpec {
@@ -132,6 +142,7 @@ impl PageSpec {
                 errors.push(syn::Error::new(tag.span(), "a tag must not be empty"));
             }
         }
+        let query = query_spec(&args, output.as_ref(), errors);
         if errors.any() {
             return None;
         }
@@ -144,8 +155,71 @@ impl PageSpec {
             paths: args.paths,
             fallback,
             tags,
+            query,
             args: loader_args,
         })
+    }
+}
+
+/// `query = ["page", "tag"]` (names of letters, digits, `_` and `-`, each once),
+/// `max_variants = N` (≥ 1) and `sitemap_variants = true`, the last two only with `query`;
+/// not on a route that serves a body (its variants would be files under its file).
+fn query_spec(args: &PageArgs, output: Option<&Output>, errors: &mut Errors) -> QuerySpec {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(query) = &args.query {
+        if query.value.is_empty() {
+            errors.push(query.error("`query` lists the parameters that name pages, e.g. `query = [\"page\", \"tag\"]`; leave it out for none"));
+        }
+        for name in &query.value {
+            let text = name.value();
+            let valid = !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                errors.push(syn::Error::new(
+                    name.span(),
+                    format!("query parameter {text:?} must be letters, digits, `_` or `-`"),
+                ));
+            } else if names.contains(&text) {
+                errors.push(syn::Error::new(
+                    name.span(),
+                    format!("query parameter `{text}` is listed twice"),
+                ));
+            } else {
+                names.push(text);
+            }
+        }
+        if let Some(Output::Body { .. }) = output {
+            errors.push(query.error("`query` is for HTML pages: a route that serves a file (`content_type`) has no variants"));
+        }
+    }
+    let max_variants = match &args.max_variants {
+        None => None,
+        Some(n) if args.query.is_none() => {
+            errors.push(n.error("`max_variants` limits the variants of `query = [...]`, which this page does not list"));
+            None
+        }
+        Some(n) => match u64::try_from(n.value) {
+            Ok(value) if value >= 1 => Some(value),
+            _ => {
+                errors.push(n.error("`max_variants` is a whole number ≥ 1"));
+                None
+            }
+        },
+    };
+    let in_sitemap = match &args.sitemap_variants {
+        Some(flag) if args.query.is_none() => {
+            errors.push(flag.error("`sitemap_variants` lists the variants of `query = [...]`, which this page does not list"));
+            false
+        }
+        Some(flag) => flag.value,
+        None => false,
+    };
+    QuerySpec {
+        names,
+        max_variants,
+        in_sitemap,
     }
 }
 

@@ -38,6 +38,7 @@ fn def(path: &'static str) -> &'static PageDef {
         hydration: isr::Hydration::Full {
             export: "isr_hydrate_bench",
         },
+        query: isr::QuerySpec::NONE,
     }))
 }
 

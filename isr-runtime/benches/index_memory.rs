@@ -53,6 +53,7 @@ static ITEMS: PageDef = PageDef {
     hydration: isr::Hydration::Full {
         export: "isr_hydrate_bench",
     },
+    query: isr::QuerySpec::NONE,
 };
 
 fn main() {

@@ -302,6 +302,7 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
         hydration: crate::Hydration::Full {
             export: "isr_hydrate_test",
         },
+        query: crate::QuerySpec::NONE,
     };
     static REAL: PageDef = PageDef {
         id: "tests::real",
@@ -318,6 +319,7 @@ async fn one_hundred_thousand_random_slugs_leave_disk_and_memory_as_they_were() 
         hydration: crate::Hydration::Full {
             export: "isr_hydrate_test",
         },
+        query: crate::QuerySpec::NONE,
     };
     let dir = tempfile::tempdir().unwrap();
     let routes = Routes::new(vec![&RANDOM, &REAL]).unwrap();
@@ -576,6 +578,7 @@ async fn an_aborted_build_still_writes_and_syncs_what_it_built() {
         hydration: crate::Hydration::Full {
             export: "isr_hydrate_test",
         },
+        query: crate::QuerySpec::NONE,
     };
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");

@@ -224,14 +224,14 @@ pub use {
     build::{BuildError, BuildOptions, BuildReport},
     csp::ContentSecurityPolicy,
     isr_core::{
-        context::{AppState, FromContext, LoadContext, Path, Preview, Rejection, State},
+        context::{AppState, FromContext, LoadContext, Path, Preview, Query, Rejection, State},
         engine::{
             CacheStatus, CachedPage, Engine, EngineBuilder, EngineOptions, FailureKind, Outcome,
             Served, Trigger,
         },
         page::{
-            pages, CacheProfile, Fallback, Load, PageDef, Params, Revalidate, DEFAULT_TIMEOUT_SECS,
-            HTML_CONTENT_TYPE,
+            pages, CacheProfile, Fallback, Load, PageDef, Params, QuerySpec, Revalidate,
+            DEFAULT_MAX_VARIANTS, DEFAULT_TIMEOUT_SECS, HTML_CONTENT_TYPE,
         },
         revalidate::{
             revalidate_path, revalidate_tag, NotRunning, RevalidateRequest, RevalidationOutcome,
@@ -261,7 +261,7 @@ pub use isr_core::{error, Context, Error, Result};
 pub mod prelude {
     pub use crate::{layout, page, paths};
     #[cfg(feature = "ssr")]
-    pub use crate::{Load, Params, Path, Preview, State};
+    pub use crate::{Load, Params, Path, Preview, Query, State};
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -300,7 +300,7 @@ pub mod __private {
     pub use crate::assets::AssetDef;
     pub use crate::context::{call_paths, check_paths, Check, FromContext, LoadContext, Rejection};
     pub use crate::layout::{erase as erase_layout, LayoutDef};
-    pub use crate::page::{accept_all, nothing_to_check, Generated};
+    pub use crate::page::{accept_all, keep_query, nothing_to_check, Generated};
     pub use crate::render::{render_body, render_load};
     pub use inventory;
     pub use leptos::prelude::{AnyView, Children};
@@ -336,6 +336,7 @@ pub mod __private {
             hydration: crate::Hydration::Full {
                 export: "isr_hydrate_example",
             },
+            query: crate::QuerySpec::NONE,
         }
     }
 
@@ -345,6 +346,27 @@ pub mod __private {
         let defs = paths
             .iter()
             .map(|path| &*Box::leak(Box::new(example_def(path))))
+            .collect();
+        crate::Routes::new(defs).expect("valid example routes")
+    }
+
+    /// Like [`example_routes`], each route listing `query` (its variants' parameters, read
+    /// as they are given).
+    pub fn example_routes_with_query(
+        paths: &[&'static str],
+        query: &'static [&'static str],
+    ) -> crate::Routes {
+        let defs = paths
+            .iter()
+            .map(|path| {
+                &*Box::leak(Box::new(crate::PageDef {
+                    query: crate::QuerySpec {
+                        names: query,
+                        ..crate::QuerySpec::NONE
+                    },
+                    ..example_def(path)
+                }))
+            })
             .collect();
         crate::Routes::new(defs).expect("valid example routes")
     }

@@ -410,13 +410,12 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
     let wanted = preferred_encoding(request.headers(), |_| true);
     let served = state
         .engine
-        .request_wanting(request.uri().path(), Some(wanted))
+        .request_with_query(request.uri().path(), request.uri().query(), Some(wanted))
         .await;
     page_response(
         served,
         wanted,
         request.headers(),
-        request.uri().query(),
         state.cache_tag,
         StatusPagesAt {
             pages: &state.status_pages,
@@ -430,7 +429,6 @@ fn page_response(
     served: Served,
     wanted: Encoding,
     request_headers: &HeaderMap,
-    query: Option<&str>,
     cache_tag: bool,
     status_pages: StatusPagesAt<'_>,
 ) -> Response {
@@ -479,13 +477,8 @@ fn page_response(
             headers.insert(ISR_CACHE, HeaderValue::from_static(cache.as_str()));
             response
         }
-        Served::Canonical(path) => {
-            let location = match query {
-                Some(q) => format!("{path}?{q}"),
-                None => path,
-            };
-            redirect(&location, true, status_pages)
-        }
+        // The location keeps the request's query (see `Routes::resolve_request`).
+        Served::Canonical(location) => redirect(&location, true, status_pages),
         Served::NoRoute | Served::NotFound => {
             let mut response = not_found(status_pages);
             response

@@ -25,10 +25,51 @@ pub struct PostSummary {
     pub unpublished: Option<String>,
 }
 
-/// Props of `/blog`.
+/// Props of `/blog` and its variants (`/blog?page=2`, `/blog?tag=isr`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ListProps {
+    /// The posts of this page of the list.
     pub posts: Vec<PostSummary>,
+    /// This page's number (from 1) and how many there are.
+    pub page: u32,
+    pub pages: u32,
+    /// The tag the list is narrowed to (`?tag=`), if any.
+    pub tag: Option<String>,
+}
+
+/// Posts on one page of the list.
+pub const POSTS_PER_PAGE: usize = 10;
+
+/// The list's query (`query = ["page", "tag"]`): `?page=` from 1 (the default, so `/blog` and
+/// `/blog?page=1` are one page), `?tag=` narrows it to the posts with that tag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    #[serde(default = "first_page")]
+    pub page: u32,
+    pub tag: Option<String>,
+}
+
+fn first_page() -> u32 {
+    1
+}
+
+/// The link to one page of the list (the first page without `?page=`).
+pub fn list_link(page: u32, tag: Option<&str>) -> String {
+    let mut query = Vec::new();
+    if page > 1 {
+        query.push(format!("page={page}"));
+    }
+    if let Some(tag) = tag {
+        query.push(format!("tag={}", encode(tag)));
+    }
+    match query.is_empty() {
+        true => "/blog".to_owned(),
+        false => format!("/blog?{}", query.join("&")),
+    }
+}
+
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// A heading of a post, for its table of contents.
@@ -62,21 +103,43 @@ pub struct PostParams {
     pub slug: String,
 }
 
-/// `/blog`: the public posts. Valid until the next scheduled post goes public (`publish_at`):
-/// then the next request waits for the list with it, and no cache keeps the old list longer.
-/// In an editor's preview, drafts and scheduled posts too, each labelled.
-#[page(path = "/blog", revalidate = 60, view = post_list, hydrate = "islands", tags = ["posts"])]
+/// `/blog`: the public posts, newest first, ten a page (`?page=2`), or those with one tag
+/// (`?tag=isr`): each variant is a page of its own, stored and revalidated like `/blog`, and a
+/// page number past the last, or a tag no post has, is a 404. Valid until the next scheduled
+/// post goes public (`publish_at`): then the next request waits for the list with it, and no
+/// cache keeps the old list longer. In an editor's preview, drafts and scheduled posts too,
+/// each labelled.
+#[page(
+    path = "/blog",
+    revalidate = 60,
+    view = post_list,
+    hydrate = "islands",
+    tags = ["posts"],
+    query = ["page", "tag"],
+    max_variants = 200
+)]
 async fn blog_index(
     State(content): State<Content>,
+    Query(ListQuery { page, tag }): Query<ListQuery>,
     Preview(preview): Preview,
 ) -> isr::Result<Load<ListProps>> {
     let now = std::time::SystemTime::now();
     let publication = content
         .posts_seen_by(now, Reader::of_preview(preview))
         .await?;
-    let posts = publication
+    let tagged: Vec<_> = publication
         .posts
         .into_iter()
+        .filter(|post| tag.as_ref().is_none_or(|tag| post.tags.contains(tag)))
+        .collect();
+    let pages = tagged.len().div_ceil(POSTS_PER_PAGE).max(1) as u32;
+    if page == 0 || page > pages || (tag.is_some() && tagged.is_empty()) {
+        return Ok(Load::NotFound);
+    }
+    let posts = tagged
+        .into_iter()
+        .skip((page as usize - 1) * POSTS_PER_PAGE)
+        .take(POSTS_PER_PAGE)
         .map(|p| PostSummary {
             unpublished: p.unpublished_at(now).map(str::to_owned),
             slug: p.slug,
@@ -84,7 +147,12 @@ async fn blog_index(
             date: p.date,
         })
         .collect();
-    let list = Load::props(ListProps { posts });
+    let list = Load::props(ListProps {
+        posts,
+        page,
+        pages,
+        tag,
+    });
     Ok(match publication.next_at {
         Some(at) => list.valid_until(at),
         None => list,
@@ -183,14 +251,34 @@ fn blog_layout(children: Children) -> impl IntoView {
     }
 }
 
-/// `/blog`: every published post, newest first, with a filter box (works once hydrated).
+/// `/blog`: one page of the published posts, newest first, with a filter box (works once
+/// hydrated) and, when there are more, links to the newer and older ones.
 pub fn post_list(props: ListProps) -> impl IntoView {
     let total = props.posts.len();
+    let (page, pages) = (props.page, props.pages);
+    let heading = match &props.tag {
+        Some(tag) => format!("Posts tagged #{tag}"),
+        None => "Blog".to_owned(),
+    };
+    let title = match page {
+        1 => heading.clone(),
+        _ => format!("{heading}, page {page} of {pages}"),
+    };
+    let newer = (page > 1).then(|| list_link(page - 1, props.tag.as_deref()));
+    let older = (page < pages).then(|| list_link(page + 1, props.tag.as_deref()));
     view! {
-        <Title text="Blog" />
+        <Title text=title />
         <Meta name="description" content=format!("The ISR blog: {total} posts on Incremental Static Regeneration with leptos and axum.") />
-        <h1>"Blog"</h1>
+        <h1>{heading}</h1>
+        {props.tag.is_some().then(|| view! { <p><a href="/blog">"All posts"</a></p> })}
         <PostFilter posts=props.posts />
+        {(pages > 1).then(|| view! {
+            <nav class="pager" aria-label="Pages">
+                {newer.map(|href| view! { <a rel="prev" href=href>"← Newer"</a> " " })}
+                <span>{format!("Page {page} of {pages}")}</span>
+                {older.map(|href| view! { " " <a rel="next" href=href>"Older →"</a> })}
+            </nav>
+        })}
     }
 }
 
@@ -258,7 +346,10 @@ pub fn post_page(props: PostProps) -> impl IntoView {
                 {props
                     .tags
                     .into_iter()
-                    .map(|tag| view! { " " <span class="tag">{format!("#{tag}")}</span> })
+                    .map(|tag| {
+                        let href = list_link(1, Some(&tag));
+                        view! { " " <a class="tag" href=href>{format!("#{tag}")}</a> }
+                    })
                     .collect_view()}
             </p>
             // A <div>, not a <p>: the browser would close a <p> before the <nav> inside it,

@@ -264,7 +264,11 @@ impl Engine {
         };
         // A mark made after this (an invalidation while the loader runs) outlives the version.
         let started_at_ms = self.clock.now_ms();
-        let generated = (def.load)(self.load_context(params).at(key.to_url_path()))
+        let context = self
+            .load_context(params)
+            .with_query(key.query_params())
+            .at(crate::model::key::url_path(key.path()));
+        let generated = (def.load)(context)
             .await
             .map_err(|error| (FailureKind::Error, format!("loader: {error}")))?;
         let mut tags: Vec<String> = def.tags.iter().map(|t| t.to_string()).collect();

@@ -311,7 +311,8 @@ impl Engine {
         self.table.stamp()
     }
 
-    /// Every HTML page held now (file routes apart), sorted by key, with its generation time
+    /// Every HTML page held now (file routes apart; variants only of routes with
+    /// `sitemap_variants`), sorted by key, with its generation time
     /// (ms since the epoch), and the [`table_stamp`](Self::table_stamp) it was read at: what
     /// `/sitemap.xml` lists.
     ///
@@ -434,7 +435,28 @@ impl Engine {
         path: &str,
         encoding: Option<Encoding>,
     ) -> Served {
-        let (def, key, params) = match self.routes.resolve(path) {
+        self.request_with_query(path, None, encoding).await
+    }
+
+    /// [`request_wanting`](Self::request_wanting) with the request's query string (without
+    /// `?`): for a route with `query = [...]`, its listed parameters name a variant
+    /// ([`Routes::resolve_request`]); every other parameter is ignored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let engine = isr::__private::example_engine(isr::__private::example_routes_with_query(&["/blog"], &["page"])).await;
+    /// let isr::Served::Stored { page, .. } = engine.request_with_query("/blog", Some("page=2&utm_source=x"), None).await else { panic!() };
+    /// assert_eq!(page.meta.key, "/blog?page=2");
+    /// # }
+    /// ```
+    pub async fn request_with_query(
+        self: &Arc<Self>,
+        path: &str,
+        query: Option<&str>,
+        encoding: Option<Encoding>,
+    ) -> Served {
+        let (def, key, params) = match self.routes.resolve_request(path, query) {
             Resolved::Page { def, key, params } => (def, key, params),
             Resolved::Canonical(location) => return Served::Canonical(location),
             Resolved::NotFound => {
@@ -536,7 +558,10 @@ impl Engine {
             // Typed params that do not parse name no page: no generation is scheduled.
             return Served::NotFound;
         }
-        if def.is_dynamic() && def.fallback == Fallback::NotFound {
+        if key.query().is_some() && !self.may_store_variant(def, &key) {
+            return Served::NotFound;
+        }
+        if def.is_dynamic() && def.fallback == Fallback::NotFound && key.query().is_none() {
             // Another instance may have committed it (a new page it learnt of first).
             if let Some(page) = self.pull_unknown(&key, def).await {
                 let now = self.clock.now_ms();
@@ -556,6 +581,39 @@ impl Engine {
             return Served::NotFound;
         }
         self.generate_for_request(def, key, params, true).await
+    }
+
+    /// Whether a new variant of a page may be generated and stored: its page exists (for a
+    /// route whose pages are only those `paths` lists) and fewer than the route's
+    /// `max_variants` of it are stored. Past the limit the variant is a 404, logged (at most
+    /// once a minute per process).
+    fn may_store_variant(&self, def: &'static PageDef, key: &PageKey) -> bool {
+        if def.is_dynamic()
+            && def.fallback == Fallback::NotFound
+            && !self.table.contains(key.path())
+        {
+            return false;
+        }
+        let stored = self.table.variant_count(key.path());
+        if stored < def.query.max_variants {
+            return true;
+        }
+        static LOGGED_AT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = self.clock.monotonic_ms();
+        let last = LOGGED_AT_MS.load(std::sync::atomic::Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= 60_000)
+            && LOGGED_AT_MS
+                .compare_exchange(
+                    last,
+                    now.max(1),
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(path = %key, page = key.path(), stored, max_variants = def.query.max_variants, "a new variant of a page that has max_variants stored answers 404 (raise `max_variants` on its route if it should exist)");
+        }
+        false
     }
 
     /// A request for a page past its `expire` or its loader's `valid_until`, or marked

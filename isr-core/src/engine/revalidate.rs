@@ -214,16 +214,29 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
         let mut seen: HashSet<PageKey> = HashSet::new();
         let mut targets = Vec::new();
         for path in &request.paths {
-            let path = path.split(['?', '#']).next().unwrap_or_default();
+            let path = path.split('#').next().unwrap_or_default();
+            let (path, query) = match path.split_once('?') {
+                Some((path, query)) => (path, Some(query)),
+                None => (path, None),
+            };
             let canonical = if path.len() > 1 {
                 path.trim_end_matches('/')
             } else {
                 path
             };
-            match engine.routes().resolve(canonical) {
-                Resolved::Page { key, .. } => {
-                    if seen.insert(key.clone()) {
-                        targets.push(Target::Key(key, format!("path {canonical}")));
+            match engine.routes().resolve_request(canonical, query) {
+                Resolved::Page { key, def, .. } => {
+                    // A page's path names its variants too (`/blog` → `/blog?page=2`, …);
+                    // a variant's path only itself.
+                    let variants = if key.query().is_none() && def.query.has_variants() {
+                        engine.table.variants_of(key.path())
+                    } else {
+                        Vec::new()
+                    };
+                    for key in std::iter::once(key).chain(variants) {
+                        if seen.insert(key.clone()) {
+                            targets.push(Target::Key(key, format!("path {canonical}")));
+                        }
                     }
                 }
                 _ => targets.push(Target::NoRoute(canonical.to_string())),

@@ -193,6 +193,8 @@ struct Inner {
     /// Marks of pages not loaded yet while the table fills at start-up (see `PageTable::mark`):
     /// applied as their rows arrive (`only_older`: only to a row generated before the mark).
     pending_marks: HashMap<PageKey, (Mark, bool)>,
+    /// The variants (`/blog?page=2`) of each page path that has some (routes with `query`).
+    variants: HashMap<Box<str>, HashSet<PageKey>>,
     next_version: u64,
 }
 
@@ -214,6 +216,7 @@ impl PageTable {
                 valid_until: HashMap::new(),
                 marks: HashMap::new(),
                 pending_marks: HashMap::new(),
+                variants: HashMap::new(),
                 next_version: 0,
             }),
         }
@@ -299,7 +302,8 @@ impl PageTable {
         keys
     }
 
-    /// Every HTML page (not file routes, not-found or redirects) with its generation time,
+    /// Every HTML page (not file routes, not-found or redirects; a variant only when its route
+    /// says `sitemap_variants`) with its generation time,
     /// sorted by key; and the table's change stamp (it differs after any commit or removal).
     pub(super) fn html_pages(&self) -> (Vec<(PageKey, u64)>, Stamp) {
         let inner = self.read();
@@ -307,9 +311,11 @@ impl PageTable {
         let mut pages: Vec<(PageKey, u64)> = inner
             .entries
             .iter()
-            .filter(|(_, entry)| {
+            .filter(|(key, entry)| {
+                let def = inner.defs[usize::from(entry.route)];
                 entry.kind == Kind::Page
-                    && inner.defs[usize::from(entry.route)].content_type.is_none()
+                    && def.content_type.is_none()
+                    && (key.query().is_none() || def.query.in_sitemap)
             })
             .map(|(key, entry)| (key.clone(), entry.generated_at_ms))
             .collect();
@@ -496,7 +502,32 @@ impl PageTable {
         inner.redirects.remove(key);
         inner.valid_until.remove(key);
         inner.marks.remove(key);
+        if stored.query().is_some() {
+            if let Some(variants) = inner.variants.get_mut(stored.path()) {
+                variants.remove(key);
+                if variants.is_empty() {
+                    inner.variants.remove(stored.path());
+                }
+            }
+        }
         true
+    }
+
+    /// The stored variants of the page at `path` (`/blog?page=2` of `/blog`), sorted.
+    pub(super) fn variants_of(&self, path: &str) -> Vec<PageKey> {
+        let mut keys: Vec<PageKey> = self
+            .read()
+            .variants
+            .get(path)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// How many variants of the page at `path` the table holds.
+    pub(super) fn variant_count(&self, path: &str) -> usize {
+        self.read().variants.get(path).map_or(0, HashSet::len)
     }
 
     /// Keys of the pages that carry `tag` now, sorted (index lookups; a route tag walks the
@@ -647,6 +678,12 @@ impl Inner {
             }
         }
         self.failing.remove(key.as_str());
+        if key.query().is_some() {
+            self.variants
+                .entry(key.path().into())
+                .or_default()
+                .insert(key.clone());
+        }
         self.entries.insert(
             key.clone(),
             Entry {
@@ -733,6 +770,7 @@ mod tests {
         hydration: crate::model::Hydration::Full {
             export: "isr_hydrate_test",
         },
+        query: crate::page::QuerySpec::NONE,
     };
 
     fn meta(key: &str, tags: &[&str]) -> PageMeta {

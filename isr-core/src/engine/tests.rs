@@ -368,6 +368,7 @@ async fn a_flood_of_unknown_paths_runs_a_bounded_number_of_loaders_at_once() {
         hydration: crate::model::Hydration::Full {
             export: "isr_hydrate_test",
         },
+        query: crate::page::QuerySpec::NONE,
     };
     let routes = Routes::new(vec![&FLOOD]).unwrap();
     let options = EngineOptions {
@@ -1397,4 +1398,183 @@ async fn a_mark_ends_the_backoff_of_a_failing_page() {
     let (cache, body) = h.get("/t/mark-backoff").await;
     assert_eq!(cache, Some(CacheStatus::Expired));
     assert!(body.contains("v2"), "{body}");
+}
+
+/// `/v/:case` with `query = ["page", "tag"]` (at most 3 variants a page): its loader writes the
+/// query it got, and `page=999` is past the last page (not found).
+fn variant_load(cx: crate::context::LoadContext) -> BoxFuture<'static, crate::Result<Generated>> {
+    let case = cx.params().get("case").unwrap_or_default().to_owned();
+    let query = crate::model::query::encode(cx.query());
+    let calls = {
+        let mut counts = VARIANT_CALLS.lock().unwrap();
+        let count = counts
+            .get_or_insert_with(HashMap::new)
+            .entry(case.clone())
+            .or_insert(0);
+        *count += 1;
+        *count
+    };
+    Box::pin(async move {
+        if query.contains("page=999") {
+            return Ok(Generated::NotFound);
+        }
+        Ok(Generated::Page(crate::RenderedBody {
+            body: format!("<p>{case} [{query}] run {calls}</p>"),
+            ..Default::default()
+        }))
+    })
+}
+
+/// Loader runs of each `/v/:case` (tests run at once: each uses cases of its own).
+static VARIANT_CALLS: std::sync::Mutex<Option<HashMap<String, usize>>> =
+    std::sync::Mutex::new(None);
+
+fn variant_calls(case: &str) -> usize {
+    VARIANT_CALLS
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|counts| counts.get(case).copied())
+        .unwrap_or(0)
+}
+
+static VARIANTS: PageDef = PageDef {
+    id: "tests::variants",
+    path: "/v/:case",
+    tags: &["v"],
+    load: variant_load,
+    query: crate::page::QuerySpec {
+        names: &["page", "tag"],
+        max_variants: 3,
+        in_sitemap: false,
+        canonical: crate::page::keep_query,
+    },
+    ..BLOCKING
+};
+
+async fn variants_harness() -> Harness {
+    harness_of(
+        Engine::builder(
+            Routes::new(vec![&VARIANTS]).unwrap(),
+            Arc::new(MemoryStore::default()),
+        ),
+        Arc::new(ManualClock::new(START_MS)),
+    )
+    .await
+}
+
+/// `path?query` as the engine answers it: its cache status and body (or 404, 308 location).
+async fn get_with_query(h: &Harness, path: &str, query: &str) -> (Option<CacheStatus>, String) {
+    match h.engine.request_with_query(path, Some(query), None).await {
+        Served::Stored { page, cache, .. } => match &page.meta.kind {
+            PageKind::Page { .. } => (
+                Some(cache),
+                String::from_utf8(page.html().unwrap().to_vec()).unwrap(),
+            ),
+            _ => (Some(cache), "404".into()),
+        },
+        Served::Canonical(location) => (None, format!("308 {location}")),
+        _ => (None, "404".into()),
+    }
+}
+
+#[tokio::test]
+async fn each_variant_is_a_page_of_its_own_and_other_parameters_are_ignored() {
+    let h = variants_harness().await;
+    let (cache, body) = get_with_query(&h, "/v/a", "page=2&utm_source=x").await;
+    assert_eq!(cache, Some(CacheStatus::Miss));
+    assert!(body.contains("<p>a [page=2]"), "{body}");
+    // Other parameters never make a page nor reach the loader: the same page, a hit.
+    let (cache, again) = get_with_query(&h, "/v/a", "fbclid=y&page=2").await;
+    assert_eq!((cache, again), (Some(CacheStatus::Hit), body));
+    let (cache, plain) = get_with_query(&h, "/v/a", "utm_source=x").await;
+    assert_eq!(cache, Some(CacheStatus::Miss));
+    assert!(plain.contains("<p>a []"), "{plain}");
+    assert_eq!(h.engine.page_count(), 2);
+    assert_eq!(h.engine.table.variants_of("/v/a").len(), 1);
+    // Spelled otherwise (a repeated or empty parameter): sent to the canonical spelling.
+    let (_, moved) = get_with_query(&h, "/v/a", "page=2&page=3&tag=&utm_source=x").await;
+    assert_eq!(moved, "308 /v/a?page=2&utm_source=x");
+}
+
+#[tokio::test]
+async fn variants_are_bounded_and_their_not_found_answers_are_not_stored() {
+    let h = variants_harness().await;
+    for page in 2..=4 {
+        let (cache, _) = get_with_query(&h, "/v/b2", &format!("page={page}")).await;
+        assert_eq!(cache, Some(CacheStatus::Miss), "page {page}");
+    }
+    let runs = variant_calls("b2");
+    // `max_variants = 3`: a fourth is a 404, and its loader does not run.
+    assert_eq!(
+        get_with_query(&h, "/v/b2", "page=5").await,
+        (None, "404".into())
+    );
+    assert_eq!(variant_calls("b2"), runs);
+    // Another page's variants have their own budget.
+    assert_eq!(
+        get_with_query(&h, "/v/c2", "page=5").await.0,
+        Some(CacheStatus::Miss)
+    );
+    // A variant the loader does not find is remembered in memory, never stored.
+    let (pages, remembered) = (h.engine.page_count(), h.engine.remembered_non_pages());
+    let (_, body) = get_with_query(&h, "/v/c2", "page=999").await;
+    assert_eq!(body, "404");
+    assert_eq!(h.engine.page_count(), pages);
+    assert_eq!(h.engine.remembered_non_pages(), remembered + 1);
+    let runs = variant_calls("c2");
+    assert_eq!(get_with_query(&h, "/v/c2", "page=999").await.1, "404");
+    assert_eq!(variant_calls("c2"), runs, "remembered");
+}
+
+#[tokio::test]
+async fn a_path_revalidation_reaches_every_variant_and_a_variant_only_itself() {
+    let h = variants_harness().await;
+    for query in ["", "page=2", "page=3&tag=x"] {
+        get_with_query(&h, "/v/a3", query).await;
+    }
+    get_with_query(&h, "/v/b3", "page=2").await;
+    let engine = &h.engine;
+    let paths = |request: crate::RevalidateRequest| async move {
+        let mut paths: Vec<String> = crate::revalidate::revalidate(engine, &request)
+            .await
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.outcome, crate::RevalidationOutcome::Regenerated, "{r:?}");
+                r.path
+            })
+            .collect();
+        paths.sort();
+        paths
+    };
+    let regenerate = crate::revalidate::InvalidationMode::Regenerate;
+    let all = paths(crate::RevalidateRequest {
+        paths: vec!["/v/a3".into()],
+        mode: regenerate,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(all, ["/v/a3", "/v/a3?page=2", "/v/a3?page=3&tag=x"]);
+    let one = paths(crate::RevalidateRequest {
+        paths: vec!["/v/a3?tag=x&page=3&utm_source=y".into()],
+        mode: regenerate,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(one, ["/v/a3?page=3&tag=x"]);
+    let tagged = paths(crate::RevalidateRequest {
+        tags: vec!["v".into()],
+        mode: regenerate,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        tagged,
+        [
+            "/v/a3",
+            "/v/a3?page=2",
+            "/v/a3?page=3&tag=x",
+            "/v/b3?page=2"
+        ]
+    );
 }

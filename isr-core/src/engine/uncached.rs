@@ -73,8 +73,11 @@ impl Engine {
         audience: Audience,
         documents: Option<&dyn DocumentWriter>,
     ) -> Uncached {
-        let url_path = key.to_url_path();
-        let mut context = self.load_context(params).at(url_path.clone());
+        let url_path = crate::model::key::url_path(key.path());
+        let mut context = self
+            .load_context(params)
+            .with_query(key.query_params())
+            .at(url_path.clone());
         if audience == Audience::Editor {
             context = context.for_preview();
         }

@@ -1,4 +1,5 @@
-//! [`PageKey`]: the canonical, decoded path of one page, and the rules of its segments.
+//! [`PageKey`]: the canonical, decoded path of one page (with the canonical query of a variant),
+//! and the rules of its segments.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -10,7 +11,10 @@ pub const MAX_SEGMENT_BYTES: usize = 255;
 /// The file name of every page in the static export (`<key>/index.html`).
 pub const PAGE_FILE: &str = "index.html";
 
-/// The canonical, decoded path of one page (`/blog/hello`): the cache key of every tier.
+/// The canonical, decoded path of one page (`/blog/hello`): the cache key of every tier. A
+/// variant of a route with `query = [...]` adds `?` and its canonical query
+/// (`/blog?page=2&tag=rust`, see [`query`](crate::model::query)); no path segment holds a `?`,
+/// so the first `?` always starts the query.
 ///
 /// Only the router makes one ([`Routes::resolve`](crate::route::Routes::resolve), [`Routes::resolve_key`](crate::route::Routes::resolve_key), [`Routes::key_for`](crate::route::Routes::key_for)),
 /// so a `PageKey` always names a path whose every segment passed [`segment_is_acceptable`]: it
@@ -51,7 +55,32 @@ impl PageKey {
     /// assert_eq!(key("/").segments().count(), 0);
     /// ```
     pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.0.split('/').filter(|s| !s.is_empty())
+        self.path().split('/').filter(|s| !s.is_empty())
+    }
+
+    /// The decoded path, without a variant's query.
+    ///
+    /// ```
+    /// # let routes = isr::__private::example_routes_with_query(&["/blog"], &["page"]);
+    /// # let key = |path, query| match routes.resolve_request(path, query) { isr::Resolved::Page { key, .. } => key, _ => panic!() };
+    /// assert_eq!(key("/blog", Some("page=2")).path(), "/blog");
+    /// assert_eq!(key("/blog", Some("page=2")).query(), Some("page=2"));
+    /// assert_eq!(key("/blog", None).query(), None);
+    /// ```
+    pub fn path(&self) -> &str {
+        self.0.split_once('?').map_or(&self.0, |(path, _)| path)
+    }
+
+    /// A variant's canonical query (after `?`); `None` for the page itself.
+    pub fn query(&self) -> Option<&str> {
+        self.0.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The params of a variant's query (empty for the page itself).
+    pub fn query_params(&self) -> crate::model::Params {
+        self.query()
+            .and_then(crate::model::query::decode)
+            .unwrap_or_default()
     }
 
     /// The path as a URL path: each segment percent-encoded where RFC 3986 requires it, so
@@ -69,6 +98,10 @@ impl PageKey {
 /// assert_eq!(isr::route::url_path("/blog/hello"), "/blog/hello");
 /// ```
 pub fn url_path(key: &str) -> String {
+    let (key, query) = match key.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (key, None),
+    };
     let mut path = String::with_capacity(key.len() + 8);
     for segment in key.split('/').filter(|s| !s.is_empty()) {
         path.push('/');
@@ -76,6 +109,11 @@ pub fn url_path(key: &str) -> String {
     }
     if path.is_empty() {
         path.push('/');
+    }
+    if let Some(query) = query {
+        // Canonical: already percent-encoded.
+        path.push('?');
+        path.push_str(query);
     }
     path
 }
@@ -147,18 +185,25 @@ pub fn test_key(path: &str) -> PageKey {
 /// Whether `key` is a decoded path the router could have made: `/`, or `/`-separated
 /// acceptable segments.
 pub(crate) fn is_canonical_key(key: &str) -> bool {
-    key == "/" || (key.starts_with('/') && key[1..].split('/').all(segment_is_acceptable))
+    let (path, query) = match key.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (key, None),
+    };
+    let path_ok =
+        path == "/" || (path.starts_with('/') && path[1..].split('/').all(segment_is_acceptable));
+    path_ok && query.is_none_or(crate::model::query::is_canonical)
 }
 
 /// Whether a decoded segment can safely name a directory under the site root. Besides
-/// traversal and odd characters, this rules out [`PAGE_FILE`]: a page's folder can never be
-/// another page's file.
+/// traversal and odd characters, this rules out [`PAGE_FILE`] (a page's folder can never be
+/// another page's file) and `?` (a key's first `?` starts a variant's query, and a variant's
+/// folder, `%3F<query>`, can never be a page's).
 ///
 /// ```
 /// use isr::route::segment_is_acceptable as ok;
 /// assert!(ok("hello-world") && ok("café"));
 /// assert!(!ok("..") && !ok(".isr") && !ok("a/b") && !ok("a\\b") && !ok("a\0b") && !ok(""));
-/// assert!(!ok("index.html"));
+/// assert!(!ok("index.html") && !ok("what?"));
 /// ```
 pub fn segment_is_acceptable(segment: &str) -> bool {
     !segment.is_empty()
@@ -167,5 +212,5 @@ pub fn segment_is_acceptable(segment: &str) -> bool {
         && !segment.starts_with('.')
         && !segment
             .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control())
+            .any(|c| c == '/' || c == '\\' || c == '?' || c.is_control())
 }

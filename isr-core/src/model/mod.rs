@@ -12,6 +12,7 @@ pub(crate) mod key;
 mod mark;
 mod meta;
 mod params;
+pub mod query;
 
 pub use cached::CachedPage;
 pub use etag::{Etag, RepresentationEtags};

@@ -487,6 +487,7 @@ pub fn check_pages(
         let check = crate::context::Check {
             route: def.path,
             params: &params,
+            query: def.query.names,
             state,
             in_paths: false,
         };

@@ -46,18 +46,12 @@ pub(super) async fn respond(
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed();
     }
-    let (def, key, params) = match mode.engine.routes().resolve(path) {
+    let (def, key, params) = match mode.engine.routes().resolve_request(path, query) {
         Resolved::Page { def, key, params } => (def, key, params),
-        Resolved::Canonical(location) => {
-            let location = match query {
-                Some(query) => format!("{location}?{query}"),
-                None => location,
-            };
-            return redirect(&location, true, status_pages);
-        }
+        Resolved::Canonical(location) => return redirect(&location, true, status_pages),
         Resolved::NotFound => return not_found(mode, path),
     };
-    let url_path = key.to_url_path();
+    let url_path = crate::route::url_path(key.path());
     let rendered = mode
         .engine
         .render_uncached(def, &key, params, mode.audience, mode.documents)

@@ -196,6 +196,8 @@ impl FsStore {
     /// use isr::store::PageStore;
     /// store.set_file_keys(&["/blog/feed.xml".to_string()]);
     /// assert_eq!(store.html_path("/blog/feed.xml"), std::path::Path::new("/srv/blog/feed.xml"));
+    /// // A variant: in its page's folder, under the name of its query.
+    /// assert_eq!(store.html_path("/blog?page=2&tag=a%20b"), std::path::Path::new("/srv/blog/%3Fpage=2&tag=a%2520b/index.html"));
     /// ```
     pub fn html_path(&self, key: &str) -> PathBuf {
         self.inner.html_path(key)
@@ -268,11 +270,20 @@ impl Inner {
         let extra = key.len() + crate::route::PAGE_FILE.len() + 1;
         let mut path = PathBuf::with_capacity(self.root.as_os_str().len() + extra);
         path.push(&self.root);
-        // Keys are `PageKey`s: their segments cannot be `..`, start with `.` or hold `/`.
-        for segment in key.split('/').filter(|s| !s.is_empty()) {
+        // Keys are `PageKey`s: their segments cannot be `..`, start with `.` or hold `/` or
+        // `?`. A variant (`/blog?page=2`) lives in a folder of its page's folder named after
+        // its query, `%3Fpage=2` (the name of `?page=2`): no page's folder has that name.
+        let (page, query) = match key.split_once('?') {
+            Some((page, query)) => (page, Some(query)),
+            None => (key, None),
+        };
+        for segment in page.split('/').filter(|s| !s.is_empty()) {
             path.push(file_name_of(segment).as_ref());
         }
-        if !self.files.get().is_some_and(|files| files.contains(key)) {
+        if let Some(query) = query {
+            path.push(file_name_of(&format!("?{query}")).as_ref());
+            path.push(crate::route::PAGE_FILE);
+        } else if !self.files.get().is_some_and(|files| files.contains(key)) {
             path.push(crate::route::PAGE_FILE);
         }
         path
@@ -971,7 +982,7 @@ mod tests {
             "/blog/CON.txt",
             "/blog/a:b",
             "/blog/a%3Ab",
-            "/blog/what?",
+            "/blog?page=2&tag=a%3Fb",
             "/blog/end.",
             "/blog/end%2E",
             "/blog/x<y>z",

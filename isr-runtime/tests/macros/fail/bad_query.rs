@@ -1,0 +1,34 @@
+use isr::prelude::*;
+use leptos::prelude::*;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Props {
+    title: String,
+}
+
+#[component]
+pub fn View(props: Props) -> impl IntoView {
+    view! { <p>{props.title}</p> }
+}
+
+#[page(path = "/a", revalidate = 60, view = View, query = ["page", "page", "a b"], max_variants = 0)]
+pub async fn a() -> isr::Result<Load<Props>> {
+    Ok(Load::props(Props { title: "a".into() }))
+}
+
+#[page(path = "/b", revalidate = 60, view = View, max_variants = 5, sitemap_variants = true)]
+pub async fn b() -> isr::Result<Load<Props>> {
+    Ok(Load::props(Props { title: "b".into() }))
+}
+
+#[page(path = "/c", revalidate = 60, view = View, query = [])]
+pub async fn c() -> isr::Result<Load<Props>> {
+    Ok(Load::props(Props { title: "c".into() }))
+}
+
+#[page(path = "/feed.xml", revalidate = 60, query = ["tag"], sitemap_variants = "yes")]
+pub async fn feed() -> isr::Result<Load<String>> {
+    Ok(Load::props(String::new()))
+}
+
+fn main() {}
