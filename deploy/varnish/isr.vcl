@@ -69,9 +69,15 @@ sub vcl_recv {
     if (req.http.Cookie ~ "(^|;)\s*isr_preview=") {
         return (pass);
     }
-    # Pages ignore query strings: one object per page, so that a purge of the path reaches it.
+    # Pages ignore query strings, except the parameters that name a page's variants (the
+    # routes' `query = [...]`: the blog's `page` and `tag`; list your app's in the pattern
+    # `(page|tag)` below). Every other parameter (utm_*, fbclid, …) is dropped and the rest
+    # sorted: one object per page or variant, the URL isr purges (isr redirects other
+    # spellings of the listed values to it).
     if (req.url !~ "^/pkg/") {
-        set req.url = regsub(req.url, "\?.*$", "");
+        set req.url = regsuball(req.url, "(?<=[?&])(?!(page|tag)=)[^&]*(&|$)", "");
+        set req.url = regsub(req.url, "[?&]+$", "");
+        set req.url = std.querysort(req.url);
     }
     # Pages are the same for every user.
     unset req.http.Cookie;

@@ -1191,3 +1191,14 @@ mod tests {
         assert_eq!(serving_addr("building site_root=/tmp/x"), None);
     }
 }
+
+/// `VmRSS` of a process, in bytes (Linux).
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}

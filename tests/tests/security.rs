@@ -3,7 +3,7 @@
 //! storms, log injection, `Host` and `X-Forwarded-*`, the failing view, and the headers of
 //! isr's own pages. (A page title that runs as script is `xss_browser.rs`, in chromium.)
 
-use isr_tests::{poll_until, BlogServer, Fixture, Metrics, POLL_DEADLINE};
+use isr_tests::{poll_until, rss, BlogServer, Fixture, Metrics, POLL_DEADLINE};
 use reqwest::Method;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr};
@@ -248,17 +248,6 @@ fn short_tokens_and_secrets_are_refused_at_start() {
             run.stderr
         );
     }
-}
-
-/// `VmRSS` of a process, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        * 1024
 }
 
 /// Finding 3: 2,000 connections each sending 400 KB of an unfinished head took RSS from
