@@ -62,11 +62,13 @@ sub vcl_recv {
     if (req.url ~ "^/_isr(/|$)") {
         return (pass);
     }
-    # An editor's preview (the cookie a signed preview link sets): isr renders the page for
-    # this request only (`private, no-store`); it goes there with its cookie and is never
-    # stored here, and no stored copy answers it. A forged cookie gets the public page from
-    # isr, also uncached.
-    if (req.http.Cookie ~ "(^|;)\s*isr_preview=") {
+    # An editor's preview (the cookie a signed preview link sets; its shape checked here, its
+    # signature by isr): isr renders the page for this request only (`private, no-store`); it
+    # goes there with its cookie and is never stored here, and no stored copy answers it. A
+    # forged cookie of the right shape gets the public page from isr, also uncached. The
+    # bundle and assets are the same for everyone: they stay cached.
+    if (req.url !~ "^/(pkg|assets)/"
+            && req.http.Cookie ~ "(^|;)\s*isr_preview=[0-9]{1,20}\.[0-9a-f]{64}\s*(;|$)") {
         return (pass);
     }
     # Pages ignore query strings, except the parameters that name a page's variants (the

@@ -108,7 +108,14 @@ pub fn regeneration(
 /// the first failure.
 pub fn register_auth_failures() {
     metrics::counter!(REVALIDATE_AUTH_FAILURES_TOTAL).increment(0);
-    for endpoint in ["revalidate", "api", "metrics", "login", "dashboard"] {
+    for endpoint in [
+        "revalidate",
+        "api",
+        "metrics",
+        "login",
+        "dashboard",
+        "preview",
+    ] {
         metrics::counter!(AUTH_FAILURES_TOTAL, "endpoint" => endpoint).increment(0);
     }
 }

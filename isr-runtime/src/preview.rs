@@ -13,10 +13,11 @@
 //! [`COOKIE`] and redirects to the path; with the cookie every page is rendered for that
 //! request only, with `Preview(true)` (see `isr::Preview`), until `expires`.
 //!
-//! The cookie holds `expires` and an HMAC of it (under a different message, so a cookie is never
-//! a link's signature nor the reverse): it holds no secret, cannot be forged or extended without
-//! the secret, and is checked on every request in constant time. A change of the secret ends
-//! every preview at once. Nothing here knows about HTTP: the routes are in
+//! The cookie holds `expires` and an HMAC of it under a key derived from the secret (never the
+//! secret itself, so no cookie is a link's signature nor the reverse, whatever a signer signs):
+//! it holds no secret, cannot be forged or extended without the secret, and is checked on every
+//! request in constant time. A link may not end more than [`MAX_TTL`] after it is opened. A
+//! change of the secret ends every preview at once. Nothing here knows about HTTP: the routes are in
 //! [`crate::server::preview`].
 //!
 //! ```
@@ -57,6 +58,8 @@ pub const MAX_PATH_LEN: usize = 2048;
 #[derive(Clone)]
 pub struct PreviewKey {
     secret: Arc<[u8]>,
+    /// HMAC-SHA256(secret, "isr preview cookie key"): what cookies are signed with.
+    cookie_key: Arc<[u8]>,
 }
 
 impl fmt::Debug for PreviewKey {
@@ -87,19 +90,15 @@ impl PreviewKey {
     /// When the secret is too short; the message names `ISR_PREVIEW_SECRET`.
     pub fn new(secret: &str) -> Result<Self, String> {
         crate::server::auth::check_secret("--preview-secret / ISR_PREVIEW_SECRET", secret)?;
+        let cookie_key = hmac(secret.as_bytes(), &[b"isr preview cookie key"]);
         Ok(PreviewKey {
             secret: Arc::from(secret.as_bytes()),
+            cookie_key: Arc::from(cookie_key.as_slice()),
         })
     }
 
     fn mac(&self, message: &[&[u8]]) -> String {
-        // A key of any length is valid for HMAC: `new_from_slice` cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        for part in message {
-            mac.update(part);
-        }
-        crate::random::to_hex(&mac.finalize().into_bytes())
+        crate::random::to_hex(&hmac(&self.secret, message))
     }
 
     /// The `sig` of a link to `path` that ends at `expires` (Unix seconds): lowercase hex of
@@ -151,8 +150,7 @@ impl PreviewKey {
     }
 
     fn cookie_mac(&self, expires: u64) -> String {
-        // Not a path (no leading `/`): a cookie's MAC is never a link's signature.
-        self.mac(&[b"isr-preview-cookie\n", expires.to_string().as_bytes()])
+        crate::random::to_hex(&hmac(&self.cookie_key, &[expires.to_string().as_bytes()]))
     }
 
     /// Whether `value` is a cookie this key made and it has not ended at `now` (Unix seconds).
@@ -166,6 +164,29 @@ impl PreviewKey {
         let expected = self.cookie_mac(expires);
         bool::from(mac.as_bytes().ct_eq(expected.as_bytes())) && now < expires
     }
+}
+
+/// HMAC-SHA256 of the concatenated `message` under `key`.
+fn hmac(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
+    // A key of any length is valid for HMAC: `new_from_slice` cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    for part in message {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether a link ending at `expires` may be opened at `now`: at most [`MAX_TTL`] ahead (a
+/// CMS that wrote milliseconds, or a link meant to last for years, is refused).
+///
+/// ```
+/// use isr::preview::{within_max_ttl, MAX_TTL};
+/// assert!(within_max_ttl(1_000 + MAX_TTL.as_secs(), 1_000));
+/// assert!(!within_max_ttl(1_001 + MAX_TTL.as_secs(), 1_000));
+/// ```
+pub fn within_max_ttl(expires: u64, now: u64) -> bool {
+    expires.saturating_sub(now) <= MAX_TTL.as_secs()
 }
 
 /// A decimal number of seconds as a link or cookie writes it (digits only, no leading zero, at
@@ -227,7 +248,8 @@ pub fn location(path: &str) -> String {
     percent_encoding::utf8_percent_encode(path, UNSAFE).to_string()
 }
 
-/// The longest lifetime `<app> preview-link --ttl` gives a link.
+/// The longest lifetime of a link: `<app> preview-link --ttl` gives at most this, and a link
+/// ending later is refused (`400`).
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// A link lifetime as `--ttl` takes it: seconds (`90`), or a number with a unit (`90s`,
@@ -315,12 +337,17 @@ mod tests {
         assert_eq!(b.check_link("/x", 100, &sig, 50), Err(Refused::Signature));
         assert_eq!(a.check_link("/x", 100, &sig.to_uppercase(), 50), Ok(()));
         assert!(!b.cookie_is_valid(&a.cookie_value(100), 50));
-        // A link's signature is not a cookie, and a cookie's MAC signs no link.
+        // A link's signature is not a cookie, and a cookie's MAC is no link's signature,
+        // whatever path a signer signs.
         assert!(!a.cookie_is_valid(&format!("100.{sig}"), 50));
         let cookie_mac = a.cookie_value(100).split_once('.').unwrap().1.to_owned();
-        assert_eq!(
-            a.check_link("isr-preview-cookie", 100, &cookie_mac, 50),
-            Err(Refused::Signature)
+        for path in ["isr-preview-cookie", "", "/"] {
+            assert_ne!(a.link_signature(path, 100), cookie_mac);
+        }
+        assert_ne!(
+            hmac_by_hand(b"0123456789abcdef-a", b"100"),
+            cookie_mac,
+            "not the secret's own HMAC of the time"
         );
     }
 

@@ -74,6 +74,8 @@ struct AppState {
     public: Arc<crate::public::PublicFiles>,
     /// Signs and checks preview links and cookies; `None`: previews are off.
     preview: Option<Arc<crate::preview::PreviewKey>>,
+    /// Preview renders that may run now ([`preview::MAX_PREVIEW_RENDERS`]).
+    preview_renders: Arc<tokio::sync::Semaphore>,
 }
 
 /// The app's own documents for `404` and `503` answers (rendered at start, in its layouts);
@@ -257,6 +259,7 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         shell: Arc::new(options.shell),
         public: Arc::new(options.public),
         preview: options.preview.map(Arc::new),
+        preview_renders: Arc::new(tokio::sync::Semaphore::new(preview::MAX_PREVIEW_RENDERS)),
     };
     crate::metrics::register_auth_failures();
     let operator = Router::new().route("/_isr/revalidate", any(revalidate_endpoint));
@@ -275,7 +278,7 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
     let operator = operator
         .merge(admin::routes())
         .merge(dashboard::routes())
-        .merge(preview::routes())
+        .merge(preview::routes(state.preview.is_some()))
         .layer(axum::middleware::map_response(operator_headers));
     let mut router = Router::new().merge(operator).merge(server_fns::routes());
     if let Some(assets) = options.assets {

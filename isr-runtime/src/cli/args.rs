@@ -136,9 +136,10 @@ pub(super) struct Cli {
         env = "ISR_PREVIEW_SECRET",
         global = true,
         hide_env_values = true,
-        value_name = "SECRET"
+        value_name = "SECRET",
+        value_parser = |text: &str| Ok::<_, String>(Redacted(text.to_owned()))
     )]
-    pub(super) preview_secret: Option<String>,
+    pub(super) preview_secret: Option<Redacted>,
 
     /// Seconds to let running generations finish after SIGINT/SIGTERM [default: 10]
     #[arg(
@@ -148,6 +149,16 @@ pub(super) struct Cli {
         value_name = "SECONDS"
     )]
     pub(super) shutdown_timeout: Option<String>,
+}
+
+/// A secret given on the command line: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Redacted(pub(super) String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redacted(..)")
+    }
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
@@ -210,8 +221,9 @@ pub(super) enum Invocation {
         /// (10m, 1h, 2d) [default: 1h]
         #[arg(long, value_name = "DURATION")]
         ttl: Option<String>,
-        /// The site's public origin [default: --public-url, else http://<--addr>]
-        #[arg(long, env = "ISR_URL", value_name = "URL")]
+        /// The site's origin as editors reach it [default: --public-url, else ISR_URL, else
+        /// http://<--addr>]
+        #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
 }

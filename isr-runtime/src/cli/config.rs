@@ -101,7 +101,7 @@ impl App {
         let revalidate_secret = secret_from_env("ISR_REVALIDATE_SECRET")?;
         let admin_token = secret_from_env("ISR_ADMIN_TOKEN")?;
         let metrics_token = secret_from_env("ISR_METRICS_TOKEN")?;
-        let preview = preview_key(cli.preview_secret.as_deref())?;
+        let preview = preview_key(cli.preview_secret.as_ref().map(|s| s.0.as_str()))?;
         let trusted_proxies = crate::server::origin::TrustedProxies::parse(
             cli.trusted_proxies.as_deref().unwrap_or_default(),
         )

@@ -17,7 +17,8 @@ pub(super) fn preview_link(
     url: Option<&str>,
     now: u64,
 ) -> Result<String, String> {
-    let key = super::config::preview_key(cli.preview_secret.as_deref())?.ok_or(
+    let secret = cli.preview_secret.as_ref().map(|s| s.0.as_str());
+    let key = super::config::preview_key(secret)?.ok_or(
         "ISR_PREVIEW_SECRET is not set: preview links are signed with it (the site needs the same secret)",
     )?;
     if !crate::preview::is_local_path(path) {
@@ -26,17 +27,30 @@ pub(super) fn preview_link(
         ));
     }
     let ttl = crate::preview::parse_ttl(ttl.unwrap_or("1h"))?;
-    let origin = match (url, cli.public_url.as_deref()) {
-        (Some(url), _) => {
-            crate::site::SiteUrl::parse(url).map_err(|e| format!("invalid --url / ISR_URL: {e}"))?
+    // The origin editors reach: a link is opened in a browser, so the public origin before
+    // the instance's own address (`ISR_URL`, which the operator subcommands use).
+    let instance_url = std::env::var("ISR_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    let origin = if let Some(url) = url {
+        crate::site::SiteUrl::parse(url).map_err(|e| format!("invalid --url: {e}"))?
+    } else if let Some(public) = cli.public_url.as_deref() {
+        crate::site::SiteUrl::parse(public)
+            .map_err(|e| format!("invalid --public-url / ISR_PUBLIC_URL: {e}"))?
+    } else if let Some(instance) = instance_url {
+        crate::site::SiteUrl::parse(&instance).map_err(|e| format!("invalid ISR_URL: {e}"))?
+    } else {
+        let addr = cli.addr.as_deref().unwrap_or(DEFAULT_ADDR).trim();
+        let unspecified = addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_unspecified());
+        if unspecified {
+            return Err(format!(
+                "--addr {addr} is no address a browser can open: give the site's origin with --url or --public-url"
+            ));
         }
-        (None, Some(public)) => crate::site::SiteUrl::parse(public)
-            .map_err(|e| format!("invalid --public-url / ISR_PUBLIC_URL: {e}"))?,
-        (None, None) => {
-            let addr = cli.addr.as_deref().unwrap_or(DEFAULT_ADDR).trim();
-            crate::site::SiteUrl::parse(&format!("http://{addr}"))
-                .map_err(|e| format!("invalid --addr / LEPTOS_SITE_ADDR: {e}"))?
-        }
+        crate::site::SiteUrl::parse(&format!("http://{addr}"))
+            .map_err(|e| format!("invalid --addr / LEPTOS_SITE_ADDR: {e}"))?
     };
     let expires = now.saturating_add(ttl.as_secs());
     Ok(format!(
@@ -101,7 +115,17 @@ mod tests {
             .contains("--ttl"));
         assert!(preview_link(&with, "/x", None, Some("ftp://x"), 0)
             .unwrap_err()
-            .contains("--url / ISR_URL"));
+            .contains("invalid --url"));
+        let anywhere = cli(&[
+            "blog",
+            "--preview-secret",
+            "0123456789abcdef",
+            "--addr",
+            "0.0.0.0:3000",
+        ]);
+        assert!(preview_link(&anywhere, "/x", None, None, 0)
+            .unwrap_err()
+            .contains("--public-url"));
         let short = cli(&["blog", "--preview-secret", "short"]);
         assert!(preview_link(&short, "/x", None, None, 0)
             .unwrap_err()

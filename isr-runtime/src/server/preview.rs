@@ -2,11 +2,12 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /_isr/preview?path=&expires=&sig=` | valid: sets the cookie, `307` to `path`; forged or expired: `401`, no cookie; malformed: `400` |
+//! | `GET /_isr/preview?path=&expires=&sig=` | valid: sets the cookie, `307` to `path`; forged or expired: `401`, no cookie; malformed, or ending more than 30 days ahead: `400` |
 //! | `GET /_isr/preview/exit[?path=]` | clears the cookie, `307` to `path` (or `/`) |
-//! | any page, with a valid cookie | rendered now with `Preview(true)`, kept nowhere |
+//! | any page, with a valid cookie | rendered now with `Preview(true)`, kept nowhere; at most [`MAX_PREVIEW_RENDERS`] at once, `503` past them |
 //!
-//! Without a preview secret every preview route is `404` and the cookie is ignored. A preview
+//! Without a preview secret every preview route is `404` (whatever the method) and the cookie is
+//! ignored. A preview
 //! answer is `cache-control: private, no-store` and `x-robots-tag: noindex`, carries a banner
 //! with the exit link, and touches nothing the public site is served from (hot cache, disk,
 //! Redis, CDN, the page table's traffic and freshness): see
@@ -22,7 +23,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,8 +32,17 @@ const PREVIEW_CACHE: &str = "PREVIEW";
 
 const X_ROBOTS_TAG: HeaderName = HeaderName::from_static("x-robots-tag");
 
-/// The routes of preview links and of its exit.
-pub(super) fn routes() -> Router<AppState> {
+/// Preview renders running at once at most (each runs a loader outside the scheduler): a
+/// leaked cookie cannot put more load than this on the data source.
+pub const MAX_PREVIEW_RENDERS: usize = 8;
+
+/// The routes of preview links and of its exit (`404` for every method when previews are off).
+pub(super) fn routes(previews_on: bool) -> Router<AppState> {
+    if !previews_on {
+        return Router::new()
+            .route(preview::LINK_PATH, any(|| async { StatusCode::NOT_FOUND }))
+            .route(preview::EXIT_PATH, any(|| async { StatusCode::NOT_FOUND }));
+    }
     Router::new()
         .route(preview::LINK_PATH, get(open_preview))
         .route(preview::EXIT_PATH, get(exit_preview))
@@ -90,6 +100,12 @@ async fn open_preview(
             "`expires` is a Unix time in seconds",
         );
     };
+    if !preview::within_max_ttl(expires, unix_now()) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "`expires` is more than 30 days away (is it in milliseconds? it is in seconds)",
+        );
+    }
     if !preview::is_local_path(&path) {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -166,6 +182,17 @@ pub(super) async fn preview_page(state: AppState, request: Request) -> Response 
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let query = request.uri().query().map(str::to_owned);
     drop(request);
+    let Ok(_permit) = state.preview_renders.clone().try_acquire_owned() else {
+        let mut busy = super::unavailable(
+            std::time::Duration::from_secs(1),
+            super::StatusPagesAt {
+                pages: &state.status_pages,
+                path: &path,
+            },
+        );
+        preview_headers(busy.headers_mut());
+        return busy;
+    };
     let mode = Mode {
         engine: &state.engine,
         documents: None,
@@ -199,7 +226,7 @@ pub(super) fn preview_headers(headers: &mut HeaderMap) {
 /// to `url_path`.
 ///
 /// ```text
-/// <aside id="isr-preview" role="status">Preview: drafts are shown, nothing here is cached · <a href="/_isr/preview/exit?path=…">Exit preview</a></aside>
+/// <aside id="isr-preview" role="status" style="…">Preview: drafts are shown, nothing here is cached <a href="/_isr/preview/exit?path=…" style="…">Exit preview</a></aside>
 /// ```
 pub(crate) fn with_banner(html: String, url_path: &str) -> String {
     let exit = format!(
@@ -231,11 +258,16 @@ mod tests {
     fn news_def() -> &'static PageDef {
         fn load(cx: crate::LoadContext) -> crate::__private::BoxFuture<crate::Result<Generated>> {
             let preview = cx.is_preview();
+            let slug = cx.params().get("slug").unwrap_or_default().to_owned();
             Box::pin(async move {
-                Ok(Generated::Page(crate::RenderedBody {
-                    body: format!("<p>preview={preview}</p>"),
-                    ..Default::default()
-                }))
+                match slug.as_str() {
+                    "missing" => Ok(Generated::NotFound),
+                    "broken" => Err(crate::Error::msg("the CMS is down")),
+                    _ => Ok(Generated::Page(crate::RenderedBody {
+                        body: format!("<p>preview={preview}</p>"),
+                        ..Default::default()
+                    })),
+                }
             })
         }
         Box::leak(Box::new(PageDef {
@@ -308,7 +340,6 @@ mod tests {
         let max_age: u64 = cookie.rsplit("Max-Age=").next().unwrap().parse().unwrap();
         assert!((590..=600).contains(&max_age), "{cookie}");
         assert!(!cookie.contains("Secure"), "plain http: {cookie}");
-        assert!(!cookie.contains(SECRET));
         let value = cookie.split(';').next().unwrap().to_owned();
 
         for _ in 0..2 {
@@ -429,6 +460,91 @@ mod tests {
         let page = get(&app, "/news/a", Some(&cookie)).await;
         assert_eq!(header(&page, "x-isr-cache"), "MISS");
         assert!(text(page).await.contains("preview=false"));
+    }
+
+    #[tokio::test]
+    async fn a_preview_that_finds_nothing_or_fails_leaves_the_public_page_alone() {
+        let engine = engine().await;
+        let app = router(&engine, true, None);
+        let key = PreviewKey::new(SECRET).unwrap();
+        let cookie = format!("isr_preview={}", key.cookie_value(unix_now() + 60));
+        let missing = get(&app, "/news/missing", Some(&cookie)).await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(header(&missing, "cache-control"), "private, no-store");
+        let broken = get(&app, "/news/broken", Some(&cookie)).await;
+        assert_eq!(broken.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(header(&broken, "cache-control"), "private, no-store");
+        let html = text(broken).await;
+        assert!(
+            html.contains("the CMS is down") && html.contains("id=\"isr-preview\""),
+            "{html}"
+        );
+        // Nothing remembered, nothing backing off: the public requests run the loader.
+        assert_eq!(engine.remembered_non_pages(), 0);
+        assert_eq!(
+            get(&app, "/news/missing", None).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            engine.remembered_non_pages(),
+            1,
+            "the public 404 is remembered"
+        );
+        let public = get(&app, "/news/broken", None).await;
+        assert_eq!(
+            public.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "its own failure"
+        );
+    }
+
+    #[tokio::test]
+    async fn in_dev_mode_the_cookie_renders_for_the_editor_too() {
+        let engine = engine().await;
+        let dev = Arc::new(super::super::dev::DevPages::new(
+            engine.clone(),
+            Default::default(),
+            Default::default(),
+        ));
+        let app = super::super::router(
+            engine.clone(),
+            super::super::ServerOptions {
+                preview: Some(PreviewKey::new(SECRET).unwrap()),
+                dev: Some(dev),
+                ..Default::default()
+            },
+        );
+        let key = PreviewKey::new(SECRET).unwrap();
+        let cookie = format!("isr_preview={}", key.cookie_value(unix_now() + 60));
+        let editor = get(&app, "/news/a", Some(&cookie)).await;
+        assert_eq!(header(&editor, "x-isr-cache"), "DEV");
+        assert_eq!(header(&editor, "cache-control"), "private, no-store");
+        assert_eq!(header(&editor, "x-robots-tag"), "noindex");
+        let html = text(editor).await;
+        assert!(
+            html.contains("<p>preview=true</p>") && html.contains("id=\"isr-preview\""),
+            "{html}"
+        );
+        let developer = text(get(&app, "/news/a", None).await).await;
+        assert!(developer.contains("<p>preview=false</p>") && !developer.contains("isr-preview"));
+    }
+
+    #[tokio::test]
+    async fn without_a_secret_every_method_on_the_preview_routes_is_404() {
+        let engine = engine().await;
+        let app = router(&engine, false, None);
+        for method in ["GET", "POST", "DELETE"] {
+            for uri in ["/_isr/preview", "/_isr/preview/exit"] {
+                let request = axum::http::Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header("host", "127.0.0.1:3000")
+                    .body(Body::empty())
+                    .unwrap();
+                let answer = app.clone().oneshot(request).await.unwrap();
+                assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{method} {uri}");
+            }
+        }
     }
 
     #[test]
