@@ -199,6 +199,20 @@ async fn a_preview_link_opens_a_draft_that_nothing_keeps() {
     let shapeless = through(&varnish, "/blog", Some("isr_preview=x")).await;
     assert!(shapeless.varnish_hit() && !shapeless.body.contains("/blog/upcoming"));
 
+    // The public feed and sitemap never have it, even asked with the cookie (the feed's loader
+    // takes no `Preview`).
+    for path in ["/blog/feed.xml", "/sitemap.xml"] {
+        for cookie in [None, Some(cookie.as_str())] {
+            let answer = through(&varnish, path, cookie).await;
+            assert_eq!(answer.status, 200, "{path}");
+            assert!(
+                !answer.body.contains("/blog/upcoming"),
+                "{path}: {}",
+                answer.body
+            );
+        }
+    }
+
     // Nothing of the draft on disk or in Redis.
     assert_eq!(
         site_files_with_draft(&fixture.site_root()),
