@@ -1160,6 +1160,17 @@ pub fn files_under(dir: &std::path::Path) -> usize {
     count
 }
 
+/// `VmRSS` of a process, in bytes (Linux).
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1190,15 +1201,4 @@ mod tests {
         assert_eq!(serving_addr(line), Some("127.0.0.1:4321".parse().unwrap()));
         assert_eq!(serving_addr("building site_root=/tmp/x"), None);
     }
-}
-
-/// `VmRSS` of a process, in bytes (Linux).
-pub fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        * 1024
 }
