@@ -53,6 +53,8 @@ sub vcl_recv {
         if (client.ip !~ purgers) {
             return (synth(403, "Forbidden"));
         }
+        # A variant's URL, sorted as requests' are below (isr sorts by name only).
+        set req.url = std.querysort(req.url);
         return (purge);
     }
     if (req.method != "GET" && req.method != "HEAD") {
@@ -71,15 +73,20 @@ sub vcl_recv {
             && req.http.Cookie ~ "(^|;)\s*isr_preview=[0-9]{1,20}\.[0-9a-f]{64}\s*(;|$)") {
         return (pass);
     }
-    # Pages ignore query strings, except the parameters that name a page's variants (the
-    # routes' `query = [...]`: the blog's `page` and `tag`; list your app's in the pattern
-    # `(page|tag)` below). Every other parameter (utm_*, fbclid, …) is dropped and the rest
-    # sorted: one object per page or variant, the URL isr purges (isr redirects other
-    # spellings of the listed values to it).
-    if (req.url !~ "^/pkg/") {
-        set req.url = regsuball(req.url, "(?<=[?&])(?!(page|tag)=)[^&]*(&|$)", "");
-        set req.url = regsub(req.url, "[?&]+$", "");
+    # Pages ignore query strings: one object per page, at the URL isr purges. Except on the
+    # routes with `query = [...]` (the blog's `/blog`, with `page` and `tag`: list your app's
+    # routes and parameters in the two patterns below): there the listed parameters are kept,
+    # every other one (utm_*, fbclid, …) is dropped and the query sorted (isr redirects other
+    # spellings of the listed values to the canonical one), so each variant is one object, at
+    # the URL isr purges. Only the query is rewritten, never the path.
+    if (req.url ~ "^/blog(\?|$)") {
+        set req.http.X-ISR-Query = regsub(req.url, "^[^?]*\??", "&");
+        set req.http.X-ISR-Query = regsuball(req.http.X-ISR-Query, "&(?!(page|tag)=)[^&]*", "");
+        set req.url = regsub(req.url, "\?.*$", "") + regsub(req.http.X-ISR-Query, "^&", "?");
+        unset req.http.X-ISR-Query;
         set req.url = std.querysort(req.url);
+    } elsif (req.url !~ "^/pkg/") {
+        set req.url = regsub(req.url, "\?.*$", "");
     }
     # Pages are the same for every user.
     unset req.http.Cookie;

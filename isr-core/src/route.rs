@@ -206,11 +206,18 @@ impl Routes {
                 let Some(canonical) = (def.query.canonical)(listed) else {
                     return Resolved::NotFound;
                 };
+                // What the loader's `Query<T>` wrote back must be listed parameters (a
+                // serialize-only rename would make a key no route reads, and a redirect loop).
+                let names_listed = canonical
+                    .iter()
+                    .all(|(name, _)| def.query.names.contains(&name));
                 let text = crate::model::query::encode(&canonical);
-                if text.len() > crate::model::query::MAX_QUERY_BYTES {
+                if !names_listed || text.len() > crate::model::query::MAX_QUERY_BYTES {
                     return Resolved::NotFound;
                 }
-                if let Some(location) = respelled(key.as_str(), raw_query, def.query.names, &text) {
+                // The location is a URL: the key's path percent-encoded again.
+                let url_path = key.to_url_path();
+                if let Some(location) = respelled(&url_path, raw_query, def.query.names, &text) {
                     return Resolved::Canonical(location);
                 }
                 if text.is_empty() {
@@ -411,7 +418,9 @@ fn matchit_pattern(path: &str) -> String {
 /// and a canonical key otherwise (no trailing slash, every segment acceptable). Anything else
 /// takes the decoding path.
 fn is_plain_key(raw_path: &str) -> bool {
-    !raw_path.contains('%') && is_canonical_key(raw_path)
+    // A `?` would be read as a variant's query: a request path never holds one (a caller that
+    // passes path and query together gets its path refused, not a page named after both).
+    !raw_path.contains(['%', '?']) && is_canonical_key(raw_path)
 }
 
 /// Splits and percent-decodes a path; `None` if any segment is unacceptable.

@@ -327,6 +327,7 @@ fn loader_args(
     errors: &mut Errors,
 ) -> Vec<LoaderArg> {
     let mut args = Vec::new();
+    let mut query_args = 0;
     for input in &loader.sig.inputs {
         match input {
             syn::FnArg::Receiver(receiver) => errors.push(syn::Error::new(
@@ -337,6 +338,17 @@ fn loader_args(
                 if route_known {
                     check_path_pattern(&typed.pat, params, errors);
                 }
+                // One reading of the query: each `Query<T>` writes the variant's key back
+                // from what it reads, so a second one would see only the first one's fields.
+                if last_segment_is(&typed.ty, "Query") {
+                    query_args += 1;
+                    if query_args == 2 {
+                        errors.push(syn::Error::new(
+                            typed.ty.span(),
+                            "a loader takes one `Query<T>`: put every listed parameter in its `T`",
+                        ));
+                    }
+                }
                 args.push(LoaderArg {
                     ty: (*typed.ty).clone(),
                 });
@@ -344,6 +356,11 @@ fn loader_args(
         }
     }
     args
+}
+
+/// Whether `ty` is a path type whose last segment is `name` (`Query<T>`, `isr::Query<T>`).
+fn last_segment_is(ty: &syn::Type, name: &str) -> bool {
+    matches!(ty, syn::Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == name))
 }
 
 /// `Path(PostParams { slug, .. })`: every named field must be a `:param` of the route.

@@ -61,8 +61,11 @@ async fn each_page_of_the_list_is_a_page_and_other_parameters_change_nothing() {
     assert!(page2.iter().all(|slug| !listed(&first.body).contains(slug)));
     assert!(second.body.contains("<title>Blog, page 2 of 3</title>"));
     assert!(
-        second.body.contains("href=\"/blog\"") && second.body.contains("href=\"/blog?page=3\"")
+        second.body.contains("rel=\"prev\" href=\"/blog\""),
+        "{}",
+        second.body
     );
+    assert!(second.body.contains("rel=\"next\" href=\"/blog?page=3\""));
     assert_eq!(server.get("/blog?page=2").await.cache(), "HIT");
     assert_eq!(listed(&server.get("/blog?page=3").await.body).len(), 1);
     assert_eq!(server.get("/blog?page=4").await.status, 404);

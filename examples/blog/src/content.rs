@@ -101,7 +101,8 @@ impl Content {
         &self.dir
     }
 
-    /// Slugs of every `*.md` file (drafts and unparsable posts included: their loader decides).
+    /// Slugs of every `*.md` file (drafts and unparsable posts included: their loader decides;
+    /// a file name with a `?` is skipped and logged: no URL path can hold one).
     pub async fn all_slugs(&self) -> anyhow::Result<Vec<String>> {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || list_slugs(&dir)).await?
@@ -206,7 +207,10 @@ fn list_slugs(dir: &Path) -> anyhow::Result<Vec<String>> {
             .path();
         if path.extension().is_some_and(|e| e == "md") && path.is_file() {
             if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                if !stem.is_empty() && !stem.starts_with('.') {
+                if stem.contains('?') {
+                    // A page path never holds a `?` (it would start a query): no post's URL.
+                    tracing::warn!(file = %path.display(), "post skipped: a `?` in its file name cannot be part of its URL; rename the file");
+                } else if !stem.is_empty() && !stem.starts_with('.') {
                     slugs.push(stem.to_string());
                 }
             }

@@ -174,14 +174,13 @@ mod tests {
         let routes = isr::Routes::new(isr::pages().collect()).unwrap();
         let ascii = (0x20u8..0x7f)
             .map(char::from)
-            .filter(|&c| c != '/' && c != '\\')
+            .filter(|&c| c != '/' && c != '\\' && c != '?')
             .map(|c| format!("x{c}y"));
         let others = [
             "hello",
             "a b#c",
             "été",
             "100%",
-            "why?",
             "sale%20now",
             "日本語",
             "a+b=c",
@@ -195,5 +194,10 @@ mod tests {
             assert_eq!(key.as_str(), format!("/blog/{slug}"), "{path}");
             assert_eq!(key.to_url_path(), path, "{slug:?}");
         }
+        // A `?` would start a query: no post is at such a path.
+        assert!(matches!(
+            routes.resolve(&post_url_path("why?")),
+            isr::Resolved::NotFound
+        ));
     }
 }

@@ -68,8 +68,15 @@ pub fn list_link(page: u32, tag: Option<&str>) -> String {
     }
 }
 
+/// `text` percent-encoded as isr writes a canonical query value (all but letters, digits and
+/// `-._~`), so a link is the canonical URL (no redirect).
 fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, VALUE).to_string()
 }
 
 /// A heading of a post, for its table of contents.
@@ -254,7 +261,6 @@ fn blog_layout(children: Children) -> impl IntoView {
 /// `/blog`: one page of the published posts, newest first, with a filter box (works once
 /// hydrated) and, when there are more, links to the newer and older ones.
 pub fn post_list(props: ListProps) -> impl IntoView {
-    let total = props.posts.len();
     let (page, pages) = (props.page, props.pages);
     let heading = match &props.tag {
         Some(tag) => format!("Posts tagged #{tag}"),
@@ -268,7 +274,7 @@ pub fn post_list(props: ListProps) -> impl IntoView {
     let older = (page < pages).then(|| list_link(page + 1, props.tag.as_deref()));
     view! {
         <Title text=title />
-        <Meta name="description" content=format!("The ISR blog: {total} posts on Incremental Static Regeneration with leptos and axum.") />
+        <Meta name="description" content="The ISR blog: posts on Incremental Static Regeneration with leptos and axum." />
         <h1>{heading}</h1>
         {props.tag.is_some().then(|| view! { <p><a href="/blog">"All posts"</a></p> })}
         <PostFilter posts=props.posts />

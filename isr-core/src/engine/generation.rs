@@ -347,7 +347,21 @@ impl Engine {
             at.max(generated_at_ms.saturating_add(super::MIN_VALIDITY.as_millis() as u64))
         });
         let listed = trigger == Trigger::Build;
-        if kind == PageKind::NotFound && !listed && !self.table.contains(key.as_str()) {
+        let stored = self.table.contains(key.as_str());
+        let variant = key.query().is_some();
+        // A new variant past its page's `max_variants` (other variants were committed while
+        // its loader ran): not stored, a 404 like one asked for after them.
+        let new_variant = variant && !stored && kind != PageKind::NotFound;
+        let reservation = new_variant
+            .then(|| VariantPlace::take(self, key.path(), def.query.max_variants))
+            .flatten();
+        let over_budget = new_variant && reservation.is_none();
+        if over_budget || (kind == PageKind::NotFound && !listed && (!stored || variant)) {
+            if variant && stored {
+                // A variant its loader no longer finds is forgotten, like a path that never
+                // existed: its place under `max_variants` is free again.
+                self.forget_variant(key, def).await;
+            }
             // A path that never existed: remembered in bounded memory, never written to disk.
             // (A path the app's own `paths` listed is stored: the app bounds that list.)
             // Trusted until its recheck, or until the time the page may exist if sooner.
@@ -396,9 +410,12 @@ impl Engine {
                 html,
                 started_at_ms,
             };
-            engine
+            let committed = engine
                 .commit_generated(&page, def, lease, produced, trigger)
-                .await
+                .await;
+            // The new variant is in the table now (or failed): its place is counted there.
+            drop(reservation);
+            committed
         })
         .await
         .unwrap_or_else(|join_error| {
@@ -407,6 +424,20 @@ impl Engine {
                 format!("committing the page: {join_error}"),
             ))
         })
+    }
+
+    /// Drops a stored variant everywhere: page table, memory, store, the shared tier, and the
+    /// CDN (told it changed). A store error is logged: the row is gone from memory, and the
+    /// next build prunes it.
+    async fn forget_variant(self: &Arc<Self>, key: &PageKey, def: &'static PageDef) {
+        self.table.remove(key.as_str());
+        self.hot.remove(key.as_str());
+        if let Err(error) = self.store.remove(key).await {
+            tracing::warn!(path = %key, %error, "could not remove a variant that is no longer found from the store");
+        }
+        self.remove_shared(key, def.path).await;
+        // Queued; its confirmation is not awaited (as for a regeneration's change).
+        drop(self.announce_change(key));
     }
 
     /// Redis → store → page table and hot cache, for a generated page.
@@ -558,6 +589,31 @@ pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+/// A place under a page's `max_variants` taken for a new variant while it is committed
+/// ([`PageTable::reserve_variant`](super::table::PageTable)); given back when dropped.
+struct VariantPlace {
+    engine: Arc<Engine>,
+    path: String,
+}
+
+impl VariantPlace {
+    fn take(engine: &Arc<Engine>, path: &str, max: usize) -> Option<Self> {
+        engine
+            .table
+            .reserve_variant(path, max)
+            .then(|| VariantPlace {
+                engine: engine.clone(),
+                path: path.to_owned(),
+            })
+    }
+}
+
+impl Drop for VariantPlace {
+    fn drop(&mut self) {
+        self.engine.table.release_variant(&self.path);
+    }
 }
 
 /// What one loader run produced, to commit.

@@ -224,10 +224,23 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
             } else {
                 path
             };
-            match engine.routes().resolve_request(canonical, query) {
+            // Another spelling of a variant (`?page=02`, `?page=1` for the default) names the
+            // page the request would be redirected to.
+            let resolved = match engine.routes().resolve_request(canonical, query) {
+                Resolved::Canonical(location) => {
+                    let (path, query) = match location.split_once('?') {
+                        Some((path, query)) => (path, Some(query)),
+                        None => (location.as_str(), None),
+                    };
+                    engine.routes().resolve_request(path, query)
+                }
+                other => other,
+            };
+            match resolved {
                 Resolved::Page { key, def, .. } => {
-                    // A page's path names its variants too (`/blog` → `/blog?page=2`, …);
-                    // a variant's path only itself.
+                    // A page's path names its variants too (`/blog` → `/blog?page=2`, …: those
+                    // this instance holds; tags reach every instance's), a variant's only
+                    // itself.
                     let variants = if key.query().is_none() && def.query.has_variants() {
                         engine.table.variants_of(key.path())
                     } else {

@@ -195,6 +195,8 @@ struct Inner {
     pending_marks: HashMap<PageKey, (Mark, bool)>,
     /// The variants (`/blog?page=2`) of each page path that has some (routes with `query`).
     variants: HashMap<Box<str>, HashSet<PageKey>>,
+    /// New variants of each page path being committed now ([`PageTable::reserve_variant`]).
+    variant_reservations: HashMap<Box<str>, usize>,
     next_version: u64,
 }
 
@@ -217,6 +219,7 @@ impl PageTable {
                 marks: HashMap::new(),
                 pending_marks: HashMap::new(),
                 variants: HashMap::new(),
+                variant_reservations: HashMap::new(),
                 next_version: 0,
             }),
         }
@@ -523,6 +526,32 @@ impl PageTable {
             .unwrap_or_default();
         keys.sort_unstable();
         keys
+    }
+
+    /// Takes one of the `max` places of the page at `path` for a new variant about to be
+    /// committed: `false` when the variants held and those being committed fill them. Checked
+    /// and taken under one lock, so concurrent new variants never exceed `max`; give it back
+    /// with [`PageTable::release_variant`] once the commit is done (or failed).
+    pub(super) fn reserve_variant(&self, path: &str, max: usize) -> bool {
+        let mut inner = self.write();
+        let held = inner.variants.get(path).map_or(0, HashSet::len);
+        let pending = inner.variant_reservations.get(path).copied().unwrap_or(0);
+        if held + pending >= max {
+            return false;
+        }
+        *inner.variant_reservations.entry(path.into()).or_insert(0) += 1;
+        true
+    }
+
+    /// Gives back a place taken with [`PageTable::reserve_variant`].
+    pub(super) fn release_variant(&self, path: &str) {
+        let mut inner = self.write();
+        if let Some(pending) = inner.variant_reservations.get_mut(path) {
+            *pending = pending.saturating_sub(1);
+            if *pending == 0 {
+                inner.variant_reservations.remove(path);
+            }
+        }
     }
 
     /// How many variants of the page at `path` the table holds.

@@ -1414,8 +1414,12 @@ fn variant_load(cx: crate::context::LoadContext) -> BoxFuture<'static, crate::Re
         *count += 1;
         *count
     };
+    let gone = VARIANTS_GONE
+        .lock()
+        .unwrap()
+        .contains(&format!("{case}?{query}"));
     Box::pin(async move {
-        if query.contains("page=999") {
+        if query.contains("page=999") || gone {
             return Ok(Generated::NotFound);
         }
         Ok(Generated::Page(crate::RenderedBody {
@@ -1424,6 +1428,9 @@ fn variant_load(cx: crate::context::LoadContext) -> BoxFuture<'static, crate::Re
         }))
     })
 }
+
+/// `case?query` of the variants whose loader says not found from now on.
+static VARIANTS_GONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// Loader runs of each `/v/:case` (tests run at once: each uses cases of its own).
 static VARIANT_CALLS: std::sync::Mutex<Option<HashMap<String, usize>>> =
@@ -1577,4 +1584,71 @@ async fn a_path_revalidation_reaches_every_variant_and_a_variant_only_itself() {
             "/v/b3?page=2"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_variant_keeps_its_path_encoded() {
+    let h = variants_harness().await;
+    let (_, moved) = get_with_query(&h, "/v/caf%C3%A9%20x", "page=2&page=3").await;
+    assert_eq!(moved, "308 /v/caf%C3%A9%20x?page=2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_new_variants_stay_within_max_variants() {
+    let h = variants_harness().await;
+    let requests = (2..12).map(|page| {
+        let h = &h;
+        async move { get_with_query(h, "/v/burst", &format!("page={page}")).await }
+    });
+    let answers = futures::future::join_all(requests).await;
+    let stored = h.engine.table.variant_count("/v/burst");
+    assert!(stored <= 3, "{stored} variants stored: {answers:?}");
+    let found = answers.iter().filter(|(_, body)| body != "404").count();
+    assert_eq!(
+        found, stored,
+        "every variant answered is stored: {answers:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_variant_that_is_no_longer_found_is_forgotten_and_frees_its_place() {
+    let h = variants_harness().await;
+    for page in 2..=4 {
+        get_with_query(&h, "/v/gone", &format!("page={page}")).await;
+    }
+    assert_eq!(h.engine.table.variant_count("/v/gone"), 3);
+    let pages = h.engine.page_count();
+    VARIANTS_GONE.lock().unwrap().push("gone?page=2".into());
+    let results = crate::revalidate::revalidate(
+        &h.engine,
+        &crate::RevalidateRequest {
+            paths: vec!["/v/gone?page=2".into()],
+            mode: crate::revalidate::InvalidationMode::Regenerate,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    // Forgotten (not kept as a stored 404): its place under `max_variants` is free again.
+    assert_eq!(h.engine.table.variant_count("/v/gone"), 2);
+    assert_eq!(h.engine.page_count(), pages - 1);
+    assert_eq!(get_with_query(&h, "/v/gone", "page=2").await.1, "404");
+    assert_eq!(
+        get_with_query(&h, "/v/gone", "page=5").await.0,
+        Some(CacheStatus::Miss),
+        "a place is free again"
+    );
+    // Another spelling of a variant names it in a revalidation too.
+    let results = crate::revalidate::revalidate(
+        &h.engine,
+        &crate::RevalidateRequest {
+            paths: vec!["/v/gone?page=5&page=6&utm_source=x".into()],
+            mode: crate::revalidate::InvalidationMode::Regenerate,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].path, "/v/gone?page=5");
+    assert_eq!(results[0].outcome, crate::RevalidationOutcome::Regenerated);
 }

@@ -157,7 +157,12 @@ async fn details(
         .path()
         .strip_prefix("/_isr/api/pages")
         .unwrap_or("/");
-    let key = match state.engine.routes().resolve(tail) {
+    // A variant's details: its query as the page's URL has it (`/_isr/api/pages/blog?page=2`).
+    let key = match state
+        .engine
+        .routes()
+        .resolve_request(tail, request.uri().query())
+    {
         Resolved::Page { key, .. } => key,
         _ => {
             return json_error(

@@ -31,4 +31,14 @@ pub async fn feed() -> isr::Result<Load<String>> {
     Ok(Load::props(String::new()))
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Page {
+    page: u32,
+}
+
+#[page(path = "/d", revalidate = 60, view = View, query = ["page"])]
+pub async fn d(Query(_a): Query<Page>, Query(_b): Query<Page>) -> isr::Result<Load<Props>> {
+    Ok(Load::props(Props { title: "d".into() }))
+}
+
 fn main() {}
