@@ -323,23 +323,5 @@ fn string_list(value: &Expr, key: &str, example: &str) -> syn::Result<Vec<LitStr
 }
 
 fn tags(value: &Expr) -> syn::Result<Vec<LitStr>> {
-    let Expr::Array(array) = value else {
-        return Err(syn::Error::new(
-            value.span(),
-            "`tags` expects a list of string literals, e.g. `tags = [\"posts\"]`",
-        ));
-    };
-    array
-        .elems
-        .iter()
-        .map(|elem| match elem {
-            Expr::Lit(ExprLit {
-                lit: Lit::Str(s), ..
-            }) => Ok(s.clone()),
-            other => Err(syn::Error::new(
-                other.span(),
-                "a tag must be a string literal, e.g. `\"posts\"`",
-            )),
-        })
-        .collect()
+    string_list(value, "tags", "tags = [\"posts\"]")
 }

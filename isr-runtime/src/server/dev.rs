@@ -93,16 +93,8 @@ pub(super) async fn dev_endpoint(
 }
 
 fn with_marker_html(html: String) -> String {
-    match html.find("</head>") {
-        Some(at) => {
-            let mut marked = String::with_capacity(html.len() + MARKER_STYLE.len());
-            marked.push_str(&html[..at]);
-            marked.push_str(MARKER_STYLE);
-            marked.push_str(&html[at..]);
-            marked
-        }
-        None => html,
-    }
+    let at = html.find("</head>");
+    uncached::insert_at(html, at, MARKER_STYLE)
 }
 
 #[cfg(test)]

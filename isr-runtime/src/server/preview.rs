@@ -238,7 +238,8 @@ pub(crate) fn with_banner(html: String, url_path: &str) -> String {
         "<aside id=\"isr-preview\" role=\"status\" style=\"position:fixed;left:0;right:0;bottom:0;z-index:2147483647;display:flex;gap:1rem;justify-content:center;align-items:center;padding:.4rem 1rem;font:14px/1.5 system-ui,sans-serif;background:#1e40af;color:#fff\">Preview: drafts are shown, nothing here is cached <a href=\"{exit}\" style=\"color:#fff;font-weight:600\">Exit preview</a></aside>",
         exit = crate::render::escape_text(&exit),
     );
-    uncached::insert_before_last(html, "</body>", &banner)
+    let at = html.rfind("</body>");
+    uncached::insert_at(html, at, &banner)
 }
 
 #[cfg(test)]

@@ -109,10 +109,10 @@ fn error_document(route: &str, url_path: &str, error: &str, mode: &Mode<'_>) -> 
     )
 }
 
-/// `addition` inserted before the document's last `tag` (`</head>`, `</body>`); the document
-/// as it is when it has none.
-pub(super) fn insert_before_last(html: String, tag: &str, addition: &str) -> String {
-    match html.rfind(tag) {
+/// `addition` inserted at byte `at` of `html` (a tag's position found by the caller: `</head>`
+/// or the last `</body>`); the document as it is when there is no such place.
+pub(super) fn insert_at(html: String, at: Option<usize>, addition: &str) -> String {
+    match at {
         Some(at) => {
             let mut marked = String::with_capacity(html.len() + addition.len());
             marked.push_str(&html[..at]);
@@ -129,17 +129,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_addition_goes_before_the_last_closing_tag() {
-        let html = insert_before_last(
-            "<html><head><title>&lt;/head&gt;</title></head><body><p>x</p></body></html>".into(),
-            "</body>",
-            "<aside>m</aside>",
-        );
+    fn an_addition_goes_where_it_is_told() {
+        let page = "<html><head></head><body><p>x</p></body></html>".to_owned();
+        let at = page.rfind("</body>");
+        let html = insert_at(page, at, "<aside>m</aside>");
         assert!(
             html.ends_with("<p>x</p><aside>m</aside></body></html>"),
             "{html}"
         );
-        assert_eq!(insert_before_last("plain".into(), "</head>", "m"), "plain");
+        assert_eq!(insert_at("plain".into(), None, "m"), "plain");
     }
 
     #[tokio::test]
