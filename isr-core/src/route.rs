@@ -234,6 +234,36 @@ impl Routes {
         }
     }
 
+    /// Routes a URL's path and query (`/blog?page=02`) to the page a request for it gets: a
+    /// canonical location (another spelling of a variant, a trailing slash) is followed once.
+    ///
+    /// ```
+    /// let routes = isr::__private::example_routes_with_query(&["/blog"], &["page"]);
+    /// let isr::Resolved::Page { key, .. } = routes.resolve_url("/blog/?page=2&page=3") else { panic!() };
+    /// assert_eq!(key.as_str(), "/blog?page=2");
+    /// ```
+    pub fn resolve_url(&self, url: &str) -> Resolved {
+        let split = |url: &str| match url.split_once('?') {
+            Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+            None => (url.to_owned(), None),
+        };
+        let (path, query) = split(url.split('#').next().unwrap_or_default());
+        match self.resolve_request(&path, query.as_deref()) {
+            Resolved::Canonical(location) => {
+                let (path, query) = split(&location);
+                match self.resolve_request(&path, query.as_deref()) {
+                    // A second redirect (a trailing slash, then the query's spelling).
+                    Resolved::Canonical(location) => {
+                        let (path, query) = split(&location);
+                        self.resolve_request(&path, query.as_deref())
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Whether `key`'s query (if any) is one its route lists and reads as it is written.
     fn query_is_canonical_for(def: &PageDef, key: &str) -> bool {
         let Some((_, text)) = key.split_once('?') else {

@@ -936,7 +936,8 @@ impl Engine {
 
     /// Regenerates the page at raw path `path` now, bypassing freshness and backoff, and waits
     /// for it. A generation already running is awaited first (its data may predate the
-    /// caller's change). `None` when no page route matches.
+    /// caller's change). `path` may hold a query (`/blog?page=2`): a route's listed parameters
+    /// name a variant, in any spelling. `None` when no page route matches.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -948,7 +949,7 @@ impl Engine {
     /// # }
     /// ```
     pub async fn regenerate(self: &Arc<Self>, path: &str, trigger: Trigger) -> Option<Outcome> {
-        let Resolved::Page { def, key, params } = self.routes.resolve(path) else {
+        let Resolved::Page { def, key, params } = self.routes.resolve_url(path) else {
             return None;
         };
         Some(self.regenerate_resolved(def, key, params, trigger).await)

@@ -215,27 +215,15 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
         let mut targets = Vec::new();
         for path in &request.paths {
             let path = path.split('#').next().unwrap_or_default();
-            let (path, query) = match path.split_once('?') {
-                Some((path, query)) => (path, Some(query)),
-                None => (path, None),
+            let canonical = match path.split_once('?') {
+                Some((path, _)) if path.len() > 1 => path.trim_end_matches('/'),
+                Some((path, _)) => path,
+                None if path.len() > 1 => path.trim_end_matches('/'),
+                None => path,
             };
-            let canonical = if path.len() > 1 {
-                path.trim_end_matches('/')
-            } else {
-                path
-            };
-            // Another spelling of a variant (`?page=02`, `?page=1` for the default) names the
-            // page the request would be redirected to.
-            let resolved = match engine.routes().resolve_request(canonical, query) {
-                Resolved::Canonical(location) => {
-                    let (path, query) = match location.split_once('?') {
-                        Some((path, query)) => (path, Some(query)),
-                        None => (location.as_str(), None),
-                    };
-                    engine.routes().resolve_request(path, query)
-                }
-                other => other,
-            };
+            // Any spelling of a variant (`?page=02`, `?page=1` for the default) names the page
+            // a request for it would be sent to.
+            let resolved = engine.routes().resolve_url(path);
             match resolved {
                 Resolved::Page { key, def, .. } => {
                     // A page's path names its variants too (`/blog` → `/blog?page=2`, …: those

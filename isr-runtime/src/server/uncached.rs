@@ -51,7 +51,8 @@ pub(super) async fn respond(
         Resolved::Canonical(location) => return redirect(&location, true, status_pages),
         Resolved::NotFound => return not_found(mode, path),
     };
-    let url_path = crate::route::url_path(key.path());
+    // The page's URL, a variant's query included (where the preview's exit link returns).
+    let url_path = key.to_url_path();
     let rendered = mode
         .engine
         .render_uncached(def, &key, params, mode.audience, mode.documents)
