@@ -255,7 +255,7 @@ mod tests {
 
     const SECRET: &str = "0123456789abcdef-preview";
 
-    /// `/news/:slug`, whose loader writes whether it renders a preview.
+    /// `/news/:slug` (with `?page=` variants), whose loader writes whether it renders a preview.
     fn news_def() -> &'static PageDef {
         fn load(cx: crate::LoadContext) -> crate::__private::BoxFuture<crate::Result<Generated>> {
             let preview = cx.is_preview();
@@ -273,6 +273,10 @@ mod tests {
         }
         Box::leak(Box::new(PageDef {
             load,
+            query: crate::QuerySpec {
+                names: &["page"],
+                ..crate::QuerySpec::NONE
+            },
             ..crate::__private::example_def("/news/:slug")
         }))
     }
@@ -358,6 +362,12 @@ mod tests {
                 "{html}"
             );
         }
+        // A variant's exit link returns to it, query included.
+        let variant = text(get(&app, "/news/draft?page=2&utm_source=x", Some(&value)).await).await;
+        assert!(
+            variant.contains("href=\"/_isr/preview/exit?path=%2Fnews%2Fdraft%3Fpage%3D2\""),
+            "{variant}"
+        );
         assert_eq!(engine.page_count(), 0, "a preview is kept nowhere");
         assert_eq!(engine.remembered_non_pages(), 0);
 
