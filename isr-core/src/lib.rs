@@ -19,6 +19,7 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod hot_cache;
+pub mod log_limit;
 pub mod metrics;
 pub mod model;
 pub mod page;

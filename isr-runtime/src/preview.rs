@@ -166,6 +166,11 @@ impl PreviewKey {
     }
 }
 
+/// Unix time now, in whole seconds: what links' `expires` and cookies are compared with.
+pub fn unix_now() -> u64 {
+    isr_core::model::unix_ms(std::time::SystemTime::now()) / 1000
+}
+
 /// HMAC-SHA256 of the concatenated `message` under `key`.
 fn hmac(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
     // A key of any length is valid for HMAC: `new_from_slice` cannot fail.

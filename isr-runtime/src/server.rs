@@ -305,12 +305,12 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
             router
                 .fallback(move |request: Request| {
                     let (dev, public) = (dev.clone(), public.clone());
-                    let audience = match &preview_key {
-                        Some(key) if preview::is_previewing(key, request.headers()) => {
+                    let audience =
+                        if preview::is_previewing(preview_key.as_deref(), request.headers()) {
                             crate::engine::Audience::Editor
-                        }
-                        _ => crate::engine::Audience::Developer,
-                    };
+                        } else {
+                            crate::engine::Audience::Developer
+                        };
                     async move {
                         match public.serve(request).await {
                             Ok(file) => file,
@@ -400,10 +400,8 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
         Ok(file) => return file,
         Err(request) => request,
     };
-    if let Some(key) = &state.preview {
-        if preview::is_previewing(key, request.headers()) {
-            return preview::preview_page(state.clone(), request).await;
-        }
+    if preview::is_previewing(state.preview.as_deref(), request.headers()) {
+        return preview::preview_page(state.clone(), request).await;
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return method_not_allowed();

@@ -598,20 +598,10 @@ impl Engine {
         if stored < def.query.max_variants {
             return true;
         }
-        static LOGGED_AT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let now = self.clock.monotonic_ms();
-        let last = LOGGED_AT_MS.load(std::sync::atomic::Ordering::Relaxed);
-        if (last == 0 || now.saturating_sub(last) >= 60_000)
-            && LOGGED_AT_MS
-                .compare_exchange(
-                    last,
-                    now.max(1),
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            tracing::warn!(path = %key, page = key.path(), stored, max_variants = def.query.max_variants, "a new variant of a page that has max_variants stored answers 404 (raise `max_variants` on its route if it should exist)");
+        static PAST_MAX: crate::log_limit::LogLimiter =
+            crate::log_limit::LogLimiter::new(Duration::from_secs(60));
+        if let Some(suppressed) = PAST_MAX.allow() {
+            tracing::warn!(path = %key, page = key.path(), stored, max_variants = def.query.max_variants, suppressed, "a new variant of a page that has max_variants stored answers 404 (raise `max_variants` on its route if it should exist)");
         }
         false
     }

@@ -215,11 +215,11 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
         let mut targets = Vec::new();
         for path in &request.paths {
             let path = path.split('#').next().unwrap_or_default();
-            let canonical = match path.split_once('?') {
-                Some((path, _)) if path.len() > 1 => path.trim_end_matches('/'),
-                Some((path, _)) => path,
-                None if path.len() > 1 => path.trim_end_matches('/'),
-                None => path,
+            let page_path = path.split('?').next().unwrap_or_default();
+            let canonical = if page_path.len() > 1 {
+                page_path.trim_end_matches('/')
+            } else {
+                page_path
             };
             // Any spelling of a variant (`?page=02`, `?page=1` for the default) names the page
             // a request for it would be sent to.

@@ -433,7 +433,7 @@ impl App {
             }
         };
         if let Some(Invocation::PreviewLink { path, ttl, url }) = &cli.command {
-            let now = preview_link::unix_now();
+            let now = crate::preview::unix_now();
             return match preview_link::preview_link(&cli, path, ttl.as_deref(), url.as_deref(), now)
             {
                 Ok(link) => {

@@ -3,7 +3,6 @@
 
 use super::args::Cli;
 use super::DEFAULT_ADDR;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The link to print, made at `now` (Unix seconds).
 ///
@@ -58,13 +57,6 @@ pub(super) fn preview_link(
         origin.join(crate::preview::LINK_PATH),
         key.link_query(path, expires)
     ))
-}
-
-/// Unix seconds now.
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -63,11 +63,6 @@ pub(super) async fn dev_endpoint(
     request: Request,
     audience: Audience,
 ) -> Response {
-    // Only the method and the path: the request's body is not `Sync`, so no reference to the
-    // request may live across an await.
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    let query = request.uri().query().map(str::to_owned);
-    drop(request);
     let shell = dev.shell();
     let mode = Mode {
         engine: &dev.engine,
@@ -82,7 +77,7 @@ pub(super) async fn dev_endpoint(
         extra_head: &shell.extra_head,
         failure_log: "dev: the loader failed",
     };
-    let mut response = uncached::respond(&mode, &method, &path, query.as_deref()).await;
+    let mut response = uncached::respond(&mode, request).await;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(super::ISR_CACHE, HeaderValue::from_static(DEV_CACHE));

@@ -16,16 +16,15 @@
 
 use super::auth::{cookie_values, Caller, Endpoint};
 use super::uncached::{self, Mode};
-use super::AppState;
+use super::{json_error, AppState};
 use crate::engine::Audience;
-use crate::preview::{self, PreviewKey, Refused};
+use crate::preview::{self, unix_now, PreviewKey, Refused};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What `x-isr-cache` says on a preview answer.
 const PREVIEW_CACHE: &str = "PREVIEW";
@@ -62,16 +61,6 @@ struct ExitQuery {
     path: Option<String>,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 async fn open_preview(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -100,7 +89,8 @@ async fn open_preview(
             "`expires` is a Unix time in seconds",
         );
     };
-    if !preview::within_max_ttl(expires, unix_now()) {
+    let now = unix_now();
+    if !preview::within_max_ttl(expires, now) {
         return json_error(
             StatusCode::BAD_REQUEST,
             "`expires` is more than 30 days away (is it in milliseconds? it is in seconds)",
@@ -112,7 +102,7 @@ async fn open_preview(
             "`path` is a path on this site (it starts with one `/`)",
         );
     }
-    match key.check_link(&path, expires, &sig, unix_now()) {
+    match key.check_link(&path, expires, &sig, now) {
         Ok(()) => {}
         Err(Refused::Signature) => {
             state.auth.failed(Endpoint::Preview, &client, true);
@@ -123,7 +113,7 @@ async fn open_preview(
             return json_error(StatusCode::UNAUTHORIZED, "this preview link has expired");
         }
     }
-    let max_age = expires.saturating_sub(unix_now());
+    let max_age = expires.saturating_sub(now);
     let cookie = format!(
         "{}={}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{}",
         preview::COOKIE,
@@ -138,13 +128,8 @@ async fn open_preview(
     redirect_setting_cookie(&path, &cookie)
 }
 
-async fn exit_preview(
-    State(state): State<AppState>,
-    query: Result<Query<ExitQuery>, QueryRejection>,
-) -> Response {
-    if state.preview.is_none() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
+/// Routed only when previews are on (see [`routes`]).
+async fn exit_preview(query: Result<Query<ExitQuery>, QueryRejection>) -> Response {
     let path = query
         .ok()
         .and_then(|Query(q)| q.path)
@@ -170,8 +155,12 @@ fn redirect_setting_cookie(path: &str, cookie: &str) -> Response {
     response
 }
 
-/// Whether a request carries a preview cookie `key` made that has not ended.
-pub(super) fn is_previewing(key: &PreviewKey, headers: &HeaderMap) -> bool {
+/// Whether previews are on (`key`) and a request carries a preview cookie `key` made that has
+/// not ended.
+pub(super) fn is_previewing(key: Option<&PreviewKey>, headers: &HeaderMap) -> bool {
+    let Some(key) = key else {
+        return false;
+    };
     let now = unix_now();
     cookie_values(headers, preview::COOKIE).any(|value| key.cookie_is_valid(value, now))
 }
@@ -179,15 +168,12 @@ pub(super) fn is_previewing(key: &PreviewKey, headers: &HeaderMap) -> bool {
 /// The page at the request's path rendered now for an editor (the router's page fallback,
 /// for a request [`is_previewing`]).
 pub(super) async fn preview_page(state: AppState, request: Request) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    let query = request.uri().query().map(str::to_owned);
-    drop(request);
     let Ok(_permit) = state.preview_renders.clone().try_acquire_owned() else {
         let mut busy = super::unavailable(
             std::time::Duration::from_secs(1),
             super::StatusPagesAt {
                 pages: &state.status_pages,
-                path: &path,
+                path: request.uri().path(),
             },
         );
         preview_headers(busy.headers_mut());
@@ -203,7 +189,7 @@ pub(super) async fn preview_page(state: AppState, request: Request) -> Response 
         extra_head: "",
         failure_log: "preview: the loader failed",
     };
-    let mut response = uncached::respond(&mode, &method, &path, query.as_deref()).await;
+    let mut response = uncached::respond(&mode, request).await;
     let headers = response.headers_mut();
     headers.insert(super::ISR_CACHE, HeaderValue::from_static(PREVIEW_CACHE));
     preview_headers(headers);
@@ -586,17 +572,24 @@ mod tests {
         let valid = key.cookie_value(unix_now() + 60);
         let ended = key.cookie_value(unix_now() - 1);
         assert!(is_previewing(
-            &key,
+            Some(&key),
             &headers(&format!("a=1; isr_preview={valid}"))
         ));
         assert!(!is_previewing(
-            &key,
+            Some(&key),
             &headers(&format!("isr_preview={ended}"))
         ));
-        assert!(!is_previewing(&key, &headers(&format!("other={valid}"))));
+        assert!(!is_previewing(
+            Some(&key),
+            &headers(&format!("other={valid}"))
+        ));
+        assert!(
+            !is_previewing(None, &headers(&format!("isr_preview={valid}"))),
+            "previews off"
+        );
         let other = PreviewKey::new("fedcba9876543210").unwrap();
         assert!(!is_previewing(
-            &other,
+            Some(&other),
             &headers(&format!("isr_preview={valid}"))
         ));
     }

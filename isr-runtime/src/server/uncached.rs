@@ -12,6 +12,7 @@ use crate::engine::{Audience, DocumentWriter, Engine, Uncached};
 use crate::render::escape_text;
 use crate::route::Resolved;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 
@@ -32,13 +33,14 @@ pub(super) struct Mode<'a> {
     pub(super) failure_log: &'static str,
 }
 
-/// The answer to `method path?query` rendered now in `mode`.
-pub(super) async fn respond(
-    mode: &Mode<'_>,
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-) -> Response {
+/// The answer to `request` rendered now in `mode`.
+pub(super) async fn respond(mode: &Mode<'_>, request: Request) -> Response {
+    // Only the method, the path and the query: the request's body is not `Sync`, so no
+    // reference to the request may live across an await.
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let query = request.uri().query().map(str::to_owned);
+    drop(request);
+    let (path, query) = (path.as_str(), query.as_deref());
     let status_pages = StatusPagesAt {
         pages: mode.status_pages,
         path,
