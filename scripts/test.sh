@@ -10,18 +10,20 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 bash scripts/setup-wasm.sh
-# Varnish and nginx for the CDN tests (tests/tests/cdn.rs), redis-server for the shared-tier
+# Varnish (with varnish-modules: the xkey vmod the shipped VCL purges by) and nginx for the
+# CDN tests (tests/tests/cdn.rs, cdn_tags.rs), redis-server for the shared-tier
 # tests (tests/tests/shared.rs); the tests start their own on free ports. A policy-rc.d keeps
 # the packages from starting system-wide services.
-if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null || ! command -v redis-server >/dev/null; then
-  echo "[test] apt-get install varnish nginx redis-server"
+if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null || ! command -v redis-server >/dev/null \
+    || ! dpkg -s varnish-modules >/dev/null 2>&1; then
+  echo "[test] apt-get install varnish varnish-modules nginx redis-server"
   created_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     created_policy=1
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish nginx redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish varnish-modules nginx redis-server >/dev/null
   if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 cargo fmt --all --check
@@ -36,7 +38,7 @@ cargo clippy -p isr --no-default-features --features ssr --all-targets -- -D war
 # hydrated page is a compile error naming it, layouts are left out (trybuild).
 cargo test -p isr --no-default-features --features hydrate,islands --test macros
 # API docs without a broken link or a private link, as docs.rs would build them.
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p isr-core -p isr-macros -p isr --features isr/ssr,isr/redis,isr/metrics
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p isr-core -p isr-macros -p isr --features isr/ssr,isr/redis,isr/metrics,isr/cdn-apis
 # The dependency contract (deny.toml: licenses, sources, no second version of a crate without
 # a reason) and the library crates as they would be published (packaged and built from the
 # package). Not `--workspace`: the examples and the test crate are apps (publish = false) and

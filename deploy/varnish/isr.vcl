@@ -13,14 +13,20 @@ vcl 4.1;
 #   the end of `max-age`), never later.
 # - isr compresses pages itself (gzip and brotli): this file keeps one object per page and
 #   encoding (`br`, `gzip`, none) and passes the choice to isr, whatever `http_gzip_support` is.
-# - isr purges a page the moment it changes: `PURGE <path>` from an address in `purgers`
-#   removes every encoding of it. Point `--cdn-purge http://<varnish>` at this server and set
-#   `--public-host` to the Host your users use.
+# - isr purges what changed the moment it changes, by surrogate key (the xkey vmod of Debian's
+#   `varnish-modules`): every object is indexed by the keys of its `surrogate-key` (the page's
+#   tags and its path), and `PURGE /` from an address in `purgers` with `xkey-softpurge: <keys>`
+#   marks every object carrying one of them stale (served while the refetch runs, like any
+#   stale object: see vcl_hit), with `xkey-purge: <keys>` removes them (a page gone, an
+#   `expire` invalidation). One request purges a tag of any number of pages. `PURGE <path>`
+#   still removes every encoding of one page. Point `--cdn-purge http://<varnish>` at this
+#   server and set `--public-host` to the Host your users use.
 # - A loader's 404 is kept only for isr's recheck window (no grace); 5xx are never cached.
 #
 # Replace the backend address with isr's (`--addr`).
 
 import std;
+import xkey;
 
 backend isr {
     .host = "127.0.0.1";
@@ -52,6 +58,14 @@ sub vcl_recv {
     if (req.method == "PURGE") {
         if (client.ip !~ purgers) {
             return (synth(403, "Forbidden"));
+        }
+        if (req.http.xkey-softpurge) {
+            set req.http.X-ISR-Purged = xkey.softpurge(req.http.xkey-softpurge);
+            return (synth(200, "Soft-purged " + req.http.X-ISR-Purged));
+        }
+        if (req.http.xkey-purge) {
+            set req.http.X-ISR-Purged = xkey.purge(req.http.xkey-purge);
+            return (synth(200, "Purged " + req.http.X-ISR-Purged));
         }
         # A variant's URL, sorted as requests' are below (isr sorts by name only).
         set req.url = std.querysort(req.url);
@@ -116,6 +130,10 @@ sub vcl_backend_fetch {
 }
 
 sub vcl_backend_response {
+    # The object's keys for xkey: isr's `surrogate-key` (space-separated).
+    if (beresp.http.surrogate-key) {
+        set beresp.http.xkey = beresp.http.surrogate-key;
+    }
     if (beresp.status >= 500) {
         set beresp.uncacheable = true;
         set beresp.ttl = 0s;
@@ -194,6 +212,7 @@ sub vcl_deliver {
         return (restart);
     }
     unset resp.http.X-ISR-SWR;
+    unset resp.http.xkey;
     if (resp.http.Vary ~ "X-ISR-Encoding") {
         set resp.http.Vary = "accept-encoding";
     }

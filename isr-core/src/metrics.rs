@@ -15,9 +15,14 @@ pub const REGENERATION_SECONDS: &str = "isr_regeneration_duration_seconds";
 /// waited and got the new version), `stale_if_error` (regenerating failed; the old page,
 /// within its `stale_if_error`), `unavailable` (regenerating failed; 503).
 pub const EXPIRED_REQUESTS_TOTAL: &str = "isr_expired_requests_total";
-/// Counter of CDN purge requests by outcome (`ok`, `error` per endpoint request; `gave_up`
-/// per page whose retries ran out; `dropped` per page when the purge queue was full).
+/// Counter of CDN purge requests by `cdn` (`varnish`, `fastly`, `cloudflare`, `akamai`,
+/// `cloudfront`), `kind` (`soft`, `hard`) and `outcome`: `ok`, `error`, `rate_limited` (a
+/// `429`) per API request; `gave_up` per request whose retries ran out; `dropped` per change
+/// that found the queue full.
 pub const CDN_PURGES_TOTAL: &str = "isr_cdn_purges_total";
+/// Histogram of the seconds from the end of an on-demand revalidation until a GET through
+/// the CDN served the new version (`"wait": "edge"`).
+pub const CDN_PROPAGATION_SECONDS: &str = "isr_cdn_propagation_seconds";
 /// Counter of `POST /_isr/revalidate` requests refused for a missing or wrong bearer token.
 pub const REVALIDATE_AUTH_FAILURES_TOTAL: &str = "isr_revalidate_auth_failures_total";
 /// Counter of failed authentications on every protected route, by `endpoint` (`revalidate`,
@@ -130,9 +135,15 @@ pub fn revalidate_auth_failure() {
     metrics::counter!(REVALIDATE_AUTH_FAILURES_TOTAL).increment(1);
 }
 
-/// Counts CDN purge requests (or pages) with `outcome`.
-pub fn cdn_purges(outcome: &'static str, count: u64) {
-    metrics::counter!(CDN_PURGES_TOTAL, "outcome" => outcome).increment(count);
+/// Counts CDN purge requests of `cdn` and `kind` with `outcome`.
+pub fn cdn_purges(cdn: &'static str, kind: &'static str, outcome: &'static str, count: u64) {
+    metrics::counter!(CDN_PURGES_TOTAL, "cdn" => cdn, "kind" => kind, "outcome" => outcome)
+        .increment(count);
+}
+
+/// Records how long a page took to be served new through the CDN.
+pub fn cdn_propagation(seconds: f64) {
+    metrics::histogram!(CDN_PROPAGATION_SECONDS).record(seconds);
 }
 
 /// Sets [`REDIS_UP`].

@@ -56,6 +56,7 @@ pub const CACHE_STATUS_HEADER: &str = "x-isr-cache";
 // Header names as constants: made at compile time, not parsed again on every response.
 const ISR_CACHE: HeaderName = HeaderName::from_static(CACHE_STATUS_HEADER);
 const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+const EDGE_CACHE_TAG: HeaderName = HeaderName::from_static("edge-cache-tag");
 const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
@@ -66,7 +67,7 @@ struct AppState {
     auth: Arc<Auth>,
     #[cfg(feature = "metrics")]
     metrics: Option<Arc<metrics_route::MetricsText>>,
-    cache_tag: bool,
+    tag_headers: crate::cdn::TagHeaders,
     status_pages: StatusPages,
     /// The shell of the dashboard's document (the app's head and policy; no client bundle).
     shell: Arc<crate::render::DocumentShell>,
@@ -158,9 +159,9 @@ pub struct ServerOptions {
     /// When set, `GET /_isr/metrics` needs `Authorization: Bearer <token>` (else `401`);
     /// when unset it needs the admin token, and it is open only when neither is set.
     pub metrics_token: Option<String>,
-    /// Also send `cache-tag` (the page's tags and path, comma-separated: the header CDNs
-    /// such as Cloudflare purge by) besides `surrogate-key`.
-    pub cache_tag: bool,
+    /// Which purge-key headers pages carry besides `surrogate-key` (`cache-tag` for
+    /// Cloudflare, `edge-cache-tag` for Akamai), within which [`crate::cdn::TagBudget`].
+    pub tag_headers: crate::cdn::TagHeaders,
     /// Enables the operator API (`/_isr/api/…`, see [`admin`]) for `Authorization: Bearer
     /// <token>`; without it the API answers `404`.
     pub admin_token: Option<String>,
@@ -254,7 +255,7 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         metrics: options
             .metrics
             .map(|handle| Arc::new(metrics_route::MetricsText::new(handle))),
-        cache_tag: options.cache_tag,
+        tag_headers: options.tag_headers,
         status_pages: options.status_pages,
         shell: Arc::new(options.shell),
         public: Arc::new(options.public),
@@ -417,7 +418,7 @@ async fn page_endpoint(State(state): State<AppState>, request: Request) -> Respo
         served,
         wanted,
         request.headers(),
-        state.cache_tag,
+        state.tag_headers,
         StatusPagesAt {
             pages: &state.status_pages,
             path: request.uri().path(),
@@ -430,7 +431,7 @@ fn page_response(
     served: Served,
     wanted: Encoding,
     request_headers: &HeaderMap,
-    cache_tag: bool,
+    tag_headers: crate::cdn::TagHeaders,
     status_pages: StatusPagesAt<'_>,
 ) -> Response {
     match served {
@@ -452,7 +453,7 @@ fn page_response(
                 }
                 _ => age,
             };
-            let prebuilt = PageHeaders::of(&page, profile);
+            let prebuilt = PageHeaders::of(&page, profile, tag_headers.budget);
             let mut response = match &page.meta.kind {
                 PageKind::Page { .. } => {
                     page_body_response(&page, &prebuilt, wanted, request_headers, content_type)
@@ -468,8 +469,11 @@ fn page_response(
             headers.insert(CDN_CACHE_CONTROL, prebuilt.cdn_cache_control.clone());
             headers.insert(header::AGE, cache_headers::age(age));
             headers.insert(SURROGATE_KEY, prebuilt.surrogate_key.clone());
-            if cache_tag {
+            if tag_headers.cache_tag {
                 headers.insert(CACHE_TAG, prebuilt.cache_tag.clone());
+            }
+            if tag_headers.edge_cache_tag {
+                headers.insert(EDGE_CACHE_TAG, prebuilt.cache_tag.clone());
             }
             headers.insert(
                 CACHE_STATUS,

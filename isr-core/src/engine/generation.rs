@@ -6,7 +6,9 @@ use super::negative::Remembered;
 use super::scheduler::Slot;
 use super::shared::{Coordination, LoaderRun, Superseded};
 use super::tier::Lease;
-use super::{CachedPage, Engine, FailureKind, Outcome, StartSlot, Trigger, NOT_FOUND_RECHECK};
+use super::{
+    CachedPage, Engine, FailureKind, Outcome, PurgeKind, StartSlot, Trigger, NOT_FOUND_RECHECK,
+};
 use crate::backoff;
 use crate::encoding::Variants;
 use crate::metrics;
@@ -436,8 +438,8 @@ impl Engine {
             tracing::warn!(path = %key, %error, "could not remove a variant that is no longer found from the store");
         }
         self.remove_shared(key, def.path).await;
-        // Queued; its confirmation is not awaited (as for a regeneration's change).
-        drop(self.announce_change(key));
+        // Queued; its confirmation is not awaited (as for a regeneration's change). Gone: hard.
+        drop(self.announce_change(key, PurgeKind::Hard));
     }
 
     /// Redis → store → page table and hot cache, for a generated page.
@@ -516,7 +518,7 @@ impl Engine {
         let announced = matches!(trigger, Trigger::Stale | Trigger::Expired | Trigger::Miss)
             || (trigger == Trigger::Build && self.is_serving());
         if announced && before.as_ref() != Some(&meta.kind) {
-            drop(self.announce_change(key));
+            drop(self.announce_change(key, PurgeKind::for_kind(&meta.kind)));
         }
         let page = Arc::new(CachedPage::new(meta, html, version));
         self.make_resident(key, page.clone());

@@ -44,7 +44,7 @@ pub mod tier;
 mod uncached;
 
 pub use builder::EngineBuilder;
-pub use changes::PageChanges;
+pub use changes::{Change, ChangedPage, PageChanges, PurgeKind};
 pub use document::{BodyOnly, DocumentWriter};
 pub use freshness::{
     effective_revalidate, is_expired, is_fresh, valid_until_reached, MIN_VALIDITY,
@@ -299,10 +299,19 @@ impl Engine {
         self.changes.is_some()
     }
 
-    /// Announces that `key` changed; `None` when nobody listens. The future says whether the
-    /// first delivery succeeded.
-    pub(crate) fn announce_change(&self, key: &PageKey) -> Option<BoxFuture<'static, bool>> {
-        self.changes.as_ref().map(|changes| changes.changed(key))
+    /// Announces `change`; `None` when nobody listens. The future says whether the first
+    /// delivery succeeded.
+    pub(crate) fn announce(&self, change: Change) -> Option<BoxFuture<'static, bool>> {
+        self.changes.as_ref().map(|changes| changes.changed(change))
+    }
+
+    /// Announces that the page `key` changed (soft) or is gone (hard).
+    pub(crate) fn announce_change(
+        &self,
+        key: &PageKey,
+        purge: PurgeKind,
+    ) -> Option<BoxFuture<'static, bool>> {
+        self.announce(Change::page(key.clone(), purge))
     }
 
     /// Changes whenever a page is committed or removed: what a document made from the page

@@ -1,7 +1,7 @@
 //! On-demand revalidation by path and by tag: the logic behind `POST /_isr/revalidate` and
 //! [`revalidate_path`] / [`revalidate_tag`].
 
-use crate::engine::{Engine, Outcome};
+use crate::engine::{Change, ChangedPage, Engine, Outcome, PurgeKind};
 use crate::route::{PageKey, Resolved};
 use crate::store::{Mark, MarkMode, PageKind};
 use futures::FutureExt;
@@ -35,6 +35,21 @@ pub struct RevalidateRequest {
     /// What happens to the pages named (default [`InvalidationMode::Auto`]).
     #[serde(default)]
     pub mode: InvalidationMode,
+    /// How the CDNs drop their copies (default [`PurgeKind::Soft`]: marked stale, served
+    /// while they refetch). Mode `expire` and pages that no longer exist are always purged
+    /// hard.
+    #[serde(default)]
+    pub purge: PurgeKind,
+}
+
+impl RevalidateRequest {
+    /// How the CDNs drop the pages this request reaches that still exist.
+    fn purge_kind(&self) -> PurgeKind {
+        match self.mode {
+            InvalidationMode::Expire => PurgeKind::Hard,
+            _ => self.purge,
+        }
+    }
 }
 
 /// What an invalidation does to the stored pages it names.
@@ -168,16 +183,26 @@ pub enum Revalidation {
 /// One page to revalidate: a requested path (routed like a request) or a key of the tag index
 /// (already decoded: never decoded again), with what named it (`path /x`, `tag posts`).
 enum Target {
-    Key(PageKey, String),
+    Key(PageKey, String, Reach),
     NoRoute(String),
+}
+
+/// How a revalidation reached a page, which says how the CDNs are told: a page named by its
+/// path is purged on its own as soon as it is done; the pages of the tags are purged together,
+/// by the tags, once all of them are done.
+#[derive(Clone, Debug)]
+enum Reach {
+    Path,
+    /// With the tags the page carried when it was reached, when the page table knew them.
+    Tag(Option<Vec<String>>),
 }
 
 /// What happens to one target.
 enum Action {
-    Regenerate(PageKey),
+    Regenerate(PageKey, Reach),
     /// Marked (`Some`: the key was stored and is marked now) or not stored (`None`), with
     /// the store's error when the mark could not be persisted.
-    Marked(PageKey, Option<MarkMode>, Option<String>),
+    Marked(PageKey, Option<MarkMode>, Option<String>, Reach),
     NoRoute(String),
 }
 
@@ -236,7 +261,11 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
                     };
                     for key in std::iter::once(key).chain(variants) {
                         if seen.insert(key.clone()) {
-                            targets.push(Target::Key(key, format!("path {canonical}")));
+                            targets.push(Target::Key(
+                                key,
+                                format!("path {canonical}"),
+                                Reach::Path,
+                            ));
                         }
                     }
                 }
@@ -248,7 +277,9 @@ async fn targets(engine: &Arc<Engine>, request: &RevalidateRequest) -> Vec<Targe
             let from_store = stored.remove(tag.as_str()).unwrap_or_default();
             for key in engine.keys_with_tag(tag).into_iter().chain(from_store) {
                 if seen.insert(key.clone()) {
-                    targets.push(Target::Key(key, format!("tag {tag}")));
+                    let tags = engine.table.tags(key.as_str());
+                    let tags = (!tags.is_empty()).then_some(tags);
+                    targets.push(Target::Key(key, format!("tag {tag}"), Reach::Tag(tags)));
                 }
             }
         }
@@ -320,8 +351,8 @@ pub async fn start(
     let awaited = actions
         .iter()
         .filter(|action| match action {
-            Action::Regenerate(_) => true,
-            Action::Marked(_, Some(_), _) => purges,
+            Action::Regenerate(..) => true,
+            Action::Marked(_, Some(_), _, _) => purges,
             _ => false,
         })
         .count();
@@ -331,53 +362,27 @@ pub async fn start(
     let queued: Vec<_> = actions
         .into_iter()
         .map(|action| match action {
-            Action::Regenerate(key) => {
+            Action::Regenerate(key, reach) => {
                 let run = engine.regenerate_on_demand(&key);
-                Queued::Run(key, run.boxed())
+                Queued::Run(key, run.boxed(), reach)
             }
-            Action::Marked(key, mode, error) => Queued::Marked(key, mode, error),
+            Action::Marked(key, mode, error, reach) => Queued::Marked(key, mode, error, reach),
             Action::NoRoute(path) => Queued::NoRoute(path),
         })
         .collect();
     let worker = engine.clone();
+    let purge = request.purge_kind();
+    let tags = unique(&request.tags);
     let work = engine.spawn_tracked(async move {
-        futures::stream::iter(queued)
+        let done = futures::stream::iter(queued)
             .map(|queued| {
                 let engine = worker.clone();
-                async move {
-                    match queued {
-                        Queued::NoRoute(path) => result_for(path, None),
-                        Queued::Marked(key, mode, error) => {
-                            marked_result(&engine, key, mode, error).await
-                        }
-                        Queued::Run(key, run) => {
-                            let outcome = run.await;
-                            // The new version is in place: now the CDN may fetch it.
-                            let purged = match &outcome {
-                                Some(Outcome::Generated(_)) => match engine.announce_change(&key) {
-                                    Some(delivered) => Some(delivered.await),
-                                    None => None,
-                                },
-                                _ => None,
-                            };
-                            let shared = match &outcome {
-                                Some(Outcome::Generated(_)) if engine.has_shared_tier() => {
-                                    Some(!engine.is_pending_write_back(&key))
-                                }
-                                _ => None,
-                            };
-                            RevalidationResult {
-                                purged,
-                                shared,
-                                ..result_for(key.to_string(), outcome)
-                            }
-                        }
-                    }
-                }
+                async move { finish(&engine, queued, purge).await }
             })
             .buffered(CONCURRENCY)
             .collect::<Vec<_>>()
-            .await
+            .await;
+        purge_tagged(&worker, done, tags, purge).await
     });
     if awaited > max_awaited {
         tracing::info!(
@@ -395,9 +400,137 @@ enum Queued {
     Run(
         PageKey,
         futures::future::BoxFuture<'static, Option<Outcome>>,
+        Reach,
     ),
-    Marked(PageKey, Option<MarkMode>, Option<String>),
+    Marked(PageKey, Option<MarkMode>, Option<String>, Reach),
     NoRoute(String),
+}
+
+/// One target's result, and the page the tags' purge still has to reach (a page reached by a
+/// tag that changed: regenerated, now not found, or marked).
+type Done = (RevalidationResult, Option<ChangedPage>);
+
+/// Runs one target's work. A page reached by its path is purged now (the answer waits for
+/// the first delivery); a page reached by a tag is left to [`purge_tagged`].
+async fn finish(engine: &Arc<Engine>, queued: Queued, purge: PurgeKind) -> Done {
+    match queued {
+        Queued::NoRoute(path) => (result_for(path, None), None),
+        Queued::Marked(key, mode, error, reach) => match reach {
+            Reach::Path => (marked_result(engine, key, mode, error, purge).await, None),
+            Reach::Tag(tags) => {
+                let changed = mode.map(|_| ChangedPage {
+                    key: key.clone(),
+                    tags,
+                });
+                (marked(key, mode, error, None), changed)
+            }
+        },
+        Queued::Run(key, run, reach) => {
+            let outcome = run.await;
+            let gone = match &outcome {
+                Some(Outcome::Generated(page)) => Some(PurgeKind::for_kind(&page.meta.kind)),
+                _ => None,
+            };
+            let shared = match &outcome {
+                Some(Outcome::Generated(_)) if engine.has_shared_tier() => {
+                    Some(!engine.is_pending_write_back(&key))
+                }
+                _ => None,
+            };
+            let (purged, changed) = match (gone, reach) {
+                (None, _) => (None, None),
+                // The new version is in place: now the CDN may fetch it.
+                (Some(kind), Reach::Path) => {
+                    let kind = kind.max(purge);
+                    match engine.announce_change(&key, kind) {
+                        Some(delivered) => (Some(delivered.await), None),
+                        None => (None, None),
+                    }
+                }
+                (Some(_), Reach::Tag(tags)) => (
+                    None,
+                    Some(ChangedPage {
+                        key: key.clone(),
+                        tags,
+                    }),
+                ),
+            };
+            let result = RevalidationResult {
+                purged,
+                shared,
+                ..result_for(key.to_string(), outcome)
+            };
+            (result, changed)
+        }
+    }
+}
+
+/// Purges the pages the tags reached, together: one change naming the tags (a CDN with tags
+/// purges each tag once; one without purges the pages' paths), and the pages now not found
+/// hard, by their paths. Fills in `purged` of those results once the first delivery went.
+async fn purge_tagged(
+    engine: &Arc<Engine>,
+    done: Vec<Done>,
+    tags: Vec<String>,
+    purge: PurgeKind,
+) -> Vec<RevalidationResult> {
+    let changed: Vec<ChangedPage> = done.iter().filter_map(|(_, c)| c.clone()).collect();
+    if changed.is_empty() {
+        return done.into_iter().map(|(result, _)| result).collect();
+    }
+    let gone: Vec<ChangedPage> = done
+        .iter()
+        .filter(|(result, c)| c.is_some() && result.outcome == RevalidationOutcome::NotFound)
+        .filter_map(|(_, c)| c.clone())
+        .collect();
+    let tag_change = engine.announce(Change {
+        pages: changed,
+        tags,
+        purge,
+    });
+    let gone_change = (!gone.is_empty())
+        .then(|| {
+            engine.announce(Change {
+                pages: gone,
+                tags: Vec::new(),
+                purge: PurgeKind::Hard,
+            })
+        })
+        .flatten();
+    let delivered = match tag_change {
+        None => None,
+        Some(delivered) => {
+            let tags_went = delivered.await;
+            let gone_went = match gone_change {
+                Some(gone) => gone.await,
+                None => true,
+            };
+            Some(tags_went && gone_went)
+        }
+    };
+    done.into_iter()
+        .map(|(mut result, changed)| {
+            let reports_purge = matches!(
+                result.outcome,
+                RevalidationOutcome::Regenerated
+                    | RevalidationOutcome::NotFound
+                    | RevalidationOutcome::MarkedExpired
+            );
+            if changed.is_some() && reports_purge {
+                result.purged = delivered;
+            }
+            result
+        })
+        .collect()
+}
+
+/// `tags` without repeats, in order.
+fn unique(tags: &[String]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    tags.iter()
+        .filter(|tag| seen.insert(tag.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// What `mode` does to each target: regenerations, and marks made now (in the page table, the
@@ -407,12 +540,12 @@ async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMo
     let mut actions = Vec::with_capacity(targets.len());
     let mut to_mark: Vec<(PageKey, Mark)> = Vec::new();
     for target in targets {
-        let (key, cause) = match target {
+        let (key, cause, reach) = match target {
             Target::NoRoute(path) => {
                 actions.push(Action::NoRoute(path));
                 continue;
             }
-            Target::Key(key, cause) => (key, cause),
+            Target::Key(key, cause, reach) => (key, cause, reach),
         };
         // While the page table still loads, a page it lacks may be stored all the same.
         let stored = engine.is_stored(&key) || !engine.is_loaded();
@@ -424,10 +557,10 @@ async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMo
             InvalidationMode::Auto => Some(MarkMode::Stale),
         };
         match mark {
-            None => actions.push(Action::Regenerate(key)),
+            None => actions.push(Action::Regenerate(key, reach)),
             Some(mark) => {
                 to_mark.push((key.clone(), Mark::new(mark, now_ms, cause)));
-                actions.push(Action::Marked(key, Some(mark), None));
+                actions.push(Action::Marked(key, Some(mark), None, reach));
             }
         }
     }
@@ -437,7 +570,7 @@ async fn decide(engine: &Arc<Engine>, targets: Vec<Target>, mode: InvalidationMo
     let (marked, error) = engine.mark_pages(to_mark).await;
     let marked: HashSet<PageKey> = marked.into_iter().collect();
     for action in &mut actions {
-        if let Action::Marked(key, mode, failed) = action {
+        if let Action::Marked(key, mode, failed, _) = action {
             if marked.contains(key) {
                 failed.clone_from(&error);
             } else {
@@ -459,20 +592,28 @@ async fn marked_result(
     key: PageKey,
     mode: Option<MarkMode>,
     error: Option<String>,
+    purge: PurgeKind,
 ) -> RevalidationResult {
-    let announced = mode.and_then(|_| engine.announce_change(&key));
-    let (outcome, purged) = match (mode, announced) {
-        (None, _) => (RevalidationOutcome::NotStored, None),
-        (Some(MarkMode::Stale), announced) => {
-            if let Some(delivered) = announced {
-                delivered.await;
-            }
-            (RevalidationOutcome::MarkedStale, None)
-        }
-        (Some(MarkMode::Expire), Some(delivered)) => {
-            (RevalidationOutcome::MarkedExpired, Some(delivered.await))
-        }
-        (Some(MarkMode::Expire), None) => (RevalidationOutcome::MarkedExpired, None),
+    // An `expire` mark is purged hard (`purge` says so): its next request must reach isr.
+    let announced = mode.and_then(|_| engine.announce_change(&key, purge));
+    let purged = match announced {
+        Some(delivered) => Some(delivered.await),
+        None => None,
+    };
+    marked(key, mode, error, purged)
+}
+
+/// The result of a marked page, with `purged` reported for an `expire` mark only.
+fn marked(
+    key: PageKey,
+    mode: Option<MarkMode>,
+    error: Option<String>,
+    purged: Option<bool>,
+) -> RevalidationResult {
+    let (outcome, purged) = match mode {
+        None => (RevalidationOutcome::NotStored, None),
+        Some(MarkMode::Stale) => (RevalidationOutcome::MarkedStale, None),
+        Some(MarkMode::Expire) => (RevalidationOutcome::MarkedExpired, purged),
     };
     RevalidationResult {
         path: key.to_string(),
@@ -598,6 +739,7 @@ impl Revalidator {
             paths: Vec::new(),
             tags: vec![tag.to_string()],
             mode: InvalidationMode::Regenerate,
+            purge: PurgeKind::Soft,
         };
         Ok(revalidate(&self.engine()?, &request).await)
     }
@@ -672,6 +814,7 @@ pub(crate) async fn revalidate_one(engine: &Arc<Engine>, path: &str) -> Revalida
         paths: vec![path.to_string()],
         tags: Vec::new(),
         mode: InvalidationMode::Regenerate,
+        purge: PurgeKind::Soft,
     };
     let result = revalidate(engine, &request).await.into_iter().next();
     // One path is never "accepted" for later; no result only when the work itself was lost

@@ -589,6 +589,7 @@ async fn tag_revalidation_regenerates_encoded_keys_as_they_are() {
         paths: vec![],
         tags: vec!["case:sale%20now".into(), "case:sale%20now".into()],
         mode: crate::revalidate::InvalidationMode::Regenerate,
+        purge: Default::default(),
     };
     let results = crate::revalidate::revalidate(&h.engine, &request).await;
     assert_eq!(results.len(), 1, "{results:?}");
@@ -656,6 +657,7 @@ async fn tag_revalidation_while_loading_covers_pages_not_loaded_yet() {
         paths: vec![],
         tags: vec!["edited".into()],
         mode: crate::revalidate::InvalidationMode::Regenerate,
+        purge: Default::default(),
     };
     let results = crate::revalidate::revalidate(&h.engine, &request).await;
     assert_eq!(results.len(), 3, "{results:?}");
@@ -687,6 +689,7 @@ async fn on_demand_work_finishes_when_the_caller_goes_away() {
             paths: vec!["/t/abandoned".into()],
             tags: vec![],
             mode: crate::revalidate::InvalidationMode::Regenerate,
+            purge: Default::default(),
         };
         crate::revalidate::start(&engine, &request, usize::MAX).await
     });
@@ -727,6 +730,7 @@ async fn concurrent_tag_revalidations_are_merged_per_page() {
         paths: vec![],
         tags: vec!["t".into()],
         mode: crate::revalidate::InvalidationMode::Regenerate,
+        purge: Default::default(),
     };
     let calls: Vec<_> = (0..56)
         .map(|_| {
@@ -1229,6 +1233,7 @@ async fn invalidate(
         paths: paths.iter().map(|p| p.to_string()).collect(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         mode,
+        purge: Default::default(),
     };
     crate::revalidate::revalidate(&h.engine, &request).await
 }

@@ -38,7 +38,7 @@ pub(super) struct Cli {
     #[arg(long, global = true)]
     pub(super) keep_going: bool,
 
-    /// CDN endpoints to send `PURGE <path>` to when a page changes (comma-separated http://host[:port])
+    /// Varnish servers (with xkey) to purge changed pages at, by surrogate key (comma-separated http://host[:port])
     #[arg(long, env = "ISR_CDN_PURGE", global = true, value_name = "URLS")]
     pub(super) cdn_purge: Option<String>,
 
@@ -54,6 +54,42 @@ pub(super) struct Cli {
     /// bundle that fails to build fails `build` (exit status 1, with the cause)
     #[arg(long, env = "ISR_NO_CLIENT", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub(super) no_client: bool,
+
+    /// Fastly service to purge by surrogate key (its API token in ISR_FASTLY_TOKEN)
+    #[arg(long, env = "ISR_FASTLY_SERVICE", global = true, value_name = "ID")]
+    pub(super) fastly_service: Option<String>,
+
+    /// Fastly API address [default: https://api.fastly.com]
+    #[arg(long, env = "ISR_FASTLY_API", global = true, value_name = "URL")]
+    pub(super) fastly_api: Option<String>,
+
+    /// Cloudflare zone to purge by cache tag (its API token in ISR_CLOUDFLARE_TOKEN)
+    #[arg(long, env = "ISR_CLOUDFLARE_ZONE", global = true, value_name = "ID")]
+    pub(super) cloudflare_zone: Option<String>,
+
+    /// Cloudflare API address [default: https://api.cloudflare.com/client/v4]
+    #[arg(long, env = "ISR_CLOUDFLARE_API", global = true, value_name = "URL")]
+    pub(super) cloudflare_api: Option<String>,
+
+    /// Akamai Fast Purge API host, akab-….purge.akamaiapis.net (EdgeGrid credentials in ISR_AKAMAI_CLIENT_TOKEN, ISR_AKAMAI_CLIENT_SECRET, ISR_AKAMAI_ACCESS_TOKEN)
+    #[arg(long, env = "ISR_AKAMAI_HOST", global = true, value_name = "HOST")]
+    pub(super) akamai_host: Option<String>,
+
+    /// Akamai network to purge: production or staging [default: production]
+    #[arg(long, env = "ISR_AKAMAI_NETWORK", global = true, value_name = "NETWORK")]
+    pub(super) akamai_network: Option<String>,
+
+    /// Akamai API address [default: https://<--akamai-host>]
+    #[arg(long, env = "ISR_AKAMAI_API", global = true, value_name = "URL")]
+    pub(super) akamai_api: Option<String>,
+
+    /// CloudFront distribution to invalidate (credentials in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)
+    #[arg(long, env = "ISR_CLOUDFRONT_DISTRIBUTION", global = true, value_name = "ID")]
+    pub(super) cloudfront_distribution: Option<String>,
+
+    /// CloudFront API address [default: https://cloudfront.amazonaws.com]
+    #[arg(long, env = "ISR_CLOUDFRONT_API", global = true, value_name = "URL")]
+    pub(super) cloudfront_api: Option<String>,
 
     /// Also send `cache-tag` (tags and path, comma-separated) for CDNs that purge by it
     #[arg(long, env = "ISR_CACHE_TAG", global = true, value_parser = clap::builder::FalseyValueParser::new())]

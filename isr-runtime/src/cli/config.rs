@@ -25,7 +25,8 @@ pub(super) struct Config {
     pub(super) preview: Option<crate::preview::PreviewKey>,
     pub(super) trusted_proxies: crate::server::origin::TrustedProxies,
     pub(super) max_auth_failures: u32,
-    pub(super) cdn_purge: Option<crate::cdn::PurgeTargets>,
+    /// The CDNs to purge (`--cdn-purge`, `--fastly-service`, …).
+    pub(super) cdns: Vec<std::sync::Arc<dyn crate::cdn::Adapter>>,
     pub(super) cache_tag: bool,
     pub(super) connection_limits: ConnectionLimits,
     /// Serving threads with a runtime each (`server::threads`); 0: the main runtime serves.
@@ -37,6 +38,7 @@ pub(super) struct Config {
 
 impl App {
     pub(super) fn config(&self, cli: Cli) -> Result<Config, String> {
+        let cdns = super::cdn::adapters(&cli)?;
         let addr_text = cli.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr: SocketAddr = addr_text.trim().parse().map_err(|_| {
             format!("invalid address {addr_text:?} for --addr / LEPTOS_SITE_ADDR: expected IP:PORT, e.g. {DEFAULT_ADDR}")
@@ -113,19 +115,6 @@ impl App {
             "a whole number from 1 to 1000000",
         )?
         .map_or(crate::server::auth_limit::MAX_FAILURES, |n| n as u32);
-        let cdn_purge =
-            match (&cli.cdn_purge, &cli.public_host) {
-                (Some(endpoints), host) => Some(
-                    crate::cdn::PurgeTargets::parse(endpoints, host.as_deref()).map_err(|e| {
-                        format!("--cdn-purge / ISR_CDN_PURGE, --public-host / ISR_PUBLIC_HOST: {e}")
-                    })?,
-                ),
-                (None, Some(_)) => return Err(
-                    "--public-host / ISR_PUBLIC_HOST is set without --cdn-purge / ISR_CDN_PURGE"
-                        .into(),
-                ),
-                (None, None) => None,
-            };
         let public_url = cli
             .public_url
             .as_deref()
@@ -198,7 +187,7 @@ impl App {
             preview,
             trusted_proxies,
             max_auth_failures,
-            cdn_purge,
+            cdns,
             cache_tag: cli.cache_tag,
             connection_limits,
             serve_threads,

@@ -7,6 +7,7 @@
 //! file has [`App`], its builder and its two entry points.
 
 mod args;
+mod cdn;
 mod config;
 mod preview_link;
 mod serve;

@@ -91,9 +91,10 @@ impl App {
         if let Some(tier) = shared {
             engine = engine.shared(tier);
         }
-        if let Some(targets) = config.cdn_purge.clone() {
-            tracing::info!(endpoints = ?targets.endpoints(), "CDN purging on: changed pages are purged at these endpoints");
-            engine = engine.page_changes(crate::cdn::CdnPurger::start(targets));
+        if !config.cdns.is_empty() {
+            let names: Vec<&str> = config.cdns.iter().map(|cdn| cdn.name()).collect();
+            tracing::info!(cdns = ?names, "CDN purging on: changed pages are purged at these CDNs");
+            engine = engine.page_changes(crate::cdn::CdnPurger::start(config.cdns.clone()));
         }
         let engine = engine.open().await.map_err(|error| {
             Stop::failure(format!(
@@ -128,7 +129,7 @@ impl App {
         public: crate::public::PublicFiles,
     ) -> Result<Opened, Stop> {
         tracing::warn!("dev mode: every request runs its loader and renders (nothing cached or stored); run `{} start` or a release build to serve the site with ISR", self.name);
-        if config.shared.is_some() || config.cdn_purge.is_some() {
+        if config.shared.is_some() || !config.cdns.is_empty() {
             tracing::info!("dev mode: --redis and --cdn-purge are not used");
         }
         let client = std::env::var_os("LEPTOS_OUTPUT_NAME")
@@ -276,7 +277,10 @@ impl App {
             public,
             dev,
             metrics_token: config.metrics_token.clone(),
-            cache_tag: config.cache_tag,
+            tag_headers: crate::cdn::tag_headers(
+                config.cdns.iter().map(|cdn| (cdn.name(), cdn.limits())),
+                config.cache_tag,
+            ),
             admin_token: config.admin_token.clone(),
             sitemap: self.sitemap,
             public_url: config.public_url.clone(),

@@ -19,6 +19,7 @@ use crate::page::{CacheProfile, Revalidate};
 use crate::server::STALE_WHILE_REVALIDATE_SECS;
 use crate::store::PageKind;
 use axum::http::HeaderValue;
+use crate::cdn::TagBudget;
 use std::time::Duration;
 
 /// The header values of one stored page version that are the same for every request: built
@@ -28,6 +29,8 @@ use std::time::Duration;
 pub(crate) struct PageHeaders {
     /// The profile these were built for (`cache_control` depends on it).
     profile: CacheProfile,
+    /// The tag budget these were built for (`surrogate_key` and `cache_tag` depend on it).
+    budget: TagBudget,
     pub cache_control: HeaderValue,
     pub cdn_cache_control: HeaderValue,
     pub surrogate_key: HeaderValue,
@@ -42,23 +45,27 @@ impl PageHeaders {
     pub(crate) fn of(
         page: &CachedPage,
         profile: CacheProfile,
+        budget: TagBudget,
     ) -> std::borrow::Cow<'_, PageHeaders> {
-        match page.memo(|page| PageHeaders::build(page, profile)) {
-            Some(built) if built.profile == profile => std::borrow::Cow::Borrowed(built),
+        match page.memo(|page| PageHeaders::build(page, profile, budget)) {
+            Some(built) if built.profile == profile && built.budget == budget => {
+                std::borrow::Cow::Borrowed(built)
+            }
             // The same page served under another profile (not done by isr's own router), or a
             // memo an embedder put there first.
-            _ => std::borrow::Cow::Owned(PageHeaders::build(page, profile)),
+            _ => std::borrow::Cow::Owned(PageHeaders::build(page, profile, budget)),
         }
     }
 
-    fn build(page: &CachedPage, profile: CacheProfile) -> PageHeaders {
+    fn build(page: &CachedPage, profile: CacheProfile, budget: TagBudget) -> PageHeaders {
         let not_found = matches!(page.meta.kind, PageKind::NotFound);
         // Slices of the page's own etag buffer: a reference count each, no copy.
         let etags = Encoding::ALL.map(|encoding| {
             page.representation(encoding)?;
             HeaderValue::from_maybe_shared(page.etags().shared(encoding)?).ok()
         });
-        let (surrogate_key, cache_tag) = purge_key_headers(&page.meta.tags, &page.meta.key);
+        let (surrogate_key, cache_tag) =
+            purge_key_headers(&page.meta.tags, &page.meta.key, budget);
         // A version with its own `valid_until` has a profile of its own: formatted for it
         // alone, not kept in the per-thread memo of the routes' profiles.
         let (cache_control, cdn_cache_control) = if page.meta.valid_until_ms.is_some() {
@@ -68,6 +75,7 @@ impl PageHeaders {
         };
         PageHeaders {
             profile,
+            budget,
             cache_control,
             cdn_cache_control,
             surrogate_key,
@@ -405,45 +413,44 @@ impl<const N: usize> StackText<N> {
 }
 
 /// `surrogate-key`: the page's tags and its URL path, space-separated (the Fastly convention;
-/// a CDN that purges by tag uses it). A space, comma, `%` or non-ASCII byte inside a tag is
-/// percent-encoded, so every tag stays one token.
+/// a CDN that purges by tag uses it), within [`TagBudget::DEFAULT`] (see [`crate::cdn::page_keys`]).
+/// A space, comma, `%` or non-ASCII byte inside a tag is percent-encoded, so every tag stays
+/// one token.
 ///
 /// ```
 /// let tags = vec!["posts".to_string(), "post:hello world".to_string()];
 /// let v = isr::server::surrogate_key(&tags, "/blog/hello world");
-/// assert_eq!(v, "posts post:hello%20world /blog/hello%20world");
+/// assert_eq!(v, "posts post%3Ahello%20world /blog/hello%20world");
 /// ```
 pub fn surrogate_key(tags: &[String], key: &str) -> HeaderValue {
-    purge_keys(tags, key, ' ')
+    purge_key_headers(tags, key, TagBudget::DEFAULT).0
 }
 
-/// `cache-tag`: the same keys as [`surrogate_key`], comma-separated (the Cloudflare
-/// convention).
+/// `cache-tag` (and Akamai's `edge-cache-tag`): the same keys as [`surrogate_key`],
+/// comma-separated (the Cloudflare convention).
 ///
 /// ```
 /// let v = isr::server::cache_tag(&["posts".to_string()], "/blog/a");
 /// assert_eq!(v, "posts,/blog/a");
 /// ```
 pub fn cache_tag(tags: &[String], key: &str) -> HeaderValue {
-    purge_keys(tags, key, ',')
+    purge_key_headers(tags, key, TagBudget::DEFAULT).1
 }
 
-/// The page's tags (escaped) and its URL path, joined by `separator`.
-fn purge_keys(tags: &[String], key: &str, separator: char) -> HeaderValue {
-    let mut value = String::new();
-    push_purge_keys(&mut value, tags, &crate::route::url_path(key), separator);
-    header_value(value)
-}
-
-/// [`surrogate_key`] and [`cache_tag`] of one page, formatted into one buffer (the keys joined
-/// by spaces, then by commas) that both header values share.
-fn purge_key_headers(tags: &[String], key: &str) -> (HeaderValue, HeaderValue) {
-    let url_path = crate::route::url_path(key);
-    let mut text = String::with_capacity(
-        2 * (url_path.len() + tags.iter().map(|t| t.len() + 1).sum::<usize>()),
-    );
-    push_purge_keys(&mut text, tags, &url_path, ' ');
-    push_purge_keys(&mut text, tags, &url_path, ',');
+/// [`surrogate_key`] and [`cache_tag`] of one page within `budget`, formatted into one buffer
+/// (the keys joined by spaces, then by commas) that both header values share.
+fn purge_key_headers(tags: &[String], key: &str, budget: TagBudget) -> (HeaderValue, HeaderValue) {
+    let (keys, _) = crate::cdn::page_keys(tags, key, budget);
+    let joined: usize = keys.iter().map(|k| k.len() + 1).sum();
+    let mut text = String::with_capacity(2 * joined);
+    for separator in [' ', ','] {
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                text.push(separator);
+            }
+            text.push_str(key);
+        }
+    }
     let text = bytes::Bytes::from(text);
     let half = text.len() / 2;
     (
@@ -451,22 +458,6 @@ fn purge_key_headers(tags: &[String], key: &str) -> (HeaderValue, HeaderValue) {
         header_value(text.slice(half..)),
     )
 }
-
-/// Appends the tags (escaped), each followed by `separator`, then `url_path`.
-fn push_purge_keys(text: &mut String, tags: &[String], url_path: &str, separator: char) {
-    for tag in tags {
-        text.extend(percent_encoding::utf8_percent_encode(tag, TAG_ESCAPES));
-        text.push(separator);
-    }
-    text.push_str(url_path);
-}
-
-/// Bytes a surrogate key cannot hold as they are.
-const TAG_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b',')
-    .add(b'%')
-    .add(b'"');
 
 /// `value` as a header value, taking its bytes as they are (no copy); `no-store` if it holds
 /// bytes a header cannot.
@@ -480,19 +471,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn purge_keys_formatted_together_equal_each_alone() {
-        for (tags, key) in [
-            (vec![], "/"),
-            (vec!["posts".to_string()], "/blog/a"),
-            (
-                vec!["posts".into(), "post:hello world".into(), "100%,x\"".into()],
-                "/blog/café au lait",
-            ),
-        ] {
-            let (surrogate, tag) = purge_key_headers(&tags, key);
-            assert_eq!(surrogate, surrogate_key(&tags, key));
-            assert_eq!(tag, cache_tag(&tags, key));
-        }
+    fn purge_key_headers_escape_tags_and_keep_the_path_within_the_budget() {
+        let tags: Vec<String> = vec!["posts".into(), "post:hello world".into(), "100%,x\"".into()];
+        let (surrogate, tag) = purge_key_headers(&tags, "/blog/café au lait", TagBudget::DEFAULT);
+        assert_eq!(
+            surrogate,
+            "posts post%3Ahello%20world 100%25%2Cx%22 /blog/caf%C3%A9%20au%20lait"
+        );
+        assert_eq!(
+            tag,
+            "posts,post%3Ahello%20world,100%25%2Cx%22,/blog/caf%C3%A9%20au%20lait"
+        );
+        let (surrogate, tag) = purge_key_headers(&[], "/", TagBudget::DEFAULT);
+        assert_eq!((surrogate.to_str().unwrap(), tag.to_str().unwrap()), ("/", "/"));
+        // 300 tags of 40 bytes: within 8,000 bytes and 128 keys, the path last.
+        let many: Vec<String> = (0..300).map(|i| format!("{i:0>40}")).collect();
+        let (surrogate, _) = purge_key_headers(&many, "/p", TagBudget::DEFAULT);
+        let keys: Vec<&str> = surrogate.to_str().unwrap().split(' ').collect();
+        assert_eq!(keys.len(), 128);
+        assert_eq!(keys.last(), Some(&"/p"));
+        assert!(surrogate.len() <= TagBudget::DEFAULT.header_bytes);
     }
 
     #[test]

@@ -1,0 +1,362 @@
+//! One CDN's purge queue: what is waiting, batched into as few requests as the CDN allows,
+//! sent one request at a time, retried with backoff, paused while the CDN asks to slow down.
+//!
+//! What is bounded:
+//! - At most [`QUEUE_CAPACITY`] changes wait to be batched (beyond that a change is dropped,
+//!   logged and counted `outcome="dropped"`); a change never delays the request that caused it.
+//! - Each batch takes what arrived while the previous one was out, deduplicated (a key purged
+//!   hard and soft in one batch is purged hard once), cut into requests within the CDN's
+//!   limits ([`Limits`]).
+//! - A request that failed is retried after 1, 2, 4, 8 and 16 s (or after the CDN's
+//!   `retry-after` on `429`), then given up (logged, counted `outcome="gave_up"`). A request
+//!   the CDN refused as malformed (`4xx` but `429`) is not retried.
+//! - Whoever announced a change learns how the *first* attempt of its keys went; retries do
+//!   not hold it up.
+
+use super::{Adapter, Limits, PurgeRequest, SendError};
+use crate::engine::PurgeKind;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Changes waiting to be batched at most, per CDN.
+pub const QUEUE_CAPACITY: usize = 10_000;
+
+/// Keys (or paths) taken into one batch at most; the rest waits for the next.
+pub const BATCH_ITEMS: usize = 100_000;
+
+/// Waits before the retries of a request that failed.
+pub const RETRY_DELAYS: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(16),
+];
+
+/// Who waits for the first attempt of a change's keys, at every CDN: told once the last of
+/// them was tried, whether all went.
+pub(crate) struct Waiter {
+    remaining: AtomicUsize,
+    all_went: AtomicBool,
+    tell: Mutex<Option<oneshot::Sender<bool>>>,
+}
+
+impl Waiter {
+    /// A waiter for `items` first attempts, and the answer it will give.
+    pub(crate) fn new(items: usize) -> (Arc<Waiter>, oneshot::Receiver<bool>) {
+        let (tell, told) = oneshot::channel();
+        let waiter = Arc::new(Waiter {
+            remaining: AtomicUsize::new(items),
+            all_went: AtomicBool::new(true),
+            tell: Mutex::new(Some(tell)),
+        });
+        if items == 0 {
+            waiter.finish();
+        }
+        (waiter, told)
+    }
+
+    /// `count` of the items were tried once.
+    fn tried(&self, count: usize, went: bool) {
+        if !went {
+            self.all_went.store(false, Ordering::Release);
+        }
+        if self.remaining.fetch_sub(count, Ordering::AcqRel) == count {
+            self.finish();
+        }
+    }
+
+    fn finish(&self) {
+        let tell = self.tell.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tell) = tell {
+            let _ = tell.send(self.all_went.load(Ordering::Acquire));
+        }
+    }
+}
+
+/// One change's share for one CDN.
+pub(crate) struct Job {
+    pub items: Vec<String>,
+    pub kind: PurgeKind,
+    pub waiter: Arc<Waiter>,
+}
+
+/// A key to purge, its attempt count and who waits for its first attempt.
+struct Item {
+    attempt: usize,
+    waiting: Vec<Arc<Waiter>>,
+}
+
+/// Keys waiting, by kind then key (sorted: requests are deterministic).
+type Pending = BTreeMap<(PurgeKind, String), Item>;
+
+/// The handle of one CDN's queue.
+pub(crate) struct Queue {
+    pub name: &'static str,
+    pub limits: Limits,
+    pub adapter: Arc<dyn Adapter>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Queue {
+    /// Starts `adapter`'s queue task on the current runtime.
+    pub(crate) fn start(adapter: Arc<dyn Adapter>) -> Queue {
+        let (jobs, received) = mpsc::channel(QUEUE_CAPACITY);
+        let queue = Queue {
+            name: adapter.name(),
+            limits: adapter.limits(),
+            adapter: adapter.clone(),
+            jobs,
+        };
+        tokio::spawn(run(received, adapter));
+        queue
+    }
+
+    /// Queues `job`; `false` (counted, logged) when the queue is full.
+    pub(crate) fn push(&self, job: Job) -> bool {
+        let count = job.items.len();
+        let kind = job.kind;
+        match self.jobs.try_send(job) {
+            Ok(()) => true,
+            Err(error) => {
+                let job = match error {
+                    mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => job,
+                };
+                job.waiter.tried(count, false);
+                crate::metrics::cdn_purges(self.name, kind.as_str(), "dropped", 1);
+                tracing::warn!(cdn = self.name, keys = count, "CDN purge queue full; this change is not purged");
+                false
+            }
+        }
+    }
+}
+
+/// The queue task: batches of what waits, until every sender is gone and nothing is left.
+async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
+    let name = adapter.name();
+    let limits = adapter.limits();
+    let mut retries: BTreeMap<(Instant, u64), Pending> = BTreeMap::new();
+    let mut sequence = 0u64;
+    let mut open = true;
+    loop {
+        let mut pending = Pending::new();
+        let next_retry = retries.keys().next().map(|(at, _)| *at);
+        tokio::select! {
+            job = jobs.recv(), if open => match job {
+                Some(job) => add(&mut pending, job, &limits),
+                None => open = false,
+            },
+            () = sleep_until(next_retry), if next_retry.is_some() => {}
+        }
+        if !open && retries.is_empty() && pending.is_empty() {
+            return;
+        }
+        while pending.len() < BATCH_ITEMS {
+            match jobs.try_recv() {
+                Ok(job) => add(&mut pending, job, &limits),
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        while let Some(entry) = retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            for (key, item) in entry.remove() {
+                merge(&mut pending, key, item);
+            }
+        }
+        let mut requests = split(pending, &limits).into_iter();
+        while let Some((request, items)) = requests.next() {
+            let outcome = adapter.send(&request).await;
+            let went = outcome.is_ok();
+            let label = match &outcome {
+                Ok(()) => "ok",
+                Err(SendError::Retry { after: Some(_), .. }) => "rate_limited",
+                Err(_) => "error",
+            };
+            crate::metrics::cdn_purges(name, request.kind.as_str(), label, 1);
+            let mut failed = Pending::new();
+            for (item_key, mut item) in items {
+                if item.attempt == 0 {
+                    for waiter in item.waiting.drain(..) {
+                        waiter.tried(1, went);
+                    }
+                }
+                if !went {
+                    failed.insert((request.kind, item_key), item);
+                }
+            }
+            let (error, after, retry) = match outcome {
+                Ok(()) => continue,
+                Err(SendError::Retry { error, after }) => (error, after, true),
+                Err(SendError::Refused(error)) => (error, None, false),
+            };
+            let attempt = failed.values().map(|i| i.attempt).min().unwrap_or(0);
+            let delay = if retry { after.or(RETRY_DELAYS.get(attempt).copied()) } else { None };
+            match delay {
+                Some(delay) if attempt < RETRY_DELAYS.len() => {
+                    tracing::warn!(cdn = name, kind = request.kind.as_str(), keys = failed.len(), %error, retry_in = ?delay, "CDN purge failed; retrying");
+                    for item in failed.values_mut() {
+                        item.attempt += 1;
+                    }
+                    sequence += 1;
+                    retries.insert((Instant::now() + delay, sequence), failed);
+                    // The CDN asked to slow down: the rest of this batch waits as long.
+                    if after.is_some() {
+                        for (request, items) in requests.by_ref() {
+                            sequence += 1;
+                            let rest: Pending =
+                                items.into_iter().map(|(k, i)| ((request.kind, k), i)).collect();
+                            retries.insert((Instant::now() + delay, sequence), rest);
+                        }
+                    }
+                }
+                _ => {
+                    crate::metrics::cdn_purges(name, request.kind.as_str(), "gave_up", 1);
+                    let first: Vec<&str> = failed.keys().take(3).map(|(_, k)| k.as_str()).collect();
+                    tracing::error!(cdn = name, kind = request.kind.as_str(), keys = failed.len(), first = ?first, %error, attempts = attempt + 1, "CDN purge failed; giving up (the CDN keeps these pages until its own TTL)");
+                }
+            }
+        }
+    }
+}
+
+/// Adds `job`'s keys (soft ones as hard where the CDN cannot purge softly).
+fn add(pending: &mut Pending, job: Job, limits: &Limits) {
+    let kind = if limits.soft { job.kind } else { PurgeKind::Hard };
+    for key in job.items {
+        let item = Item {
+            attempt: 0,
+            waiting: vec![job.waiter.clone()],
+        };
+        merge(pending, (kind, key), item);
+    }
+}
+
+/// One entry per key: a hard purge of a key covers its soft one; everyone waiting is told.
+fn merge(pending: &mut Pending, (kind, key): (PurgeKind, String), mut item: Item) {
+    let (kind, soft_twin) = match kind {
+        PurgeKind::Soft if pending.contains_key(&(PurgeKind::Hard, key.clone())) => {
+            (PurgeKind::Hard, None)
+        }
+        PurgeKind::Hard => (PurgeKind::Hard, pending.remove(&(PurgeKind::Soft, key.clone()))),
+        PurgeKind::Soft => (PurgeKind::Soft, None),
+    };
+    if let Some(twin) = soft_twin {
+        item.attempt = item.attempt.min(twin.attempt);
+        item.waiting.extend(twin.waiting);
+    }
+    match pending.get_mut(&(kind, key.clone())) {
+        Some(seen) => {
+            seen.attempt = seen.attempt.min(item.attempt);
+            seen.waiting.extend(item.waiting);
+        }
+        None => {
+            pending.insert((kind, key), item);
+        }
+    }
+}
+
+/// The requests for `pending`, within the CDN's limits on keys and bytes per request.
+fn split(pending: Pending, limits: &Limits) -> Vec<(PurgeRequest, Vec<(String, Item)>)> {
+    let mut requests: Vec<(PurgeRequest, Vec<(String, Item)>)> = Vec::new();
+    let mut bytes = 0;
+    for ((kind, key), item) in pending {
+        let fits = requests.last().is_some_and(|(request, _)| {
+            request.kind == kind
+                && request.items.len() < limits.items_per_request
+                && bytes + key.len() + 1 <= limits.bytes_per_request
+        });
+        if !fits {
+            requests.push((
+                PurgeRequest {
+                    kind,
+                    items: Vec::new(),
+                },
+                Vec::new(),
+            ));
+            bytes = 0;
+        }
+        let (request, items) = requests.last_mut().expect("just pushed");
+        bytes += key.len() + 1;
+        request.items.push(key.clone());
+        items.push((key, item));
+    }
+    requests
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(items: usize, bytes: usize) -> Limits {
+        Limits {
+            by: super::super::PurgeBy::Key,
+            soft: true,
+            items_per_request: items,
+            bytes_per_request: bytes,
+            budget: crate::cdn::TagBudget::DEFAULT,
+        }
+    }
+
+    #[test]
+    fn batches_are_deduplicated_and_split_within_the_limits() {
+        let (waiter, _told) = Waiter::new(7);
+        let mut pending = Pending::new();
+        let job = |items: &[&str], kind| Job {
+            items: items.iter().map(|s| s.to_string()).collect(),
+            kind,
+            waiter: waiter.clone(),
+        };
+        let limits = limits(2, 1000);
+        add(&mut pending, job(&["a", "b", "c"], PurgeKind::Soft), &limits);
+        add(&mut pending, job(&["b"], PurgeKind::Hard), &limits);
+        add(&mut pending, job(&["c", "d", "b"], PurgeKind::Soft), &limits);
+        let requests = split(pending, &limits);
+        let shapes: Vec<(PurgeKind, Vec<String>)> =
+            requests.iter().map(|(r, _)| (r.kind, r.items.clone())).collect();
+        assert_eq!(
+            shapes,
+            [
+                (PurgeKind::Soft, vec!["a".to_string(), "c".to_string()]),
+                (PurgeKind::Soft, vec!["d".to_string()]),
+                (PurgeKind::Hard, vec!["b".to_string()]),
+            ]
+        );
+        // `b` was asked three times (twice soft, once hard): one hard purge, all told.
+        let b = &requests[2].1[0].1;
+        assert_eq!(b.waiting.len(), 3);
+        // Bytes: "aaaa" and "bbbb" need 10 with their separators.
+        let mut pending = Pending::new();
+        let limits = limits_bytes(9);
+        add(&mut pending, job(&["aaaa", "bbbb"], PurgeKind::Soft), &limits);
+        assert_eq!(split(pending, &limits).len(), 2);
+    }
+
+    fn limits_bytes(bytes: usize) -> Limits {
+        limits(100, bytes)
+    }
+
+    #[tokio::test]
+    async fn a_waiter_answers_once_every_item_was_tried() {
+        let (waiter, told) = Waiter::new(3);
+        waiter.tried(1, true);
+        waiter.tried(1, false);
+        waiter.tried(1, true);
+        assert!(!told.await.unwrap());
+        let (_, told) = Waiter::new(0);
+        assert!(told.await.unwrap());
+    }
+}
