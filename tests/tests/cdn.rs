@@ -134,7 +134,12 @@ async fn on_demand_revalidation_purges_the_edge_before_it_answers() {
         assert_eq!(text, edge.body, "{encoding} purged too");
     }
     let metrics = server.metrics().await;
-    assert!(metrics.sum("isr_cdn_purges_total", &[("cdn", "varnish"), ("kind", "hard"), ("outcome", "ok")]) >= 1.0);
+    assert!(
+        metrics.sum(
+            "isr_cdn_purges_total",
+            &[("cdn", "varnish"), ("kind", "hard"), ("outcome", "ok")]
+        ) >= 1.0
+    );
 }
 
 #[tokio::test]
@@ -162,10 +167,10 @@ async fn a_purge_endpoint_that_is_down_never_blocks_the_webhook_and_is_retried()
     assert!(server.get(POST).await.body.contains("3a7f"));
     // Retried in the background, logged and counted.
     poll_until("a retried purge to be counted", POLL_DEADLINE, || async {
-        let errors = server
-            .metrics()
-            .await
-            .sum("isr_cdn_purges_total", &[("cdn", "varnish"), ("outcome", "error")]);
+        let errors = server.metrics().await.sum(
+            "isr_cdn_purges_total",
+            &[("cdn", "varnish"), ("outcome", "error")],
+        );
         (errors >= 2.0).then_some(())
     })
     .await;
@@ -176,10 +181,10 @@ async fn a_purge_endpoint_that_is_down_never_blocks_the_webhook_and_is_retried()
         "a retry to purge the page",
         Duration::from_secs(40),
         || async {
-            let ok = server
-                .metrics()
-                .await
-                .sum("isr_cdn_purges_total", &[("cdn", "varnish"), ("outcome", "ok")]);
+            let ok = server.metrics().await.sum(
+                "isr_cdn_purges_total",
+                &[("cdn", "varnish"), ("outcome", "ok")],
+            );
             (ok >= 1.0).then_some(())
         },
     )

@@ -61,7 +61,10 @@ pub fn edgegrid_authorization(
         String::new()
     };
     let data = format!("{method}\thttps\t{host}\t{path_and_query}\t\t{content_hash}\t{auth}");
-    let signing_key = base64.encode(hmac(credentials.client_secret.expose().as_bytes(), timestamp));
+    let signing_key = base64.encode(hmac(
+        credentials.client_secret.expose().as_bytes(),
+        timestamp,
+    ));
     let signature = base64.encode(hmac(signing_key.as_bytes(), &data));
     format!("{auth}signature={signature}")
 }
@@ -194,12 +197,18 @@ mod tests {
             "20140321T19:34:21+0000",
             "nonce-xx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
         );
-        assert!(get.ends_with("signature=tL+y4hxyHxgWVD30X3pWnGKHcPzmrIF+LThiAOhMxYU="), "{get}");
+        assert!(
+            get.ends_with("signature=tL+y4hxyHxgWVD30X3pWnGKHcPzmrIF+LThiAOhMxYU="),
+            "{get}"
+        );
     }
 
     #[test]
     fn timestamps_are_utc_in_edgegrids_format() {
         // 2014-03-21 19:34:21 UTC.
-        assert_eq!(edgegrid_timestamp(1_395_430_461_000), "20140321T19:34:21+0000");
+        assert_eq!(
+            edgegrid_timestamp(1_395_430_461_000),
+            "20140321T19:34:21+0000"
+        );
     }
 }

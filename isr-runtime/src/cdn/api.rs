@@ -56,7 +56,9 @@ impl ApiBase {
     /// # Errors
     /// When it is not an `http(s)://host[:port][/path]` URL without a query.
     pub fn parse(url: &str) -> Result<ApiBase, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("{url:?} is not a URL ({e})"))?;
         let scheme_ok = matches!(uri.scheme_str(), Some("https" | "http"));
         if !scheme_ok || uri.authority().is_none() || uri.query().is_some() {
             return Err(format!("{url:?} is not an https://host[/path] URL"));

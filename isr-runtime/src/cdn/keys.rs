@@ -107,8 +107,8 @@ pub fn page_keys(tags: &[String], key: &str, budget: TagBudget) -> (Vec<String>,
     for tag in tags {
         let tag = tag_key(tag, budget);
         // Room for this tag, its separator and the path, which comes last.
-        let fits = keys.len() + 2 <= budget.tags_per_object
-            && used + tag.len() + 1 <= budget.header_bytes;
+        let fits =
+            keys.len() + 2 <= budget.tags_per_object && used + tag.len() < budget.header_bytes;
         if !fits {
             overflowed = true;
             continue;

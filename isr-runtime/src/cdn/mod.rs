@@ -25,12 +25,12 @@ pub mod queue;
 mod transport;
 pub mod varnish;
 
+#[cfg(feature = "cdn-apis")]
+pub use api::{ApiBase, Secret};
 pub use keys::{
     page_keys, path_key, purge_keys, purge_paths, tag_key, EdgeKey, TagBudget, TagHeaders,
 };
 pub use queue::{QUEUE_CAPACITY, RETRY_DELAYS};
-#[cfg(feature = "cdn-apis")]
-pub use api::{ApiBase, Secret};
 pub use transport::REQUEST_TIMEOUT;
 pub use varnish::{PurgeTargets, Varnish};
 

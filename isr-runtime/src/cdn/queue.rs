@@ -124,11 +124,16 @@ impl Queue {
             Ok(()) => true,
             Err(error) => {
                 let job = match error {
-                    mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => job,
+                    mpsc::error::TrySendError::Full(job)
+                    | mpsc::error::TrySendError::Closed(job) => job,
                 };
                 job.waiter.tried(count, false);
                 crate::metrics::cdn_purges(self.name, kind.as_str(), "dropped", 1);
-                tracing::warn!(cdn = self.name, keys = count, "CDN purge queue full; this change is not purged");
+                tracing::warn!(
+                    cdn = self.name,
+                    keys = count,
+                    "CDN purge queue full; this change is not purged"
+                );
                 false
             }
         }
@@ -197,7 +202,11 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
                 Err(SendError::Refused(error)) => (error, None, false),
             };
             let attempt = failed.values().map(|i| i.attempt).min().unwrap_or(0);
-            let delay = if retry { after.or(RETRY_DELAYS.get(attempt).copied()) } else { None };
+            let delay = if retry {
+                after.or(RETRY_DELAYS.get(attempt).copied())
+            } else {
+                None
+            };
             match delay {
                 Some(delay) if attempt < RETRY_DELAYS.len() => {
                     tracing::warn!(cdn = name, kind = request.kind.as_str(), keys = failed.len(), %error, retry_in = ?delay, "CDN purge failed; retrying");
@@ -210,8 +219,10 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
                     if after.is_some() {
                         for (request, items) in requests.by_ref() {
                             sequence += 1;
-                            let rest: Pending =
-                                items.into_iter().map(|(k, i)| ((request.kind, k), i)).collect();
+                            let rest: Pending = items
+                                .into_iter()
+                                .map(|(k, i)| ((request.kind, k), i))
+                                .collect();
                             retries.insert((Instant::now() + delay, sequence), rest);
                         }
                     }
@@ -228,7 +239,11 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
 
 /// Adds `job`'s keys (soft ones as hard where the CDN cannot purge softly).
 fn add(pending: &mut Pending, job: Job, limits: &Limits) {
-    let kind = if limits.soft { job.kind } else { PurgeKind::Hard };
+    let kind = if limits.soft {
+        job.kind
+    } else {
+        PurgeKind::Hard
+    };
     for key in job.items {
         let item = Item {
             attempt: 0,
@@ -244,7 +259,10 @@ fn merge(pending: &mut Pending, (kind, key): (PurgeKind, String), mut item: Item
         PurgeKind::Soft if pending.contains_key(&(PurgeKind::Hard, key.clone())) => {
             (PurgeKind::Hard, None)
         }
-        PurgeKind::Hard => (PurgeKind::Hard, pending.remove(&(PurgeKind::Soft, key.clone()))),
+        PurgeKind::Hard => (
+            PurgeKind::Hard,
+            pending.remove(&(PurgeKind::Soft, key.clone())),
+        ),
         PurgeKind::Soft => (PurgeKind::Soft, None),
     };
     if let Some(twin) = soft_twin {
@@ -270,7 +288,7 @@ fn split(pending: Pending, limits: &Limits) -> Vec<(PurgeRequest, Vec<(String, I
         let fits = requests.last().is_some_and(|(request, _)| {
             request.kind == kind
                 && request.items.len() < limits.items_per_request
-                && bytes + key.len() + 1 <= limits.bytes_per_request
+                && bytes + key.len() < limits.bytes_per_request
         });
         if !fits {
             requests.push((
@@ -321,12 +339,22 @@ mod tests {
             waiter: waiter.clone(),
         };
         let limits = limits(2, 1000);
-        add(&mut pending, job(&["a", "b", "c"], PurgeKind::Soft), &limits);
+        add(
+            &mut pending,
+            job(&["a", "b", "c"], PurgeKind::Soft),
+            &limits,
+        );
         add(&mut pending, job(&["b"], PurgeKind::Hard), &limits);
-        add(&mut pending, job(&["c", "d", "b"], PurgeKind::Soft), &limits);
+        add(
+            &mut pending,
+            job(&["c", "d", "b"], PurgeKind::Soft),
+            &limits,
+        );
         let requests = split(pending, &limits);
-        let shapes: Vec<(PurgeKind, Vec<String>)> =
-            requests.iter().map(|(r, _)| (r.kind, r.items.clone())).collect();
+        let shapes: Vec<(PurgeKind, Vec<String>)> = requests
+            .iter()
+            .map(|(r, _)| (r.kind, r.items.clone()))
+            .collect();
         assert_eq!(
             shapes,
             [
@@ -341,7 +369,11 @@ mod tests {
         // Bytes: "aaaa" and "bbbb" need 10 with their separators.
         let mut pending = Pending::new();
         let limits = limits_bytes(9);
-        add(&mut pending, job(&["aaaa", "bbbb"], PurgeKind::Soft), &limits);
+        add(
+            &mut pending,
+            job(&["aaaa", "bbbb"], PurgeKind::Soft),
+            &limits,
+        );
         assert_eq!(split(pending, &limits).len(), 2);
     }
 

@@ -133,20 +133,42 @@ mod tests {
             }
             map
         };
-        assert_eq!(retry_after(&headers(&[("retry-after", "7".into())])), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after(&headers(&[("retry-after", "999999".into())])), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "7".into())])),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "999999".into())])),
+            Some(Duration::from_secs(3600))
+        );
         let soon = std::time::SystemTime::now() + Duration::from_secs(30);
         let date = httpdate::fmt_http_date(soon);
         let wait = retry_after(&headers(&[("retry-after", date)])).unwrap();
-        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
-        let reset = soon.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let reset = soon
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
         let wait = retry_after(&headers(&[("fastly-ratelimit-reset", reset)])).unwrap();
-        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
         assert_eq!(
-            retry_after(&headers(&[("x-ratelimit-seconds-to-refresh-limit", "3".into())])),
+            retry_after(&headers(&[(
+                "x-ratelimit-seconds-to-refresh-limit",
+                "3".into()
+            )])),
             Some(Duration::from_secs(3))
         );
-        assert_eq!(retry_after(&headers(&[("retry-after", "soon".into())])), None);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "soon".into())])),
+            None
+        );
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 }

@@ -84,7 +84,6 @@ impl PurgeTargets {
     }
 }
 
-
 /// Keys in one request's header at most: Varnish's default `http_req_hdr_len` is 8 KiB.
 const HEADER_BYTES: usize = 7_000;
 
@@ -122,10 +121,11 @@ impl Varnish {
         let http = builder
             .body(Full::new(Bytes::new()))
             .map_err(|e| SendError::Refused(format!("{endpoint}: {e}")))?;
-        let answer = self.transport.send(http).await.map_err(|error| SendError::Retry {
-            error,
-            after: None,
-        })?;
+        let answer = self
+            .transport
+            .send(http)
+            .await
+            .map_err(|error| SendError::Retry { error, after: None })?;
         if answer.status.is_success() {
             Ok(())
         } else {

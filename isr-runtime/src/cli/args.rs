@@ -76,7 +76,12 @@ pub(super) struct Cli {
     pub(super) akamai_host: Option<String>,
 
     /// Akamai network to purge: production or staging [default: production]
-    #[arg(long, env = "ISR_AKAMAI_NETWORK", global = true, value_name = "NETWORK")]
+    #[arg(
+        long,
+        env = "ISR_AKAMAI_NETWORK",
+        global = true,
+        value_name = "NETWORK"
+    )]
     pub(super) akamai_network: Option<String>,
 
     /// Akamai API address [default: https://<--akamai-host>]
@@ -84,7 +89,12 @@ pub(super) struct Cli {
     pub(super) akamai_api: Option<String>,
 
     /// CloudFront distribution to invalidate (credentials in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)
-    #[arg(long, env = "ISR_CLOUDFRONT_DISTRIBUTION", global = true, value_name = "ID")]
+    #[arg(
+        long,
+        env = "ISR_CLOUDFRONT_DISTRIBUTION",
+        global = true,
+        value_name = "ID"
+    )]
     pub(super) cloudfront_distribution: Option<String>,
 
     /// CloudFront API address [default: https://cloudfront.amazonaws.com]

@@ -10,8 +10,8 @@ pub(super) fn adapters(cli: &Cli) -> Result<Vec<Arc<dyn Adapter>>, String> {
     let mut adapters: Vec<Arc<dyn Adapter>> = Vec::new();
     match (&cli.cdn_purge, &cli.public_host) {
         (Some(endpoints), host) => {
-            let targets = crate::cdn::PurgeTargets::parse(endpoints, host.as_deref())
-                .map_err(|e| {
+            let targets =
+                crate::cdn::PurgeTargets::parse(endpoints, host.as_deref()).map_err(|e| {
                     format!("--cdn-purge / ISR_CDN_PURGE, --public-host / ISR_PUBLIC_HOST: {e}")
                 })?;
             adapters.push(Arc::new(crate::cdn::Varnish::new(targets)));
@@ -30,8 +30,14 @@ pub(super) fn adapters(cli: &Cli) -> Result<Vec<Arc<dyn Adapter>>, String> {
 #[cfg(not(feature = "cdn-apis"))]
 fn vendors(cli: &Cli, _: &mut Vec<Arc<dyn Adapter>>) -> Result<(), String> {
     let set = [
-        (cli.fastly_service.is_some(), "--fastly-service / ISR_FASTLY_SERVICE"),
-        (cli.cloudflare_zone.is_some(), "--cloudflare-zone / ISR_CLOUDFLARE_ZONE"),
+        (
+            cli.fastly_service.is_some(),
+            "--fastly-service / ISR_FASTLY_SERVICE",
+        ),
+        (
+            cli.cloudflare_zone.is_some(),
+            "--cloudflare-zone / ISR_CLOUDFLARE_ZONE",
+        ),
         (cli.akamai_host.is_some(), "--akamai-host / ISR_AKAMAI_HOST"),
         (
             cli.cloudfront_distribution.is_some(),
@@ -59,17 +65,25 @@ fn vendors(cli: &Cli, adapters: &mut Vec<Arc<dyn Adapter>>) -> Result<(), String
     let id = |value: &str, flag: &str| {
         let valid = !value.is_empty()
             && value.len() <= 128
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if valid {
             Ok(value.to_owned())
         } else {
-            Err(format!("{flag}: {value:?} is not an ID (letters, digits, - and _)"))
+            Err(format!(
+                "{flag}: {value:?} is not an ID (letters, digits, - and _)"
+            ))
         }
     };
     if let Some(service) = &cli.fastly_service {
         let flag = "--fastly-service / ISR_FASTLY_SERVICE";
         adapters.push(Arc::new(fastly::Fastly::new(
-            api(&cli.fastly_api, fastly::API, "--fastly-api / ISR_FASTLY_API")?,
+            api(
+                &cli.fastly_api,
+                fastly::API,
+                "--fastly-api / ISR_FASTLY_API",
+            )?,
             id(service, flag)?,
             secret("ISR_FASTLY_TOKEN", flag)?,
         )));
@@ -77,7 +91,11 @@ fn vendors(cli: &Cli, adapters: &mut Vec<Arc<dyn Adapter>>) -> Result<(), String
     if let Some(zone) = &cli.cloudflare_zone {
         let flag = "--cloudflare-zone / ISR_CLOUDFLARE_ZONE";
         adapters.push(Arc::new(cloudflare::Cloudflare::new(
-            api(&cli.cloudflare_api, cloudflare::API, "--cloudflare-api / ISR_CLOUDFLARE_API")?,
+            api(
+                &cli.cloudflare_api,
+                cloudflare::API,
+                "--cloudflare-api / ISR_CLOUDFLARE_API",
+            )?,
             id(zone, flag)?,
             secret("ISR_CLOUDFLARE_TOKEN", flag)?,
         )));
@@ -105,7 +123,11 @@ fn vendors(cli: &Cli, adapters: &mut Vec<Arc<dyn Adapter>>) -> Result<(), String
         let flag = "--cloudfront-distribution / ISR_CLOUDFRONT_DISTRIBUTION";
         let access_key_id = secret("AWS_ACCESS_KEY_ID", flag)?;
         adapters.push(Arc::new(cloudfront::CloudFront::new(
-            api(&cli.cloudfront_api, cloudfront::API, "--cloudfront-api / ISR_CLOUDFRONT_API")?,
+            api(
+                &cli.cloudfront_api,
+                cloudfront::API,
+                "--cloudfront-api / ISR_CLOUDFRONT_API",
+            )?,
             id(distribution, flag)?,
             cloudfront::AwsCredentials {
                 access_key_id: access_key_id.expose().to_owned(),

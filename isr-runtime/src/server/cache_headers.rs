@@ -13,13 +13,13 @@
 //! 9211) says how isr answered and why. Why no `public`: a response to a request without
 //! `Authorization` is storable by shared caches anyway (RFC 9111 §3).
 
+use crate::cdn::TagBudget;
 use crate::encoding::Encoding;
 use crate::engine::{CacheStatus, CachedPage, Why};
 use crate::page::{CacheProfile, Revalidate};
 use crate::server::STALE_WHILE_REVALIDATE_SECS;
 use crate::store::PageKind;
 use axum::http::HeaderValue;
-use crate::cdn::TagBudget;
 use std::time::Duration;
 
 /// The header values of one stored page version that are the same for every request: built
@@ -64,8 +64,7 @@ impl PageHeaders {
             page.representation(encoding)?;
             HeaderValue::from_maybe_shared(page.etags().shared(encoding)?).ok()
         });
-        let (surrogate_key, cache_tag) =
-            purge_key_headers(&page.meta.tags, &page.meta.key, budget);
+        let (surrogate_key, cache_tag) = purge_key_headers(&page.meta.tags, &page.meta.key, budget);
         // A version with its own `valid_until` has a profile of its own: formatted for it
         // alone, not kept in the per-thread memo of the routes' profiles.
         let (cache_control, cdn_cache_control) = if page.meta.valid_until_ms.is_some() {
@@ -483,7 +482,10 @@ mod tests {
             "posts,post%3Ahello%20world,100%25%2Cx%22,/blog/caf%C3%A9%20au%20lait"
         );
         let (surrogate, tag) = purge_key_headers(&[], "/", TagBudget::DEFAULT);
-        assert_eq!((surrogate.to_str().unwrap(), tag.to_str().unwrap()), ("/", "/"));
+        assert_eq!(
+            (surrogate.to_str().unwrap(), tag.to_str().unwrap()),
+            ("/", "/")
+        );
         // 300 tags of 40 bytes: within 8,000 bytes and 128 keys, the path last.
         let many: Vec<String> = (0..300).map(|i| format!("{i:0>40}")).collect();
         let (surrogate, _) = purge_key_headers(&many, "/p", TagBudget::DEFAULT);
