@@ -500,6 +500,7 @@ impl Engine {
             )
         })?;
         let before = self.table.snapshot(key.as_str()).map(|s| s.kind);
+        let tags_before = self.table.tags(key.as_str());
         let (version, kept_mark) = self.table.commit_generation(key, def, &meta, started_at_ms);
         if let Some(mark) = kept_mark.filter(|kept| meta.mark.as_ref() != Some(&**kept)) {
             // Marked while the row was being written: the new version keeps it, on disk too.
@@ -517,7 +518,13 @@ impl Engine {
         // out); a build announces only while requests are served (a background rebuild).
         let announced = matches!(trigger, Trigger::Stale | Trigger::Expired | Trigger::Miss)
             || (trigger == Trigger::Build && self.is_serving());
-        if announced && before.as_ref() != Some(&meta.kind) {
+        // Other bytes, or the same bytes under other tags (the CDN indexed the old ones).
+        let tag_set = |tags: &[String]| -> std::collections::BTreeSet<String> {
+            tags.iter().cloned().collect()
+        };
+        let changed =
+            before.as_ref() != Some(&meta.kind) || tag_set(&tags_before) != tag_set(&meta.tags);
+        if announced && changed {
             drop(self.announce_change(key, PurgeKind::for_kind(&meta.kind)));
         }
         let page = Arc::new(CachedPage::new(meta, html, version));

@@ -346,16 +346,18 @@ pub async fn start(
     let targets = targets(engine, request).await;
     let count = targets.len();
     let actions = decide(engine, targets, request.mode).await;
-    // What the answer would wait for: regenerations, and the CDN purges of marks.
+    // What the answer would wait for: regenerations, the CDN purges of marks named by their
+    // path, and one purge for all the pages of the tags.
     let purges = engine.announces_changes();
     let awaited = actions
         .iter()
         .filter(|action| match action {
             Action::Regenerate(..) => true,
-            Action::Marked(_, Some(_), _, _) => purges,
+            Action::Marked(_, Some(_), _, Reach::Path) => purges,
             _ => false,
         })
-        .count();
+        .count()
+        + usize::from(purges && !request.tags.is_empty());
     // Every page to regenerate is queued for this request now, as it arrives (merged with the
     // other requests for it: see `engine::on_demand`); the runs start at most CONCURRENCY at
     // a time. Marked pages are answered as they are (an `expire` mark once its purge went).

@@ -107,8 +107,9 @@ impl Adapter for Akamai {
             by: PurgeBy::Key,
             soft: true,
             items_per_request: 5_000,
-            // 50,000 bytes a body: room for the JSON around the tags.
-            bytes_per_request: 45_000,
+            // 50,000 bytes a body: `{"objects":[]}` and `"key",` per key within it.
+            bytes_per_request: 49_000,
+            item_overhead: 3,
             budget: TagBudget {
                 tags_per_object: 128,
                 header_bytes: usize::MAX,
@@ -123,7 +124,14 @@ impl Adapter for Akamai {
                 PurgeKind::Soft => "invalidate",
                 PurgeKind::Hard => "delete",
             };
-            let path = format!("/ccu/v3/{action}/tag/{}", self.network);
+            let url = self
+                .api
+                .join(&format!("/ccu/v3/{action}/tag/{}", self.network));
+            // The path signed is the one sent (an API address may have a path of its own).
+            let path = url
+                .parse::<axum::http::Uri>()
+                .map(|uri| uri.path().to_owned())
+                .map_err(|e| SendError::Refused(format!("{url}: {e}")))?;
             let body = serde_json::to_vec(&serde_json::json!({ "objects": request.items }))
                 .map_err(|e| SendError::Refused(e.to_string()))?;
             let now_ms = std::time::SystemTime::now()
@@ -143,7 +151,7 @@ impl Adapter for Akamai {
             );
             post(
                 &self.transport,
-                &self.api.join(&path),
+                &url,
                 vec![(header::AUTHORIZATION, secret_header(&authorization)?)],
                 "application/json",
                 body,

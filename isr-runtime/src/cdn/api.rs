@@ -37,7 +37,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// An API's base URL: `https://` (or `http://` for a stand-in on loopback), no query.
+/// An API's base URL: `https://`, or `http://` on a loopback address only (a stand-in or a
+/// local proxy: credentials never cross a network in clear); no query.
 ///
 /// ```
 /// let base = isr::cdn::ApiBase::parse("https://api.fastly.com").unwrap();
@@ -46,6 +47,8 @@ impl std::fmt::Debug for Secret {
 /// assert_eq!(base.join("/zones/z/purge_cache"), "http://127.0.0.1:9000/client/v4/zones/z/purge_cache");
 /// assert!(isr::cdn::ApiBase::parse("ftp://x").is_err());
 /// assert!(isr::cdn::ApiBase::parse("https://x/?a=1").is_err());
+/// assert!(isr::cdn::ApiBase::parse("http://api.fastly.com").is_err());
+/// assert!(isr::cdn::ApiBase::parse("http://localhost:9000").is_ok());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiBase(String);
@@ -62,6 +65,16 @@ impl ApiBase {
         let scheme_ok = matches!(uri.scheme_str(), Some("https" | "http"));
         if !scheme_ok || uri.authority().is_none() || uri.query().is_some() {
             return Err(format!("{url:?} is not an https://host[/path] URL"));
+        }
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if uri.scheme_str() == Some("http") && !loopback {
+            return Err(format!(
+                "{url:?}: http:// only on a loopback address (credentials would travel in clear); use https://"
+            ));
         }
         Ok(ApiBase(url.trim_end_matches('/').to_owned()))
     }

@@ -50,6 +50,7 @@ impl Adapter for Cloudflare {
             soft: true,
             items_per_request: 100,
             bytes_per_request: usize::MAX,
+            item_overhead: 3,
             budget: TagBudget {
                 tags_per_object: usize::MAX,
                 header_bytes: 16_384,

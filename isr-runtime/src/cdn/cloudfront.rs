@@ -72,6 +72,27 @@ pub fn invalidation_batch(items: &[String], reference: &str) -> String {
     xml
 }
 
+/// How long to wait when CloudFront has too many invalidations in progress (they take
+/// minutes) or throttles.
+pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// CloudFront answers `400 TooManyInvalidationsInProgress` (and `Throttling`) when it is busy,
+/// not when the request is wrong: those are retried after [`BUSY_WAIT`].
+fn busy_is_retried(error: SendError) -> SendError {
+    match error {
+        SendError::Refused(message)
+            if message.contains("<Code>TooManyInvalidationsInProgress</Code>")
+                || message.contains("<Code>Throttling</Code>") =>
+        {
+            SendError::Retry {
+                error: message,
+                after: Some(BUSY_WAIT),
+            }
+        }
+        other => other,
+    }
+}
+
 fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -142,6 +163,7 @@ impl Adapter for CloudFront {
             soft: false,
             items_per_request: 1_000,
             bytes_per_request: usize::MAX,
+            item_overhead: 13,
             budget: TagBudget {
                 tags_per_object: 50,
                 header_bytes: usize::MAX,
@@ -153,7 +175,7 @@ impl Adapter for CloudFront {
     fn item(&self, key: &EdgeKey) -> String {
         match key {
             EdgeKey::Tag(tag) => format!("#{tag}"),
-            EdgeKey::Path(url) => url.clone(),
+            EdgeKey::Path { url, .. } => url.clone(),
         }
     }
 
@@ -166,7 +188,7 @@ impl Adapter for CloudFront {
             let reference = format!("isr-{}", crate::random::hex::<12>());
             let body = invalidation_batch(&request.items, &reference).into_bytes();
             let headers = self.signed_headers(&url, &body)?;
-            post(
+            let sent = post(
                 &self.transport,
                 &url,
                 headers,
@@ -174,8 +196,8 @@ impl Adapter for CloudFront {
                 body,
                 "CloudFront invalidation",
             )
-            .await
-            .map(drop)
+            .await;
+            sent.map(drop).map_err(busy_is_retried)
         })
     }
 }

@@ -50,6 +50,7 @@ impl Adapter for Fastly {
             items_per_request: 256,
             // The `Surrogate-Key` request header, within what servers commonly accept.
             bytes_per_request: 16_000,
+            item_overhead: 1,
             budget: TagBudget {
                 tags_per_object: usize::MAX,
                 header_bytes: 16_384,

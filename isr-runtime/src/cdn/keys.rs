@@ -11,7 +11,7 @@
 use crate::engine::{Change, ChangedPage};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The limits on the keys one page carries.
 ///
@@ -59,8 +59,9 @@ impl Default for TagBudget {
     }
 }
 
-/// A tag as the CDNs see it: every byte but letters, digits and ``!#$'+./^_`|~-`` (what every
-/// supported CDN accepts in a tag: Akamai's set is the narrowest) percent-encoded, and hashed
+/// A tag as the CDNs see it: every byte but letters, digits and ``!#$'+./^_`|~-`` (the
+/// characters Akamai's cache tags allow, the narrowest set of the supported CDNs)
+/// percent-encoded, and hashed
 /// when that is longer than the budget's tag length.
 ///
 /// ```
@@ -76,13 +77,18 @@ pub fn tag_key(tag: &str, budget: TagBudget) -> Cow<'_, str> {
     if escaped.len() <= budget.tag_bytes {
         return escaped;
     }
-    let digest = Sha256::digest(tag.as_bytes());
+    Cow::Owned(hashed(tag))
+}
+
+/// `isr-h-` and the first 16 hex digits of `text`'s SHA-256.
+fn hashed(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
     let mut hashed = String::with_capacity(22);
     hashed.push_str("isr-h-");
     for byte in &digest[..8] {
         hashed.push_str(&format!("{byte:02x}"));
     }
-    Cow::Owned(hashed)
+    hashed
 }
 
 /// The keys one page carries: its tags within `budget`, then its URL path (always), and
@@ -100,7 +106,7 @@ pub fn tag_key(tag: &str, budget: TagBudget) -> Cow<'_, str> {
 /// assert!(overflowed);
 /// ```
 pub fn page_keys(tags: &[String], key: &str, budget: TagBudget) -> (Vec<String>, bool) {
-    let path = path_key(key);
+    let path = bounded_path_key(key, budget);
     let mut used = path.len();
     let mut keys: Vec<String> = Vec::with_capacity(tags.len() + 1);
     let mut overflowed = false;
@@ -128,22 +134,21 @@ pub fn page_keys(tags: &[String], key: &str, budget: TagBudget) -> (Vec<String>,
 pub enum EdgeKey {
     /// A tag, as the headers carry it.
     Tag(String),
-    /// A page's URL path, query included (`/blog?page=2`); its key is [`path_key`]'s.
-    Path(String),
+    /// A page: its key as its headers carry it (see [`page_keys`]) and its URL path, query
+    /// included (`/blog?page=2`), for CDNs that invalidate by URL.
+    Path {
+        /// The key.
+        key: String,
+        /// The URL path.
+        url: String,
+    },
 }
 
 impl EdgeKey {
     /// The key as the headers carry it.
-    ///
-    /// ```
-    /// use isr::cdn::EdgeKey;
-    /// assert_eq!(EdgeKey::Path("/blog?page=2".into()).key(), "/blog%3Fpage%3D2");
-    /// assert_eq!(EdgeKey::Tag("posts".into()).key(), "posts");
-    /// ```
-    pub fn key(&self) -> Cow<'_, str> {
+    pub fn key(&self) -> &str {
         match self {
-            EdgeKey::Tag(key) => Cow::Borrowed(key),
-            EdgeKey::Path(url) => percent_encoding::utf8_percent_encode(url, PATH_ESCAPES).into(),
+            EdgeKey::Tag(key) | EdgeKey::Path { key, .. } => key,
         }
     }
 }
@@ -156,7 +161,9 @@ impl EdgeKey {
 /// use isr::cdn::{purge_keys, EdgeKey, TagBudget};
 /// use isr::engine::{Change, PurgeKind};
 /// let change = Change { pages: Vec::new(), tags: vec!["posts".into(), "posts".into()], purge: PurgeKind::Soft };
-/// assert_eq!(purge_keys(&change, TagBudget::DEFAULT), [EdgeKey::Tag("posts".into())]);
+/// let keys = purge_keys(&change, TagBudget::DEFAULT);
+/// assert_eq!(keys, [EdgeKey::Tag("posts".into())]);
+/// assert_eq!(keys[0].key(), "posts");
 /// ```
 pub fn purge_keys(change: &Change, budget: TagBudget) -> Vec<EdgeKey> {
     let tags: BTreeSet<String> = change
@@ -164,15 +171,20 @@ pub fn purge_keys(change: &Change, budget: TagBudget) -> Vec<EdgeKey> {
         .iter()
         .map(|tag| tag_key(tag, budget).into_owned())
         .collect();
-    let mut paths = BTreeSet::new();
+    let mut paths = BTreeMap::new();
     for page in &change.pages {
         if !reached_by(page, &tags, budget) {
-            paths.insert(crate::route::url_path(page.key.as_str()));
+            let key = bounded_path_key(page.key.as_str(), budget);
+            paths.insert(key, crate::route::url_path(page.key.as_str()));
         }
     }
     tags.into_iter()
         .map(EdgeKey::Tag)
-        .chain(paths.into_iter().map(EdgeKey::Path))
+        .chain(
+            paths
+                .into_iter()
+                .map(|(key, url)| EdgeKey::Path { key, url }),
+        )
         .collect()
 }
 
@@ -211,6 +223,16 @@ pub fn purge_paths(change: &Change) -> Vec<String> {
 pub fn path_key(key: &str) -> String {
     let path = crate::route::url_path(key);
     percent_encoding::utf8_percent_encode(&path, PATH_ESCAPES).to_string()
+}
+
+/// [`path_key`], hashed as a long tag is when longer than the budget's key length.
+fn bounded_path_key(key: &str, budget: TagBudget) -> String {
+    let path = path_key(key);
+    if path.len() <= budget.tag_bytes {
+        path
+    } else {
+        hashed(&path)
+    }
 }
 
 /// Bytes a tag key cannot hold as they are: all but letters, digits and ``!#$'+./^_`|~-``.

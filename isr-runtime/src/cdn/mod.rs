@@ -20,6 +20,7 @@ pub mod cloudflare;
 pub mod cloudfront;
 #[cfg(feature = "cdn-apis")]
 pub mod fastly;
+pub mod journal;
 mod keys;
 pub mod queue;
 mod transport;
@@ -27,6 +28,7 @@ pub mod varnish;
 
 #[cfg(feature = "cdn-apis")]
 pub use api::{ApiBase, Secret};
+pub use journal::{PurgeJournal, SqliteJournal};
 pub use keys::{
     page_keys, path_key, purge_keys, purge_paths, tag_key, EdgeKey, TagBudget, TagHeaders,
 };
@@ -38,6 +40,10 @@ use crate::engine::{Change, PageChanges, PurgeKind};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Longest wait for the first attempt of a change's purges (what the webhook's `purged`
+/// waits for): a long queue or a paused CDN answers `false`, and the purges go on.
+pub const FIRST_ATTEMPT_WAIT: Duration = Duration::from_secs(20);
 
 /// What a CDN purges by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,8 +63,12 @@ pub struct Limits {
     pub soft: bool,
     /// Keys (or paths) in one request at most.
     pub items_per_request: usize,
-    /// Bytes of the keys of one request at most (a separator each counted).
+    /// Bytes of one request's keys at most, each key counted with
+    /// [`item_overhead`](Self::item_overhead) bytes around it.
     pub bytes_per_request: usize,
+    /// Bytes a request spends on each key besides the key (a separator, JSON quotes, XML
+    /// elements).
+    pub item_overhead: usize,
     /// What one object may carry.
     pub budget: TagBudget,
 }
@@ -117,7 +127,7 @@ pub trait Adapter: std::fmt::Debug + Send + Sync + 'static {
     fn limits(&self) -> Limits;
     /// How `key` is written in a request (a CloudFront tag is `#tag`, say).
     fn item(&self, key: &EdgeKey) -> String {
-        key.key().into_owned()
+        key.key().to_owned()
     }
     /// Sends one request.
     fn send<'a>(&'a self, request: &'a PurgeRequest) -> BoxFuture<'a, Result<(), SendError>>;
@@ -131,10 +141,18 @@ pub struct CdnPurger {
 }
 
 impl CdnPurger {
-    /// Starts one queue per adapter (on the current tokio runtime).
-    pub fn start(adapters: Vec<Arc<dyn Adapter>>) -> Arc<CdnPurger> {
+    /// Starts one queue per adapter (on the current tokio runtime), each writing what it
+    /// has not purged yet to `journal` (and first sending what the journal says was left).
+    pub fn start(
+        adapters: Vec<Arc<dyn Adapter>>,
+        journal: Option<Arc<dyn PurgeJournal>>,
+    ) -> Arc<CdnPurger> {
+        let journal = queue::Journal(journal);
         Arc::new(CdnPurger {
-            queues: adapters.into_iter().map(queue::Queue::start).collect(),
+            queues: adapters
+                .into_iter()
+                .map(|adapter| queue::Queue::start(adapter, journal.clone()))
+                .collect(),
         })
     }
 
@@ -178,6 +196,7 @@ impl PageChanges for CdnPurger {
             PurgeBy::Path => by_path.len(),
         };
         let (waiter, told) = queue::Waiter::new(self.queues.iter().map(count).sum());
+        let told = tokio::time::timeout(FIRST_ATTEMPT_WAIT, told);
         for queue in &self.queues {
             let items = match queue.limits.by {
                 PurgeBy::Key => by_key.iter().map(|k| queue.adapter.item(k)).collect(),
@@ -189,6 +208,6 @@ impl PageChanges for CdnPurger {
                 waiter: waiter.clone(),
             });
         }
-        Box::pin(async move { told.await.unwrap_or(false) })
+        Box::pin(async move { matches!(told.await, Ok(Ok(true))) })
     }
 }

@@ -22,6 +22,31 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+/// The journal a queue writes its pending keys to, if any (see [`super::journal`]).
+#[derive(Clone, Default)]
+pub(crate) struct Journal(pub Option<Arc<dyn super::journal::PurgeJournal>>);
+
+impl Journal {
+    async fn add(&self, cdn: &'static str, keys: Vec<(PurgeKind, String)>) {
+        if let Some(journal) = &self.0 {
+            journal.add(cdn, keys).await;
+        }
+    }
+
+    async fn remove(&self, cdn: &'static str, keys: Vec<(PurgeKind, String)>) {
+        if let Some(journal) = &self.0 {
+            journal.remove(cdn, keys).await;
+        }
+    }
+
+    async fn pending(&self, cdn: &'static str) -> Vec<(PurgeKind, String)> {
+        match &self.0 {
+            Some(journal) => journal.pending(cdn).await,
+            None => Vec::new(),
+        }
+    }
+}
+
 /// Changes waiting to be batched at most, per CDN.
 pub const QUEUE_CAPACITY: usize = 10_000;
 
@@ -103,8 +128,9 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    /// Starts `adapter`'s queue task on the current runtime.
-    pub(crate) fn start(adapter: Arc<dyn Adapter>) -> Queue {
+    /// Starts `adapter`'s queue task on the current runtime; it first sends what `journal`
+    /// says was left at the last stop.
+    pub(crate) fn start(adapter: Arc<dyn Adapter>, journal: Journal) -> Queue {
         let (jobs, received) = mpsc::channel(QUEUE_CAPACITY);
         let queue = Queue {
             name: adapter.name(),
@@ -112,7 +138,7 @@ impl Queue {
             adapter: adapter.clone(),
             jobs,
         };
-        tokio::spawn(run(received, adapter));
+        tokio::spawn(run(received, adapter, journal));
         queue
     }
 
@@ -141,12 +167,35 @@ impl Queue {
 }
 
 /// The queue task: batches of what waits, until every sender is gone and nothing is left.
-async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
+async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>, journal: Journal) {
     let name = adapter.name();
     let limits = adapter.limits();
     let mut retries: BTreeMap<(Instant, u64), Pending> = BTreeMap::new();
     let mut sequence = 0u64;
     let mut open = true;
+    // Set by a `429`: nothing is sent before it.
+    let mut paused_until: Option<Instant> = None;
+    let left = journal.pending(name).await;
+    if !left.is_empty() {
+        tracing::info!(
+            cdn = name,
+            keys = left.len(),
+            "sending the CDN purges left at the last stop"
+        );
+        let left: Pending = left
+            .into_iter()
+            .map(|key| {
+                (
+                    key,
+                    Item {
+                        attempt: 0,
+                        waiting: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        retries.insert((Instant::now(), 0), left);
+    }
     loop {
         let mut pending = Pending::new();
         let next_retry = retries.keys().next().map(|(at, _)| *at);
@@ -156,9 +205,7 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
                 None => open = false,
             },
             () = sleep_until(next_retry), if next_retry.is_some() => {}
-        }
-        if !open && retries.is_empty() && pending.is_empty() {
-            return;
+            else => return,
         }
         while pending.len() < BATCH_ITEMS {
             match jobs.try_recv() {
@@ -166,6 +213,8 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
                 Err(_) => break,
             }
         }
+        // New keys are written down before their first attempt: a restart sends them.
+        journal.add(name, pending.keys().cloned().collect()).await;
         let now = Instant::now();
         while let Some(entry) = retries.first_entry() {
             if entry.key().0 > now {
@@ -175,8 +224,19 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
                 merge(&mut pending, key, item);
             }
         }
-        let mut requests = split(pending, &limits).into_iter();
-        while let Some((request, items)) = requests.next() {
+        for (request, items) in split(pending, &limits) {
+            if let Some(until) = paused_until.filter(|until| *until > Instant::now()) {
+                // The CDN asked to slow down: these wait, not counted as an attempt; whoever
+                // waits for their first attempt is told now that it did not go yet.
+                let mut deferred = Pending::new();
+                for (key, mut item) in items {
+                    tell(&mut item, false);
+                    deferred.insert((request.kind, key), item);
+                }
+                sequence += 1;
+                retries.insert((until, sequence), deferred);
+                continue;
+            }
             let outcome = adapter.send(&request).await;
             let went = outcome.is_ok();
             let label = match &outcome {
@@ -185,55 +245,68 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>) {
                 Err(_) => "error",
             };
             crate::metrics::cdn_purges(name, request.kind.as_str(), label, 1);
-            let mut failed = Pending::new();
-            for (item_key, mut item) in items {
-                if item.attempt == 0 {
-                    for waiter in item.waiting.drain(..) {
-                        waiter.tried(1, went);
-                    }
+            let mut items: Pending = items
+                .into_iter()
+                .map(|(key, mut item)| {
+                    tell(&mut item, went);
+                    ((request.kind, key), item)
+                })
+                .collect();
+            let (error, after) = match outcome {
+                Ok(()) => {
+                    journal.remove(name, items.into_keys().collect()).await;
+                    continue;
                 }
-                if !went {
-                    failed.insert((request.kind, item_key), item);
-                }
-            }
-            let (error, after, retry) = match outcome {
-                Ok(()) => continue,
-                Err(SendError::Retry { error, after }) => (error, after, true),
-                Err(SendError::Refused(error)) => (error, None, false),
+                Err(SendError::Retry { error, after }) => (error, Some(after)),
+                Err(SendError::Refused(error)) => (error, None),
             };
-            let attempt = failed.values().map(|i| i.attempt).min().unwrap_or(0);
-            let delay = if retry {
-                after.or(RETRY_DELAYS.get(attempt).copied())
-            } else {
-                None
-            };
-            match delay {
-                Some(delay) if attempt < RETRY_DELAYS.len() => {
-                    tracing::warn!(cdn = name, kind = request.kind.as_str(), keys = failed.len(), %error, retry_in = ?delay, "CDN purge failed; retrying");
-                    for item in failed.values_mut() {
-                        item.attempt += 1;
-                    }
-                    sequence += 1;
-                    retries.insert((Instant::now() + delay, sequence), failed);
-                    // The CDN asked to slow down: the rest of this batch waits as long.
-                    if after.is_some() {
-                        for (request, items) in requests.by_ref() {
-                            sequence += 1;
-                            let rest: Pending = items
-                                .into_iter()
-                                .map(|(k, i)| ((request.kind, k), i))
-                                .collect();
-                            retries.insert((Instant::now() + delay, sequence), rest);
-                        }
-                    }
-                }
-                _ => {
-                    crate::metrics::cdn_purges(name, request.kind.as_str(), "gave_up", 1);
-                    let first: Vec<&str> = failed.keys().take(3).map(|(_, k)| k.as_str()).collect();
-                    tracing::error!(cdn = name, kind = request.kind.as_str(), keys = failed.len(), first = ?first, %error, attempts = attempt + 1, "CDN purge failed; giving up (the CDN keeps these pages until its own TTL)");
-                }
+            if let Some(Some(wait)) = after {
+                paused_until = Some(Instant::now() + wait);
             }
+            // Each key gets its own five retries; past them (or when the CDN refused the
+            // request itself), it is given up.
+            let given_up: Pending = match after {
+                Some(_) => {
+                    let spent: Vec<(PurgeKind, String)> = items
+                        .iter()
+                        .filter(|(_, item)| item.attempt >= RETRY_DELAYS.len())
+                        .map(|(key, _)| key.clone())
+                        .collect();
+                    spent
+                        .into_iter()
+                        .filter_map(|key| items.remove_entry(&key))
+                        .collect()
+                }
+                None => std::mem::take(&mut items),
+            };
+            if !given_up.is_empty() {
+                crate::metrics::cdn_purges(name, request.kind.as_str(), "gave_up", 1);
+                let first: Vec<&str> = given_up.keys().take(3).map(|(_, k)| k.as_str()).collect();
+                tracing::error!(cdn = name, kind = request.kind.as_str(), keys = given_up.len(), first = ?first, %error, "CDN purge failed; giving up (the CDN keeps these pages until its own TTL)");
+                journal.remove(name, given_up.into_keys().collect()).await;
+            }
+            if items.is_empty() {
+                continue;
+            }
+            let attempt = items.values().map(|i| i.attempt).min().unwrap_or(0);
+            let delay = match after {
+                Some(Some(wait)) => wait,
+                _ => RETRY_DELAYS[attempt.min(RETRY_DELAYS.len() - 1)],
+            };
+            tracing::warn!(cdn = name, kind = request.kind.as_str(), keys = items.len(), %error, retry_in = ?delay, "CDN purge failed; retrying");
+            for item in items.values_mut() {
+                item.attempt += 1;
+            }
+            sequence += 1;
+            retries.insert((Instant::now() + delay, sequence), items);
         }
+    }
+}
+
+/// Tells whoever waits for `item`'s first attempt how it went (once: the waiters are taken).
+fn tell(item: &mut Item, went: bool) {
+    for waiter in item.waiting.drain(..) {
+        waiter.tried(1, went);
     }
 }
 
@@ -288,7 +361,7 @@ fn split(pending: Pending, limits: &Limits) -> Vec<(PurgeRequest, Vec<(String, I
         let fits = requests.last().is_some_and(|(request, _)| {
             request.kind == kind
                 && request.items.len() < limits.items_per_request
-                && bytes + key.len() < limits.bytes_per_request
+                && bytes + key.len() + limits.item_overhead <= limits.bytes_per_request
         });
         if !fits {
             requests.push((
@@ -301,7 +374,7 @@ fn split(pending: Pending, limits: &Limits) -> Vec<(PurgeRequest, Vec<(String, I
             bytes = 0;
         }
         let (request, items) = requests.last_mut().expect("just pushed");
-        bytes += key.len() + 1;
+        bytes += key.len() + limits.item_overhead;
         request.items.push(key.clone());
         items.push((key, item));
     }
@@ -325,6 +398,7 @@ mod tests {
             soft: true,
             items_per_request: items,
             bytes_per_request: bytes,
+            item_overhead: 1,
             budget: crate::cdn::TagBudget::DEFAULT,
         }
     }
@@ -390,5 +464,156 @@ mod tests {
         assert!(!told.await.unwrap());
         let (_, told) = Waiter::new(0);
         assert!(told.await.unwrap());
+    }
+
+    /// A CDN whose answers the test scripts (a test double for the queue's own logic: the
+    /// adapters themselves are tested against stand-ins over HTTP, tests/tests/cdn_apis.rs).
+    #[derive(Debug, Default)]
+    struct Scripted {
+        answers: Mutex<std::collections::VecDeque<Result<(), SendError>>>,
+        sent: Mutex<Vec<(Instant, PurgeRequest)>>,
+    }
+
+    impl Scripted {
+        fn answering(answers: Vec<Result<(), SendError>>) -> Arc<Scripted> {
+            Arc::new(Scripted {
+                answers: Mutex::new(answers.into()),
+                sent: Mutex::default(),
+            })
+        }
+
+        fn sent(&self) -> Vec<(Instant, PurgeRequest)> {
+            self.sent.lock().unwrap().clone()
+        }
+    }
+
+    impl Adapter for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        fn limits(&self) -> Limits {
+            limits(1, 1000)
+        }
+        fn send<'a>(
+            &'a self,
+            request: &'a PurgeRequest,
+        ) -> futures::future::BoxFuture<'a, Result<(), SendError>> {
+            self.sent
+                .lock()
+                .unwrap()
+                .push((Instant::now(), request.clone()));
+            let answer = self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()));
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn job(key: &str) -> (Job, oneshot::Receiver<bool>) {
+        let (waiter, told) = Waiter::new(1);
+        let job = Job {
+            items: vec![key.to_string()],
+            kind: PurgeKind::Soft,
+            waiter,
+        };
+        (job, told)
+    }
+
+    fn busy(seconds: u64) -> Result<(), SendError> {
+        Err(SendError::Retry {
+            error: "429".into(),
+            after: Some(Duration::from_secs(seconds)),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limit_pauses_every_request_and_tells_the_waiting_at_once() {
+        let cdn = Scripted::answering(vec![busy(10)]);
+        let (jobs, received) = mpsc::channel(16);
+        let task = tokio::spawn(run(received, cdn.clone(), Journal::default()));
+        let start = Instant::now();
+        let (a, told_a) = job("a");
+        jobs.send(a).await.unwrap();
+        assert!(!told_a.await.unwrap(), "the 429 is told as not gone");
+        // Sent during the pause: not sent before it ends, and told so at once.
+        let (b, told_b) = job("b");
+        jobs.send(b).await.unwrap();
+        assert!(!told_b.await.unwrap());
+        assert!(start.elapsed() < Duration::from_secs(1));
+        drop(jobs);
+        // The queue ends once everything went (no panic with every branch disabled).
+        task.await.unwrap();
+        let sent = cdn.sent();
+        let keys: Vec<&str> = sent.iter().map(|(_, r)| r.items[0].as_str()).collect();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert_eq!(keys[0], "a");
+        for (at, request) in &sent[1..] {
+            assert!(
+                *at - start >= Duration::from_secs(10),
+                "{request:?} sent during the pause"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_is_tried_six_times_then_given_up_and_a_refused_one_once() {
+        let failing = || {
+            Err(SendError::Retry {
+                error: "503".into(),
+                after: None,
+            })
+        };
+        let cdn = Scripted::answering((0..10).map(|_| failing()).collect());
+        let (jobs, received) = mpsc::channel(16);
+        let task = tokio::spawn(run(received, cdn.clone(), Journal::default()));
+        let (a, told) = job("a");
+        jobs.send(a).await.unwrap();
+        assert!(!told.await.unwrap());
+        drop(jobs);
+        task.await.unwrap();
+        let sent = cdn.sent();
+        assert_eq!(sent.len(), 1 + RETRY_DELAYS.len());
+        let gaps: Vec<Duration> = sent.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert_eq!(gaps, RETRY_DELAYS);
+
+        let cdn = Scripted::answering(vec![Err(SendError::Refused("400".into()))]);
+        let (jobs, received) = mpsc::channel(16);
+        let task = tokio::spawn(run(received, cdn.clone(), Journal::default()));
+        let (a, _told) = job("a");
+        jobs.send(a).await.unwrap();
+        drop(jobs);
+        task.await.unwrap();
+        assert_eq!(cdn.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn what_was_not_purged_is_sent_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = || {
+            let journal = super::super::SqliteJournal::open(dir.path()).unwrap();
+            Journal(Some(Arc::new(journal)))
+        };
+        // The CDN is down: the key waits for a retry when the process dies.
+        let down = Scripted::answering(vec![busy(3600)]);
+        let (jobs, received) = mpsc::channel(16);
+        let task = tokio::spawn(run(received, down.clone(), journal()));
+        let (a, told) = job("posts");
+        jobs.send(a).await.unwrap();
+        assert!(!told.await.unwrap());
+        task.abort();
+        let _ = task.await;
+        // The next start sends it first, with nobody waiting.
+        let up = Scripted::answering(vec![]);
+        let (jobs, received) = mpsc::channel(16);
+        let task = tokio::spawn(run(received, up.clone(), journal()));
+        drop(jobs);
+        task.await.unwrap();
+        let sent = up.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1.items, ["posts"]);
+        // Sent: nothing left for the start after.
+        let (jobs, received) = mpsc::channel::<Job>(16);
+        drop(jobs);
+        let again = Scripted::answering(vec![]);
+        run(received, again.clone(), journal()).await;
+        assert!(again.sent().is_empty());
     }
 }

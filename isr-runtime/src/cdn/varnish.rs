@@ -149,6 +149,7 @@ impl Adapter for Varnish {
             soft: true,
             items_per_request: 1_000,
             bytes_per_request: HEADER_BYTES,
+            item_overhead: 1,
             budget: TagBudget::DEFAULT,
         }
     }

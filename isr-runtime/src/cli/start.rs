@@ -84,6 +84,8 @@ impl App {
             extra_head: crate::render::live_reload_script(),
             app: self.shell.clone(),
         };
+        let store_meta_dir = store.meta_dir().to_path_buf();
+        let store_meta_dir = store_meta_dir.as_path();
         let mut engine = Engine::builder(routes, Arc::new(store))
             .options(config.engine)
             .documents(Arc::new(shell.clone()))
@@ -94,7 +96,12 @@ impl App {
         if !config.cdns.is_empty() {
             let names: Vec<&str> = config.cdns.iter().map(|cdn| cdn.name()).collect();
             tracing::info!(cdns = ?names, "CDN purging on: changed pages are purged at these CDNs");
-            engine = engine.page_changes(crate::cdn::CdnPurger::start(config.cdns.clone()));
+            let journal = crate::cdn::SqliteJournal::open(store_meta_dir)
+                .map_err(|error| tracing::warn!(%error, "CDN purge journal unavailable: purges not yet sent are lost on a restart"))
+                .ok()
+                .map(|journal| Arc::new(journal) as Arc<dyn crate::cdn::PurgeJournal>);
+            engine =
+                engine.page_changes(crate::cdn::CdnPurger::start(config.cdns.clone(), journal));
         }
         let engine = engine.open().await.map_err(|error| {
             Stop::failure(format!(
