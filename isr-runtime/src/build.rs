@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// How the build runs.
 ///
 /// ```
-/// let options = isr::BuildOptions { jobs: 8, keep_going: false, progress: false };
+/// let options = isr::BuildOptions { jobs: 8, keep_going: false, progress: false, tag_budget: None };
 /// assert_eq!(options.jobs, 8);
 /// ```
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +26,9 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// Show a progress bar (it hides itself when stderr is not a terminal).
     pub progress: bool,
+    /// The tag budget of the CDNs in front, if any: the build warns once per route whose
+    /// pages' tags overflow it ([`crate::cdn::warn_tag_overflow`]).
+    pub tag_budget: Option<crate::cdn::TagBudget>,
 }
 
 impl Default for BuildOptions {
@@ -34,6 +37,7 @@ impl Default for BuildOptions {
             jobs: default_jobs(),
             keep_going: false,
             progress: true,
+            tag_budget: None,
         }
     }
 }
@@ -297,6 +301,9 @@ pub async fn build(engine: &Arc<Engine>, options: BuildOptions) -> Result<BuildR
             message: format!("could not remove old pages: {e}"),
         }],
     })?;
+    if let Some(budget) = options.tag_budget {
+        crate::cdn::warn_tag_overflow(engine, budget);
+    }
     Ok(BuildReport {
         routes,
         failures,

@@ -404,8 +404,10 @@ fn route_row(r: RouteRow) -> impl IntoView {
     }
 }
 
-/// The invalidation mode of a revalidate form (`selected` chosen): regenerate now, mark stale,
-/// mark expired, or auto (regenerate what was requested lately, mark the rest stale).
+/// The options of a revalidate form: the invalidation mode (`selected` chosen: regenerate
+/// now, mark stale, mark expired, or auto: regenerate what was requested lately, mark the rest
+/// stale), soft or hard CDN purges, and whether the notice waits for the CDN to serve the new
+/// pages (`--cdn-url`).
 fn mode_select(selected: crate::revalidate::InvalidationMode) -> impl IntoView {
     view! {
         <select name="mode" title="invalidation mode">
@@ -413,6 +415,14 @@ fn mode_select(selected: crate::revalidate::InvalidationMode) -> impl IntoView {
                 .iter()
                 .map(|mode| view! { <option value=mode.as_str() selected=*mode == selected>{mode.as_str()}</option> })
                 .collect_view()}
+        </select>
+        <select name="purge" title="CDN purge: soft (served while refetched) or hard">
+            <option value="soft" selected=true>"soft purge"</option>
+            <option value="hard">"hard purge"</option>
+        </select>
+        <select name="wait" title="answer when isr has the pages, or when the CDN serves them">
+            <option value="origin" selected=true>"wait: origin"</option>
+            <option value="edge">"wait: edge"</option>
         </select>
     }
 }

@@ -595,6 +595,7 @@ async fn an_aborted_build_still_writes_and_syncs_what_it_built() {
         jobs: 2,
         keep_going: false,
         progress: false,
+        tag_budget: None,
     };
     let build = tokio::spawn({
         let engine = engine.clone();

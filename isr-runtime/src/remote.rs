@@ -33,6 +33,10 @@ pub(crate) enum RemoteCommand {
         tags: Vec<String>,
         /// `auto`, `regenerate`, `stale` or `expire`; `None`: the API's default (`auto`).
         mode: Option<String>,
+        /// `soft` or `hard`; `None`: the API's default (`soft`).
+        purge: Option<String>,
+        /// `origin` or `edge`; `None`: the API's default (`origin`).
+        wait: Option<String>,
     },
 }
 
@@ -105,10 +109,18 @@ async fn execute(remote: &Remote, command: &RemoteCommand) -> Result<String, Fai
                 pages_text(&list)
             })
         }
-        RemoteCommand::Revalidate { paths, tags, mode } => {
+        RemoteCommand::Revalidate {
+            paths,
+            tags,
+            mode,
+            purge,
+            wait,
+        } => {
             let mut body = serde_json::json!({ "paths": paths, "tags": tags });
-            if let Some(mode) = mode {
-                body["mode"] = mode.as_str().into();
+            for (field, value) in [("mode", mode), ("purge", purge), ("wait", wait)] {
+                if let Some(value) = value {
+                    body[field] = value.as_str().into();
+                }
             }
             let answer = call(remote, "POST", "/_isr/api/revalidate", Some(body)).await?;
             let failed = answer["results"]
@@ -376,6 +388,30 @@ fn revalidate_text(answer: &Value) -> String {
             .map(|(outcome, n)| format!("{n} {}", outcome.replace('_', " ")))
             .collect();
         text.push_str(&counts.join(", "));
+        text.push('\n');
+    }
+    if let Some(edge) = answer.get("edge") {
+        let live = edge["live"].as_array().map_or(0, Vec::len);
+        let slowest = edge["live"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["seconds"].as_f64())
+            .fold(0.0, f64::max);
+        text.push_str(&format!("edge: {live} live (slowest {slowest:.3} s)"));
+        let missed: Vec<&str> = edge["missed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !missed.is_empty() {
+            text.push_str(&format!(
+                ", not served new within {} s: {}",
+                edge["deadline_seconds"],
+                missed.join(" ")
+            ));
+        }
         text.push('\n');
     }
     text

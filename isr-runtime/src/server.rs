@@ -77,6 +77,8 @@ struct AppState {
     preview: Option<Arc<crate::preview::PreviewKey>>,
     /// Preview renders that may run now ([`preview::MAX_PREVIEW_RENDERS`]).
     preview_renders: Arc<tokio::sync::Semaphore>,
+    /// Asks the CDN whether it serves new versions (`"wait": "edge"`); `None`: no `--cdn-url`.
+    edge: Option<Arc<crate::cdn::EdgeCheck>>,
 }
 
 /// The app's own documents for `404` and `503` answers (rendered at start, in its layouts);
@@ -169,6 +171,10 @@ pub struct ServerOptions {
     pub sitemap: bool,
     /// The origin of the sitemap's links; `None`: the origin each request was sent to.
     pub public_url: Option<crate::site::SiteUrl>,
+    /// Where the CDN in front serves the site: a revalidation with `"wait": "edge"` answers
+    /// once GETs there serve the new versions ([`crate::cdn::edge`]); `None`: such a
+    /// request is refused (400).
+    pub cdn_url: Option<crate::site::SiteUrl>,
     /// The app's `404` and `503` documents.
     pub status_pages: StatusPages,
     /// The shell of isr's own pages (the dashboard): the app's head and content security
@@ -261,6 +267,9 @@ pub fn unchecked_router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         public: Arc::new(options.public),
         preview: options.preview.map(Arc::new),
         preview_renders: Arc::new(tokio::sync::Semaphore::new(preview::MAX_PREVIEW_RENDERS)),
+        edge: options
+            .cdn_url
+            .map(|url| Arc::new(crate::cdn::EdgeCheck::new(url))),
     };
     crate::metrics::register_auth_failures();
     let operator = Router::new().route("/_isr/revalidate", any(revalidate_endpoint));
@@ -676,7 +685,7 @@ async fn revalidate_endpoint(
         state.auth.failed(Endpoint::Revalidate, &client, guessed);
         return unauthorized();
     }
-    revalidate_request(&state.engine, request).await
+    revalidate_request(&state, request).await
 }
 
 fn unauthorized() -> Response {
@@ -689,7 +698,8 @@ fn unauthorized() -> Response {
 
 /// The body of an authorised revalidation request: checks the size (413), then the JSON
 /// (400), then revalidates (200 with the results, or 202 over [`MAX_AWAITED_PAGES`]).
-async fn revalidate_request(engine: &Arc<Engine>, request: Request) -> Response {
+async fn revalidate_request(state: &AppState, request: Request) -> Response {
+    let engine = &state.engine;
     // Before the body is read: a client that sent `Expect: 100-continue` gets the 413 instead
     // of `100 Continue` (hyper sends that only when the body is first read).
     let declared = request
@@ -715,10 +725,26 @@ async fn revalidate_request(engine: &Arc<Engine>, request: Request) -> Response 
             )
         }
     };
+    let edge = match (parsed.wait, &state.edge) {
+        (crate::revalidate::Wait::Origin, _) => None,
+        (crate::revalidate::Wait::Edge, Some(edge)) => Some(edge),
+        (crate::revalidate::Wait::Edge, None) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "\"wait\": \"edge\" needs the CDN's address: --cdn-url / ISR_CDN_URL",
+            )
+        }
+    };
     match crate::revalidate::start(engine, &parsed, MAX_AWAITED_PAGES).await {
         Revalidation::Done(results) => {
             let counts = crate::revalidate::counts(&results);
-            axum::Json(serde_json::json!({ "results": results, "counts": counts })).into_response()
+            let Some(edge) = edge else {
+                return axum::Json(serde_json::json!({ "results": results, "counts": counts }))
+                    .into_response();
+            };
+            let report = edge_report(engine, edge, &results, parsed.edge_deadline()).await;
+            axum::Json(serde_json::json!({ "results": results, "counts": counts, "edge": report }))
+                .into_response()
         }
         Revalidation::Accepted { accepted } => (
             StatusCode::ACCEPTED,
@@ -726,6 +752,25 @@ async fn revalidate_request(engine: &Arc<Engine>, request: Request) -> Response 
         )
             .into_response(),
     }
+}
+
+/// Waits until the CDN serves the new version of every page `results` regenerated (the etag
+/// the origin now has for it), or `deadline`.
+async fn edge_report(
+    engine: &Arc<Engine>,
+    edge: &crate::cdn::EdgeCheck,
+    results: &[crate::RevalidationResult],
+    deadline: Duration,
+) -> crate::cdn::EdgeReport {
+    let pages: Vec<(String, String)> = results
+        .iter()
+        .filter(|r| r.outcome == crate::RevalidationOutcome::Regenerated)
+        .filter_map(|r| {
+            let (_, key, _) = engine.routes().resolve_key(&r.path)?;
+            Some((key.to_url_path(), engine.etag_hex(&key)?))
+        })
+        .collect();
+    edge.wait(pages, deadline).await
 }
 
 async fn read_limited(body: Body) -> Result<Bytes, Response> {

@@ -34,12 +34,16 @@ struct Seen {
     verdict: Result<(), String>,
     /// The keys (tags, paths) it named.
     keys: Vec<String>,
+    /// Fastly: whether it asked for a soft purge (`Fastly-Soft-Purge: 1`).
+    soft: bool,
 }
 
 #[derive(Clone, Default)]
 struct StandIn {
     seen: Arc<Mutex<Vec<Seen>>>,
     authority: Arc<Mutex<String>>,
+    /// While set, every vendor answers `503` (its API is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl StandIn {
@@ -138,11 +142,19 @@ fn check(
     // signed as https://techdocs.akamai.com/developer/docs/authenticate-with-edgegrid says.
     if path.starts_with("/ccu/v3/") {
         let objects = strings(&json["objects"]);
+        // Akamai's cache tags: at most 128 characters of A-Za-z0-9 and !#$%'+./^_`|~-.
+        let valid_tag = |tag: &String| {
+            tag.len() <= 128
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%'+./^_`|~-".contains(&b))
+        };
         let verdict = expect(
             path == "/ccu/v3/invalidate/tag/production" || path == "/ccu/v3/delete/tag/production",
             "path",
         )
         .and(expect(!objects.is_empty(), "objects"))
+        .and(expect(objects.iter().all(valid_tag), "tag characters"))
         .and(expect(body.len() <= 50_000, "body size"))
         .and(edgegrid_valid(
             header(headers, "authorization"),
@@ -284,9 +296,13 @@ async fn answer(
         path: uri.path().to_owned(),
         verdict: verdict.clone(),
         keys: keys.clone(),
+        soft: header(&headers, "fastly-soft-purge") == "1",
     });
     if let Err(why) = verdict {
         return (StatusCode::BAD_REQUEST, why).into_response();
+    }
+    if stand_in.down.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -451,12 +467,15 @@ async fn every_vendor_gets_its_documented_request_and_each_queue_retries_on_its_
         .path
         .starts_with("/ccu/v3/invalidate/"));
     assert!(stand_in.requests("unknown").is_empty());
+    assert!(stand_in.requests("fastly")[1].soft, "Fastly-Soft-Purge: 1");
     // No secret in the logs.
     let log = server.stderr_text();
     for secret in [
         FASTLY_TOKEN,
         CLOUDFLARE_TOKEN,
+        AKAMAI_CLIENT_TOKEN,
         AKAMAI_CLIENT_SECRET,
+        AKAMAI_ACCESS_TOKEN,
         AWS_SECRET,
     ] {
         assert!(!log.contains(secret), "{secret} logged");
@@ -479,10 +498,64 @@ async fn every_vendor_gets_its_documented_request_and_each_queue_retries_on_its_
     assert!(stand_in.requests("akamai")[2]
         .path
         .starts_with("/ccu/v3/delete/"));
+    assert!(
+        !stand_in.requests("fastly")[2].soft,
+        "no Fastly-Soft-Purge on a hard purge"
+    );
     assert_eq!(
         stand_in.requests("cloudfront")[2].keys,
         ["/blog/what-is-isr"]
     );
+    drop(server);
+    server_task.abort();
+}
+
+#[tokio::test]
+async fn purges_the_cdn_api_did_not_take_are_sent_after_a_restart() {
+    let (stand_in, base, server_task) = start_stand_in().await;
+    stand_in
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let fx = Fixture::new();
+    let args = ["--fastly-service", "svc-1", "--fastly-api", &base];
+    let envs = [("ISR_FASTLY_TOKEN", FASTLY_TOKEN)];
+    let mut server = BlogServer::start(&fx, &args, &envs);
+    let answer = server
+        .revalidate(&json!({ "tags": ["posts"], "mode": "stale" }))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // The API is down: the first attempt failed.
+    poll_until("a failed Fastly purge", Duration::from_secs(20), || async {
+        let failed = server.metrics().await.sum(
+            "isr_cdn_purges_total",
+            &[("cdn", "fastly"), ("outcome", "error")],
+        );
+        (failed >= 1.0).then_some(())
+    })
+    .await;
+    // Killed with the purge pending; the API comes back.
+    server.stop_with("KILL");
+    drop(server);
+    let tried = stand_in.requests("fastly").len();
+    stand_in
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let server = BlogServer::start(&fx, &args, &envs);
+    poll_until(
+        "the pending purge sent after the restart",
+        Duration::from_secs(20),
+        || async {
+            let sent = stand_in.requests("fastly");
+            sent[tried..]
+                .iter()
+                .any(|r| r.keys == ["posts"] && r.verdict.is_ok())
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(server
+        .stderr_text()
+        .contains("sending the CDN purges left at the last stop"));
     drop(server);
     server_task.abort();
 }

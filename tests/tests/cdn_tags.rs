@@ -10,6 +10,7 @@ use serde_json::json;
 const POST: &str = "/blog/what-is-isr";
 const POST_SLUG: &str = "what-is-isr";
 const POST_OLD_TEXT: &str = "No content frozen forever.";
+const FEED: &str = "/blog/feed.xml";
 
 /// Posts added to the fixture's, so that the tag `posts` names about 1,000 pages.
 const EXTRA_POSTS: usize = 990;
@@ -42,6 +43,12 @@ async fn a_tag_of_a_thousand_pages_is_one_soft_purge_and_the_edge_serves_stale_w
     let cached = through(&varnish, POST, &[]).await;
     assert!(cached.body.contains(POST_OLD_TEXT));
     assert!(through(&varnish, POST, &[]).await.varnish_hit());
+    // Another page of the tag at the edge, kept there for 60 s unless purged.
+    assert!(through(&varnish, FEED, &[])
+        .await
+        .body
+        .contains(POST_OLD_TEXT));
+    assert!(through(&varnish, FEED, &[]).await.varnish_hit());
 
     fx.edit_post(POST_SLUG, POST_OLD_TEXT, "Soft-purged edit 5e1b.");
     let before = purges(&server.metrics().await, "soft");
@@ -81,6 +88,18 @@ async fn a_tag_of_a_thousand_pages_is_one_soft_purge_and_the_edge_serves_stale_w
         );
         assert!(edge.varnish_hit());
     }
+    // The same one request reached the feed's object: it carries the edit well within its
+    // 60-second window.
+    poll_until("the new feed through the edge", POLL_DEADLINE, || async {
+        let edge = through(&varnish, FEED, &[]).await;
+        edge.body.contains("Soft-purged edit 5e1b.").then_some(())
+    })
+    .await;
+    assert_eq!(purges(&server.metrics().await, "soft") - before, 1.0);
+    eprintln!(
+        "tag `posts`: {} pages revalidated, 1 purge request",
+        results.len()
+    );
 }
 
 #[tokio::test]
@@ -107,4 +126,80 @@ async fn an_expire_invalidation_is_a_hard_purge_the_next_edge_request_waits_for(
     let edge = through(&varnish, POST, &[]).await;
     assert!(edge.body.contains("Expired edit 77c0."), "{}", edge.status);
     assert!(!edge.varnish_hit());
+}
+
+/// The blog behind Varnish, purging it (or not) and asking it for `"wait": "edge"`.
+fn blog_with_edge_url(fx: &Fixture, purge: bool) -> (BlogServer, Varnish) {
+    varnish::in_front_of(|port| {
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut args = vec!["--cdn-url", endpoint.as_str()];
+        if purge {
+            args.extend(["--cdn-purge", endpoint.as_str()]);
+        }
+        BlogServer::start(fx, &args, &[])
+    })
+}
+
+#[tokio::test]
+async fn wait_edge_answers_once_the_cdn_serves_the_new_page_or_says_which_did_not() {
+    let fx = Fixture::new();
+    let (server, varnish) = blog_with_edge_url(&fx, true);
+    assert!(through(&varnish, POST, &[])
+        .await
+        .body
+        .contains(POST_OLD_TEXT));
+    fx.edit_post(POST_SLUG, POST_OLD_TEXT, "Live everywhere 41d9.");
+    let answer = server
+        .revalidate(&json!({ "paths": [POST], "mode": "regenerate", "wait": "edge" }))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    let live = body["edge"]["live"].as_array().unwrap();
+    assert_eq!(live.len(), 1, "{body}");
+    assert_eq!(live[0]["path"], POST);
+    let seconds = live[0]["seconds"].as_f64().unwrap();
+    eprintln!("edge propagation of {POST}: {seconds} s");
+    assert!((0.0..30.0).contains(&seconds), "{seconds}");
+    assert_eq!(body["edge"]["missed"], json!([]));
+    // Live means live: the edge serves the new page now.
+    assert!(through(&varnish, POST, &[]).await.body.contains("41d9"));
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metrics.sum("isr_cdn_propagation_seconds_count", &[]),
+        1.0,
+        "one page's propagation recorded"
+    );
+}
+
+#[tokio::test]
+async fn wait_edge_names_the_pages_the_cdn_did_not_serve_new_in_time() {
+    let fx = Fixture::new();
+    // No purging: the edge keeps its copy for the page's window (5 s).
+    let (server, varnish) = blog_with_edge_url(&fx, false);
+    assert!(through(&varnish, POST, &[])
+        .await
+        .body
+        .contains(POST_OLD_TEXT));
+    fx.edit_post(POST_SLUG, POST_OLD_TEXT, "Not yet at the edge 9a0e.");
+    let answer = server
+        .revalidate(&json!({
+            "paths": [POST], "mode": "regenerate", "wait": "edge", "wait_seconds": 1
+        }))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(body["edge"]["missed"], json!([POST]), "{body}");
+    assert_eq!(body["edge"]["live"], json!([]));
+    assert_eq!(body["edge"]["deadline_seconds"], 1);
+}
+
+#[tokio::test]
+async fn wait_edge_without_a_cdn_url_is_a_clear_400() {
+    let fx = Fixture::new();
+    let server = BlogServer::start(&fx, &[], &[]);
+    let answer = server
+        .revalidate(&json!({ "paths": [POST], "wait": "edge" }))
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.body.contains("--cdn-url"), "{}", answer.body);
 }

@@ -651,3 +651,55 @@ async fn a_mark_made_on_one_instance_holds_on_the_others_and_on_one_that_was_dow
         .await;
     }
 }
+
+/// CDN purges sent by every instance (`isr_cdn_purges_total`, Varnish, `ok`), summed.
+async fn purges_sent(cluster: &Cluster) -> f64 {
+    let mut total = 0.0;
+    for server in &cluster.instances {
+        total += server.metrics().await.sum(
+            "isr_cdn_purges_total",
+            &[("cdn", "varnish"), ("outcome", "ok")],
+        );
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_regenerated_once_in_the_cluster_is_purged_once() {
+    // Every instance purges one real Varnish (in front of `a`).
+    let port = isr_tests::free_port();
+    let purge = format!("http://127.0.0.1:{port}");
+    let envs: &[(&str, &str)] = &[("ISR_CDN_PURGE", &purge)];
+    let cluster = Cluster::start(&[("a", envs), ("b", envs), ("c", envs)]);
+    let _varnish = isr_tests::varnish::Varnish::start(port, cluster.get("a").addr());
+    let before = purges_sent(&cluster).await;
+    until_slow3_is_stale(&cluster).await;
+    let runs = cluster.loader_runs("/slow3").await;
+    let answers = cluster.spread("/slow3", 60, 30).await;
+    assert!(answers.iter().all(|r| r.status == 200));
+    for server in &cluster.instances {
+        let deadline = Instant::now() + PROPAGATION_DEADLINE;
+        while server.get("/slow3").await.header("x-isr-cache") != Some("HIT") {
+            assert!(
+                Instant::now() < deadline,
+                "{} never fresh again",
+                server.base_url()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(cluster.loader_runs("/slow3").await - runs, 1.0);
+    // A barrier per instance: its queue sends in order, so once a purge asked now went, any
+    // purge the new /slow3 made it queue went before.
+    for server in &cluster.instances {
+        let answer = server
+            .revalidate(&serde_json::json!({ "paths": ["/page"], "mode": "regenerate" }))
+            .await;
+        assert!(answer.body.contains("\"purged\":true"), "{}", answer.body);
+    }
+    assert_eq!(
+        purges_sent(&cluster).await - before,
+        1.0 + 3.0,
+        "one purge for the one new /slow3 (by the instance that made it), one per barrier"
+    );
+}

@@ -314,6 +314,17 @@ impl Engine {
         self.announce(Change::page(key.clone(), purge))
     }
 
+    /// The 32 hex digits of the etag of the version of `key` the page table holds, when it is
+    /// a page (what a CDN serving it sends in its `ETag`, quoted, with a suffix per encoding).
+    pub fn etag_hex(&self, key: &PageKey) -> Option<String> {
+        match self.table.snapshot(key.as_str())?.kind {
+            crate::model::PageKind::Page { etag, .. } => {
+                Some(String::from_utf8_lossy(&etag.hex()).into_owned())
+            }
+            _ => None,
+        }
+    }
+
     /// Changes whenever a page is committed or removed: what a document made from the page
     /// table (the sitemap) is valid for.
     pub fn table_stamp(&self) -> (u64, usize) {

@@ -40,6 +40,55 @@ pub struct RevalidateRequest {
     /// hard.
     #[serde(default)]
     pub purge: PurgeKind,
+    /// When to answer: once isr has the new versions (default), or once the CDN in front
+    /// serves them too ([`Wait::Edge`], the server's `--cdn-url`).
+    #[serde(default)]
+    pub wait: Wait,
+    /// With [`Wait::Edge`]: the longest wait for the edge, in seconds (default
+    /// [`EDGE_WAIT_DEFAULT_SECONDS`], at most [`EDGE_WAIT_MAX_SECONDS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u64>,
+}
+
+/// What an on-demand revalidation's answer waits for.
+///
+/// ```
+/// let req: isr::RevalidateRequest = serde_json::from_str(r#"{"tags":["posts"],"wait":"edge"}"#).unwrap();
+/// assert_eq!(req.wait, isr::revalidate::Wait::Edge);
+/// assert_eq!(isr::RevalidateRequest::default().wait, isr::revalidate::Wait::Origin);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
+    /// isr serves the new versions (every regeneration done, every mark made).
+    #[default]
+    Origin,
+    /// A GET through the CDN serves the new version of every regenerated page (its `ETag`),
+    /// or the deadline passed: the answer says how long each page took and which did not
+    /// make it.
+    Edge,
+}
+
+/// The wait for the edge unless the request says otherwise.
+pub const EDGE_WAIT_DEFAULT_SECONDS: u64 = 30;
+
+/// The longest wait for the edge a request may ask for.
+pub const EDGE_WAIT_MAX_SECONDS: u64 = 300;
+
+impl RevalidateRequest {
+    /// The edge deadline of this request (with [`Wait::Edge`]).
+    ///
+    /// ```
+    /// let req = isr::RevalidateRequest { wait_seconds: Some(9_999), ..Default::default() };
+    /// assert_eq!(req.edge_deadline().as_secs(), isr::revalidate::EDGE_WAIT_MAX_SECONDS);
+    /// ```
+    pub fn edge_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.wait_seconds
+                .unwrap_or(EDGE_WAIT_DEFAULT_SECONDS)
+                .min(EDGE_WAIT_MAX_SECONDS),
+        )
+    }
 }
 
 impl RevalidateRequest {
@@ -742,6 +791,8 @@ impl Revalidator {
             tags: vec![tag.to_string()],
             mode: InvalidationMode::Regenerate,
             purge: PurgeKind::Soft,
+            wait: Default::default(),
+            wait_seconds: None,
         };
         Ok(revalidate(&self.engine()?, &request).await)
     }
@@ -817,6 +868,8 @@ pub(crate) async fn revalidate_one(engine: &Arc<Engine>, path: &str) -> Revalida
         tags: Vec::new(),
         mode: InvalidationMode::Regenerate,
         purge: PurgeKind::Soft,
+        wait: Default::default(),
+        wait_seconds: None,
     };
     let result = revalidate(engine, &request).await.into_iter().next();
     // One path is never "accepted" for later; no result only when the work itself was lost

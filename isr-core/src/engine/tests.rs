@@ -590,6 +590,8 @@ async fn tag_revalidation_regenerates_encoded_keys_as_they_are() {
         tags: vec!["case:sale%20now".into(), "case:sale%20now".into()],
         mode: crate::revalidate::InvalidationMode::Regenerate,
         purge: Default::default(),
+        wait: Default::default(),
+        wait_seconds: None,
     };
     let results = crate::revalidate::revalidate(&h.engine, &request).await;
     assert_eq!(results.len(), 1, "{results:?}");
@@ -658,6 +660,8 @@ async fn tag_revalidation_while_loading_covers_pages_not_loaded_yet() {
         tags: vec!["edited".into()],
         mode: crate::revalidate::InvalidationMode::Regenerate,
         purge: Default::default(),
+        wait: Default::default(),
+        wait_seconds: None,
     };
     let results = crate::revalidate::revalidate(&h.engine, &request).await;
     assert_eq!(results.len(), 3, "{results:?}");
@@ -690,6 +694,8 @@ async fn on_demand_work_finishes_when_the_caller_goes_away() {
             tags: vec![],
             mode: crate::revalidate::InvalidationMode::Regenerate,
             purge: Default::default(),
+            wait: Default::default(),
+            wait_seconds: None,
         };
         crate::revalidate::start(&engine, &request, usize::MAX).await
     });
@@ -731,6 +737,8 @@ async fn concurrent_tag_revalidations_are_merged_per_page() {
         tags: vec!["t".into()],
         mode: crate::revalidate::InvalidationMode::Regenerate,
         purge: Default::default(),
+        wait: Default::default(),
+        wait_seconds: None,
     };
     let calls: Vec<_> = (0..56)
         .map(|_| {
@@ -1234,6 +1242,8 @@ async fn invalidate(
         tags: tags.iter().map(|t| t.to_string()).collect(),
         mode,
         purge: Default::default(),
+        wait: Default::default(),
+        wait_seconds: None,
     };
     crate::revalidate::revalidate(&h.engine, &request).await
 }

@@ -271,3 +271,61 @@ pub struct TagHeaders {
     /// The limits of the CDNs in front.
     pub budget: TagBudget,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PurgeKind;
+    use crate::route::test_key;
+
+    fn page(key: &str, tags: Option<&[&str]>) -> ChangedPage {
+        ChangedPage {
+            key: test_key(key),
+            tags: tags.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn a_tag_purge_reaches_by_path_the_pages_whose_headers_left_the_tag_out() {
+        // Two keys an object: the first tag and the path; `posts` comes second on /b.
+        let budget = TagBudget {
+            tags_per_object: 2,
+            ..TagBudget::DEFAULT
+        };
+        let change = Change {
+            pages: vec![
+                page("/a", Some(&["posts"])),
+                page("/b", Some(&["featured", "posts"])),
+                page("/c", None),
+            ],
+            tags: vec!["posts".into()],
+            purge: PurgeKind::Soft,
+        };
+        let keys: Vec<String> = purge_keys(&change, budget)
+            .iter()
+            .map(|k| k.key().to_owned())
+            .collect();
+        // /a carries `posts`; /b does not (left out); /c's tags are unknown.
+        assert_eq!(keys, ["posts", "/b", "/c"]);
+        let (header, overflowed) = page_keys(&["featured".into(), "posts".into()], "/b", budget);
+        assert_eq!(header, ["featured", "/b"]);
+        assert!(overflowed);
+    }
+
+    #[test]
+    fn long_keys_are_hashed_the_same_in_headers_and_purges() {
+        let long = format!("/p/{}", "x".repeat(200));
+        let (header, _) = page_keys(&[], &long, TagBudget::DEFAULT);
+        assert!(header[0].starts_with("isr-h-"), "{header:?}");
+        let change = Change {
+            pages: vec![page(&long, Some(&[]))],
+            tags: Vec::new(),
+            purge: PurgeKind::Hard,
+        };
+        let purged = purge_keys(&change, TagBudget::DEFAULT);
+        assert_eq!(purged[0].key(), header[0]);
+        // The URL stays whole for CDNs that invalidate by URL.
+        assert!(matches!(&purged[0], EdgeKey::Path { url, .. } if *url == long));
+        assert_eq!(purge_paths(&change), [long]);
+    }
+}

@@ -18,6 +18,7 @@ mod api;
 pub mod cloudflare;
 #[cfg(feature = "cdn-apis")]
 pub mod cloudfront;
+pub mod edge;
 #[cfg(feature = "cdn-apis")]
 pub mod fastly;
 pub mod journal;
@@ -28,6 +29,7 @@ pub mod varnish;
 
 #[cfg(feature = "cdn-apis")]
 pub use api::{ApiBase, Secret};
+pub use edge::{EdgeCheck, EdgeReport};
 pub use journal::{PurgeJournal, SqliteJournal};
 pub use keys::{
     page_keys, path_key, purge_keys, purge_paths, tag_key, EdgeKey, TagBudget, TagHeaders,
@@ -160,6 +162,56 @@ impl CdnPurger {
     pub fn tag_headers(&self, cache_tag: bool) -> TagHeaders {
         self::tag_headers(self.queues.iter().map(|q| (q.name, q.limits)), cache_tag)
     }
+}
+
+/// Routes some of whose stored pages carry more tags than `budget` lets their headers hold,
+/// sorted, with one warning logged per route: purges of the tags left out still reach those
+/// pages, by their paths, but a tag purge no longer covers them in one request. The build
+/// calls it when CDNs are configured ([`crate::BuildOptions::tag_budget`]).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let engine = isr::__private::example_engine(isr::__private::example_routes(&["/blog/:slug"])).await;
+/// engine.request("/blog/a").await; // tagged `example`
+/// let budget = isr::cdn::TagBudget { tags_per_object: 1, ..isr::cdn::TagBudget::DEFAULT };
+/// assert_eq!(isr::cdn::warn_tag_overflow(&engine, budget), ["/blog/:slug"]);
+/// assert!(isr::cdn::warn_tag_overflow(&engine, isr::cdn::TagBudget::DEFAULT).is_empty());
+/// # }
+/// ```
+pub fn warn_tag_overflow(engine: &crate::Engine, budget: TagBudget) -> Vec<&'static str> {
+    let mut overflowed: std::collections::BTreeMap<&'static str, (usize, String)> =
+        std::collections::BTreeMap::new();
+    let mut query = crate::engine::PageQuery {
+        limit: crate::engine::MAX_LIST_LIMIT,
+        ..crate::engine::PageQuery::default()
+    };
+    loop {
+        let list = engine.list_pages(&query);
+        for page in &list.pages {
+            if page_keys(&page.tags, &page.key, budget).1 {
+                let entry = overflowed
+                    .entry(page.route)
+                    .or_insert_with(|| (0, page.path.clone()));
+                entry.0 += 1;
+            }
+        }
+        match list.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    for (route, (pages, example)) in &overflowed {
+        tracing::warn!(
+            route,
+            pages,
+            example = %example,
+            max_keys = budget.tags_per_object,
+            max_header_bytes = budget.header_bytes,
+            "pages of this route carry more tags than the CDNs take: the tags past the budget are left out of their headers (purges of those tags reach these pages by their paths)"
+        );
+    }
+    overflowed.into_keys().collect()
 }
 
 /// The headers pages carry for CDNs (`name`, `limits`): `cache-tag` for Cloudflare and

@@ -101,6 +101,10 @@ pub(super) struct Cli {
     #[arg(long, env = "ISR_CLOUDFRONT_API", global = true, value_name = "URL")]
     pub(super) cloudfront_api: Option<String>,
 
+    /// Where the CDN serves the site (e.g. https://www.example.com): on-demand revalidations with `"wait": "edge"` answer once GETs there serve the new pages
+    #[arg(long, env = "ISR_CDN_URL", global = true, value_name = "URL")]
+    pub(super) cdn_url: Option<String>,
+
     /// Also send `cache-tag` (tags and path, comma-separated) for CDNs that purge by it
     #[arg(long, env = "ISR_CACHE_TAG", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub(super) cache_tag: bool,
@@ -257,6 +261,14 @@ pub(super) enum Invocation {
         /// request waits for the new version [default: auto]
         #[arg(long, value_parser = ["auto", "regenerate", "stale", "expire"])]
         mode: Option<String>,
+        /// How the CDNs drop their copies: soft (marked stale, served while they refetch) or
+        /// hard [default: soft]
+        #[arg(long, value_parser = ["soft", "hard"])]
+        purge: Option<String>,
+        /// Answer once isr has the new pages (origin), or once the CDN serves them too (edge:
+        /// needs the site's --cdn-url) [default: origin]
+        #[arg(long, value_parser = ["origin", "edge"])]
+        wait: Option<String>,
     },
     /// Print a signed preview link for a page: it opens the page with drafts shown, until it
     /// expires (needs ISR_PREVIEW_SECRET)
@@ -348,12 +360,16 @@ pub(super) fn remote_command(cli: &Cli) -> Option<(&RemoteArgs, crate::remote::R
             paths,
             tags,
             mode,
+            purge,
+            wait,
         } => Some((
             remote,
             RemoteCommand::Revalidate {
                 paths: paths.clone(),
                 tags: tags.clone(),
                 mode: mode.clone(),
+                purge: purge.clone(),
+                wait: wait.clone(),
             },
         )),
         Invocation::Build

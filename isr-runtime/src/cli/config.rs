@@ -14,6 +14,8 @@ pub(super) struct Config {
     pub(super) site_url: crate::site::SiteUrl,
     /// `--public-url` as given.
     pub(super) public_url: Option<crate::site::SiteUrl>,
+    /// `--cdn-url`: where `"wait": "edge"` asks the CDN.
+    pub(super) cdn_url: Option<crate::site::SiteUrl>,
     pub(super) site_root: PathBuf,
     /// The `public/` folder to serve, if any ([`crate::public`]).
     pub(super) public_dir: Option<PathBuf>,
@@ -115,6 +117,14 @@ impl App {
             "a whole number from 1 to 1000000",
         )?
         .map_or(crate::server::auth_limit::MAX_FAILURES, |n| n as u32);
+        let cdn_url = cli
+            .cdn_url
+            .as_deref()
+            .map(|url| {
+                crate::site::SiteUrl::parse(url)
+                    .map_err(|e| format!("invalid --cdn-url / ISR_CDN_URL: {e}"))
+            })
+            .transpose()?;
         let public_url = cli
             .public_url
             .as_deref()
@@ -174,12 +184,21 @@ impl App {
             addr,
             site_url,
             public_url,
+            cdn_url,
             site_root,
             public_dir,
             build: BuildOptions {
                 jobs,
                 keep_going: cli.keep_going,
                 progress: true,
+                // The CDNs' budget: the build warns about routes whose tags overflow it.
+                tag_budget: (!cdns.is_empty()).then(|| {
+                    crate::cdn::tag_headers(
+                        cdns.iter().map(|cdn| (cdn.name(), cdn.limits())),
+                        false,
+                    )
+                    .budget
+                }),
             },
             revalidate_secret,
             admin_token,

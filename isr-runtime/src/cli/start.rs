@@ -291,6 +291,7 @@ impl App {
             admin_token: config.admin_token.clone(),
             sitemap: self.sitemap,
             public_url: config.public_url.clone(),
+            cdn_url: config.cdn_url.clone(),
             status_pages,
             shell: shell.clone(),
             #[cfg(feature = "metrics")]

@@ -188,7 +188,7 @@ async fn revalidate(
     if let Some(refusal) = refusal(&state, &client, request.headers(), true) {
         return refusal;
     }
-    super::revalidate_request(&state.engine, request).await
+    super::revalidate_request(&state, request).await
 }
 
 async fn no_such_call(

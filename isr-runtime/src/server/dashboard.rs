@@ -267,6 +267,12 @@ struct ActionForm {
     /// The invalidation mode (`auto` when absent).
     #[serde(default)]
     mode: crate::revalidate::InvalidationMode,
+    /// Soft or hard purges at the CDNs (`soft` when absent).
+    #[serde(default)]
+    purge: crate::engine::PurgeKind,
+    /// Whether the notice waits for the CDN (`origin` when absent).
+    #[serde(default)]
+    wait: crate::revalidate::Wait,
 }
 
 async fn action_revalidate(
@@ -293,6 +299,8 @@ async fn action_revalidate(
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let mut request = RevalidateRequest {
         mode: form.mode,
+        purge: form.purge,
+        wait: form.wait,
         ..RevalidateRequest::default()
     };
     if !form.path.is_empty() {
@@ -331,12 +339,34 @@ async fn action_revalidate(
                     format!("{n} {}", outcome.as_str().unwrap_or("").replace('_', " "))
                 })
                 .collect();
-            format!(
+            let notice = format!(
                 "{what} ({}): {} pages: {}",
                 form.mode.as_str(),
                 results.len(),
                 counts.join(", ")
-            )
+            );
+            match (form.wait, &state.edge) {
+                (crate::revalidate::Wait::Origin, _) => notice,
+                (crate::revalidate::Wait::Edge, None) => {
+                    format!("{notice}; the edge was not asked: the site has no --cdn-url")
+                }
+                (crate::revalidate::Wait::Edge, Some(edge)) => {
+                    let deadline = request.edge_deadline();
+                    let report = super::edge_report(&state.engine, edge, &results, deadline).await;
+                    let mut notice = format!("{notice}; live at the edge: {}", report.live.len());
+                    if let Some(slowest) = report.live.iter().map(|l| l.seconds).reduce(f64::max) {
+                        notice.push_str(&format!(" (slowest {slowest:.3} s)"));
+                    }
+                    if !report.missed.is_empty() {
+                        notice.push_str(&format!(
+                            "; not served new within {} s: {}",
+                            report.deadline_seconds,
+                            report.missed.join(" ")
+                        ));
+                    }
+                    notice
+                }
+            }
         }
         Revalidation::Accepted { accepted } => {
             format!("{what}: {accepted} pages are being revalidated in the background")
