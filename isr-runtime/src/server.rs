@@ -746,11 +746,13 @@ async fn revalidate_request(state: &AppState, request: Request) -> Response {
             axum::Json(serde_json::json!({ "results": results, "counts": counts, "edge": report }))
                 .into_response()
         }
-        Revalidation::Accepted { accepted } => (
-            StatusCode::ACCEPTED,
-            axum::Json(serde_json::json!({ "accepted": accepted })),
-        )
-            .into_response(),
+        Revalidation::Accepted { accepted } => {
+            let mut answer = serde_json::json!({ "accepted": accepted });
+            if edge.is_some() {
+                answer["edge"] = "not waited: the pages are revalidated in the background".into();
+            }
+            (StatusCode::ACCEPTED, axum::Json(answer)).into_response()
+        }
     }
 }
 
@@ -770,7 +772,9 @@ async fn edge_report(
             Some((key.to_url_path(), engine.etag_hex(&key)?))
         })
         .collect();
-    edge.wait(pages, deadline).await
+    let mut report = edge.wait(pages, deadline).await;
+    report.not_checked = results.len() - report.live.len() - report.missed.len();
+    report
 }
 
 async fn read_limited(body: Body) -> Result<Bytes, Response> {

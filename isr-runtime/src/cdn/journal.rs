@@ -35,6 +35,8 @@ pub const MAX_PENDING: usize = 100_000;
 /// queue works on without it.
 pub struct SqliteJournal {
     connection: Arc<Mutex<Connection>>,
+    /// Pending keys kept per CDN at most.
+    limit: usize,
 }
 
 impl SqliteJournal {
@@ -43,6 +45,14 @@ impl SqliteJournal {
     /// # Errors
     /// When the file cannot be opened or created.
     pub fn open(meta_dir: &Path) -> Result<SqliteJournal, String> {
+        Self::open_keeping(meta_dir, MAX_PENDING)
+    }
+
+    /// Like [`SqliteJournal::open`], keeping at most `limit` keys per CDN.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or created.
+    pub fn open_keeping(meta_dir: &Path, limit: usize) -> Result<SqliteJournal, String> {
         std::fs::create_dir_all(meta_dir).map_err(|e| format!("{}: {e}", meta_dir.display()))?;
         let path = meta_dir.join("purges.sqlite");
         let connection = Connection::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -57,6 +67,7 @@ impl SqliteJournal {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(SqliteJournal {
             connection: Arc::new(Mutex::new(connection)),
+            limit,
         })
     }
 
@@ -101,6 +112,7 @@ impl PurgeJournal for SqliteJournal {
         if keys.is_empty() {
             return Box::pin(async {});
         }
+        let limit = self.limit as i64;
         self.run("write pending purges", (), move |connection| {
             let transaction = connection.transaction()?;
             {
@@ -110,9 +122,11 @@ impl PurgeJournal for SqliteJournal {
                 for (kind, key) in &keys {
                     insert.execute((cdn, kind.as_str(), key))?;
                 }
+                // The newest `limit` rows of this CDN stay.
                 transaction.execute(
-                    "DELETE FROM pending WHERE cdn = ?1 AND seq <= (SELECT MAX(seq) FROM pending WHERE cdn = ?1) - ?2",
-                    (cdn, MAX_PENDING as i64),
+                    "DELETE FROM pending WHERE cdn = ?1 AND seq NOT IN
+                         (SELECT seq FROM pending WHERE cdn = ?1 ORDER BY seq DESC LIMIT ?2)",
+                    (cdn, limit),
                 )?;
             }
             transaction.commit()
@@ -126,8 +140,9 @@ impl PurgeJournal for SqliteJournal {
         self.run("remove sent purges", (), move |connection| {
             let transaction = connection.transaction()?;
             {
+                // A hard purge covers the soft one of the same key (the queue merges them).
                 let mut delete = transaction.prepare_cached(
-                    "DELETE FROM pending WHERE cdn = ?1 AND kind = ?2 AND key = ?3",
+                    "DELETE FROM pending WHERE cdn = ?1 AND key = ?3 AND (kind = ?2 OR ?2 = 'hard')",
                 )?;
                 for (kind, key) in &keys {
                     delete.execute((cdn, kind.as_str(), key))?;
@@ -184,5 +199,28 @@ mod tests {
             [key(PurgeKind::Soft, "posts")]
         );
         assert!(journal.pending("cloudflare").await.is_empty());
+        // A hard purge that went also clears the soft one it covered.
+        journal
+            .remove("akamai", vec![key(PurgeKind::Hard, "posts")])
+            .await;
+        assert!(journal.pending("akamai").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_newest_keys_of_each_cdn_are_kept_within_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open_keeping(dir.path(), 3).unwrap();
+        let soft = |key: &str| (PurgeKind::Soft, key.to_string());
+        journal.add("fastly", vec![soft("a"), soft("b")]).await;
+        // Another CDN's many rows do not push fastly's out.
+        for i in 0..10 {
+            journal.add("akamai", vec![soft(&format!("k{i}"))]).await;
+        }
+        journal.add("fastly", vec![soft("c"), soft("d")]).await;
+        assert_eq!(
+            journal.pending("fastly").await,
+            [soft("b"), soft("c"), soft("d")]
+        );
+        assert_eq!(journal.pending("akamai").await.len(), 3);
     }
 }

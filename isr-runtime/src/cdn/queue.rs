@@ -8,8 +8,10 @@
 //!   hard and soft in one batch is purged hard once), cut into requests within the CDN's
 //!   limits ([`Limits`]).
 //! - A request that failed is retried after 1, 2, 4, 8 and 16 s (or after the CDN's
-//!   `retry-after` on `429`), then given up (logged, counted `outcome="gave_up"`). A request
-//!   the CDN refused as malformed (`4xx` but `429`) is not retried.
+//!   `retry-after` on `429`, when longer; every request to that CDN waits as long), then given
+//!   up (logged, counted `outcome="gave_up"`). A request the CDN refused as malformed (`4xx`
+//!   but `429`) is not retried. A new change for a key that waits for a retry starts its count
+//!   again (it is news the CDN has not had).
 //! - Whoever announced a change learns how the *first* attempt of its keys went; retries do
 //!   not hold it up.
 
@@ -182,19 +184,15 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>, journal: 
             keys = left.len(),
             "sending the CDN purges left at the last stop"
         );
-        let left: Pending = left
-            .into_iter()
-            .map(|key| {
-                (
-                    key,
-                    Item {
-                        attempt: 0,
-                        waiting: Vec::new(),
-                    },
-                )
-            })
-            .collect();
-        retries.insert((Instant::now(), 0), left);
+        let mut replay = Pending::new();
+        for key in left {
+            let item = Item {
+                attempt: 0,
+                waiting: Vec::new(),
+            };
+            merge(&mut replay, key, item);
+        }
+        retries.insert((Instant::now(), 0), replay);
     }
     loop {
         let mut pending = Pending::new();
@@ -289,9 +287,10 @@ async fn run(mut jobs: mpsc::Receiver<Job>, adapter: Arc<dyn Adapter>, journal: 
                 continue;
             }
             let attempt = items.values().map(|i| i.attempt).min().unwrap_or(0);
+            let backoff = RETRY_DELAYS[attempt.min(RETRY_DELAYS.len() - 1)];
             let delay = match after {
-                Some(Some(wait)) => wait,
-                _ => RETRY_DELAYS[attempt.min(RETRY_DELAYS.len() - 1)],
+                Some(Some(wait)) => wait.max(backoff),
+                _ => backoff,
             };
             tracing::warn!(cdn = name, kind = request.kind.as_str(), keys = items.len(), %error, retry_in = ?delay, "CDN purge failed; retrying");
             for item in items.values_mut() {

@@ -121,8 +121,15 @@ impl App {
             .cdn_url
             .as_deref()
             .map(|url| {
-                crate::site::SiteUrl::parse(url)
-                    .map_err(|e| format!("invalid --cdn-url / ISR_CDN_URL: {e}"))
+                let parsed = crate::site::SiteUrl::parse(url)
+                    .map_err(|e| format!("invalid --cdn-url / ISR_CDN_URL: {e}"))?;
+                if cfg!(not(feature = "cdn-apis")) && parsed.as_str().starts_with("https:") {
+                    return Err(
+                        "--cdn-url / ISR_CDN_URL: an https:// address needs isr's `cdn-apis` feature (its HTTPS client)"
+                            .to_string(),
+                    );
+                }
+                Ok(parsed)
             })
             .transpose()?;
         let public_url = cli

@@ -358,10 +358,18 @@ async fn action_revalidate(
                         notice.push_str(&format!(" (slowest {slowest:.3} s)"));
                     }
                     if !report.missed.is_empty() {
+                        let first: Vec<&str> =
+                            report.missed.iter().take(10).map(String::as_str).collect();
                         notice.push_str(&format!(
-                            "; not served new within {} s: {}",
+                            "; {} not served new within {} s: {}{}",
+                            report.missed.len(),
                             report.deadline_seconds,
-                            report.missed.join(" ")
+                            first.join(" "),
+                            if report.missed.len() > first.len() {
+                                " …"
+                            } else {
+                                ""
+                            }
                         ));
                     }
                     notice
