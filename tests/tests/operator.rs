@@ -293,6 +293,20 @@ async fn the_cli_shows_status_and_pages_and_revalidates_a_running_site() {
         done.stdout
     );
 
+    // The purge and wait options reach the API: a hard purge is taken; waiting for the edge
+    // needs the site's --cdn-url, and the error says so.
+    let hard = fx.run(
+        &["revalidate", "--url", &url, POST, "--purge", "hard"],
+        &token,
+    );
+    assert_eq!(hard.code(), Some(0), "{}", hard.stderr);
+    let edge = fx.run(
+        &["revalidate", "--url", &url, POST, "--wait", "edge"],
+        &token,
+    );
+    assert_ne!(edge.code(), Some(0), "{}", edge.stdout);
+    assert!(edge.stderr.contains("--cdn-url"), "{}", edge.stderr);
+
     fx.hide_content();
     let failed = fx.run(
         &["revalidate", "--url", &url, POST, "--mode", "regenerate"],
@@ -509,6 +523,28 @@ async fn the_dashboard_logs_in_with_a_cookie_and_refuses_cross_site_changes() {
         "shown once: {}",
         again.body
     );
+    // The form's purge and wait selectors reach the revalidation: waiting for the edge needs
+    // the site's --cdn-url, and the notice says so.
+    let edge = server
+        .send(
+            server
+                .request(Method::POST, "/_isr/actions/revalidate")
+                .header("cookie", &cookie)
+                .header("origin", &own)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("path={POST}&mode=regenerate&purge=hard&wait=edge")),
+        )
+        .await;
+    assert_eq!(edge.status, 303);
+    let noticed = dashboard("/_isr/").await;
+    assert!(
+        noticed
+            .body
+            .contains("1 pages: 1 regenerated; the edge was not asked: the site has no --cdn-url"),
+        "{}",
+        noticed.body
+    );
+    assert!(noticed.body.contains("name=\"wait\""), "the form offers it");
     // A link cannot make the dashboard say anything.
     let forged =
         dashboard("/_isr/?notice=Your%20session%20expired%2C%20log%20in%20at%20evil.example").await;
