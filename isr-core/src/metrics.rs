@@ -16,8 +16,9 @@ pub const REGENERATION_SECONDS: &str = "isr_regeneration_duration_seconds";
 /// within its `stale_if_error`), `unavailable` (regenerating failed; 503).
 pub const EXPIRED_REQUESTS_TOTAL: &str = "isr_expired_requests_total";
 /// Counter of CDN purge requests by `cdn` (`varnish`, `fastly`, `cloudflare`, `akamai`,
-/// `cloudfront`), `kind` (`soft`, `hard`) and `outcome`: `ok`, `error`, `rate_limited` (a
-/// `429`) per API request; `gave_up` per request whose retries ran out; `dropped` per change
+/// `cloudfront`), `kind` (`soft`, `hard`) and `outcome`: `ok`, `error`, `rate_limited` (the
+/// CDN asked to wait: a `429`, or CloudFront's `TooManyInvalidationsInProgress`) per API
+/// request; `gave_up` per request whose retries ran out; `dropped` per change
 /// that found the queue full.
 pub const CDN_PURGES_TOTAL: &str = "isr_cdn_purges_total";
 /// Histogram of the seconds from the end of an on-demand revalidation until a GET through

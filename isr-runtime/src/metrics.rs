@@ -23,7 +23,15 @@ pub fn install() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // The edge propagation time is a histogram (buckets from 50 ms to 5 minutes, the
+            // longest wait); the other timings stay summaries.
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(CDN_PROPAGATION_SECONDS.into()),
+                    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+                )
+                .expect("the buckets are not empty");
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed by the app; ours then stays empty.
             if metrics::set_global_recorder(recorder).is_err() {

@@ -397,6 +397,7 @@ async fn every_vendor_gets_its_documented_request_and_each_queue_retries_on_its_
             "DIST1",
             "--cloudfront-api",
             &base,
+            "--cloudfront-tags",
         ],
         &[
             ("ISR_FASTLY_TOKEN", FASTLY_TOKEN),
@@ -556,6 +557,45 @@ async fn purges_the_cdn_api_did_not_take_are_sent_after_a_restart() {
     assert!(server
         .stderr_text()
         .contains("sending the CDN purges left at the last stop"));
+    drop(server);
+    server_task.abort();
+}
+
+#[tokio::test]
+async fn cloudfront_without_tags_invalidates_every_page_of_a_tag_by_its_path() {
+    let (stand_in, base, server_task) = start_stand_in().await;
+    let fx = Fixture::new();
+    let server = BlogServer::start(
+        &fx,
+        &["--cloudfront-distribution", "DIST1", "--cloudfront-api", &base],
+        &[("AWS_ACCESS_KEY_ID", AWS_KEY_ID), ("AWS_SECRET_ACCESS_KEY", AWS_SECRET)],
+    );
+    // Without tag invalidation the pages carry no `cache-tag` for it.
+    assert_eq!(server.get("/blog/what-is-isr").await.header("cache-tag"), None);
+    let answer = server
+        .revalidate(&json!({ "tags": ["posts"], "mode": "stale" }))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    let mut marked: Vec<String> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "marked_stale")
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
+    marked.sort();
+    assert!(marked.contains(&"/blog/what-is-isr".to_string()), "{marked:?}");
+    // The stand-in answers 503 first; the retry carries every path, no tag.
+    poll_until("CloudFront invalidated", Duration::from_secs(20), || async {
+        (stand_in.requests("cloudfront").len() == 2).then_some(())
+    })
+    .await;
+    let sent = &stand_in.requests("cloudfront")[1];
+    assert_eq!(sent.verdict, Ok(()));
+    let mut paths = sent.keys.clone();
+    paths.sort();
+    assert_eq!(paths, marked, "one invalidation of every page of the tag");
     drop(server);
     server_task.abort();
 }

@@ -208,8 +208,9 @@ pub enum RevalidationOutcome {
     NoRoute,
 }
 
-/// A request that would wait for more pages than this (regenerations, and the CDN purges of
-/// `expire` marks) is answered `202 Accepted` at once and finishes in the background.
+/// A request that would wait for more pages than this (regenerations, and with a CDN the
+/// purges of pages marked by their path, plus one for the tags) is answered `202 Accepted` at
+/// once and finishes in the background.
 pub const MAX_AWAITED_PAGES: usize = 1_000;
 
 /// What an on-demand request got.
@@ -363,9 +364,9 @@ pub async fn revalidate(
 }
 
 /// Like [`revalidate`], but answers [`Revalidation::Accepted`] without waiting when the request
-/// would wait for more than `max_awaited` pages: regenerations and the CDN purges of `expire`
-/// marks (the webhook uses [`MAX_AWAITED_PAGES`]). Marks are made before it answers, however
-/// many.
+/// would wait for more than `max_awaited` pages: regenerations, with a CDN the purge of each
+/// page marked by its path, and one purge for all the pages of the tags (the webhook uses
+/// [`MAX_AWAITED_PAGES`]). Marks are made before it answers, however many.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -551,11 +552,13 @@ async fn purge_tagged(
     let delivered = match tag_change {
         None => None,
         Some(delivered) => {
-            let tags_went = delivered.await;
-            let gone_went = match gone_change {
-                Some(gone) => gone.await,
-                None => true,
+            let gone = async {
+                match gone_change {
+                    Some(gone) => gone.await,
+                    None => true,
+                }
             };
+            let (tags_went, gone_went) = futures::join!(delivered, gone);
             Some(tags_went && gone_went)
         }
     };

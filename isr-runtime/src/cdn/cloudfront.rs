@@ -1,9 +1,10 @@
 //! Amazon CloudFront: `CreateInvalidation`
 //! (<https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateInvalidation.html>):
 //! `POST {api}/2020-05-31/distribution/{id}/invalidation` with an XML
-//! `InvalidationBatch` of paths, and of tags as `#tag` (a distribution with a
-//! `CacheTagConfig` whose header is `cache-tag`, which pages then carry; see the CloudFront
-//! guide's "invalidation by tags"), signed with AWS Signature Version 4 (the `aws-sigv4`
+//! `InvalidationBatch` of paths (every page a change reaches), or with `--cloudfront-tags` of
+//! tags as `#tag` and paths (a distribution with a `CacheTagConfig` whose header is
+//! `cache-tag`, which pages then carry; see the CloudFront guide's "invalidation by tags"),
+//! signed with AWS Signature Version 4 (the `aws-sigv4`
 //! crate of the AWS SDK for Rust; region `us-east-1`, service `cloudfront`). The answer is
 //! `201` with the invalidation's XML. CloudFront has no soft purge: every invalidation is
 //! hard. At most 3,000 paths and tags may be in progress per distribution, so a request holds
@@ -35,16 +36,25 @@ pub struct CloudFront {
     api: ApiBase,
     distribution: String,
     credentials: AwsCredentials,
+    /// Whether the distribution invalidates by tag (`#tag` items).
+    tags: bool,
     transport: Transport,
 }
 
 impl CloudFront {
-    /// Invalidates in `distribution` through `api`.
-    pub fn new(api: ApiBase, distribution: String, credentials: AwsCredentials) -> CloudFront {
+    /// Invalidates in `distribution` through `api`: by path, and by tag too when `tags` (the
+    /// distribution has a `CacheTagConfig` on `cache-tag`).
+    pub fn new(
+        api: ApiBase,
+        distribution: String,
+        credentials: AwsCredentials,
+        tags: bool,
+    ) -> CloudFront {
         CloudFront {
             api,
             distribution,
             credentials,
+            tags,
             transport: Transport::new(),
         }
     }
@@ -159,7 +169,11 @@ impl Adapter for CloudFront {
 
     fn limits(&self) -> Limits {
         Limits {
-            by: PurgeBy::Key,
+            by: if self.tags {
+                PurgeBy::Key
+            } else {
+                PurgeBy::Path
+            },
             soft: false,
             items_per_request: 1_000,
             bytes_per_request: usize::MAX,
@@ -199,5 +213,29 @@ impl Adapter for CloudFront {
             .await;
             sent.map(drop).map_err(busy_is_retried)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_cloudfront_is_waited_for_and_a_wrong_request_is_not_retried() {
+        let answer = |code: &str| {
+            SendError::Refused(format!(
+                "CloudFront invalidation: 400 Bad Request (<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code></Error></ErrorResponse>)"
+            ))
+        };
+        for busy in ["TooManyInvalidationsInProgress", "Throttling"] {
+            assert!(
+                matches!(busy_is_retried(answer(busy)), SendError::Retry { after: Some(wait), .. } if wait == BUSY_WAIT),
+                "{busy}"
+            );
+        }
+        assert!(matches!(
+            busy_is_retried(answer("InvalidArgument")),
+            SendError::Refused(_)
+        ));
     }
 }

@@ -41,7 +41,8 @@ pub struct EdgeCheck {
 pub struct Live {
     /// The page's URL path.
     pub path: String,
-    /// Seconds from the origin having it to the CDN serving it.
+    /// Seconds from the end of the revalidation (the origin has the page) to the CDN serving
+    /// it; an upper bound when the page waited for its turn.
     pub seconds: f64,
 }
 

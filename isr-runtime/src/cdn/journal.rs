@@ -117,7 +117,8 @@ impl PurgeJournal for SqliteJournal {
             let transaction = connection.transaction()?;
             {
                 let mut insert = transaction.prepare_cached(
-                    "INSERT OR IGNORE INTO pending (cdn, kind, key) VALUES (?1, ?2, ?3)",
+                    // A key queued again is the newest: it moves to the end (trimming keeps it).
+                    "INSERT OR REPLACE INTO pending (cdn, kind, key) VALUES (?1, ?2, ?3)",
                 )?;
                 for (kind, key) in &keys {
                     insert.execute((cdn, kind.as_str(), key))?;

@@ -60,8 +60,8 @@ impl Default for TagBudget {
 }
 
 /// A tag as the CDNs see it: every byte but letters, digits and ``!#$'+./^_`|~-`` (the
-/// characters Akamai's cache tags allow, the narrowest set of the supported CDNs)
-/// percent-encoded, and hashed
+/// characters Akamai's cache tags allow, the narrowest set of the supported CDNs, besides the
+/// `%` of the escapes) percent-encoded, and hashed
 /// when that is longer than the budget's tag length.
 ///
 /// ```
@@ -112,14 +112,14 @@ pub fn page_keys(tags: &[String], key: &str, budget: TagBudget) -> (Vec<String>,
     let mut overflowed = false;
     for tag in tags {
         let tag = tag_key(tag, budget);
+        if keys.iter().any(|kept| *kept == tag) {
+            continue;
+        }
         // Room for this tag, its separator and the path, which comes last.
         let fits =
             keys.len() + 2 <= budget.tags_per_object && used + tag.len() < budget.header_bytes;
         if !fits {
             overflowed = true;
-            continue;
-        }
-        if keys.iter().any(|kept| *kept == tag) {
             continue;
         }
         used += tag.len() + 1;

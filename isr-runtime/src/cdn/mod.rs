@@ -215,7 +215,7 @@ pub fn warn_tag_overflow(engine: &crate::Engine, budget: TagBudget) -> Vec<&'sta
 }
 
 /// The headers pages carry for CDNs (`name`, `limits`): `cache-tag` for Cloudflare and
-/// CloudFront (or when asked), `edge-cache-tag` for Akamai, within the strictest budget.
+/// CloudFront by tag (or when asked), `edge-cache-tag` for Akamai, within the strictest budget.
 pub fn tag_headers(
     cdns: impl Iterator<Item = (&'static str, Limits)>,
     cache_tag: bool,
@@ -227,7 +227,8 @@ pub fn tag_headers(
     for (name, limits) in cdns {
         headers.budget = headers.budget.min(limits.budget);
         match name {
-            "cloudflare" | "cloudfront" => headers.cache_tag = true,
+            "cloudflare" => headers.cache_tag = true,
+            "cloudfront" if limits.by == PurgeBy::Key => headers.cache_tag = true,
             "akamai" => headers.edge_cache_tag = true,
             _ => {}
         }

@@ -10,8 +10,8 @@
 //! - A request that failed is retried after 1, 2, 4, 8 and 16 s (or after the CDN's
 //!   `retry-after` on `429`, when longer; every request to that CDN waits as long), then given
 //!   up (logged, counted `outcome="gave_up"`). A request the CDN refused as malformed (`4xx`
-//!   but `429`) is not retried. A new change for a key that waits for a retry starts its count
-//!   again (it is news the CDN has not had).
+//!   but `429`) is not retried. A new change for a key that waits for a retry is sent with
+//!   the next batch, with a count of its own.
 //! - Whoever announced a change learns how the *first* attempt of its keys went; retries do
 //!   not hold it up.
 

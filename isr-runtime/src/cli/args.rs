@@ -97,6 +97,10 @@ pub(super) struct Cli {
     )]
     pub(super) cloudfront_distribution: Option<String>,
 
+    /// The CloudFront distribution invalidates by tag (its CacheTagConfig reads `cache-tag`): purge tags as `#tag` instead of every page's path
+    #[arg(long, env = "ISR_CLOUDFRONT_TAGS", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    pub(super) cloudfront_tags: bool,
+
     /// CloudFront API address [default: https://cloudfront.amazonaws.com]
     #[arg(long, env = "ISR_CLOUDFRONT_API", global = true, value_name = "URL")]
     pub(super) cloudfront_api: Option<String>,

@@ -134,6 +134,7 @@ fn vendors(cli: &Cli, adapters: &mut Vec<Arc<dyn Adapter>>) -> Result<(), String
                 secret_access_key: secret("AWS_SECRET_ACCESS_KEY", flag)?,
                 session_token: Secret::from_env("AWS_SESSION_TOKEN"),
             },
+            cli.cloudfront_tags,
         )));
     }
     Ok(())

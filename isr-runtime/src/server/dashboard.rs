@@ -377,7 +377,11 @@ async fn action_revalidate(
             }
         }
         Revalidation::Accepted { accepted } => {
-            format!("{what}: {accepted} pages are being revalidated in the background")
+            let edge = match form.wait {
+                crate::revalidate::Wait::Edge => " (the edge is not waited for)",
+                crate::revalidate::Wait::Origin => "",
+            };
+            format!("{what}: {accepted} pages are being revalidated in the background{edge}")
         }
     };
     auth.sessions.set_notice(&session, notice);
