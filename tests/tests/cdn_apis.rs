@@ -567,11 +567,22 @@ async fn cloudfront_without_tags_invalidates_every_page_of_a_tag_by_its_path() {
     let fx = Fixture::new();
     let server = BlogServer::start(
         &fx,
-        &["--cloudfront-distribution", "DIST1", "--cloudfront-api", &base],
-        &[("AWS_ACCESS_KEY_ID", AWS_KEY_ID), ("AWS_SECRET_ACCESS_KEY", AWS_SECRET)],
+        &[
+            "--cloudfront-distribution",
+            "DIST1",
+            "--cloudfront-api",
+            &base,
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", AWS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+        ],
     );
     // Without tag invalidation the pages carry no `cache-tag` for it.
-    assert_eq!(server.get("/blog/what-is-isr").await.header("cache-tag"), None);
+    assert_eq!(
+        server.get("/blog/what-is-isr").await.header("cache-tag"),
+        None
+    );
     let answer = server
         .revalidate(&json!({ "tags": ["posts"], "mode": "stale" }))
         .await;
@@ -585,11 +596,16 @@ async fn cloudfront_without_tags_invalidates_every_page_of_a_tag_by_its_path() {
         .map(|r| r["path"].as_str().unwrap().to_owned())
         .collect();
     marked.sort();
-    assert!(marked.contains(&"/blog/what-is-isr".to_string()), "{marked:?}");
+    assert!(
+        marked.contains(&"/blog/what-is-isr".to_string()),
+        "{marked:?}"
+    );
     // The stand-in answers 503 first; the retry carries every path, no tag.
-    poll_until("CloudFront invalidated", Duration::from_secs(20), || async {
-        (stand_in.requests("cloudfront").len() == 2).then_some(())
-    })
+    poll_until(
+        "CloudFront invalidated",
+        Duration::from_secs(20),
+        || async { (stand_in.requests("cloudfront").len() == 2).then_some(()) },
+    )
     .await;
     let sent = &stand_in.requests("cloudfront")[1];
     assert_eq!(sent.verdict, Ok(()));
