@@ -57,6 +57,35 @@ pub const UNKNOWN_PATHS_FAILING: &str = "isr_unknown_paths_failing";
 /// Gauge: age in seconds of the oldest stale page (0 when none is stale).
 pub const OLDEST_STALE_SECONDS: &str = "isr_oldest_stale_seconds";
 
+/// Every metric isr exports (as the exporter names them; a histogram adds `_bucket`, `_sum`
+/// and `_count`, a summary `_sum` and `_count`). `deploy/grafana/isr.json` charts each of
+/// them (tests/tests/grafana.rs).
+///
+/// ```
+/// assert!(isr::metrics::ALL.contains(&isr::metrics::REQUESTS_TOTAL));
+/// assert!(isr::metrics::ALL.iter().all(|name| name.starts_with("isr_")));
+/// ```
+pub const ALL: [&str; 18] = [
+    REQUESTS_TOTAL,
+    REGENERATIONS_TOTAL,
+    REGENERATION_SECONDS,
+    EXPIRED_REQUESTS_TOTAL,
+    CDN_PURGES_TOTAL,
+    CDN_PROPAGATION_SECONDS,
+    REVALIDATE_AUTH_FAILURES_TOTAL,
+    AUTH_FAILURES_TOTAL,
+    REDIS_UP,
+    REDIS_ERRORS_TOTAL,
+    REDIS_LEASES_TOTAL,
+    REDIS_EVENTS_TOTAL,
+    SHARED_PULLS_TOTAL,
+    REDIS_WRITE_BACKS_TOTAL,
+    PAGES,
+    PAGES_FAILING,
+    UNKNOWN_PATHS_FAILING,
+    OLDEST_STALE_SECONDS,
+];
+
 /// The `cache` labels of [`REQUESTS_TOTAL`].
 const REQUEST_LABELS: [&str; 7] = [
     "hit",
