@@ -140,6 +140,8 @@ pub trait Adapter: std::fmt::Debug + Send + Sync + 'static {
 /// CDN flags.
 pub struct CdnPurger {
     queues: Vec<queue::Queue>,
+    /// The strictest budget of the queues' CDNs: the one pages' headers are made within.
+    budget: TagBudget,
 }
 
 impl CdnPurger {
@@ -150,17 +152,12 @@ impl CdnPurger {
         journal: Option<Arc<dyn PurgeJournal>>,
     ) -> Arc<CdnPurger> {
         let journal = queue::Journal(journal);
-        Arc::new(CdnPurger {
-            queues: adapters
-                .into_iter()
-                .map(|adapter| queue::Queue::start(adapter, journal.clone()))
-                .collect(),
-        })
-    }
-
-    /// The headers pages carry for these CDNs, within the strictest of their budgets.
-    pub fn tag_headers(&self, cache_tag: bool) -> TagHeaders {
-        self::tag_headers(self.queues.iter().map(|q| (q.name, q.limits)), cache_tag)
+        let queues: Vec<queue::Queue> = adapters
+            .into_iter()
+            .map(|adapter| queue::Queue::start(adapter, journal.clone()))
+            .collect();
+        let budget = tag_headers(queues.iter().map(|q| (q.name, q.limits)), false).budget;
+        Arc::new(CdnPurger { queues, budget })
     }
 }
 
@@ -238,11 +235,7 @@ pub fn tag_headers(
 
 impl PageChanges for CdnPurger {
     fn changed(&self, change: Change) -> BoxFuture<'static, bool> {
-        let budget = self
-            .queues
-            .iter()
-            .fold(TagBudget::DEFAULT, |b, q| b.min(q.limits.budget));
-        let by_key: Vec<EdgeKey> = purge_keys(&change, budget);
+        let by_key: Vec<EdgeKey> = purge_keys(&change, self.budget);
         let by_path: Vec<String> = purge_paths(&change);
         let count = |q: &queue::Queue| match q.limits.by {
             PurgeBy::Key => by_key.len(),

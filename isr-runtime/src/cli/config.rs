@@ -29,7 +29,8 @@ pub(super) struct Config {
     pub(super) max_auth_failures: u32,
     /// The CDNs to purge (`--cdn-purge`, `--fastly-service`, …).
     pub(super) cdns: Vec<std::sync::Arc<dyn crate::cdn::Adapter>>,
-    pub(super) cache_tag: bool,
+    /// The purge-key headers pages carry for the CDNs configured (and `--cache-tag`).
+    pub(super) tag_headers: crate::cdn::TagHeaders,
     pub(super) connection_limits: ConnectionLimits,
     /// Serving threads with a runtime each (`server::threads`); 0: the main runtime serves.
     pub(super) serve_threads: usize,
@@ -41,6 +42,10 @@ pub(super) struct Config {
 impl App {
     pub(super) fn config(&self, cli: Cli) -> Result<Config, String> {
         let cdns = super::cdn::adapters(&cli)?;
+        let tag_headers = crate::cdn::tag_headers(
+            cdns.iter().map(|cdn| (cdn.name(), cdn.limits())),
+            cli.cache_tag,
+        );
         let addr_text = cli.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let addr: SocketAddr = addr_text.trim().parse().map_err(|_| {
             format!("invalid address {addr_text:?} for --addr / LEPTOS_SITE_ADDR: expected IP:PORT, e.g. {DEFAULT_ADDR}")
@@ -199,13 +204,7 @@ impl App {
                 keep_going: cli.keep_going,
                 progress: true,
                 // The CDNs' budget: the build warns about routes whose tags overflow it.
-                tag_budget: (!cdns.is_empty()).then(|| {
-                    crate::cdn::tag_headers(
-                        cdns.iter().map(|cdn| (cdn.name(), cdn.limits())),
-                        false,
-                    )
-                    .budget
-                }),
+                tag_budget: (!cdns.is_empty()).then_some(tag_headers.budget),
             },
             revalidate_secret,
             admin_token,
@@ -214,7 +213,7 @@ impl App {
             trusted_proxies,
             max_auth_failures,
             cdns,
-            cache_tag: cli.cache_tag,
+            tag_headers,
             connection_limits,
             serve_threads,
             engine: EngineOptions {

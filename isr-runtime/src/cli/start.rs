@@ -284,10 +284,7 @@ impl App {
             public,
             dev,
             metrics_token: config.metrics_token.clone(),
-            tag_headers: crate::cdn::tag_headers(
-                config.cdns.iter().map(|cdn| (cdn.name(), cdn.limits())),
-                config.cache_tag,
-            ),
+            tag_headers: config.tag_headers,
             admin_token: config.admin_token.clone(),
             sitemap: self.sitemap,
             public_url: config.public_url.clone(),
