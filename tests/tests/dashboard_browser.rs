@@ -141,7 +141,7 @@ async fn log_in_search_revalidate_and_watch_the_page_change_without_a_reload() {
     .await;
     assert!(notice.as_str().unwrap().contains("regenerated"), "{notice}");
 
-    // `ISR_DASHBOARD_SCREENSHOT=docs/dashboard.png` saves the README's screenshot.
+    // `ISR_DASHBOARD_SCREENSHOT=book/src/dashboard.png` saves the book's screenshot (Operating).
     if let Some(path) = std::env::var_os("ISR_DASHBOARD_SCREENSHOT") {
         browser.goto(&server.url("/_isr/")).await.unwrap();
         until(

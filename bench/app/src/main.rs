@@ -57,6 +57,7 @@ async fn static_page() -> isr::Result<Load<BenchProps>> {
     Ok(Load::props(props("Static page".into())))
 }
 
+// ANCHOR: params
 #[page(path = "/items/:id", revalidate = 3600, view = bench_view, paths = all_items, fallback = "blocking")]
 async fn item(params: Params) -> isr::Result<Load<BenchProps>> {
     let id = params.get("id")?;
@@ -74,6 +75,7 @@ async fn all_items() -> isr::Result<Vec<Params>> {
         .map(|i| Params::new().with("id", i.to_string()))
         .collect())
 }
+// ANCHOR_END: params
 
 #[page(path = "/slow", revalidate = 1, view = bench_view, timeout = 60)]
 async fn slow() -> isr::Result<Load<BenchProps>> {
@@ -112,6 +114,7 @@ fn expiring_props(name: &str) -> isr::Result<Load<BenchProps>> {
     Ok(Load::props(props(format!("{name}, run {run}"))))
 }
 
+// ANCHOR: expiring
 #[page(path = "/expiring", revalidate = 1, expire = 2, stale_if_error = 2, view = bench_view)]
 async fn expiring() -> isr::Result<Load<BenchProps>> {
     expiring_props("Expiring")
@@ -121,6 +124,7 @@ async fn expiring() -> isr::Result<Load<BenchProps>> {
 async fn expiring_strict() -> isr::Result<Load<BenchProps>> {
     expiring_props("Strict")
 }
+// ANCHOR_END: expiring
 
 fn bench_view(props: BenchProps) -> impl IntoView {
     view! {

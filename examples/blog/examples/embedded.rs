@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // ANCHOR: embed_router
     // Builds every page (or serves a built site at once and rebuilds it in the background).
     let isr = match blog::app().embed().await {
         Ok(isr) => isr,
@@ -39,6 +40,7 @@ async fn main() -> ExitCode {
             HeaderValue::from_static("embedded-blog"),
         ));
     let app = isr::server::with_access_log(app);
+    // ANCHOR_END: embed_router
     let addr = std::env::var("LEPTOS_SITE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(listener) => listener,
@@ -49,6 +51,7 @@ async fn main() -> ExitCode {
     };
     let local = listener.local_addr().expect("a bound address");
     tracing::info!("serving the embedded blog at http://{local}");
+    // ANCHOR: embed_shutdown
     let served = isr::axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let mut term =
@@ -61,6 +64,7 @@ async fn main() -> ExitCode {
         })
         .await;
     isr.shutdown().await;
+    // ANCHOR_END: embed_shutdown
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -20,6 +20,7 @@ pub mod pages;
 /// ```no_run
 /// std::process::exit(match blog::app().run() { c if c == std::process::ExitCode::SUCCESS => 0, _ => 1 });
 /// ```
+// ANCHOR: app
 #[cfg(feature = "ssr")]
 pub fn app() -> isr::App {
     isr::App::new("blog")
@@ -36,3 +37,4 @@ pub fn app() -> isr::App {
         .state_with(|_| likes::Likes::from_env().map_err(|e| format!("{e:#}")))
         .not_found_page(pages::not_found_page)
 }
+// ANCHOR_END: app

@@ -6,12 +6,14 @@
 //! and only their props are in the page; the rest (the post's body, its folded table of
 //! contents, the layout) stays static HTML.
 
+// ANCHOR: imports
 #[cfg(feature = "ssr")]
 use crate::content::{Content, Reader};
 use isr::prelude::*;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, Stylesheet, Title};
 use leptos_router::components::A;
+// ANCHOR_END: imports
 
 /// One entry of the post list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +42,7 @@ pub struct ListProps {
 /// Posts on one page of the list.
 pub const POSTS_PER_PAGE: usize = 10;
 
+// ANCHOR: list_query
 /// The list's query (`query = ["page", "tag"]`): `?page=` from 1 (the default, so `/blog` and
 /// `/blog?page=1` are one page), `?tag=` narrows it to the posts with that tag.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +55,7 @@ pub struct ListQuery {
 fn first_page() -> u32 {
     1
 }
+// ANCHOR_END: list_query
 
 /// The link to one page of the list (the first page without `?page=`).
 pub fn list_link(page: u32, tag: Option<&str>) -> String {
@@ -104,12 +108,15 @@ pub struct PostProps {
     pub unpublished: Option<String>,
 }
 
+// ANCHOR: post_params
 /// The params of `/blog/:slug`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PostParams {
     pub slug: String,
 }
+// ANCHOR_END: post_params
 
+// ANCHOR: blog_index
 /// `/blog`: the public posts, newest first, ten a page (`?page=2`), or those with one tag
 /// (`?tag=isr`): each variant is a page of its own, stored and revalidated like `/blog`, and a
 /// page number past the last, or a tag no post has, is a 404. Valid until the next scheduled
@@ -165,7 +172,9 @@ async fn blog_index(
         None => list,
     })
 }
+// ANCHOR_END: blog_index
 
+// ANCHOR: post_loader
 #[page(
     path = "/blog/:slug",
     revalidate = 5,
@@ -202,7 +211,9 @@ async fn post(
         _ => Ok(Load::NotFound),
     }
 }
+// ANCHOR_END: post_loader
 
+// ANCHOR: all_posts
 #[paths]
 async fn all_posts(State(content): State<Content>) -> isr::Result<Vec<PostParams>> {
     Ok(content
@@ -212,7 +223,9 @@ async fn all_posts(State(content): State<Content>) -> isr::Result<Vec<PostParams
         .map(|slug| PostParams { slug })
         .collect())
 }
+// ANCHOR_END: all_posts
 
+// ANCHOR: feed
 /// `/blog/feed.xml`: the newest posts as RSS 2.0, regenerated with the list (tag `posts`).
 #[page(
     path = "/blog/feed.xml",
@@ -231,7 +244,9 @@ async fn feed(
         None => feed,
     })
 }
+// ANCHOR_END: feed
 
+// ANCHOR: layouts
 /// The frame of every page of the site, its 404 and 503 pages included: isr renders each page
 /// inside it, so views are only their content. On the server only: the pages are islands pages
 /// and the bundle holds no layout (`isr/islands`).
@@ -257,6 +272,7 @@ fn blog_layout(children: Children) -> impl IntoView {
         <p class="subscribe"><a href="/blog/feed.xml">"Subscribe (RSS)"</a></p>
     }
 }
+// ANCHOR_END: layouts
 
 /// `/blog`: one page of the published posts, newest first, with a filter box (works once
 /// hydrated) and, when there are more, links to the newer and older ones.
@@ -338,6 +354,7 @@ fn PostFilter(posts: Vec<PostSummary>) -> impl IntoView {
     }
 }
 
+// ANCHOR: post_page
 /// `/blog/:slug`: one post, with a like button (an island) and a folded table of contents.
 pub fn post_page(props: PostProps) -> impl IntoView {
     let description = format!("{}, posted {} on the ISR blog.", props.title, props.date);
@@ -371,6 +388,7 @@ pub fn post_page(props: PostProps) -> impl IntoView {
         </p>
     }
 }
+// ANCHOR_END: post_page
 
 /// The blog's 404 page (`App::not_found_page`), rendered inside the layouts of the path asked for.
 pub fn not_found_page() -> impl IntoView {
@@ -384,6 +402,7 @@ pub fn not_found_page() -> impl IntoView {
     }
 }
 
+// ANCHOR: server_fns
 /// Adds a like to a published post and answers its new count (kept on the server, see
 /// `crate::likes`). A server function: the browser calls it at `POST /api/like_post`.
 #[server(endpoint = "like_post")]
@@ -413,6 +432,7 @@ pub async fn post_likes(slug: String) -> Result<u64, ServerFnError> {
     let likes: crate::likes::Likes = isr::server_state()?;
     Ok(likes.get(&slug).await)
 }
+// ANCHOR_END: server_fns
 
 /// `text` in lower case by the browser's own Unicode rules: Rust's `str::to_lowercase` would add
 /// its case tables to the client bundle (7 KB of its 100, brotli). The server never lowercases:
@@ -424,6 +444,7 @@ fn lowercase(text: &str) -> String {
     text.to_lowercase()
 }
 
+// ANCHOR: like_button
 /// The like button (an island): once hydrated it shows the post's stored count, and a click
 /// adds one on the server (shown at once, then the server's count).
 #[island]
@@ -457,6 +478,7 @@ fn LikeButton(slug: String) -> impl IntoView {
         </button>
     }
 }
+// ANCHOR_END: like_button
 
 /// The post's headings as links, folded: a `<details>` element opens and closes them without
 /// any code (an island would add 5 KB to the bundle, brotli, for what the browser does).

@@ -223,6 +223,7 @@ fn check_price(price_cents: i64) -> Result<i64, ApiError> {
     }
 }
 
+// ANCHOR: set_price
 async fn set_price(
     State(db): State<Db>,
     Extension(isr): Extension<Revalidator>,
@@ -242,6 +243,7 @@ async fn set_price(
     revalidate_tag(&isr, &format!("product:{id}")).await;
     Ok(Json(product).into_response())
 }
+// ANCHOR_END: set_price
 
 /// `POST /api/products` body.
 #[derive(Debug, Deserialize)]
@@ -336,6 +338,7 @@ async fn delete_product(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+// ANCHOR: revalidate_helpers
 /// Revalidates the pages tagged `tag`, logging failures (the change is stored either way; a
 /// page that failed to regenerate is retried by ISR later).
 async fn revalidate_tag(isr: &Revalidator, tag: &str) -> Vec<isr::RevalidationResult> {
@@ -357,6 +360,7 @@ async fn revalidate_path(isr: &Revalidator, path: &str) {
         Err(error) => tracing::warn!(path, %error, "page not revalidated"),
     }
 }
+// ANCHOR_END: revalidate_helpers
 
 fn log_failures(results: &[isr::RevalidationResult]) {
     for r in results {

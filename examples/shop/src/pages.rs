@@ -76,11 +76,13 @@ pub struct CataloguePage {
     pub n: std::num::NonZeroU32,
 }
 
+// ANCHOR: product_id
 /// The params of `/products/:id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductId {
     pub id: std::num::NonZeroU32,
 }
+// ANCHOR_END: product_id
 
 #[page(
     path = "/products",
@@ -107,6 +109,7 @@ async fn catalogue_page(
     load_catalogue_page(&db, n.get().into()).await
 }
 
+// ANCHOR: catalogue_loader
 /// Page `n` of the catalogue: `NotFound` past the last page (page 1 always exists).
 #[cfg(feature = "ssr")]
 async fn load_catalogue_page(db: &Db, n: i64) -> isr::Result<Load<CatalogueProps>> {
@@ -134,6 +137,7 @@ async fn load_catalogue_page(db: &Db, n: i64) -> isr::Result<Load<CatalogueProps
         .into_iter()
         .fold(Load::props(props), |load, tag| load.tag(tag)))
 }
+// ANCHOR_END: catalogue_loader
 
 #[paths]
 async fn all_catalogue_pages(State(db): State<Db>) -> isr::Result<Vec<CataloguePage>> {
@@ -144,6 +148,7 @@ async fn all_catalogue_pages(State(db): State<Db>) -> isr::Result<Vec<CatalogueP
         .collect())
 }
 
+// ANCHOR: product_profile
 /// How product pages (prices, stock) are kept: fresh for 5 minutes, regenerated in the
 /// background after that, never served older than an hour (a request then waits for the new
 /// price), and while the database is down the last price is shown for up to a day more.
@@ -173,7 +178,9 @@ async fn product(
         None => Ok(Load::NotFound),
     }
 }
+// ANCHOR_END: product_profile
 
+// ANCHOR: product_paths
 #[paths]
 async fn all_product_ids(State(db): State<Db>) -> isr::Result<Vec<ProductId>> {
     let ids = db.run(|conn| crate::db::all_ids(conn)).await?;
@@ -183,7 +190,9 @@ async fn all_product_ids(State(db): State<Db>) -> isr::Result<Vec<ProductId>> {
         .map(|id| ProductId { id })
         .collect())
 }
+// ANCHOR_END: product_paths
 
+// ANCHOR: shop_layout
 /// The frame of every page of the shop: header with the cart badge, main, footer. isr renders
 /// each page inside it and hydrates it inside it, so the views are only their content.
 #[isr::layout]
@@ -204,6 +213,7 @@ fn shop_layout(children: Children) -> impl IntoView {
         <footer class="site">"Statically generated, regenerated incrementally."</footer>
     }
 }
+// ANCHOR_END: shop_layout
 
 /// `/products` and `/products/page/:n`: 50 products with prev/next links (rendered in the
 /// unit test below; a doc test would link a second build of leptos under `cargo test --workspace`).
@@ -265,6 +275,7 @@ pub fn catalogue_page_view(props: CatalogueProps) -> impl IntoView {
     }
 }
 
+// ANCHOR: product_page
 /// `/products/:id`: one product with its "Add to cart" button.
 pub fn product_page(props: Product) -> impl IntoView {
     let in_stock = props.stock > 0;
@@ -297,6 +308,7 @@ pub fn product_page(props: Product) -> impl IntoView {
         </p>
     }
 }
+// ANCHOR_END: product_page
 
 #[cfg(all(test, feature = "ssr"))]
 mod tests {
