@@ -112,7 +112,6 @@ impl Db {
     }
     // ANCHOR_END: read
 }
-// ANCHOR_END: db
 
 /// `STARTER_DB`, else `target/starter.db` (relative to the working directory: the crate's own
 /// folder under `cargo run`).
@@ -122,3 +121,4 @@ pub fn path_from_env() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/starter.db"))
 }
+// ANCHOR_END: db
