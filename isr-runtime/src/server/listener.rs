@@ -312,6 +312,20 @@ fn refuse(stream: TcpStream, max: usize) {
     let _ = stream.try_write(BUSY_RESPONSE);
 }
 
+/// How long a connection that awaits its request head when the server stops may take to
+/// deliver one (at most the header timeout): enough for a request already sent, short enough
+/// that a client that only opened a connection (a browser's preconnect) does not hold up the
+/// stop.
+const STOP_HEAD_GRACE: Duration = Duration::from_secs(1);
+
+/// Completes at `deadline`, never without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves one connection until it closes, the watchdog closes it, or shutdown drains it.
 async fn serve_connection(
     stream: TcpStream,
@@ -350,6 +364,9 @@ async fn serve_connection(
     let mut connection = pin!(builder.serve_connection(io, service).with_upgrades());
     let mut draining = false;
     let mut idle_closed = false;
+    // While the server stops: until when a connection that awaits a request head may still
+    // deliver one before hyper is told to shut it down.
+    let mut head_grace: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -360,6 +377,20 @@ async fn serve_connection(
             }
             _ = stopped.changed(), if !draining => {
                 draining = true;
+                if activity.awaiting_head() {
+                    // Its request may be on the way, or already in the socket unread (a
+                    // connection accepted just before the stop): hyper would close it unread,
+                    // and a restart on a socket the service manager holds would fail that
+                    // request. Answer it with `connection: close`; a client that sends
+                    // nothing is shut down after the grace.
+                    activity.closing.store(true, Ordering::Release);
+                    head_grace = Some(tokio::time::Instant::now() + limits.header_timeout.min(STOP_HEAD_GRACE));
+                } else {
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+            () = sleep_until_some(head_grace) => {
+                head_grace = None;
                 connection.as_mut().graceful_shutdown();
             }
             expired = activity.expired(&limits, !idle_closed) => match expired {
@@ -396,8 +427,15 @@ impl Service<Request<Incoming>> for ConnectionService {
         let mut request = request.map(|body| Body::new(TimeoutBody::new(self.body_timeout, body)));
         request.extensions_mut().insert(ConnectInfo(self.peer));
         let response = self.app.call(request);
+        let activity = self.activity.clone();
         Box::pin(async move {
-            let response = response.await?;
+            let mut response = response.await?;
+            if activity.closing.load(Ordering::Acquire) {
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
             Ok(response.map(|body| ExchangeBody {
                 body,
                 _exchange: exchange,
@@ -555,6 +593,9 @@ struct Activity {
     /// for the first byte after an idle gap.
     idle: AtomicBool,
     phase: Mutex<Phase>,
+    /// Set when the server stops while a request head is awaited: the next response closes
+    /// the connection (`connection: close`).
+    closing: AtomicBool,
 }
 
 impl Activity {
@@ -564,7 +605,17 @@ impl Activity {
             phase: Mutex::new(Phase::Head {
                 since: Instant::now(),
             }),
+            closing: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a request head is awaited or being received (a fresh connection, or bytes of
+    /// a next request after an idle gap).
+    fn awaiting_head(&self) -> bool {
+        matches!(
+            *self.phase.lock().unwrap_or_else(|e| e.into_inner()),
+            Phase::Head { .. }
+        )
     }
 
     fn bytes_arrived(&self) {
@@ -819,6 +870,70 @@ mod tests {
         let _ = stop.send(());
         server.await.unwrap().unwrap();
         drop(reader_of_nothing);
+    }
+
+    /// A connection accepted before the stop whose request comes after it (its bytes were on
+    /// the way, or unread in the socket) is answered, with `connection: close`, instead of
+    /// being closed unread: what a restart on a socket the service manager holds needs. One
+    /// that sends nothing is closed after the grace, and the server stops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_arriving_just_after_the_stop_on_an_accepted_connection_is_answered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let app = Router::new().route("/", axum::routing::get(|| async { "hi" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let limits = ConnectionLimits {
+            max_connections: 3,
+            ..LIMITS
+        };
+        let server = tokio::spawn(serve_until(listener, app, limits, async {
+            let _ = stopped.await;
+        }));
+        async fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
+            stream.write_all(request).await.unwrap();
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer).await;
+            answer
+        }
+        let mut late = TcpStream::connect(addr).await.unwrap();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        // Accepted in order: once a third connection is answered, both are accepted.
+        let mut barrier = TcpStream::connect(addr).await.unwrap();
+        let answer = exchange(
+            &mut barrier,
+            b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+
+        stop.send(()).unwrap();
+        // Time for the connection tasks to see the stop before the request comes (were the
+        // request first, it would be answered as any request in flight at a stop is).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let answer = exchange(&mut late, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "answered: {answer:?}"
+        );
+        let head = answer.to_ascii_lowercase();
+        assert!(
+            head.contains("\r\nconnection: close\r\n") && answer.ends_with("\r\n\r\nhi"),
+            "{answer}"
+        );
+
+        // The silent one holds the stop up for the grace at most.
+        tokio::time::timeout(STOP_HEAD_GRACE * 10, server)
+            .await
+            .expect("the server stops once the grace is over")
+            .unwrap()
+            .unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(
+            silent.read_to_end(&mut rest).await.unwrap_or(0),
+            0,
+            "closed without an answer"
+        );
     }
 
     #[tokio::test]
