@@ -12,6 +12,7 @@ mod config;
 mod preview_link;
 mod serve;
 mod site_root;
+mod socket_activation;
 mod start;
 
 use args::*;
@@ -79,6 +80,9 @@ pub struct App {
     /// [`App::metrics`]).
     #[cfg(feature = "metrics")]
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The listening socket a service manager passed (socket activation), taken by `run`
+    /// before it starts any thread; `serve` listens on it instead of binding `--addr`.
+    passed_socket: Option<std::net::TcpListener>,
 }
 
 /// Renders an app's status page with the document shell, inside the layouts of a prefix (it
@@ -147,6 +151,7 @@ impl App {
         App {
             default_site_root: None,
             public_dir: None,
+            passed_socket: None,
             name,
             routes: axum::Router::new(),
             client: None,
@@ -455,6 +460,14 @@ impl App {
                     ExitCode::from(EXIT_BAD_CONFIG)
                 }
             };
+        }
+        // Before `init_tracing` starts the log thread: taking the socket unsets its variables.
+        match socket_activation::take_passed_socket() {
+            Ok(socket) => self.passed_socket = socket,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
         }
         let _log = init_tracing();
         let config = match self.config(cli) {

@@ -1,4 +1,5 @@
-//! Serving: the listeners (one socket per serving thread, or one shared), the connection
+//! Serving: the listeners (one socket per serving thread, or one shared; or the socket a
+//! service manager passed, see `socket_activation`), the connection
 //! limits, graceful shutdown, the runtime `run` owns, and its log output.
 
 use super::*;
@@ -11,16 +12,29 @@ impl App {
             background_build,
             public,
         } = opened;
-        let listening = match config.serve_threads {
-            0 => tokio::net::TcpListener::bind(config.addr)
+        let passed = self.passed_socket.take();
+        let from_manager = passed.is_some();
+        let listening = match (passed, config.serve_threads) {
+            (None, 0) => tokio::net::TcpListener::bind(config.addr)
                 .await
                 .map(Listening::Shared),
-            threads => {
+            (None, threads) => {
                 crate::server::threads::Listeners::bind(config.addr, threads).map(Listening::Own)
+            }
+            (Some(socket), 0) => socket
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(socket))
+                .map(Listening::Shared),
+            (Some(socket), threads) => {
+                crate::server::threads::Listeners::from_socket(socket, threads).map(Listening::Own)
             }
         };
         let listening = match listening {
             Ok(listening) => listening,
+            Err(error) if from_manager => {
+                eprintln!("error: cannot listen on the socket the service manager passed (LISTEN_FDS): {error}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
             Err(error) => {
                 eprintln!(
                     "error: cannot listen on {} (--addr / LEPTOS_SITE_ADDR): {error}",
@@ -29,6 +43,11 @@ impl App {
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };
+        if from_manager {
+            tracing::info!(
+                "listening on the socket the service manager passed (LISTEN_FDS); --addr is not used"
+            );
+        }
         let addr = listening.local_addr().unwrap_or(config.addr);
         let app = match self.app_router(&engine, &config, &shell, public).await {
             Ok(router) => crate::server::with_access_log(router),

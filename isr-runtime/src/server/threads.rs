@@ -72,6 +72,31 @@ impl Listeners {
         Ok(Listeners { sockets, addr })
     }
 
+    /// Serves one listening socket made elsewhere (a service manager's, under socket
+    /// activation) on `threads` threads (at least 1): each accepts on its own duplicate of the
+    /// descriptor, and the kernel hands each connection to one of them. The socket stays open
+    /// as long as anyone holds it: stopping the server closes only these duplicates.
+    ///
+    /// ```
+    /// let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = socket.local_addr()?;
+    /// let listeners = isr::server::threads::Listeners::from_socket(socket, 3)?;
+    /// assert_eq!((listeners.len(), listeners.local_addr()), (3, addr));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The socket cannot be made non-blocking, its address read, or its descriptor duplicated.
+    pub fn from_socket(socket: std::net::TcpListener, threads: usize) -> io::Result<Listeners> {
+        socket.set_nonblocking(true)?;
+        let addr = socket.local_addr()?;
+        let mut sockets = (1..threads.max(1))
+            .map(|_| socket.try_clone())
+            .collect::<io::Result<Vec<_>>>()?;
+        sockets.push(socket);
+        Ok(Listeners { sockets, addr })
+    }
+
     /// The address every socket listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
