@@ -8,6 +8,32 @@
 //! [`engine::SharedTier`]. Apps depend on `isr`, which re-exports everything here.
 //!
 //! Modules, data flowing one way: [`route`] → [`engine`] → ([`store`], page loaders).
+//!
+//! The two values an app writes most, in this crate's terms: a route's freshness policy
+//! ([`CacheProfile`], checked when compiled) and what a loader returns ([`Load`]):
+//!
+//! ```
+//! use isr_core::{CacheProfile, Load, Revalidate};
+//! use std::time::{Duration, SystemTime};
+//!
+//! // Fresh for 5 minutes; never served older than an hour; while regenerations fail, the old
+//! // page may be served for a day past that.
+//! const PRODUCT_PAGES: CacheProfile =
+//!     CacheProfile::revalidate(300).expire(3600).stale_if_error(86_400);
+//! assert_eq!(PRODUCT_PAGES.window(), Revalidate::After(300));
+//! assert_eq!(PRODUCT_PAGES.expire_secs(), Some(3600));
+//!
+//! // A loader's answer: the props, tagged so that revalidating `product:7` reaches this page,
+//! // valid until a sale ends; or a 404 until an embargo lifts.
+//! let sale_ends = SystemTime::now() + Duration::from_secs(3600);
+//! let page: Load<&str> = Load::props("Teapot").tag("product:7").valid_until(sale_ends);
+//! let Load::Props { tags, valid_until, .. } = page else { unreachable!() };
+//! assert_eq!((tags, valid_until), (vec!["product:7".to_string()], Some(sale_ends)));
+//! assert_eq!(Load::<&str>::not_yet(sale_ends), Load::NotYet { until: sale_ends });
+//! ```
+//!
+//! The engine itself ([`Engine`]) is driven by the `isr` crate's server and build; its own
+//! examples open one over an in-memory store.
 
 #![warn(missing_docs, unreachable_pub)]
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]

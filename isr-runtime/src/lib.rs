@@ -32,6 +32,21 @@
 //! }
 //! ```
 //!
+//! What a page's policy means to browsers and CDNs, as the server sends it (runs as a test):
+//!
+//! ```
+//! use isr::CacheProfile;
+//! // `#[page(path = "/prices", revalidate = 60, expire = 600, view = ..)]`
+//! let prices = CacheProfile::revalidate(60).expire(600);
+//! // Browsers ask every time (a 304 while unchanged); shared caches keep it 60 s.
+//! assert_eq!(isr::server::cache_control(prices), "max-age=0, must-revalidate, s-maxage=60");
+//! // CDNs may serve it stale while they refetch, but never past `expire`.
+//! assert_eq!(isr::server::cdn_cache_control(prices), "max-age=60, stale-while-revalidate=540");
+//! ```
+//!
+//! The book (`book/` in the repository) is the guide: getting started, pages, freshness,
+//! revalidation on demand, deploying and operating.
+//!
 //! Modules follow the lifecycle, data flowing one way: [`server`] → [`route`] → [`engine`] →
 //! ([`store`], [`render`], page loaders). [`build`] drives the engine at build time;
 //! [`revalidate`] drives it on demand; [`cli`] wires everything into [`App`].
