@@ -94,7 +94,7 @@ impl CacheProfile {
     }
 
     /// The ceiling on a served page's age: an older page is never served as current, a
-    /// request waits for its regeneration (see the README's "Freshness").
+    /// request waits for its regeneration (see the book's "Freshness").
     ///
     /// # Panics
     /// When `seconds` is not greater than the `revalidate` window, or more than a year.
