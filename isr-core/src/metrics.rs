@@ -27,7 +27,7 @@ pub const CDN_PROPAGATION_SECONDS: &str = "isr_cdn_propagation_seconds";
 /// Counter of `POST /_isr/revalidate` requests refused for a missing or wrong bearer token.
 pub const REVALIDATE_AUTH_FAILURES_TOTAL: &str = "isr_revalidate_auth_failures_total";
 /// Counter of failed authentications on every protected route, by `endpoint` (`revalidate`,
-/// `api`, `metrics`, `login`, `dashboard`).
+/// `api`, `metrics`, `login`, `dashboard`, `preview`).
 pub const AUTH_FAILURES_TOTAL: &str = "isr_auth_failures_total";
 
 /// Gauge: 1 while Redis (the shared tier, `--redis`) answers, 0 while it does not.
@@ -40,7 +40,7 @@ pub const REDIS_LEASES_TOTAL: &str = "isr_redis_leases_total";
 /// Counter of other instances' commits read from the event stream.
 pub const REDIS_EVENTS_TOTAL: &str = "isr_redis_events_total";
 /// Counter of pages copied from Redis into the local tiers, by reason (`event`, `request`,
-/// `resync`, `fenced`).
+/// `resync`, `fenced`, `superseded`).
 pub const SHARED_PULLS_TOTAL: &str = "isr_shared_pulls_total";
 /// Counter of pages generated while Redis was down and written back later, by outcome
 /// (`written`, `superseded`: Redis had a newer generation).

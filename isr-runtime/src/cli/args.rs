@@ -50,7 +50,8 @@ pub(super) struct Cli {
     #[arg(long, env = "ISR_PUBLIC_URL", global = true, value_name = "URL")]
     pub(super) public_url: Option<String>,
 
-    /// Build and serve the pages without the browser bundle (no hydration); without it a client
+    /// Do not build the browser bundle: pages are built and served without one (no hydration),
+    /// unless the site root already holds one, which is still served; without it a client
     /// bundle that fails to build fails `build` (exit status 1, with the cause)
     #[arg(long, env = "ISR_NO_CLIENT", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub(super) no_client: bool,
@@ -235,7 +236,7 @@ pub(super) enum Invocation {
     Pages {
         #[command(flatten)]
         remote: RemoteArgs,
-        /// Only pages in this state: fresh, stale, regenerating, backing_off, not_found, missing
+        /// Only pages in this state: fresh, stale, expired, regenerating, backing_off, not_found, missing
         #[arg(long)]
         state: Option<String>,
         /// Only pages of this route pattern (e.g. /blog/:slug)
