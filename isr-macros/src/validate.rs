@@ -120,11 +120,19 @@ impl PageSpec {
             }
         };
         if let (Some(path), Some(route)) = (path, &route) {
-            if !route.params.is_empty() && args.paths.is_none() && args.fallback.is_none() {
-                errors.push(path.error(format!(
-                    "dynamic path `{}` needs `paths = fn` (pages to pre-render) or `fallback = \"blocking\"` (render on first request)",
-                    path.value
-                )));
+            if !route.params.is_empty() && args.paths.is_none() {
+                match &args.fallback {
+                    None => errors.push(path.error(format!(
+                        "dynamic path `{}` needs `paths = fn` (pages to pre-render) or `fallback = \"blocking\"` (render on first request)",
+                        path.value
+                    ))),
+                    // Nothing pre-rendered and nothing rendered on request: every page a 404.
+                    Some(fallback) if fallback.value == "404" => errors.push(fallback.error(format!(
+                        "`fallback = \"404\"` without `paths` makes every page of `{}` a 404: add `paths = fn` (pages to pre-render) or use `fallback = \"blocking\"`",
+                        path.value
+                    ))),
+                    Some(_) => {}
+                }
             }
             if route.params.is_empty() {
                 if let Some(paths) = &args.paths {

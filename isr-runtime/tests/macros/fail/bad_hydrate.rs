@@ -6,12 +6,12 @@ pub struct Props {
     title: String,
 }
 
-#[component]
-pub fn View(props: Props) -> impl IntoView {
+/// The view: a function of the loader's props.
+pub fn show(props: Props) -> impl IntoView {
     view! { <p>{props.title}</p> }
 }
 
-#[page(path = "/blog", revalidate = 60, view = View, hydrate = "partial")]
+#[page(path = "/blog", revalidate = 60, view = show, hydrate = "partial")]
 pub async fn list() -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: "x".into() }))
 }
@@ -21,7 +21,7 @@ pub async fn feed() -> isr::Result<Load<String>> {
     Ok(Load::props(String::new()))
 }
 
-#[page(path = "/about", revalidate = 60, view = View, hydrate = islands)]
+#[page(path = "/about", revalidate = 60, view = show, hydrate = islands)]
 pub async fn about() -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: "x".into() }))
 }

@@ -6,12 +6,12 @@ pub struct Props {
     title: String,
 }
 
-#[component]
-pub fn View(props: Props) -> impl IntoView {
+/// The view: a function of the loader's props.
+pub fn show(props: Props) -> impl IntoView {
     view! { <p>{props.title}</p> }
 }
 
-#[page(path = "/blog/:1slug", revalidate = 60, view = View, fallback = "blocking")]
+#[page(path = "/blog/:1slug", revalidate = 60, view = show, fallback = "blocking")]
 pub async fn x(params: Params) -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: params.get("slug")?.to_string() }))
 }

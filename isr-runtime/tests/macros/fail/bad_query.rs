@@ -6,22 +6,22 @@ pub struct Props {
     title: String,
 }
 
-#[component]
-pub fn View(props: Props) -> impl IntoView {
+/// The view: a function of the loader's props.
+pub fn show(props: Props) -> impl IntoView {
     view! { <p>{props.title}</p> }
 }
 
-#[page(path = "/a", revalidate = 60, view = View, query = ["page", "page", "a b"], max_variants = 0)]
+#[page(path = "/a", revalidate = 60, view = show, query = ["page", "page", "a b"], max_variants = 0)]
 pub async fn a() -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: "a".into() }))
 }
 
-#[page(path = "/b", revalidate = 60, view = View, max_variants = 5, sitemap_variants = true)]
+#[page(path = "/b", revalidate = 60, view = show, max_variants = 5, sitemap_variants = true)]
 pub async fn b() -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: "b".into() }))
 }
 
-#[page(path = "/c", revalidate = 60, view = View, query = [])]
+#[page(path = "/c", revalidate = 60, view = show, query = [])]
 pub async fn c() -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: "c".into() }))
 }
@@ -36,7 +36,7 @@ pub struct Page {
     page: u32,
 }
 
-#[page(path = "/d", revalidate = 60, view = View, query = ["page"])]
+#[page(path = "/d", revalidate = 60, view = show, query = ["page"])]
 pub async fn d(Query(_a): Query<Page>, Query(_b): Query<Page>) -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: "d".into() }))
 }

@@ -6,12 +6,12 @@ pub struct Props {
     title: String,
 }
 
-#[component]
-pub fn View(props: Props) -> impl IntoView {
+/// The view: a function of the loader's props.
+pub fn show(props: Props) -> impl IntoView {
     view! { <p>{props.title}</p> }
 }
 
-#[page(path = "/x", revalidate = 60, view = View, tags = ["posts", 7])]
+#[page(path = "/x", revalidate = 60, view = show, tags = ["posts", 7])]
 pub async fn x() -> isr::Result<Load<Props>> {
     Ok(Load::props(Props { title: "x".into() }))
 }
