@@ -434,18 +434,19 @@ impl RunOutput {
 }
 
 /// The blog's command as the other helpers make it (its environment), run through
-/// `sh -c <script> <blog> <args>`: a script ending in `exec "$0" "$@"` becomes the blog, which
+/// `bash -c <script> <blog> <args>`: a script ending in `exec "$0" "$@"` becomes the blog, which
 /// keeps the shell's pid (what socket activation's `LISTEN_PID=$$` needs). Add the blog's
-/// arguments to the returned command.
+/// arguments to the returned command. (bash, not `sh`: Debian's dash redirects descriptors 0 to
+/// 9 only.)
 ///
 /// ```
 /// let command = isr_tests::blog_through_shell(r#"exec "$0" "$@""#, std::path::Path::new("/c"));
-/// assert_eq!(command.get_program(), "sh");
+/// assert_eq!(command.get_program(), "bash");
 /// assert!(command.get_envs().any(|(key, value)| key == "BLOG_CONTENT_DIR" && value == Some("/c".as_ref())));
 /// ```
 pub fn blog_through_shell(script: &str, content: &Path) -> Command {
     let blog = blog_command(content, &[]);
-    let mut command = Command::new("sh");
+    let mut command = Command::new("bash");
     command.arg("-c").arg(script).arg(blog.get_program());
     for (key, value) in blog.get_envs() {
         match value {

@@ -17,8 +17,9 @@ use std::net::TcpListener;
 /// environment: call it before the process starts any thread.
 ///
 /// # Errors
-/// A message naming `LISTEN_FDS` when more than one socket was passed (isr listens on one) or
-/// the one passed is not a TCP socket (a UDP or Unix socket).
+/// A message naming `LISTEN_FDS` when more than one socket was passed (isr listens on one), or
+/// the one passed is not a listening TCP socket (a UDP or Unix socket, or a connection: a
+/// `.socket` unit with `Accept=yes`).
 pub(super) fn take_passed_socket() -> Result<Option<TcpListener>, String> {
     #[cfg(unix)]
     {
@@ -29,9 +30,24 @@ pub(super) fn take_passed_socket() -> Result<Option<TcpListener>, String> {
                 passed.len()
             ));
         }
-        passed.take_tcp_listener(0).map_err(|error| {
+        let Some(socket) = passed.take_tcp_listener(0).map_err(|error| {
             format!("LISTEN_FDS: the socket passed is not a TCP listening socket ({error})")
-        })
+        })?
+        else {
+            return Ok(None);
+        };
+        // A `.socket` unit with `Accept=yes` passes a connection, not the listening socket:
+        // accepting on it would fail forever. (Apple's kernels do not answer SO_ACCEPTCONN.)
+        #[cfg(not(target_vendor = "apple"))]
+        match rustix::net::sockopt::socket_acceptconn(&socket) {
+            Ok(true) => {}
+            Ok(false) => return Err(
+                "LISTEN_FDS: the socket passed is not listening (a .socket unit with Accept=yes passes connections; isr needs Accept=no, the default)"
+                    .to_string(),
+            ),
+            Err(error) => return Err(format!("LISTEN_FDS: cannot read the socket passed ({error})")),
+        }
+        Ok(Some(socket))
     }
     // The protocol is systemd's; Windows has no such hand-over here.
     #[cfg(not(unix))]

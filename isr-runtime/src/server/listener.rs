@@ -149,8 +149,10 @@ pub fn default_max_connections() -> usize {
 
 /// Serves `app` on `listener` within `limits` until `shutdown` completes, then stops
 /// accepting (the listening socket is closed), lets every open connection finish the request
-/// it is in (idle ones are closed at once, ones still sending a head get their header
-/// timeout), and returns when all are closed. Whatever the caller does after this returns
+/// it is in (idle ones are closed at once; one awaiting a request head gets up to
+/// [`STOP_HEAD_GRACE`] to send its first byte, and one with part of a head received the rest of
+/// its header timeout; such a request is answered with `connection: close`), and returns when
+/// all are closed. Whatever the caller does after this returns
 /// runs with no request left in flight.
 ///
 /// Errors of single connections are logged at `debug` and never end the loop; accept errors
@@ -316,7 +318,7 @@ fn refuse(stream: TcpStream, max: usize) {
 /// deliver one (at most the header timeout): enough for a request already sent, short enough
 /// that a client that only opened a connection (a browser's preconnect) does not hold up the
 /// stop.
-const STOP_HEAD_GRACE: Duration = Duration::from_secs(1);
+pub const STOP_HEAD_GRACE: Duration = Duration::from_secs(1);
 
 /// Completes at `deadline`, never without one.
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
