@@ -432,7 +432,10 @@ impl Service<Request<Incoming>> for ConnectionService {
         let activity = self.activity.clone();
         Box::pin(async move {
             let mut response = response.await?;
-            if activity.closing.load(Ordering::Acquire) {
+            // (Not on a protocol switch, which the connection goes on with.)
+            if activity.closing.load(Ordering::Acquire)
+                && response.status() != axum::http::StatusCode::SWITCHING_PROTOCOLS
+            {
                 response.headers_mut().insert(
                     axum::http::header::CONNECTION,
                     axum::http::HeaderValue::from_static("close"),
