@@ -242,65 +242,66 @@ fn every_chapter_is_in_the_summary_and_every_summary_entry_exists() {
     }
 }
 
+/// The lines between `ANCHOR: name` and `ANCHOR_END: name` of `source` (what mdBook shows),
+/// if both are there, in that order.
+fn anchored<'a>(source: &'a str, name: &str) -> Option<Vec<&'a str>> {
+    let (begin, end) = (format!("ANCHOR: {name}"), format!("ANCHOR_END: {name}"));
+    let mut lines = source.lines();
+    lines
+        .by_ref()
+        .find(|line| line.trim_end().ends_with(&begin))?;
+    let mut region = Vec::new();
+    for line in lines {
+        if line.trim_end().ends_with(&end) {
+            return Some(region);
+        }
+        region.push(line);
+    }
+    None
+}
+
+/// What is wrong with an `{{#include path[:anchor]}}` of `chapter`, if anything.
+fn include_problem(chapter: &Path, path: &str, anchor: Option<&str>) -> Option<String> {
+    let Ok(source) = std::fs::read_to_string(chapter.parent().unwrap().join(path)) else {
+        return Some(format!("includes {path}: no such file"));
+    };
+    let anchor = anchor?;
+    if anchor
+        .split(':')
+        .all(|part| part.is_empty() || part.parse::<u32>().is_ok())
+    {
+        return Some(format!(
+            "includes {path}:{anchor}: line numbers rot, name an anchor"
+        ));
+    }
+    anchored(&source, anchor)
+        .is_none()
+        .then(|| format!("includes {path}:{anchor}: no such anchor (ANCHOR: and ANCHOR_END:)"))
+}
+
 #[test]
 fn rust_examples_are_includes_of_compiled_files_with_existing_anchors() {
     let mut problems = Vec::new();
     let mut includes = 0;
     for file in chapter_files() {
-        let text = read(&file);
-        for fence in fences(&text) {
+        for fence in fences(&read(&file)) {
             let is_rust = fence
                 .info
                 .split(',')
                 .next()
                 .is_some_and(|lang| lang.trim() == "rust");
+            let at = |problem: String| format!("{}:{}: {problem}", file.display(), fence.line);
             for line in &fence.lines {
                 match include_of(line) {
                     Some((path, anchor)) => {
                         includes += 1;
-                        let included = file.parent().unwrap().join(&path);
-                        let Ok(source) = std::fs::read_to_string(&included) else {
-                            problems.push(format!(
-                                "{}:{}: includes {path}: no such file",
-                                file.display(),
-                                fence.line
-                            ));
-                            continue;
-                        };
-                        if let Some(anchor) = anchor {
-                            let is_number = anchor
-                                .split(':')
-                                .all(|part| part.is_empty() || part.parse::<u32>().is_ok());
-                            if is_number {
-                                problems.push(format!(
-                                    "{}:{}: includes {path}:{anchor}: line numbers rot, name an anchor",
-                                    file.display(),
-                                    fence.line
-                                ));
-                                continue;
-                            }
-                            let begins = source
-                                .lines()
-                                .any(|l| l.trim_end().ends_with(&format!("ANCHOR: {anchor}")));
-                            let ends = source
-                                .lines()
-                                .any(|l| l.trim_end().ends_with(&format!("ANCHOR_END: {anchor}")));
-                            if !(begins && ends) {
-                                problems.push(format!(
-                                    "{}:{}: includes {path}:{anchor}: no such anchor (ANCHOR: and ANCHOR_END:)",
-                                    file.display(),
-                                    fence.line
-                                ));
-                            }
-                        }
+                        problems.extend(include_problem(&file, &path, anchor.as_deref()).map(at));
                     }
                     None if is_rust && !line.trim().is_empty() => {
-                        problems.push(format!(
-                            "{}:{}: inline Rust ({}): include it from compiled code instead",
-                            file.display(),
-                            fence.line,
+                        problems.push(at(format!(
+                            "inline Rust ({}): include it from compiled code instead",
                             line.trim()
-                        ));
+                        )));
                         break;
                     }
                     None => {}
@@ -377,13 +378,20 @@ fn the_readme_page_is_the_compiled_snippet() {
         .find(|fence| fence.info == "rust")
         .expect("the README shows a page in Rust");
     let snippet = read(&repo().join("book/snippets/src/readme.rs"));
-    let begin = snippet.find("// ANCHOR: page\n").expect("anchor") + "// ANCHOR: page\n".len();
-    let end = snippet.find("// ANCHOR_END: page").expect("anchor end");
-    let compiled: Vec<&str> = snippet[begin..end].lines().collect();
+    let compiled = anchored(&snippet, "page").expect("the snippet's `page` anchor");
     assert_eq!(
         block.lines.iter().map(String::as_str).collect::<Vec<_>>(),
         compiled,
         "README.md's page differs from book/snippets/src/readme.rs (the compiled one)"
     );
     assert!(compiled.len() <= 25, "a page in 20 lines");
+}
+
+#[test]
+fn anchored_regions_are_the_lines_between_their_markers() {
+    let source = "a\n// ANCHOR: x\nb\n// ANCHOR: y\nc\n// ANCHOR_END: y\n// ANCHOR_END: x\n// ANCHOR_END: z\n// ANCHOR: z\n";
+    assert_eq!(anchored(source, "y"), Some(vec!["c"]));
+    assert_eq!(anchored(source, "x").map(|r| r.len()), Some(4));
+    assert_eq!(anchored(source, "z"), None, "an end before its beginning");
+    assert_eq!(anchored(source, "w"), None);
 }
